@@ -1,0 +1,86 @@
+# tessera - plain Makefile (GNU make). See README.md.
+#
+#   make            build build/tessera
+#   make test       install missing packages, build, run every test; last line "N passed, N failed"
+#   make run        install missing packages, build, run the example workflow
+#   make bench      run the benchmarks under bench/
+#   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
+
+CC      ?= cc
+PKGS    := jansson sqlite3 libcrypto
+SANITIZE ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     := -O1
+else
+BUILD   := build
+SANFLAGS :=
+OPT     := -O2
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  += -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -g $(OPT) \
+           -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+LDFLAGS += $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -lpthread
+
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/tessera.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps test unit integration run bench clean
+
+all: $(BUILD)/tessera
+
+# Installs the Debian packages the project needs, only when something is missing.
+deps:
+	@scripts/install-deps.sh --if-missing
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libtessera.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/tessera: $(BUILD)/src/tessera.o $(BUILD)/libtessera.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libtessera.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libtessera.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tessera $(UNIT_BIN)
+	@tests/run-tests.sh $(BUILD)
+
+unit: $(UNIT_BIN)
+	@tests/run-tests.sh $(BUILD) unit
+
+integration: $(BUILD)/tessera
+	@tests/run-tests.sh $(BUILD) integration
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tessera
+	./$(BUILD)/tessera run examples/two-branches.json
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BENCH_BIN)
+	@bench/run-benchmarks.sh $(BUILD)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian packages listed in deps/debian-packages.txt.
+#   scripts/install-deps.sh              install (apt-get update first)
+#   scripts/install-deps.sh --if-missing do nothing when every package is installed
+set -eu
+cd "$(dirname "$0")/.."
+pkgs=$(grep -v '^[[:space:]]*#' deps/debian-packages.txt | grep -v '^[[:space:]]*$' | tr '\n' ' ')
+
+missing=""
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+
+if [ "${1:-}" = "--if-missing" ] && [ -z "$missing" ]; then
+    exit 0
+fi
+[ -n "$missing" ] || missing="$pkgs"
+
+echo "install-deps: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "install-deps: need root (or sudo) to install:$missing" >&2; exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

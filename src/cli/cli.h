@@ -1,0 +1,56 @@
+/*
+ * cli.h - the command line's shared pieces: option parsing over the
+ * configuration (flag > environment > .env > default, DESIGN §3) and the
+ * subcommands' entry points.
+ *
+ * Exit statuses of every subcommand: 0 success, 1 failure (a workflow that
+ * did not succeed, or an error while running), 2 bad usage or invalid input
+ * (nothing was changed).
+ */
+#ifndef TESSERA_CLI_CLI_H
+#define TESSERA_CLI_CLI_H
+
+#include <stdbool.h>
+
+#include "util/config.h"
+
+#define CLI_OK 0
+#define CLI_FAILED 1
+#define CLI_USAGE 2
+
+#define CLI_MAX_POSITIONAL 8
+
+/* What a subcommand accepts besides the configuration flags it names. */
+typedef struct cli_spec {
+    const char *name;       /* "run" */
+    const char *usage;      /* full --help text */
+    const char *const *config_flags; /* NULL-terminated: "--db", "--user", ... */
+    const char *const *bool_flags;   /* NULL-terminated: "--json", ... */
+    int min_positional, max_positional;
+} cli_spec;
+
+typedef struct cli_args {
+    ts_config cfg;
+    const char *positional[CLI_MAX_POSITIONAL];
+    int n_positional;
+    const char *bools[16]; /* the boolean flags given */
+    int n_bools;
+} cli_args;
+
+/* Parses argv (after the subcommand name) into a: loads .env and the
+ * environment, then applies flags. Prints --help and returns CLI_OK with
+ * *done = true; prints a clear error and returns CLI_USAGE on bad usage. */
+int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *a, bool *done);
+
+bool cli_has(const cli_args *a, const char *flag);
+
+/* mkdir -p for the state directory; TS_OK or TS_ERR with message. */
+int cli_mkdirs(const char *path, char *err, size_t errlen);
+
+/* Opens the log as configured, defaulting to <state_dir>/tessera.log. */
+int cli_open_log(const cli_args *a, const char *component);
+
+int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * executor.h - runs jobs somewhere and reports what happened (DESIGN §6).
+ *
+ * Contract:
+ *   - start() launches `tessera run-job SPEC` for one attempt of one job and
+ *     returns at once; the job's stdout and stderr are appended to
+ *     <work_dir>/job.log after a header line naming the attempt.
+ *   - The runner reports progress; wait() turns it into EXEC_PROGRESS events
+ *     (at most a few per second per job; the last one always) and the end of
+ *     the process into exactly one EXEC_EXITED event per started attempt.
+ *   - timeout_s > 0 is enforced: SIGTERM to the job's process group at the
+ *     deadline, SIGKILL after the grace period; outcome "timeout".
+ *   - cancel() sends SIGTERM to the process group and SIGKILL after grace_s;
+ *     the attempt then ends with outcome "cancelled".
+ *   - Jobs do not outlive the executor's process: if the scheduler dies, its
+ *     local jobs are killed (the restarted scheduler re-runs them).
+ * Implementations: exec_local (child processes on this machine).
+ */
+#ifndef TESSERA_EXEC_EXECUTOR_H
+#define TESSERA_EXEC_EXECUTOR_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct exec_job {
+    int64_t workflow_id;
+    int32_t job_index;
+    int attempt;
+    const char *job_id;
+    const char *job_type;
+    const char *image_path; /* may be NULL */
+    json_t *params;         /* borrowed object */
+    int cpus;
+    double timeout_s;   /* 0 = none */
+    const char *work_dir;   /* created if missing: spec files and job.log live here */
+    const char *result_dir; /* where the runner renames its outputs on success */
+} exec_job;
+
+typedef enum exec_event_kind { EXEC_PROGRESS, EXEC_EXITED } exec_event_kind;
+
+typedef struct exec_event {
+    exec_event_kind kind;
+    int64_t workflow_id;
+    int32_t job_index;
+    int attempt;
+    double progress;  /* 0..1 (EXEC_PROGRESS, and the last known for EXEC_EXITED) */
+    char message[256]; /* progress message, or why the attempt ended */
+    const char *outcome; /* EXEC_EXITED: "succeeded", "failed", "timeout", "cancelled" */
+    int exit_code;       /* EXEC_EXITED: exit status, or 128 + signal number */
+} exec_event;
+
+typedef struct executor executor;
+
+typedef struct executor_ops {
+    int (*start)(executor *ex, const exec_job *job, char *err, size_t errlen);
+    /* Unknown or already-ended jobs are ignored (cancel is idempotent). */
+    void (*cancel)(executor *ex, int64_t workflow_id, int32_t job_index, double grace_s);
+    /* Waits until something happens, wake_fd (if >= 0) becomes readable, or
+     * timeout_s passes; stores up to max events and returns how many. */
+    int (*wait)(executor *ex, double timeout_s, int wake_fd, exec_event *events, size_t max);
+    size_t (*running)(executor *ex);
+    /* Kills every running job (SIGKILL to each group) and frees. */
+    void (*destroy)(executor *ex);
+} executor_ops;
+
+struct executor {
+    const executor_ops *ops;
+};
+
+/* self_exe: the tessera binary to run as `self_exe run-job SPEC`.
+ * grace_s: seconds between SIGTERM and SIGKILL on timeout. */
+executor *exec_local_new(const char *self_exe, double grace_s, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * params.h - typed, validated job parameters.
+ *
+ * A schema is an array of job_param. params_validate() accepts a JSON object
+ * whose keys are all in the schema and whose values have the declared type
+ * and range; anything else is an error naming the key: "params.seconds: must
+ * be a number between 0 and 86400", "params.foo: unknown parameter (known:
+ * seconds)". The getters return the value or the schema's default.
+ */
+#ifndef TESSERA_JOBS_PARAMS_H
+#define TESSERA_JOBS_PARAMS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum param_type { PARAM_INT, PARAM_NUMBER, PARAM_BOOL, PARAM_STRING, PARAM_ENUM } param_type;
+
+typedef struct job_param {
+    const char *name;
+    param_type type;
+    double min, max;          /* PARAM_INT / PARAM_NUMBER: inclusive range */
+    double def_number;        /* default for INT / NUMBER / BOOL (0 or 1) */
+    const char *def_string;   /* default for STRING / ENUM (may be NULL) */
+    const char *const *choices; /* PARAM_ENUM: NULL-terminated */
+    const char *description;
+} job_param;
+
+int params_validate(const job_param *schema, size_t n, json_t *params, char *err, size_t errlen);
+
+double params_number(const job_param *schema, size_t n, json_t *params, const char *name);
+bool params_bool(const job_param *schema, size_t n, json_t *params, const char *name);
+const char *params_string(const job_param *schema, size_t n, json_t *params, const char *name);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * scheduler.c - see scheduler.h. The loop: lead -> take in -> decide ->
+ * record -> act -> wait -> record what happened.
+ */
+#include "sched/scheduler.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine.h"
+#include "core/map.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define SCHED_EVENTS_MAX 256
+
+struct scheduler {
+    sched_config cfg;
+    char *owner;
+    store *st;
+    executor *ex;
+    engine *eng;
+    bool leader;
+    bool claiming;
+    int64_t last_loaded_id;
+    int64_t last_command_id;
+    double next_heartbeat;
+    map started;          /* job key -> attempt + 1, for jobs our executor runs */
+    change_list changes;  /* decided, not yet recorded */
+    change_list acting;   /* recorded, being acted on */
+    job_ref_list kills;
+    exec_event events[SCHED_EVENTS_MAX];
+};
+
+/* Jobs are keyed by workflow id and index in one int64 for the map. */
+static int64_t job_key(int64_t workflow_id, int32_t job_index) {
+    return workflow_id * 16777216 + job_index;
+}
+
+scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, executor *ex) {
+    scheduler *s = ts_calloc(1, sizeof(*s));
+    s->cfg = *cfg;
+    s->owner = ts_strdup(owner);
+    s->st = st;
+    s->ex = ex;
+    s->claiming = true;
+    map_init(&s->started);
+    return s;
+}
+
+void sched_free(scheduler *s) {
+    if (!s) return;
+    engine_free(s->eng);
+    map_free(&s->started);
+    change_list_free(&s->changes);
+    change_list_free(&s->acting);
+    job_ref_list_free(&s->kills);
+    free(s->owner);
+    free(s);
+}
+
+bool sched_is_leader(const scheduler *s) {
+    return s->leader;
+}
+
+size_t sched_running(const scheduler *s) {
+    return s->started.count;
+}
+
+void sched_stop_claiming(scheduler *s) {
+    s->claiming = false;
+}
+
+/* A private copy of a stored spec: the store frees its own after the
+ * callback, and the engine must own the one it holds. */
+static spec_workflow *spec_clone(const spec_workflow *spec) {
+    spec_limits lim = {.max_jobs = SIZE_MAX, .max_string = SIZE_MAX, .max_depth = 1000,
+                       .max_name = SIZE_MAX, .max_cpus = 0};
+    json_t *doc = spec_to_json(spec);
+    spec_workflow *copy = NULL;
+    spec_error err;
+    if (spec_from_json(doc, &lim, NULL, NULL, &copy, &err) != TS_OK) copy = NULL;
+    json_decref(doc);
+    return copy;
+}
+
+typedef struct load_ctx {
+    scheduler *s;
+    char *err;
+    size_t errlen;
+    int rc;
+} load_ctx;
+
+/* Takes one stored workflow into the engine. A running job that this
+ * process is not running was left by a scheduler that is gone: it is
+ * interrupted and will be re-run as a new attempt. */
+static int load_one(void *ctx, const store_workflow *wf) {
+    load_ctx *lc = ctx;
+    scheduler *s = lc->s;
+    if (wf->id > s->last_loaded_id) s->last_loaded_id = wf->id;
+    spec_workflow *spec = spec_clone(wf->spec);
+    if (!spec) {
+        ts_errf(lc->err, lc->errlen, "workflow %lld: stored spec does not reload",
+                (long long)wf->id);
+        lc->rc = TS_ERR;
+        return 1;
+    }
+    engine_job_init *init = ts_calloc(wf->n_jobs, sizeof(*init));
+    for (size_t i = 0; i < wf->n_jobs; i++)
+        init[i] = (engine_job_init){wf->jobs[i].state, wf->jobs[i].attempt, wf->jobs[i].failures,
+                                    wf->jobs[i].not_before, wf->jobs[i].progress};
+    int rc = engine_add(s->eng, wf->id, wf->user, wf->state, wf->cancel_requested, spec, init,
+                        lc->err, lc->errlen);
+    free(init);
+    if (rc != TS_OK) {
+        log_emit(LOG_ERROR, NULL, NULL, "cannot take over workflow",
+                 json_pack("{sI ss}", "workflow_id", (json_int_t)wf->id, "error", lc->err));
+        return 0; /* one bad workflow must not stop the others */
+    }
+    for (size_t i = 0; i < wf->n_jobs; i++) {
+        const store_job *j = &wf->jobs[i];
+        if (j->state != JOB_RUNNING || map_get_id(&s->started, job_key(wf->id, j->index)))
+            continue;
+        char reason[200];
+        snprintf(reason, sizeof(reason), "interrupted: scheduler %s stopped while attempt %d ran",
+                 j->lease_owner[0] ? j->lease_owner : "(unknown)", j->attempt);
+        engine_interrupt(s->eng, (job_ref){wf->id, j->index}, reason, ts_now(), &s->changes);
+    }
+    return 0;
+}
+
+static int load_new(scheduler *s, char *err, size_t errlen) {
+    load_ctx lc = {s, err, errlen, TS_OK};
+    if (store_load_unfinished(s->st, s->last_loaded_id, load_one, &lc, err, errlen) != TS_OK)
+        return TS_ERR;
+    return lc.rc;
+}
+
+/* Starts over from the store: after taking the lead, and whenever recording
+ * failed and the engine may be ahead of what was committed. */
+static int rebuild(scheduler *s, char *err, size_t errlen) {
+    engine_free(s->eng);
+    engine_limits lim = {s->cfg.max_active_users, s->cfg.concurrency_limit};
+    s->eng = engine_new(&lim);
+    s->last_loaded_id = 0;
+    change_list_clear(&s->changes);
+    return load_new(s, err, errlen);
+}
+
+static int on_command(void *ctx, const store_command *cmd) {
+    scheduler *s = ctx;
+    if (cmd->id > s->last_command_id) s->last_command_id = cmd->id;
+    if (strcmp(cmd->kind, "cancel") != 0) return 0;
+    double now = ts_now();
+    if (cmd->job_index < 0)
+        engine_cancel_workflow(s->eng, cmd->workflow_id, "cancelled by the user", now, &s->changes,
+                               &s->kills);
+    else
+        engine_cancel_job(s->eng, (job_ref){cmd->workflow_id, cmd->job_index}, now, &s->changes,
+                          &s->kills);
+    return 0;
+}
+
+static void log_change(const core_change *ch) {
+    char run_id[32];
+    snprintf(run_id, sizeof(run_id), "wf-%lld", (long long)ch->workflow_id);
+    if (ch->kind == CHANGE_JOB_PROGRESS || ch->kind == CHANGE_QUEUE_POSITION) {
+        log_emit(LOG_DEBUG, run_id, ch->job_id, ch->event_type,
+                 json_pack("{sf si}", "progress", ch->progress, "queue_position",
+                           ch->queue_position));
+        return;
+    }
+    const char *state = ch->kind == CHANGE_JOB ? job_state_name(ch->to) : wf_state_name(ch->to);
+    log_emit(LOG_INFO, run_id, ch->job_id, ch->event_type,
+             json_pack("{ss ss si ss* si}", "user", ch->user, "state", state, "attempt",
+                       ch->attempt, "reason", ch->reason[0] ? ch->reason : NULL, "cpus",
+                       ch->cpus));
+}
+
+/* Writes one change through the store operation that guards it. */
+static int record_one(scheduler *s, const core_change *ch, double now, char *err, size_t errlen) {
+    if (ch->kind == CHANGE_JOB && ch->to == JOB_RUNNING)
+        return store_claim(s->st, ch, s->owner, now + s->cfg.lease_ttl, s->cfg.concurrency_limit,
+                           err, errlen);
+    if (ch->kind == CHANGE_WORKFLOW && ch->from == WF_QUEUED && ch->to == WF_RUNNING)
+        return store_admit(s->st, ch, s->cfg.max_active_users, err, errlen);
+    return store_apply(s->st, ch, NULL, err, errlen);
+}
+
+/* Commits every pending change in one transaction. On any failure nothing
+ * is kept and the engine is rebuilt from the store. */
+static int record(scheduler *s, char *err, size_t errlen) {
+    if (s->changes.n == 0) return TS_OK;
+    double now = ts_now();
+    int rc = store_begin(s->st, err, errlen);
+    for (size_t i = 0; rc == TS_OK && i < s->changes.n; i++) {
+        rc = record_one(s, &s->changes.v[i], now, err, errlen);
+        if (rc == STORE_CONFLICT)
+            ts_errf(err, errlen, "claim for workflow %lld lost to a concurrent change",
+                    (long long)s->changes.v[i].workflow_id);
+    }
+    if (rc == TS_OK) rc = store_commit(s->st, err, errlen);
+    if (rc != TS_OK) {
+        store_rollback(s->st);
+        log_emit(LOG_WARN, NULL, NULL, "recording failed; rebuilding from the store",
+                 json_pack("{ss}", "error", err));
+        return rebuild(s, err, errlen);
+    }
+    change_list tmp = s->acting;
+    s->acting = s->changes;
+    s->changes = tmp;
+    change_list_clear(&s->changes);
+    return TS_OK;
+}
+
+static void start_job(scheduler *s, const core_change *ch) {
+    const spec_workflow *spec = engine_spec(s->eng, ch->workflow_id);
+    const spec_job *sj = &spec->jobs[ch->job_index];
+    char *work = ts_asprintf("%s/work/%lld/%s", s->cfg.state_dir, (long long)ch->workflow_id,
+                             sj->job_id);
+    char *result = ts_asprintf("%s/results/%lld/%s", s->cfg.state_dir,
+                               (long long)ch->workflow_id, sj->job_id);
+    exec_job job = {.workflow_id = ch->workflow_id, .job_index = ch->job_index,
+                    .attempt = ch->attempt, .job_id = sj->job_id, .job_type = sj->job_type,
+                    .image_path = sj->image_path, .params = sj->params, .cpus = sj->cpus,
+                    .timeout_s = sj->timeout_s, .work_dir = work, .result_dir = result};
+    char err[TS_ERRLEN];
+    if (s->ex->ops->start(s->ex, &job, err, sizeof(err)) == TS_OK) {
+        map_put_id(&s->started, job_key(ch->workflow_id, ch->job_index),
+                   (void *)(intptr_t)(ch->attempt + 1));
+    } else {
+        engine_job_exited(s->eng, (job_ref){ch->workflow_id, ch->job_index}, ch->attempt, "failed",
+                          -1, err, ts_now(), &s->changes);
+    }
+    free(work);
+    free(result);
+}
+
+/* Acts on what was just committed: starts claimed jobs, stops cancelled
+ * ones, and logs. */
+static void act(scheduler *s) {
+    for (size_t i = 0; i < s->acting.n; i++) {
+        const core_change *ch = &s->acting.v[i];
+        log_change(ch);
+        if (ch->kind == CHANGE_JOB && ch->to == JOB_RUNNING) start_job(s, ch);
+    }
+    change_list_clear(&s->acting);
+    for (size_t i = 0; i < s->kills.n; i++)
+        s->ex->ops->cancel(s->ex, s->kills.v[i].workflow_id, s->kills.v[i].job_index,
+                           s->cfg.kill_grace_s);
+    job_ref_list_clear(&s->kills);
+    engine_forget_finished(s->eng);
+}
+
+/* Kills every job we run without recording anything: used when the lead is
+ * lost, since the new leader re-runs them. */
+static void drop_lead(scheduler *s) {
+    job_ref_list running = {0};
+    if (s->eng) engine_running_jobs(s->eng, &running);
+    for (size_t i = 0; i < running.n; i++)
+        s->ex->ops->cancel(s->ex, running.v[i].workflow_id, running.v[i].job_index, 0);
+    job_ref_list_free(&running);
+    map_free(&s->started);
+    map_init(&s->started);
+    engine_free(s->eng);
+    s->eng = NULL;
+    s->leader = false;
+    change_list_clear(&s->changes);
+}
+
+/* Takes, keeps or loses the lead, and renews job leases. */
+static int heartbeat(scheduler *s, char *err, size_t errlen) {
+    double now = ts_now();
+    if (s->leader && now < s->next_heartbeat) return TS_OK;
+    bool leader = false;
+    if (store_leader_acquire(s->st, s->owner, now, s->cfg.lease_ttl, &leader, err, errlen) != TS_OK)
+        return TS_ERR;
+    s->next_heartbeat = now + s->cfg.lease_ttl / 3;
+    if (!leader) {
+        if (s->leader) {
+            log_emit(LOG_WARN, NULL, NULL, "lost the scheduler lease; stopping local jobs", NULL);
+            drop_lead(s);
+        }
+        return TS_OK;
+    }
+    if (!s->leader) {
+        s->leader = true;
+        log_emit(LOG_INFO, NULL, NULL, "took the scheduler lease",
+                 json_pack("{ss}", "owner", s->owner));
+        if (rebuild(s, err, errlen) != TS_OK) return TS_ERR;
+        return TS_OK;
+    }
+    if (store_begin(s->st, err, errlen) != TS_OK) return TS_ERR;
+    if (store_renew_leases(s->st, s->owner, now + s->cfg.lease_ttl, err, errlen) != TS_OK ||
+        store_commit(s->st, err, errlen) != TS_OK) {
+        store_rollback(s->st);
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+static void on_exec_event(scheduler *s, const exec_event *ev) {
+    job_ref ref = {ev->workflow_id, ev->job_index};
+    double now = ts_now();
+    if (ev->kind == EXEC_PROGRESS) {
+        engine_job_progress(s->eng, ref, ev->attempt, ev->progress, now, &s->changes);
+        return;
+    }
+    map_del_id(&s->started, job_key(ev->workflow_id, ev->job_index));
+    engine_job_exited(s->eng, ref, ev->attempt, ev->outcome, ev->exit_code, ev->message, now,
+                      &s->changes);
+}
+
+/* How long the loop may sleep: until the next heartbeat, retry time or poll,
+ * and not at all while decisions wait to be recorded. */
+static double wait_budget(const scheduler *s, double max_wait) {
+    if (s->changes.n > 0) return 0;
+    double now = ts_now(), budget = max_wait;
+    if (s->cfg.poll_seconds < budget) budget = s->cfg.poll_seconds;
+    if (s->next_heartbeat - now < budget) budget = s->next_heartbeat - now;
+    double wake = s->eng ? engine_next_wakeup(s->eng, now) : 0;
+    if (wake > 0 && wake - now < budget) budget = wake - now;
+    return budget < 0 ? 0 : budget;
+}
+
+static int decide_and_act(scheduler *s, char *err, size_t errlen) {
+    if (load_new(s, err, errlen) != TS_OK) return TS_ERR;
+    if (store_commands_since(s->st, s->last_command_id, on_command, s, err, errlen) != TS_OK)
+        return TS_ERR;
+    double now = ts_now();
+    engine_admit(s->eng, now, &s->changes);
+    if (s->claiming) engine_schedule(s->eng, now, &s->changes);
+    if (record(s, err, errlen) != TS_OK) return TS_ERR;
+    act(s);
+    return TS_OK;
+}
+
+int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t errlen) {
+    if (heartbeat(s, err, errlen) != TS_OK) return TS_ERR;
+    if (s->leader && decide_and_act(s, err, errlen) != TS_OK) return TS_ERR;
+    int n = s->ex->ops->wait(s->ex, wait_budget(s, max_wait), wake_fd, s->events,
+                             SCHED_EVENTS_MAX);
+    if (!s->leader) return TS_OK;
+    for (int i = 0; i < n; i++) on_exec_event(s, &s->events[i]);
+    if (record(s, err, errlen) != TS_OK) return TS_ERR;
+    act(s);
+    return TS_OK;
+}
+
+int sched_shutdown(scheduler *s, const char *reason, char *err, size_t errlen) {
+    if (!s->leader) return TS_OK;
+    job_ref_list running = {0};
+    engine_running_jobs(s->eng, &running);
+    double now = ts_now();
+    /* Stop the processes first: once recorded as interrupted, a job may be
+     * claimed again by the next leader, and two attempts must never run. */
+    for (size_t i = 0; i < running.n; i++) {
+        s->ex->ops->cancel(s->ex, running.v[i].workflow_id, running.v[i].job_index, 0);
+        engine_interrupt(s->eng, running.v[i], reason, now, &s->changes);
+    }
+    job_ref_list_free(&running);
+    int rc = record(s, err, errlen);
+    if (rc == TS_OK) act(s);
+    drop_lead(s);
+    if (store_leader_release(s->st, s->owner, err, errlen) != TS_OK) rc = TS_ERR;
+    return rc;
+}

@@ -1,0 +1,214 @@
+/*
+ * store.h - durable state behind one interface (DESIGN §6): workflows, jobs,
+ * attempts, events, commands, users and the scheduler's leases.
+ *
+ * Contract:
+ *   - The store is the only state shared between processes and instances.
+ *     Open it after fork(), never before; one handle per process.
+ *   - store_open() creates the database if needed and brings the schema to
+ *     the current version with numbered migrations, each in a transaction.
+ *   - Every write that is acknowledged (returned TS_OK from store_submit or
+ *     store_commit) survives kill -9 of every process.
+ *   - Reads of one user's objects take that user's id; another user's object
+ *     is answered exactly like a missing one (STORE_NOTFOUND).
+ *   - Events get a strictly increasing seq in commit order.
+ *   - Callers never see SQL or backend types; the SQLite implementation lives
+ *     in src/store/sqlite*.c, a PostgreSQL one can follow without changing
+ *     callers (claims become SELECT ... FOR UPDATE SKIP LOCKED).
+ *
+ * Return codes: TS_OK, TS_ERR (message in err), and the two below.
+ */
+#ifndef TESSERA_STORE_STORE_H
+#define TESSERA_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/change.h"
+#include "core/spec.h"
+#include "core/state.h"
+
+#define STORE_NOTFOUND 1 /* no such object (or not the caller's) */
+#define STORE_CONFLICT 2 /* a claim or admission lost: the state or a limit changed */
+
+typedef struct store store;
+
+/* Opens "PATH" (SQLite file; parent directory must exist) or fails clearly
+ * for a URL scheme this build does not support. */
+int store_open(const char *url, store **out, char *err, size_t errlen);
+void store_close(store *st);
+
+/* The schema version this build migrates to, and the one the file has. */
+int store_schema_version(store *st);
+
+/* A write transaction (SQLite: BEGIN IMMEDIATE, waiting on the busy timeout).
+ * Not nestable. Everything between begin and commit is all or nothing. */
+int store_begin(store *st, char *err, size_t errlen);
+int store_commit(store *st, char *err, size_t errlen);
+void store_rollback(store *st);
+
+/* ---- workflows ---------------------------------------------------------- */
+
+typedef struct store_job {
+    int32_t index;
+    char *job_id;
+    job_state state;
+    int attempt;  /* 0 = never started */
+    int failures;
+    int cpus;
+    double not_before;
+    double progress; /* 0..1 */
+    double ready_at, started_at, finished_at; /* 0 = not yet */
+    int exit_code;    /* -1 = none */
+    char *reason;     /* last reason recorded, "" if none */
+    char *lease_owner; /* "" unless running */
+    double lease_expires;
+} store_job;
+
+typedef struct store_workflow {
+    int64_t id;
+    char *user;
+    char *name;
+    int priority;
+    wf_state state;
+    bool cancel_requested;
+    double submitted_at, admitted_at, finished_at; /* 0 = not yet */
+    char *reason;       /* last reason recorded, "" if none */
+    int queue_position; /* 1-based place in the admission line if queued, else 0 */
+    spec_workflow *spec; /* NULL when loaded without jobs */
+    store_job *jobs;     /* n_jobs entries in spec order; NULL when loaded without jobs */
+    size_t n_jobs;
+} store_workflow;
+
+void store_workflow_free(store_workflow *wf);
+
+/* Stores a validated workflow for user: the workflow row (queued), its jobs
+ * (pending) and the events workflow.submitted and workflow.queued, in one
+ * transaction of its own (not inside store_begin). Sets *id. */
+int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
+                 char *err, size_t errlen);
+
+/* One workflow with its jobs. user == NULL reads any user's (scheduler,
+ * admin); otherwise another user's workflow is STORE_NOTFOUND. */
+int store_workflow_get(store *st, int64_t id, const char *user, store_workflow **out, char *err,
+                       size_t errlen);
+
+/* Calls cb for each matching workflow, newest first, without jobs (spec and
+ * jobs NULL; n_jobs set). user NULL = all users; state < 0 = any state;
+ * before_id > 0 = only ids below it (pagination cursor); limit 0 = no limit.
+ * cb returns 0 to go on, non-zero to stop. The workflow passed to cb is
+ * freed after cb returns. */
+typedef int (*store_workflow_cb)(void *ctx, const store_workflow *wf);
+int store_workflow_list(store *st, const char *user, int state, int64_t before_id, size_t limit,
+                        store_workflow_cb cb, void *ctx, char *err, size_t errlen);
+
+/* Calls cb, oldest first, for every workflow with id > after_id that is not
+ * in a final state, with its spec and jobs: what a scheduler needs to take
+ * over. */
+int store_load_unfinished(store *st, int64_t after_id, store_workflow_cb cb, void *ctx, char *err,
+                          size_t errlen);
+
+/* Deletes a finished workflow of user with its jobs, attempts and events.
+ * STORE_CONFLICT if it is not finished. */
+int store_workflow_delete(store *st, int64_t id, const char *user, char *err, size_t errlen);
+
+/* ---- changes (inside store_begin/commit) --------------------------------- */
+
+/* Records a change decided by the engine: the row, the attempt history
+ * (an attempt row is opened when a job enters running and closed when it
+ * leaves), and one event. For job -> running use store_claim, for workflow
+ * queued -> running use store_admit. Sets *seq to the event's seq if seq is
+ * not NULL. TS_ERR if the row is not in ch->from (a stale decision). */
+int store_apply(store *st, const core_change *ch, int64_t *seq, char *err, size_t errlen);
+
+/* Claims a ready job for running: checks that it is still ready and that the
+ * cpus of all running jobs plus ch->cpus stay within concurrency_limit, then
+ * records the change like store_apply with the lease (owner, lease_expires).
+ * STORE_CONFLICT if either check fails (nothing written). */
+int store_claim(store *st, const core_change *ch, const char *owner, double lease_expires,
+                int concurrency_limit, char *err, size_t errlen);
+
+/* Admits a queued workflow: checks that it is still queued and that its user
+ * is already active or fewer than max_active_users users are active, then
+ * records the change. STORE_CONFLICT if not (nothing written). */
+int store_admit(store *st, const core_change *ch, int max_active_users, char *err, size_t errlen);
+
+/* Renews the lease of every running job held by owner. */
+int store_renew_leases(store *st, const char *owner, double lease_expires, char *err,
+                       size_t errlen);
+
+/* ---- the scheduler's leadership ----------------------------------------- */
+
+/* Takes or renews the single scheduler lease if it is free, expired or
+ * already owner's. Sets *leader. Own transaction. */
+int store_leader_acquire(store *st, const char *owner, double now, double ttl, bool *leader,
+                         char *err, size_t errlen);
+/* Gives the lease up if owner holds it. */
+int store_leader_release(store *st, const char *owner, char *err, size_t errlen);
+
+/* ---- commands (cancel, retry) from clients to the scheduler -------------- */
+
+typedef struct store_command {
+    int64_t id;
+    int64_t workflow_id;
+    int32_t job_index; /* -1 = the whole workflow */
+    char kind[16];     /* "cancel" or "retry" */
+    char user[129];
+    double created_at;
+} store_command;
+
+/* Queues a command (own transaction) and sets cancel_requested on the
+ * workflow for a workflow cancel. STORE_NOTFOUND if the workflow is not
+ * user's. */
+int store_command_add(store *st, int64_t workflow_id, int32_t job_index, const char *kind,
+                      const char *user, double now, int64_t *id, char *err, size_t errlen);
+typedef int (*store_command_cb)(void *ctx, const store_command *cmd);
+int store_commands_since(store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
+                         size_t errlen);
+
+/* ---- events --------------------------------------------------------------- */
+
+typedef struct store_event {
+    int64_t seq;
+    double ts;
+    const char *type;
+    int64_t workflow_id;
+    const char *user;
+    const char *job_id; /* NULL for workflow events */
+    const char *json;   /* the whole event as a JSON object text */
+} store_event;
+
+/* Events with seq > since, in seq order, of user (NULL = all) and workflow
+ * (0 = all), at most limit (0 = no limit). */
+typedef int (*store_event_cb)(void *ctx, const store_event *ev);
+int store_events_since(store *st, int64_t since, const char *user, int64_t workflow_id,
+                       size_t limit, store_event_cb cb, void *ctx, char *err, size_t errlen);
+
+/* ---- attempts ------------------------------------------------------------- */
+
+typedef struct store_attempt {
+    int attempt;
+    double started_at, finished_at; /* finished_at 0 = still running */
+    char outcome[16]; /* "running", "succeeded", "failed", "cancelled", "retrying", "interrupted" */
+    int exit_code;
+    char reason[256];
+} store_attempt;
+
+/* The attempts of one job, oldest first (*out malloc'd, caller frees). */
+int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
+                   size_t *n, char *err, size_t errlen);
+
+/* ---- the admission line at a glance --------------------------------------- */
+
+typedef struct store_queue_stats {
+    int active_users;      /* users with a running workflow */
+    int waiting_users;     /* users with a queued workflow and none running */
+    int queued_workflows;
+    int running_cpus;      /* cpus of running jobs */
+    int running_jobs;
+} store_queue_stats;
+
+int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * tessera.c - main: one binary, one subcommand per task (DESIGN §3).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "jobs/jobs.h"
+
+#define TESSERA_VERSION "0.1.0"
+
+static const char usage[] =
+    "usage: tessera COMMAND [options]\n"
+    "\n"
+    "tessera schedules workflows of whole-slide-image jobs for many users.\n"
+    "\n"
+    "commands:\n"
+    "  run [WORKFLOW.json]   store a workflow and run it on this machine, with live progress\n"
+    "  status [WORKFLOW]     show workflows, or one workflow's jobs and why they wait\n"
+    "  version               print the version\n"
+    "  run-job SPEC          (internal) run one job attempt; started by the executor\n"
+    "\n"
+    "Each command takes --help. Options also come from TESSERA_* variables and ./.env.\n";
+
+static int cmd_run_job(int argc, char **argv) {
+    if (argc != 1 || strcmp(argv[0], "--help") == 0) {
+        fputs("usage: tessera run-job SPEC.json\n"
+              "Runs one attempt of one job as the executor describes it in SPEC.json.\n"
+              "Started by the scheduler; not meant to be run by hand.\n",
+              argc == 1 ? stdout : stderr);
+        return argc == 1 ? CLI_OK : CLI_USAGE;
+    }
+    return jobs_run_main(argv[0]);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "status") == 0) return cmd_status(argc - 2, argv + 2);
+    if (strcmp(cmd, "run-job") == 0) return cmd_run_job(argc - 2, argv + 2);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tessera %s\n", TESSERA_VERSION);
+        return CLI_OK;
+    }
+    fprintf(stderr, "tessera: unknown command \"%s\" (see tessera --help)\n", cmd);
+    return CLI_USAGE;
+}

@@ -1,0 +1,47 @@
+/*
+ * config.h - tessera's options (DESIGN §3): each has a default, a TESSERA_*
+ * environment variable, a line in ./.env, and usually a command-line flag.
+ * Precedence: flag > environment > .env > default.
+ *
+ * Read once at start-up into a ts_config that is passed around; nothing
+ * reads the environment later.
+ */
+#ifndef TESSERA_UTIL_CONFIG_H
+#define TESSERA_UTIL_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct ts_config {
+    char listen[256];        /* TESSERA_LISTEN, default "127.0.0.1:8080" */
+    int workers;             /* TESSERA_WORKERS, default 2, 1..64 */
+    char db[1024];           /* TESSERA_DB, default "<state_dir>/tessera.db" (when empty) */
+    char state_dir[1024];    /* TESSERA_STATE_DIR, default "./var" */
+    char data_roots[4096];   /* TESSERA_DATA_ROOTS, colon-separated, default "<state_dir>/data" */
+    int max_active_users;    /* TESSERA_MAX_ACTIVE_USERS, default 3, 1..10000 */
+    int concurrency_limit;   /* TESSERA_CONCURRENCY_LIMIT, default number of online CPUs, 1..100000 */
+    double queue_poll_seconds; /* TESSERA_QUEUE_POLL_SECONDS, default 1, 0.01..3600 */
+    char session_secret[512]; /* TESSERA_SESSION_SECRET, default "" (then a file in state_dir) */
+    char auth[16];           /* TESSERA_AUTH: "header" or "token", default "header" */
+    char log[1024];          /* TESSERA_LOG: "-" for stderr or a file, default "" (command decides) */
+    char log_level[16];      /* TESSERA_LOG_LEVEL, default "info" */
+    char user[129];          /* TESSERA_USER, default $USER or "local" */
+} ts_config;
+
+/* Fills defaults. */
+void config_defaults(ts_config *cfg);
+
+/* Sets one option by its variable name ("TESSERA_DB") from text, validating
+ * it: TS_ERR with "TESSERA_WORKERS: must be an integer from 1 to 64" etc.
+ * Unknown names are TS_ERR too. */
+int config_set(ts_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* Applies dotenv_path (if it exists; NULL = skip) and then the process
+ * environment over cfg. A malformed .env line is an error naming the file and
+ * line. Unknown TESSERA_* names in .env are errors (typos); unrelated
+ * variables are ignored. */
+int config_load(ts_config *cfg, const char *dotenv_path, char *err, size_t errlen);
+
+/* After flags: fills derived defaults (db and data_roots from state_dir). */
+void config_finish(ts_config *cfg);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * log.h - structured logs as JSON lines (DESIGN §3, issue 3 item 7).
+ *
+ * Each line is one JSON object: {"ts": ISO-8601 UTC with milliseconds,
+ * "level": "debug"|"info"|"warn"|"error", "pid", "component", "msg",
+ * "run_id"? (the workflow id, e.g. "wf-12"), "job_id"?, ...extra fields}.
+ * Lines are written with one write() each so processes sharing a file do
+ * not interleave within a line.
+ *
+ * The destination and level are configuration, set once at start-up by
+ * log_open(); before it, logs go to stderr at level info.
+ */
+#ifndef TESSERA_UTIL_LOG_H
+#define TESSERA_UTIL_LOG_H
+
+#include <jansson.h>
+
+typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+
+/* path "-" = stderr; otherwise appended to (created 0644). component names
+ * the process ("run", "scheduler", "http", ...). Returns TS_OK or TS_ERR. */
+int log_open(const char *path, const char *component, log_level min_level, char *err,
+             size_t errlen);
+void log_close(void);
+
+/* Parses "debug", "info", "warn", "error". */
+int log_level_parse(const char *name, log_level *out);
+
+/* Emits one line. run_id / job_id may be NULL. fields (may be NULL) is a JSON
+ * object whose members are added to the line; the reference is stolen. */
+void log_emit(log_level level, const char *run_id, const char *job_id, const char *msg,
+              json_t *fields);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * util.c - see util.h.
+ */
+#include "util/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void ts_errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (err == NULL || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+double ts_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double ts_monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *ts_oom(size_t n) {
+    fprintf(stderr, "tessera: out of memory (allocating %zu bytes)\n", n);
+    abort();
+}
+
+void *ts_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    return p ? p : ts_oom(n);
+}
+
+void *ts_calloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    return p ? p : ts_oom(count * size);
+}
+
+void *ts_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    return q ? q : ts_oom(n);
+}
+
+char *ts_strdup(const char *s) {
+    return ts_strndup(s, strlen(s));
+}
+
+char *ts_strndup(const char *s, size_t n) {
+    size_t len = strnlen(s, n);
+    char *p = ts_malloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+char *ts_asprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = NULL;
+    int len = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    if (len < 0) return ts_oom(strlen(fmt));
+    return p;
+}
+
+void ts_strlcpy(char *dst, const char *src, size_t n) {
+    if (n == 0) return;
+    size_t len = strnlen(src, n - 1);
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+int ts_parse_int(const char *s, long min, long max, long *out) {
+    if (s == NULL || *s == '\0') return TS_ERR;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) return TS_ERR;
+    *out = v;
+    return TS_OK;
+}
+
+int ts_parse_double(const char *s, double min, double max, double *out) {
+    if (s == NULL || *s == '\0') return TS_ERR;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max) return TS_ERR;
+    *out = v;
+    return TS_OK;
+}

@@ -1,0 +1,52 @@
+/*
+ * util.h - small helpers shared by every module: return codes, error buffers,
+ * clocks and allocation that never returns NULL.
+ *
+ * Contract: functions across tessera return TS_OK (0) on success and TS_ERR (-1)
+ * on failure, writing a message a user can act on into a caller-supplied
+ * buffer (char *err, size_t errlen). Some add positive codes of their own
+ * (e.g. STORE_NOTFOUND); those are documented in the module's header.
+ */
+#ifndef TESSERA_UTIL_H
+#define TESSERA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_OK 0
+#define TS_ERR (-1)
+
+#define TS_ERRLEN 512 /* a comfortable size for error buffers */
+
+/* Formats into err (if err != NULL and errlen > 0); always NUL-terminates. */
+void ts_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Wall-clock time as seconds since the epoch, with sub-microsecond precision.
+ * Stored timestamps use this clock. */
+double ts_now(void);
+
+/* Monotonic seconds, for timeouts and intervals (never jumps). */
+double ts_monotonic(void);
+
+/* Allocation that aborts the process with a message on out-of-memory: the
+ * callers cannot do anything sensible without memory, and checking every
+ * small allocation would bury the logic. */
+void *ts_malloc(size_t n);
+void *ts_calloc(size_t count, size_t size);
+void *ts_realloc(void *p, size_t n);
+char *ts_strdup(const char *s);
+char *ts_strndup(const char *s, size_t n);
+
+/* printf into a freshly allocated string. */
+char *ts_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copies src into dst of size n, truncating; always NUL-terminates. */
+void ts_strlcpy(char *dst, const char *src, size_t n);
+
+/* Parses a whole string as a decimal integer / number within [min, max].
+ * Returns TS_OK or TS_ERR (no partial parses, no overflow). */
+int ts_parse_int(const char *s, long min, long max, long *out);
+int ts_parse_double(const char *s, double min, double max, double *out);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * view.c - see view.h.
+ */
+#include "view/view.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/reasons.h"
+#include "util/util.h"
+
+void view_time(double t, char *buf, size_t n) {
+    time_t secs = (time_t)t;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int ms = (int)((t - (double)secs) * 1000.0);
+    if (ms < 0) ms = 0;
+    if (ms > 999) ms = 999;
+    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+static json_t *time_or_null(double t) {
+    if (t <= 0) return json_null();
+    char buf[40];
+    view_time(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+double view_workflow_progress(const store_workflow *wf) {
+    if (!wf->jobs || wf->n_jobs == 0) return wf_state_final(wf->state) ? 1.0 : 0.0;
+    double done = 0;
+    for (size_t i = 0; i < wf->n_jobs; i++) {
+        if (job_state_final(wf->jobs[i].state))
+            done += 1;
+        else if (wf->jobs[i].state == JOB_RUNNING)
+            done += wf->jobs[i].progress;
+    }
+    return done / (double)wf->n_jobs;
+}
+
+static json_t *view_job(const store_workflow *wf, size_t i, const job_state *states,
+                        const store_queue_stats *stats, const view_limits *lim, double now) {
+    const store_job *j = &wf->jobs[i];
+    const spec_job *sj = &wf->spec->jobs[i];
+    json_t *deps = json_array();
+    for (size_t k = 0; k < sj->n_depends_on; k++)
+        json_array_append_new(deps, json_string(sj->depends_on[k]));
+    json_t *o = json_pack("{ss ss ss so ss si si sf si}", "job_id", sj->job_id, "job_type",
+                          sj->job_type, "branch", sj->branch, "depends_on", deps, "state",
+                          job_state_name(j->state), "attempt", j->attempt, "cpus", sj->cpus,
+                          "progress", j->progress, "failures", j->failures);
+    json_object_set_new(o, "image_path", sj->image_path ? json_string(sj->image_path) : json_null());
+    json_object_set_new(o, "ready_at", time_or_null(j->ready_at));
+    json_object_set_new(o, "started_at", time_or_null(j->started_at));
+    json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+    json_object_set_new(o, "exit_code", j->exit_code >= 0 ? json_integer(j->exit_code) : json_null());
+    json_object_set_new(o, "reason", json_string(j->reason ? j->reason : ""));
+    if (wf->state == WF_RUNNING && stats && (j->state == JOB_PENDING || j->state == JOB_READY)) {
+        char why[256];
+        reason_job_waiting(wf->spec, states, i, j->not_before, now, stats->running_cpus,
+                           lim->concurrency_limit, why, sizeof(why));
+        json_object_set_new(o, "waiting_reason", json_string(why));
+    }
+    return o;
+}
+
+static json_t *view_jobs(const store_workflow *wf, const store_queue_stats *stats,
+                         const view_limits *lim, double now) {
+    job_state *states = ts_malloc(wf->n_jobs * sizeof(job_state));
+    for (size_t i = 0; i < wf->n_jobs; i++) states[i] = wf->jobs[i].state;
+    json_t *jobs = json_array();
+    for (size_t i = 0; i < wf->n_jobs; i++)
+        json_array_append_new(jobs, view_job(wf, i, states, stats, lim, now));
+    free(states);
+    return jobs;
+}
+
+static json_t *view_counts(const store_workflow *wf) {
+    size_t count[JOB_STATE_COUNT] = {0};
+    for (size_t i = 0; i < wf->n_jobs; i++) count[wf->jobs[i].state]++;
+    json_t *o = json_object();
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        json_object_set_new(o, job_state_name((job_state)s), json_integer((json_int_t)count[s]));
+    return o;
+}
+
+json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
+                      const view_limits *lim, double now) {
+    json_t *o = json_pack("{sI ss ss si ss si}", "id", (json_int_t)wf->id, "name", wf->name,
+                          "user", wf->user, "priority", wf->priority, "state",
+                          wf_state_name(wf->state), "n_jobs", (int)wf->n_jobs);
+    json_object_set_new(o, "submitted_at", time_or_null(wf->submitted_at));
+    json_object_set_new(o, "admitted_at", time_or_null(wf->admitted_at));
+    json_object_set_new(o, "finished_at", time_or_null(wf->finished_at));
+    json_object_set_new(o, "reason", json_string(wf->reason ? wf->reason : ""));
+    if (wf->state == WF_QUEUED) {
+        json_object_set_new(o, "queue_position", json_integer(wf->queue_position));
+        if (stats) {
+            char why[256];
+            /* The user is active iff the line's stats count them; the
+             * recorded reason from the scheduler is the better source. */
+            if (wf->reason && wf->reason[0])
+                snprintf(why, sizeof(why), "%s", wf->reason);
+            else
+                reason_workflow_waiting(false, stats->active_users, lim->max_active_users, why,
+                                        sizeof(why));
+            json_object_set_new(o, "waiting_reason", json_string(why));
+        }
+    }
+    if (wf->jobs) {
+        json_object_set_new(o, "progress", json_real(view_workflow_progress(wf)));
+        json_object_set_new(o, "counts", view_counts(wf));
+        json_object_set_new(o, "jobs", view_jobs(wf, stats, lim, now));
+    }
+    return o;
+}

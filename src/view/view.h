@@ -1,0 +1,34 @@
+/*
+ * view.h - stored objects as the JSON users see (DESIGN §4 shapes), shared
+ * by `tessera status --json` and the HTTP API so both say the same thing.
+ *
+ * Timestamps are ISO-8601 UTC strings with milliseconds, or null when the
+ * moment has not come. Waiting workflows carry queue_position and
+ * waiting_reason; pending and ready jobs carry waiting_reason.
+ */
+#ifndef TESSERA_VIEW_VIEW_H
+#define TESSERA_VIEW_VIEW_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "store/store.h"
+
+typedef struct view_limits {
+    int max_active_users;
+    int concurrency_limit;
+} view_limits;
+
+/* Writes "2026-11-23T09:40:00.123Z" into buf (at least 32 bytes). */
+void view_time(double t, char *buf, size_t n);
+
+/* The workflow; with its jobs when wf->jobs is loaded. stats may be NULL
+ * (then waiting reasons that need the line's state are left out). */
+json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
+                      const view_limits *lim, double now);
+
+/* Fraction of the workflow done, 0..1: finished jobs count 1, running ones
+ * their progress. */
+double view_workflow_progress(const store_workflow *wf);
+
+#endif

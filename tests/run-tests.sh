@@ -1,0 +1,56 @@
+#!/bin/sh
+# Runs tessera's tests and ends with one line "N passed, N failed" over all of
+# them; exits non-zero on any failure or when nothing ran.
+#   tests/run-tests.sh BUILD_DIR [unit|integration]
+# Unit tests are cmocka binaries (BUILD_DIR/tests/test_*); integration tests are
+# scripts (tests/integration/test_*.sh) that start real processes and print
+# their own "N passed, N failed".
+set -u
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration]}
+which=${2:-all}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export TESSERA_BIN="$root/$build/tessera"
+passed=0
+failed=0
+failed_names=""
+
+count() { # $1 = name, $2 = output file, $3 = exit status
+    p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$2" | sed -E 's/.* ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
+    f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$2" | sed -E 's/.* ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1)
+        p=$(echo "$line" | sed -E 's/^([A-Za-z]+: )?([0-9]+) passed.*/\2/'); p=${p:-0}
+        f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/'); f=${f:-0}
+    fi
+    if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed or failed without saying so
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$f" -eq 0 ] || failed_names="$failed_names $1"
+    printf '%-40s %4d passed, %d failed\n' "$1" "$p" "$f"
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [ "$which" = all ] || [ "$which" = unit ]; then
+    for t in "$root/$build"/tests/test_*; do
+        [ -x "$t" ] || continue
+        name=$(basename "$t")
+        (cd "$tmp" && "$t") >"$tmp/$name.out" 2>&1; rc=$?
+        cat "$tmp/$name.out"
+        count "$name" "$tmp/$name.out" "$rc"
+    done
+fi
+if [ "$which" = all ] || [ "$which" = integration ]; then
+    for t in "$root"/tests/integration/test_*.sh; do
+        [ -f "$t" ] || continue
+        name=$(basename "$t")
+        sh "$t" >"$tmp/$name.out" 2>&1; rc=$?
+        cat "$tmp/$name.out"
+        count "$name" "$tmp/$name.out" "$rc"
+    done
+fi
+
+echo "----"
+[ -z "$failed_names" ] || echo "failing:$failed_names"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
