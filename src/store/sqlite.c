@@ -1,0 +1,377 @@
+/*
+ * sqlite.c - the SQLite store: opening a file, the connection's settings,
+ * the statement cache, transactions and store_submit (DESIGN §6, §9).
+ *
+ * Settings, and why:
+ *   - journal_mode=WAL: readers (HTTP workers) never block the writer (the
+ *     scheduler) and vice versa; one writer at a time.
+ *   - synchronous=NORMAL: in WAL mode a commit has written the transaction
+ *     to the WAL file (write(), no fsync) before it returns, so it survives
+ *     kill -9 of every process - our contract (store.h) - because the data
+ *     is in the OS page cache. Only an OS crash or power cut can lose the
+ *     last transactions (never corrupt the file); FULL would fsync every
+ *     commit to cover that too, at a large cost per scheduler tick.
+ *   - foreign_keys=ON: deleting a workflow cascades to its jobs, attempts,
+ *     events and commands.
+ *   - busy timeout 10 s: writers queue for the lock instead of failing.
+ *     Every transaction that may write starts with BEGIN IMMEDIATE, because
+ *     a deferred transaction that reads and then writes gets SQLITE_BUSY at
+ *     once, without waiting (DESIGN §9).
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/sqlite_internal.h"
+#include "util/util.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+/* ---- helpers shared by the sqlite*.c files ------------------------------- */
+
+/* See sqlite_internal.h; the SQLite message says what the database refused. */
+int db_fail(store *st, char *err, size_t errlen, const char *what) {
+    ts_errf(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
+    return TS_ERR;
+}
+
+/* Prepares lazily so that a process only pays for the statements it uses
+ * (an HTTP worker never claims); PERSISTENT tells SQLite they live long. */
+sqlite3_stmt *stmt_get(store *st, stmt_id id, const char *sql, char *err, size_t errlen) {
+    sqlite3_stmt *s = st->stmts[id];
+    if (s != NULL) {
+        /* Two call sites sharing a slot with different SQL would be a bug. */
+        assert(strcmp(sqlite3_sql(s), sql) == 0);
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+        ts_errf(err, errlen, "preparing \"%.60s...\": %s", sql, sqlite3_errmsg(st->db));
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    st->stmts[id] = s;
+    return s;
+}
+
+/* Ends the statement's read and drops bound pointers to caller memory. */
+void stmt_done(sqlite3_stmt *s) {
+    if (s == NULL) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Steps once; the error is taken before the reset, which would replace it. */
+int stmt_exec(store *st, sqlite3_stmt *s, char *err, size_t errlen, const char *what) {
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        db_fail(st, err, errlen, what);
+        stmt_done(s);
+        return TS_ERR;
+    }
+    stmt_done(s);
+    return TS_OK;
+}
+
+/* SQLITE_STATIC: every caller keeps the text alive until stmt_done. */
+int bind_text(sqlite3_stmt *s, int i, const char *v) {
+    if (v == NULL) return sqlite3_bind_null(s, i);
+    return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+/* Column text, "" for NULL, valid until the next step or reset. */
+const char *col_text(sqlite3_stmt *s, int i) {
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? (const char *)t : "";
+}
+
+/* Runs one of the cached statements without parameters (BEGIN, COMMIT...). */
+static int run_simple(store *st, stmt_id id, const char *sql, char *err, size_t errlen,
+                      const char *what) {
+    sqlite3_stmt *s = stmt_get(st, id, sql, err, errlen);
+    if (s == NULL) return TS_ERR;
+    return stmt_exec(st, s, err, errlen, what);
+}
+
+/* BEGIN IMMEDIATE unless the caller's transaction is already open. */
+int txn_enter(store *st, bool *own, char *err, size_t errlen) {
+    *own = sqlite3_get_autocommit(st->db) != 0;
+    if (!*own) return TS_OK;
+    return run_simple(st, ST_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE", err, errlen,
+                      "starting a write transaction");
+}
+
+/* Commits or rolls back what txn_enter opened; the caller's transaction is
+ * left to the caller (who rolls it back on an error). */
+int txn_end(store *st, bool own, int rc, char *err, size_t errlen) {
+    if (!own) return rc;
+    if (rc != TS_OK) {
+        store_rollback(st);
+        return rc;
+    }
+    return store_commit(st, err, errlen);
+}
+
+/* A deferred BEGIN: a read-only snapshot that never takes the write lock. */
+int read_enter(store *st, bool *own, char *err, size_t errlen) {
+    *own = sqlite3_get_autocommit(st->db) != 0;
+    if (!*own) return TS_OK;
+    return run_simple(st, ST_BEGIN_READ, "BEGIN", err, errlen, "starting a read transaction");
+}
+
+/* Ends the snapshot read_enter opened. */
+void read_end(store *st, bool own) {
+    if (own) store_rollback(st); /* nothing was written; ROLLBACK just ends the read */
+}
+
+/* ---- opening -------------------------------------------------------------- */
+
+/* True if url looks like "scheme://...". */
+static bool is_url(const char *url) {
+    const char *p = url;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.') p++;
+    return p > url && strncmp(p, "://", 3) == 0;
+}
+
+/* Refuses what this build cannot open, with the reason, before SQLite would
+ * create a stray file named "postgresql:" or a temporary database. */
+static int check_target(const char *url, char *err, size_t errlen) {
+    if (url == NULL || url[0] == '\0') {
+        ts_errf(err, errlen, "no database path given");
+        return TS_ERR;
+    }
+    if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
+        ts_errf(err, errlen, "PostgreSQL store is not available in this build yet");
+        return TS_ERR;
+    }
+    if (is_url(url)) {
+        ts_errf(err, errlen, "unsupported database URL \"%s\": give a file path", url);
+        return TS_ERR;
+    }
+    if (strcmp(url, ":memory:") == 0) {
+        ts_errf(err, errlen, "the store needs a database file (shared by processes), not :memory:");
+        return TS_ERR;
+    }
+    char *dir = ts_strdup(url);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) strcpy(dir, ".");
+    else if (slash == dir) slash[1] = '\0';
+    else *slash = '\0';
+    struct stat sb;
+    int rc = TS_OK;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        ts_errf(err, errlen, "cannot open database %s: directory %s does not exist", url, dir);
+        rc = TS_ERR;
+    }
+    free(dir);
+    return rc;
+}
+
+/* Runs a pragma and returns its first column's text in buf (if buf). */
+static int pragma(store *st, const char *sql, char *buf, size_t buflen, char *err,
+                  size_t errlen) {
+    sqlite3_stmt *s = NULL;
+    int rc = TS_ERR;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
+    int step = sqlite3_step(s);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) goto fail;
+    if (buf != NULL) ts_strlcpy(buf, step == SQLITE_ROW ? col_text(s, 0) : "", buflen);
+    rc = TS_OK;
+    goto cleanup;
+
+fail:
+    ts_errf(err, errlen, "%s: %s", sql, sqlite3_errmsg(st->db));
+cleanup:
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* The connection's settings (see the top of this file for why). */
+static int configure(store *st, const char *path, char *err, size_t errlen) {
+    char mode[32];
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    if (pragma(st, "PRAGMA journal_mode=WAL", mode, sizeof(mode), err, errlen) != TS_OK)
+        return TS_ERR;
+    if (strcmp(mode, "wal") != 0) {
+        ts_errf(err, errlen,
+                "cannot open database %s: WAL mode refused (journal mode is \"%s\"); "
+                "the database must be on a local disk",
+                path, mode);
+        return TS_ERR;
+    }
+    if (pragma(st, "PRAGMA synchronous=NORMAL", NULL, 0, err, errlen) != TS_OK) return TS_ERR;
+    if (pragma(st, "PRAGMA foreign_keys=ON", NULL, 0, err, errlen) != TS_OK) return TS_ERR;
+    return TS_OK;
+}
+
+/*
+ * Opens (creating if needed) the SQLite file at url and migrates it. The
+ * checks before sqlite3_open_v2 turn SQLite's "unable to open database
+ * file" into a message that says what to fix.
+ */
+int store_open(const char *url, store **out, char *err, size_t errlen) {
+    *out = NULL;
+    if (check_target(url, err, errlen) != TS_OK) return TS_ERR;
+    store *st = ts_calloc(1, sizeof(*st));
+    int rc = sqlite3_open_v2(url, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        ts_errf(err, errlen, "cannot open database %s: %s", url,
+                st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    if (configure(st, url, err, errlen) != TS_OK) goto fail;
+    if (sql_migrate(st, err, errlen) != TS_OK) goto fail;
+    *out = st;
+    return TS_OK;
+
+fail:
+    store_close(st);
+    return TS_ERR;
+}
+
+/* Finalizes the cached statements, then closes; an open transaction is
+ * rolled back by SQLite (nothing unacknowledged is kept). */
+void store_close(store *st) {
+    if (st == NULL) return;
+    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(st->stmts[i]);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+/* ---- transactions ---------------------------------------------------------- */
+
+/* BEGIN IMMEDIATE: takes the write lock now (waiting up to the busy timeout)
+ * so that nothing inside can fail with SQLITE_BUSY half-way. */
+int store_begin(store *st, char *err, size_t errlen) {
+    if (!sqlite3_get_autocommit(st->db)) {
+        ts_errf(err, errlen, "store_begin: a transaction is already open (they do not nest)");
+        return TS_ERR;
+    }
+    return run_simple(st, ST_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE", err, errlen,
+                      "starting a write transaction");
+}
+
+/* On a failed COMMIT the transaction is rolled back, so the handle is usable
+ * again and nothing half-done can be committed by a later call. */
+int store_commit(store *st, char *err, size_t errlen) {
+    if (run_simple(st, ST_COMMIT, "COMMIT", err, errlen, "committing") == TS_OK) return TS_OK;
+    store_rollback(st);
+    return TS_ERR;
+}
+
+/* Safe to call with no transaction open (error paths call it freely). */
+void store_rollback(store *st) {
+    if (sqlite3_get_autocommit(st->db)) return;
+    run_simple(st, ST_ROLLBACK, "ROLLBACK", NULL, 0, "rolling back");
+}
+
+/* ---- submit ---------------------------------------------------------------- */
+
+static const char SQL_WF_INSERT[] =
+    "INSERT INTO workflows (user_id, name, priority, state, spec, n_jobs, submitted_at)"
+    " VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6)";
+
+static const char SQL_JOB_INSERT[] =
+    "INSERT INTO jobs (workflow_id, idx, job_id, job_type, branch, cpus, state)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')";
+
+/* Inserts the workflow row and sets *id. */
+static int insert_workflow(store *st, const char *user, const spec_workflow *spec,
+                           const char *spec_text, double now, int64_t *id, char *err,
+                           size_t errlen) {
+    sqlite3_stmt *s = stmt_get(st, ST_WF_INSERT, SQL_WF_INSERT, err, errlen);
+    if (s == NULL) return TS_ERR;
+    bind_text(s, 1, user);
+    bind_text(s, 2, spec->name);
+    sqlite3_bind_int(s, 3, spec->priority);
+    bind_text(s, 4, spec_text);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)spec->n_jobs);
+    sqlite3_bind_double(s, 6, now);
+    if (stmt_exec(st, s, err, errlen, "storing the workflow") != TS_OK) return TS_ERR;
+    *id = sqlite3_last_insert_rowid(st->db);
+    return TS_OK;
+}
+
+/* Inserts every job, pending, in spec order. */
+static int insert_jobs(store *st, int64_t id, const spec_workflow *spec, char *err,
+                       size_t errlen) {
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        const spec_job *j = &spec->jobs[i];
+        sqlite3_stmt *s = stmt_get(st, ST_JOB_INSERT, SQL_JOB_INSERT, err, errlen);
+        if (s == NULL) return TS_ERR;
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+        bind_text(s, 3, j->job_id);
+        bind_text(s, 4, j->job_type);
+        bind_text(s, 5, j->branch);
+        sqlite3_bind_int(s, 6, j->cpus);
+        if (stmt_exec(st, s, err, errlen, "storing a job") != TS_OK) return TS_ERR;
+    }
+    return TS_OK;
+}
+
+/* The two events every new workflow starts with. */
+static int submit_events(store *st, int64_t id, double now, char *err, size_t errlen) {
+    int pos = 0;
+    sql_event ev = {.ts = now, .type = "workflow.submitted", .workflow_id = id, .job_index = -1,
+                    .state = "queued", .progress = -1};
+    if (sql_event_append(st, &ev, NULL, err, errlen) != TS_OK) return TS_ERR;
+    if (sql_queue_position(st, id, &pos, err, errlen) != TS_OK) return TS_ERR;
+    ev.type = "workflow.queued";
+    ev.queue_position = pos;
+    return sql_event_append(st, &ev, NULL, err, errlen);
+}
+
+/* Checks what a caller could get wrong before anything is written. */
+static int submit_check(store *st, const char *user, const spec_workflow *spec, char *err,
+                        size_t errlen) {
+    if (user == NULL || user[0] == '\0' || strlen(user) > 128) {
+        ts_errf(err, errlen, "store_submit: the user id must be 1-128 characters");
+        return TS_ERR;
+    }
+    if (spec == NULL || spec->n_jobs == 0) {
+        ts_errf(err, errlen, "store_submit: a workflow without jobs cannot be stored");
+        return TS_ERR;
+    }
+    if (!sqlite3_get_autocommit(st->db)) {
+        ts_errf(err, errlen, "store_submit runs in a transaction of its own, not inside store_begin");
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+/*
+ * Stores a new workflow with its jobs and first two events in one
+ * transaction. The spec is stored as its normalised JSON (every default
+ * filled in), so a later build with other defaults reloads the same
+ * workflow. Acknowledged (TS_OK) means committed to the WAL.
+ */
+int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
+                 char *err, size_t errlen) {
+    char *spec_text = NULL;
+    int rc = TS_ERR;
+    bool own = false;
+    if (submit_check(st, user, spec, err, errlen) != TS_OK) return TS_ERR;
+    json_t *doc = spec_to_json(spec);
+    spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (spec_text == NULL) {
+        ts_errf(err, errlen, "store_submit: the spec could not be serialised");
+        return TS_ERR;
+    }
+    if (txn_enter(st, &own, err, errlen) != TS_OK) goto cleanup;
+    if (insert_workflow(st, user, spec, spec_text, now, id, err, errlen) == TS_OK &&
+        insert_jobs(st, *id, spec, err, errlen) == TS_OK &&
+        submit_events(st, *id, now, err, errlen) == TS_OK)
+        rc = TS_OK;
+    rc = txn_end(st, own, rc, err, errlen);
+
+cleanup:
+    free(spec_text);
+    return rc;
+}

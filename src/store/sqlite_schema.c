@@ -1,0 +1,200 @@
+/*
+ * sqlite_schema.c - the SQLite schema as numbered migrations.
+ *
+ * The file's version is PRAGMA user_version. Migration N takes the schema
+ * from version N-1 to N and runs, with the version bump, in one BEGIN
+ * IMMEDIATE transaction: a crash leaves the file at N-1 or N, never between,
+ * and processes opening the file at the same time cannot both apply it (the
+ * second one re-reads the version under the write lock and finds it done).
+ * Migrations are append-only: a released one is never edited, a change is a
+ * new migration.
+ *
+ * Conventions of the schema:
+ *   - states are their lower-case names (state.h), so the file reads well in
+ *     the sqlite3 shell and the enums can be reordered;
+ *   - times are REAL epoch seconds, 0 meaning "not yet";
+ *   - ids use AUTOINCREMENT so that a deleted workflow's id or event seq is
+ *     never handed out again (clients keep ids and "since" cursors);
+ *   - deleting a workflow cascades to its jobs, attempts, events, commands.
+ */
+#include <stdio.h>
+
+#include "store/sqlite_internal.h"
+#include "util/util.h"
+
+/* Migration 1: everything. */
+static const char MIGRATION_1[] =
+    "CREATE TABLE workflows ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " user_id TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " priority INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL,"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    " spec TEXT NOT NULL," /* normalised JSON (spec_to_json) */
+    " n_jobs INTEGER NOT NULL,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " submitted_at REAL NOT NULL,"
+    " admitted_at REAL NOT NULL DEFAULT 0,"
+    " finished_at REAL NOT NULL DEFAULT 0);"
+    "CREATE INDEX workflows_user ON workflows(user_id, id);"
+    /* (state, rowid): the admission line and the running set are ranges. */
+    "CREATE INDEX workflows_state ON workflows(state);"
+
+    "CREATE TABLE jobs ("
+    " workflow_id INTEGER NOT NULL REFERENCES workflows(id) ON DELETE CASCADE,"
+    " idx INTEGER NOT NULL,"
+    " job_id TEXT NOT NULL,"
+    " job_type TEXT NOT NULL,"
+    " branch TEXT NOT NULL,"
+    " cpus INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
+    " attempt INTEGER NOT NULL DEFAULT 0,"
+    " failures INTEGER NOT NULL DEFAULT 0,"
+    " not_before REAL NOT NULL DEFAULT 0,"
+    " progress REAL NOT NULL DEFAULT 0,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " ready_at REAL NOT NULL DEFAULT 0,"
+    " started_at REAL NOT NULL DEFAULT 0,"
+    " finished_at REAL NOT NULL DEFAULT 0,"
+    " exit_code INTEGER NOT NULL DEFAULT -1,"
+    " lease_owner TEXT NOT NULL DEFAULT '',"
+    " lease_expires REAL NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (workflow_id, idx)) WITHOUT ROWID;"
+    /* Only running jobs: the claim's SUM(cpus) and lease renewal read this
+     * small index (covering), and transitions between other states (most of
+     * them) do not have to maintain it. */
+    "CREATE INDEX jobs_running ON jobs(lease_owner, cpus) WHERE state = 'running';"
+
+    "CREATE TABLE attempts ("
+    " workflow_id INTEGER NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " started_at REAL NOT NULL,"
+    " finished_at REAL NOT NULL DEFAULT 0,"
+    " outcome TEXT NOT NULL,"
+    " exit_code INTEGER NOT NULL DEFAULT -1,"
+    " reason TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (workflow_id, idx, attempt),"
+    " FOREIGN KEY (workflow_id, idx) REFERENCES jobs(workflow_id, idx) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+
+    /* Event bodies are composed on read from these columns, so the seq in
+     * the JSON is always the row's real seq. */
+    "CREATE TABLE events ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ts REAL NOT NULL,"
+    " type TEXT NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " workflow_id INTEGER NOT NULL REFERENCES workflows(id) ON DELETE CASCADE,"
+    " job_id TEXT,"
+    " state TEXT,"
+    " progress REAL,"
+    " message TEXT,"
+    " attempt INTEGER,"
+    " queue_position INTEGER);"
+    "CREATE INDEX events_user ON events(user_id, seq);"
+    "CREATE INDEX events_workflow ON events(workflow_id, seq);"
+
+    "CREATE TABLE commands ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " workflow_id INTEGER NOT NULL REFERENCES workflows(id) ON DELETE CASCADE,"
+    " job_idx INTEGER NOT NULL," /* -1 = the whole workflow */
+    " kind TEXT NOT NULL CHECK (kind IN ('cancel', 'retry')),"
+    " user_id TEXT NOT NULL,"
+    " created_at REAL NOT NULL);"
+    "CREATE INDEX commands_workflow ON commands(workflow_id);"
+
+    "CREATE TABLE leader ("
+    " name TEXT PRIMARY KEY,"
+    " owner TEXT NOT NULL,"
+    " expires REAL NOT NULL);"
+
+    "CREATE TABLE users ("
+    " name TEXT PRIMARY KEY,"
+    " token_hash TEXT,"
+    " admin INTEGER NOT NULL DEFAULT 0,"
+    " created_at REAL NOT NULL);";
+
+/* migrations[i] takes the schema from version i to i + 1. */
+static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1};
+
+/* Reads PRAGMA user_version into *version. */
+static int read_version(store *st, int *version, char *err, size_t errlen) {
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+        return db_fail(st, err, errlen, "reading the schema version");
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        db_fail(st, err, errlen, "reading the schema version");
+        sqlite3_finalize(s);
+        return TS_ERR;
+    }
+    *version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return TS_OK;
+}
+
+/* Applies migration `to` (1-based) and sets the version, inside the caller's
+ * transaction. The pragma takes no parameters, hence the formatted text. */
+static int apply_one(store *st, int to, char *err, size_t errlen) {
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, migrations[to - 1], NULL, NULL, &msg) != SQLITE_OK) {
+        ts_errf(err, errlen, "schema migration %d failed: %s", to, msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        return TS_ERR;
+    }
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", to);
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(st, err, errlen, "setting the schema version");
+    return TS_OK;
+}
+
+/* One step: under the write lock, re-reads the version and applies the next
+ * migration if one is due. *done is set when the file is current. */
+static int migrate_step(store *st, bool *done, char *err, size_t errlen) {
+    int version = 0;
+    if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(st, err, errlen, "starting a schema migration");
+    if (read_version(st, &version, err, errlen) != TS_OK) goto cleanup;
+    if (version > SQL_SCHEMA_VERSION) {
+        ts_errf(err, errlen,
+                "the database has schema version %d, newer than this build knows (%d): "
+                "run a newer tessera",
+                version, SQL_SCHEMA_VERSION);
+        goto cleanup;
+    }
+    *done = version == SQL_SCHEMA_VERSION;
+    if (!*done && apply_one(st, version + 1, err, errlen) != TS_OK) goto cleanup;
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        db_fail(st, err, errlen, "committing a schema migration");
+        goto cleanup;
+    }
+    return TS_OK;
+
+cleanup:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return TS_ERR;
+}
+
+/*
+ * Brings the file to SQL_SCHEMA_VERSION. The common case - a current file
+ * opened by one of many worker processes - only reads the version, without
+ * taking the write lock.
+ */
+int sql_migrate(store *st, char *err, size_t errlen) {
+    int version = 0;
+    if (read_version(st, &version, err, errlen) != TS_OK) return TS_ERR;
+    if (version == SQL_SCHEMA_VERSION) return TS_OK;
+    for (bool done = false; !done;)
+        if (migrate_step(st, &done, err, errlen) != TS_OK) return TS_ERR;
+    return TS_OK;
+}
+
+/* The version the file has (equal to this build's after a successful open). */
+int store_schema_version(store *st) {
+    int version = -1;
+    if (read_version(st, &version, NULL, 0) != TS_OK) return -1;
+    return version;
+}

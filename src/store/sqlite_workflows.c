@@ -1,0 +1,338 @@
+/*
+ * sqlite_workflows.c - reading and deleting workflows: get, list, the
+ * scheduler's reload of unfinished work, delete.
+ *
+ * queue_position is derived on read (1 + queued workflows with a smaller
+ * id: the line is FIFO by submission across users) rather than stored, so
+ * it can never disagree with the states; the count is a range over the
+ * (state, id) index.
+ *
+ * Callbacks (store_workflow_list, store_load_unfinished) run while the
+ * listing statement is active: they may read from the store but must not
+ * write to it or start the same listing again (the statement is cached).
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+#include "util/util.h"
+
+/* Columns 0..11 of every workflow read; spec is column 12 where selected. */
+#define WF_COLUMNS                                                                             \
+    "id, user_id, name, priority, state, cancel_requested, n_jobs, reason, submitted_at,"      \
+    " admitted_at, finished_at,"                                                               \
+    " CASE WHEN state = 'queued' THEN 1 + (SELECT COUNT(*) FROM workflows q"                   \
+    " WHERE q.state = 'queued' AND q.id < w.id) ELSE 0 END"
+
+static const char SQL_WF_GET[] = "SELECT " WF_COLUMNS ", spec FROM workflows w"
+                                 " WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
+
+/* Two statements rather than "?1 IS NULL OR user_id = ?1", so that each can
+ * use its index: (user_id, id) for one user, the rowid for all. */
+static const char SQL_WF_LIST_USER[] = "SELECT " WF_COLUMNS " FROM workflows w"
+                                       " WHERE user_id = ?1 AND id < ?2"
+                                       " AND (?3 IS NULL OR state = ?3)"
+                                       " ORDER BY id DESC LIMIT ?4";
+
+static const char SQL_WF_LIST_ALL[] = "SELECT " WF_COLUMNS " FROM workflows w"
+                                      " WHERE id < ?2 AND (?3 IS NULL OR state = ?3)"
+                                      " ORDER BY id DESC LIMIT ?4";
+
+static const char SQL_WF_UNFINISHED[] = "SELECT " WF_COLUMNS ", spec FROM workflows w"
+                                        " WHERE id > ?1 AND state IN ('queued', 'running')"
+                                        " ORDER BY id";
+
+static const char SQL_JOBS_OF_WF[] =
+    "SELECT idx, job_id, state, attempt, failures, cpus, not_before, progress, ready_at,"
+    " started_at, finished_at, exit_code, reason, lease_owner, lease_expires"
+    " FROM jobs WHERE workflow_id = ?1 ORDER BY idx";
+
+static const char SQL_WF_OWNER_STATE[] = "SELECT user_id, state FROM workflows WHERE id = ?1";
+
+static const char SQL_WF_DELETE[] = "DELETE FROM workflows WHERE id = ?1";
+
+/* Frees everything a get/list/load allocated; NULL is fine. */
+void store_workflow_free(store_workflow *wf) {
+    if (wf == NULL) return;
+    free(wf->user);
+    free(wf->name);
+    free(wf->reason);
+    if (wf->spec != NULL) spec_free(wf->spec);
+    for (size_t i = 0; wf->jobs != NULL && i < wf->n_jobs; i++) {
+        free(wf->jobs[i].job_id);
+        free(wf->jobs[i].reason);
+        free(wf->jobs[i].lease_owner);
+    }
+    free(wf->jobs);
+    free(wf);
+}
+
+/* A workflow (without spec and jobs) from a row of WF_COLUMNS. */
+static int wf_from_row(sqlite3_stmt *s, store_workflow **out, char *err, size_t errlen) {
+    wf_state state;
+    if (wf_state_parse(col_text(s, 4), &state) != TS_OK) {
+        ts_errf(err, errlen, "workflow %lld has an unknown state \"%s\" in the database",
+                (long long)sqlite3_column_int64(s, 0), col_text(s, 4));
+        return TS_ERR;
+    }
+    store_workflow *wf = ts_calloc(1, sizeof(*wf));
+    wf->id = sqlite3_column_int64(s, 0);
+    wf->user = ts_strdup(col_text(s, 1));
+    wf->name = ts_strdup(col_text(s, 2));
+    wf->priority = sqlite3_column_int(s, 3);
+    wf->state = state;
+    wf->cancel_requested = sqlite3_column_int(s, 5) != 0;
+    wf->n_jobs = (size_t)sqlite3_column_int64(s, 6);
+    wf->reason = ts_strdup(col_text(s, 7));
+    wf->submitted_at = sqlite3_column_double(s, 8);
+    wf->admitted_at = sqlite3_column_double(s, 9);
+    wf->finished_at = sqlite3_column_double(s, 10);
+    wf->queue_position = sqlite3_column_int(s, 11);
+    *out = wf;
+    return TS_OK;
+}
+
+/* Limits for reloading a stored spec: it was validated under the service's
+ * limits when submitted, and must reload even if those were lowered since. */
+static void generous_limits(spec_limits *lim) {
+    spec_limits_default(lim);
+    lim->max_jobs = 1000000;
+    lim->max_string = 64u << 20;
+    lim->max_depth = 1000;
+    lim->max_name = 64u << 20;
+    lim->max_cpus = 0;
+}
+
+/* Parses the stored spec text into wf->spec. */
+static int load_spec(store_workflow *wf, const char *text, size_t len, char *err,
+                     size_t errlen) {
+    json_error_t jerr;
+    spec_error serr;
+    spec_limits lim;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    if (root == NULL) {
+        ts_errf(err, errlen, "the stored spec of workflow %lld is not JSON: %s",
+                (long long)wf->id, jerr.text);
+        return TS_ERR;
+    }
+    generous_limits(&lim);
+    int rc = spec_from_json(root, &lim, NULL, NULL, &wf->spec, &serr);
+    json_decref(root);
+    if (rc != 0) {
+        wf->spec = NULL;
+        ts_errf(err, errlen, "the stored spec of workflow %lld does not load: %s",
+                (long long)wf->id, serr.message);
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+/* One job from a row of SQL_JOBS_OF_WF. */
+static int job_from_row(sqlite3_stmt *s, store_job *j, char *err, size_t errlen) {
+    if (job_state_parse(col_text(s, 2), &j->state) != TS_OK) {
+        ts_errf(err, errlen, "job %s has an unknown state \"%s\" in the database",
+                col_text(s, 1), col_text(s, 2));
+        return TS_ERR;
+    }
+    j->index = sqlite3_column_int(s, 0);
+    j->job_id = ts_strdup(col_text(s, 1));
+    j->attempt = sqlite3_column_int(s, 3);
+    j->failures = sqlite3_column_int(s, 4);
+    j->cpus = sqlite3_column_int(s, 5);
+    j->not_before = sqlite3_column_double(s, 6);
+    j->progress = sqlite3_column_double(s, 7);
+    j->ready_at = sqlite3_column_double(s, 8);
+    j->started_at = sqlite3_column_double(s, 9);
+    j->finished_at = sqlite3_column_double(s, 10);
+    j->exit_code = sqlite3_column_int(s, 11);
+    j->reason = ts_strdup(col_text(s, 12));
+    j->lease_owner = ts_strdup(col_text(s, 13));
+    j->lease_expires = sqlite3_column_double(s, 14);
+    return TS_OK;
+}
+
+/* Reads wf's jobs, which must be exactly the spec's jobs in order: anything
+ * else means the file was edited by hand or a bug, and is reported rather
+ * than handed to the scheduler. */
+static int load_jobs(store *st, store_workflow *wf, char *err, size_t errlen) {
+    size_t n = wf->spec->n_jobs;
+    int rc = TS_ERR, step;
+    size_t i = 0;
+    sqlite3_stmt *s = stmt_get(st, ST_JOBS_OF_WF, SQL_JOBS_OF_WF, err, errlen);
+    if (s == NULL) return TS_ERR;
+    sqlite3_bind_int64(s, 1, wf->id);
+    wf->jobs = ts_calloc(n, sizeof(store_job));
+    wf->n_jobs = n;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (i >= n || sqlite3_column_int64(s, 0) != (sqlite3_int64)i) break;
+        if (job_from_row(s, &wf->jobs[i], err, errlen) != TS_OK) goto cleanup;
+        i++;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        db_fail(st, err, errlen, "reading jobs");
+        goto cleanup;
+    }
+    if (step == SQLITE_ROW || i != n) {
+        ts_errf(err, errlen, "workflow %lld: its job rows do not match its spec (%zu jobs)",
+                (long long)wf->id, n);
+        goto cleanup;
+    }
+    rc = TS_OK;
+
+cleanup:
+    stmt_done(s);
+    return rc;
+}
+
+/* The current row of a statement selecting WF_COLUMNS + spec, with spec and
+ * jobs, as *out. */
+static int wf_full_from_row(store *st, sqlite3_stmt *s, store_workflow **out, char *err,
+                            size_t errlen) {
+    store_workflow *wf = NULL;
+    if (wf_from_row(s, &wf, err, errlen) != TS_OK) return TS_ERR;
+    const char *text = (const char *)sqlite3_column_text(s, 12);
+    size_t len = (size_t)sqlite3_column_bytes(s, 12);
+    if (load_spec(wf, text ? text : "", len, err, errlen) != TS_OK ||
+        load_jobs(st, wf, err, errlen) != TS_OK) {
+        store_workflow_free(wf);
+        return TS_ERR;
+    }
+    *out = wf;
+    return TS_OK;
+}
+
+/*
+ * One workflow with spec and jobs, read in one snapshot so that the
+ * workflow's state and its jobs' states agree. Another user's workflow is
+ * filtered in SQL and so looks exactly like a missing one.
+ */
+int store_workflow_get(store *st, int64_t id, const char *user, store_workflow **out, char *err,
+                       size_t errlen) {
+    bool own = false;
+    int rc = TS_ERR;
+    *out = NULL;
+    if (read_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    sqlite3_stmt *s = stmt_get(st, ST_WF_GET, SQL_WF_GET, err, errlen);
+    if (s == NULL) goto cleanup;
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, user);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_DONE) rc = STORE_NOTFOUND;
+    else if (step != SQLITE_ROW) db_fail(st, err, errlen, "reading a workflow");
+    else rc = wf_full_from_row(st, s, out, err, errlen);
+
+cleanup:
+    stmt_done(s);
+    read_end(st, own);
+    return rc;
+}
+
+/*
+ * Workflows newest first, without jobs. The cursor is an id bound (not an
+ * offset), so pages stay correct while workflows are added or deleted.
+ */
+int store_workflow_list(store *st, const char *user, int state, int64_t before_id, size_t limit,
+                        store_workflow_cb cb, void *ctx, char *err, size_t errlen) {
+    if (state >= WF_STATE_COUNT) {
+        ts_errf(err, errlen, "store_workflow_list: invalid state %d", state);
+        return TS_ERR;
+    }
+    sqlite3_stmt *s = user ? stmt_get(st, ST_WF_LIST_USER, SQL_WF_LIST_USER, err, errlen)
+                           : stmt_get(st, ST_WF_LIST_ALL, SQL_WF_LIST_ALL, err, errlen);
+    if (s == NULL) return TS_ERR;
+    int rc = TS_OK, step;
+    if (user != NULL) bind_text(s, 1, user);
+    sqlite3_bind_int64(s, 2, before_id > 0 ? before_id : INT64_MAX);
+    bind_text(s, 3, state >= 0 ? wf_state_name((wf_state)state) : NULL);
+    sqlite3_bind_int64(s, 4, limit > 0 && limit < (size_t)INT64_MAX ? (sqlite3_int64)limit : -1);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        store_workflow *wf = NULL;
+        if (wf_from_row(s, &wf, err, errlen) != TS_OK) {
+            rc = TS_ERR;
+            break;
+        }
+        int stop = cb(ctx, wf);
+        store_workflow_free(wf);
+        if (stop) break;
+    }
+    if (rc == TS_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_fail(st, err, errlen, "listing workflows");
+    stmt_done(s);
+    return rc;
+}
+
+/*
+ * Every queued or running workflow after after_id, oldest first, with spec
+ * and jobs: what a scheduler needs to take over. One read snapshot for the
+ * whole walk, so the set is consistent (a workflow cannot be seen twice or
+ * half-updated).
+ */
+int store_load_unfinished(store *st, int64_t after_id, store_workflow_cb cb, void *ctx, char *err,
+                          size_t errlen) {
+    bool own = false;
+    int rc = TS_OK, step = SQLITE_DONE;
+    if (read_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    sqlite3_stmt *s = stmt_get(st, ST_WF_UNFINISHED, SQL_WF_UNFINISHED, err, errlen);
+    if (s == NULL) {
+        rc = TS_ERR;
+        goto cleanup;
+    }
+    sqlite3_bind_int64(s, 1, after_id);
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        store_workflow *wf = NULL;
+        if (wf_full_from_row(st, s, &wf, err, errlen) != TS_OK) {
+            rc = TS_ERR;
+            break;
+        }
+        int stop = cb(ctx, wf);
+        store_workflow_free(wf);
+        if (stop) break;
+    }
+    if (rc == TS_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_fail(st, err, errlen, "loading unfinished workflows");
+
+cleanup:
+    stmt_done(s);
+    read_end(st, own);
+    return rc;
+}
+
+/* Checks that workflow id exists, is user's (NULL = anyone's) and is
+ * final, inside the caller's transaction. */
+static int delete_check(store *st, int64_t id, const char *user, char *err, size_t errlen) {
+    wf_state state = WF_QUEUED;
+    int rc = TS_ERR;
+    sqlite3_stmt *s = stmt_get(st, ST_WF_OWNER_STATE, SQL_WF_OWNER_STATE, err, errlen);
+    if (s == NULL) return TS_ERR;
+    sqlite3_bind_int64(s, 1, id);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_DONE || (step == SQLITE_ROW && user && strcmp(col_text(s, 0), user) != 0))
+        rc = STORE_NOTFOUND;
+    else if (step != SQLITE_ROW)
+        db_fail(st, err, errlen, "reading a workflow");
+    else if (wf_state_parse(col_text(s, 1), &state) != TS_OK || !wf_state_final(state))
+        rc = STORE_CONFLICT;
+    else
+        rc = TS_OK;
+    stmt_done(s);
+    return rc;
+}
+
+/*
+ * Deletes a finished workflow; its jobs, attempts, events and commands go
+ * with it by ON DELETE CASCADE. The check and the delete share one write
+ * transaction, so a workflow retried meanwhile (failed -> running) is not
+ * deleted under the scheduler.
+ */
+int store_workflow_delete(store *st, int64_t id, const char *user, char *err, size_t errlen) {
+    bool own = false;
+    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    int rc = delete_check(st, id, user, err, errlen);
+    if (rc == TS_OK) {
+        sqlite3_stmt *s = stmt_get(st, ST_WF_DELETE, SQL_WF_DELETE, err, errlen);
+        if (s != NULL) sqlite3_bind_int64(s, 1, id);
+        rc = s ? stmt_exec(st, s, err, errlen, "deleting a workflow") : TS_ERR;
+    }
+    return txn_end(st, own, rc, err, errlen);
+}
