@@ -132,6 +132,8 @@ static int show_one(store *st, const cli_args *a, const char *id_text) {
     store_queue_stats_get(st, &stats, err, sizeof(err));
     view_limits lim = {a->cfg.max_active_users, a->cfg.concurrency_limit};
     json_t *v = view_workflow(wf, &stats, &lim, ts_now());
+    if (view_add_attempts(st, wf, v, err, sizeof(err)) != TS_OK)
+        fprintf(stderr, "tessera status: attempts not shown: %s\n", err);
     if (cli_has(a, "--json"))
         json_dumpf(v, stdout, JSON_INDENT(2)), putchar('\n');
     else

@@ -166,10 +166,15 @@ static int on_command(void *ctx, const store_command *cmd) {
 static void log_change(const core_change *ch) {
     char run_id[32];
     snprintf(run_id, sizeof(run_id), "wf-%lld", (long long)ch->workflow_id);
-    if (ch->kind == CHANGE_JOB_PROGRESS || ch->kind == CHANGE_QUEUE_POSITION) {
+    if (ch->kind == CHANGE_JOB_PROGRESS) {
         log_emit(LOG_DEBUG, run_id, ch->job_id, ch->event_type,
-                 json_pack("{sf si}", "progress", ch->progress, "queue_position",
-                           ch->queue_position));
+                 json_pack("{sf si}", "progress", ch->progress, "attempt", ch->attempt));
+        return;
+    }
+    if (ch->kind == CHANGE_QUEUE_POSITION) {
+        log_emit(LOG_INFO, run_id, NULL, ch->event_type,
+                 json_pack("{ss si ss}", "user", ch->user, "queue_position", ch->queue_position,
+                           "reason", ch->reason));
         return;
     }
     const char *state = ch->kind == CHANGE_JOB ? job_state_name(ch->to) : wf_state_name(ch->to);

@@ -27,6 +27,12 @@ void view_time(double t, char *buf, size_t n);
 json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
                       const view_limits *lim, double now);
 
+/* Adds "attempts": [{attempt, started_at, finished_at, outcome, exit_code,
+ * reason}] to each job of a workflow view (from view_workflow with jobs),
+ * read from the store. TS_OK or TS_ERR. */
+int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *err,
+                      size_t errlen);
+
 /* Fraction of the workflow done, 0..1: finished jobs count 1, running ones
  * their progress. */
 double view_workflow_progress(const store_workflow *wf);

@@ -1,0 +1,161 @@
+/*
+ * sched_bench.c - the scheduler's throughput and dispatch latency on a
+ * 10,000-job DAG of noop jobs (100 branches x 100 jobs, plus a cross-branch
+ * edge every 10th job), run by `tessera run` through the real engine, store
+ * and executor; and, in the same run, the same DAG as a Makefile of `true`
+ * recipes under `make -j$(nproc)`, as the baseline.
+ *
+ *   build/bench/sched_bench BUILD/tessera [BRANCHES [JOBS_PER_BRANCH]]
+ *
+ * Prints jobs/s for both, their ratio, and the latency from a job's last
+ * predecessor finishing to its start (p50, p99, max), read from the store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/util.h"
+
+static int run_cmd(char *const argv[], const char *dir) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (dir && chdir(dir) != 0) _exit(126);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Job (b, k) depends on (b, k-1) through its branch, and every 10th job also
+ * on the previous job of the next branch. */
+static int cross_dep(int b, int k, int branches) {
+    return (k > 0 && k % 10 == 0) ? (b + 1) % branches : -1;
+}
+
+static void write_workflow(const char *path, int branches, int per) {
+    FILE *f = fopen(path, "w");
+    fprintf(f, "{\"name\": \"bench %dx%d\", \"jobs\": [", branches, per);
+    for (int k = 0; k < per; k++)
+        for (int b = 0; b < branches; b++) {
+            fprintf(f, "%s{\"job_id\": \"j%d_%d\", \"job_type\": \"noop\", \"branch\": \"b%d\"",
+                    (k || b) ? ",\n" : "", b, k, b);
+            int c = cross_dep(b, k, branches);
+            if (c >= 0) fprintf(f, ", \"depends_on\": [\"j%d_%d\"]", c, k - 1);
+            fputc('}', f);
+        }
+    fputs("]}\n", f);
+    fclose(f);
+}
+
+static void write_makefile(const char *path, int branches, int per) {
+    FILE *f = fopen(path, "w");
+    fputs("all:", f);
+    for (int b = 0; b < branches; b++) fprintf(f, " j%d_%d", b, per - 1);
+    fputs("\n", f);
+    for (int k = 0; k < per; k++)
+        for (int b = 0; b < branches; b++) {
+            fprintf(f, "j%d_%d:", b, k);
+            if (k > 0) fprintf(f, " j%d_%d", b, k - 1);
+            int c = cross_dep(b, k, branches);
+            if (c >= 0) fprintf(f, " j%d_%d", c, k - 1);
+            fputs("\n\t@true\n", f);
+        }
+    fputs(".PHONY: all", f);
+    for (int k = 0; k < per; k++)
+        for (int b = 0; b < branches; b++) fprintf(f, " j%d_%d", b, k);
+    fputs("\n", f);
+    fclose(f);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Dispatch latency per job: its start minus the end of its last
+ * predecessor (or the workflow's admission for jobs with none). */
+static int latencies(const char *db, double *p50, double *p99, double *max, size_t *n_out) {
+    store *st = NULL;
+    store_workflow *wf = NULL;
+    char err[TS_ERRLEN];
+    if (store_open(db, &st, err, sizeof(err)) != TS_OK ||
+        store_workflow_get(st, 1, NULL, &wf, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "sched_bench: %s\n", err);
+        store_close(st);
+        return -1;
+    }
+    double *lat = ts_malloc(wf->n_jobs * sizeof(double));
+    const spec_dag *d = &wf->spec->dag;
+    size_t n = 0;
+    for (size_t i = 0; i < wf->n_jobs; i++) {
+        double ready = wf->admitted_at;
+        for (uint32_t k = d->pred_start[i]; k < d->pred_start[i + 1]; k++)
+            if (wf->jobs[d->pred[k]].finished_at > ready) ready = wf->jobs[d->pred[k]].finished_at;
+        if (wf->jobs[i].started_at > 0) lat[n++] = wf->jobs[i].started_at - ready;
+    }
+    qsort(lat, n, sizeof(double), cmp_double);
+    *p50 = n ? lat[n / 2] : 0;
+    *p99 = n ? lat[(size_t)((double)n * 0.99)] : 0;
+    *max = n ? lat[n - 1] : 0;
+    *n_out = n;
+    free(lat);
+    store_workflow_free(wf);
+    store_close(st);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: sched_bench TESSERA_BINARY [BRANCHES [JOBS_PER_BRANCH]]\n");
+        return 2;
+    }
+    int branches = argc > 2 ? atoi(argv[2]) : 100, per = argc > 3 ? atoi(argv[3]) : 100;
+    int jobs = branches * per;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    char dir[] = "/tmp/tessera-bench.XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char wf_path[256], mk_path[256], state[256], db[300], limit[32], jflag[32];
+    snprintf(wf_path, sizeof(wf_path), "%s/dag.json", dir);
+    snprintf(mk_path, sizeof(mk_path), "%s/dag.mk", dir);
+    snprintf(state, sizeof(state), "%s/var", dir);
+    snprintf(db, sizeof(db), "%s/tessera.db", state);
+    snprintf(limit, sizeof(limit), "%ld", cpus);
+    snprintf(jflag, sizeof(jflag), "-j%ld", cpus);
+    write_workflow(wf_path, branches, per);
+    write_makefile(mk_path, branches, per);
+
+    printf("scheduler benchmark: %d noop jobs (%d branches x %d), %ld cpus\n", jobs, branches,
+           per, cpus);
+    char *make_argv[] = {"make", "-s", jflag, "-f", mk_path, "all", NULL};
+    double t0 = ts_monotonic();
+    int make_rc = run_cmd(make_argv, dir);
+    double make_s = ts_monotonic() - t0;
+
+    char *run_argv[] = {argv[1], "run", wf_path, "--user", "bench", "--state-dir", state,
+                        "--concurrency-limit", limit, "--quiet", NULL};
+    t0 = ts_monotonic();
+    int run_rc = run_cmd(run_argv, dir);
+    double run_s = ts_monotonic() - t0;
+    if (run_rc != 0 || make_rc != 0) {
+        fprintf(stderr, "sched_bench: tessera run exit %d, make exit %d (state kept in %s)\n",
+                run_rc, make_rc, dir);
+        return 1;
+    }
+    double p50, p99, max;
+    size_t n;
+    if (latencies(db, &p50, &p99, &max, &n) != 0) return 1;
+    printf("  make %-4s (baseline): %8.2f s  %8.0f jobs/s\n", jflag, make_s, jobs / make_s);
+    printf("  tessera run:          %8.2f s  %8.0f jobs/s  (%.2fx make's time)\n", run_s,
+           jobs / run_s, run_s / make_s);
+    printf("  dispatch latency (last predecessor done -> start), %zu jobs: "
+           "p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+           n, p50 * 1e3, p99 * 1e3, max * 1e3);
+    char *rm_argv[] = {"rm", "-rf", dir, NULL};
+    run_cmd(rm_argv, NULL);
+    return 0;
+}

@@ -1,0 +1,58 @@
+# tests/integration/lib.sh - a small harness for tests that run the real
+# tessera binary: a fresh state directory per test, checks that count, and a
+# closing "N passed, N failed" line. Sourced by tests/integration/test_*.sh.
+set -u
+: "${TESSERA_BIN:?set TESSERA_BIN to the tessera binary (tests/run-tests.sh does)}"
+T_PASSED=0
+T_FAILED=0
+T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tessera-it.XXXXXX")
+T_PIDS=""
+export TESSERA_STATE_DIR="$T_DIR/var"
+export TESSERA_LOG="$T_DIR/tessera.log"
+unset TESSERA_DB TESSERA_USER TESSERA_MAX_ACTIVE_USERS TESSERA_CONCURRENCY_LIMIT
+cd "$T_DIR" || exit 1
+
+t_cleanup() {
+    for p in $T_PIDS; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "$T_FAILED" -eq 0 ]; then rm -rf "$T_DIR"; else echo "# kept $T_DIR for inspection"; fi
+}
+trap t_cleanup EXIT
+
+ok() { T_PASSED=$((T_PASSED + 1)); echo "ok - $1"; }
+not_ok() { T_FAILED=$((T_FAILED + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && echo "#   $2"; return 0; }
+
+# check "description" command...   passes when the command exits 0
+check() {
+    d=$1; shift
+    if "$@" >"$T_DIR/check.out" 2>&1; then ok "$d"; else not_ok "$d" "$(head -c 600 "$T_DIR/check.out")"; fi
+}
+
+# check_eq "description" actual expected
+check_eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got [$2], want [$3]"; fi
+}
+
+tessera() { "$TESSERA_BIN" "$@"; }
+
+# Runs tessera in the background, remembering the pid for cleanup.
+tessera_bg() { "$TESSERA_BIN" "$@" & T_PIDS="$T_PIDS $!"; }
+
+# wait_for SECONDS command...  polls until the command succeeds
+wait_for() {
+    limit=$1; shift
+    end=$(( $(date +%s) + limit ))
+    while [ "$(date +%s)" -le "$end" ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# The JSON of one workflow as the store sees it (any user).
+wf_json() { tessera status "$1" --all --json; }
+
+summary() {
+    echo "$T_PASSED passed, $T_FAILED failed"
+    [ "$T_FAILED" -eq 0 ]
+}
