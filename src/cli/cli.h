@@ -44,9 +44,6 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, cli_args *a, bool *do
 
 bool cli_has(const cli_args *a, const char *flag);
 
-/* mkdir -p for the state directory; TS_OK or TS_ERR with message. */
-int cli_mkdirs(const char *path, char *err, size_t errlen);
-
 /* Opens the log as configured, defaulting to <state_dir>/tessera.log. */
 int cli_open_log(const cli_args *a, const char *component);
 

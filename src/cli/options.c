@@ -118,23 +118,6 @@ bool cli_has(const cli_args *a, const char *flag) {
     return false;
 }
 
-int cli_mkdirs(const char *path, char *err, size_t errlen) {
-    char buf[4096];
-    ts_strlcpy(buf, path, sizeof(buf));
-    for (char *p = buf + 1;; p++) {
-        char c = *p;
-        if (c != '/' && c != '\0') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            ts_errf(err, errlen, "cannot create directory %s: %s", buf, strerror(errno));
-            return TS_ERR;
-        }
-        *p = c;
-        if (c == '\0') break;
-    }
-    return TS_OK;
-}
-
 int cli_open_log(const cli_args *a, const char *component) {
     char path[1200], err[TS_ERRLEN];
     if (a->cfg.log[0])

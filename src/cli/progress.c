@@ -91,6 +91,10 @@ static int draw_workflow(progress_view *pv, const store_workflow *wf) {
     return lines;
 }
 
+bool progress_due(const progress_view *pv) {
+    return pv->tty && !pv->quiet && ts_monotonic() - pv->last_draw >= 0.1;
+}
+
 void progress_draw(progress_view *pv, store_workflow *const *wfs, size_t n, bool force) {
     if (!pv->tty || pv->quiet) return;
     double now = ts_monotonic();

@@ -25,6 +25,9 @@ void progress_init(progress_view *pv, FILE *out, bool quiet);
  * each quarter). TTY mode: ignored (progress_draw shows the state). */
 void progress_event(progress_view *pv, const store_event *ev);
 
+/* True when a TTY redraw is due (about 10 times a second). */
+bool progress_due(const progress_view *pv);
+
 /* TTY mode: redraws the bars of these workflows (at most ~10 times a second
  * unless force). */
 void progress_draw(progress_view *pv, store_workflow *const *wfs, size_t n, bool force);

@@ -69,7 +69,6 @@ typedef struct watch {
     int64_t id[MAX_WATCH];
     int64_t last_seq[MAX_WATCH];
     bool done[MAX_WATCH];
-    wf_state final[MAX_WATCH];
     size_t n;
 } watch;
 
@@ -108,33 +107,36 @@ static int watch_unfinished_cb(void *ctx, const store_workflow *wf) {
     return 0;
 }
 
-/* Prints new events of watched workflows and notes which have finished. */
+typedef struct watch_poll {
+    progress_view *pv;
+    watch *w;
+    size_t i;
+} watch_poll;
+
+/* Prints an event of a watched workflow and notes when it has finished, so
+ * the loop never needs to reload a whole workflow to know. */
 static int poll_events_cb(void *ctx, const store_event *ev) {
-    void **args = ctx;
-    progress_view *pv = args[0];
-    int64_t *last_seq = args[1];
-    *last_seq = ev->seq;
-    progress_event(pv, ev);
+    watch_poll *wp = ctx;
+    wp->w->last_seq[wp->i] = ev->seq;
+    progress_event(wp->pv, ev);
+    if (strcmp(ev->type, "workflow.finished") == 0) wp->w->done[wp->i] = true;
     return 0;
 }
 
 static void watch_update(store *st, watch *w, progress_view *pv) {
-    store_workflow *shown[MAX_WATCH];
-    size_t n_shown = 0;
     char err[TS_ERRLEN];
     for (size_t i = 0; i < w->n; i++) {
-        void *args[2] = {pv, &w->last_seq[i]};
-        store_events_since(st, w->last_seq[i], NULL, w->id[i], 1000, poll_events_cb, args, err,
+        watch_poll wp = {pv, w, i};
+        store_events_since(st, w->last_seq[i], NULL, w->id[i], 1000, poll_events_cb, &wp, err,
                            sizeof(err));
-        store_workflow *wf = NULL;
-        if (store_workflow_get(st, w->id[i], NULL, &wf, err, sizeof(err)) != TS_OK) continue;
-        if (wf_state_final(wf->state)) {
-            w->done[i] = true;
-            w->final[i] = wf->state;
-        }
-        shown[n_shown++] = wf;
     }
-    progress_draw(pv, shown, n_shown, false);
+    if (!progress_due(pv)) return;
+    store_workflow *shown[MAX_WATCH];
+    size_t n_shown = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (store_workflow_get(st, w->id[i], NULL, &shown[n_shown], err, sizeof(err)) == TS_OK)
+            n_shown++;
+    progress_draw(pv, shown, n_shown, true);
     for (size_t i = 0; i < n_shown; i++) store_workflow_free(shown[i]);
 }
 
@@ -237,7 +239,7 @@ int cmd_run(int argc, char **argv) {
     watch w = {0};
     progress_view pv;
     progress_init(&pv, stdout, cli_has(&a, "--quiet"));
-    if (cli_mkdirs(a.cfg.state_dir, err, sizeof(err)) != TS_OK ||
+    if (ts_mkdir_p(a.cfg.state_dir, err, sizeof(err)) != TS_OK ||
         store_open(a.cfg.db, &st, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera run: %s\n", err);
         spec_free(spec);

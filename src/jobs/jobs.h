@@ -50,7 +50,7 @@ const job_type *jobs_at(size_t i);
 
 /* A spec_check_job_fn: unknown type -> "unknown job type \"x\" (known: noop,
  * sleep, ...)"; bad params -> "params.x: ..." (see params_validate). */
-int jobs_check(void *ctx, const char *job_type, json_t *params, const char *image_path, char *err,
+int jobs_check(void *ctx, const char *type_name, json_t *params, const char *image_path, char *err,
                size_t errlen);
 
 /* Reports done of total units (e.g. tiles) to the scheduler. Writes the line

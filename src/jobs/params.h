@@ -4,7 +4,7 @@
  * A schema is an array of job_param. params_validate() accepts a JSON object
  * whose keys are all in the schema and whose values have the declared type
  * and range; anything else is an error naming the key: "params.seconds: must
- * be a number between 0 and 86400", "params.foo: unknown parameter (known:
+ * be a number from 0 to 86400", "params.foo: unknown parameter (known:
  * seconds)". The getters return the value or the schema's default.
  */
 #ifndef TESSERA_JOBS_PARAMS_H

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void ts_errf(char *err, size_t errlen, const char *fmt, ...) {
@@ -98,4 +99,23 @@ int ts_parse_double(const char *s, double min, double max, double *out) {
     if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max) return TS_ERR;
     *out = v;
     return TS_OK;
+}
+
+int ts_mkdir_p(const char *path, char *err, size_t errlen) {
+    char *p = ts_strdup(path);
+    int rc = TS_OK;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            ts_errf(err, errlen, "cannot create directory %s: %s", p, strerror(errno));
+            rc = TS_ERR;
+            break;
+        }
+        *s = saved;
+        if (saved == '\0') break;
+    }
+    free(p);
+    return rc;
 }

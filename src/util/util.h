@@ -49,4 +49,8 @@ void ts_strlcpy(char *dst, const char *src, size_t n);
 int ts_parse_int(const char *s, long min, long max, long *out);
 int ts_parse_double(const char *s, double min, double max, double *out);
 
+/* mkdir -p: creates path and its missing parents (mode 0755). The error
+ * names the directory that could not be made. TS_OK or TS_ERR. */
+int ts_mkdir_p(const char *path, char *err, size_t errlen);
+
 #endif

@@ -52,6 +52,11 @@ wait_for() {
 # The JSON of one workflow as the store sees it (any user).
 wf_json() { tessera status "$1" --all --json; }
 
+# wf_is ID JQ_FILTER VALUE: true when the filter over the workflow gives VALUE.
+# (Compares text: jq 1.6's -e exits 0 on empty input, e.g. before the
+# workflow exists.)
+wf_is() { [ "$("$TESSERA_BIN" status "$1" --all --json 2>/dev/null | jq -r "$2")" = "$3" ]; }
+
 summary() {
     echo "$T_PASSED passed, $T_FAILED failed"
     [ "$T_FAILED" -eq 0 ]

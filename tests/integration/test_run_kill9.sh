@@ -13,7 +13,7 @@ cat > chain.json <<'J'
  {"job_id": "j4", "job_type": "noop"}]}
 J
 tessera_bg run chain.json --user kim --poll-seconds 0.1 --quiet; pid=$!
-check "j2 starts" wait_for 15 sh -c "$TESSERA_BIN status 1 --all --json | jq -e '.jobs[1].state == \"running\"'"
+check "j2 starts" wait_for 15 wf_is 1 '.jobs[1].state' running
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 sleep 0.5

@@ -1,0 +1,675 @@
+/*
+ * local.c - the local executor: each attempt is a child process
+ * `self_exe run-job SPEC` in its own process group (see executor.h).
+ *
+ * The scheduler drives it from one thread: start() forks, wait() polls the
+ * children's progress pipes, a SIGCHLD signalfd and the caller's wake_fd,
+ * and turns what it sees into events. Nothing here blocks except poll().
+ *
+ * SIGCHLD: exec_local_new() blocks SIGCHLD in the calling thread (threads
+ * it creates later inherit the mask) so that child exits arrive on the
+ * signalfd instead of interrupting the process. It stays blocked after
+ * destroy(): another executor may still rely on it, and a blocked SIGCHLD
+ * whose disposition is the default (ignore) costs nothing. Children get an
+ * empty signal mask back before exec.
+ *
+ * Reaping is per known pid (waitpid(pid)), not waitpid(-1): other code in
+ * the scheduler process (popen of squeue/sbatch) must keep its children.
+ */
+#include "exec/executor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+#define PROGRESS_INTERVAL_S 0.25 /* at most ~4 progress events per job per second */
+#define LINE_MAX_BYTES 512       /* longer progress lines are dropped */
+#define TAIL_BYTES 2048          /* how much of job.log to search for the failure reason */
+#define RUNNER_PREFIX "tessera run-job: "
+
+typedef enum end_reason { END_NONE, END_TIMEOUT, END_CANCEL } end_reason;
+
+/* One running attempt. */
+typedef struct lrun {
+    int64_t workflow_id;
+    int32_t job_index;
+    int attempt;
+    char *job_id;
+    char *log_path;
+    off_t log_start;     /* job.log offset where this attempt's output begins */
+    pid_t pid;           /* also its process group id */
+    int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
+    char line[LINE_MAX_BYTES];
+    size_t line_len;
+    bool line_overflow;  /* discarding the rest of an overlong line */
+    double timeout_s;
+    double deadline;     /* monotonic; 0 = no timeout */
+    double kill_at;      /* monotonic time for SIGKILL; 0 = none pending */
+    end_reason reason;   /* why we signalled it, if we did */
+    double progress;     /* last known fraction */
+    char message[256];   /* last progress message */
+    bool progress_pending; /* progress not yet reported (coalescing) */
+    double last_emit;    /* monotonic time of the last progress event */
+} lrun;
+
+typedef struct local_exec {
+    executor base;
+    char *self_exe;
+    double grace_s;
+    int sigfd;
+    lrun **runs; /* a small array: a machine runs tens of jobs, not thousands */
+    size_t n_runs, cap_runs;
+    exec_event *queue; /* events not yet handed out (beyond `max`) */
+    size_t q_len, q_cap;
+    struct pollfd *pfds;
+    lrun **pfd_runs; /* pfds[i + first] belongs to pfd_runs[i] */
+    size_t pfd_cap;
+} local_exec;
+
+/* ---- small helpers ---- */
+
+/* Copies src into dst (size n) without cutting a UTF-8 sequence, so the
+ * message stays valid for the JSON the scheduler stores. */
+static void copy_utf8(char *dst, const char *src, size_t n) {
+    size_t len = strnlen(src, n - 1);
+    if (src[len] != '\0')
+        while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80) len--;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+/* mkdir -p of the directory holding path (nothing when it has no slash). */
+static int mkdir_parent(const char *path, char *err, size_t errlen) {
+    char *p = ts_strdup(path);
+    char *slash = strrchr(p, '/');
+    int rc = TS_OK;
+    if (slash && slash != p) {
+        *slash = '\0';
+        rc = ts_mkdir_p(p, err, errlen);
+    }
+    free(p);
+    return rc;
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) errno = EIO;
+        if (n <= 0) return TS_ERR;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return TS_OK;
+}
+
+static lrun *find_run(local_exec *ex, int64_t workflow_id, int32_t job_index) {
+    for (size_t i = 0; i < ex->n_runs; i++)
+        if (ex->runs[i]->workflow_id == workflow_id && ex->runs[i]->job_index == job_index)
+            return ex->runs[i];
+    return NULL;
+}
+
+/* Appends an event to the queue wait() hands out. */
+static exec_event *enqueue(local_exec *ex, exec_event_kind kind, const lrun *r) {
+    if (ex->q_len == ex->q_cap) {
+        ex->q_cap = ex->q_cap ? ex->q_cap * 2 : 16;
+        ex->queue = ts_realloc(ex->queue, ex->q_cap * sizeof(exec_event));
+    }
+    exec_event *e = &ex->queue[ex->q_len++];
+    memset(e, 0, sizeof(*e));
+    e->kind = kind;
+    e->workflow_id = r->workflow_id;
+    e->job_index = r->job_index;
+    e->attempt = r->attempt;
+    e->progress = r->progress;
+    return e;
+}
+
+/* Signals the whole process group, so processes the job started go too. */
+static void signal_group(const lrun *r, int sig) {
+    if (kill(-r->pid, sig) != 0 && errno == ESRCH) kill(r->pid, sig);
+}
+
+/* ---- start ---- */
+
+/* Writes the runner's spec to path atomically (temp file + rename) so the
+ * runner never reads half a file. No fsync: if the machine dies the attempt
+ * dies with it and the retry writes a new spec. */
+static int write_spec(const exec_job *job, const char *path, char *err, size_t errlen) {
+    json_t *spec = json_pack("{s:I, s:i, s:s, s:s, s:s?, s:o, s:i, s:i, s:s, s:s}", "workflow_id",
+                             (json_int_t)job->workflow_id, "job_index", (int)job->job_index,
+                             "job_id", job->job_id, "job_type", job->job_type, "image_path",
+                             job->image_path, "params",
+                             job->params ? json_incref(job->params) : json_object(), "cpus",
+                             job->cpus, "attempt", job->attempt, "work_dir", job->work_dir,
+                             "result_dir", job->result_dir);
+    if (spec == NULL) {
+        ts_errf(err, errlen, "%s: cannot encode the job spec (missing field or invalid UTF-8)",
+                path);
+        return TS_ERR;
+    }
+    char *tmp = ts_asprintf("%s.tmp-%ld", path, (long)getpid());
+    size_t len = json_dumpb(spec, NULL, 0, JSON_COMPACT);
+    char *text = ts_malloc(len + 1);
+    json_dumpb(spec, text, len, JSON_COMPACT);
+    text[len] = '\n';
+    int rc = TS_ERR;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ts_errf(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto cleanup;
+    }
+    int werr = write_all(fd, text, len + 1) == TS_OK ? 0 : errno;
+    if (close(fd) != 0 && werr == 0) werr = errno;
+    if (werr != 0) {
+        ts_errf(err, errlen, "%s: %s", tmp, strerror(werr));
+        unlink(tmp);
+        goto cleanup;
+    }
+    if (rename(tmp, path) != 0) {
+        ts_errf(err, errlen, "rename %s: %s", path, strerror(errno));
+        unlink(tmp);
+        goto cleanup;
+    }
+    rc = TS_OK;
+cleanup:
+    free(text);
+    free(tmp);
+    json_decref(spec);
+    return rc;
+}
+
+/* Opens job.log for appending and writes the attempt's header, so a log
+ * with several attempts reads as a history. *start gets the offset after
+ * the header. Returns the fd or -1. */
+static int open_log(const exec_job *job, const char *path, off_t *start, char *err,
+                    size_t errlen) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ts_errf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    char when[32];
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char *header = ts_asprintf("=== attempt %d of job %s started %s ===\n", job->attempt,
+                               job->job_id, when);
+    int rc = write_all(fd, header, strlen(header));
+    free(header);
+    if (rc != TS_OK) {
+        ts_errf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *start = lseek(fd, 0, SEEK_END);
+    return fd;
+}
+
+/* The fds and strings the child needs, prepared before fork() because the
+ * child may only make async-signal-safe calls. */
+typedef struct child_args {
+    pid_t parent;
+    int devnull, log_fd, pipe_w;
+    char *argv[4];
+} child_args;
+
+/* Moves the child's stdio into place, closes everything else and resets
+ * signals. Copies go above fd 9 first so no source is overwritten by
+ * another's target, whatever numbers the parent's fds had. */
+static void child_setup_fds_and_signals(const child_args *a) {
+    int in = fcntl(a->devnull, F_DUPFD_CLOEXEC, 10);
+    int out = fcntl(a->log_fd, F_DUPFD_CLOEXEC, 10);
+    int prog = fcntl(a->pipe_w, F_DUPFD_CLOEXEC, 10);
+    if (in < 0 || out < 0 || prog < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+        dup2(out, 2) < 0 || dup2(prog, 3) < 0)
+        _exit(127);
+    if (close_range(4, ~0U, 0) != 0) {
+        struct rlimit rl;
+        rlim_t max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+        for (rlim_t fd = 4; fd < max && fd < 65536; fd++) close((int)fd);
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* The child after fork(): own process group (so a kill reaches the whole
+ * job), killed if the scheduler dies (jobs do not outlive it; the restarted
+ * scheduler re-runs them), then exec. Never returns. */
+__attribute__((noreturn)) static void child_exec(const child_args *a) {
+    setpgid(0, 0);
+    /* PDEATHSIG fires when the forking *thread* exits: fork from the
+     * scheduler's main thread. The getppid() check closes the race with a
+     * parent that died before prctl(). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != a->parent) _exit(127);
+    child_setup_fds_and_signals(a);
+    execv(a->argv[0], a->argv);
+    int e = errno;
+    const char *parts[] = {RUNNER_PREFIX, "cannot execute ", a->argv[0], ": ",
+                           strerrordesc_np(e) ? strerrordesc_np(e) : "error", "\n"};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        if (write(2, parts[i], strlen(parts[i])) < 0) break;
+    _exit(127);
+}
+
+/* Records a started child. */
+static void add_run(local_exec *ex, const exec_job *job, pid_t pid, int pipe_r, char *log_path,
+                    off_t log_start) {
+    lrun *r = ts_calloc(1, sizeof(*r));
+    r->workflow_id = job->workflow_id;
+    r->job_index = job->job_index;
+    r->attempt = job->attempt;
+    r->job_id = ts_strdup(job->job_id);
+    r->log_path = log_path;
+    r->log_start = log_start;
+    r->pid = pid;
+    r->pipe_fd = pipe_r;
+    r->timeout_s = job->timeout_s;
+    r->deadline = job->timeout_s > 0 ? ts_monotonic() + job->timeout_s : 0;
+    r->last_emit = -1e9;
+    if (ex->n_runs == ex->cap_runs) {
+        ex->cap_runs = ex->cap_runs ? ex->cap_runs * 2 : 8;
+        ex->runs = ts_realloc(ex->runs, ex->cap_runs * sizeof(lrun *));
+    }
+    ex->runs[ex->n_runs++] = r;
+}
+
+/* Prepares the files (work dir, spec, log header) and forks the runner.
+ * Fails without starting anything, with the path and the system's reason. */
+static int lx_start(executor *base, const exec_job *job, char *err, size_t errlen) {
+    local_exec *ex = (local_exec *)base;
+    if (find_run(ex, job->workflow_id, job->job_index)) {
+        ts_errf(err, errlen, "job %s (workflow %lld, index %d) is already running", job->job_id,
+                (long long)job->workflow_id, (int)job->job_index);
+        return TS_ERR;
+    }
+    char *spec_path = ts_asprintf("%s/attempt-%d.json", job->work_dir, job->attempt);
+    char *log_path = ts_asprintf("%s/job.log", job->work_dir);
+    int log_fd = -1, devnull = -1, p[2] = {-1, -1}, rc = TS_ERR;
+    off_t log_start = 0;
+    if (ts_mkdir_p(job->work_dir, err, errlen) != TS_OK ||
+        mkdir_parent(job->result_dir, err, errlen) != TS_OK ||
+        write_spec(job, spec_path, err, errlen) != TS_OK)
+        goto cleanup;
+    if ((log_fd = open_log(job, log_path, &log_start, err, errlen)) < 0) goto cleanup;
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        ts_errf(err, errlen, "pipe: %s", strerror(errno));
+        goto cleanup;
+    }
+    if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+        ts_errf(err, errlen, "/dev/null: %s", strerror(errno));
+        goto cleanup;
+    }
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    child_args a = {.parent = getpid(), .devnull = devnull, .log_fd = log_fd, .pipe_w = p[1],
+                    .argv = {ex->self_exe, "run-job", spec_path, NULL}};
+    pid_t pid = fork();
+    if (pid < 0) {
+        ts_errf(err, errlen, "fork: %s", strerror(errno));
+        goto cleanup;
+    }
+    if (pid == 0) child_exec(&a);
+    setpgid(pid, pid); /* both sides call it: no window where the group is missing */
+    add_run(ex, job, pid, p[0], log_path, log_start);
+    p[0] = -1;
+    log_path = NULL;
+    rc = TS_OK;
+cleanup:
+    if (p[0] >= 0) close(p[0]);
+    if (p[1] >= 0) close(p[1]);
+    if (devnull >= 0) close(devnull);
+    if (log_fd >= 0) close(log_fd);
+    free(spec_path);
+    free(log_path);
+    return rc;
+}
+
+/* ---- progress ---- */
+
+/* Parses "progress <done> <total> <message>" into the run's pending
+ * progress. Other or malformed lines are ignored: the runner's protocol
+ * may grow, and a bad line must not end a job. */
+static void handle_line(lrun *r, const char *line) {
+    if (strncmp(line, "progress ", 9) != 0) return;
+    char *end;
+    double done = strtod(line + 9, &end);
+    if (end == line + 9 || *end != ' ') return;
+    const char *tp = end + 1;
+    double total = strtod(tp, &end);
+    if (end == tp || (*end != ' ' && *end != '\0')) return;
+    if (!isfinite(done) || !isfinite(total) || total <= 0) return;
+    double frac = done / total;
+    r->progress = frac < 0 ? 0 : frac > 1 ? 1 : frac;
+    copy_utf8(r->message, *end == ' ' ? end + 1 : "", sizeof(r->message));
+    r->progress_pending = true;
+}
+
+/* Splits a chunk read from the pipe into lines; a partial line waits in
+ * r->line for the rest. */
+static void feed(lrun *r, const char *buf, size_t len) {
+    while (len > 0) {
+        const char *nl = memchr(buf, '\n', len);
+        size_t take = nl ? (size_t)(nl - buf) : len;
+        if (r->line_len + take >= sizeof(r->line)) r->line_overflow = true;
+        if (!r->line_overflow) {
+            memcpy(r->line + r->line_len, buf, take);
+            r->line_len += take;
+        }
+        if (nl == NULL) return;
+        r->line[r->line_len] = '\0';
+        if (!r->line_overflow) handle_line(r, r->line);
+        r->line_len = 0;
+        r->line_overflow = false;
+        buf = nl + 1;
+        len -= take + 1;
+    }
+}
+
+/* Reads what the pipe holds now; closes it at EOF. */
+static void read_pipe(lrun *r) {
+    char buf[4096];
+    while (r->pipe_fd >= 0) {
+        ssize_t n = read(r->pipe_fd, buf, sizeof(buf));
+        if (n > 0) {
+            feed(r, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        close(r->pipe_fd); /* EOF or a broken pipe: nothing more will come */
+        r->pipe_fd = -1;
+    }
+}
+
+/* Emits coalesced progress that is due; `force` emits whatever is pending
+ * (used right before a run's EXITED event). */
+static void flush_progress(local_exec *ex, lrun *r, double now, bool force) {
+    if (!r->progress_pending || (!force && now - r->last_emit < PROGRESS_INTERVAL_S)) return;
+    exec_event *e = enqueue(ex, EXEC_PROGRESS, r);
+    copy_utf8(e->message, r->message, sizeof(e->message));
+    r->progress_pending = false;
+    r->last_emit = now;
+}
+
+/* ---- exit ---- */
+
+/* Finds the runner's own failure line ("tessera run-job: <job_id>: why")
+ * in this attempt's part of job.log, so the EXITED message says why the
+ * job failed without the user opening the log. */
+static void runner_reason(const lrun *r, char *out, size_t len) {
+    out[0] = '\0';
+    int fd = open(r->log_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[TAIL_BYTES + 1];
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size - TAIL_BYTES > r->log_start ? size - TAIL_BYTES : r->log_start;
+    ssize_t n = from < size ? pread(fd, buf, (size_t)(size - from), from) : 0;
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = '\0';
+    while (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
+    char *line = strrchr(buf, '\n');
+    line = line ? line + 1 : buf;
+    if (strncmp(line, RUNNER_PREFIX, strlen(RUNNER_PREFIX)) != 0) return;
+    line += strlen(RUNNER_PREFIX);
+    size_t id_len = strlen(r->job_id);
+    if (strncmp(line, r->job_id, id_len) == 0 && strncmp(line + id_len, ": ", 2) == 0)
+        line += id_len + 2;
+    copy_utf8(out, line, len);
+}
+
+/* Fills outcome, exit code and message from the wait status. A clean exit
+ * is "succeeded" even if we had just signalled the job: its result is
+ * complete and already published. */
+static void describe_exit(const lrun *r, int status, exec_event *e) {
+    e->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        e->outcome = "succeeded";
+        snprintf(e->message, sizeof(e->message), "exited with status 0");
+    } else if (r->reason == END_TIMEOUT) {
+        e->outcome = "timeout";
+        snprintf(e->message, sizeof(e->message), "timed out after %g s", r->timeout_s);
+    } else if (r->reason == END_CANCEL) {
+        e->outcome = "cancelled";
+        snprintf(e->message, sizeof(e->message), "cancelled");
+    } else if (WIFEXITED(status)) {
+        e->outcome = "failed";
+        char why[200];
+        runner_reason(r, why, sizeof(why));
+        snprintf(e->message, sizeof(e->message), "exited with status %d%s%s", e->exit_code,
+                 why[0] ? ": " : "", why);
+    } else {
+        e->outcome = "failed";
+        snprintf(e->message, sizeof(e->message), "killed by signal %d", WTERMSIG(status));
+    }
+}
+
+/* Reports an exited child: its remaining progress first, then EXITED. */
+static void finish_run(local_exec *ex, size_t i, int status) {
+    lrun *r = ex->runs[i];
+    read_pipe(r);
+    if (r->line_len > 0 && !r->line_overflow) { /* a last line without '\n' */
+        r->line[r->line_len] = '\0';
+        handle_line(r, r->line);
+    }
+    flush_progress(ex, r, ts_monotonic(), true);
+    describe_exit(r, status, enqueue(ex, EXEC_EXITED, r));
+    if (r->pipe_fd >= 0) close(r->pipe_fd);
+    free(r->job_id);
+    free(r->log_path);
+    free(r);
+    ex->runs[i] = ex->runs[--ex->n_runs];
+}
+
+/* Reaps every child of ours that has exited. WNOWAIT first: while the
+ * zombie holds its pid, the group id cannot be reused, so killing the
+ * group then is safe, and it takes down anything the job left running. */
+static void reap(local_exec *ex) {
+    for (size_t i = 0; i < ex->n_runs;) {
+        lrun *r = ex->runs[i];
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) {
+            i++;
+            continue;
+        }
+        kill(-r->pid, SIGKILL);
+        int status = 0;
+        while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        finish_run(ex, i, status); /* moves the last run into slot i */
+    }
+}
+
+/* ---- wait ---- */
+
+/* Sends SIGTERM at a deadline and SIGKILL when a grace period ends. */
+static void enforce_deadlines(local_exec *ex, double now) {
+    for (size_t i = 0; i < ex->n_runs; i++) {
+        lrun *r = ex->runs[i];
+        if (r->reason == END_NONE && r->deadline > 0 && now >= r->deadline) {
+            r->reason = END_TIMEOUT;
+            signal_group(r, SIGTERM);
+            r->kill_at = now + ex->grace_s;
+        }
+        if (r->kill_at > 0 && now >= r->kill_at) {
+            signal_group(r, SIGKILL);
+            r->kill_at = 0;
+        }
+    }
+}
+
+/* The earliest moment something is due (a deadline, a SIGKILL, coalesced
+ * progress), capped by `end`: wait() must not sleep past it. */
+static double next_due(const local_exec *ex, double end) {
+    double due = end;
+    for (size_t i = 0; i < ex->n_runs; i++) {
+        const lrun *r = ex->runs[i];
+        if (r->reason == END_NONE && r->deadline > 0 && r->deadline < due) due = r->deadline;
+        if (r->kill_at > 0 && r->kill_at < due) due = r->kill_at;
+        if (r->progress_pending && r->last_emit + PROGRESS_INTERVAL_S < due)
+            due = r->last_emit + PROGRESS_INTERVAL_S;
+    }
+    return due;
+}
+
+/* Makes room for n pollfds. */
+static void reserve_pfds(local_exec *ex, size_t n) {
+    if (n <= ex->pfd_cap) return;
+    ex->pfd_cap = n * 2;
+    ex->pfds = ts_realloc(ex->pfds, ex->pfd_cap * sizeof(struct pollfd));
+    ex->pfd_runs = ts_realloc(ex->pfd_runs, ex->pfd_cap * sizeof(lrun *));
+}
+
+/* One poll() of up to wait_s seconds over the signalfd, wake_fd and the
+ * pipes; handles what became ready. Returns true if wake_fd is readable
+ * (it is the caller's to drain). */
+static bool poll_once(local_exec *ex, double wait_s, int wake_fd) {
+    reserve_pfds(ex, ex->n_runs + 2);
+    size_t n = 0;
+    ex->pfds[n++] = (struct pollfd){.fd = ex->sigfd, .events = POLLIN};
+    ex->pfds[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN}; /* fd < 0 is skipped */
+    for (size_t i = 0; i < ex->n_runs; i++) {
+        if (ex->runs[i]->pipe_fd < 0) continue;
+        ex->pfd_runs[n - 2] = ex->runs[i];
+        ex->pfds[n++] = (struct pollfd){.fd = ex->runs[i]->pipe_fd, .events = POLLIN};
+    }
+    int ms = wait_s <= 0 ? 0 : (int)ceil(fmin(wait_s, 86400.0) * 1000.0);
+    if (poll(ex->pfds, (nfds_t)n, ms) <= 0) return false; /* timeout or EINTR */
+    for (size_t i = 2; i < n; i++)
+        if (ex->pfds[i].revents) read_pipe(ex->pfd_runs[i - 2]);
+    if (ex->pfds[0].revents) {
+        struct signalfd_siginfo si[16];
+        while (read(ex->sigfd, si, sizeof(si)) > 0) {
+        }
+        reap(ex);
+    }
+    return wake_fd >= 0 && ex->pfds[1].revents != 0;
+}
+
+/* Hands out up to max queued events; the rest wait for the next call. */
+static int dequeue(local_exec *ex, exec_event *events, size_t max) {
+    size_t n = ex->q_len < max ? ex->q_len : max;
+    if (n == 0) return 0;
+    memcpy(events, ex->queue, n * sizeof(exec_event));
+    memmove(ex->queue, ex->queue + n, (ex->q_len - n) * sizeof(exec_event));
+    ex->q_len -= n;
+    return (int)n;
+}
+
+/* Loops until there is an event, wake_fd is readable or timeout_s passes;
+ * it always polls at least once, so a zero timeout still collects what is
+ * ready. Each poll is cut short at the next deadline or due progress. */
+static int lx_wait(executor *base, double timeout_s, int wake_fd, exec_event *events,
+                   size_t max) {
+    local_exec *ex = (local_exec *)base;
+    double end = ts_monotonic() + (timeout_s > 0 ? timeout_s : 0);
+    bool woken = false;
+    for (bool polled = false;; polled = true) {
+        double now = ts_monotonic();
+        enforce_deadlines(ex, now);
+        for (size_t i = 0; i < ex->n_runs; i++) flush_progress(ex, ex->runs[i], now, false);
+        if (ex->q_len > 0 || woken || (polled && now >= end)) break;
+        woken = poll_once(ex, next_due(ex, end) - now, wake_fd);
+    }
+    return dequeue(ex, events, max);
+}
+
+/* ---- cancel, running, destroy ---- */
+
+/* SIGTERM now, SIGKILL after grace_s. A second cancel (or a cancel during
+ * a timeout's grace period) changes nothing. */
+static void lx_cancel(executor *base, int64_t workflow_id, int32_t job_index, double grace_s) {
+    local_exec *ex = (local_exec *)base;
+    lrun *r = find_run(ex, workflow_id, job_index);
+    if (r == NULL || r->reason != END_NONE) return;
+    r->reason = END_CANCEL;
+    signal_group(r, SIGTERM);
+    r->kill_at = ts_monotonic() + (grace_s > 0 ? grace_s : 0);
+}
+
+static size_t lx_running(executor *base) {
+    return ((local_exec *)base)->n_runs;
+}
+
+/* Kills and reaps every job: they must not outlive the scheduler. */
+static void lx_destroy(executor *base) {
+    local_exec *ex = (local_exec *)base;
+    if (ex == NULL) return;
+    for (size_t i = 0; i < ex->n_runs; i++) {
+        lrun *r = ex->runs[i];
+        signal_group(r, SIGKILL);
+        while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        if (r->pipe_fd >= 0) close(r->pipe_fd);
+        free(r->job_id);
+        free(r->log_path);
+        free(r);
+    }
+    if (ex->sigfd >= 0) close(ex->sigfd);
+    free(ex->runs);
+    free(ex->queue);
+    free(ex->pfds);
+    free(ex->pfd_runs);
+    free(ex->self_exe);
+    free(ex);
+}
+
+static const executor_ops local_ops = {
+    .start = lx_start,
+    .cancel = lx_cancel,
+    .wait = lx_wait,
+    .running = lx_running,
+    .destroy = lx_destroy,
+};
+
+/* Creates the executor; blocks SIGCHLD (see the top of this file) and
+ * opens the signalfd that reports child exits. */
+executor *exec_local_new(const char *self_exe, double grace_s, char *err, size_t errlen) {
+    if (self_exe == NULL || self_exe[0] == '\0') {
+        ts_errf(err, errlen, "local executor: no tessera binary to run jobs with");
+        return NULL;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    int rc = pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    if (rc != 0) {
+        ts_errf(err, errlen, "block SIGCHLD: %s", strerror(rc));
+        return NULL;
+    }
+    int sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd < 0) {
+        ts_errf(err, errlen, "signalfd: %s", strerror(errno));
+        return NULL;
+    }
+    local_exec *ex = ts_calloc(1, sizeof(*ex));
+    ex->base.ops = &local_ops;
+    ex->self_exe = ts_strdup(self_exe);
+    ex->grace_s = grace_s > 0 ? grace_s : 0;
+    ex->sigfd = sigfd;
+    return &ex->base;
+}

@@ -1,0 +1,167 @@
+/*
+ * params.c - see params.h.
+ *
+ * Validation is strict on purpose: a misspelt key or a value of the wrong
+ * type would otherwise fall back to a default silently and produce results
+ * the user did not ask for, hours later on a cluster.
+ */
+#include "jobs/params.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/util.h"
+
+/* Returns the schema entry called name, or NULL. */
+static const job_param *param_find(const job_param *schema, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(schema[i].name, name) == 0) return &schema[i];
+    return NULL;
+}
+
+/* Formats a range bound for a message: integral values without a fraction
+ * or exponent ("86400", not "8.64e+04"), so the limit reads as written. */
+static void fmt_bound(char *buf, size_t len, double v) {
+    if (v == floor(v) && fabs(v) < 1e15)
+        snprintf(buf, len, "%.0f", v);
+    else
+        snprintf(buf, len, "%g", v);
+}
+
+/* Writes "params.<name>: must be <kind> from MIN to MAX" (or the one-sided
+ * form when a bound is infinite), the wording every range error shares. */
+static void range_error(const job_param *p, const char *kind, char *err, size_t errlen) {
+    char lo[64], hi[64];
+    fmt_bound(lo, sizeof(lo), p->min);
+    fmt_bound(hi, sizeof(hi), p->max);
+    if (isinf(p->min) && isinf(p->max))
+        ts_errf(err, errlen, "params.%s: must be %s", p->name, kind);
+    else if (isinf(p->max))
+        ts_errf(err, errlen, "params.%s: must be %s >= %s", p->name, kind, lo);
+    else if (isinf(p->min))
+        ts_errf(err, errlen, "params.%s: must be %s <= %s", p->name, kind, hi);
+    else
+        ts_errf(err, errlen, "params.%s: must be %s from %s to %s", p->name, kind, lo, hi);
+}
+
+/* Appends s to buf (of size len, holding a NUL-terminated string),
+ * truncating; used to build the lists of known names and choices. */
+static void append(char *buf, size_t len, const char *s) {
+    size_t used = strlen(buf);
+    if (used + 1 < len) ts_strlcpy(buf + used, s, len - used);
+}
+
+/* "params.x: must be one of \"a\", \"b\"": listing the choices saves the
+ * user a trip to the documentation. */
+static void enum_error(const job_param *p, char *err, size_t errlen) {
+    char list[384] = "";
+    for (size_t i = 0; p->choices && p->choices[i]; i++) {
+        if (i > 0) append(list, sizeof(list), ", ");
+        append(list, sizeof(list), "\"");
+        append(list, sizeof(list), p->choices[i]);
+        append(list, sizeof(list), "\"");
+    }
+    ts_errf(err, errlen, "params.%s: must be one of %s", p->name, list);
+}
+
+/* Checks one value against its schema entry. Integers must be JSON integers
+ * (5.0 is refused) so a count is never silently rounded. */
+static int check_value(const job_param *p, json_t *v, char *err, size_t errlen) {
+    switch (p->type) {
+    case PARAM_INT:
+        if (!json_is_integer(v) || (double)json_integer_value(v) < p->min ||
+            (double)json_integer_value(v) > p->max)
+            goto range;
+        return TS_OK;
+    case PARAM_NUMBER:
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < p->min ||
+            json_number_value(v) > p->max)
+            goto range;
+        return TS_OK;
+    case PARAM_BOOL:
+        if (json_is_boolean(v)) return TS_OK;
+        ts_errf(err, errlen, "params.%s: must be true or false", p->name);
+        return TS_ERR;
+    case PARAM_STRING:
+        /* An embedded NUL would be cut off by every C consumer of the value. */
+        if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
+            return TS_OK;
+        ts_errf(err, errlen, "params.%s: must be a string", p->name);
+        return TS_ERR;
+    case PARAM_ENUM:
+        for (size_t i = 0; json_is_string(v) && p->choices && p->choices[i]; i++)
+            if (strcmp(json_string_value(v), p->choices[i]) == 0) return TS_OK;
+        enum_error(p, err, errlen);
+        return TS_ERR;
+    }
+    ts_errf(err, errlen, "params.%s: unsupported parameter type", p->name);
+    return TS_ERR;
+range:
+    range_error(p, p->type == PARAM_INT ? "an integer" : "a number", err, errlen);
+    return TS_ERR;
+}
+
+/* "params.foo: unknown parameter (known: a, b)". */
+static void unknown_error(const job_param *schema, size_t n, const char *key, char *err,
+                          size_t errlen) {
+    char list[384] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) append(list, sizeof(list), ", ");
+        append(list, sizeof(list), schema[i].name);
+    }
+    ts_errf(err, errlen, "params.%s: unknown parameter (known: %s)", key, n ? list : "none");
+}
+
+/* Accepts NULL, JSON null and any object whose members all pass the
+ * schema; the first offending key is reported. */
+int params_validate(const job_param *schema, size_t n, json_t *params, char *err, size_t errlen) {
+    if (params == NULL || json_is_null(params)) return TS_OK;
+    if (!json_is_object(params)) {
+        ts_errf(err, errlen, "params: must be an object");
+        return TS_ERR;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(params, key, value) {
+        const job_param *p = param_find(schema, n, key);
+        if (p == NULL) {
+            unknown_error(schema, n, key, err, errlen);
+            return TS_ERR;
+        }
+        if (check_value(p, value, err, errlen) != TS_OK) return TS_ERR;
+    }
+    return TS_OK;
+}
+
+/* Returns the member name of params when it is present (and params is an
+ * object), else NULL so the caller falls back to the default. */
+static json_t *param_get(json_t *params, const char *name) {
+    return json_is_object(params) ? json_object_get(params, name) : NULL;
+}
+
+/* Value of a validated INT/NUMBER parameter, or its default. A name missing
+ * from the schema is a programming error; it yields 0. */
+double params_number(const job_param *schema, size_t n, json_t *params, const char *name) {
+    json_t *v = param_get(params, name);
+    if (json_is_number(v)) return json_number_value(v);
+    const job_param *p = param_find(schema, n, name);
+    return p ? p->def_number : 0.0;
+}
+
+/* Value of a validated BOOL parameter, or its default (def_number != 0). */
+bool params_bool(const job_param *schema, size_t n, json_t *params, const char *name) {
+    json_t *v = param_get(params, name);
+    if (json_is_boolean(v)) return json_is_true(v);
+    const job_param *p = param_find(schema, n, name);
+    return p ? p->def_number != 0.0 : false;
+}
+
+/* Value of a validated STRING/ENUM parameter, or its default (may be NULL).
+ * The pointer lives as long as params (or the schema). */
+const char *params_string(const job_param *schema, size_t n, json_t *params, const char *name) {
+    json_t *v = param_get(params, name);
+    if (json_is_string(v)) return json_string_value(v);
+    const job_param *p = param_find(schema, n, name);
+    return p ? p->def_string : NULL;
+}

@@ -1,0 +1,539 @@
+/*
+ * test_exec_local.c - the local executor (src/exec/local.c).
+ *
+ * Most tests run a fake runner: a shell script written into a temporary
+ * directory, used as self_exe. It is called as `runner.sh run-job SPEC` and
+ * behaves according to the job_type in the spec. The last tests use this
+ * test binary itself as self_exe: main() answers `run-job SPEC` with
+ * jobs_run_main(), so the real runner path runs without src/tessera.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exec/executor.h"
+#include "jobs/jobs.h"
+#include "util/util.h"
+
+static const char fake_runner[] =
+    "#!/bin/sh\n"
+    "dir=$(dirname \"$2\")\n"
+    "spec=$(cat \"$2\")\n"
+    "case \"$spec\" in\n"
+    "*'\"job_type\":\"ok\"'*)\n"
+    "  echo 'progress 1 2 half' >&3; sleep 0.2; echo 'progress 2 2 done' >&3\n"
+    "  echo 'hello from job'; exit 0;;\n"
+    "*'\"job_type\":\"fail\"'*) echo 'tessera run-job: j1: something broke' >&2; exit 3;;\n"
+    "*'\"job_type\":\"hang\"'*) trap '' TERM; sleep 10; exit 0;;\n"
+    "*'\"job_type\":\"slow\"'*) echo $$ > \"$dir/slow.pid\"; sleep 10; exit 0;;\n"
+    "*'\"job_type\":\"quick\"'*) sleep 0.5; exit 0;;\n"
+    "*'\"job_type\":\"instant\"'*) exit 0;;\n"
+    "*'\"job_type\":\"spam\"'*)\n"
+    "  i=0; while [ $i -lt 200 ]; do echo \"progress $i 200 step\" >&3; i=$((i+1)); done\n"
+    "  echo 'progress 200 200 all' >&3; exit 0;;\n"
+    "*'\"job_type\":\"partial\"'*)\n"
+    "  printf 'progress 1 4 a' >&3; sleep 0.1; printf ' b\\n' >&3; sleep 0.3\n"
+    "  printf 'progress 3 4 tail' >&3; exit 0;;\n"
+    "*'\"job_type\":\"orphan\"'*) sleep 30 & echo $! > \"$dir/orphan.pid\"; exit 0;;\n"
+    "*'\"job_type\":\"selfkill\"'*) kill -9 $$;;\n"
+    "esac\n"
+    "exit 99\n";
+
+typedef struct fixture {
+    char dir[64];
+    char runner[128];
+    char self[4096]; /* this test binary */
+    char work[4][160];
+    char result[4][160];
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = ts_calloc(1, sizeof(*f));
+    ts_strlcpy(f->dir, "/tmp/test_exec_local.XXXXXX", sizeof(f->dir));
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->runner, sizeof(f->runner), "%s/runner.sh", f->dir);
+    FILE *fp = fopen(f->runner, "w");
+    assert_non_null(fp);
+    fputs(fake_runner, fp);
+    fclose(fp);
+    assert_int_equal(chmod(f->runner, 0755), 0);
+    ssize_t n = readlink("/proc/self/exe", f->self, sizeof(f->self) - 1);
+    assert_true(n > 0);
+    f->self[n] = '\0';
+    char dir[64];
+    ts_strlcpy(dir, f->dir, sizeof(dir));
+    for (int i = 0; i < 4; i++) {
+        snprintf(f->work[i], sizeof(f->work[i]), "%s/work/wf-1/job-%d", dir, i);
+        snprintf(f->result[i], sizeof(f->result[i]), "%s/results/wf-1/job-%d", dir, i);
+    }
+    *state = f;
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static exec_job make_job(const fixture *f, int idx, const char *type, double timeout_s) {
+    return (exec_job){.workflow_id = 1, .job_index = idx, .attempt = 1, .job_id = "j1",
+                      .job_type = type, .image_path = NULL, .params = NULL, .cpus = 1,
+                      .timeout_s = timeout_s, .work_dir = f->work[idx],
+                      .result_dir = f->result[idx]};
+}
+
+static executor *new_exec(const char *self_exe, double grace_s) {
+    char err[TS_ERRLEN];
+    executor *ex = exec_local_new(self_exe, grace_s, err, sizeof(err));
+    if (ex == NULL) fail_msg("exec_local_new: %s", err);
+    return ex;
+}
+
+static void start_ok(executor *ex, const exec_job *job) {
+    char err[TS_ERRLEN];
+    if (ex->ops->start(ex, job, err, sizeof(err)) != TS_OK) fail_msg("start: %s", err);
+}
+
+typedef struct collected {
+    exec_event ev[512];
+    size_t n, exits;
+} collected;
+
+/* Waits until `exits` EXITED events arrived (or timeout_s passed). */
+static void collect(executor *ex, collected *c, size_t exits, double timeout_s) {
+    double end = ts_monotonic() + timeout_s;
+    while (c->exits < exits && ts_monotonic() < end) {
+        exec_event buf[8];
+        int n = ex->ops->wait(ex, end - ts_monotonic(), -1, buf, 8);
+        for (int i = 0; i < n && c->n < 512; i++) {
+            c->ev[c->n++] = buf[i];
+            if (buf[i].kind == EXEC_EXITED) c->exits++;
+        }
+    }
+    assert_int_equal(c->exits, exits);
+}
+
+static const exec_event *exited_event(const collected *c, int32_t idx) {
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ev[i].kind == EXEC_EXITED && c->ev[i].job_index == idx) return &c->ev[i];
+    fail_msg("no EXITED event for job %d", idx);
+    return NULL;
+}
+
+static size_t count_progress(const collected *c, int32_t idx) {
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ev[i].kind == EXEC_PROGRESS && c->ev[i].job_index == idx) n++;
+    return n;
+}
+
+static char *slurp(const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) return ts_strdup("");
+    char *buf = ts_calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+static pid_t read_pid(const char *dir, const char *name) {
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    for (int i = 0; i < 100; i++) {
+        char *text = slurp(path);
+        long pid = atol(text);
+        free(text);
+        if (pid > 0) return (pid_t)pid;
+        usleep(20000);
+    }
+    fail_msg("no pid in %s", path);
+    return -1;
+}
+
+/* True once pid is gone or a zombie waiting for its new parent. */
+static int process_gone(pid_t pid) {
+    for (int i = 0; i < 100; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+        char *stat = slurp(path);
+        char *close_paren = strrchr(stat, ')');
+        int gone = stat[0] == '\0' || (close_paren && close_paren[2] == 'Z');
+        free(stat);
+        if (gone) return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+/* ---- fake runner ---- */
+
+static void test_local_success_reports_progress_and_log(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job job = make_job(f, 0, "ok", 0);
+    json_t *params = json_pack("{s:f}", "seconds", 0.5);
+    job.params = params;
+    job.image_path = "/data/slide.svs";
+    start_ok(ex, &job);
+    assert_int_equal(ex->ops->running(ex), 1);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    assert_int_equal(ex->ops->running(ex), 0);
+
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.ev[0].kind, EXEC_PROGRESS);
+    assert_true(c.ev[0].progress == 0.5);
+    assert_string_equal(c.ev[0].message, "half");
+    assert_int_equal(c.ev[1].kind, EXEC_PROGRESS); /* coalesced, but the last is kept */
+    assert_true(c.ev[1].progress == 1.0);
+    assert_string_equal(c.ev[1].message, "done");
+    const exec_event *e = &c.ev[2];
+    assert_int_equal(e->kind, EXEC_EXITED);
+    assert_int_equal(e->workflow_id, 1);
+    assert_int_equal(e->job_index, 0);
+    assert_int_equal(e->attempt, 1);
+    assert_string_equal(e->outcome, "succeeded");
+    assert_int_equal(e->exit_code, 0);
+    assert_true(e->progress == 1.0);
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/job.log", f->work[0]);
+    char *log = slurp(path);
+    assert_true(strncmp(log, "=== attempt 1 of job j1 started ", 32) == 0);
+    assert_non_null(strstr(log, " ===\nhello from job\n"));
+    free(log);
+
+    snprintf(path, sizeof(path), "%s/attempt-1.json", f->work[0]);
+    json_t *spec = json_load_file(path, 0, NULL);
+    assert_non_null(spec);
+    assert_int_equal(json_integer_value(json_object_get(spec, "workflow_id")), 1);
+    assert_int_equal(json_integer_value(json_object_get(spec, "job_index")), 0);
+    assert_string_equal(json_string_value(json_object_get(spec, "job_id")), "j1");
+    assert_string_equal(json_string_value(json_object_get(spec, "job_type")), "ok");
+    assert_string_equal(json_string_value(json_object_get(spec, "image_path")), "/data/slide.svs");
+    assert_true(json_equal(json_object_get(spec, "params"), params));
+    assert_int_equal(json_integer_value(json_object_get(spec, "cpus")), 1);
+    assert_int_equal(json_integer_value(json_object_get(spec, "attempt")), 1);
+    assert_string_equal(json_string_value(json_object_get(spec, "work_dir")), f->work[0]);
+    assert_string_equal(json_string_value(json_object_get(spec, "result_dir")), f->result[0]);
+    json_decref(spec);
+    json_decref(params);
+    ex->ops->destroy(ex);
+}
+
+static void test_local_failure_reports_exit_code_and_reason(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job job = make_job(f, 0, "fail", 0);
+    start_ok(ex, &job);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "failed");
+    assert_int_equal(e->exit_code, 3);
+    assert_string_equal(e->message, "exited with status 3: something broke");
+    ex->ops->destroy(ex);
+}
+
+static void test_local_killed_by_signal_is_failed(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job job = make_job(f, 0, "selfkill", 0);
+    start_ok(ex, &job);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "failed");
+    assert_int_equal(e->exit_code, 128 + 9);
+    assert_string_equal(e->message, "killed by signal 9");
+    ex->ops->destroy(ex);
+}
+
+static void test_local_timeout_sigkill_after_grace(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 0.3);
+    exec_job job = make_job(f, 0, "hang", 0.3); /* the script ignores SIGTERM */
+    double t0 = ts_monotonic();
+    start_ok(ex, &job);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    double elapsed = ts_monotonic() - t0;
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "timeout");
+    assert_int_equal(e->exit_code, 128 + 9);
+    assert_string_equal(e->message, "timed out after 0.3 s");
+    assert_true(elapsed >= 0.55 && elapsed < 3.0);
+    ex->ops->destroy(ex);
+}
+
+static void test_local_cancel_terminates_group(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 5.0);
+    exec_job job = make_job(f, 0, "slow", 0);
+    start_ok(ex, &job);
+    pid_t pid = read_pid(f->work[0], "slow.pid");
+    exec_event buf[4];
+    assert_int_equal(ex->ops->wait(ex, 0.05, -1, buf, 4), 0);
+    double t0 = ts_monotonic();
+    ex->ops->cancel(ex, 1, 0, 5.0);
+    ex->ops->cancel(ex, 1, 0, 5.0); /* idempotent */
+    ex->ops->cancel(ex, 1, 3, 5.0); /* unknown: ignored */
+    ex->ops->cancel(ex, 99, 0, 5.0);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    assert_true(ts_monotonic() - t0 < 2.0); /* SIGTERM sufficed */
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "cancelled");
+    assert_int_equal(e->exit_code, 128 + 15);
+    assert_true(process_gone(pid));
+    ex->ops->cancel(ex, 1, 0, 5.0); /* already ended: ignored */
+    assert_int_equal(ex->ops->wait(ex, 0, -1, buf, 4), 0);
+    ex->ops->destroy(ex);
+}
+
+static void test_local_two_jobs_run_concurrently(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "quick", 0), b = make_job(f, 1, "quick", 0);
+    double t0 = ts_monotonic();
+    start_ok(ex, &a);
+    start_ok(ex, &b);
+    assert_int_equal(ex->ops->running(ex), 2);
+    collected c = {0};
+    collect(ex, &c, 2, 10);
+    assert_true(ts_monotonic() - t0 < 0.95); /* 2 x 0.5 s in sequence would be 1 s */
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    assert_string_equal(exited_event(&c, 1)->outcome, "succeeded");
+    ex->ops->destroy(ex);
+}
+
+static void test_local_same_job_twice_is_refused(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "slow", 0);
+    start_ok(ex, &a);
+    char err[TS_ERRLEN];
+    assert_int_equal(ex->ops->start(ex, &a, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "job j1 (workflow 1, index 0) is already running");
+    ex->ops->destroy(ex);
+}
+
+static void test_local_events_beyond_max_stay_queued(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "instant", 0), b = make_job(f, 1, "instant", 0);
+    start_ok(ex, &a);
+    start_ok(ex, &b);
+    usleep(300000); /* both have exited: one wait() will see both */
+    exec_event buf[2];
+    int seen = 0;
+    double end = ts_monotonic() + 10;
+    while (seen < 2 && ts_monotonic() < end) {
+        int n = ex->ops->wait(ex, 1.0, -1, buf, 1);
+        assert_true(n <= 1);
+        if (n == 0) continue;
+        assert_int_equal(buf[0].kind, EXEC_EXITED);
+        seen |= 1 << buf[0].job_index;
+    }
+    assert_int_equal(seen, 3);
+    assert_int_equal(ex->ops->running(ex), 0);
+    ex->ops->destroy(ex);
+}
+
+static void test_local_wake_fd_and_timeout(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "slow", 0);
+    start_ok(ex, &a);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    exec_event buf[4];
+    double t0 = ts_monotonic();
+    assert_int_equal(ex->ops->wait(ex, 0.1, p[0], buf, 4), 0);
+    double waited = ts_monotonic() - t0;
+    assert_true(waited >= 0.09 && waited < 1.0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    t0 = ts_monotonic();
+    assert_int_equal(ex->ops->wait(ex, 5.0, p[0], buf, 4), 0);
+    assert_true(ts_monotonic() - t0 < 1.0);
+    close(p[0]);
+    close(p[1]);
+    pid_t pid = read_pid(f->work[0], "slow.pid");
+    ex->ops->destroy(ex); /* kills and reaps the running job */
+    assert_true(process_gone(pid));
+}
+
+static void test_local_exec_failure_is_exit_127(void **state) {
+    fixture *f = *state;
+    char missing[192];
+    snprintf(missing, sizeof(missing), "%s/no-such-tessera", f->dir);
+    executor *ex = new_exec(missing, 1.0);
+    exec_job a = make_job(f, 0, "noop", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "failed");
+    assert_int_equal(e->exit_code, 127);
+    assert_non_null(strstr(e->message, "exited with status 127: cannot execute "));
+    assert_non_null(strstr(e->message, "No such file or directory"));
+    ex->ops->destroy(ex);
+}
+
+static void test_local_progress_is_coalesced(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "spam", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    size_t n = count_progress(&c, 0);
+    assert_true(n >= 1 && n <= 4); /* 201 lines in well under a second */
+    const exec_event *last = &c.ev[c.n - 2];
+    assert_int_equal(last->kind, EXEC_PROGRESS);
+    assert_true(last->progress == 1.0);
+    assert_string_equal(last->message, "all");
+    ex->ops->destroy(ex);
+}
+
+static void test_local_partial_progress_lines(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "partial", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    assert_int_equal(c.n, 3);
+    assert_true(c.ev[0].progress == 0.25);
+    assert_string_equal(c.ev[0].message, "a b");
+    assert_true(c.ev[1].progress == 0.75); /* the last line had no newline */
+    assert_string_equal(c.ev[1].message, "tail");
+    assert_true(c.ev[2].progress == 0.75);
+    ex->ops->destroy(ex);
+}
+
+static void test_local_leftover_processes_are_killed(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "orphan", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    assert_true(process_gone(read_pid(f->work[0], "orphan.pid")));
+    ex->ops->destroy(ex);
+}
+
+static void test_local_start_error_names_path(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    char blocker[96], err[TS_ERRLEN];
+    snprintf(blocker, sizeof(blocker), "%s/file", f->dir);
+    FILE *fp = fopen(blocker, "w");
+    fclose(fp);
+    exec_job a = make_job(f, 0, "ok", 0);
+    snprintf(f->work[0], sizeof(f->work[0]), "%s/sub", blocker);
+    assert_int_equal(ex->ops->start(ex, &a, err, sizeof(err)), TS_ERR);
+    char expected[256];
+    snprintf(expected, sizeof(expected), "cannot create directory %s/sub: Not a directory", blocker);
+    assert_string_equal(err, expected);
+    assert_int_equal(ex->ops->running(ex), 0);
+    assert_null(exec_local_new("", 1.0, err, sizeof(err)));
+    ex->ops->destroy(ex);
+}
+
+/* ---- the real runner (this binary answering run-job) ---- */
+
+static void test_local_real_runner_sleep_publishes(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 1.0);
+    exec_job a = make_job(f, 0, "sleep", 0);
+    json_t *params = json_pack("{s:f}", "seconds", 0.6);
+    a.params = params;
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 20);
+    json_decref(params);
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "succeeded");
+    assert_true(e->progress == 1.0);
+    assert_true(count_progress(&c, 0) >= 2);
+    struct stat st;
+    assert_int_equal(stat(f->result[0], &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    ex->ops->destroy(ex);
+}
+
+static void test_local_real_runner_cancel_leaves_no_result(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 5.0);
+    exec_job a = make_job(f, 0, "sleep", 0);
+    json_t *params = json_pack("{s:i}", "seconds", 30);
+    a.params = params;
+    start_ok(ex, &a);
+    exec_event buf[4];
+    int n = 0;
+    while (n == 0) n = ex->ops->wait(ex, 5.0, -1, buf, 4); /* first progress: it runs */
+    assert_int_equal(buf[0].kind, EXEC_PROGRESS);
+    double t0 = ts_monotonic();
+    ex->ops->cancel(ex, 1, 0, 5.0);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    json_decref(params);
+    assert_true(ts_monotonic() - t0 < 2.0); /* the runner honoured SIGTERM */
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "cancelled");
+    assert_int_equal(e->exit_code, 1);
+    assert_int_equal(access(f->result[0], F_OK), -1);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/job.log", f->work[0]);
+    char *log = slurp(path);
+    assert_non_null(strstr(log, "tessera run-job: j1: interrupted\n"));
+    free(log);
+    ex->ops->destroy(ex);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "run-job") == 0) return jobs_run_main(argv[2]);
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_local_success_reports_progress_and_log),
+        T(test_local_failure_reports_exit_code_and_reason),
+        T(test_local_killed_by_signal_is_failed),
+        T(test_local_timeout_sigkill_after_grace),
+        T(test_local_cancel_terminates_group),
+        T(test_local_two_jobs_run_concurrently),
+        T(test_local_same_job_twice_is_refused),
+        T(test_local_events_beyond_max_stay_queued),
+        T(test_local_wake_fd_and_timeout),
+        T(test_local_exec_failure_is_exit_127),
+        T(test_local_progress_is_coalesced),
+        T(test_local_partial_progress_lines),
+        T(test_local_leftover_processes_are_killed),
+        T(test_local_start_error_names_path),
+        T(test_local_real_runner_sleep_publishes),
+        T(test_local_real_runner_cancel_leaves_no_result),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,372 @@
+/*
+ * test_jobs.c - the job registry, the noop and sleep job types, job_progress
+ * and the runner (jobs_run_main) on spec files in a temporary directory.
+ *
+ * The runner is run in a forked child, as the executor does, so its signal
+ * handlers and fd 3 are the child's own.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "jobs/jobs.h"
+#include "util/util.h"
+
+typedef struct fixture {
+    char dir[64];
+    char spec[128];
+    char result[128];
+    char stderr_path[128];
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = ts_calloc(1, sizeof(*f));
+    ts_strlcpy(f->dir, "/tmp/test_jobs.XXXXXX", sizeof(f->dir));
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->spec, sizeof(f->spec), "%s/work/attempt-1.json", f->dir);
+    snprintf(f->result, sizeof(f->result), "%s/results/job-1", f->dir);
+    snprintf(f->stderr_path, sizeof(f->stderr_path), "%s/stderr.txt", f->dir);
+    char work[128];
+    snprintf(work, sizeof(work), "%s/work", f->dir);
+    assert_int_equal(mkdir(work, 0755), 0);
+    *state = f;
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* Writes a spec like the executor's; params_text is JSON or NULL. */
+static void write_spec(const fixture *f, const char *type_name, const char *params_text) {
+    json_t *params = params_text ? json_loads(params_text, 0, NULL) : json_null();
+    assert_non_null(params);
+    char work[128];
+    snprintf(work, sizeof(work), "%s/work", f->dir);
+    json_t *spec = json_pack("{s:i, s:i, s:s, s:s, s:n, s:o, s:i, s:i, s:s, s:s}", "workflow_id", 7,
+                             "job_index", 0, "job_id", "job-1", "job_type", type_name, "image_path",
+                             "params", params, "cpus", 1, "attempt", 1, "work_dir", work,
+                             "result_dir", f->result);
+    assert_non_null(spec);
+    assert_int_equal(json_dump_file(spec, f->spec, JSON_COMPACT), 0);
+    json_decref(spec);
+}
+
+/* Forks a child that runs jobs_run_main with fd 3 = progress_w (or closed
+ * when progress_w < 0) and stderr redirected to f->stderr_path. */
+static pid_t start_runner(const fixture *f, int progress_w, int progress_r) {
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int efd = open(f->stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(efd, 2);
+        dup2(efd, 1);
+        if (progress_r >= 0) close(progress_r);
+        if (progress_w >= 0) {
+            dup2(progress_w, 3);
+            if (progress_w != 3) close(progress_w);
+        } else {
+            close(3);
+        }
+        _exit(jobs_run_main(f->spec));
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid) {
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* Runs the spec to completion; returns the exit status and the progress
+ * text (malloc'd, may be empty) in *progress. */
+static int run_with_progress(const fixture *f, char **progress) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = start_runner(f, p[1], p[0]);
+    close(p[1]);
+    size_t len = 0, cap = 4096;
+    char *buf = ts_malloc(cap);
+    ssize_t n;
+    while ((n = read(p[0], buf + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 2) buf = ts_realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    close(p[0]);
+    *progress = buf;
+    return wait_exit(pid);
+}
+
+static char *slurp(const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) return ts_strdup("");
+    char *buf = ts_calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, fp);
+    buf[n] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* True when a name containing infix exists in dir (leftover temp dirs). */
+static int dir_has_entry_containing(const char *dir, const char *infix) {
+    DIR *d = opendir(dir);
+    if (d == NULL) return 0;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, infix)) found = 1;
+    closedir(d);
+    return found;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ---- registry ---- */
+
+static void test_registry_find_count_at(void **state) {
+    (void)state;
+    assert_true(jobs_count() >= 2);
+    const job_type *noop = jobs_find("noop");
+    const job_type *sleep_type = jobs_find("sleep");
+    assert_non_null(noop);
+    assert_non_null(sleep_type);
+    assert_string_equal(noop->name, "noop");
+    assert_non_null(noop->run);
+    assert_int_equal(sleep_type->n_params, 1);
+    assert_string_equal(sleep_type->params[0].name, "seconds");
+    assert_null(jobs_find("Noop"));
+    assert_null(jobs_find(NULL));
+    for (size_t i = 0; i < jobs_count(); i++) {
+        const job_type *t = jobs_at(i);
+        assert_non_null(t);
+        assert_ptr_equal(jobs_find(t->name), t);
+        assert_non_null(t->description);
+    }
+    assert_null(jobs_at(jobs_count()));
+}
+
+static void test_jobs_check_unknown_type_lists_known(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    assert_int_equal(jobs_check(NULL, "segment", NULL, NULL, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "unknown job type \"segment\" (known: noop, sleep"));
+    assert_int_equal(jobs_check(NULL, "noop", NULL, NULL, err, sizeof(err)), TS_OK);
+}
+
+static void test_jobs_check_params(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    json_t *p = json_pack("{s:f}", "seconds", 0.5);
+    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_OK);
+    json_decref(p);
+    p = json_pack("{s:i}", "seconds", -1);
+    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "params.seconds: must be a number from 0 to 86400");
+    json_decref(p);
+    p = json_pack("{s:i}", "seconds", 86401);
+    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    json_decref(p);
+    p = json_pack("{s:s}", "seconds", "1");
+    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    json_decref(p);
+    p = json_pack("{s:i}", "secs", 1);
+    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "params.secs: unknown parameter (known: seconds)");
+    json_decref(p);
+    p = json_pack("{s:i}", "x", 1);
+    assert_int_equal(jobs_check(NULL, "noop", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "params.x: unknown parameter (known: none)");
+    json_decref(p);
+    p = json_object();
+    assert_int_equal(jobs_check(NULL, "noop", p, NULL, err, sizeof(err)), TS_OK);
+    json_decref(p);
+}
+
+/* ---- job_progress ---- */
+
+static void test_job_progress_throttles_and_keeps_final(void **state) {
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    volatile sig_atomic_t stop = 0;
+    job_ctx ctx = {.job_id = "j", .stop = &stop, .progress_fd = p[1], .last_progress_at = -1e9};
+    for (int i = 0; i < 100; i++) job_progress(&ctx, i, 100, "tile\ndone");
+    job_progress(&ctx, 100, 100, NULL);
+    close(p[1]);
+    char buf[4096];
+    ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+    close(p[0]);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "progress 0 100 tile done\nprogress 100 100 \n");
+
+    ctx.progress_fd = -1; /* nowhere: must not crash or write */
+    job_progress(&ctx, 1, 1, "x");
+}
+
+/* ---- runner ---- */
+
+static void test_run_noop_publishes_result(void **state) {
+    fixture *f = *state;
+    write_spec(f, "noop", NULL);
+    char *progress = NULL;
+    assert_int_equal(run_with_progress(f, &progress), 0);
+    assert_string_equal(progress, "progress 1 1 \n");
+    free(progress);
+    assert_true(is_dir(f->result));
+    char results[128];
+    snprintf(results, sizeof(results), "%s/results", f->dir);
+    assert_false(dir_has_entry_containing(results, ".tmp-"));
+    char *out = slurp(f->stderr_path);
+    assert_non_null(strstr(out, "tessera run-job: job-1: succeeded"));
+    free(out);
+}
+
+static void test_run_sleep_reports_progress(void **state) {
+    fixture *f = *state;
+    write_spec(f, "sleep", "{\"seconds\": 0.1}");
+    double t0 = ts_monotonic();
+    char *progress = NULL;
+    assert_int_equal(run_with_progress(f, &progress), 0);
+    double elapsed = ts_monotonic() - t0;
+    assert_true(elapsed >= 0.1 && elapsed < 5);
+    /* a first line at once, then the final line */
+    assert_true(strncmp(progress, "progress ", 9) == 0);
+    char *last = strstr(progress, "progress 0.1 0.1 slept 0.1 s\n");
+    assert_non_null(last);
+    assert_string_equal(last, "progress 0.1 0.1 slept 0.1 s\n");
+    free(progress);
+    assert_true(is_dir(f->result));
+}
+
+static void test_run_replaces_previous_result(void **state) {
+    fixture *f = *state;
+    char results[128], old[192];
+    snprintf(results, sizeof(results), "%s/results", f->dir);
+    assert_int_equal(mkdir(results, 0755), 0);
+    assert_int_equal(mkdir(f->result, 0755), 0);
+    snprintf(old, sizeof(old), "%s/old.txt", f->result);
+    FILE *fp = fopen(old, "w");
+    fputs("stale", fp);
+    fclose(fp);
+    write_spec(f, "noop", "{}");
+    char *progress = NULL;
+    assert_int_equal(run_with_progress(f, &progress), 0);
+    free(progress);
+    assert_true(is_dir(f->result));
+    assert_int_equal(access(old, F_OK), -1);
+    assert_false(dir_has_entry_containing(results, ".old-"));
+    assert_false(dir_has_entry_containing(results, ".tmp-"));
+}
+
+static void test_run_without_progress_fd(void **state) {
+    fixture *f = *state;
+    write_spec(f, "sleep", "{\"seconds\": 0}");
+    pid_t pid = start_runner(f, -1, -1);
+    assert_int_equal(wait_exit(pid), 0);
+    assert_true(is_dir(f->result));
+}
+
+static void test_run_interrupted_sleep_leaves_no_result(void **state) {
+    fixture *f = *state;
+    write_spec(f, "sleep", "{\"seconds\": 30}");
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = start_runner(f, p[1], p[0]);
+    close(p[1]);
+    char buf[256];
+    assert_true(read(p[0], buf, sizeof(buf)) > 0); /* it is running */
+    double t0 = ts_monotonic();
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(wait_exit(pid), 1);
+    assert_true(ts_monotonic() - t0 < 2.0);
+    close(p[0]);
+    assert_false(is_dir(f->result));
+    char results[128];
+    snprintf(results, sizeof(results), "%s/results", f->dir);
+    assert_false(dir_has_entry_containing(results, ".tmp-"));
+    char *err = slurp(f->stderr_path);
+    assert_string_equal(err, "tessera run-job: job-1: interrupted\n");
+    free(err);
+}
+
+/* Runs a spec whose content is given verbatim and expects exit 2. */
+static void expect_bad_spec(const fixture *f, const char *content, const char *needle) {
+    FILE *fp = fopen(f->spec, "w");
+    fputs(content, fp);
+    fclose(fp);
+    assert_int_equal(wait_exit(start_runner(f, -1, -1)), 2);
+    char *err = slurp(f->stderr_path);
+    if (strstr(err, needle) == NULL) fail_msg("expected \"%s\" in \"%s\"", needle, err);
+    free(err);
+    assert_false(is_dir(f->result));
+}
+
+static void test_run_bad_spec_exits_2(void **state) {
+    fixture *f = *state;
+    expect_bad_spec(f, "not json", "bad spec: cannot read spec");
+    expect_bad_spec(f, "[1]", "bad spec: cannot read spec: not a JSON object");
+    expect_bad_spec(f, "{\"workflow_id\": 1}", "field \"job_index\": must be an integer");
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "{\"workflow_id\":1,\"job_index\":0,\"job_id\":\"j\",\"job_type\":\"%s\","
+             "\"image_path\":null,\"params\":%s,\"cpus\":1,\"attempt\":1,\"work_dir\":\"%s\","
+             "\"result_dir\":\"%s\"}",
+             "bogus", "{}", f->dir, f->result);
+    expect_bad_spec(f, text, "unknown job type \"bogus\"");
+    snprintf(text, sizeof(text),
+             "{\"workflow_id\":1,\"job_index\":0,\"job_id\":\"j\",\"job_type\":\"%s\","
+             "\"image_path\":null,\"params\":%s,\"cpus\":1,\"attempt\":1,\"work_dir\":\"%s\","
+             "\"result_dir\":\"%s\"}",
+             "sleep", "{\"seconds\":-3}", f->dir, f->result);
+    expect_bad_spec(f, text, "params.seconds: must be a number from 0 to 86400");
+    unlink(f->spec);
+    assert_int_equal(wait_exit(start_runner(f, -1, -1)), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry_find_count_at),
+        cmocka_unit_test(test_jobs_check_unknown_type_lists_known),
+        cmocka_unit_test(test_jobs_check_params),
+        cmocka_unit_test(test_job_progress_throttles_and_keeps_final),
+        cmocka_unit_test_setup_teardown(test_run_noop_publishes_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_sleep_reports_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_replaces_previous_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_without_progress_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_interrupted_sleep_leaves_no_result, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_run_bad_spec_exits_2, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

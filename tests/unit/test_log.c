@@ -1,0 +1,221 @@
+/*
+ * test_log.c - JSON-lines logging (src/util/log.c): lines are parsed back
+ * with jansson and their fields checked.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = ts_calloc(1, sizeof(*f));
+    ts_strlcpy(f->dir, "/tmp/test_log.XXXXXX", sizeof(f->dir));
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/tessera.log", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    log_close();
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Reads the log file back as an array of parsed lines; every line must be
+ * a complete JSON object. */
+static json_t *read_lines(const char *path) {
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    json_t *lines = json_array();
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&buf, &cap, fp)) > 0) {
+        assert_int_equal(buf[n - 1], '\n');
+        json_error_t jerr;
+        json_t *line = json_loads(buf, 0, &jerr);
+        if (line == NULL) fail_msg("not JSON: %s (%s)", buf, jerr.text);
+        assert_true(json_is_object(line));
+        json_array_append_new(lines, line);
+    }
+    free(buf);
+    fclose(fp);
+    return lines;
+}
+
+static const char *str_field(json_t *line, const char *key) {
+    json_t *v = json_object_get(line, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void test_log_line_has_required_fields(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open(f->path, "scheduler", LOG_INFO, err, sizeof(err)), TS_OK);
+    log_emit(LOG_INFO, "wf-12", "job-1", "job started", json_pack("{s:i, s:s}", "attempt", 2,
+                                                                  "job_type", "sleep"));
+    log_emit(LOG_WARN, NULL, NULL, "plain", NULL);
+    log_close();
+
+    json_t *lines = read_lines(f->path);
+    assert_int_equal(json_array_size(lines), 2);
+    json_t *l0 = json_array_get(lines, 0);
+    const char *ts = str_field(l0, "ts");
+    assert_non_null(ts);
+    /* 2024-05-01T12:34:56.789Z */
+    assert_int_equal(strlen(ts), 24);
+    assert_int_equal(ts[10], 'T');
+    assert_int_equal(ts[19], '.');
+    assert_int_equal(ts[23], 'Z');
+    assert_string_equal(str_field(l0, "level"), "info");
+    assert_int_equal(json_integer_value(json_object_get(l0, "pid")), getpid());
+    assert_string_equal(str_field(l0, "component"), "scheduler");
+    assert_string_equal(str_field(l0, "msg"), "job started");
+    assert_string_equal(str_field(l0, "run_id"), "wf-12");
+    assert_string_equal(str_field(l0, "job_id"), "job-1");
+    assert_int_equal(json_integer_value(json_object_get(l0, "attempt")), 2);
+    assert_string_equal(str_field(l0, "job_type"), "sleep");
+
+    json_t *l1 = json_array_get(lines, 1);
+    assert_string_equal(str_field(l1, "level"), "warn");
+    assert_null(json_object_get(l1, "run_id"));
+    assert_null(json_object_get(l1, "job_id"));
+    json_decref(lines);
+}
+
+static void test_log_level_filter_and_stolen_fields(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open(f->path, "http", LOG_WARN, err, sizeof(err)), TS_OK);
+    /* dropped lines still release their fields (ASan checks the leak) */
+    log_emit(LOG_DEBUG, NULL, NULL, "debug", json_pack("{s:s}", "k", "v"));
+    log_emit(LOG_INFO, NULL, NULL, "info", json_pack("{s:s}", "k", "v"));
+    log_emit(LOG_ERROR, NULL, NULL, "error", NULL);
+    log_close();
+    json_t *lines = read_lines(f->path);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_string_equal(str_field(json_array_get(lines, 0), "msg"), "error");
+    json_decref(lines);
+}
+
+static void test_log_fields_cannot_override_fixed_ones(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open(f->path, "run", LOG_DEBUG, err, sizeof(err)), TS_OK);
+    log_emit(LOG_DEBUG, NULL, NULL, "m", json_pack("{s:s, s:s}", "level", "error", "ts", "x"));
+    log_close();
+    json_t *lines = read_lines(f->path);
+    json_t *l0 = json_array_get(lines, 0);
+    assert_string_equal(str_field(l0, "level"), "debug");
+    assert_string_not_equal(str_field(l0, "ts"), "x");
+    json_decref(lines);
+}
+
+static void test_log_invalid_utf8_still_logged(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open(f->path, "run", LOG_INFO, err, sizeof(err)), TS_OK);
+    log_emit(LOG_INFO, NULL, "j\xff", "bad \xc3 byte\nnext", NULL);
+    log_close();
+    json_t *lines = read_lines(f->path);
+    assert_int_equal(json_array_size(lines), 1);
+    json_t *l0 = json_array_get(lines, 0);
+    assert_string_equal(str_field(l0, "msg"), "bad ? byte\nnext");
+    assert_string_equal(str_field(l0, "job_id"), "j?");
+    json_decref(lines);
+}
+
+static void test_log_preserves_errno(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open(f->path, "run", LOG_INFO, err, sizeof(err)), TS_OK);
+    errno = ENOSPC;
+    log_emit(LOG_ERROR, NULL, NULL, "disk full", NULL);
+    assert_int_equal(errno, ENOSPC);
+}
+
+static void test_log_open_error_names_path(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open("/nonexistent-dir/x.log", "run", LOG_INFO, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "/nonexistent-dir/x.log: No such file or directory");
+}
+
+static void test_log_level_parse(void **state) {
+    (void)state;
+    log_level l;
+    assert_int_equal(log_level_parse("debug", &l), TS_OK);
+    assert_int_equal(l, LOG_DEBUG);
+    assert_int_equal(log_level_parse("warn", &l), TS_OK);
+    assert_int_equal(l, LOG_WARN);
+    assert_int_equal(log_level_parse("error", &l), TS_OK);
+    assert_int_equal(l, LOG_ERROR);
+    assert_int_equal(log_level_parse("WARNING", &l), TS_ERR);
+    assert_int_equal(log_level_parse(NULL, &l), TS_ERR);
+}
+
+/* Several processes appending to one file never interleave inside a line
+ * (one write() per line with O_APPEND). */
+static void test_log_concurrent_writers_do_not_interleave(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    enum { WRITERS = 4, LINES = 300 };
+    assert_int_equal(log_open(f->path, "worker", LOG_INFO, err, sizeof(err)), TS_OK);
+    char pad[600];
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        pids[w] = fork();
+        assert_true(pids[w] >= 0);
+        if (pids[w] == 0) {
+            for (int i = 0; i < LINES; i++)
+                log_emit(LOG_INFO, NULL, NULL, pad, json_pack("{s:i, s:i}", "w", w, "i", i));
+            _exit(0);
+        }
+    }
+    for (int w = 0; w < WRITERS; w++) {
+        int status;
+        assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    log_close();
+    json_t *lines = read_lines(f->path);
+    assert_int_equal(json_array_size(lines), WRITERS * LINES);
+    json_decref(lines);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_log_line_has_required_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_level_filter_and_stolen_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_fields_cannot_override_fixed_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_invalid_utf8_still_logged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_preserves_errno, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_open_error_names_path, setup, teardown),
+        cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test_setup_teardown(test_log_concurrent_writers_do_not_interleave, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
