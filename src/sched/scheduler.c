@@ -167,7 +167,8 @@ static void log_change(const core_change *ch) {
     char run_id[32];
     snprintf(run_id, sizeof(run_id), "wf-%lld", (long long)ch->workflow_id);
     if (ch->kind == CHANGE_JOB_PROGRESS) {
-        log_emit(LOG_DEBUG, run_id, ch->job_id, ch->event_type,
+        /* The executor already throttles progress to a few lines a second. */
+        log_emit(LOG_INFO, run_id, ch->job_id, ch->event_type,
                  json_pack("{sf si}", "progress", ch->progress, "attempt", ch->attempt));
         return;
     }

@@ -25,6 +25,7 @@
 #include "exec/executor.h"
 #include "jobs/jobs.h"
 #include "util/util.h"
+#include "testlib.h"
 
 static const char fake_runner[] =
     "#!/bin/sh\n"
@@ -81,15 +82,9 @@ static int setup(void **state) {
     return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)sb;
-    (void)ftw;
-    return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static int teardown(void **state) {
     fixture *f = *state;
-    nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_rf(f->dir);
     free(f);
     return 0;
 }
