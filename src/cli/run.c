@@ -123,14 +123,14 @@ static int poll_events_cb(void *ctx, const store_event *ev) {
     return 0;
 }
 
-static void watch_update(store *st, watch *w, progress_view *pv) {
+static void watch_update(store *st, watch *w, progress_view *pv, bool force) {
     char err[TS_ERRLEN];
     for (size_t i = 0; i < w->n; i++) {
         watch_poll wp = {pv, w, i};
         store_events_since(st, w->last_seq[i], NULL, w->id[i], 1000, poll_events_cb, &wp, err,
                            sizeof(err));
     }
-    if (!progress_due(pv)) return;
+    if (!progress_due(pv) && !(force && pv->tty && !pv->quiet)) return;
     store_workflow *shown[MAX_WATCH];
     size_t n_shown = 0;
     for (size_t i = 0; i < w->n; i++)
@@ -180,12 +180,13 @@ static int drive(const cli_args *a, store *st, watch *w, progress_view *pv) {
             rc = CLI_FAILED;
             break;
         }
-        watch_update(st, w, pv);
+        watch_update(st, w, pv, false);
         if (!watch_all_done(w)) continue;
         /* Our workflows are done; let jobs of others we run finish first. */
         if (!sched_is_leader(s) || sched_running(s) == 0) break;
         sched_stop_claiming(s);
     }
+    watch_update(st, w, pv, true);
     if (stop_signal) {
         char reason[128];
         snprintf(reason, sizeof(reason), "interrupted: tessera run stopped by %s",
