@@ -7,7 +7,7 @@
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 
 CC      ?= cc
-PKGS    := jansson sqlite3 libcrypto
+PKGS    := jansson sqlite3 libcrypto libmicrohttpd libwslay libcurl
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)

@@ -199,6 +199,18 @@ typedef struct store_attempt {
 int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
                    size_t *n, char *err, size_t errlen);
 
+/* ---- users and tokens (auth) --------------------------------------------- */
+
+/* Creates user name with this token hash, or gives an existing user a new
+ * token (the old one stops working). Own transaction. */
+int store_user_put(store *st, const char *name, const char *token_hash, bool admin, double now,
+                   char *err, size_t errlen);
+
+/* The user whose token hashes to token_hash: TS_OK with name (129 bytes) and
+ * admin set, or STORE_NOTFOUND. */
+int store_user_by_token(store *st, const char *token_hash, char *name, bool *admin, char *err,
+                        size_t errlen);
+
 /* ---- the admission line at a glance --------------------------------------- */
 
 typedef struct store_queue_stats {

@@ -20,7 +20,7 @@
 #define DOTENV_MAX_BYTES (1 << 20) /* a .env is a few lines; refuse anything huge */
 #define STATE_DIR_MAX 1000 /* leaves room in db[] for "/tessera.db" */
 
-typedef enum opt_kind { OPT_INT, OPT_NUMBER, OPT_TEXT } opt_kind;
+typedef enum opt_kind { OPT_INT, OPT_LONG, OPT_NUMBER, OPT_TEXT } opt_kind;
 
 typedef struct opt {
     const char *name;
@@ -37,6 +37,7 @@ static bool check_user(const char *value, char *why, size_t whylen);
 static bool check_data_roots(const char *value, char *why, size_t whylen);
 static bool check_auth(const char *value, char *why, size_t whylen);
 static bool check_log_level(const char *value, char *why, size_t whylen);
+static bool check_server(const char *value, char *why, size_t whylen);
 
 #define TEXT(n, field, lo, check) \
     {n, OPT_TEXT, offsetof(ts_config, field), sizeof(((ts_config *)0)->field), lo, \
@@ -58,6 +59,11 @@ static const opt options[] = {
     TEXT("TESSERA_LOG", log, 0, NULL),
     TEXT("TESSERA_LOG_LEVEL", log_level, 1, check_log_level),
     TEXT("TESSERA_USER", user, 1, check_user),
+    TEXT("TESSERA_SERVER", server, 0, check_server),
+    TEXT("TESSERA_TOKEN", token, 0, NULL),
+    TEXT("TESSERA_TRUSTED_PROXIES", trusted_proxies, 0, NULL),
+    NUM("TESSERA_MAX_BODY_BYTES", OPT_LONG, max_body_bytes, 1024, 1073741824),
+    NUM("TESSERA_MAX_JOBS", OPT_INT, max_jobs, 1, 1000000),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -74,7 +80,7 @@ static bool check_listen(const char *value, char *why, size_t whylen) {
 }
 
 /* The user id rule of DESIGN §4, so a default user is always a valid one. */
-static bool user_valid(const char *value) {
+bool config_user_valid(const char *value) {
     size_t len = strlen(value);
     if (len < 1 || len > 128) return false;
     for (const char *p = value; *p; p++)
@@ -83,7 +89,7 @@ static bool user_valid(const char *value) {
 }
 
 static bool check_user(const char *value, char *why, size_t whylen) {
-    if (user_valid(value)) return true;
+    if (config_user_valid(value)) return true;
     ts_errf(why, whylen, "must be 1-128 characters of A-Z a-z 0-9 . _ @ -");
     return false;
 }
@@ -95,6 +101,14 @@ static bool check_data_roots(const char *value, char *why, size_t whylen) {
     if (len == 0) return true;
     if (value[0] != ':' && value[len - 1] != ':' && strstr(value, "::") == NULL) return true;
     ts_errf(why, whylen, "must be a colon-separated list of directories without empty entries");
+    return false;
+}
+
+/* Empty (no server) or an http:// URL; https needs a proxy in front. */
+static bool check_server(const char *value, char *why, size_t whylen) {
+    if (value[0] == '\0' || strncmp(value, "http://", 7) == 0 || strncmp(value, "https://", 8) == 0)
+        return true;
+    ts_errf(why, whylen, "must be a URL starting with http:// or https://");
     return false;
 }
 
@@ -126,8 +140,10 @@ void config_defaults(ts_config *cfg) {
     cfg->queue_poll_seconds = 1.0;
     ts_strlcpy(cfg->auth, "header", sizeof(cfg->auth));
     ts_strlcpy(cfg->log_level, "info", sizeof(cfg->log_level));
+    cfg->max_body_bytes = 1 << 20;
+    cfg->max_jobs = 10000;
     const char *user = getenv("USER");
-    ts_strlcpy(cfg->user, user && user_valid(user) ? user : "local", sizeof(cfg->user));
+    ts_strlcpy(cfg->user, user && config_user_valid(user) ? user : "local", sizeof(cfg->user));
 }
 
 static const opt *opt_find(const char *name) {
@@ -150,10 +166,13 @@ static void known_names(char *buf, size_t len) {
 /* Parses and stores a numeric option; the message names the range. */
 static int set_number(ts_config *cfg, const opt *o, const char *value, char *err, size_t errlen) {
     char *field = (char *)cfg + o->offset;
-    if (o->kind == OPT_INT) {
+    if (o->kind == OPT_INT || o->kind == OPT_LONG) {
         long v;
         if (ts_parse_int(value, (long)o->min, (long)o->max, &v) == TS_OK) {
-            *(int *)(void *)field = (int)v;
+            if (o->kind == OPT_INT)
+                *(int *)(void *)field = (int)v;
+            else
+                *(long *)(void *)field = v;
             return TS_OK;
         }
         ts_errf(err, errlen, "%s: must be an integer from %.0f to %.0f", o->name, o->min, o->max);

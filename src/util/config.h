@@ -9,6 +9,7 @@
 #ifndef TESSERA_UTIL_CONFIG_H
 #define TESSERA_UTIL_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ts_config {
@@ -25,7 +26,17 @@ typedef struct ts_config {
     char log[1024];          /* TESSERA_LOG: "-" for stderr or a file, default "" (command decides) */
     char log_level[16];      /* TESSERA_LOG_LEVEL, default "info" */
     char user[129];          /* TESSERA_USER, default $USER or "local" */
+    char server[512];        /* TESSERA_SERVER: the service a client command talks to, e.g.
+                                "http://127.0.0.1:8080"; "" = read the local database */
+    char token[256];         /* TESSERA_TOKEN: a client's bearer token, "" = none */
+    char trusted_proxies[1024]; /* TESSERA_TRUSTED_PROXIES: comma-separated IP addresses whose
+                                   X-User-ID is trusted in header mode, "" = none */
+    long max_body_bytes;     /* TESSERA_MAX_BODY_BYTES, default 1 MiB, 1 KiB..1 GiB */
+    int max_jobs;            /* TESSERA_MAX_JOBS per workflow, default 10000, 1..1000000 */
 } ts_config;
+
+/* The user id rule of DESIGN §4: 1-128 characters of [A-Za-z0-9._@-]. */
+bool config_user_valid(const char *value);
 
 /* Fills defaults. */
 void config_defaults(ts_config *cfg);
