@@ -7,7 +7,7 @@
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 
 CC      ?= cc
-PKGS    := jansson sqlite3 libcrypto libmicrohttpd libwslay libcurl
+PKGS    := jansson sqlite3 libcrypto libmicrohttpd libcurl
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
@@ -26,7 +26,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -g $(OPT) \
            -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
-LDLIBS  += $(PKG_LIBS) -lm -lpthread
+LDLIBS  += $(PKG_LIBS) -lwslay -lm -lpthread
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/tessera.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
