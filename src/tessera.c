@@ -15,6 +15,7 @@ static const char usage[] =
     "tessera schedules workflows of whole-slide-image jobs for many users.\n"
     "\n"
     "commands:\n"
+    "  serve                 run the service: HTTP API, web UI, workers and the scheduler\n"
     "  run [WORKFLOW.json]   store a workflow and run it on this machine, with live progress\n"
     "  status [WORKFLOW]     show workflows, or one workflow's jobs and why they wait\n"
     "  version               print the version\n"
@@ -42,6 +43,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "status") == 0) return cmd_status(argc - 2, argv + 2);
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "run-job") == 0) return cmd_run_job(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tessera %s\n", TESSERA_VERSION);

@@ -49,5 +49,6 @@ int cli_open_log(const cli_args *a, const char *component);
 
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -129,6 +129,13 @@ int engine_cancel_workflow(engine *e, int64_t workflow_id, const char *reason, d
  * running -> added to kill. Idempotent; 1 if not held. */
 int engine_cancel_job(engine *e, job_ref job, double now, change_list *out, job_ref_list *kill);
 
+/* A user's retry of a failed, cancelled or skipped job of a running
+ * workflow: the job and its skipped dependents go back to pending (ready at
+ * once when nothing unfinished precedes them) with a fresh retry budget.
+ * TS_ERR with a reason otherwise; 1 if the workflow is not held. */
+int engine_retry_job(engine *e, job_ref job, double now, change_list *out, char *err,
+                     size_t errlen);
+
 /* Earliest time > now at which a retrying job becomes startable, or 0. */
 double engine_next_wakeup(const engine *e, double now);
 

@@ -364,3 +364,47 @@ int engine_cancel_job(engine *e, job_ref job, double now, change_list *out, job_
     wf_finish_if_done(e, wf, now, out);
     return TS_OK;
 }
+
+/* Back to pending, then ready if nothing unfinished precedes it. */
+static void revive(engine *e, ewf *wf, uint32_t idx, double now, change_list *out) {
+    ejob *j = &wf->jobs[idx];
+    core_change *ch = ejob_set_state(e, wf, idx, JOB_PENDING, now, out);
+    snprintf(ch->reason, sizeof(ch->reason), "retried by the user");
+    j->failures = 0;
+    j->cancel_requested = false;
+    if (j->unmet == 0) ejob_set_state(e, wf, idx, JOB_READY, now, out);
+}
+
+int engine_retry_job(engine *e, job_ref job, double now, change_list *out, char *err,
+                     size_t errlen) {
+    ewf *wf = map_get_id(&e->wfs, job.workflow_id);
+    if (!wf || job.job_index < 0 || (size_t)job.job_index >= wf->spec->n_jobs) return 1;
+    uint32_t idx = (uint32_t)job.job_index;
+    job_state s = wf->jobs[idx].state;
+    if (wf->state != WF_RUNNING || wf->cancel_requested) {
+        ts_errf(err, errlen, "workflow %lld is not running", (long long)wf->id);
+        return TS_ERR;
+    }
+    if (s != JOB_FAILED && s != JOB_CANCELLED && s != JOB_SKIPPED) {
+        ts_errf(err, errlen, "job %s is %s; only failed, cancelled or skipped jobs can be retried",
+                wf->spec->jobs[idx].job_id, job_state_name(s));
+        return TS_ERR;
+    }
+    revive(e, wf, idx, now, out);
+    /* Dependents skipped because of it get their chance again. */
+    const spec_dag *d = &wf->spec->dag;
+    uint32_t *stack = ts_malloc((wf->spec->n_jobs + 1) * sizeof(uint32_t));
+    size_t top = 0;
+    stack[top++] = idx;
+    while (top > 0) {
+        uint32_t cur = stack[--top];
+        for (uint32_t k = d->succ_start[cur]; k < d->succ_start[cur + 1]; k++) {
+            uint32_t n = d->succ[k];
+            if (wf->jobs[n].state != JOB_SKIPPED) continue;
+            revive(e, wf, n, now, out);
+            stack[top++] = n;
+        }
+    }
+    free(stack);
+    return TS_OK;
+}

@@ -28,6 +28,8 @@ struct scheduler {
     int64_t last_command_id;
     double next_heartbeat;
     map started;          /* job key -> attempt + 1, for jobs our executor runs */
+    map ready_at;         /* job key -> when it became ready (µs), for wait times */
+    map started_at;       /* job key -> when it started (µs), for run times */
     change_list changes;  /* decided, not yet recorded */
     change_list acting;   /* recorded, being acted on */
     job_ref_list kills;
@@ -47,6 +49,8 @@ scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, exec
     s->ex = ex;
     s->claiming = true;
     map_init(&s->started);
+    map_init(&s->ready_at);
+    map_init(&s->started_at);
     return s;
 }
 
@@ -54,6 +58,8 @@ void sched_free(scheduler *s) {
     if (!s) return;
     engine_free(s->eng);
     map_free(&s->started);
+    map_free(&s->ready_at);
+    map_free(&s->started_at);
     change_list_free(&s->changes);
     change_list_free(&s->acting);
     job_ref_list_free(&s->kills);
@@ -152,8 +158,15 @@ static int rebuild(scheduler *s, char *err, size_t errlen) {
 static int on_command(void *ctx, const store_command *cmd) {
     scheduler *s = ctx;
     if (cmd->id > s->last_command_id) s->last_command_id = cmd->id;
-    if (strcmp(cmd->kind, "cancel") != 0) return 0;
     double now = ts_now();
+    if (strcmp(cmd->kind, "retry") == 0) {
+        char err[TS_ERRLEN];
+        if (engine_retry_job(s->eng, (job_ref){cmd->workflow_id, cmd->job_index}, now,
+                             &s->changes, err, sizeof(err)) == TS_ERR)
+            log_emit(LOG_WARN, NULL, NULL, "retry refused", json_pack("{ss}", "reason", err));
+        return 0;
+    }
+    if (strcmp(cmd->kind, "cancel") != 0) return 0;
     if (cmd->job_index < 0)
         engine_cancel_workflow(s->eng, cmd->workflow_id, "cancelled by the user", now, &s->changes,
                                &s->kills);
@@ -244,12 +257,43 @@ static void start_job(scheduler *s, const core_change *ch) {
     free(result);
 }
 
+/* Times kept in the maps as microseconds, to fit a pointer-sized value. */
+static void *as_us(double t) {
+    return (void *)(intptr_t)(int64_t)(t * 1e6);
+}
+
+static double from_us(void *v) {
+    return (double)(intptr_t)v / 1e6;
+}
+
+/* Reports wait and run times of jobs for metrics. */
+static void observe_timing(scheduler *s, const core_change *ch) {
+    if (!s->cfg.on_job_timing || ch->kind != CHANGE_JOB) return;
+    const spec_workflow *spec = engine_spec(s->eng, ch->workflow_id);
+    if (!spec) return;
+    const char *type = spec->jobs[ch->job_index].job_type;
+    int64_t key = job_key(ch->workflow_id, ch->job_index);
+    if (ch->to == JOB_READY) map_put_id(&s->ready_at, key, as_us(ch->at));
+    if (ch->to == JOB_RUNNING) {
+        void *r = map_get_id(&s->ready_at, key);
+        if (r) s->cfg.on_job_timing(s->cfg.timing_ctx, type, true, ch->at - from_us(r));
+        map_del_id(&s->ready_at, key);
+        map_put_id(&s->started_at, key, as_us(ch->at));
+    } else if (ch->from == JOB_RUNNING) {
+        void *st = map_get_id(&s->started_at, key);
+        if (st) s->cfg.on_job_timing(s->cfg.timing_ctx, type, false, ch->at - from_us(st));
+        map_del_id(&s->started_at, key);
+    }
+    if (job_state_final(ch->to)) map_del_id(&s->ready_at, key);
+}
+
 /* Acts on what was just committed: starts claimed jobs, stops cancelled
  * ones, and logs. */
 static void act(scheduler *s) {
     for (size_t i = 0; i < s->acting.n; i++) {
         const core_change *ch = &s->acting.v[i];
         log_change(ch);
+        observe_timing(s, ch);
         if (ch->kind == CHANGE_JOB && ch->to == JOB_RUNNING) start_job(s, ch);
     }
     change_list_clear(&s->acting);

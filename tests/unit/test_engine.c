@@ -458,6 +458,35 @@ static void test_reload_rejects_impossible_states(void **state) {
     engine_free(e);
 }
 
+static void test_retry_revives_job_and_skipped_dependents(void **state) {
+    (void)state;
+    engine *e = make_engine(3, 4);
+    change_list cl = {0};
+    char err[256];
+    add(e, 1, "u",
+        "{\"name\":\"w\",\"jobs\":["
+        "{\"job_id\":\"a1\",\"job_type\":\"noop\",\"branch\":\"a\"},"
+        "{\"job_id\":\"a2\",\"job_type\":\"noop\",\"branch\":\"a\"},"
+        "{\"job_id\":\"b1\",\"job_type\":\"sleep\",\"branch\":\"b\"}]}");
+    tick(e, 0, &cl);
+    finish(e, 1, 0, "failed", 1, &cl);
+    assert_int_equal(jstate(e, 1, 1), JOB_SKIPPED);
+    change_list_clear(&cl);
+    assert_int_equal(engine_retry_job(e, (job_ref){1, 0}, 2, &cl, err, sizeof(err)), TS_OK);
+    assert_int_equal(jstate(e, 1, 0), JOB_READY);
+    assert_int_equal(jstate(e, 1, 1), JOB_PENDING);
+    assert_int_equal(engine_retry_job(e, (job_ref){1, 2}, 2, &cl, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "running"));
+    tick(e, 2, &cl);
+    finish(e, 1, 0, "succeeded", 3, &cl);
+    tick(e, 3, &cl);
+    finish(e, 1, 1, "succeeded", 4, &cl);
+    finish(e, 1, 2, "succeeded", 4, &cl);
+    assert_int_equal(wstate(e, 1), WF_SUCCEEDED);
+    change_list_free(&cl);
+    engine_free(e);
+}
+
 static void test_waiting_reasons_name_branch_and_dependency(void **state) {
     (void)state;
     spec_workflow *wf = parse(
@@ -518,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_stale_exit_report_is_ignored),
         cmocka_unit_test(test_reload_keeps_recorded_states),
         cmocka_unit_test(test_reload_rejects_impossible_states),
+        cmocka_unit_test(test_retry_revives_job_and_skipped_dependents),
         cmocka_unit_test(test_waiting_reasons_name_branch_and_dependency),
         cmocka_unit_test(test_state_machine_allows_only_legal_transitions),
     };

@@ -1,0 +1,304 @@
+/*
+ * serve.c - `tessera serve`: the master process (DESIGN §8). It reads the
+ * configuration once, runs the store's migrations, creates the session
+ * secret, binds the listening socket, then forks one scheduler and N HTTP
+ * workers (which open their own database handles after fork) and restarts
+ * any that dies. SIGTERM drains: the children stop accepting, finish what is
+ * in flight, close WebSockets with 1001, and the master exits last.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "http/http.h"
+#include "sched/service.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define MAX_CHILDREN 65
+#define STOP_SECONDS 20.0
+
+static const char *const serve_config_flags[] = {
+    "--listen", "--workers", "--db", "--state-dir", "--data-root", "--max-active-users",
+    "--concurrency-limit", "--poll-seconds", "--auth", "--log", "--log-level", NULL};
+
+static const cli_spec serve_spec = {
+    .name = "serve",
+    .usage =
+        "usage: tessera serve [options]\n"
+        "\n"
+        "Runs the service: an HTTP API and web UI on --listen, N HTTP worker processes,\n"
+        "one scheduler, all sharing one store; a master restarts any that dies.\n"
+        "SIGTERM drains and stops.\n"
+        "\n"
+        "options (each also read from the TESSERA_* variable and ./.env):\n"
+        "  --listen HOST:PORT       address to serve on (TESSERA_LISTEN; 127.0.0.1:8080)\n"
+        "  --workers N              HTTP worker processes (TESSERA_WORKERS; 2)\n"
+        "  --db PATH                SQLite database (TESSERA_DB; STATE_DIR/tessera.db)\n"
+        "  --state-dir DIR          database, logs, job work and results (TESSERA_STATE_DIR; ./var)\n"
+        "  --data-root DIR[:DIR]    where images may be read from (TESSERA_DATA_ROOTS)\n"
+        "  --max-active-users N     users admitted at once (TESSERA_MAX_ACTIVE_USERS; 3)\n"
+        "  --concurrency-limit N    cpus of jobs running at once (TESSERA_CONCURRENCY_LIMIT)\n"
+        "  --poll-seconds S         re-check waiting work this often (TESSERA_QUEUE_POLL_SECONDS)\n"
+        "  --auth header|token      identity by X-User-ID (loopback or trusted proxy) or tokens\n"
+        "                           (TESSERA_AUTH; header); TESSERA_TRUSTED_PROXIES lists proxies\n"
+        "  --log FILE|-             JSON-lines log (TESSERA_LOG; STATE_DIR/tessera.log)\n"
+        "  --log-level LEVEL        debug, info, warn, error (TESSERA_LOG_LEVEL)\n",
+    .config_flags = serve_config_flags,
+    .bool_flags = NULL,
+    .min_positional = 0,
+    .max_positional = 0,
+};
+
+typedef enum child_kind { CHILD_SCHEDULER, CHILD_WORKER } child_kind;
+
+typedef struct child {
+    pid_t pid;
+    child_kind kind;
+} child;
+
+typedef struct master {
+    cli_args a;
+    auth_config auth;
+    metrics *m;
+    int listen_fd;
+    char doorbell[1100];
+    child kids[MAX_CHILDREN];
+    int n_kids;
+    double restarts[16]; /* times of recent restarts, to stop a crash loop */
+    int n_restarts;
+} master;
+
+static bool addr_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* Binds HOST:PORT; refuses header mode on a non-loopback address without a
+ * trusted proxy (anyone could claim any identity). */
+static int bind_listen(master *ms, bool *loopback, int *port, char *err, size_t errlen) {
+    char host[256];
+    ts_strlcpy(host, ms->a.cfg.listen, sizeof(host));
+    char *colon = strrchr(host, ':');
+    *colon = '\0';
+    const char *service = colon + 1;
+    char *h = host;
+    if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+        h[strlen(h) - 1] = '\0';
+        h++;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(h, service, &hints, &res);
+    if (gai != 0) {
+        ts_errf(err, errlen, "--listen %s: %s", ms->a.cfg.listen, gai_strerror(gai));
+        return TS_ERR;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        ts_errf(err, errlen, "cannot listen on %s: %s", ms->a.cfg.listen, strerror(errno));
+        if (fd >= 0) close(fd);
+        freeaddrinfo(res);
+        return TS_ERR;
+    }
+    *loopback = addr_loopback(res->ai_addr);
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                          : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    ms->listen_fd = fd;
+    return TS_OK;
+}
+
+static void job_timing(void *ctx, const char *job_type, bool is_wait, double seconds) {
+    if (is_wait)
+        metrics_job_wait(ctx, job_type, seconds);
+    else
+        metrics_job_run(ctx, job_type, seconds);
+}
+
+/* Forks one child; in the child, never returns. */
+static pid_t spawn(master *ms, child_kind kind) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int rc;
+    if (kind == CHILD_SCHEDULER) {
+        close(ms->listen_fd);
+        rc = sched_service_main(&ms->a.cfg, ms->doorbell, job_timing, ms->m);
+    } else {
+        rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->listen_fd, ms->doorbell);
+    }
+    log_close();
+    _exit(rc);
+}
+
+static void start_children(master *ms) {
+    ms->kids[ms->n_kids++] = (child){spawn(ms, CHILD_SCHEDULER), CHILD_SCHEDULER};
+    for (int i = 0; i < ms->a.cfg.workers; i++)
+        ms->kids[ms->n_kids++] = (child){spawn(ms, CHILD_WORKER), CHILD_WORKER};
+}
+
+/* More than 10 restarts within 10 s means something is badly wrong; stop
+ * instead of forking forever. */
+static bool crash_loop(master *ms) {
+    double now = ts_monotonic();
+    int recent = 0;
+    for (int i = 0; i < ms->n_restarts; i++)
+        if (now - ms->restarts[i] < 10) recent++;
+    ms->restarts[ms->n_restarts++ % 16] = now;
+    if (ms->n_restarts > 16) ms->n_restarts = 16;
+    return recent >= 10;
+}
+
+static int reap_and_restart(master *ms, bool stopping) {
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < ms->n_kids; i++) {
+            if (ms->kids[i].pid != pid) continue;
+            const char *what = ms->kids[i].kind == CHILD_SCHEDULER ? "scheduler" : "http worker";
+            ms->kids[i].pid = 0;
+            if (stopping) break;
+            log_emit(LOG_WARN, NULL, NULL, "child died; restarting",
+                     json_pack("{ss si si si}", "child", what, "pid", (int)pid, "exit",
+                               WIFEXITED(status) ? WEXITSTATUS(status) : -1, "signal",
+                               WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+            if (crash_loop(ms)) {
+                log_emit(LOG_ERROR, NULL, NULL, "children keep dying; stopping", NULL);
+                return TS_ERR;
+            }
+            ms->kids[i].pid = spawn(ms, ms->kids[i].kind);
+        }
+    }
+    return TS_OK;
+}
+
+static int alive(const master *ms) {
+    int n = 0;
+    for (int i = 0; i < ms->n_kids; i++) n += ms->kids[i].pid > 0;
+    return n;
+}
+
+/* SIGTERM to every child, then SIGKILL to those still there after the
+ * drain time. */
+static void stop_children(master *ms) {
+    for (int i = 0; i < ms->n_kids; i++)
+        if (ms->kids[i].pid > 0) kill(ms->kids[i].pid, SIGTERM);
+    double end = ts_monotonic() + STOP_SECONDS;
+    while (alive(ms) > 0 && ts_monotonic() < end) {
+        reap_and_restart(ms, true);
+        usleep(20000);
+    }
+    for (int i = 0; i < ms->n_kids; i++)
+        if (ms->kids[i].pid > 0) kill(ms->kids[i].pid, SIGKILL);
+    while (alive(ms) > 0 && waitpid(-1, NULL, 0) > 0) reap_and_restart(ms, true);
+}
+
+static void supervise(master *ms) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    struct timespec tick = {1, 0};
+    for (;;) {
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT) break;
+        if (reap_and_restart(ms, false) != TS_OK) break;
+    }
+    log_emit(LOG_INFO, NULL, NULL, "stopping", NULL);
+    stop_children(ms);
+}
+
+static int prepare(master *ms, char *err, size_t errlen) {
+    store *st = NULL;
+    if (ts_mkdir_p(ms->a.cfg.state_dir, err, errlen) != TS_OK) return TS_ERR;
+    if (store_open(ms->a.cfg.db, &st, err, errlen) != TS_OK) return TS_ERR;
+    store_close(st); /* migrations done; children open their own after fork */
+    ms->auth.header_mode = strcmp(ms->a.cfg.auth, "header") == 0;
+    ms->auth.trusted_proxies = ms->a.cfg.trusted_proxies;
+    ms->auth.session_ttl_s = 7 * 24 * 3600;
+    if (auth_secret_load(&ms->auth, ms->a.cfg.session_secret, ms->a.cfg.state_dir, err, errlen) !=
+        TS_OK)
+        return TS_ERR;
+    if (!(ms->m = metrics_create_shared())) {
+        ts_errf(err, errlen, "cannot map shared metrics: %s", strerror(errno));
+        return TS_ERR;
+    }
+    snprintf(ms->doorbell, sizeof(ms->doorbell), "%s/scheduler.sock", ms->a.cfg.state_dir);
+    return TS_OK;
+}
+
+int cmd_serve(int argc, char **argv) {
+    static master ms; /* large; lives for the whole process */
+    bool done;
+    int rc = cli_parse(&serve_spec, argc, argv, &ms.a, &done);
+    if (rc != CLI_OK || done) return rc;
+    char err[TS_ERRLEN];
+    bool loopback = false;
+    int port = 0;
+    if (ts_mkdir_p(ms.a.cfg.state_dir, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "tessera serve: %s\n", err);
+        return CLI_FAILED;
+    }
+    if (cli_open_log(&ms.a, "master") != TS_OK) return CLI_FAILED;
+    if (prepare(&ms, err, sizeof(err)) != TS_OK ||
+        bind_listen(&ms, &loopback, &port, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "tessera serve: %s\n", err);
+        return CLI_FAILED;
+    }
+    if (ms.auth.header_mode && !loopback && !ms.a.cfg.trusted_proxies[0]) {
+        fprintf(stderr, "tessera serve: --auth header trusts X-User-ID, so it is refused on the "
+                        "non-loopback address %s; use --auth token, listen on 127.0.0.1, or set "
+                        "TESSERA_TRUSTED_PROXIES to your reverse proxy's address\n",
+                ms.a.cfg.listen);
+        return CLI_USAGE;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    start_children(&ms);
+    char host[256];
+    ts_strlcpy(host, ms.a.cfg.listen, sizeof(host));
+    *strrchr(host, ':') = '\0';
+    printf("tessera serve: http://%s:%d/  (%d HTTP workers + scheduler, auth %s, state in %s, "
+           "log %s)\n",
+           host, port, ms.a.cfg.workers, ms.a.cfg.auth,
+           ms.a.cfg.state_dir, ms.a.cfg.log[0] ? ms.a.cfg.log : "STATE_DIR/tessera.log");
+    fflush(stdout);
+    log_emit(LOG_INFO, NULL, NULL, "serving",
+             json_pack("{ss si si}", "listen", ms.a.cfg.listen, "port", port, "workers",
+                       ms.a.cfg.workers));
+    supervise(&ms);
+    close(ms.listen_fd);
+    unlink(ms.doorbell);
+    metrics_destroy(ms.m);
+    log_close();
+    return CLI_OK;
+}

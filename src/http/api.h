@@ -1,0 +1,52 @@
+/*
+ * api.h - the handlers of DESIGN §4 and the helpers they share. Handlers
+ * live in api_workflows.c (workflows), api_jobs.c (one job, logs, results),
+ * api_misc.c (queue, session, events, operations, static files); the route
+ * table in api_routes.c ties paths to them.
+ */
+#ifndef TESSERA_HTTP_API_H
+#define TESSERA_HTTP_API_H
+
+#include "http/http.h"
+
+/* Shared helpers. */
+bool api_is_json(http_request *req);
+http_reply api_wrong_type(http_request *req);
+http_reply api_not_found(const char *what, const char *id);
+http_reply api_store_failed(const char *err);
+bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail);
+json_t *api_workflow_view(http_request *req, store_workflow *wf);
+http_reply api_command(http_request *req, int32_t job_index, const char *kind);
+/* Removes <state>/work/<id> and <state>/results/<id> (best effort). */
+void api_remove_workflow_files(const char *state_dir, int64_t id);
+/* A static file under root for a request path; 404 reply if absent. */
+http_reply api_static_file(const char *root, const char *rel_path);
+
+/* Workflows. */
+http_reply api_submit(http_request *req);
+http_reply api_list(http_request *req);
+http_reply api_get(http_request *req);
+http_reply api_progress(http_request *req);
+http_reply api_cancel(http_request *req);
+http_reply api_delete(http_request *req);
+
+/* One job. */
+http_reply api_job_cancel(http_request *req);
+http_reply api_job_retry(http_request *req);
+http_reply api_job_log(http_request *req);
+http_reply api_job_results(http_request *req);
+http_reply api_job_result_file(http_request *req);
+
+/* The rest. */
+http_reply api_queue(http_request *req);
+http_reply api_events(http_request *req);
+http_reply api_session_create(http_request *req);
+http_reply api_session_delete(http_request *req);
+http_reply api_metrics(http_request *req);
+http_reply api_healthz(http_request *req);
+http_reply api_readyz(http_request *req);
+http_reply api_openapi(http_request *req);
+http_reply api_docs(http_request *req);
+http_reply api_index(http_request *req);
+
+#endif

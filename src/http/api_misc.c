@@ -1,0 +1,265 @@
+/*
+ * api_misc.c - the queue at a glance, the event stream (WebSocket upgrade,
+ * or a JSON page of events as the polling fallback), browser sessions,
+ * operations endpoints and static files.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http/api.h"
+#include "util/util.h"
+
+typedef struct queue_ctx {
+    json_t *mine;
+} queue_ctx;
+
+static int queue_cb(void *ctx, const store_workflow *wf) {
+    queue_ctx *qc = ctx;
+    json_array_append_new(qc->mine, json_pack("{sI ss si ss}", "id", (json_int_t)wf->id, "name",
+                                              wf->name, "queue_position", wf->queue_position,
+                                              "waiting_reason", wf->reason ? wf->reason : ""));
+    return 0;
+}
+
+http_reply api_queue(http_request *req) {
+    store_queue_stats s;
+    char err[TS_ERRLEN];
+    if (store_queue_stats_get(req->ctx->st, &s, err, sizeof(err)) != TS_OK)
+        return api_store_failed(err);
+    queue_ctx qc = {json_array()};
+    if (store_workflow_list(req->ctx->st, req->user, WF_QUEUED, 0, 0, queue_cb, &qc, err,
+                            sizeof(err)) != TS_OK) {
+        json_decref(qc.mine);
+        return api_store_failed(err);
+    }
+    /* Oldest first: the order of the line. */
+    json_t *line = json_array();
+    for (size_t i = json_array_size(qc.mine); i > 0; i--)
+        json_array_append(line, json_array_get(qc.mine, i - 1));
+    json_decref(qc.mine);
+    return http_json(200, json_pack("{si si si si si si so}", "active_users", s.active_users,
+                                    "max_active_users", req->ctx->cfg->max_active_users,
+                                    "waiting_users", s.waiting_users, "queued_workflows",
+                                    s.queued_workflows, "running_cpus", s.running_cpus,
+                                    "concurrency_limit", req->ctx->cfg->concurrency_limit,
+                                    "your_queued_workflows", line));
+}
+
+typedef struct events_page {
+    json_t *arr;
+    int64_t last;
+} events_page;
+
+static int page_cb(void *ctx, const store_event *ev) {
+    events_page *p = ctx;
+    json_t *o = json_loads(ev->json, 0, NULL);
+    if (o) json_array_append_new(p->arr, o);
+    p->last = ev->seq;
+    return 0;
+}
+
+typedef struct upgrade_ctx {
+    ws_hub *hub;
+    char user[129];
+    int64_t workflow_id, since;
+} upgrade_ctx;
+
+static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
+                       size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+    (void)conn;
+    (void)con_cls;
+    upgrade_ctx *u = cls;
+    if (ws_hub_add(u->hub, sock, urh, extra, extra_len, u->user, u->workflow_id, u->since) != TS_OK)
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    free(u);
+}
+
+/* Does a comma-separated header value hold token (case-insensitive)? */
+static bool header_has_token(const char *value, const char *token) {
+    size_t n = strlen(token);
+    for (const char *p = value; p && *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        if (strncasecmp(p, token, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}
+
+static http_reply upgrade(http_request *req, int64_t workflow_id, int64_t since) {
+    const char *key = http_header(req, "Sec-WebSocket-Key");
+    const char *version = http_header(req, "Sec-WebSocket-Version");
+    const char *connection = http_header(req, MHD_HTTP_HEADER_CONNECTION);
+    char accept[29];
+    if (!connection || !header_has_token(connection, "upgrade") || !version ||
+        strcmp(version, "13") != 0 || !key || ws_accept_key(key, accept) != TS_OK)
+        return http_error(400, "bad_websocket_handshake",
+                          "a WebSocket upgrade needs Connection: Upgrade, "
+                          "Sec-WebSocket-Version: 13 and a valid Sec-WebSocket-Key",
+                          NULL);
+    upgrade_ctx *u = ts_calloc(1, sizeof(*u));
+    u->hub = req->ctx->hub;
+    ts_strlcpy(u->user, req->user, sizeof(u->user));
+    u->workflow_id = workflow_id;
+    u->since = since;
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, u);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+    http_reply r = {.status = MHD_HTTP_SWITCHING_PROTOCOLS, .kind = REPLY_UPGRADE,
+                    .upgrade = resp, .fd = -1};
+    return r;
+}
+
+http_reply api_events(http_request *req) {
+    const char *since_q = http_query(req, "since"), *wf_q = http_query(req, "workflow");
+    long since = 0;
+    int64_t workflow_id = 0;
+    if (since_q && ts_parse_int(since_q, 0, INT64_MAX, &since) != TS_OK)
+        return http_error(400, "invalid_query", "since: must be an event seq (an integer >= 0)",
+                          json_pack("{ss}", "field", "since"));
+    if (wf_q) {
+        store_workflow *wf = NULL;
+        char err[TS_ERRLEN];
+        if (!http_parse_id(wf_q, &workflow_id) ||
+            store_workflow_get(req->ctx->st, workflow_id, req->user, &wf, err, sizeof(err)) !=
+                TS_OK)
+            return api_not_found("workflow", wf_q);
+        store_workflow_free(wf);
+    }
+    const char *up = http_header(req, MHD_HTTP_HEADER_UPGRADE);
+    if (up && strcasecmp(up, "websocket") == 0) return upgrade(req, workflow_id, since);
+    /* The polling fallback: one page of events after since. */
+    events_page p = {json_array(), since};
+    char err[TS_ERRLEN];
+    if (store_events_since(req->ctx->st, since, req->user, workflow_id, 1000, page_cb, &p, err,
+                           sizeof(err)) != TS_OK) {
+        json_decref(p.arr);
+        return api_store_failed(err);
+    }
+    return http_json(200, json_pack("{so sI}", "events", p.arr, "last_seq", (json_int_t)p.last));
+}
+
+static http_reply session_for(http_request *req, const char *user) {
+    char value[400];
+    if (auth_session_issue(req->ctx->auth, user, ts_now(), value, sizeof(value)) != TS_OK)
+        return http_error(500, "session_error", "could not sign a session", NULL);
+    http_reply r = http_json(200, json_pack("{ss}", "user", user));
+    snprintf(r.set_cookie, sizeof(r.set_cookie),
+             "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%.0f", AUTH_COOKIE_NAME, value,
+             req->ctx->auth->session_ttl_s);
+    return r;
+}
+
+/* Sign-in: {"token": T} anywhere, or {"user": U} in header mode from a peer
+ * allowed to assert identities (the same rule as X-User-ID). */
+http_reply api_session_create(http_request *req) {
+    if (!api_is_json(req)) return api_wrong_type(req);
+    json_error_t je;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        return http_error(400, "invalid_json", "body must be a JSON object with user or token",
+                          NULL);
+    }
+    const char *token = json_string_value(json_object_get(body, "token"));
+    const char *user = json_string_value(json_object_get(body, "user"));
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char auth_header[300] = "";
+    if (token) snprintf(auth_header, sizeof(auth_header), "Bearer %s", token);
+    auth_request ar = {.x_user_id = token ? NULL : user,
+                       .authorization = token ? auth_header : NULL,
+                       .peer = ci ? ci->client_addr : NULL};
+    char who[129], err[TS_ERRLEN];
+    bool admin;
+    int rc = (token || user) ? auth_identify(req->ctx->auth, req->ctx->st, &ar, who, &admin, err,
+                                             sizeof(err))
+                             : AUTH_MISSING;
+    json_decref(body);
+    if (rc == AUTH_MISSING)
+        return http_error(400, "invalid_session_request", "send {\"user\": ...} or {\"token\": ...}",
+                          NULL);
+    if (rc != TS_OK) return http_error(401, "invalid_credentials", err, NULL);
+    return session_for(req, who);
+}
+
+http_reply api_session_delete(http_request *req) {
+    (void)req;
+    http_reply r = http_json(200, json_pack("{sb}", "signed_out", 1));
+    snprintf(r.set_cookie, sizeof(r.set_cookie),
+             "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", AUTH_COOKIE_NAME);
+    return r;
+}
+
+http_reply api_metrics(http_request *req) {
+    store_queue_stats s;
+    char err[TS_ERRLEN];
+    bool ok = store_queue_stats_get(req->ctx->st, &s, err, sizeof(err)) == TS_OK;
+    size_t len;
+    char *text = metrics_render(req->ctx->m, ok ? &s : NULL, req->ctx->cfg->max_active_users,
+                                req->ctx->cfg->concurrency_limit, &len);
+    http_reply r = {.status = 200, .kind = REPLY_TEXT, .text = text, .text_len = len, .fd = -1,
+                    .content_type = "text/plain; version=0.0.4; charset=utf-8"};
+    return r;
+}
+
+http_reply api_healthz(http_request *req) {
+    (void)req;
+    return http_json(200, json_pack("{ss}", "status", "ok"));
+}
+
+/* Ready when the store answers; the scheduler is supervised separately. */
+http_reply api_readyz(http_request *req) {
+    store_queue_stats s;
+    char err[TS_ERRLEN];
+    if (store_queue_stats_get(req->ctx->st, &s, err, sizeof(err)) != TS_OK)
+        return http_error(503, "not_ready", "the store does not answer",
+                          json_pack("{ss}", "reason", err));
+    return http_json(200, json_pack("{ss}", "status", "ready"));
+}
+
+static const char *static_type(const char *path) {
+    const char *dot = strrchr(path, '.');
+    if (!dot) return "application/octet-stream";
+    if (strcmp(dot, ".html") == 0) return "text/html; charset=utf-8";
+    if (strcmp(dot, ".js") == 0 || strcmp(dot, ".mjs") == 0) return "text/javascript; charset=utf-8";
+    if (strcmp(dot, ".css") == 0) return "text/css; charset=utf-8";
+    if (strcmp(dot, ".json") == 0) return "application/json";
+    if (strcmp(dot, ".svg") == 0) return "image/svg+xml";
+    if (strcmp(dot, ".png") == 0) return "image/png";
+    if (strcmp(dot, ".map") == 0) return "application/json";
+    return "application/octet-stream";
+}
+
+http_reply api_static_file(const char *root, const char *rel_path) {
+    if (!root || strstr(rel_path, "..") || rel_path[0] == '/')
+        return api_not_found("file", rel_path);
+    char *path = ts_asprintf("%s/%s", root, rel_path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    free(path);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        return api_not_found("file", rel_path);
+    }
+    http_reply r = {.status = 200, .kind = REPLY_FILE, .fd = fd, .file_size = (uint64_t)st.st_size,
+                    .content_type = static_type(rel_path)};
+    return r;
+}
+
+http_reply api_openapi(http_request *req) {
+    return api_static_file(req->ctx->web_root, "openapi.json");
+}
+
+http_reply api_docs(http_request *req) {
+    return api_static_file(req->ctx->web_root, "docs.html");
+}
+
+http_reply api_index(http_request *req) {
+    return api_static_file(req->ctx->web_root, "index.html");
+}

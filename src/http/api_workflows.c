@@ -1,0 +1,221 @@
+/*
+ * api_workflows.c - the workflow endpoints of DESIGN §4: submit, list, get,
+ * cancel, delete, progress. Each reads or writes the store only; the
+ * scheduler is woken through its doorbell and does the rest.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/api.h"
+#include "jobs/jobs.h"
+#include "util/util.h"
+#include "view/view.h"
+
+bool api_is_json(http_request *req) {
+    const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct) return false;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';');
+}
+
+http_reply api_wrong_type(http_request *req) {
+    const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    return http_error(415, "unsupported_media_type", "the body must be application/json",
+                      json_pack("{ss?}", "content_type", ct));
+}
+
+http_reply api_not_found(const char *what, const char *id) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s %s not found", what, id ? id : "");
+    return http_error(404, "not_found", msg, NULL);
+}
+
+http_reply api_store_failed(const char *err) {
+    return http_error(500, "store_error", "the service could not read or write its store",
+                      json_pack("{ss}", "reason", err));
+}
+
+/* Loads the caller's workflow named by the first path parameter; a reply
+ * (404, 500) when it cannot. */
+bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail) {
+    int64_t id;
+    char err[TS_ERRLEN];
+    if (!http_parse_id(req->params[0], &id)) {
+        *fail = api_not_found("workflow", req->params[0]);
+        return false;
+    }
+    int rc = store_workflow_get(req->ctx->st, id, req->user, wf, err, sizeof(err));
+    if (rc == STORE_NOTFOUND) {
+        *fail = api_not_found("workflow", req->params[0]);
+        return false;
+    }
+    if (rc != TS_OK) {
+        *fail = api_store_failed(err);
+        return false;
+    }
+    return true;
+}
+
+/* The full view of a workflow: jobs, attempts, waiting reasons. */
+json_t *api_workflow_view(http_request *req, store_workflow *wf) {
+    char err[TS_ERRLEN];
+    store_queue_stats stats;
+    bool have_stats = store_queue_stats_get(req->ctx->st, &stats, err, sizeof(err)) == TS_OK;
+    view_limits lim = {req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit};
+    json_t *v = view_workflow(wf, have_stats ? &stats : NULL, &lim, ts_now());
+    if (wf->jobs) view_add_attempts(req->ctx->st, wf, v, err, sizeof(err));
+    return v;
+}
+
+static http_reply spec_rejected(const spec_error *se) {
+    json_t *details = json_pack("{ss}", "field", se->field);
+    if (se->job_id[0]) json_object_set_new(details, "job_id", json_string(se->job_id));
+    return http_error(se->http_status, se->http_status == 400 ? "invalid_json" : "invalid_workflow",
+                      se->message, details);
+}
+
+http_reply api_submit(http_request *req) {
+    if (!api_is_json(req)) return api_wrong_type(req);
+    spec_limits lim;
+    spec_limits_default(&lim);
+    lim.max_jobs = (size_t)req->ctx->cfg->max_jobs;
+    lim.max_cpus = req->ctx->cfg->concurrency_limit;
+    spec_workflow *spec = NULL;
+    spec_error se;
+    if (spec_parse(req->body, req->body_len, &lim, jobs_check, NULL, &spec, &se) != TS_OK)
+        return spec_rejected(&se);
+    char err[TS_ERRLEN];
+    int64_t id;
+    int rc = store_submit(req->ctx->st, req->user, spec, ts_now(), &id, err, sizeof(err));
+    spec_free(spec);
+    if (rc != TS_OK) return api_store_failed(err);
+    http_ring_scheduler(req);
+    store_workflow *wf = NULL;
+    if (store_workflow_get(req->ctx->st, id, req->user, &wf, err, sizeof(err)) != TS_OK)
+        return api_store_failed(err);
+    http_reply r = http_json(201, api_workflow_view(req, wf));
+    snprintf(r.location, sizeof(r.location), "/api/workflows/%lld", (long long)id);
+    store_workflow_free(wf);
+    return r;
+}
+
+typedef struct list_ctx {
+    http_request *req;
+    json_t *arr;
+    int64_t last_id;
+} list_ctx;
+
+static int list_cb(void *ctx, const store_workflow *wf) {
+    list_ctx *lc = ctx;
+    view_limits lim = {lc->req->ctx->cfg->max_active_users, lc->req->ctx->cfg->concurrency_limit};
+    json_array_append_new(lc->arr, view_workflow(wf, NULL, &lim, ts_now()));
+    lc->last_id = wf->id;
+    return 0;
+}
+
+http_reply api_list(http_request *req) {
+    const char *state_q = http_query(req, "state"), *limit_q = http_query(req, "limit");
+    const char *cursor_q = http_query(req, "cursor");
+    wf_state state = WF_STATE_COUNT;
+    long limit = 50;
+    int64_t cursor = 0;
+    if (state_q && wf_state_parse(state_q, &state) != TS_OK)
+        return http_error(400, "invalid_query",
+                          "state: must be one of queued, running, succeeded, failed, cancelled",
+                          json_pack("{ss}", "field", "state"));
+    if (limit_q && ts_parse_int(limit_q, 1, 500, &limit) != TS_OK)
+        return http_error(400, "invalid_query", "limit: must be an integer from 1 to 500",
+                          json_pack("{ss}", "field", "limit"));
+    if (cursor_q && !http_parse_id(cursor_q, &cursor))
+        return http_error(400, "invalid_query",
+                          "cursor: must be the next_cursor of a previous page",
+                          json_pack("{ss}", "field", "cursor"));
+    list_ctx lc = {req, json_array(), 0};
+    char err[TS_ERRLEN];
+    /* One more than asked tells whether a next page exists. */
+    if (store_workflow_list(req->ctx->st, req->user, state_q ? (int)state : -1, cursor,
+                            (size_t)limit + 1, list_cb, &lc, err, sizeof(err)) != TS_OK) {
+        json_decref(lc.arr);
+        return api_store_failed(err);
+    }
+    json_t *next = json_null();
+    if (json_array_size(lc.arr) > (size_t)limit) {
+        json_array_remove(lc.arr, (size_t)limit);
+        json_t *last = json_array_get(lc.arr, (size_t)limit - 1);
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%lld",
+                 (long long)json_integer_value(json_object_get(last, "id")));
+        next = json_string(buf);
+    }
+    return http_json(200, json_pack("{so so}", "workflows", lc.arr, "next_cursor", next));
+}
+
+http_reply api_get(http_request *req) {
+    store_workflow *wf = NULL;
+    http_reply fail;
+    if (!api_load_workflow(req, &wf, &fail)) return fail;
+    http_reply r = http_json(200, api_workflow_view(req, wf));
+    store_workflow_free(wf);
+    return r;
+}
+
+http_reply api_progress(http_request *req) {
+    store_workflow *wf = NULL;
+    http_reply fail;
+    if (!api_load_workflow(req, &wf, &fail)) return fail;
+    json_t *jobs = json_object();
+    for (size_t i = 0; i < wf->n_jobs; i++) {
+        double p = job_state_final(wf->jobs[i].state) ? 1.0 : wf->jobs[i].progress;
+        json_object_set_new(jobs, wf->jobs[i].job_id,
+                            json_pack("{ss sf}", "state", job_state_name(wf->jobs[i].state),
+                                      "progress", p));
+    }
+    json_t *o = json_pack("{sI ss sf so}", "id", (json_int_t)wf->id, "state",
+                          wf_state_name(wf->state), "progress", view_workflow_progress(wf),
+                          "jobs", jobs);
+    if (wf->state == WF_QUEUED)
+        json_object_set_new(o, "queue_position", json_integer(wf->queue_position));
+    store_workflow_free(wf);
+    return http_json(200, o);
+}
+
+/* Queues a command for the scheduler and answers with the workflow as it
+ * stands (the scheduler applies the command within moments). */
+http_reply api_command(http_request *req, int32_t job_index, const char *kind) {
+    store_workflow *wf = NULL;
+    http_reply fail;
+    if (!api_load_workflow(req, &wf, &fail)) return fail;
+    char err[TS_ERRLEN];
+    int64_t cmd_id;
+    int rc = store_command_add(req->ctx->st, wf->id, job_index, kind, req->user, ts_now(), &cmd_id,
+                               err, sizeof(err));
+    store_workflow_free(wf);
+    if (rc == STORE_NOTFOUND) return api_not_found("workflow", req->params[0]);
+    if (rc != TS_OK) return api_store_failed(err);
+    http_ring_scheduler(req);
+    if (!api_load_workflow(req, &wf, &fail)) return fail;
+    json_t *v = api_workflow_view(req, wf);
+    json_object_set_new(v, "command", json_pack("{ss sI}", "kind", kind, "id", (json_int_t)cmd_id));
+    store_workflow_free(wf);
+    return http_json(202, v);
+}
+
+http_reply api_cancel(http_request *req) {
+    return api_command(req, -1, "cancel");
+}
+
+http_reply api_delete(http_request *req) {
+    int64_t id;
+    if (!http_parse_id(req->params[0], &id)) return api_not_found("workflow", req->params[0]);
+    char err[TS_ERRLEN];
+    int rc = store_workflow_delete(req->ctx->st, id, req->user, err, sizeof(err));
+    if (rc == STORE_NOTFOUND) return api_not_found("workflow", req->params[0]);
+    if (rc == STORE_CONFLICT)
+        return http_error(409, "workflow_active",
+                          "the workflow has not finished; cancel it first, then delete it", NULL);
+    if (rc != TS_OK) return api_store_failed(err);
+    api_remove_workflow_files(req->ctx->cfg->state_dir, id);
+    return http_json(200, json_pack("{sI sb}", "id", (json_int_t)id, "deleted", 1));
+}

@@ -1,0 +1,122 @@
+/*
+ * http.h - one HTTP worker's request plumbing (DESIGN §4): libmicrohttpd
+ * accepts and parses, server.c collects the body within the size limit,
+ * identifies the caller, routes to a handler, and answers with JSON.
+ *
+ * Contract for handlers:
+ *   - A handler gets a parsed request and returns an http_reply; it never
+ *     touches libmicrohttpd. The request's user is set (authenticated) for
+ *     every route not marked public.
+ *   - Errors are {"error": {"code", "message", "details"?}} with a 4xx/5xx
+ *     status, built with http_error(); a message names the field and the
+ *     reason, and nothing was changed.
+ *   - Another user's object is answered exactly like a missing one (404).
+ */
+#ifndef TESSERA_HTTP_HTTP_H
+#define TESSERA_HTTP_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/auth.h"
+#include "http/metrics.h"
+#include "http/ws.h"
+#include "store/store.h"
+#include "util/config.h"
+
+#define HTTP_MAX_PARAMS 4
+
+/* What one worker shares with its handlers: configuration read once at
+ * start-up, its store handle, its WebSocket hub, the shared metrics. */
+typedef struct http_ctx {
+    const ts_config *cfg;
+    const auth_config *auth;
+    store *st;
+    ws_hub *hub;
+    metrics *m;
+    const char *web_root;      /* static files (index.html, openapi.json, ...) */
+    const char *vendor_root;   /* node_modules, for /vendor/... (may be NULL) */
+    const char *doorbell_path; /* the scheduler's wake-up socket */
+} http_ctx;
+
+typedef struct http_request {
+    http_ctx *ctx;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;
+    const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the route, in order */
+    const char *body;
+    size_t body_len;
+    char user[129];  /* the caller ("" on public routes without identity) */
+    bool admin;
+    char request_id[64];
+    int route_id;
+} http_request;
+
+typedef enum http_reply_kind { REPLY_JSON, REPLY_TEXT, REPLY_FILE, REPLY_UPGRADE } http_reply_kind;
+
+typedef struct http_reply {
+    int status;
+    http_reply_kind kind;
+    json_t *json;         /* REPLY_JSON (owned) */
+    char *text;           /* REPLY_TEXT (owned) */
+    size_t text_len;
+    const char *content_type;
+    int fd;               /* REPLY_FILE: an open file, given to libmicrohttpd */
+    uint64_t file_size;
+    char location[256];   /* Location header when set */
+    char set_cookie[512]; /* Set-Cookie header when set */
+    char allow[64];       /* Allow header for 405 */
+    struct MHD_Response *upgrade; /* REPLY_UPGRADE: a prepared 101 response */
+} http_reply;
+
+typedef http_reply (*http_handler)(http_request *req);
+
+typedef struct http_route {
+    const char *method;
+    const char *pattern; /* "/api/workflows/{id}/jobs/{job_id}/log" */
+    http_handler handler;
+    bool public;         /* no identity needed */
+} http_route;
+
+/* The route table (api_routes.c) and its size. */
+extern const http_route http_routes[];
+extern const size_t http_routes_count;
+
+/* Finds the route for method and path, filling params (pointers into
+ * path_buf, which router_match modifies). Returns the route index, -1 if no
+ * path matches (404), or -2 if the path matches with another method (405,
+ * allow filled with the methods that do). */
+int router_match(const char *method, char *path_buf, const char **params, char *allow,
+                 size_t allow_len);
+
+/* Replies. */
+http_reply http_json(int status, json_t *body);
+http_reply http_error(int status, const char *code, const char *message, json_t *details);
+http_reply http_text(int status, const char *content_type, const char *text, size_t len);
+
+/* Reads a query argument (NULL when absent). */
+const char *http_query(http_request *req, const char *name);
+/* Reads a request header (NULL when absent). */
+const char *http_header(http_request *req, const char *name);
+
+/* Parses a workflow id path parameter; false for anything but 1..2^63-1. */
+bool http_parse_id(const char *text, int64_t *id);
+
+/* Rings the scheduler's doorbell (a lost ring costs latency, never
+ * correctness: the scheduler also polls). */
+void http_ring_scheduler(http_request *req);
+
+/* Starts libmicrohttpd on an already listening socket (shared by all
+ * workers); NULL with err on failure. */
+struct MHD_Daemon *http_daemon_start(http_ctx *ctx, int listen_fd, char *err, size_t errlen);
+
+/* One worker: serves on the inherited listening socket until stop is
+ * requested (SIGTERM), then drains. Returns the process exit status. */
+int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, int listen_fd,
+                     const char *doorbell_path);
+
+#endif

@@ -1,0 +1,289 @@
+/*
+ * server.c - libmicrohttpd glue for one worker: collects each request's body
+ * within the size limit, gives it a request id, identifies the caller,
+ * routes it, and turns the handler's http_reply into a response, with a
+ * JSON log line and a metric per request.
+ *
+ * The daemon runs one internal polling thread: handlers run one at a time
+ * and share the worker's store handle. Parallelism comes from running
+ * several workers on one listening socket.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "http/api.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define PATH_MAX_LEN 2048
+
+typedef struct conn_state {
+    char *body;
+    size_t len, cap;
+    bool too_large;
+    bool answered; /* a reply was queued before the body was read */
+    double started;
+} conn_state;
+
+http_reply http_json(int status, json_t *body) {
+    http_reply r = {.status = status, .kind = REPLY_JSON, .json = body, .fd = -1};
+    return r;
+}
+
+http_reply http_error(int status, const char *code, const char *message, json_t *details) {
+    json_t *err = json_pack("{ss ss}", "code", code, "message", message);
+    if (details) json_object_set_new(err, "details", details);
+    return http_json(status, json_pack("{so}", "error", err));
+}
+
+http_reply http_text(int status, const char *content_type, const char *text, size_t len) {
+    http_reply r = {.status = status, .kind = REPLY_TEXT, .fd = -1, .content_type = content_type};
+    r.text = ts_malloc(len + 1);
+    memcpy(r.text, text, len);
+    r.text[len] = '\0';
+    r.text_len = len;
+    return r;
+}
+
+const char *http_query(http_request *req, const char *name) {
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(http_request *req, const char *name) {
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+bool http_parse_id(const char *text, int64_t *id) {
+    long v;
+    if (!text || ts_parse_int(text, 1, INT64_MAX, &v) != TS_OK) return false;
+    *id = v;
+    return true;
+}
+
+/* Echoes a sane X-Request-ID so a client can follow its request through the
+ * logs; otherwise makes one up. */
+static void request_id(struct MHD_Connection *conn, char *out, size_t n) {
+    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
+    bool ok = given && given[0] && strlen(given) < n && strlen(given) <= 128;
+    for (const char *p = given; ok && *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("._-:", *p)))
+            ok = false;
+    if (ok) {
+        ts_strlcpy(out, given, n);
+        return;
+    }
+    unsigned char raw[8] = {0};
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) memset(raw, 0, sizeof(raw));
+    snprintf(out, n, "%02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3], raw[4],
+             raw[5], raw[6], raw[7]);
+}
+
+/* Who is calling; a 401 reply when nobody or a forgery. */
+static bool identify(http_request *req, http_reply *fail) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    auth_request ar = {.x_user_id = http_header(req, "X-User-ID"),
+                       .authorization = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+                       .cookie = http_header(req, MHD_HTTP_HEADER_COOKIE),
+                       .peer = ci ? ci->client_addr : NULL};
+    char err[TS_ERRLEN];
+    int rc = auth_identify(req->ctx->auth, req->ctx->st, &ar, req->user, &req->admin, err,
+                           sizeof(err));
+    if (rc == TS_OK) return true;
+    req->user[0] = '\0';
+    *fail = http_error(401, rc == AUTH_MISSING ? "unauthenticated" : "invalid_credentials",
+                       rc == AUTH_MISSING ? "who are you? send X-User-ID (header mode), "
+                                            "Authorization: Bearer <token>, or sign in"
+                                          : err,
+                       NULL);
+    return false;
+}
+
+static http_reply dispatch(http_ctx *ctx, struct MHD_Connection *conn, const char *url,
+                           const char *method, conn_state *cs, http_request *req) {
+    *req = (http_request){.ctx = ctx, .conn = conn, .method = method, .path = url,
+                          .body = cs->body ? cs->body : "", .body_len = cs->len, .route_id = -1};
+    request_id(conn, req->request_id, sizeof(req->request_id));
+    char path[PATH_MAX_LEN + 1], allow[64] = "";
+    if (strlen(url) > PATH_MAX_LEN) return http_error(414, "uri_too_long", "path too long", NULL);
+    ts_strlcpy(path, url, sizeof(path));
+    int route = router_match(method, path, req->params, allow, sizeof(allow));
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    /* Static files: the web UI under /, its npm assets under /vendor/. */
+    if (route == -1 && get && strncmp(url, "/vendor/", 8) == 0)
+        return api_static_file(ctx->vendor_root, url + 8);
+    if (route == -1 && get && strncmp(url, "/api/", 5) != 0 && url[0] == '/' && url[1])
+        return api_static_file(ctx->web_root, url + 1);
+    if (route == -1)
+        return http_error(404, "not_found", "no such endpoint", json_pack("{ss}", "path", url));
+    if (route == -2) {
+        http_reply r = http_error(405, "method_not_allowed", "method not allowed here",
+                                  json_pack("{ss ss}", "method", method, "allow", allow));
+        ts_strlcpy(r.allow, allow, sizeof(r.allow));
+        return r;
+    }
+    req->route_id = route;
+    http_reply fail;
+    if (!http_routes[route].public && !identify(req, &fail)) return fail;
+    if (http_routes[route].public) {
+        /* Public pages may still use the caller's identity when there is one. */
+        http_reply ignored;
+        if (!identify(req, &ignored)) json_decref(ignored.json);
+    }
+    return http_routes[route].handler(req);
+}
+
+static void add_common_headers(struct MHD_Response *resp, const http_reply *r,
+                               const http_request *req) {
+    MHD_add_response_header(resp, "X-Request-ID", req->request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->location[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
+    if (r->set_cookie[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
+    if (r->allow[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+}
+
+static struct MHD_Response *build_response(http_reply *r) {
+    struct MHD_Response *resp = NULL;
+    if (r->kind == REPLY_JSON) {
+        char *text = json_dumps(r->json, JSON_COMPACT);
+        json_decref(r->json);
+        size_t len = strlen(text);
+        resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    } else if (r->kind == REPLY_TEXT) {
+        resp = MHD_create_response_from_buffer(r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    } else if (r->kind == REPLY_FILE) {
+        resp = MHD_create_response_from_fd(r->file_size, r->fd);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+    } else {
+        resp = r->upgrade;
+    }
+    return resp;
+}
+
+static void log_request(const http_request *req, const char *method, const char *url, int status,
+                        double started) {
+    char run_id[32] = "";
+    int64_t id;
+    if (req->route_id >= 0 && req->params[0] && http_parse_id(req->params[0], &id))
+        snprintf(run_id, sizeof(run_id), "wf-%lld", (long long)id);
+    log_emit(status >= 500 ? LOG_ERROR : LOG_INFO, run_id[0] ? run_id : NULL, NULL, "http",
+             json_pack("{ss ss ss si sf ss}", "request_id", req->request_id, "method", method,
+                       "path", url, "status", status, "ms", (ts_monotonic() - started) * 1e3,
+                       "user", req->user));
+}
+
+static enum MHD_Result send_reply(http_ctx *ctx, struct MHD_Connection *conn, http_reply *r,
+                                  const http_request *req, const char *method, const char *url,
+                                  double started) {
+    struct MHD_Response *resp = build_response(r);
+    if (!resp) return MHD_NO;
+    add_common_headers(resp, r, req);
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    metrics_http(ctx->m, req->route_id, r->status);
+    log_request(req, method, url, r->status, started);
+    return ok;
+}
+
+/* Appends a piece of the body, refusing to grow past the limit. */
+static void body_append(conn_state *cs, const char *data, size_t n, size_t limit) {
+    if (cs->too_large) return;
+    if (cs->len + n > limit) {
+        cs->too_large = true;
+        free(cs->body);
+        cs->body = NULL;
+        cs->len = 0;
+        return;
+    }
+    if (cs->len + n + 1 > cs->cap) {
+        cs->cap = (cs->len + n + 1) * 2;
+        cs->body = ts_realloc(cs->body, cs->cap);
+    }
+    memcpy(cs->body + cs->len, data, n);
+    cs->len += n;
+    cs->body[cs->len] = '\0';
+}
+
+static http_reply too_large(const http_ctx *ctx) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "request body larger than %ld bytes", ctx->cfg->max_body_bytes);
+    return http_error(413, "payload_too_large", msg,
+                      json_pack("{sI}", "limit_bytes", (json_int_t)ctx->cfg->max_body_bytes));
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    http_ctx *ctx = cls;
+    conn_state *cs = *con_cls;
+    http_request req;
+    if (!cs) {
+        cs = ts_calloc(1, sizeof(*cs));
+        cs->started = ts_monotonic();
+        *con_cls = cs;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        long declared;
+        if (cl && ts_parse_int(cl, 0, LONG_MAX, &declared) == TS_OK &&
+            declared > ctx->cfg->max_body_bytes) {
+            /* Answer before reading a byte of it; the connection then closes. */
+            cs->answered = true;
+            http_reply r = too_large(ctx);
+            req = (http_request){.ctx = ctx, .route_id = -1};
+            request_id(conn, req.request_id, sizeof(req.request_id));
+            return send_reply(ctx, conn, &r, &req, method, url, cs->started);
+        }
+        return MHD_YES;
+    }
+    if (cs->answered) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        body_append(cs, upload_data, *upload_data_size, (size_t)ctx->cfg->max_body_bytes);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    http_reply r;
+    if (cs->too_large) {
+        r = too_large(ctx);
+        req = (http_request){.ctx = ctx, .route_id = -1};
+        request_id(conn, req.request_id, sizeof(req.request_id));
+    } else {
+        r = dispatch(ctx, conn, url, method, cs, &req);
+    }
+    return send_reply(ctx, conn, &r, &req, method, url, cs->started);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    conn_state *cs = *con_cls;
+    if (!cs) return;
+    free(cs->body);
+    free(cs);
+    *con_cls = NULL;
+}
+
+struct MHD_Daemon *http_daemon_start(http_ctx *ctx, int listen_fd, char *err, size_t errlen) {
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ITC, 0,
+        NULL, NULL,
+        on_request, ctx, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000, MHD_OPTION_END);
+    if (!d) ts_errf(err, errlen, "cannot start the HTTP server: %s", strerror(errno));
+    return d;
+}

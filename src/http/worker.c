@@ -1,0 +1,130 @@
+/*
+ * worker.c - one HTTP worker process of `tessera serve`: its store handle,
+ * its WebSocket hub, libmicrohttpd on the shared listening socket, and the
+ * drain on SIGTERM (stop accepting, close WebSockets with 1001, let requests
+ * in flight finish, then stop).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http/http.h"
+#include "sched/doorbell.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define DRAIN_SECONDS 10.0
+
+void http_ring_scheduler(http_request *req) {
+    doorbell_ring(req->ctx->doorbell_path);
+}
+
+/* 1,000 WebSocket clients need more descriptors than the usual soft limit. */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static bool is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* web/ beside the working directory, else beside the binary (build/..). */
+static void find_web_root(char *out, size_t n) {
+    if (is_dir("web")) {
+        ts_strlcpy(out, "web", n);
+        return;
+    }
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) *slash = '\0';
+        snprintf(out, n, "%s/../web", self);
+        if (is_dir(out)) return;
+    }
+    ts_strlcpy(out, "web", n);
+}
+
+static void hub_delivered(void *ctx, uint64_t n) {
+    metrics_events_delivered(ctx, n);
+}
+
+static void hub_connections(void *ctx, int delta) {
+    metrics_ws_connections(ctx, delta);
+}
+
+/* Waits until requests in flight are done, or the drain time is up. */
+static void drain(struct MHD_Daemon *d) {
+    double end = ts_monotonic() + DRAIN_SECONDS;
+    while (ts_monotonic() < end) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0) return;
+        usleep(20000);
+    }
+}
+
+int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, int listen_fd,
+                     const char *doorbell_path) {
+    prctl(PR_SET_NAME, "tessera-http");
+    raise_fd_limit();
+    /* Signals go to this thread only: block them before any thread starts. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    char err[TS_ERRLEN], web_root[4200], vendor_root[4300];
+    store *st = NULL;
+    if (store_open(cfg->db, &st, err, sizeof(err)) != TS_OK) {
+        log_emit(LOG_ERROR, NULL, NULL, "worker cannot open the store", json_pack("{ss}", "error", err));
+        return 1;
+    }
+    ws_hub_config hc;
+    ws_hub_config_default(&hc);
+    hc.db_url = cfg->db;
+    hc.on_delivered = hub_delivered;
+    hc.on_connections = hub_connections;
+    hc.metrics_ctx = m;
+    ws_hub *hub = ws_hub_start(&hc, err, sizeof(err));
+    if (!hub) {
+        log_emit(LOG_ERROR, NULL, NULL, "worker cannot start WebSockets", json_pack("{ss}", "error", err));
+        store_close(st);
+        return 1;
+    }
+    find_web_root(web_root, sizeof(web_root));
+    snprintf(vendor_root, sizeof(vendor_root), "%s/../node_modules", web_root);
+    http_ctx ctx = {.cfg = cfg, .auth = auth, .st = st, .hub = hub, .m = m, .web_root = web_root,
+                    .vendor_root = vendor_root, .doorbell_path = doorbell_path};
+    struct MHD_Daemon *d = http_daemon_start(&ctx, listen_fd, err, sizeof(err));
+    if (!d) {
+        log_emit(LOG_ERROR, NULL, NULL, "worker cannot serve", json_pack("{ss}", "error", err));
+        ws_hub_stop(hub);
+        store_close(st);
+        return 1;
+    }
+    log_emit(LOG_INFO, NULL, NULL, "worker serving", json_pack("{si}", "pid", (int)getpid()));
+    int sig = 0;
+    sigwait(&stop, &sig);
+    log_emit(LOG_INFO, NULL, NULL, "worker draining", json_pack("{ss}", "signal", strsignal(sig)));
+    MHD_quiesce_daemon(d); /* the socket stays open for the other workers */
+    ws_hub_stop(hub);
+    drain(d);
+    MHD_stop_daemon(d);
+    store_close(st);
+    log_emit(LOG_INFO, NULL, NULL, "worker stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * service.c - see service.h.
+ */
+#include "sched/service.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "sched/doorbell.h"
+#include "sched/scheduler.h"
+#include "util/log.h"
+#include "util/util.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig) {
+    stop_requested = sig;
+}
+
+static void make_owner(char *buf, size_t n) {
+    char host[128] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(buf, n, "%s:%d:%.0f", host, (int)getpid(), ts_now() * 1000);
+}
+
+int sched_service_main(const ts_config *cfg, const char *doorbell_path,
+                       void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
+                                         double seconds),
+                       void *timing_ctx) {
+    prctl(PR_SET_NAME, "tessera-sched");
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    char err[TS_ERRLEN], owner[256], self[4096];
+    store *st = NULL;
+    executor *ex = NULL;
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (len <= 0 || store_open(cfg->db, &st, err, sizeof(err)) != TS_OK) {
+        log_emit(LOG_ERROR, NULL, NULL, "scheduler cannot start",
+                 json_pack("{ss}", "error", len <= 0 ? strerror(errno) : err));
+        return 1;
+    }
+    self[len] = '\0';
+    if (!(ex = exec_local_new(self, 5.0, err, sizeof(err)))) {
+        log_emit(LOG_ERROR, NULL, NULL, "scheduler cannot start", json_pack("{ss}", "error", err));
+        store_close(st);
+        return 1;
+    }
+    int bell = doorbell_bind(doorbell_path, err, sizeof(err));
+    if (bell < 0)
+        log_emit(LOG_WARN, NULL, NULL, "no doorbell; polling only", json_pack("{ss}", "error", err));
+    make_owner(owner, sizeof(owner));
+    sched_config sc = {.state_dir = cfg->state_dir, .max_active_users = cfg->max_active_users,
+                       .concurrency_limit = cfg->concurrency_limit,
+                       .poll_seconds = cfg->queue_poll_seconds, .lease_ttl = 5.0,
+                       .kill_grace_s = 5.0, .on_job_timing = timing_cb, .timing_ctx = timing_ctx};
+    scheduler *s = sched_new(&sc, owner, st, ex);
+    log_emit(LOG_INFO, NULL, NULL, "scheduler started", json_pack("{ss}", "owner", owner));
+    int rc = 0;
+    while (!stop_requested) {
+        if (bell >= 0) doorbell_drain(bell);
+        if (sched_step(s, cfg->queue_poll_seconds, bell, err, sizeof(err)) != TS_OK) {
+            log_emit(LOG_ERROR, NULL, NULL, "scheduler step failed", json_pack("{ss}", "error", err));
+            rc = 1;
+            break;
+        }
+    }
+    if (sched_shutdown(s, "interrupted: the service stopped while it ran", err, sizeof(err)) !=
+        TS_OK)
+        log_emit(LOG_WARN, NULL, NULL, "scheduler shutdown", json_pack("{ss}", "error", err));
+    log_emit(LOG_INFO, NULL, NULL, "scheduler stopped", NULL);
+    sched_free(s);
+    ex->ops->destroy(ex);
+    if (bell >= 0) close(bell);
+    store_close(st);
+    return rc;
+}

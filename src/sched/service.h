@@ -1,0 +1,20 @@
+/*
+ * service.h - the scheduler as a process of `tessera serve`: the loop of
+ * scheduler.h woken by the doorbell, until SIGTERM, then a clean hand-over
+ * (running jobs stopped and recorded as interrupted, the lease released).
+ */
+#ifndef TESSERA_SCHED_SERVICE_H
+#define TESSERA_SCHED_SERVICE_H
+
+#include <stdbool.h>
+
+#include "util/config.h"
+
+/* Runs until SIGTERM/SIGINT; returns the process exit status. timing_cb
+ * (may be NULL) receives job wait/run times. */
+int sched_service_main(const ts_config *cfg, const char *doorbell_path,
+                       void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
+                                         double seconds),
+                       void *timing_ctx);
+
+#endif
