@@ -2,7 +2,7 @@
 #
 #   make            build build/tessera
 #   make test       install missing packages, build, run every test; last line "N passed, N failed"
-#   make run        install missing packages, build, run the example workflow
+#   make run        install missing packages, build, start the service on 127.0.0.1:8080
 #   make bench      run the benchmarks under bench/
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 
@@ -74,7 +74,7 @@ integration: $(BUILD)/tessera
 
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera
-	./$(BUILD)/tessera run examples/two-branches.json
+	./$(BUILD)/tessera serve --listen 127.0.0.1:8080 --state-dir ./var
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BENCH_BIN)

@@ -18,6 +18,7 @@ static const char usage[] =
     "  serve                 run the service: HTTP API, web UI, workers and the scheduler\n"
     "  run [WORKFLOW.json]   store a workflow and run it on this machine, with live progress\n"
     "  status [WORKFLOW]     show workflows, or one workflow's jobs and why they wait\n"
+    "  user add NAME         create a user (or a new token for one); prints the token\n"
     "  version               print the version\n"
     "  run-job SPEC          (internal) run one job attempt; started by the executor\n"
     "\n"
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "status") == 0) return cmd_status(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "user") == 0) return cmd_user(argc - 2, argv + 2);
     if (strcmp(cmd, "run-job") == 0) return cmd_run_job(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tessera %s\n", TESSERA_VERSION);

@@ -50,5 +50,22 @@ int cli_open_log(const cli_args *a, const char *component);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+
+/* Clients of the HTTP API (remote.c, follow.c): --server URL, --user U or
+ * --token T (TESSERA_SERVER, TESSERA_USER, TESSERA_TOKEN). */
+int cmd_submit(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+
+/* `tessera status [WORKFLOW] [--json]` answered by the service; cmd_status
+ * calls it when a server is configured (a->cfg.server set). */
+int cmd_status_remote(const cli_args *a);
+
+/* The tables of `tessera status` (status.c), from the JSON views the store
+ * path and the API both produce: a list of workflows, and one workflow. */
+struct json_t;
+void status_print_list(struct json_t *workflows);
+void status_print_workflow(struct json_t *view);
 
 #endif

@@ -96,6 +96,10 @@ static bool identify(http_request *req, http_reply *fail) {
                            sizeof(err));
     if (rc == TS_OK) return true;
     req->user[0] = '\0';
+    if (rc == TS_ERR) {
+        *fail = http_error(503, "store_unavailable", "cannot check credentials right now", NULL);
+        return false;
+    }
     *fail = http_error(401, rc == AUTH_MISSING ? "unauthenticated" : "invalid_credentials",
                        rc == AUTH_MISSING ? "who are you? send X-User-ID (header mode), "
                                             "Authorization: Bearer <token>, or sign in"

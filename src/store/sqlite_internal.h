@@ -24,7 +24,7 @@
 #include "store/store.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
-#define SQL_SCHEMA_VERSION 1
+#define SQL_SCHEMA_VERSION 2
 
 typedef enum stmt_id {
     ST_BEGIN_IMMEDIATE,
@@ -72,6 +72,9 @@ typedef enum stmt_id {
     ST_JOB_EXISTS,
     ST_ATTEMPTS,
     ST_QUEUE_STATS,
+    /* sqlite_users.c */
+    ST_USER_PUT,
+    ST_USER_BY_TOKEN,
     ST_COUNT
 } stmt_id;
 

@@ -116,8 +116,13 @@ static const char MIGRATION_1[] =
     " admin INTEGER NOT NULL DEFAULT 0,"
     " created_at REAL NOT NULL);";
 
+/* Migration 2: a token hash names at most one user, and looking a token up
+ * (every bearer request) is an index search rather than a scan. NULLs
+ * (users without a token) do not collide in a UNIQUE index. */
+static const char MIGRATION_2[] = "CREATE UNIQUE INDEX users_token_hash ON users(token_hash);";
+
 /* migrations[i] takes the schema from version i to i + 1. */
-static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1};
+static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2};
 
 /* Reads PRAGMA user_version into *version. */
 static int read_version(store *st, int *version, char *err, size_t errlen) {

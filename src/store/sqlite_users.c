@@ -1,0 +1,83 @@
+/*
+ * sqlite_users.c - users and their API tokens (store.h, "users and tokens").
+ *
+ * Only a token's SHA-256 (hex) is stored, so a copy of the database does
+ * not let anyone call the API. A user has at most one token: giving a new
+ * one replaces the hash, which revokes the old token at once. A UNIQUE
+ * index on token_hash (migration 2) makes the lookup on every bearer
+ * request an index search and guarantees that a hash names one user.
+ */
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+#include "util/config.h"
+#include "util/util.h"
+
+/* created_at is kept from the first put: replacing a token is not creating
+ * the user again. */
+static const char SQL_USER_PUT[] =
+    "INSERT INTO users (name, token_hash, admin, created_at) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash,"
+    " admin = excluded.admin";
+
+static const char SQL_USER_BY_TOKEN[] = "SELECT name, admin FROM users WHERE token_hash = ?1";
+
+/* True if s is 64 lower-case hex digits: a SHA-256 as auth_token_hash
+ * writes it (one spelling, so that a lookup matches what was stored). */
+static bool is_sha256_hex(const char *s) {
+    if (s == NULL || strlen(s) != 64) return false;
+    return strspn(s, "0123456789abcdef") == 64;
+}
+
+/*
+ * Creates the user or replaces its token and admin flag. The arguments are
+ * checked here too, because a row with a bad name or a hash of the wrong
+ * shape would be a user nobody can ever authenticate as.
+ */
+int store_user_put(store *st, const char *name, const char *token_hash, bool admin, double now,
+                   char *err, size_t errlen) {
+    bool own = false;
+    if (name == NULL || !config_user_valid(name)) {
+        ts_errf(err, errlen, "invalid user name: a user id is 1-128 characters of "
+                             "A-Z a-z 0-9 . _ @ -");
+        return TS_ERR;
+    }
+    if (!is_sha256_hex(token_hash)) {
+        ts_errf(err, errlen, "store_user_put: token_hash must be a SHA-256 in lower-case hex "
+                             "(auth_token_hash), never the token itself");
+        return TS_ERR;
+    }
+    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    int rc = TS_ERR;
+    sqlite3_stmt *s = stmt_get(st, ST_USER_PUT, SQL_USER_PUT, err, errlen);
+    if (s != NULL) {
+        bind_text(s, 1, name);
+        bind_text(s, 2, token_hash);
+        sqlite3_bind_int(s, 3, admin ? 1 : 0);
+        sqlite3_bind_double(s, 4, now);
+        rc = stmt_exec(st, s, err, errlen, "storing the user's token");
+    }
+    return txn_end(st, own, rc, err, errlen);
+}
+
+/* One indexed read; a NULL or malformed hash simply matches nobody. */
+int store_user_by_token(store *st, const char *token_hash, char *name, bool *admin, char *err,
+                        size_t errlen) {
+    name[0] = '\0';
+    *admin = false;
+    if (!is_sha256_hex(token_hash)) return STORE_NOTFOUND;
+    sqlite3_stmt *s = stmt_get(st, ST_USER_BY_TOKEN, SQL_USER_BY_TOKEN, err, errlen);
+    if (s == NULL) return TS_ERR;
+    bind_text(s, 1, token_hash);
+    int step = sqlite3_step(s), rc = TS_OK;
+    if (step == SQLITE_ROW) {
+        ts_strlcpy(name, col_text(s, 0), 129);
+        *admin = sqlite3_column_int(s, 1) != 0;
+    } else if (step == SQLITE_DONE) {
+        rc = STORE_NOTFOUND;
+    } else {
+        rc = db_fail(st, err, errlen, "looking up a token");
+    }
+    stmt_done(s);
+    return rc;
+}
