@@ -17,7 +17,10 @@ static const char usage[] =
     "commands:\n"
     "  serve                 run the service: HTTP API, web UI, workers and the scheduler\n"
     "  run [WORKFLOW.json]   store a workflow and run it on this machine, with live progress\n"
+    "  submit FILE [--follow]  submit to the service (--server), optionally following live\n"
     "  status [WORKFLOW]     show workflows, or one workflow's jobs and why they wait\n"
+    "  cancel WORKFLOW [JOB] cancel a queued or running workflow, or one job\n"
+    "  logs WORKFLOW JOB     print a job's log\n"
     "  user add NAME         create a user (or a new token for one); prints the token\n"
     "  version               print the version\n"
     "  run-job SPEC          (internal) run one job attempt; started by the executor\n"
@@ -46,6 +49,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "status") == 0) return cmd_status(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 2, argv + 2);
     if (strcmp(cmd, "user") == 0) return cmd_user(argc - 2, argv + 2);
+    if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 2, argv + 2);
+    if (strcmp(cmd, "cancel") == 0) return cmd_cancel(argc - 2, argv + 2);
+    if (strcmp(cmd, "logs") == 0) return cmd_logs(argc - 2, argv + 2);
     if (strcmp(cmd, "run-job") == 0) return cmd_run_job(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tessera %s\n", TESSERA_VERSION);

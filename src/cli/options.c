@@ -27,6 +27,8 @@ static const struct {
     {"--log", "TESSERA_LOG"},
     {"--log-level", "TESSERA_LOG_LEVEL"},
     {"--user", "TESSERA_USER"},
+    {"--server", "TESSERA_SERVER"},
+    {"--token", "TESSERA_TOKEN"},
 };
 
 static bool in_list(const char *const *list, const char *s) {

@@ -6,6 +6,7 @@
 #ifndef TESSERA_CLI_PROGRESS_H
 #define TESSERA_CLI_PROGRESS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -29,7 +30,10 @@ void progress_event(progress_view *pv, const store_event *ev);
 bool progress_due(const progress_view *pv);
 
 /* TTY mode: redraws the bars of these workflows (at most ~10 times a second
- * unless force). */
-void progress_draw(progress_view *pv, store_workflow *const *wfs, size_t n, bool force);
+ * unless force). Each is a workflow view as view_workflow() builds it and
+ * GET /api/workflows/{id} returns it (id, name, state, progress,
+ * queue_position, jobs[] with job_id, state, progress, attempt), so local
+ * (`tessera run`) and remote (`tessera submit --follow`) draw alike. */
+void progress_draw(progress_view *pv, json_t *const *views, size_t n, bool force);
 
 #endif

@@ -22,6 +22,7 @@
 #include "sched/scheduler.h"
 #include "util/log.h"
 #include "util/util.h"
+#include "view/view.h"
 
 #define MAX_SPEC_BYTES (64 * 1024 * 1024)
 #define MAX_WATCH 256
@@ -123,6 +124,9 @@ static int poll_events_cb(void *ctx, const store_event *ev) {
     return 0;
 }
 
+/* Prints the watched workflows' new events and, when a redraw is due (or
+ * forced), draws their bars from fresh views: the same JSON the API serves,
+ * so `run` and `submit --follow` draw alike. */
 static void watch_update(store *st, watch *w, progress_view *pv, bool force) {
     char err[TS_ERRLEN];
     for (size_t i = 0; i < w->n; i++) {
@@ -131,13 +135,17 @@ static void watch_update(store *st, watch *w, progress_view *pv, bool force) {
                            sizeof(err));
     }
     if (!progress_due(pv) && !(force && pv->tty && !pv->quiet)) return;
-    store_workflow *shown[MAX_WATCH];
+    json_t *shown[MAX_WATCH];
     size_t n_shown = 0;
-    for (size_t i = 0; i < w->n; i++)
-        if (store_workflow_get(st, w->id[i], NULL, &shown[n_shown], err, sizeof(err)) == TS_OK)
-            n_shown++;
+    double now = ts_now();
+    for (size_t i = 0; i < w->n; i++) {
+        store_workflow *wf = NULL;
+        if (store_workflow_get(st, w->id[i], NULL, &wf, err, sizeof(err)) != TS_OK) continue;
+        shown[n_shown++] = view_workflow(wf, NULL, NULL, now);
+        store_workflow_free(wf);
+    }
     progress_draw(pv, shown, n_shown, true);
-    for (size_t i = 0; i < n_shown; i++) store_workflow_free(shown[i]);
+    for (size_t i = 0; i < n_shown; i++) json_decref(shown[i]);
 }
 
 static bool watch_all_done(const watch *w) {

@@ -284,13 +284,17 @@ int cmd_serve(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     start_children(&ms);
-    char host[256];
+    char host[256], logpath[1100];
     ts_strlcpy(host, ms.a.cfg.listen, sizeof(host));
+    if (ms.a.cfg.log[0])
+        ts_strlcpy(logpath, ms.a.cfg.log, sizeof(logpath));
+    else
+        snprintf(logpath, sizeof(logpath), "%s/tessera.log", ms.a.cfg.state_dir);
     *strrchr(host, ':') = '\0';
     printf("tessera serve: http://%s:%d/  (%d HTTP workers + scheduler, auth %s, state in %s, "
            "log %s)\n",
            host, port, ms.a.cfg.workers, ms.a.cfg.auth,
-           ms.a.cfg.state_dir, ms.a.cfg.log[0] ? ms.a.cfg.log : "STATE_DIR/tessera.log");
+           ms.a.cfg.state_dir, logpath);
     fflush(stdout);
     log_emit(LOG_INFO, NULL, NULL, "serving",
              json_pack("{ss si si}", "listen", ms.a.cfg.listen, "port", port, "workers",

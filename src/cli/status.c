@@ -14,7 +14,8 @@
 #include "view/view.h"
 
 static const char *const status_config_flags[] = {
-    "--db", "--state-dir", "--user", "--concurrency-limit", "--max-active-users", NULL};
+    "--db", "--state-dir", "--user", "--concurrency-limit", "--max-active-users",
+    "--server", "--token", NULL};
 static const char *const status_bool_flags[] = {"--json", "--all", NULL};
 
 static const cli_spec status_spec = {
@@ -25,8 +26,13 @@ static const cli_spec status_spec = {
              "its place in the admission line and why it waits, and each job's state,\n"
              "attempt, start and end times and reason.\n"
              "\n"
+             "With a server (--server URL or TESSERA_SERVER) the service answers, for the\n"
+             "user it knows you as (--user or --token); otherwise the local database does.\n"
+             "\n"
              "options:\n"
              "  --user U       whose workflows (TESSERA_USER; default $USER)\n"
+             "  --server URL   ask the service at URL (TESSERA_SERVER), e.g. http://127.0.0.1:8080\n"
+             "  --token T      identify to the service with an API token (TESSERA_TOKEN)\n"
              "  --all          every user's workflows (reads the local database directly)\n"
              "  --json         print JSON instead of a table\n"
              "  --db PATH, --state-dir DIR, --concurrency-limit N, --max-active-users N\n"
@@ -45,7 +51,8 @@ static const char *hms(json_t *t, char *buf, size_t n) {
     return buf;
 }
 
-static void print_workflow(json_t *v) {
+/* One workflow view as a header and a table of its jobs. */
+void status_print_workflow(json_t *v) {
     char a[16], b[16], c[16];
     printf("workflow %lld \"%s\"  user %s  state %s  progress %.0f%%\n",
            (long long)json_integer_value(json_object_get(v, "id")),
@@ -89,7 +96,8 @@ static int list_cb(void *ctx, const store_workflow *wf) {
     return 0;
 }
 
-static void print_list(json_t *arr) {
+/* Workflow views (without jobs) as one table, a row each. */
+void status_print_list(json_t *arr) {
     char a[16], b[16], c[16];
     char q[24];
     printf("%-6s %-24s %-12s %-10s %5s %8s %8s %8s %s\n", "ID", "NAME", "USER", "STATE", "JOBS",
@@ -137,7 +145,7 @@ static int show_one(store *st, const cli_args *a, const char *id_text) {
     if (cli_has(a, "--json"))
         json_dumpf(v, stdout, JSON_INDENT(2)), putchar('\n');
     else
-        print_workflow(v);
+        status_print_workflow(v);
     json_decref(v);
     store_workflow_free(wf);
     return CLI_OK;
@@ -148,6 +156,7 @@ int cmd_status(int argc, char **argv) {
     bool done;
     int rc = cli_parse(&status_spec, argc, argv, &a, &done);
     if (rc != CLI_OK || done) return rc;
+    if (a.cfg.server[0] != '\0') return cmd_status_remote(&a);
     char err[TS_ERRLEN];
     store *st = NULL;
     if (store_open(a.cfg.db, &st, err, sizeof(err)) != TS_OK) {
@@ -167,7 +176,7 @@ int cmd_status(int argc, char **argv) {
             json_dumpf(lc.arr, stdout, JSON_INDENT(2));
             putchar('\n');
         } else {
-            print_list(lc.arr);
+            status_print_list(lc.arr);
         }
         json_decref(lc.arr);
     }

@@ -12,8 +12,11 @@ void reason_workflow_waiting(bool user_active, int active_users, int max_active_
         snprintf(buf, n,
                  "waiting behind other users' workflows (fair admission): %d of %d users active",
                  active_users, max_active_users);
-    else
+    else if (active_users >= max_active_users)
         snprintf(buf, n, "active user limit reached: %d of %d users active", active_users,
+                 max_active_users);
+    else
+        snprintf(buf, n, "waiting to be admitted: %d of %d users active", active_users,
                  max_active_users);
 }
 

@@ -16,7 +16,8 @@
 /* A queued workflow: "active user limit reached: 3 of 3 users active", or,
  * when its user is already active but other users wait ahead of it,
  * "waiting behind other users' workflows (fair admission): 3 of 3 users
- * active". */
+ * active"; "waiting to be admitted: 1 of 3 users active" when a place is free
+ * (the scheduler has not looked yet). */
 void reason_workflow_waiting(bool user_active, int active_users, int max_active_users, char *buf,
                              size_t n);
 

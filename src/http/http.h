@@ -48,6 +48,7 @@ typedef struct http_request {
     const char *method;
     const char *path;
     const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the route, in order */
+    char path_buf[2049]; /* the path split by the router; params point into it */
     const char *body;
     size_t body_len;
     char user[129];  /* the caller ("" on public routes without identity) */

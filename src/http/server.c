@@ -113,10 +113,10 @@ static http_reply dispatch(http_ctx *ctx, struct MHD_Connection *conn, const cha
     *req = (http_request){.ctx = ctx, .conn = conn, .method = method, .path = url,
                           .body = cs->body ? cs->body : "", .body_len = cs->len, .route_id = -1};
     request_id(conn, req->request_id, sizeof(req->request_id));
-    char path[PATH_MAX_LEN + 1], allow[64] = "";
+    char allow[64] = "";
     if (strlen(url) > PATH_MAX_LEN) return http_error(414, "uri_too_long", "path too long", NULL);
-    ts_strlcpy(path, url, sizeof(path));
-    int route = router_match(method, path, req->params, allow, sizeof(allow));
+    ts_strlcpy(req->path_buf, url, sizeof(req->path_buf));
+    int route = router_match(method, req->path_buf, req->params, allow, sizeof(allow));
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     /* Static files: the web UI under /, its npm assets under /vendor/. */
     if (route == -1 && get && strncmp(url, "/vendor/", 8) == 0)

@@ -113,7 +113,9 @@ static void set_string(json_t *o, const char *key, const char *v) {
 static char *event_json(sqlite3_stmt *s) {
     json_t *o = json_object();
     json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(s, 0)));
-    json_object_set_new(o, "ts", json_real(sqlite3_column_double(s, 1)));
+    char when[40];
+    ts_iso8601(sqlite3_column_double(s, 1), when, sizeof(when));
+    json_object_set_new(o, "ts", json_string(when));
     set_string(o, "type", col_text(s, 2));
     json_object_set_new(o, "workflow_id", json_integer(sqlite3_column_int64(s, 4)));
     if (sqlite3_column_type(s, 5) != SQLITE_NULL) set_string(o, "job_id", col_text(s, 5));

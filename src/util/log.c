@@ -65,19 +65,6 @@ int log_level_parse(const char *name, log_level *out) {
     return TS_ERR;
 }
 
-/* ISO-8601 UTC with milliseconds, e.g. "2024-05-01T12:34:56.789Z". */
-static void format_ts(char *buf, size_t len) {
-    double now = ts_now();
-    time_t secs = (time_t)now;
-    int ms = (int)((now - (double)secs) * 1000.0);
-    if (ms > 999) ms = 999;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%03dZ", base, ms);
-}
-
 /* A JSON string for text that may not be valid UTF-8 (paths, tool output):
  * jansson refuses such strings, and dropping the whole line would hide the
  * very message that explains a failure, so bad bytes become '?'. */
@@ -109,7 +96,7 @@ static void write_all(int fd, const char *buf, size_t len) {
 static json_t *build_line(log_level level, const char *run_id, const char *job_id,
                           const char *msg, json_t *fields) {
     char ts[48];
-    format_ts(ts, sizeof(ts));
+    ts_iso8601(ts_now(), ts, sizeof(ts));
     json_t *line = json_object();
     json_object_set_new(line, "ts", json_string(ts));
     json_object_set_new(line, "level", json_string(level_names[level]));

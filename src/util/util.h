@@ -26,6 +26,10 @@ void ts_errf(char *err, size_t errlen, const char *fmt, ...)
  * Stored timestamps use this clock. */
 double ts_now(void);
 
+/* t (epoch seconds) as ISO-8601 UTC with milliseconds,
+ * "2026-11-23T09:40:00.123Z", into buf (at least 32 bytes). */
+void ts_iso8601(double t, char *buf, size_t n);
+
 /* Monotonic seconds, for timeouts and intervals (never jumps). */
 double ts_monotonic(void);
 

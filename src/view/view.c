@@ -11,14 +11,7 @@
 #include "util/util.h"
 
 void view_time(double t, char *buf, size_t n) {
-    time_t secs = (time_t)t;
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int ms = (int)((t - (double)secs) * 1000.0);
-    if (ms < 0) ms = 0;
-    if (ms > 999) ms = 999;
-    snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    ts_iso8601(t, buf, n);
 }
 
 static json_t *time_or_null(double t) {
