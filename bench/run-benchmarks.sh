@@ -4,3 +4,9 @@
 set -eu
 build=${1:?usage: bench/run-benchmarks.sh BUILD_DIR}
 "$build/bench/sched_bench" "$build/tessera"
+bench/http_bench.sh "$build/tessera" 5 32
+if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ]; then
+    node bench/ws_latency.mjs "$build/tessera" 1000
+else
+    echo "ws_latency: skipped (node or node_modules/ws missing; scripts/install-deps.sh)"
+fi

@@ -13,7 +13,18 @@ for p in $pkgs; do
     fi
 done
 
+# Node (tests, web assets): Debian's nodejs and npm when the machine has no node.
+if ! command -v node >/dev/null 2>&1; then missing="$missing nodejs npm"; fi
+
+npm_install() { # the npm packages of package.json, from the lock file
+    if [ -f package.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then
+        echo "install-deps: npm packages"
+        npm ci --no-audit --no-fund --loglevel=error && touch node_modules
+    fi
+}
+
 if [ "${1:-}" = "--if-missing" ] && [ -z "$missing" ]; then
+    npm_install
     exit 0
 fi
 [ -n "$missing" ] || missing="$pkgs"
@@ -29,3 +40,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+npm_install

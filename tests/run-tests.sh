@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs tessera's tests and ends with one line "N passed, N failed" over all of
 # them; exits non-zero on any failure or when nothing ran.
-#   tests/run-tests.sh BUILD_DIR [unit|integration]
+#   tests/run-tests.sh BUILD_DIR [unit|integration|service]
 # Unit tests are cmocka binaries (BUILD_DIR/tests/test_*); integration tests are
 # scripts (tests/integration/test_*.sh) that start real processes and print
-# their own "N passed, N failed".
+# their own "N passed, N failed"; service tests (tests/service/*.test.mjs) start
+# the real `tessera serve` and speak HTTP and WebSocket to it from Node.
 set -u
 build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration]}
 which=${2:-all}
@@ -17,6 +18,10 @@ failed_names=""
 count() { # $1 = name, $2 = output file, $3 = exit status
     p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$2" | sed -E 's/.* ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
     f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$2" | sed -E 's/.* ([0-9]+) test.*/\1/' | awk '{s+=$1} END {print s+0}')
+    if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && grep -qE '^# (pass|fail) [0-9]+' "$2"; then
+        p=$(grep -E '^# pass [0-9]+' "$2" | tail -n 1 | awk '{print $3}')
+        f=$(grep -E '^# fail [0-9]+' "$2" | tail -n 1 | awk '{print $3}')
+    fi
     if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
         line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1)
         p=$(echo "$line" | sed -E 's/^([A-Za-z]+: )?([0-9]+) passed.*/\2/'); p=${p:-0}
@@ -48,6 +53,18 @@ if [ "$which" = all ] || [ "$which" = integration ]; then
         cat "$tmp/$name.out"
         count "$name" "$tmp/$name.out" "$rc"
     done
+fi
+
+if [ "$which" = all ] || [ "$which" = service ]; then
+    if command -v node >/dev/null 2>&1 && [ -d "$root/node_modules/ws" ]; then
+        (cd "$root" && node --test --test-reporter=tap --test-concurrency=1 tests/service/) \
+            >"$tmp/service.out" 2>&1; rc=$?
+        grep -vE '^ +(duration_ms|\.\.\.|---)' "$tmp/service.out" | grep -E '^(not )?ok|^# ' | tail -n 60
+        count "service (node --test)" "$tmp/service.out" "$rc"
+    else
+        echo "service tests: node or node_modules/ws missing (scripts/install-deps.sh installs them)"
+        failed=$((failed + 1)); failed_names="$failed_names service"
+    fi
 fi
 
 echo "----"
