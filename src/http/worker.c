@@ -113,6 +113,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     if (!d) {
         log_emit(LOG_ERROR, NULL, NULL, "worker cannot serve", json_pack("{ss}", "error", err));
         ws_hub_stop(hub);
+        ws_hub_free(hub);
         store_close(st);
         return 1;
     }
@@ -121,9 +122,10 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     sigwait(&stop, &sig);
     log_emit(LOG_INFO, NULL, NULL, "worker draining", json_pack("{ss}", "signal", strsignal(sig)));
     MHD_quiesce_daemon(d); /* the socket stays open for the other workers */
-    ws_hub_stop(hub);
+    ws_hub_stop(hub);       /* 1001 to every WebSocket; late upgrades are refused */
     drain(d);
     MHD_stop_daemon(d);
+    ws_hub_free(hub);       /* only now: no request can reach it any more */
     store_close(st);
     log_emit(LOG_INFO, NULL, NULL, "worker stopped", NULL);
     return 0;

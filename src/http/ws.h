@@ -27,7 +27,8 @@
  *     alive through proxies); a connection silent (no frame, no pong) for
  *     idle_timeout_s is closed with 1001 "idle timeout".
  *   - ws_hub_stop() closes every connection with 1001 ("going away") and
- *     waits for the close frames to be written (bounded), then ends the thread.
+ *     waits for the close frames to be written (bounded), then ends the thread;
+ *     ws_hub_free() frees it afterwards.
  *   - Sockets are released with MHD_upgrade_action(urh, CLOSE), never close().
  */
 #ifndef TESSERA_HTTP_WS_H
@@ -74,7 +75,10 @@ int ws_hub_add(ws_hub *hub, MHD_socket sock, struct MHD_UpgradeResponseHandle *u
 
 size_t ws_hub_connections(ws_hub *hub);
 
-/* Closes every connection with 1001 and ends the thread; frees hub. */
+/* Closes every connection with 1001 and ends the thread. Later ws_hub_add
+ * calls fail (their caller closes the socket), so the HTTP server may go on
+ * draining; free the hub with ws_hub_free once the server has stopped. */
 void ws_hub_stop(ws_hub *hub);
+void ws_hub_free(ws_hub *hub);
 
 #endif

@@ -533,5 +533,8 @@ void ws_hub_stop(ws_hub *hub) {
     (void)!write(hub->evfd, &one, sizeof(one));
     pthread_mutex_unlock(&hub->mu);
     pthread_join(hub->thread, NULL);
-    hub_free(hub);
+}
+
+void ws_hub_free(ws_hub *hub) {
+    if (hub) hub_free(hub);
 }

@@ -167,6 +167,7 @@ static int teardown(void **state) {
     fx *f = *state;
     ws_hub_stop(f->hub); /* before the daemon: the hub gives sockets back to it */
     if (f->d) MHD_stop_daemon(f->d);
+    ws_hub_free(f->hub);
     store_close(f->st);
     test_rm_rf(f->dir);
     free(f);
@@ -365,23 +366,54 @@ static int read_full(int fd, void *buf, size_t n, double end) {
     return 0;
 }
 
-/* Connects, sends the upgrade request and reads exactly the response head
- * (byte by byte, so no frame is consumed). rcvbuf > 0 shrinks the receive
- * buffer before connecting, which is when TCP takes it into account. */
-static int raw_connect(fx *f, const char *target, int rcvbuf) {
+/* One masked client frame (payload < 64 KiB) into out (len + 8 bytes);
+ * returns its size. */
+static size_t raw_frame(unsigned char *out, int opcode, const void *data, size_t len) {
+    static const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    size_t h = 0;
+    out[h++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        out[h++] = (unsigned char)(0x80 | len);
+    } else {
+        out[h++] = 0x80 | 126;
+        out[h++] = (unsigned char)(len >> 8);
+        out[h++] = (unsigned char)len;
+    }
+    memcpy(out + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++) out[h + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
+    return h + len;
+}
+
+static void raw_send_frame(int fd, int opcode, const void *data, size_t len) {
+    unsigned char *f = malloc(len + 8);
+    size_t n = raw_frame(f, opcode, data, len);
+    assert_int_equal(send(fd, f, n, MSG_NOSIGNAL), (ssize_t)n);
+    free(f);
+}
+
+/* Connects, sends the upgrade request followed by tail (tail_len bytes,
+ * in the same write, so that MHD reads them with the request) and reads
+ * exactly the response head (byte by byte, so no frame is consumed).
+ * rcvbuf > 0 shrinks the receive buffer before connecting, which is when
+ * TCP takes it into account. */
+static int raw_connect_tail(fx *f, const char *target, int rcvbuf, const void *tail,
+                            size_t tail_len) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    char req[512], head[2048];
+    char req[1024], head[2048];
     int n = snprintf(req, sizeof(req),
                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
                      target);
-    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    assert_true(n > 0 && (size_t)n + tail_len <= sizeof(req));
+    if (tail_len) memcpy(req + n, tail, tail_len);
+    assert_int_equal(send(fd, req, (size_t)n + tail_len, MSG_NOSIGNAL), n + (ssize_t)tail_len);
     size_t len = 0;
     double end = ts_monotonic() + 2;
     while (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0) {
@@ -393,6 +425,10 @@ static int raw_connect(fx *f, const char *target, int rcvbuf) {
     assert_non_null(strstr(head, " 101 "));
     assert_non_null(strstr(head, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     return fd;
+}
+
+static int raw_connect(fx *f, const char *target, int rcvbuf) {
+    return raw_connect_tail(f, target, rcvbuf, NULL, 0);
 }
 
 /* Reads one (unmasked, server) frame. 0 or -1. payload is malloc'd. */
@@ -419,26 +455,6 @@ static int raw_read_frame(int fd, double timeout_s, int *opcode, unsigned char *
     }
     (*payload)[n] = '\0';
     return 0;
-}
-
-/* Sends one masked client frame (payload < 64 KiB). */
-static void raw_send_frame(int fd, int opcode, const void *data, size_t len) {
-    static const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
-    unsigned char *f = malloc(len + 8);
-    size_t h = 0;
-    f[h++] = (unsigned char)(0x80 | opcode);
-    if (len < 126) {
-        f[h++] = (unsigned char)(0x80 | len);
-    } else {
-        f[h++] = 0x80 | 126;
-        f[h++] = (unsigned char)(len >> 8);
-        f[h++] = (unsigned char)len;
-    }
-    memcpy(f + h, mask, 4);
-    h += 4;
-    for (size_t i = 0; i < len; i++) f[h + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
-    assert_int_equal(send(fd, f, h + len, MSG_NOSIGNAL), (ssize_t)(h + len));
-    free(f);
 }
 
 /* Reads frames until a close frame; checks text frames' seqs increase.
@@ -654,9 +670,15 @@ static void *writer_main(void *arg) {
 static void test_connect_while_writing(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
-    start_default(f);
+    ws_hub_config cfg;
+    config(f, &cfg);
+    /* Replays go in pages of at most half of this (~30 events here), so a
+     * replay spans many turns of the hub's loop, with polls in between: the
+     * hand-over from replay to fan-out is really exercised. */
+    cfg.max_queue_bytes = 16 * 1024;
+    start(f, &cfg);
     int64_t a = submit(f->st, "alice"), b = submit(f->st, "bob");
-    progress(f->st, a, 50, 10);
+    progress(f->st, a, 400, 100);
     store *rd = NULL; /* the writer thread owns f->st meanwhile */
     assert_int_equal(store_open(f->db, &rd, err, sizeof(err)), TS_OK);
     writer w = {.st = f->st, .a = a, .b = b, .rounds = 120, .per_round = 1, .vary = true,
@@ -768,6 +790,29 @@ static void test_binary_frame_1003(void **state) {
     close(fd);
 }
 
+/* Bytes that arrive with the request (MHD reads them before the upgrade)
+ * are the client's first frames: here a ping, answered with its pong. */
+static void test_first_frame_with_request(void **state) {
+    fx *f = *state;
+    start_default(f);
+    unsigned char ping[16];
+    size_t n = raw_frame(ping, 9, "hi", 2);
+    int fd = raw_connect_tail(f, "/events?user=alice&since=0", 0, ping, n);
+    int op = 0;
+    unsigned char *p = NULL;
+    size_t len = 0;
+    assert_int_equal(raw_read_frame(fd, 2, &op, &p, &len), 0);
+    assert_int_equal(op, 10);
+    assert_int_equal(len, 2);
+    assert_memory_equal(p, "hi", 2);
+    free(p);
+    raw_send_frame(fd, 8, "\x03\xe8", 2);
+    size_t texts = 0;
+    assert_int_equal(raw_until_close(fd, 2, &texts), 1000); /* our close, echoed */
+    wait_connections(f, 0);
+    close(fd);
+}
+
 /* A client that answers no ping is closed with 1001 after idle_timeout_s;
  * one that does (ws_client answers inside recv) stays. */
 static void test_idle_timeout_1001(void **state) {
@@ -801,6 +846,7 @@ static void test_stop_sends_1001(void **state) {
     wait_connections(f, 2);
     double t0 = ts_monotonic();
     ws_hub_stop(f->hub);
+    ws_hub_free(f->hub);
     f->hub = NULL;
     assert_true(ts_monotonic() - t0 < 1.5);
     assert_int_equal(expect_closed(c, 1), 1001);
@@ -872,6 +918,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slow_client_closed_1013, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_frame_1009, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_frame_1003, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_frame_with_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout_1001, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_sends_1001, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit_1013, setup, teardown),
