@@ -57,6 +57,14 @@ wf_json() { tessera status "$1" --all --json; }
 # workflow exists.)
 wf_is() { [ "$("$TESSERA_BIN" status "$1" --all --json 2>/dev/null | jq -r "$2")" = "$3" ]; }
 
+# jq_true 'JQ_FILTER' command...: the command succeeds and the filter over
+# its output is exactly true (never true on empty output, unlike jq -e 1.6).
+jq_true() {
+    f=$1; shift
+    out=$("$@" 2>/dev/null) || return 1
+    [ "$(printf '%s' "$out" | jq -r "$f" 2>/dev/null)" = true ]
+}
+
 summary() {
     echo "$T_PASSED passed, $T_FAILED failed"
     [ "$T_FAILED" -eq 0 ]
