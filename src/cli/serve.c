@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,8 +139,13 @@ static void job_timing(void *ctx, const char *job_type, bool is_wait, double sec
 
 /* Forks one child; in the child, never returns. */
 static pid_t spawn(master *ms, child_kind kind) {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
+    /* A master killed with SIGKILL cannot stop its children: they stop
+     * themselves (draining) when it goes, instead of serving on unsupervised. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
