@@ -202,25 +202,39 @@ static void release_successors(engine *e, ewf *wf, uint32_t idx, double now, cha
     }
 }
 
-void wf_skip_dependents(engine *e, ewf *wf, uint32_t idx, const char *cause, double now,
-                        change_list *out) {
+/* Visits every descendant of idx reachable through jobs in state `through`
+ * (each visit must move the job out of that state, so each is visited once),
+ * depth first without recursion: chains may be 10,000 jobs long. */
+typedef void (*visit_fn)(engine *e, ewf *wf, uint32_t idx, const char *cause, double now,
+                         change_list *out);
+
+static void walk_descendants(engine *e, ewf *wf, uint32_t idx, job_state through, visit_fn visit,
+                             const char *cause, double now, change_list *out) {
     const spec_dag *d = &wf->spec->dag;
     uint32_t *stack = ts_malloc((wf->spec->n_jobs + 1) * sizeof(uint32_t));
     size_t top = 0;
     stack[top++] = idx;
-    /* Each job is pushed at most once: it is pushed only when it leaves
-     * pending, which happens once. */
     while (top > 0) {
         uint32_t cur = stack[--top];
         for (uint32_t k = d->succ_start[cur]; k < d->succ_start[cur + 1]; k++) {
             uint32_t s = d->succ[k];
-            if (wf->jobs[s].state != JOB_PENDING) continue;
-            core_change *ch = ejob_set_state(e, wf, s, JOB_SKIPPED, now, out);
-            snprintf(ch->reason, sizeof(ch->reason), "skipped: %s", cause);
+            if (wf->jobs[s].state != through) continue;
+            visit(e, wf, s, cause, now, out);
             stack[top++] = s;
         }
     }
     free(stack);
+}
+
+static void skip_one(engine *e, ewf *wf, uint32_t idx, const char *cause, double now,
+                     change_list *out) {
+    core_change *ch = ejob_set_state(e, wf, idx, JOB_SKIPPED, now, out);
+    snprintf(ch->reason, sizeof(ch->reason), "skipped: %s", cause);
+}
+
+void wf_skip_dependents(engine *e, ewf *wf, uint32_t idx, const char *cause, double now,
+                        change_list *out) {
+    walk_descendants(e, wf, idx, JOB_PENDING, skip_one, cause, now, out);
 }
 
 /* Seconds to wait before retry number `failures` (1-based): the delay
@@ -366,7 +380,9 @@ int engine_cancel_job(engine *e, job_ref job, double now, change_list *out, job_
 }
 
 /* Back to pending, then ready if nothing unfinished precedes it. */
-static void revive(engine *e, ewf *wf, uint32_t idx, double now, change_list *out) {
+static void revive(engine *e, ewf *wf, uint32_t idx, const char *cause, double now,
+                   change_list *out) {
+    (void)cause;
     ejob *j = &wf->jobs[idx];
     core_change *ch = ejob_set_state(e, wf, idx, JOB_PENDING, now, out);
     snprintf(ch->reason, sizeof(ch->reason), "retried by the user");
@@ -390,21 +406,8 @@ int engine_retry_job(engine *e, job_ref job, double now, change_list *out, char 
                 wf->spec->jobs[idx].job_id, job_state_name(s));
         return TS_ERR;
     }
-    revive(e, wf, idx, now, out);
+    revive(e, wf, idx, NULL, now, out);
     /* Dependents skipped because of it get their chance again. */
-    const spec_dag *d = &wf->spec->dag;
-    uint32_t *stack = ts_malloc((wf->spec->n_jobs + 1) * sizeof(uint32_t));
-    size_t top = 0;
-    stack[top++] = idx;
-    while (top > 0) {
-        uint32_t cur = stack[--top];
-        for (uint32_t k = d->succ_start[cur]; k < d->succ_start[cur + 1]; k++) {
-            uint32_t n = d->succ[k];
-            if (wf->jobs[n].state != JOB_SKIPPED) continue;
-            revive(e, wf, n, now, out);
-            stack[top++] = n;
-        }
-    }
-    free(stack);
+    walk_descendants(e, wf, idx, JOB_SKIPPED, revive, NULL, now, out);
     return TS_OK;
 }

@@ -13,6 +13,7 @@
  * connection and can destroy the close frame just sent.
  */
 #include "http/ws.h"
+#include "http/ws_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,26 +114,12 @@ static ssize_t conn_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t le
                             void *user_data) {
     (void)flags;
     ws_conn *c = user_data;
-    if (c->extra_off < c->extra_len) {
-        size_t n = c->extra_len - c->extra_off < len ? c->extra_len - c->extra_off : len;
-        memcpy(buf, c->extra + c->extra_off, n);
-        c->extra_off += n;
-        return (ssize_t)n;
-    }
-    ssize_t n;
-    do n = recv(c->fd, buf, len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n > 0) {
-        c->last_rx = c->hub->now;
-        return n;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    } else {
-        c->eof = n == 0;
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    }
-    return -1;
+    bool from_socket = c->extra_off >= c->extra_len;
+    bool eof = false;
+    ssize_t n = ws_io_recv(ctx, c->fd, c->extra, c->extra_len, &c->extra_off, buf, len, &eof);
+    if (n > 0 && from_socket) c->last_rx = c->hub->now;
+    if (eof) c->eof = true;
+    return n;
 }
 
 /* Writes for wslay. MSG_NOSIGNAL: a client that went away must not raise
@@ -141,8 +128,30 @@ static ssize_t conn_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, si
                             int flags, void *user_data) {
     (void)flags;
     ws_conn *c = user_data;
+    return ws_io_send(ctx, c->fd, data, len);
+}
+
+ssize_t ws_io_recv(wslay_event_context_ptr ctx, int fd, const char *pre, size_t pre_len,
+                   size_t *pre_off, uint8_t *buf, size_t len, bool *eof) {
+    if (*pre_off < pre_len) {
+        size_t n = pre_len - *pre_off < len ? pre_len - *pre_off : len;
+        memcpy(buf, pre + *pre_off, n);
+        *pre_off += n;
+        return (ssize_t)n;
+    }
     ssize_t n;
-    do n = send(c->fd, data, len, MSG_NOSIGNAL);
+    do n = recv(fd, buf, len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) return n;
+    bool again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    *eof = n == 0;
+    wslay_event_set_error(ctx, again ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+}
+
+ssize_t ws_io_send(wslay_event_context_ptr ctx, int fd, const uint8_t *data, size_t len) {
+    ssize_t n;
+    do n = send(fd, data, len, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n >= 0) return n;
     bool again = errno == EAGAIN || errno == EWOULDBLOCK;

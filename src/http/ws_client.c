@@ -8,6 +8,7 @@
  * ws_client_recv() call.
  */
 #include "http/ws_client.h"
+#include "http/ws_io.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -335,33 +336,15 @@ static ssize_t client_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t 
                               void *user_data) {
     (void)flags;
     ws_client *c = user_data;
-    if (c->pre_off < c->pre_len) {
-        size_t n = c->pre_len - c->pre_off < len ? c->pre_len - c->pre_off : len;
-        memcpy(buf, c->pre + c->pre_off, n);
-        c->pre_off += n;
-        return (ssize_t)n;
-    }
-    ssize_t n;
-    do n = recv(c->fd, buf, len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n > 0) return n;
-    wslay_event_set_error(ctx, n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
-                                   ? WSLAY_ERR_WOULDBLOCK
-                                   : WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
+    bool eof = false;
+    return ws_io_recv(ctx, c->fd, c->pre, c->pre_len, &c->pre_off, buf, len, &eof);
 }
 
 static ssize_t client_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
                               int flags, void *user_data) {
     (void)flags;
     ws_client *c = user_data;
-    ssize_t n;
-    do n = send(c->fd, data, len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0) return n;
-    bool again = errno == EAGAIN || errno == EWOULDBLOCK;
-    wslay_event_set_error(ctx, again ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
+    return ws_io_send(ctx, c->fd, data, len);
 }
 
 /* Client frames must be masked with unpredictable keys (RFC 6455 §5.3). */
