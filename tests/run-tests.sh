@@ -59,7 +59,9 @@ if [ "$which" = all ] || [ "$which" = service ]; then
     if command -v node >/dev/null 2>&1 && [ -d "$root/node_modules/ws" ]; then
         (cd "$root" && node --test --test-reporter=tap --test-concurrency=1 tests/service/) \
             >"$tmp/service.out" 2>&1; rc=$?
-        grep -vE '^ +(duration_ms|\.\.\.|---)' "$tmp/service.out" | grep -E '^(not )?ok|^# ' | tail -n 60
+        grep -E '^(not )?ok|^# (tests|pass|fail|skipped)' "$tmp/service.out"
+        # Every failure with its diagnostics (the YAML block after "not ok").
+        awk '/^ *not ok/ { show = 40 } show > 0 { print; show-- }' "$tmp/service.out" | head -n 400
         count "service (node --test)" "$tmp/service.out" "$rc"
     else
         echo "service tests: node or node_modules/ws missing (scripts/install-deps.sh installs them)"

@@ -40,6 +40,7 @@ typedef struct http_ctx {
     const char *web_root;      /* static files (index.html, openapi.json, ...) */
     const char *vendor_root;   /* node_modules, for /vendor/... (may be NULL) */
     const char *doorbell_path; /* the scheduler's wake-up socket */
+    _Atomic int in_flight;     /* requests begun and not yet answered (for the drain) */
 } http_ctx;
 
 typedef struct http_request {

@@ -9,6 +9,7 @@
  * several workers on one listening socket.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,6 +237,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs = ts_calloc(1, sizeof(*cs));
         cs->started = ts_monotonic();
         *con_cls = cs;
+        atomic_fetch_add(&ctx->in_flight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         long declared;
         if (cl && ts_parse_int(cl, 0, LONG_MAX, &declared) == TS_OK &&
@@ -271,11 +273,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
     (void)conn;
     (void)toe;
+    http_ctx *ctx = cls;
     conn_state *cs = *con_cls;
     if (!cs) return;
+    atomic_fetch_sub(&ctx->in_flight, 1);
     free(cs->body);
     free(cs);
     *con_cls = NULL;

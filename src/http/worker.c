@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,14 +67,12 @@ static void hub_connections(void *ctx, int delta) {
     metrics_ws_connections(ctx, delta);
 }
 
-/* Waits until requests in flight are done, or the drain time is up. */
-static void drain(struct MHD_Daemon *d) {
+/* Waits until the requests in flight are answered, or the drain time is
+ * up. Idle keep-alive connections are not waited for: stopping the daemon
+ * closes them, and their clients simply reconnect to another worker. */
+static void drain(http_ctx *ctx) {
     double end = ts_monotonic() + DRAIN_SECONDS;
-    while (ts_monotonic() < end) {
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (!info || info->num_connections == 0) return;
-        usleep(20000);
-    }
+    while (atomic_load(&ctx->in_flight) > 0 && ts_monotonic() < end) usleep(10000);
 }
 
 int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, int listen_fd,
@@ -123,7 +122,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     log_emit(LOG_INFO, NULL, NULL, "worker draining", json_pack("{ss}", "signal", strsignal(sig)));
     MHD_quiesce_daemon(d); /* the socket stays open for the other workers */
     ws_hub_stop(hub);       /* 1001 to every WebSocket; late upgrades are refused */
-    drain(d);
+    drain(&ctx);
     MHD_stop_daemon(d);
     ws_hub_free(hub);       /* only now: no request can reach it any more */
     store_close(st);
