@@ -240,9 +240,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&ctx->in_flight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         long declared;
+        /* A body somewhat over the limit is read and discarded, then refused:
+         * answering before reading it makes the server close on unread data,
+         * and the client may then see a reset instead of the 413. A body far
+         * over the limit is refused before a byte of it is read. */
         if (cl && ts_parse_int(cl, 0, LONG_MAX, &declared) == TS_OK &&
-            declared > ctx->cfg->max_body_bytes) {
-            /* Answer before reading a byte of it; the connection then closes. */
+            declared / 8 > ctx->cfg->max_body_bytes) {
             cs->answered = true;
             http_reply r = too_large(ctx);
             req = (http_request){.ctx = ctx, .route_id = -1};
