@@ -45,9 +45,10 @@ static const char SQL_QUEUE_AHEAD[] =
 
 static const char SQL_JOB_EXISTS[] = "SELECT 1 FROM jobs WHERE workflow_id = ?1 AND idx = ?2";
 
+/* ?2 = -1 reads every job's attempts in one go (the workflow view). */
 static const char SQL_ATTEMPTS[] =
-    "SELECT attempt, started_at, finished_at, outcome, exit_code, reason FROM attempts"
-    " WHERE workflow_id = ?1 AND idx = ?2 ORDER BY attempt";
+    "SELECT attempt, started_at, finished_at, outcome, exit_code, reason, idx FROM attempts"
+    " WHERE workflow_id = ?1 AND (?2 < 0 OR idx = ?2) ORDER BY idx, attempt";
 
 static const char SQL_QUEUE_STATS[] =
     "SELECT"
@@ -213,6 +214,7 @@ static int attempts_read(store *st, int64_t workflow_id, int32_t job_index, stor
         ts_strlcpy(a->outcome, col_text(s, 3), sizeof(a->outcome));
         a->exit_code = sqlite3_column_int(s, 4);
         ts_strlcpy(a->reason, col_text(s, 5), sizeof(a->reason));
+        a->job_index = sqlite3_column_int(s, 6);
     }
     if (step != SQLITE_DONE) rc = db_fail(st, err, errlen, "reading attempts");
     stmt_done(s);
@@ -227,7 +229,7 @@ int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_atte
     *out = NULL;
     *n = 0;
     if (read_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
-    int rc = job_exists(st, workflow_id, job_index, err, errlen);
+    int rc = job_index < 0 ? TS_OK : job_exists(st, workflow_id, job_index, err, errlen);
     if (rc == TS_OK) rc = attempts_read(st, workflow_id, job_index, out, n, err, errlen);
     read_end(st, own);
     if (rc != TS_OK) {

@@ -188,6 +188,7 @@ int store_events_since(store *st, int64_t since, const char *user, int64_t workf
 /* ---- attempts ------------------------------------------------------------- */
 
 typedef struct store_attempt {
+    int32_t job_index;
     int attempt;
     double started_at, finished_at; /* finished_at 0 = still running */
     char outcome[16]; /* "running", "succeeded", "failed", "cancelled", "retrying", "interrupted" */
@@ -195,7 +196,9 @@ typedef struct store_attempt {
     char reason[256];
 } store_attempt;
 
-/* The attempts of one job, oldest first (*out malloc'd, caller frees). */
+/* The attempts of one job, oldest first (*out malloc'd, caller frees);
+ * job_index -1 reads those of every job of the workflow in one query,
+ * ordered by job then attempt. */
 int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
                    size_t *n, char *err, size_t errlen);
 

@@ -113,22 +113,22 @@ json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
 int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *err,
                       size_t errlen) {
     json_t *jobs = json_object_get(view, "jobs");
-    for (size_t i = 0; i < wf->n_jobs && i < json_array_size(jobs); i++) {
-        store_attempt *a = NULL;
-        size_t n = 0;
-        if (store_attempts(st, wf->id, (int32_t)i, &a, &n, err, errlen) != TS_OK) return TS_ERR;
-        json_t *arr = json_array();
-        for (size_t k = 0; k < n; k++) {
-            json_t *o = json_pack("{si ss ss}", "attempt", a[k].attempt, "outcome", a[k].outcome,
-                                  "reason", a[k].reason);
-            json_object_set_new(o, "started_at", time_or_null(a[k].started_at));
-            json_object_set_new(o, "finished_at", time_or_null(a[k].finished_at));
-            json_object_set_new(o, "exit_code",
-                                a[k].exit_code >= 0 ? json_integer(a[k].exit_code) : json_null());
-            json_array_append_new(arr, o);
-        }
-        free(a);
-        json_object_set_new(json_array_get(jobs, i), "attempts", arr);
+    store_attempt *a = NULL;
+    size_t n = 0;
+    if (store_attempts(st, wf->id, -1, &a, &n, err, errlen) != TS_OK) return TS_ERR;
+    for (size_t i = 0; i < json_array_size(jobs); i++)
+        json_object_set_new(json_array_get(jobs, i), "attempts", json_array());
+    for (size_t k = 0; k < n; k++) {
+        json_t *arr = json_object_get(json_array_get(jobs, (size_t)a[k].job_index), "attempts");
+        if (!arr) continue;
+        json_t *o = json_pack("{si ss ss}", "attempt", a[k].attempt, "outcome", a[k].outcome,
+                              "reason", a[k].reason);
+        json_object_set_new(o, "started_at", time_or_null(a[k].started_at));
+        json_object_set_new(o, "finished_at", time_or_null(a[k].finished_at));
+        json_object_set_new(o, "exit_code",
+                            a[k].exit_code >= 0 ? json_integer(a[k].exit_code) : json_null());
+        json_array_append_new(arr, o);
     }
+    free(a);
     return TS_OK;
 }
