@@ -74,8 +74,8 @@ typedef struct master {
     char doorbell[1100];
     child kids[MAX_CHILDREN];
     int n_kids;
-    double restarts[16]; /* times of recent restarts, to stop a crash loop */
-    int n_restarts;
+    double restarts[16]; /* times of the last 16 restarts, a ring, to stop a crash loop */
+    unsigned long n_restarts; /* restarts ever (the ring's write position) */
 } master;
 
 static bool addr_loopback(const struct sockaddr *sa) {
@@ -171,10 +171,10 @@ static void start_children(master *ms) {
 static bool crash_loop(master *ms) {
     double now = ts_monotonic();
     int recent = 0;
-    for (int i = 0; i < ms->n_restarts; i++)
+    unsigned long kept = ms->n_restarts < 16 ? ms->n_restarts : 16;
+    for (unsigned long i = 0; i < kept; i++)
         if (now - ms->restarts[i] < 10) recent++;
     ms->restarts[ms->n_restarts++ % 16] = now;
-    if (ms->n_restarts > 16) ms->n_restarts = 16;
     return recent >= 10;
 }
 

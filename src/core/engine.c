@@ -82,7 +82,7 @@ static euser *user_get(engine *e, const char *name) {
 
 /* The line is FIFO by workflow id (ids grow with submission time); reloads
  * can arrive in any order, so insert in place. */
-static void line_insert(engine *e, ewf *wf) {
+void line_insert(engine *e, ewf *wf) {
     if (e->n_line == e->cap_line) {
         e->cap_line = e->cap_line ? e->cap_line * 2 : 16;
         e->line = ts_realloc(e->line, e->cap_line * sizeof(ewf *));
@@ -158,17 +158,10 @@ static void account_recorded(engine *e, ewf *wf) {
     }
 }
 
-int engine_add(engine *e, int64_t id, const char *user, wf_state state, bool cancel_requested,
-               spec_workflow *spec, const engine_job_init *jobs, char *err, size_t errlen) {
-    if (wf_state_final(state)) {
-        spec_free(spec);
-        return TS_OK;
-    }
-    if (map_get_id(&e->wfs, id)) {
-        spec_free(spec);
-        ts_errf(err, errlen, "workflow %lld is already held by the engine", (long long)id);
-        return TS_ERR;
-    }
+/* A record for a workflow with its recorded job states, not yet placed in
+ * any list; NULL (spec freed) if the states are impossible. */
+static ewf *ewf_new(engine *e, int64_t id, const char *user, wf_state state, bool cancel_requested,
+                    spec_workflow *spec, const engine_job_init *jobs, char *err, size_t errlen) {
     ewf *wf = ts_calloc(1, sizeof(*wf));
     wf->id = id;
     wf->user_name = ts_strdup(user);
@@ -186,30 +179,68 @@ int engine_add(engine *e, int64_t id, const char *user, wf_state state, bool can
     count_unmet(wf);
     if (check_recorded(wf, err, errlen) != TS_OK) {
         ewf_free(wf);
-        return TS_ERR;
+        return NULL;
     }
     wf->user = user_get(e, user);
-    /* Counted as running for the user before jobs are, so that user
-     * counters stay consistent during the replay. */
-    wf->state = WF_QUEUED;
-    if (state == WF_RUNNING) {
-        change_list scratch = {0};
-        wf->state = WF_QUEUED;
-        line_insert(e, wf);
-        wf_set_state(e, wf, WF_RUNNING, 0, &scratch);
-        change_list_free(&scratch);
-        account_recorded(e, wf);
-        wf->needs_sweep = true;
-    } else {
-        line_insert(e, wf);
-    }
-    map_put_id(&e->wfs, id, wf);
+    return wf;
+}
+
+static void ewf_register(engine *e, ewf *wf) {
+    map_put_id(&e->wfs, wf->id, wf);
     if (e->n_all == e->cap_all) {
         e->cap_all = e->cap_all ? e->cap_all * 2 : 16;
         e->all = ts_realloc(e->all, e->cap_all * sizeof(ewf *));
     }
     e->all[e->n_all++] = wf;
+}
+
+int engine_add(engine *e, int64_t id, const char *user, wf_state state, bool cancel_requested,
+               spec_workflow *spec, const engine_job_init *jobs, char *err, size_t errlen) {
+    if (wf_state_final(state)) {
+        spec_free(spec);
+        return TS_OK;
+    }
+    if (map_get_id(&e->wfs, id)) {
+        spec_free(spec);
+        ts_errf(err, errlen, "workflow %lld is already held by the engine", (long long)id);
+        return TS_ERR;
+    }
+    ewf *wf = ewf_new(e, id, user, state, cancel_requested, spec, jobs, err, errlen);
+    if (!wf) return TS_ERR;
+    /* Counted as running for the user before jobs are, so that user
+     * counters stay consistent during the replay. */
+    wf->state = WF_QUEUED;
+    line_insert(e, wf);
+    if (state == WF_RUNNING) {
+        change_list scratch = {0};
+        wf_set_state(e, wf, WF_RUNNING, 0, &scratch);
+        change_list_free(&scratch);
+        account_recorded(e, wf);
+        wf->needs_sweep = true;
+    }
+    ewf_register(e, wf);
     return TS_OK;
+}
+
+int engine_revive(engine *e, int64_t id, const char *user, wf_state state, spec_workflow *spec,
+                  const engine_job_init *jobs, int32_t job_index, double now, change_list *out,
+                  char *err, size_t errlen) {
+    if ((state != WF_FAILED && state != WF_CANCELLED) || map_get_id(&e->wfs, id) ||
+        job_index < 0 || (size_t)job_index >= spec->n_jobs) {
+        spec_free(spec);
+        ts_errf(err, errlen, "workflow %lld cannot be revived (it is %s)", (long long)id,
+                wf_state_name(state));
+        return TS_ERR;
+    }
+    ewf *wf = ewf_new(e, id, user, state, false, spec, jobs, err, errlen);
+    if (!wf) return TS_ERR;
+    /* A finished workflow holds only final jobs; count them as they are. */
+    account_recorded(e, wf);
+    ewf_register(e, wf);
+    core_change *ch = wf_set_state(e, wf, WF_QUEUED, now, out);
+    snprintf(ch->reason, sizeof(ch->reason), "job %s retried by the user",
+             spec->jobs[job_index].job_id);
+    return engine_retry_job(e, (job_ref){id, job_index}, now, out, err, errlen);
 }
 
 double engine_next_wakeup(const engine *e, double now) {

@@ -132,9 +132,19 @@ int engine_cancel_job(engine *e, job_ref job, double now, change_list *out, job_
 /* A user's retry of a failed, cancelled or skipped job of a running
  * workflow: the job and its skipped dependents go back to pending (ready at
  * once when nothing unfinished precedes them) with a fresh retry budget.
+ * A queued (revived) workflow's jobs stay pending until admission.
  * TS_ERR with a reason otherwise; 1 if the workflow is not held. */
 int engine_retry_job(engine *e, job_ref job, double now, change_list *out, char *err,
                      size_t errlen);
+
+/* A user's retry of a job of a finished (failed or cancelled) workflow the
+ * engine no longer holds: takes the recorded workflow back (spec owned, as
+ * in engine_add), puts it back in the admission line (-> queued), and
+ * retries the job as engine_retry_job does. TS_ERR with a reason if the
+ * workflow or job is not in a retryable state. */
+int engine_revive(engine *e, int64_t id, const char *user, wf_state state, spec_workflow *spec,
+                  const engine_job_init *jobs, int32_t job_index, double now, change_list *out,
+                  char *err, size_t errlen);
 
 /* Earliest time > now at which a retrying job becomes startable, or 0. */
 double engine_next_wakeup(const engine *e, double now);

@@ -77,6 +77,9 @@ core_change *change_push(change_list *out, change_kind kind, const ewf *wf, int3
 core_change *ejob_set_state(engine *e, ewf *wf, uint32_t idx, job_state to, double now,
                             change_list *out);
 
+/* Puts wf into the admission line at its place by id. */
+void line_insert(engine *e, ewf *wf);
+
 /* Moves wf to `to` (must be legal), keeping the user and line lists. */
 core_change *wf_set_state(engine *e, ewf *wf, wf_state to, double now, change_list *out);
 

@@ -32,8 +32,9 @@ static const bool job_legal[JOB_STATE_COUNT][JOB_STATE_COUNT] = {
 static const bool wf_legal[WF_STATE_COUNT][WF_STATE_COUNT] = {
     [WF_QUEUED] = {[WF_RUNNING] = true, [WF_CANCELLED] = true},
     [WF_RUNNING] = {[WF_SUCCEEDED] = true, [WF_FAILED] = true, [WF_CANCELLED] = true},
-    [WF_FAILED] = {[WF_RUNNING] = true},
-    [WF_CANCELLED] = {[WF_RUNNING] = true},
+    /* A user's retry of a job brings a finished workflow back to the line. */
+    [WF_FAILED] = {[WF_QUEUED] = true},
+    [WF_CANCELLED] = {[WF_QUEUED] = true},
 };
 
 const char *job_state_name(job_state s) {

@@ -8,7 +8,7 @@
  *           failed | cancelled | skipped -> pending   (a user's manual retry)
  * Workflow: queued -> running | cancelled
  *           running -> succeeded | failed | cancelled
- *           failed | cancelled -> running         (a user's manual retry of a job)
+ *           failed | cancelled -> queued          (a user's retry of a job: re-admission)
  *
  * Invariant kept by every caller: a state only changes through a transition
  * that *_transition_legal() accepts. The engine asserts it; the store relies

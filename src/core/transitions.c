@@ -163,10 +163,16 @@ core_change *wf_set_state(engine *e, ewf *wf, wf_state to, double now, change_li
     if (from == WF_QUEUED) line_remove(e, wf);
     if (from == WF_RUNNING) user_remove_running(e, wf->user, wf);
     if (to == WF_RUNNING) user_add_running(e, wf->user, wf);
+    if (to == WF_QUEUED) {
+        line_insert(e, wf);
+        wf->last_position = 0;
+    }
     wf->state = to;
     core_change *ch = change_push(out, CHANGE_WORKFLOW, wf, -1, now);
     ch->from = from;
-    ch->event_type = to == WF_RUNNING ? "workflow.admitted" : "workflow.finished";
+    ch->event_type = to == WF_RUNNING  ? "workflow.admitted"
+                     : to == WF_QUEUED ? "workflow.queued"
+                                       : "workflow.finished";
     return ch;
 }
 
@@ -388,7 +394,8 @@ static void revive(engine *e, ewf *wf, uint32_t idx, const char *cause, double n
     snprintf(ch->reason, sizeof(ch->reason), "retried by the user");
     j->failures = 0;
     j->cancel_requested = false;
-    if (j->unmet == 0) ejob_set_state(e, wf, idx, JOB_READY, now, out);
+    /* In a revived (queued) workflow, admission makes jobs ready. */
+    if (j->unmet == 0 && wf->state == WF_RUNNING) ejob_set_state(e, wf, idx, JOB_READY, now, out);
 }
 
 int engine_retry_job(engine *e, job_ref job, double now, change_list *out, char *err,
@@ -397,8 +404,8 @@ int engine_retry_job(engine *e, job_ref job, double now, change_list *out, char 
     if (!wf || job.job_index < 0 || (size_t)job.job_index >= wf->spec->n_jobs) return 1;
     uint32_t idx = (uint32_t)job.job_index;
     job_state s = wf->jobs[idx].state;
-    if (wf->state != WF_RUNNING || wf->cancel_requested) {
-        ts_errf(err, errlen, "workflow %lld is not running", (long long)wf->id);
+    if ((wf->state != WF_RUNNING && wf->state != WF_QUEUED) || wf->cancel_requested) {
+        ts_errf(err, errlen, "workflow %lld is %s", (long long)wf->id, wf_state_name(wf->state));
         return TS_ERR;
     }
     if (s != JOB_FAILED && s != JOB_CANCELLED && s != JOB_SKIPPED) {

@@ -54,11 +54,11 @@ http_reply api_job_retry(http_request *req) {
         return http_error(409, "not_retryable",
                           "only a failed, cancelled or skipped job can be retried",
                           json_pack("{ss}", "state", job_state_name(s)));
-    if (ws != WF_RUNNING)
+    if (ws != WF_RUNNING && ws != WF_FAILED && ws != WF_CANCELLED)
         return http_error(409, "not_retryable",
-                          "the workflow has finished; retrying jobs of a finished workflow is not "
-                          "supported yet: submit it again",
+                          "only jobs of a running, failed or cancelled workflow can be retried",
                           json_pack("{ss}", "workflow_state", wf_state_name(ws)));
+    /* A finished workflow goes back to the admission line with this job. */
     return api_command(req, idx, "retry");
 }
 

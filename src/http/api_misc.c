@@ -184,6 +184,8 @@ http_reply api_session_create(http_request *req) {
     if (rc == AUTH_MISSING)
         return http_error(400, "invalid_session_request", "send {\"user\": ...} or {\"token\": ...}",
                           NULL);
+    if (rc == TS_ERR)
+        return http_error(503, "store_unavailable", "cannot check credentials right now", NULL);
     if (rc != TS_OK) return http_error(401, "invalid_credentials", err, NULL);
     return session_for(req, who);
 }

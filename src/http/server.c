@@ -35,8 +35,25 @@ http_reply http_json(int status, json_t *body) {
     return r;
 }
 
+/* A JSON string for text that may hold bytes from the request (a path, a
+ * header) that are not UTF-8, or a multi-byte character cut by a buffer:
+ * jansson refuses those, so such bytes become '?' instead of losing the
+ * whole message. */
+static json_t *lossy_string(const char *text) {
+    json_t *v = json_string(text);
+    if (v) return v;
+    char *copy = ts_strdup(text);
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+    v = json_string(copy);
+    free(copy);
+    return v;
+}
+
 http_reply http_error(int status, const char *code, const char *message, json_t *details) {
-    json_t *err = json_pack("{ss ss}", "code", code, "message", message);
+    json_t *err = json_object();
+    json_object_set_new(err, "code", json_string(code));
+    json_object_set_new(err, "message", lossy_string(message));
     if (details) json_object_set_new(err, "details", details);
     return http_json(status, json_pack("{so}", "error", err));
 }
@@ -125,7 +142,7 @@ static http_reply dispatch(http_ctx *ctx, struct MHD_Connection *conn, const cha
     if (route == -1 && get && strncmp(url, "/api/", 5) != 0 && url[0] == '/' && url[1])
         return api_static_file(ctx->web_root, url + 1);
     if (route == -1)
-        return http_error(404, "not_found", "no such endpoint", json_pack("{ss}", "path", url));
+        return http_error(404, "not_found", "no such endpoint", json_pack("{so}", "path", lossy_string(url)));
     if (route == -2) {
         http_reply r = http_error(405, "method_not_allowed", "method not allowed here",
                                   json_pack("{ss ss}", "method", method, "allow", allow));
@@ -156,8 +173,13 @@ static void add_common_headers(struct MHD_Response *resp, const http_reply *r,
 static struct MHD_Response *build_response(http_reply *r) {
     struct MHD_Response *resp = NULL;
     if (r->kind == REPLY_JSON) {
-        char *text = json_dumps(r->json, JSON_COMPACT);
+        char *text = r->json ? json_dumps(r->json, JSON_COMPACT) : NULL;
         json_decref(r->json);
+        if (!text) { /* never crash on a reply that could not be built */
+            r->status = 500;
+            text = ts_strdup("{\"error\":{\"code\":\"internal\",\"message\":\"the reply could "
+                             "not be encoded\"}}");
+        }
         size_t len = strlen(text);
         resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");

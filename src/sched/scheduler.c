@@ -25,7 +25,9 @@ struct scheduler {
     bool leader;
     bool claiming;
     int64_t last_loaded_id;
-    int64_t last_command_id;
+    int64_t last_command_id; /* the highest command applied and committed */
+    int64_t *cmd_pending;    /* commands taken this round, marked applied on commit */
+    size_t n_cmd_pending, cap_cmd_pending;
     double next_heartbeat;
     map started;          /* job key -> attempt + 1, for jobs our executor runs */
     map ready_at;         /* job key -> when it became ready (µs), for wait times */
@@ -62,6 +64,7 @@ void sched_free(scheduler *s) {
     map_free(&s->started_at);
     change_list_free(&s->changes);
     change_list_free(&s->acting);
+    free(s->cmd_pending);
     job_ref_list_free(&s->kills);
     free(s->owner);
     free(s);
@@ -152,18 +155,49 @@ static int rebuild(scheduler *s, char *err, size_t errlen) {
     s->eng = engine_new(&lim);
     s->last_loaded_id = 0;
     change_list_clear(&s->changes);
+    /* Commands whose effect was not committed are read again; kills they
+     * asked for are decided again from the store's state. */
+    s->last_command_id = 0;
+    s->n_cmd_pending = 0;
+    job_ref_list_clear(&s->kills);
     return load_new(s, err, errlen);
+}
+
+/* A retry of a job of a workflow the engine let go of (it had finished):
+ * read it back from the store and revive it. */
+static int revive_finished(scheduler *s, job_ref ref, double now, char *err, size_t errlen) {
+    store_workflow *wf = NULL;
+    if (store_workflow_get(s->st, ref.workflow_id, NULL, &wf, err, errlen) != TS_OK) return TS_ERR;
+    spec_workflow *spec = spec_clone(wf->spec);
+    engine_job_init *init = ts_calloc(wf->n_jobs, sizeof(*init));
+    for (size_t i = 0; i < wf->n_jobs; i++)
+        init[i] = (engine_job_init){wf->jobs[i].state, wf->jobs[i].attempt, wf->jobs[i].failures,
+                                    wf->jobs[i].not_before, wf->jobs[i].progress};
+    int rc = spec ? engine_revive(s->eng, wf->id, wf->user, wf->state, spec, init, ref.job_index,
+                                  now, &s->changes, err, errlen)
+                  : TS_ERR;
+    free(init);
+    store_workflow_free(wf);
+    return rc;
 }
 
 static int on_command(void *ctx, const store_command *cmd) {
     scheduler *s = ctx;
-    if (cmd->id > s->last_command_id) s->last_command_id = cmd->id;
+    if (s->n_cmd_pending == s->cap_cmd_pending) {
+        s->cap_cmd_pending = s->cap_cmd_pending ? s->cap_cmd_pending * 2 : 16;
+        s->cmd_pending = ts_realloc(s->cmd_pending, s->cap_cmd_pending * sizeof(int64_t));
+    }
+    s->cmd_pending[s->n_cmd_pending++] = cmd->id;
     double now = ts_now();
     if (strcmp(cmd->kind, "retry") == 0) {
-        char err[TS_ERRLEN];
-        if (engine_retry_job(s->eng, (job_ref){cmd->workflow_id, cmd->job_index}, now,
-                             &s->changes, err, sizeof(err)) == TS_ERR)
-            log_emit(LOG_WARN, NULL, NULL, "retry refused", json_pack("{ss}", "reason", err));
+        char err[TS_ERRLEN] = "";
+        job_ref ref = {cmd->workflow_id, cmd->job_index};
+        int rc = engine_retry_job(s->eng, ref, now, &s->changes, err, sizeof(err));
+        if (rc == 1) rc = revive_finished(s, ref, now, err, sizeof(err));
+        if (rc != TS_OK)
+            log_emit(LOG_WARN, NULL, NULL, "retry refused",
+                     json_pack("{sI ss}", "workflow_id", (json_int_t)cmd->workflow_id, "reason",
+                               err));
         return 0;
     }
     if (strcmp(cmd->kind, "cancel") != 0) return 0;
@@ -211,7 +245,7 @@ static int record_one(scheduler *s, const core_change *ch, double now, char *err
 /* Commits every pending change in one transaction. On any failure nothing
  * is kept and the engine is rebuilt from the store. */
 static int record(scheduler *s, char *err, size_t errlen) {
-    if (s->changes.n == 0) return TS_OK;
+    if (s->changes.n == 0 && s->n_cmd_pending == 0) return TS_OK;
     double now = ts_now();
     int rc = store_begin(s->st, err, errlen);
     for (size_t i = 0; rc == TS_OK && i < s->changes.n; i++) {
@@ -220,7 +254,15 @@ static int record(scheduler *s, char *err, size_t errlen) {
             ts_errf(err, errlen, "claim for workflow %lld lost to a concurrent change",
                     (long long)s->changes.v[i].workflow_id);
     }
+    /* The commands behind these changes are applied in the same commit. */
+    for (size_t i = 0; rc == TS_OK && i < s->n_cmd_pending; i++)
+        rc = store_command_applied(s->st, s->cmd_pending[i], err, errlen);
     if (rc == TS_OK) rc = store_commit(s->st, err, errlen);
+    if (rc == TS_OK) {
+        for (size_t i = 0; i < s->n_cmd_pending; i++)
+            if (s->cmd_pending[i] > s->last_command_id) s->last_command_id = s->cmd_pending[i];
+        s->n_cmd_pending = 0;
+    }
     if (rc != TS_OK) {
         store_rollback(s->st);
         log_emit(LOG_WARN, NULL, NULL, "recording failed; rebuilding from the store",

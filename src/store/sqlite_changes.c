@@ -56,9 +56,10 @@ static const char SQL_WF_UPDATE[] =
     "UPDATE workflows SET state = ?2, reason = ?4,"
     " admitted_at = CASE WHEN ?3 = 'queued' AND ?2 = 'running' THEN ?5 ELSE admitted_at END,"
     " finished_at = CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled') THEN ?5 ELSE 0 END,"
-    /* a manual retry revives a failed/cancelled workflow: the old cancel
-     * request must not cancel it again */
-    " cancel_requested = CASE WHEN ?2 = 'running' AND ?3 IN ('failed', 'cancelled') THEN 0"
+    /* a user's retry brings a failed/cancelled workflow back to the line:
+     * the old cancel request must not cancel it again */
+    " cancel_requested = CASE WHEN ?2 IN ('queued', 'running') AND ?3 IN ('failed', 'cancelled')"
+    "  THEN 0"
     "  ELSE cancel_requested END"
     " WHERE id = ?1 AND state = ?3";
 

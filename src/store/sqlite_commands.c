@@ -39,7 +39,9 @@ static const char SQL_CMD_CANCEL_FLAG[] =
 
 static const char SQL_CMD_SINCE[] =
     "SELECT id, workflow_id, job_idx, kind, user_id, created_at FROM commands"
-    " WHERE id > ?1 ORDER BY id";
+    " WHERE id > ?1 AND applied = 0 ORDER BY id";
+
+static const char SQL_CMD_APPLIED[] = "UPDATE commands SET applied = 1 WHERE id = ?1";
 
 /* ---- leadership ---------------------------------------------------------------- */
 
@@ -181,7 +183,22 @@ static void command_from_row(sqlite3_stmt *s, store_command *c) {
     c->created_at = sqlite3_column_double(s, 5);
 }
 
-/* Every command after after_id, oldest first; cb returns non-zero to stop. */
+/* Marks a command applied, in the caller's transaction (or one of its own). */
+int store_command_applied(store *st, int64_t id, char *err, size_t errlen) {
+    bool own = false;
+    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    sqlite3_stmt *s = stmt_get(st, ST_CMD_APPLIED, SQL_CMD_APPLIED, err, errlen);
+    int rc = s ? TS_OK : TS_ERR;
+    if (s) {
+        sqlite3_bind_int64(s, 1, id);
+        if (sqlite3_step(s) != SQLITE_DONE) rc = db_fail(st, err, errlen, "marking a command");
+        stmt_done(s);
+    }
+    return txn_end(st, own, rc, err, errlen);
+}
+
+/* Every unapplied command after after_id, oldest first; cb returns non-zero
+ * to stop. */
 int store_commands_since(store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
                          size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_CMD_SINCE, SQL_CMD_SINCE, err, errlen);

@@ -24,7 +24,7 @@
 #include "store/store.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
-#define SQL_SCHEMA_VERSION 2
+#define SQL_SCHEMA_VERSION 3
 
 typedef enum stmt_id {
     ST_BEGIN_IMMEDIATE,
@@ -63,6 +63,7 @@ typedef enum stmt_id {
     ST_CMD_INSERT,
     ST_CMD_CANCEL_FLAG,
     ST_CMD_SINCE,
+    ST_CMD_APPLIED,
     /* sqlite_events.c */
     ST_EVENT_INSERT,
     ST_EVENTS_WF,

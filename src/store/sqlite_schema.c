@@ -121,8 +121,15 @@ static const char MIGRATION_1[] =
  * (users without a token) do not collide in a UNIQUE index. */
 static const char MIGRATION_2[] = "CREATE UNIQUE INDEX users_token_hash ON users(token_hash);";
 
+/* Commands are marked applied in the transaction that records their effect,
+ * so a restarted scheduler neither loses nor repeats one. */
+static const char MIGRATION_3[] =
+    "ALTER TABLE commands ADD COLUMN applied INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX commands_pending ON commands(id) WHERE applied = 0;";
+
 /* migrations[i] takes the schema from version i to i + 1. */
-static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2};
+static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2,
+                                                             MIGRATION_3};
 
 /* Reads PRAGMA user_version into *version. */
 static int read_version(store *st, int *version, char *err, size_t errlen) {

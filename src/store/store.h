@@ -163,9 +163,14 @@ typedef struct store_command {
  * user's. */
 int store_command_add(store *st, int64_t workflow_id, int32_t job_index, const char *kind,
                       const char *user, double now, int64_t *id, char *err, size_t errlen);
+/* Commands not yet applied with id > after_id, oldest first. */
 typedef int (*store_command_cb)(void *ctx, const store_command *cmd);
 int store_commands_since(store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
                          size_t errlen);
+
+/* Marks a command applied; call it inside the transaction that records the
+ * command's effect, so that it is applied exactly once across restarts. */
+int store_command_applied(store *st, int64_t id, char *err, size_t errlen);
 
 /* ---- events --------------------------------------------------------------- */
 

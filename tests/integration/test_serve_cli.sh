@@ -51,6 +51,21 @@ check "ann's long workflow is running" wait_for 5 jq_true '.state == "running"' 
 check "cancel a running workflow" "$TESSERA_BIN" cancel "$long_id" --user ann
 check "its 30 s sleep stops within seconds" wait_for 10 jq_true '.state == "cancelled" and .jobs[0].state == "cancelled"' "$TESSERA_BIN" status "$long_id" --user ann --json
 
+# Retry a job of a failed workflow: it goes back through the line and re-runs
+# the job (as a new attempt) and the dependents it had skipped.
+cat > fails.json <<'J'
+{"name": "fails", "jobs": [{"job_id": "t", "job_type": "sleep", "params": {"seconds": 5}, "timeout_s": 0.3},
+                           {"job_id": "after", "job_type": "noop", "depends_on": ["t"]}]}
+J
+"$TESSERA_BIN" submit fails.json --user dan > fails.out
+fid=$(sed -n 's/^submitted workflow \([0-9]*\).*/\1/p' fails.out)
+check "a timed-out job fails its workflow" wait_for 10 jq_true '.state == "failed" and .jobs[1].state == "skipped"' "$TESSERA_BIN" status "$fid" --user dan --json
+code=$(curl -s -o retry.json -w '%{http_code}' -X POST -H 'X-User-ID: dan' "$URL/api/workflows/$fid/jobs/t/retry")
+check_eq "retry of a failed job is accepted" "$code" 202
+check "the job ran again as attempt 2 and the workflow finished again" wait_for 10 jq_true '.state == "failed" and .jobs[0].attempt == 2 and (.jobs[0].attempts | length) == 2' "$TESSERA_BIN" status "$fid" --user dan --json
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'X-User-ID: dan' "$URL/api/workflows/1/jobs/a/retry")
+check_eq "another user's job cannot be retried (404)" "$code" 404
+
 kill -TERM "$SERVE_PID"
 check "SIGTERM drains and the service exits" wait_for 25 sh -c "! kill -0 $SERVE_PID 2>/dev/null"
 

@@ -487,6 +487,45 @@ static void test_retry_revives_job_and_skipped_dependents(void **state) {
     engine_free(e);
 }
 
+static void test_revive_brings_a_failed_workflow_back_through_the_line(void **state) {
+    (void)state;
+    engine *e = make_engine(1, 4);
+    change_list cl = {0};
+    char err[256];
+    engine_job_init init[3] = {{JOB_SUCCEEDED, 1, 0, 0, 1}, {JOB_FAILED, 1, 1, 0, 0},
+                               {JOB_SKIPPED, 0, 0, 0, 0}};
+    const char *json = "{\"name\":\"w\",\"jobs\":[{\"job_id\":\"a\",\"job_type\":\"noop\"},"
+                       "{\"job_id\":\"b\",\"job_type\":\"noop\"},"
+                       "{\"job_id\":\"c\",\"job_type\":\"noop\"}]}";
+    add(e, 1, "other", one_job); /* holds the only active place */
+    tick(e, 0, &cl);
+    change_list_clear(&cl);
+    assert_int_equal(engine_revive(e, 7, "u", WF_FAILED, parse(json), init, 1, 1, &cl, err,
+                                   sizeof(err)),
+                     TS_OK);
+    assert_int_equal(wstate(e, 7), WF_QUEUED);
+    assert_string_equal(cl.v[0].event_type, "workflow.queued");
+    assert_int_equal(jstate(e, 7, 0), JOB_SUCCEEDED); /* never re-run */
+    assert_int_equal(jstate(e, 7, 1), JOB_PENDING);
+    assert_int_equal(jstate(e, 7, 2), JOB_PENDING);
+    assert_int_equal(tick(e, 1, &cl), 0); /* waits for a place like anyone */
+    finish(e, 1, 0, "succeeded", 2, &cl);
+    tick(e, 2, &cl);
+    assert_int_equal(wstate(e, 7), WF_RUNNING);
+    assert_int_equal(jstate(e, 7, 1), JOB_RUNNING);
+    finish(e, 7, 1, "succeeded", 3, &cl);
+    tick(e, 3, &cl);
+    finish(e, 7, 2, "succeeded", 4, &cl);
+    assert_int_equal(wstate(e, 7), WF_SUCCEEDED);
+    /* A succeeded job is not retryable; nor is a running workflow revived. */
+    engine_job_init done[1] = {{JOB_SUCCEEDED, 1, 0, 0, 1}};
+    assert_int_equal(engine_revive(e, 8, "u", WF_SUCCEEDED, parse(one_job), done, 0, 5, &cl, err,
+                                   sizeof(err)),
+                     TS_ERR);
+    change_list_free(&cl);
+    engine_free(e);
+}
+
 static void test_waiting_reasons_name_branch_and_dependency(void **state) {
     (void)state;
     spec_workflow *wf = parse(
@@ -548,6 +587,7 @@ int main(void) {
         cmocka_unit_test(test_reload_keeps_recorded_states),
         cmocka_unit_test(test_reload_rejects_impossible_states),
         cmocka_unit_test(test_retry_revives_job_and_skipped_dependents),
+        cmocka_unit_test(test_revive_brings_a_failed_workflow_back_through_the_line),
         cmocka_unit_test(test_waiting_reasons_name_branch_and_dependency),
         cmocka_unit_test(test_state_machine_allows_only_legal_transitions),
     };

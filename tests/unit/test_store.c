@@ -569,15 +569,15 @@ static void test_apply_skip_finish_and_manual_retry(void **state) {
     assert_int_equal(wf->jobs[0].exit_code, 1);
     store_workflow_free(wf);
 
-    /* manual retry: the job is reset to pending, the workflow runs again */
+    /* a user's retry: the workflow goes back to the line, the job to pending */
+    ch = wf_change(id, WF_FAILED, WF_QUEUED, T0 + 6);
+    apply_ok(f->st, &ch);
     ch = job_change(id, 0, "job-1", JOB_FAILED, JOB_PENDING, T0 + 6);
     ch.attempt = 1;
     ch.failures = 1;
     apply_ok(f->st, &ch);
-    ch = wf_change(id, WF_FAILED, WF_RUNNING, T0 + 6);
-    apply_ok(f->st, &ch);
     wf = get(f->st, id, "alice");
-    assert_int_equal(wf->state, WF_RUNNING);
+    assert_int_equal(wf->state, WF_QUEUED);
     assert_true(wf->finished_at == 0);
     assert_true(wf->admitted_at == T0 + 1);
     assert_int_equal(wf->jobs[0].state, JOB_PENDING);
@@ -819,6 +819,16 @@ static void test_commands_since(void **state) {
     assert_string_equal(l.c[1].kind, "cancel");
     l.n = 0;
     assert_int_equal(store_commands_since(f->st, c1, collect_cmd, &l, err, sizeof(err)), TS_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.c[0].id, c2);
+    /* Applied commands are never read again, even from the start (a
+     * restarted scheduler), and a rolled-back mark leaves them pending. */
+    assert_int_equal(store_begin(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_command_applied(f->st, c2, err, sizeof(err)), TS_OK);
+    store_rollback(f->st);
+    assert_int_equal(store_command_applied(f->st, c1, err, sizeof(err)), TS_OK);
+    l.n = 0;
+    assert_int_equal(store_commands_since(f->st, 0, collect_cmd, &l, err, sizeof(err)), TS_OK);
     assert_int_equal(l.n, 1);
     assert_int_equal(l.c[0].id, c2);
 }
