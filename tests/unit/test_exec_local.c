@@ -141,21 +141,11 @@ static size_t count_progress(const collected *c, int32_t idx) {
     return n;
 }
 
-static char *slurp(const char *path) {
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL) return ts_strdup("");
-    char *buf = ts_calloc(1, 65536);
-    size_t n = fread(buf, 1, 65535, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
-}
-
 static pid_t read_pid(const char *dir, const char *name) {
     char path[256];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     for (int i = 0; i < 100; i++) {
-        char *text = slurp(path);
+        char *text = test_slurp(path);
         long pid = atol(text);
         free(text);
         if (pid > 0) return (pid_t)pid;
@@ -170,7 +160,7 @@ static int process_gone(pid_t pid) {
     for (int i = 0; i < 100; i++) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-        char *stat = slurp(path);
+        char *stat = test_slurp(path);
         char *close_paren = strrchr(stat, ')');
         int gone = stat[0] == '\0' || (close_paren && close_paren[2] == 'Z');
         free(stat);
@@ -213,7 +203,7 @@ static void test_local_success_reports_progress_and_log(void **state) {
 
     char path[256];
     snprintf(path, sizeof(path), "%s/job.log", f->work[0]);
-    char *log = slurp(path);
+    char *log = test_slurp(path);
     assert_true(strncmp(log, "=== attempt 1 of job j1 started ", 32) == 0);
     assert_non_null(strstr(log, " ===\nhello from job\n"));
     free(log);
@@ -502,7 +492,7 @@ static void test_local_real_runner_cancel_leaves_no_result(void **state) {
     assert_int_equal(access(f->result[0], F_OK), -1);
     char path[256];
     snprintf(path, sizeof(path), "%s/job.log", f->work[0]);
-    char *log = slurp(path);
+    char *log = test_slurp(path);
     assert_non_null(strstr(log, "tessera run-job: j1: interrupted\n"));
     free(log);
     ex->ops->destroy(ex);

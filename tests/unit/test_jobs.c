@@ -119,16 +119,6 @@ static int run_with_progress(const fixture *f, char **progress) {
     return wait_exit(pid);
 }
 
-static char *slurp(const char *path) {
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL) return ts_strdup("");
-    char *buf = ts_calloc(1, 65536);
-    size_t n = fread(buf, 1, 65535, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
-}
-
 /* True when a name containing infix exists in dir (leftover temp dirs). */
 static int dir_has_entry_containing(const char *dir, const char *infix) {
     DIR *d = opendir(dir);
@@ -242,7 +232,7 @@ static void test_run_noop_publishes_result(void **state) {
     char results[128];
     snprintf(results, sizeof(results), "%s/results", f->dir);
     assert_false(dir_has_entry_containing(results, ".tmp-"));
-    char *out = slurp(f->stderr_path);
+    char *out = test_slurp(f->stderr_path);
     assert_non_null(strstr(out, "tessera run-job: job-1: succeeded"));
     free(out);
 }
@@ -310,7 +300,7 @@ static void test_run_interrupted_sleep_leaves_no_result(void **state) {
     char results[128];
     snprintf(results, sizeof(results), "%s/results", f->dir);
     assert_false(dir_has_entry_containing(results, ".tmp-"));
-    char *err = slurp(f->stderr_path);
+    char *err = test_slurp(f->stderr_path);
     assert_string_equal(err, "tessera run-job: job-1: interrupted\n");
     free(err);
 }
@@ -321,7 +311,7 @@ static void expect_bad_spec(const fixture *f, const char *content, const char *n
     fputs(content, fp);
     fclose(fp);
     assert_int_equal(wait_exit(start_runner(f, -1, -1)), 2);
-    char *err = slurp(f->stderr_path);
+    char *err = test_slurp(f->stderr_path);
     if (strstr(err, needle) == NULL) fail_msg("expected \"%s\" in \"%s\"", needle, err);
     free(err);
     assert_false(is_dir(f->result));
