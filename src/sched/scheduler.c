@@ -365,7 +365,10 @@ static void drop_lead(scheduler *s) {
 /* Takes, keeps or loses the lead, and renews job leases. */
 static int heartbeat(scheduler *s, char *err, size_t errlen) {
     double now = ts_now();
-    if (s->leader && now < s->next_heartbeat) return TS_OK;
+    /* Followers try for the lease at the same pace as the leader renews it:
+     * a takeover waits at most ttl + ttl/3, and idle followers cost the
+     * store one write every ttl/3, not one per loop. */
+    if (now < s->next_heartbeat) return TS_OK;
     bool leader = false;
     if (store_leader_acquire(s->st, s->owner, now, s->cfg.lease_ttl, &leader, err, errlen) != TS_OK)
         return TS_ERR;

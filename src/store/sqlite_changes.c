@@ -63,6 +63,11 @@ static const char SQL_WF_UPDATE[] =
     "  ELSE cancel_requested END"
     " WHERE id = ?1 AND state = ?3";
 
+/* The scheduler's word on why a queued workflow waits (the position itself
+ * is derived on read). */
+static const char SQL_WF_WAIT_REASON[] =
+    "UPDATE workflows SET reason = ?2 WHERE id = ?1 AND state = 'queued'";
+
 static const char SQL_WF_STATE[] = "SELECT state, user_id FROM workflows WHERE id = ?1";
 
 /* 'running' is a literal so that the partial index jobs_running is used. */
@@ -285,6 +290,17 @@ static int change_event(store *st, const core_change *ch, int64_t *seq, char *er
     return sql_event_append(st, &ev, seq, err, errlen);
 }
 
+static int wait_reason_write(store *st, const core_change *ch, char *err, size_t errlen) {
+    sqlite3_stmt *s = stmt_get(st, ST_WF_WAIT_REASON, SQL_WF_WAIT_REASON, err, errlen);
+    if (s == NULL) return TS_ERR;
+    sqlite3_bind_int64(s, 1, ch->workflow_id);
+    sqlite3_bind_text(s, 2, ch->reason, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(s) == SQLITE_DONE ? TS_OK
+                                            : db_fail(st, err, errlen, "recording a waiting reason");
+    stmt_done(s);
+    return rc;
+}
+
 /* Writes ch (already checked) and its event, in the open transaction.
  * STORE_CONFLICT if the row is not in ch->from. */
 static int record(store *st, const core_change *ch, const char *owner, double lease,
@@ -297,7 +313,7 @@ static int record(store *st, const core_change *ch, const char *owner, double le
         break;
     case CHANGE_WORKFLOW: rc = wf_row_write(st, ch, err, errlen); break;
     case CHANGE_JOB_PROGRESS: rc = progress_write(st, ch, err, errlen); break;
-    case CHANGE_QUEUE_POSITION: break; /* derived on read; only the event is news */
+    case CHANGE_QUEUE_POSITION: rc = wait_reason_write(st, ch, err, errlen); break;
     }
     if (rc != TS_OK) return rc;
     return change_event(st, ch, seq, err, errlen);

@@ -64,6 +64,7 @@ typedef enum stmt_id {
     ST_CMD_CANCEL_FLAG,
     ST_CMD_SINCE,
     ST_CMD_APPLIED,
+    ST_WF_WAIT_REASON,
     /* sqlite_events.c */
     ST_EVENT_INSERT,
     ST_EVENTS_WF,

@@ -12,6 +12,8 @@
  *   - Reads of one user's objects take that user's id; another user's object
  *     is answered exactly like a missing one (STORE_NOTFOUND).
  *   - Events get a strictly increasing seq in commit order.
+ *   - A queued workflow's reason is the scheduler's latest waiting reason
+ *     (recorded with each queue.position change); its position is derived.
  *   - Callers never see SQL or backend types; the SQLite implementation lives
  *     in src/store/sqlite*.c, a PostgreSQL one can follow without changing
  *     callers (claims become SELECT ... FOR UPDATE SKIP LOCKED).

@@ -33,6 +33,8 @@ sleep 0.3
 wf_json 5 > w5.json
 check_eq "active user's new workflow queues (another user waits)" "$(jq -r .state w5.json)" queued
 check_eq "it is second in line, behind the waiting user" "$(jq -r .queue_position w5.json)" 2
+check "its reason says it waits behind other users (fair admission)" grep -q "fair admission" w5.json
+echo "# waiting_reason: $(jq -r .waiting_reason w5.json)"
 check "never more than 3 users active while waiting" sh -c "[ \$($TESSERA_BIN status --all --json | jq '[.[] | select(.state==\"running\") | .user] | unique | length') -le 3 ]"
 
 rc=0
