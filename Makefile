@@ -7,7 +7,7 @@
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 
 CC      ?= cc
-PKGS    := jansson sqlite3 libcrypto libmicrohttpd libcurl
+PKGS    := jansson sqlite3 libcrypto libmicrohttpd libcurl openslide libtiff-4 libpng libjpeg zlib
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
@@ -72,8 +72,11 @@ unit: $(UNIT_BIN)
 integration: $(BUILD)/tessera
 	@tests/run-tests.sh $(BUILD) integration
 
+# The first run also puts a demo slide into the default data root, so
+# examples/demo-analysis.json runs at once.
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera
+	@test -e var/data/demo.tiff || ./$(BUILD)/tessera demo-slide var/data/demo.tiff
 	./$(BUILD)/tessera serve --listen 127.0.0.1:8080 --state-dir ./var
 
 bench: deps

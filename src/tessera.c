@@ -22,6 +22,8 @@ static const char usage[] =
     "  cancel WORKFLOW [JOB] cancel a queued or running workflow, or one job\n"
     "  logs WORKFLOW JOB     print a job's log\n"
     "  user add NAME         create a user (or a new token for one); prints the token\n"
+    "  demo-slide OUT.tiff   write a synthetic H&E slide (pyramidal TIFF) with ground truth\n"
+    "  evaluate cells|tissue score a segmentation against ground truth (F1, PQ, AJI; Dice)\n"
     "  version               print the version\n"
     "  run-job SPEC          (internal) run one job attempt; started by the executor\n"
     "\n"
@@ -35,6 +37,7 @@ static int cmd_run_job(int argc, char **argv) {
               argc == 1 ? stdout : stderr);
         return argc == 1 ? CLI_OK : CLI_USAGE;
     }
+    if (cli_runner_load_tools() != CLI_OK) return CLI_USAGE; /* admin-defined tools */
     return jobs_run_main(argv[0]);
 }
 
@@ -52,6 +55,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "submit") == 0) return cmd_submit(argc - 2, argv + 2);
     if (strcmp(cmd, "cancel") == 0) return cmd_cancel(argc - 2, argv + 2);
     if (strcmp(cmd, "logs") == 0) return cmd_logs(argc - 2, argv + 2);
+    if (strcmp(cmd, "evaluate") == 0) return cmd_evaluate(argc - 2, argv + 2);
+    if (strcmp(cmd, "demo-slide") == 0) return cmd_demo_slide(argc - 2, argv + 2);
     if (strcmp(cmd, "run-job") == 0) return cmd_run_job(argc - 2, argv + 2);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tessera %s\n", TESSERA_VERSION);

@@ -35,6 +35,7 @@ typedef struct cli_args {
     int n_positional;
     const char *bools[16]; /* the boolean flags given */
     int n_bools;
+    int data_root_flags; /* --data-root given so far (they accumulate) */
 } cli_args;
 
 /* Parses argv (after the subcommand name) into a: loads .env and the
@@ -47,10 +48,21 @@ bool cli_has(const cli_args *a, const char *flag);
 /* Opens the log as configured, defaulting to <state_dir>/tessera.log. */
 int cli_open_log(const cli_args *a, const char *component);
 
+/* Loads the admin-defined tools of --tools / TESSERA_TOOLS (if any) into
+ * the job registry and exports the absolute path as TESSERA_TOOLS for the
+ * job runners. CLI_OK, or CLI_USAGE after printing the problem. Call once,
+ * before forking or starting the scheduler. */
+int cli_load_tools(cli_args *a);
+
+/* The same for `tessera run-job`, from TESSERA_TOOLS in the environment. */
+int cli_runner_load_tools(void);
+
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_evaluate(int argc, char **argv); /* evaluate.c: scores against ground truth */
+int cmd_demo_slide(int argc, char **argv); /* demo.c: synthetic slide + ground truth */
 
 /* Clients of the HTTP API (remote.c, follow.c): --server URL, --user U or
  * --token T (TESSERA_SERVER, TESSERA_USER, TESSERA_TOKEN). */

@@ -4,10 +4,12 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "jobs/jobs.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -29,6 +31,7 @@ static const struct {
     {"--user", "TESSERA_USER"},
     {"--server", "TESSERA_SERVER"},
     {"--token", "TESSERA_TOKEN"},
+    {"--tools", "TESSERA_TOOLS"},
 };
 
 static bool in_list(const char *const *list, const char *s) {
@@ -69,6 +72,14 @@ static int apply_flag(const cli_spec *spec, cli_args *a, int argc, char **argv, 
         return -1;
     }
     char err[TS_ERRLEN];
+    char joined[2 * sizeof(a->cfg.data_roots) + 2]; /* config_set refuses what is too long */
+    if (strcmp(name, "--data-root") == 0) {
+        /* Repeatable (DESIGN §3): later ones add to the earlier ones. */
+        if (a->data_root_flags++ > 0) {
+            snprintf(joined, sizeof(joined), "%s:%s", a->cfg.data_roots, value);
+            value = joined;
+        }
+    }
     if (config_set(&a->cfg, flag_key(name), value, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera %s: %s: %s\n", spec->name, name, err);
         return -1;
@@ -133,4 +144,46 @@ int cli_open_log(const cli_args *a, const char *component) {
         return TS_ERR;
     }
     return TS_OK;
+}
+
+/* Registers the admin-defined tools of --tools / TESSERA_TOOLS. The path is
+ * made absolute and exported as TESSERA_TOOLS first, because the job
+ * runners (`tessera run-job`, started later by the scheduler, perhaps in
+ * another directory) read only the environment and must load the very same
+ * file. A bad file is bad usage: nothing starts. */
+int cli_load_tools(cli_args *a) {
+    if (a->cfg.tools[0] == '\0') return CLI_OK;
+    char err[TS_ERRLEN];
+    char *abs = realpath(a->cfg.tools, NULL);
+    int rc = CLI_USAGE;
+    if (abs == NULL || strlen(abs) >= sizeof(a->cfg.tools)) {
+        fprintf(stderr, "tessera: --tools %s: %s\n", a->cfg.tools,
+                abs ? "path too long" : strerror(errno));
+        goto cleanup;
+    }
+    if (jobs_load_tools(abs, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "tessera: --tools: %s\n", err);
+        goto cleanup;
+    }
+    ts_strlcpy(a->cfg.tools, abs, sizeof(a->cfg.tools));
+    setenv("TESSERA_TOOLS", abs, 1);
+    rc = CLI_OK;
+cleanup:
+    free(abs);
+    return rc;
+}
+
+/* `tessera run-job`: the configuration comes from the environment alone
+ * (serve and run exported everything the runner needs, TESSERA_TOOLS as an
+ * absolute path), so a runner on a cluster node needs no .env file. */
+int cli_runner_load_tools(void) {
+    ts_config cfg;
+    char err[TS_ERRLEN];
+    config_defaults(&cfg);
+    if (config_load(&cfg, NULL, err, sizeof(err)) != TS_OK ||
+        jobs_load_tools(cfg.tools, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "tessera run-job: %s\n", err);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
 }

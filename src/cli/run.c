@@ -29,7 +29,7 @@
 
 static const char *const run_config_flags[] = {
     "--db", "--state-dir", "--user", "--concurrency-limit", "--max-active-users",
-    "--poll-seconds", "--log", "--log-level", NULL};
+    "--poll-seconds", "--log", "--log-level", "--tools", "--data-root", NULL};
 static const char *const run_bool_flags[] = {"--quiet", NULL};
 
 static const cli_spec run_spec = {
@@ -52,6 +52,9 @@ static const cli_spec run_spec = {
         "  --poll-seconds S         re-check the store this often (TESSERA_QUEUE_POLL_SECONDS)\n"
         "  --log FILE|-             JSON-lines log (TESSERA_LOG; default STATE_DIR/tessera.log)\n"
         "  --log-level LEVEL        debug, info, warn, error (TESSERA_LOG_LEVEL)\n"
+        "  --tools FILE             admin-defined tools, docs/tools.md (TESSERA_TOOLS; none)\n"
+        "  --data-root DIR          where images may be read from; repeatable\n"
+        "                           (TESSERA_DATA_ROOTS, colon-separated; STATE_DIR/data)\n"
         "  --quiet                  no progress output\n",
     .config_flags = run_config_flags,
     .bool_flags = run_bool_flags,
@@ -92,9 +95,12 @@ static spec_workflow *read_spec(const char *path, const ts_config *cfg) {
         spec_limits_default(&lim);
         lim.max_cpus = cfg->concurrency_limit;
         spec_error err;
-        if (spec_parse(buf, len, &lim, jobs_check, NULL, &wf, &err) != TS_OK) {
+        jobs_check_ctx jc = {.data_roots = cfg->data_roots};
+        if (spec_parse(buf, len, &lim, jobs_check, &jc, &wf, &err) != TS_OK) {
             fprintf(stderr, "tessera run: %s: %s\n", path, err.message);
             wf = NULL;
+        } else {
+            jobs_resolve_spec_images(wf, cfg->data_roots);
         }
     }
     free(buf);
@@ -241,6 +247,7 @@ int cmd_run(int argc, char **argv) {
     bool done;
     int rc = cli_parse(&run_spec, argc, argv, &a, &done);
     if (rc != CLI_OK || done) return rc;
+    if ((rc = cli_load_tools(&a)) != CLI_OK) return rc; /* before the workflow is checked */
     spec_workflow *spec = NULL;
     if (a.n_positional == 1 && !(spec = read_spec(a.positional[0], &a.cfg))) return CLI_USAGE;
     char err[TS_ERRLEN];

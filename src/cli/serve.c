@@ -29,7 +29,7 @@
 
 static const char *const serve_config_flags[] = {
     "--listen", "--workers", "--db", "--state-dir", "--data-root", "--max-active-users",
-    "--concurrency-limit", "--poll-seconds", "--auth", "--log", "--log-level", NULL};
+    "--concurrency-limit", "--poll-seconds", "--auth", "--log", "--log-level", "--tools", NULL};
 
 static const cli_spec serve_spec = {
     .name = "serve",
@@ -52,7 +52,8 @@ static const cli_spec serve_spec = {
         "  --auth header|token      identity by X-User-ID (loopback or trusted proxy) or tokens\n"
         "                           (TESSERA_AUTH; header); TESSERA_TRUSTED_PROXIES lists proxies\n"
         "  --log FILE|-             JSON-lines log (TESSERA_LOG; STATE_DIR/tessera.log)\n"
-        "  --log-level LEVEL        debug, info, warn, error (TESSERA_LOG_LEVEL)\n",
+        "  --log-level LEVEL        debug, info, warn, error (TESSERA_LOG_LEVEL)\n"
+        "  --tools FILE             admin-defined tools, docs/tools.md (TESSERA_TOOLS; none)\n",
     .config_flags = serve_config_flags,
     .bool_flags = NULL,
     .min_positional = 0,
@@ -262,6 +263,9 @@ int cmd_serve(int argc, char **argv) {
     bool done;
     int rc = cli_parse(&serve_spec, argc, argv, &ms.a, &done);
     if (rc != CLI_OK || done) return rc;
+    /* Before fork: HTTP workers check submissions against the tools, the
+     * scheduler's runners find them through TESSERA_TOOLS. */
+    if ((rc = cli_load_tools(&ms.a)) != CLI_OK) return rc;
     char err[TS_ERRLEN];
     bool loopback = false;
     int port = 0;

@@ -35,6 +35,8 @@ typedef struct exec_job {
     double timeout_s;   /* 0 = none */
     const char *work_dir;   /* created if missing: spec files and job.log live here */
     const char *result_dir; /* where the runner renames its outputs on success */
+    json_t *inputs;         /* borrowed array of upstream jobs {job_id, job_type, image_path,
+                               result_dir}, nearest first; may be NULL */
 } exec_job;
 
 typedef enum exec_event_kind { EXEC_PROGRESS, EXEC_EXITED } exec_event_kind;

@@ -84,8 +84,10 @@ http_reply api_submit(http_request *req) {
     lim.max_cpus = req->ctx->cfg->concurrency_limit;
     spec_workflow *spec = NULL;
     spec_error se;
-    if (spec_parse(req->body, req->body_len, &lim, jobs_check, NULL, &spec, &se) != TS_OK)
+    jobs_check_ctx jc = {.data_roots = req->ctx->cfg->data_roots};
+    if (spec_parse(req->body, req->body_len, &lim, jobs_check, &jc, &spec, &se) != TS_OK)
         return spec_rejected(&se);
+    jobs_resolve_spec_images(spec, req->ctx->cfg->data_roots);
     char err[TS_ERRLEN];
     int64_t id;
     int rc = store_submit(req->ctx->st, req->user, spec, ts_now(), &id, err, sizeof(err));

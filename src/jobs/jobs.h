@@ -17,11 +17,25 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "jobs/params.h"
 
+struct job_type;
+
+/* An upstream job of the one being run (an ancestor in the workflow's DAG),
+ * whose published results a job may use: cell_segmentation reads the mask
+ * of an upstream tissue_mask on the same image. */
+typedef struct job_input {
+    const char *job_id;
+    const char *job_type;
+    const char *image_path; /* may be NULL */
+    const char *result_dir; /* its published outputs */
+} job_input;
+
 typedef struct job_ctx {
+    const struct job_type *type;
     const char *job_id;
     const char *image_path; /* may be NULL */
     json_t *params;         /* validated; defaults not filled (use params_* getters) */
@@ -30,6 +44,8 @@ typedef struct job_ctx {
     int cpus;
     int attempt;
     volatile sig_atomic_t *stop;
+    const job_input *inputs; /* ancestors, nearest first (at most JOBS_MAX_INPUTS) */
+    size_t n_inputs;
     int progress_fd; /* where progress lines go; -1 = nowhere */
     double last_progress_at;
 } job_ctx;
@@ -42,16 +58,38 @@ typedef struct job_type {
     /* Extra checks across params and the image beyond the schema; may be NULL. */
     int (*validate)(json_t *params, const char *image_path, char *err, size_t errlen);
     int (*run)(job_ctx *ctx, char *err, size_t errlen);
+    const void *data; /* the type's own data (an admin-defined tool's definition); may be NULL */
+    bool needs_image; /* image_path is required and checked at submission (see jobs_check) */
 } job_type;
+
+#define JOBS_MAX_INPUTS 32
 
 const job_type *jobs_find(const char *name);
 size_t jobs_count(void);
 const job_type *jobs_at(size_t i);
 
-/* A spec_check_job_fn: unknown type -> "unknown job type \"x\" (known: noop,
+/* The context of jobs_check at submission: where images may be. */
+typedef struct jobs_check_ctx {
+    const char *data_roots;  /* colon-separated directories */
+    char last_ok_path[4096]; /* set by jobs_check; start with "" */
+} jobs_check_ctx;
+
+/* A spec_check_job_fn (ctx: a jobs_check_ctx, or NULL to skip the image's
+ * location and format check): unknown type -> "unknown job type \"x\" (known: noop,
  * sleep, ...)"; bad params -> "params.x: ..." (see params_validate). */
 int jobs_check(void *ctx, const char *type_name, json_t *params, const char *image_path, char *err,
                size_t errlen);
+
+/* An image_path as given (absolute, or relative to a data root) made
+ * absolute: a relative path becomes <root>/<path> for the first root where
+ * it exists, else for the first root. Absolute paths are copied as they
+ * are (their checks come later). */
+void jobs_resolve_image(const char *path, const char *data_roots, char *out, size_t outlen);
+
+/* Rewrites every relative image_path of a parsed workflow with
+ * jobs_resolve_image, so the stored workflow names absolute paths. */
+struct spec_workflow;
+void jobs_resolve_spec_images(struct spec_workflow *wf, const char *data_roots);
 
 /* Reports done of total units (e.g. tiles) to the scheduler. Writes the line
  * "progress <done> <total> <message>\n" to ctx->progress_fd, at most about 5
@@ -62,5 +100,12 @@ void job_progress(job_ctx *ctx, double done, double total, const char *message);
  * job, moves outputs into place. Returns the process exit status: 0 success,
  * 1 the job failed (message on stderr), 2 bad spec. */
 int jobs_run_main(const char *spec_path);
+
+/* Registers the admin-defined tools of the JSON file at path (TESSERA_TOOLS,
+ * docs/tools.md) as job types, after the built-in ones. NULL or "" = no
+ * tools. All or nothing: on error (message naming the file, tool and field)
+ * nothing is registered. Succeeds at most once per process, at start-up,
+ * before any fork or thread: the registry is configuration read once. */
+int jobs_load_tools(const char *path, char *err, size_t errlen);
 
 #endif

@@ -39,6 +39,8 @@ typedef struct run_spec {
     json_int_t workflow_id, job_index, cpus, attempt;
     const char *job_id, *job_type, *image_path, *work_dir, *result_dir;
     json_t *params;
+    job_input inputs[JOBS_MAX_INPUTS];
+    size_t n_inputs;
 } run_spec;
 
 /* ---- progress ---- */
@@ -175,6 +177,30 @@ static int spec_int(json_t *root, const char *key, json_int_t min, json_int_t ma
     return TS_ERR;
 }
 
+/* The upstream jobs ("inputs", optional): an array of objects with
+ * job_id, job_type, result_dir and optionally image_path. */
+static int spec_inputs(json_t *arr, run_spec *s, char *err, size_t errlen) {
+    if (arr == NULL) return TS_OK;
+    if (!json_is_array(arr) || json_array_size(arr) > JOBS_MAX_INPUTS) {
+        ts_errf(err, errlen, "field \"inputs\": must be an array of at most %d objects",
+                JOBS_MAX_INPUTS);
+        return TS_ERR;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i);
+        job_input *in = &s->inputs[i];
+        if (!json_is_object(o) || spec_string(o, "job_id", true, &in->job_id, err, errlen) ||
+            spec_string(o, "job_type", true, &in->job_type, err, errlen) ||
+            spec_string(o, "image_path", false, &in->image_path, err, errlen) ||
+            spec_string(o, "result_dir", true, &in->result_dir, err, errlen)) {
+            if (!json_is_object(o)) ts_errf(err, errlen, "field \"inputs\": not an object");
+            return TS_ERR;
+        }
+    }
+    s->n_inputs = json_array_size(arr);
+    return TS_OK;
+}
+
 /* Loads and checks the spec file. The caller frees s->root (even on error). */
 static int spec_load(const char *path, run_spec *s, char *err, size_t errlen) {
     json_error_t jerr;
@@ -196,6 +222,7 @@ static int spec_load(const char *path, run_spec *s, char *err, size_t errlen) {
         return TS_ERR;
     s->params = json_object_get(r, "params");
     if (json_is_null(s->params)) s->params = NULL;
+    if (spec_inputs(json_object_get(r, "inputs"), s, err, errlen) != TS_OK) return TS_ERR;
     return jobs_check(NULL, s->job_type, s->params, s->image_path, err, errlen);
 }
 
@@ -223,6 +250,7 @@ static int run_attempt(const run_spec *s, const job_type *type, char *err, size_
         goto cleanup;
     }
     job_ctx ctx = {
+        .type = type,
         .job_id = s->job_id,
         .image_path = s->image_path,
         .params = s->params,
@@ -230,6 +258,8 @@ static int run_attempt(const run_spec *s, const job_type *type, char *err, size_
         .work_dir = s->work_dir,
         .cpus = (int)s->cpus,
         .attempt = (int)s->attempt,
+        .inputs = s->inputs,
+        .n_inputs = s->n_inputs,
         .stop = &run_stop,
         .progress_fd = progress_fd(),
         .last_progress_at = -1e9,

@@ -11,6 +11,7 @@
 
 #include "core/engine.h"
 #include "core/map.h"
+#include "jobs/jobs.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -276,9 +277,45 @@ static int record(scheduler *s, char *err, size_t errlen) {
     return TS_OK;
 }
 
+/* The job's upstream jobs for the runner (a cell segmentation reads the
+ * mask of a tissue_mask before it): ancestors in breadth-first order, so
+ * the nearest come first, at most JOBS_MAX_INPUTS of them so a job at the
+ * end of a long chain does not carry the whole chain. New reference. */
+static json_t *upstream_inputs(const scheduler *s, int64_t workflow_id, const spec_workflow *spec,
+                               int32_t job_index) {
+    json_t *inputs = json_array();
+    const spec_dag *d = &spec->dag;
+    uint8_t *seen = ts_calloc(d->n, 1);
+    uint32_t *queue = ts_malloc(d->n * sizeof(uint32_t));
+    size_t head = 0, tail = 0;
+    queue[tail++] = (uint32_t)job_index;
+    seen[job_index] = 1;
+    while (head < tail && json_array_size(inputs) < JOBS_MAX_INPUTS) {
+        uint32_t j = queue[head++];
+        for (uint32_t k = d->pred_start[j]; k < d->pred_start[j + 1]; k++) {
+            uint32_t p = d->pred[k];
+            if (seen[p]) continue;
+            seen[p] = 1;
+            queue[tail++] = p;
+            const spec_job *pj = &spec->jobs[p];
+            char *result = ts_asprintf("%s/results/%lld/%s", s->cfg.state_dir,
+                                       (long long)workflow_id, pj->job_id);
+            json_array_append_new(inputs, json_pack("{s:s, s:s, s:s?, s:s}", "job_id", pj->job_id,
+                                                    "job_type", pj->job_type, "image_path",
+                                                    pj->image_path, "result_dir", result));
+            free(result);
+            if (json_array_size(inputs) >= JOBS_MAX_INPUTS) break;
+        }
+    }
+    free(seen);
+    free(queue);
+    return inputs;
+}
+
 static void start_job(scheduler *s, const core_change *ch) {
     const spec_workflow *spec = engine_spec(s->eng, ch->workflow_id);
     const spec_job *sj = &spec->jobs[ch->job_index];
+    json_t *inputs = upstream_inputs(s, ch->workflow_id, spec, ch->job_index);
     char *work = ts_asprintf("%s/work/%lld/%s", s->cfg.state_dir, (long long)ch->workflow_id,
                              sj->job_id);
     char *result = ts_asprintf("%s/results/%lld/%s", s->cfg.state_dir,
@@ -286,7 +323,8 @@ static void start_job(scheduler *s, const core_change *ch) {
     exec_job job = {.workflow_id = ch->workflow_id, .job_index = ch->job_index,
                     .attempt = ch->attempt, .job_id = sj->job_id, .job_type = sj->job_type,
                     .image_path = sj->image_path, .params = sj->params, .cpus = sj->cpus,
-                    .timeout_s = sj->timeout_s, .work_dir = work, .result_dir = result};
+                    .timeout_s = sj->timeout_s, .work_dir = work, .result_dir = result,
+                    .inputs = inputs};
     char err[TS_ERRLEN];
     if (s->ex->ops->start(s->ex, &job, err, sizeof(err)) == TS_OK) {
         map_put_id(&s->started, job_key(ch->workflow_id, ch->job_index),
@@ -295,6 +333,7 @@ static void start_job(scheduler *s, const core_change *ch) {
         engine_job_exited(s->eng, (job_ref){ch->workflow_id, ch->job_index}, ch->attempt, "failed",
                           -1, err, ts_now(), &s->changes);
     }
+    json_decref(inputs);
     free(work);
     free(result);
 }

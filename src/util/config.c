@@ -64,6 +64,7 @@ static const opt options[] = {
     TEXT("TESSERA_TRUSTED_PROXIES", trusted_proxies, 0, NULL),
     NUM("TESSERA_MAX_BODY_BYTES", OPT_LONG, max_body_bytes, 1024, 1073741824),
     NUM("TESSERA_MAX_JOBS", OPT_INT, max_jobs, 1, 1000000),
+    TEXT("TESSERA_TOOLS", tools, 0, NULL),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 

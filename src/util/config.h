@@ -33,6 +33,8 @@ typedef struct ts_config {
                                    X-User-ID is trusted in header mode, "" = none */
     long max_body_bytes;     /* TESSERA_MAX_BODY_BYTES, default 1 MiB, 1 KiB..1 GiB */
     int max_jobs;            /* TESSERA_MAX_JOBS per workflow, default 10000, 1..1000000 */
+    char tools[1024];        /* TESSERA_TOOLS: JSON file of admin-defined tools (docs/tools.md),
+                                default "" = none */
 } ts_config;
 
 /* The user id rule of DESIGN §4: 1-128 characters of [A-Za-z0-9._@-]. */

@@ -1,0 +1,68 @@
+/*
+ * cellseg.h - nucleus and cell segmentation of one image window, the
+ * QuPath watershed cell-detection family (DESIGN §5):
+ *
+ *   hematoxylin OD (colour deconvolution, Ruifrok-Johnston H&E)
+ *   -> background subtraction (opening of radius background_radius)
+ *   -> Gaussian (sigma) -> threshold -> holes filled
+ *   -> split: distance transform, h-maxima seeds, watershed (optional)
+ *   -> outlines refined (optional): each nucleus keeps the pixels where
+ *      its lightly smoothed stain reaches half of its peak
+ *   -> area filter [min_area, max_area]
+ *   -> cells: nuclei grown by at most `expansion` pixels, each pixel going to
+ *      its nearest nucleus (a watershed on the distance to the nuclei)
+ *   -> outlines and measurements.
+ *
+ * All lengths here are in the window's pixels; the caller converts from µm.
+ * Windows overlap: the caller passes the window's core, and only cells whose
+ * nucleus centroid lies in the core (and that `keep` accepts) are returned,
+ * so a cell on a seam belongs to exactly one window.
+ */
+#ifndef TESSERA_IMAGE_CELLSEG_H
+#define TESSERA_IMAGE_CELLSEG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image/contour.h"
+
+typedef struct cellseg_params {
+    float background_radius; /* 0 = no background subtraction */
+    float sigma;
+    float threshold;         /* hematoxylin OD after background subtraction */
+    float min_area, max_area; /* nucleus area in pixels */
+    bool split;
+    bool refine;             /* move outlines to half the nucleus's peak stain */
+    float expansion;         /* pixels; 0 = cells are their nuclei */
+    float hmin;              /* seed prominence in pixels of distance */
+    float simplify;          /* outline tolerance in pixels */
+} cellseg_params;
+
+typedef struct cellseg_cell {
+    contour_ring nucleus, cell; /* window pixel coordinates */
+    double cx, cy;              /* nucleus centroid, window pixels */
+    double nucleus_area, cell_area; /* pixels */
+    double nucleus_perimeter;   /* pixels, of the simplified outline */
+    double nucleus_h, nucleus_e, cell_h, cell_e; /* mean stain OD */
+} cellseg_cell;
+
+/* Whether the cell whose nucleus centroid is (cx, cy) in window pixels is
+ * wanted (e.g. inside the tissue mask). */
+typedef bool (*cellseg_keep_fn)(void *arg, double cx, double cy);
+
+typedef struct cellseg_ws cellseg_ws;
+
+/* A workspace for windows of up to max_w x max_h pixels, reused between
+ * calls (one per thread). */
+cellseg_ws *cellseg_ws_new(int max_w, int max_h);
+void cellseg_ws_free(cellseg_ws *ws);
+
+/* Segments the w x h window rgb (0xAARRGGBB) and returns the cells owned
+ * by the core [cx0, cx1) x [cy0, cy1) in *cells (n of them), valid until the
+ * next call with the same workspace. keep may be NULL. TS_OK / TS_ERR. */
+int cellseg_window(cellseg_ws *ws, const uint32_t *rgb, int w, int h, const cellseg_params *p,
+                   int cx0, int cy0, int cx1, int cy1, cellseg_keep_fn keep, void *keep_arg,
+                   cellseg_cell **cells, size_t *n);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * color.c - see color.h.
+ *
+ * Optical densities are looked up in a 256-entry table built on the stack
+ * per call: 256 log10 calls are nothing next to a tile's million pixels,
+ * and a per-call table keeps the functions free of shared state (several
+ * tile workers call them at once).
+ */
+#include "image/color.h"
+
+#include <math.h>
+
+#define COLOR_WHITE 255u
+
+/* The three 8-bit channels of an OpenSlide pixel, with alpha-0 pixels
+ * (outside the scanned area) mapped to white so that they read as
+ * background everywhere. */
+static void color_channels(uint32_t argb, unsigned *r, unsigned *g, unsigned *b) {
+    if ((argb >> 24) == 0) {
+        *r = *g = *b = COLOR_WHITE;
+        return;
+    }
+    *r = (argb >> 16) & 0xffu;
+    *g = (argb >> 8) & 0xffu;
+    *b = argb & 0xffu;
+}
+
+/* OD of one 8-bit intensity; I is clamped to >= 1 so that black has a
+ * finite density (log10(255)) instead of infinity. */
+static float color_od(unsigned intensity) {
+    double i = intensity < 1 ? 1.0 : (double)intensity;
+    return (float)-log10(i / 255.0);
+}
+
+/* Fills table[i] = color_od(i) for every 8-bit intensity. */
+static void color_od_table(float table[256]) {
+    for (unsigned i = 0; i < 256; i++) table[i] = color_od(i);
+}
+
+/* Scales v (3 components) to unit length; a zero vector is left alone
+ * (cannot happen for the built-in stains, but guards the division). */
+static void color_normalise(double v[3]) {
+    double len = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    if (len == 0) return;
+    for (int k = 0; k < 3; k++) v[k] /= len;
+}
+
+/* Inverse of the 3x3 matrix m by the adjugate, in double so that the
+ * float result is correctly rounded. The stain matrix of H&E is far from
+ * singular (unit rows, the third orthogonal to the first two), so no
+ * pivoting is needed; a singular matrix yields a zero inverse rather than
+ * infinities. */
+static void color_invert3(const double m[3][3], float inv[3][3]) {
+    double c[3][3];
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) {
+            int i1 = (i + 1) % 3, i2 = (i + 2) % 3, j1 = (j + 1) % 3, j2 = (j + 2) % 3;
+            c[i][j] = m[i1][j1] * m[i2][j2] - m[i1][j2] * m[i2][j1]; /* cofactor */
+        }
+    }
+    double det = m[0][0] * c[0][0] + m[0][1] * c[0][1] + m[0][2] * c[0][2];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) inv[i][j] = det == 0 ? 0.0f : (float)(c[j][i] / det);
+}
+
+/* Ruifrok & Johnston's H&E vectors. The residual is the cross product of
+ * the two so that the matrix is invertible and the residual channel picks
+ * up only what neither stain explains. */
+void color_stains_he(color_stains *s) {
+    double v[3][3] = {{0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, {0, 0, 0}};
+    color_normalise(v[0]);
+    color_normalise(v[1]);
+    v[2][0] = v[0][1] * v[1][2] - v[0][2] * v[1][1];
+    v[2][1] = v[0][2] * v[1][0] - v[0][0] * v[1][2];
+    v[2][2] = v[0][0] * v[1][1] - v[0][1] * v[1][0];
+    color_normalise(v[2]);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) s->vec[i][j] = (float)v[i][j];
+    color_invert3(v, s->inv);
+}
+
+/* c = od x inv (od a row vector), so out1 takes column 0 of inv and out2
+ * column 1. Alpha-0 pixels are white, so their OD and concentrations are
+ * exactly 0. */
+void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, float *out1,
+                      float *out2) {
+    float od[256];
+    color_od_table(od);
+    for (size_t i = 0; i < n; i++) {
+        unsigned r, g, b;
+        color_channels(argb[i], &r, &g, &b);
+        float odr = od[r], odg = od[g], odb = od[b];
+        if (out1) out1[i] = odr * s->inv[0][0] + odg * s->inv[1][0] + odb * s->inv[2][0];
+        if (out2) out2[i] = odr * s->inv[0][1] + odg * s->inv[1][1] + odb * s->inv[2][1];
+    }
+}
+
+/* (max - min) * 255 / max in integer arithmetic, truncated (the header's
+ * expression read literally), so the result is always within 0..255.
+ * Alpha-0 pixels are white, whose saturation is 0. */
+void color_saturation(const uint32_t *argb, size_t n, uint8_t *out) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned r, g, b;
+        color_channels(argb[i], &r, &g, &b);
+        unsigned mx = r > g ? r : g, mn = r < g ? r : g;
+        if (b > mx) mx = b;
+        if (b < mn) mn = b;
+        out[i] = mx == 0 ? 0 : (uint8_t)((mx - mn) * 255u / mx);
+    }
+}
+
+/* Luma with integer weights in thousandths and rounding half up; the
+ * weights sum to 1000 so white maps to exactly 255. */
+void color_grey(const uint32_t *argb, size_t n, uint8_t *out) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned r, g, b;
+        color_channels(argb[i], &r, &g, &b);
+        out[i] = (uint8_t)((299u * r + 587u * g + 114u * b + 500u) / 1000u);
+    }
+}
+
+/* One pixel, so no table: three log10 calls. */
+float color_od_mean(uint32_t argb) {
+    unsigned r, g, b;
+    color_channels(argb, &r, &g, &b);
+    return (color_od(r) + color_od(g) + color_od(b)) / 3.0f;
+}

@@ -1,0 +1,45 @@
+/*
+ * color.h - colour deconvolution and simple colour measures for brightfield
+ * slides (DESIGN §9: Ruifrok & Johnston, "Quantification of histochemical
+ * staining by color deconvolution", 2001).
+ *
+ * Pixels are OpenSlide's: uint32_t 0xAARRGGBB, premultiplied alpha. A pixel
+ * with alpha 0 (outside the scanned area) is taken as white (255,255,255),
+ * i.e. background; other alphas are treated as opaque (OpenSlide only returns
+ * 0 or 255 for the formats tessera reads).
+ *
+ * Optical density per channel: OD = -log10(max(I, 1) / 255), so a white
+ * pixel has OD 0 and OD is bounded by log10(255) ~ 2.41.
+ */
+#ifndef TESSERA_IMAGE_COLOR_H
+#define TESSERA_IMAGE_COLOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct color_stains {
+    float vec[3][3]; /* rows: stain 1, stain 2, residual; each a unit OD vector (r,g,b) */
+    float inv[3][3]; /* inverse of vec: concentrations = od (row) x inv */
+} color_stains;
+
+/* Hematoxylin (0.65, 0.70, 0.29) and eosin (0.07, 0.99, 0.11), each
+ * normalised to unit length; the third vector is their normalised cross
+ * product. Fills the inverse. */
+void color_stains_he(color_stains *s);
+
+/* Stain concentrations of n pixels: out1[i] = stain 1 (hematoxylin),
+ * out2[i] = stain 2 (eosin); either may be NULL. Values may be slightly
+ * negative for pixels off the stain plane; they are not clamped. */
+void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, float *out1,
+                      float *out2);
+
+/* HSV saturation (max - min) * 255 / max, 0 for black and for alpha-0 pixels. */
+void color_saturation(const uint32_t *argb, size_t n, uint8_t *out);
+
+/* Luma (0.299 R + 0.587 G + 0.114 B), rounded; alpha-0 pixels are 255. */
+void color_grey(const uint32_t *argb, size_t n, uint8_t *out);
+
+/* Mean optical density of the three channels of one pixel (as above). */
+float color_od_mean(uint32_t argb);
+
+#endif

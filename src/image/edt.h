@@ -1,0 +1,18 @@
+/*
+ * edt.h - exact Euclidean distance transform (Felzenszwalb & Huttenlocher,
+ * "Distance Transforms of Sampled Functions", 2012): two passes of the lower
+ * envelope of parabolas, O(w h).
+ */
+#ifndef TESSERA_IMAGE_EDT_H
+#define TESSERA_IMAGE_EDT_H
+
+#include <stdint.h>
+
+/* out[i] = squared Euclidean distance from pixel i to the nearest pixel
+ * where mask == 0. Pixels outside the image are not background. If the
+ * mask has no zero pixel, every value is EDT_FAR. Returns TS_OK or TS_ERR
+ * (bad arguments). */
+#define EDT_FAR 1e20f
+int edt_squared(const uint8_t *mask, int w, int h, float *out);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * filter.c - see filter.h.
+ *
+ * Min/max filters use an octagon O = S(a) (+) D(b): a square of half-width
+ * a Minkowski-added to a diamond (L1 ball) of radius b, so that
+ * O = {|x| <= a+b, |y| <= a+b, |x|+|y| <= 2a+b}. For a disk of radius R we
+ * take a+b = floor(R) and 2a+b = floor(R sqrt 2) (the disk's extent along
+ * the axes and along the diagonals), which is the disk itself for R in
+ * [1, 2.12) and [2.24, 3), and otherwise differs from it by at most one
+ * pixel along the boundary.
+ *
+ * Each factor is itself decomposed into 1-D segments, each run with the
+ * van Herk / Gil-Werman algorithm (three comparisons per pixel whatever the
+ * length):
+ *   S(a)          = horizontal segment (+) vertical segment, both of radius a;
+ *   D(2m+1)       = diagonal(m) (+) antidiagonal(m) (+) cross,
+ *   D(2m+2)       = diagonal(m) (+) antidiagonal(m) (+) cross (+) cross,
+ * where diagonal(m) = {k(1,1) : |k| <= m} and cross is the 5-point plus.
+ * (In the rotated coordinates u = x+y, v = x-y the two diagonal segments
+ * give every point with u, v even and |u|, |v| <= 2m; adding the cross
+ * adds the odd points out to 2m+1, which is exactly D(2m+1).)
+ *
+ * Borders: replicating edge pixels is the same as clipping the window to
+ * the image for any element closed under shrinking a coordinate towards 0
+ * (the square, the diamond, the octagon): the replicated value is that of a
+ * pixel which is itself inside the clipped window. Clipping each factor in
+ * turn gives the same result as clipping the whole octagon for such
+ * factors, but not for the diagonal segments, so the diamond is computed
+ * on a copy padded by b replicated pixels, where no clipping happens for
+ * the pixels that matter.
+ */
+#include "image/filter.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+/* Largest Gaussian radius accepted; beyond it the kernel would not fit an
+ * int and the filter would be meaningless on a tile anyway. */
+#define FILTER_MAX_GAUSS_RADIUS (1 << 24)
+
+/* Scratch for the min filter, one allocation: the padded image and its
+ * twin for the cross pass, and the three line buffers of van Herk. */
+typedef struct filter_min_scratch {
+    float *pad, *pad2; /* padded image, pw x ph (NULL when there is no diamond) */
+    int pw, ph;
+    float *line, *ext, *suf; /* 1-D buffers, each line_cap floats */
+} filter_min_scratch;
+
+/* Common argument check: image present and non-empty, parameter >= 0 and
+ * not NaN (infinity is allowed for radii and handled by the callers). */
+static int filter_check(const float *img, int w, int h, float param) {
+    if (img == NULL || w < 1 || h < 1 || !(param >= 0)) return TS_ERR;
+    return TS_OK;
+}
+
+/* Normalised half-kernel k[0..r] of a Gaussian of the given sigma. */
+static void filter_gauss_kernel(float *k, int r, float sigma) {
+    double sum = 0, two_var = 2.0 * (double)sigma * sigma;
+    for (int i = 0; i <= r; i++) sum += (i == 0 ? 1 : 2) * exp(-(double)i * i / two_var);
+    for (int i = 0; i <= r; i++) k[i] = (float)(exp(-(double)i * i / two_var) / sum);
+}
+
+/* Horizontal pass of one row into out, through a copy padded by r
+ * replicated pixels at each end so that the inner loop has no bounds
+ * checks. */
+static void filter_gauss_row(const float *row, int w, const float *k, int r, float *padded,
+                             float *out) {
+    for (int i = 0; i < r; i++) {
+        padded[i] = row[0];
+        padded[r + w + i] = row[w - 1];
+    }
+    memcpy(padded + r, row, (size_t)w * sizeof(float));
+    const float *p = padded + r;
+    for (int x = 0; x < w; x++) {
+        float acc = k[0] * p[x];
+        for (int i = 1; i <= r; i++) acc += k[i] * (p[x - i] + p[x + i]);
+        out[x] = acc;
+    }
+}
+
+/* Vertical pass, accumulated row by row (not column by column) so that
+ * memory is walked sequentially; rows beyond the edge are clamped. */
+static void filter_gauss_columns(const float *src, float *dst, int w, int h, const float *k, int r) {
+    for (int y = 0; y < h; y++) {
+        float *d = dst + (size_t)y * w;
+        const float *c = src + (size_t)y * w;
+        for (int x = 0; x < w; x++) d[x] = k[0] * c[x];
+        for (int i = 1; i <= r; i++) {
+            int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
+            const float *a = src + (size_t)ya * w, *b = src + (size_t)yb * w;
+            for (int x = 0; x < w; x++) d[x] += k[i] * (a[x] + b[x]);
+        }
+    }
+}
+
+/* Separable: O(r) per pixel per pass; one scratch block holds the kernel,
+ * a padded row and the horizontally blurred image. */
+int filter_gaussian(float *img, int w, int h, float sigma) {
+    if (filter_check(img, w, h, sigma) != TS_OK || isinf(sigma)) return TS_ERR;
+    if (sigma == 0) return TS_OK;
+    double rr = ceil(3.0 * (double)sigma);
+    if (rr > FILTER_MAX_GAUSS_RADIUS) return TS_ERR;
+    int r = (int)rr;
+    size_t nk = (size_t)r + 1, npad = (size_t)w + 2 * (size_t)r, nimg = (size_t)w * h;
+    float *block = ts_malloc((nk + npad + nimg) * sizeof(float));
+    float *k = block, *padded = block + nk, *tmp = padded + npad;
+    filter_gauss_kernel(k, r, sigma);
+    for (int y = 0; y < h; y++)
+        filter_gauss_row(img + (size_t)y * w, w, k, r, padded, tmp + (size_t)y * w);
+    filter_gauss_columns(tmp, img, w, h, k, r);
+    free(block);
+    return TS_OK;
+}
+
+/* Smaller of two floats. Plain comparison rather than fminf, which the
+ * compiler cannot inline (NaN rules) and which doubled the filter's cost. */
+static inline float filter_lesser(float a, float b) {
+    return b < a ? b : a;
+}
+
+/* van Herk / Gil-Werman running minimum of radius r over line[0..n), the
+ * window clipped to the line, in place. The line is embedded in ext with r
+ * +inf on the left and padded with +inf to a whole number of blocks of
+ * k = 2r+1; per block, suffix minima go to suf and prefix minima are made
+ * in place in ext, and the window [i-r, i+r] is min(suf[i], ext[i+2r]).
+ * ext and suf need n + 4r + 1 floats. */
+static void filter_line_min(float *line, int n, int r, float *ext, float *suf) {
+    if (r > n - 1) r = n - 1; /* a wider window sees the same clipped line */
+    if (r <= 0) return;
+    int k = 2 * r + 1, len = ((n + 2 * r + k - 1) / k) * k;
+    for (int j = 0; j < r; j++) ext[j] = INFINITY;
+    memcpy(ext + r, line, (size_t)n * sizeof(float));
+    for (int j = r + n; j < len; j++) ext[j] = INFINITY;
+    for (int b = 0; b < len; b += k) {
+        suf[b + k - 1] = ext[b + k - 1];
+        for (int j = b + k - 2; j >= b; j--) suf[j] = filter_lesser(ext[j], suf[j + 1]);
+        for (int j = b + 1; j < b + k; j++) ext[j] = filter_lesser(ext[j], ext[j - 1]);
+    }
+    for (int i = 0; i < n; i++) line[i] = filter_lesser(suf[i], ext[i + 2 * r]);
+}
+
+/* The running minimum along the n pixels img[start + t*stride]: gathered
+ * into a contiguous line, filtered, scattered back. Used for columns and
+ * diagonals, whose pixels are not contiguous. */
+static void filter_strided_min(float *img, ptrdiff_t start, ptrdiff_t stride, int n, int r,
+                               filter_min_scratch *s) {
+    for (int t = 0; t < n; t++) s->line[t] = img[start + t * stride];
+    filter_line_min(s->line, n, r, s->ext, s->suf);
+    for (int t = 0; t < n; t++) img[start + t * stride] = s->line[t];
+}
+
+/* Square of half-width a on the w x h image: rows in place, then columns. */
+static void filter_square_min(float *img, int w, int h, int a, filter_min_scratch *s) {
+    for (int y = 0; y < h; y++) filter_line_min(img + (size_t)y * w, w, a, s->ext, s->suf);
+    for (int x = 0; x < w; x++) filter_strided_min(img, x, w, h, a, s);
+}
+
+/* Both diagonal segments of radius m on the padded image: every line
+ * x - y = const (stride pw+1), then every line x + y = const (stride
+ * 1-pw, walking up and to the right). */
+static void filter_diagonals_min(filter_min_scratch *s, int m) {
+    int pw = s->pw, ph = s->ph;
+    for (int d = -(ph - 1); d <= pw - 1; d++) { /* x - y = d */
+        int x0 = d > 0 ? d : 0, y0 = x0 - d;
+        int n = (pw - x0 < ph - y0) ? pw - x0 : ph - y0;
+        filter_strided_min(s->pad, (ptrdiff_t)y0 * pw + x0, pw + 1, n, m, s);
+    }
+    for (int c = 0; c <= pw + ph - 2; c++) { /* x + y = c */
+        int x0 = c - (ph - 1) > 0 ? c - (ph - 1) : 0, y0 = c - x0;
+        int n = (pw - x0 < y0 + 1) ? pw - x0 : y0 + 1;
+        filter_strided_min(s->pad, (ptrdiff_t)y0 * pw + x0, 1 - (ptrdiff_t)pw, n, m, s);
+    }
+}
+
+/* 5-point plus minimum of the padded image (clipped at its edge, which
+ * only touches padding the result does not depend on); swaps the buffers. */
+static void filter_cross_min(filter_min_scratch *s) {
+    int pw = s->pw, ph = s->ph;
+    for (int y = 0; y < ph; y++) {
+        const float *row = s->pad + (size_t)y * pw;
+        const float *up = y > 0 ? row - pw : row, *down = y < ph - 1 ? row + pw : row;
+        float *out = s->pad2 + (size_t)y * pw;
+        for (int x = 0; x < pw; x++) {
+            float v = filter_lesser(row[x], filter_lesser(up[x], down[x]));
+            if (x > 0) v = filter_lesser(v, row[x - 1]);
+            if (x < pw - 1) v = filter_lesser(v, row[x + 1]);
+            out[x] = v;
+        }
+    }
+    float *t = s->pad;
+    s->pad = s->pad2;
+    s->pad2 = t;
+}
+
+/* Diamond of radius b >= 1 on img via the padded copy (see the top of the
+ * file), the result copied back into img. */
+static void filter_diamond_min(float *img, int w, int h, int b, filter_min_scratch *s) {
+    for (int y = 0; y < s->ph; y++) {
+        int sy = y - b < 0 ? 0 : (y - b >= h ? h - 1 : y - b);
+        const float *src = img + (size_t)sy * w;
+        float *dst = s->pad + (size_t)y * s->pw;
+        for (int x = 0; x < b; x++) {
+            dst[x] = src[0];
+            dst[b + w + x] = src[w - 1];
+        }
+        memcpy(dst + b, src, (size_t)w * sizeof(float));
+    }
+    int m = (b - 1) / 2;
+    filter_cross_min(s);
+    if (b % 2 == 0) filter_cross_min(s);
+    if (m > 0) filter_diagonals_min(s, m);
+    for (int y = 0; y < h; y++)
+        memcpy(img + (size_t)y * w, s->pad + (size_t)(y + b) * s->pw + b, (size_t)w * sizeof(float));
+}
+
+/* Splits a disk radius into the square half-width *a and diamond radius
+ * *b of the octagon (see the top of the file). A radius beyond w + h is
+ * cut down to it: the octagon then covers the whole image either way. */
+static void filter_octagon(float radius, int w, int h, int *a, int *b) {
+    double r = radius > (float)(w + h) ? (double)(w + h) : (double)radius;
+    int n = (int)floor(r), d = (int)floor(r * sqrt(2.0));
+    if (d > 2 * n) d = 2 * n;
+    if (d < n) d = n;
+    *a = d - n;
+    *b = 2 * n - d;
+}
+
+int filter_min(float *img, int w, int h, float radius) {
+    if (filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
+    int a, b;
+    filter_octagon(radius, w, h, &a, &b);
+    if (a == 0 && b == 0) return TS_OK;
+    filter_min_scratch s = {.pw = b > 0 ? w + 2 * b : 0, .ph = b > 0 ? h + 2 * b : 0};
+    int longest = w > h ? w : h;
+    if (s.pw > longest) longest = s.pw;
+    if (s.ph > longest) longest = s.ph;
+    size_t line_cap = (size_t)longest + 4 * (size_t)(a > b ? a : b) + 2;
+    size_t npad = (size_t)s.pw * s.ph;
+    float *block = ts_malloc((2 * npad + 3 * line_cap) * sizeof(float));
+    s.pad = block;
+    s.pad2 = block + npad;
+    s.line = block + 2 * npad;
+    s.ext = s.line + line_cap;
+    s.suf = s.ext + line_cap;
+    if (b > 0) filter_diamond_min(img, w, h, b, &s);
+    if (a > 0) filter_square_min(img, w, h, a, &s);
+    free(block);
+    return TS_OK;
+}
+
+/* max(f) = -min(-f): one code path for both, at the cost of two cheap
+ * negation sweeps. */
+int filter_max(float *img, int w, int h, float radius) {
+    if (filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++) img[i] = -img[i];
+    int rc = filter_min(img, w, h, radius);
+    for (size_t i = 0; i < n; i++) img[i] = -img[i];
+    return rc;
+}
+
+/* The opening is anti-extensive (never above img: every window of the
+ * dilation contains the pixel itself, so each minimum it takes is <= img),
+ * and both are exact copies of input values, so the difference is >= 0
+ * already; the clamp keeps the header's promise independent of that
+ * reasoning (e.g. for NaN inputs, which become 0). */
+int filter_background_subtract(float *img, int w, int h, float radius) {
+    if (filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
+    size_t n = (size_t)w * h;
+    float *open = ts_malloc(n * sizeof(float));
+    memcpy(open, img, n * sizeof(float));
+    filter_min(open, w, h, radius);
+    filter_max(open, w, h, radius);
+    for (size_t i = 0; i < n; i++) {
+        float d = img[i] - open[i];
+        img[i] = d > 0 ? d : 0;
+    }
+    free(open);
+    return TS_OK;
+}

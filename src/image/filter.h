@@ -1,0 +1,31 @@
+/*
+ * filter.h - filters on float images (w x h, row-major, no padding).
+ *
+ * Borders are handled by replicating the edge pixel, so a filter never
+ * darkens or brightens a tile's edge. Every function returns TS_OK, or
+ * TS_ERR only for bad arguments (w or h < 1, sigma/radius < 0).
+ */
+#ifndef TESSERA_IMAGE_FILTER_H
+#define TESSERA_IMAGE_FILTER_H
+
+#include <stddef.h>
+
+/* Gaussian blur in place, separable, kernel radius ceil(3 sigma), weights
+ * normalised to sum 1. sigma == 0 leaves img unchanged. */
+int filter_gaussian(float *img, int w, int h, float sigma);
+
+/* Grey-level erosion (min) / dilation (max) in place with an octagonal
+ * structuring element of the given radius (a close approximation of a disk:
+ * a square of side 2r'+1 combined with a diamond, in O(1) per pixel per
+ * pass with the van Herk / Gil-Werman algorithm). radius 0 = unchanged. */
+int filter_min(float *img, int w, int h, float radius);
+int filter_max(float *img, int w, int h, float radius);
+
+/* Background subtraction for dark-on-light stains expressed as positive
+ * density (e.g. hematoxylin OD): img -= opening(img, radius), the opening
+ * being filter_min then filter_max with that radius. Structures smaller
+ * than the radius keep their height; a slowly varying background goes to
+ * ~0. Results are >= 0. */
+int filter_background_subtract(float *img, int w, int h, float radius);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * slide.h - whole-slide images through OpenSlide: every format it reads,
+ * the pyramid's levels, microns per pixel, and region reads.
+ *
+ * Microns per pixel come from openslide.mpp-x/-y; generic TIFFs have none
+ * (DESIGN §9), so tiff.XResolution with tiff.ResolutionUnit (centimeter or
+ * inch) is the fallback. A slide whose resolution is unknown has mpp 0 and
+ * the jobs that need physical units refuse it with a message saying so.
+ *
+ * A slide handle may be shared by threads (OpenSlide's reads are
+ * thread-safe); each thread reads into its own buffer.
+ */
+#ifndef TESSERA_IMAGE_SLIDE_H
+#define TESSERA_IMAGE_SLIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLIDE_MIN_SIDE 16 /* smaller images are refused: nothing to analyse */
+
+typedef struct slide slide;
+
+typedef struct slide_level {
+    int64_t w, h;
+    double downsample; /* relative to level 0 */
+} slide_level;
+
+typedef struct slide_info {
+    int64_t w, h;      /* level 0 */
+    double mpp_x, mpp_y; /* microns per level-0 pixel; 0 = unknown */
+    const char *mpp_source; /* "openslide.mpp", "tiff.XResolution" or "unknown" */
+    const char *vendor;   /* OpenSlide's format name, e.g. "aperio", "generic-tiff" */
+    int levels;
+} slide_info;
+
+/* Opens path. Errors say what is wrong in the user's terms: "no such file",
+ * "not a slide format OpenSlide reads", "the image is 1 x 1 pixels; at
+ * least 16 x 16 is needed", or OpenSlide's own message. TS_OK / TS_ERR. */
+int slide_open(const char *path, slide **out, char *err, size_t errlen);
+void slide_close(slide *s);
+
+const slide_info *slide_get_info(const slide *s);
+const slide_level *slide_get_level(const slide *s, int level); /* NULL past the end */
+
+/* The level to read for a wanted downsample (>= 1): the most reduced level
+ * whose downsample is at most `downsample` (plus a small tolerance), so
+ * that reading it and reducing further never loses detail. */
+int slide_best_level(const slide *s, double downsample);
+
+/* Reads the w x h region whose top-left corner is (x0, y0) in level-0
+ * pixels, at `level`, into buf (w*h uint32 0xAARRGGBB premultiplied; parts
+ * outside the slide come back transparent, alpha 0). A decoding error (a
+ * corrupt tile) is TS_ERR with OpenSlide's message; the handle is then
+ * unusable (OpenSlide latches errors). */
+int slide_read(slide *s, int level, int64_t x0, int64_t y0, int w, int h, uint32_t *buf,
+               char *err, size_t errlen);
+
+/* The submission check (DESIGN §3, §4): path must be absolute, resolve
+ * (symlinks followed) to a regular file inside one of data_roots
+ * (colon-separated directories, themselves resolved), and open as a slide of
+ * at least SLIDE_MIN_SIDE pixels a side whose smallest level decodes. The
+ * message names the problem ("outside the data roots (/srv/slides)",
+ * "unreadable: Permission denied", ...). TS_OK / TS_ERR. */
+int slide_check_path(const char *path, const char *data_roots, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * watershed.c - see watershed.h.
+ *
+ * h-maxima: the reconstruction by dilation of img - h under img uses
+ * Vincent's hybrid algorithm (L. Vincent, "Morphological grayscale
+ * reconstruction in image analysis", IEEE TIP 1993): one raster and one
+ * anti-raster sweep do most of the work, and a FIFO queue finishes the
+ * pixels the sweeps could not reach, so the cost is a few passes rather
+ * than one pass per grey level. The regional maxima of the result are then
+ * found by walking each 8-connected plateau once.
+ *
+ * Flooding: Meyer's algorithm with a binary heap keyed on (elevation,
+ * insertion counter). A pixel is labelled when it is pushed, from the
+ * pixel that reached it, and each pixel is pushed at most once, so the
+ * heap never holds more than w*h entries and is allocated once. The
+ * counter makes equal elevations come out first-in first-out, so fronts
+ * crossing a plateau advance in step and meet half-way instead of the
+ * first front taking the whole plateau.
+ */
+#include "image/watershed.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "util/util.h"
+
+static const int WS_DX[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
+static const int WS_DY[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
+
+/* Shared argument check; labels are int32, so w*h must fit. */
+static int ws_check(const void *img, const uint8_t *mask, int w, int h, const int32_t *out) {
+    if (img == NULL || mask == NULL || out == NULL || w < 1 || h < 1) return TS_ERR;
+    if ((int64_t)w * h >= INT32_MAX) return TS_ERR;
+    return TS_OK;
+}
+
+/* Index of the k-th 8-neighbour of (x, y) inside the mask, or -1. */
+static int32_t ws_neighbour(const uint8_t *mask, int w, int h, int x, int y, int k) {
+    int nx = x + WS_DX[k], ny = y + WS_DY[k];
+    if (nx < 0 || ny < 0 || nx >= w || ny >= h) return -1;
+    int32_t q = (int32_t)ny * w + nx;
+    return mask[q] ? q : -1;
+}
+
+/* ---- h-maxima ---------------------------------------------------------- */
+
+/* Reconstruction state: rec is the marker being raised, img the ceiling;
+ * queue is a ring buffer of n entries with inq flags, so a pixel is never
+ * queued twice at once and n entries always suffice. */
+typedef struct ws_recon {
+    const float *img;
+    const uint8_t *mask;
+    int w, h;
+    float *rec;
+    int32_t *queue;
+    uint8_t *inq;
+    size_t head, count, cap;
+} ws_recon;
+
+static void ws_queue_push(ws_recon *r, int32_t p) {
+    if (r->inq[p]) return;
+    r->inq[p] = 1;
+    r->queue[(r->head + r->count++) % r->cap] = p;
+}
+
+static int32_t ws_queue_pop(ws_recon *r) {
+    int32_t p = r->queue[r->head];
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
+    r->inq[p] = 0;
+    return p;
+}
+
+/* One sweep: rec[p] = min(max of rec over p and the neighbours already
+ * visited in this direction, img[p]). The forward sweep uses neighbours k
+ * = 0..3 (above and left), the backward one k = 4..7; the backward sweep
+ * also queues p when a later neighbour could still be raised by it. */
+static void ws_recon_sweep(ws_recon *r, int backward) {
+    int w = r->w, h = r->h;
+    for (int i = 0; i < w * h; i++) {
+        int32_t p = backward ? w * h - 1 - i : i;
+        if (!r->mask[p]) continue;
+        int x = p % w, y = p / w;
+        float v = r->rec[p];
+        for (int k = backward ? 4 : 0; k < (backward ? 8 : 4); k++) {
+            int32_t q = ws_neighbour(r->mask, w, h, x, y, k);
+            if (q >= 0 && r->rec[q] > v) v = r->rec[q];
+        }
+        r->rec[p] = v < r->img[p] ? v : r->img[p];
+        for (int k = 4; backward && k < 8; k++) {
+            int32_t q = ws_neighbour(r->mask, w, h, x, y, k);
+            if (q >= 0 && r->rec[q] < r->rec[p] && r->rec[q] < r->img[q]) {
+                ws_queue_push(r, p);
+                break;
+            }
+        }
+    }
+}
+
+/* FIFO propagation: each popped pixel raises its neighbours towards its
+ * own level, capped by img. */
+static void ws_recon_propagate(ws_recon *r) {
+    while (r->count > 0) {
+        int32_t p = ws_queue_pop(r);
+        int x = p % r->w, y = p / r->w;
+        for (int k = 0; k < 8; k++) {
+            int32_t q = ws_neighbour(r->mask, r->w, r->h, x, y, k);
+            if (q < 0 || r->rec[q] >= r->rec[p] || r->rec[q] == r->img[q]) continue;
+            r->rec[q] = r->rec[p] < r->img[q] ? r->rec[p] : r->img[q];
+            ws_queue_push(r, q);
+        }
+    }
+}
+
+/* Collects the 8-connected plateau of equal rec containing start into
+ * list (returns its size), marking it seen; *is_max is cleared when a
+ * neighbour in the mask is higher. */
+static size_t ws_plateau(ws_recon *r, int32_t start, int32_t *list, int *is_max) {
+    float v = r->rec[start];
+    size_t n = 0;
+    list[n++] = start;
+    r->inq[start] = 1;
+    *is_max = 1;
+    for (size_t i = 0; i < n; i++) {
+        int x = list[i] % r->w, y = list[i] / r->w;
+        for (int k = 0; k < 8; k++) {
+            int32_t q = ws_neighbour(r->mask, r->w, r->h, x, y, k);
+            if (q < 0) continue;
+            if (r->rec[q] > v) *is_max = 0;
+            if (r->rec[q] == v && !r->inq[q]) {
+                r->inq[q] = 1;
+                list[n++] = q;
+            }
+        }
+    }
+    return n;
+}
+
+/* Labels the regional maxima of rec in raster order of their first pixel
+ * (plateau walks reuse the queue buffer as their pixel list and inq as
+ * the seen flags, both idle by now). */
+static int ws_label_maxima(ws_recon *r, int32_t *markers) {
+    size_t npx = (size_t)r->w * r->h;
+    int n = 0;
+    for (size_t p = 0; p < npx; p++) markers[p] = 0;
+    for (size_t p = 0; p < npx; p++) {
+        if (!r->mask[p] || r->inq[p]) continue;
+        int is_max;
+        size_t len = ws_plateau(r, (int32_t)p, r->queue, &is_max);
+        if (!is_max) continue;
+        n++;
+        for (size_t i = 0; i < len; i++) markers[r->queue[i]] = n;
+    }
+    return n;
+}
+
+int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float hmin,
+                     int32_t *markers) {
+    if (ws_check(img, mask, w, h, markers) != TS_OK || !(hmin >= 0)) return -1;
+    size_t npx = (size_t)w * h;
+    char *block = ts_malloc(npx * (sizeof(float) + sizeof(int32_t) + 1));
+    ws_recon r = {.img = img, .mask = mask, .w = w, .h = h, .cap = npx};
+    r.rec = (float *)block;
+    r.queue = (int32_t *)(block + npx * sizeof(float));
+    r.inq = (uint8_t *)(block + npx * (sizeof(float) + sizeof(int32_t)));
+    for (size_t p = 0; p < npx; p++) {
+        r.rec[p] = img[p] - hmin;
+        r.inq[p] = 0;
+    }
+    ws_recon_sweep(&r, 0);
+    ws_recon_sweep(&r, 1);
+    ws_recon_propagate(&r);
+    int n = ws_label_maxima(&r, markers);
+    free(block);
+    return n;
+}
+
+/* ---- flooding ---------------------------------------------------------- */
+
+typedef struct ws_entry {
+    float level;
+    uint32_t age; /* insertion counter: FIFO among equal levels */
+    int32_t pixel;
+} ws_entry;
+
+typedef struct ws_heap {
+    ws_entry *e;
+    size_t n;
+    uint32_t next_age;
+} ws_heap;
+
+static int ws_before(const ws_entry *a, const ws_entry *b) {
+    return a->level < b->level || (a->level == b->level && a->age < b->age);
+}
+
+static void ws_heap_push(ws_heap *hp, float level, int32_t pixel) {
+    ws_entry x = {level, hp->next_age++, pixel};
+    size_t i = hp->n++;
+    while (i > 0 && ws_before(&x, &hp->e[(i - 1) / 2])) {
+        hp->e[i] = hp->e[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    hp->e[i] = x;
+}
+
+static ws_entry ws_heap_pop(ws_heap *hp) {
+    ws_entry top = hp->e[0], last = hp->e[--hp->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= hp->n) break;
+        if (c + 1 < hp->n && ws_before(&hp->e[c + 1], &hp->e[c])) c++;
+        if (!ws_before(&hp->e[c], &last)) break;
+        hp->e[i] = hp->e[c];
+        i = c;
+    }
+    hp->e[i] = last;
+    return top;
+}
+
+/* Markers lying outside the mask are dropped (set to 0): the header
+ * promises that pixels with mask == 0 end up 0, and a seed there could
+ * otherwise leak its label into the mask through a diagonal. Negative
+ * input labels are not markers and are cleared to 0 as well. */
+int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, int32_t *labels) {
+    if (ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
+    size_t npx = (size_t)w * h;
+    ws_heap hp = {.e = ts_malloc(npx * sizeof(ws_entry))};
+    for (size_t p = 0; p < npx; p++) {
+        if (!mask[p] || labels[p] < 0) labels[p] = 0;
+        if (labels[p] > 0) ws_heap_push(&hp, elevation[p], (int32_t)p);
+    }
+    while (hp.n > 0) {
+        ws_entry top = ws_heap_pop(&hp);
+        int x = top.pixel % w, y = top.pixel / w;
+        for (int k = 0; k < 8; k++) {
+            int32_t q = ws_neighbour(mask, w, h, x, y, k);
+            if (q < 0 || labels[q] != 0) continue;
+            labels[q] = labels[top.pixel];
+            ws_heap_push(&hp, elevation[q], q);
+        }
+    }
+    free(hp.e);
+    return TS_OK;
+}

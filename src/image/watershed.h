@@ -1,0 +1,30 @@
+/*
+ * watershed.h - seeds and marker-controlled watershed (Meyer's flooding
+ * with a priority queue), for splitting touching nuclei and for growing
+ * cells around nuclei.
+ */
+#ifndef TESSERA_IMAGE_WATERSHED_H
+#define TESSERA_IMAGE_WATERSHED_H
+
+#include <stdint.h>
+
+/* Markers at the regional maxima of img that rise more than h above every
+ * path to a higher maximum (the h-maxima transform: morphological
+ * reconstruction by dilation of img - h under img, then regional maxima of
+ * the result; a maximum rising exactly h merges into the plateau around it
+ * and gives no marker; the highest maximum of each connected part of the
+ * mask always gives one). Only pixels with mask != 0 are considered, with
+ * 8-connectivity. Each marker (a plateau, 8-connected) gets its own label
+ * 1..n in markers, numbered in raster order of its first pixel (others 0).
+ * hmin >= 0. Returns n, or -1 on bad arguments. */
+int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float hmin,
+                     int32_t *markers);
+
+/* Floods labels (in: markers > 0; out: every reached pixel labelled) over
+ * pixels with mask != 0, lowest elevation first, 8-connected; ties are
+ * served first-in first-out so fronts advance evenly. Pixels of mask == 0
+ * and pixels not connected to any marker stay 0. No watershed lines are
+ * drawn (every reached pixel gets a label). Returns TS_OK or TS_ERR. */
+int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, int32_t *labels);
+
+#endif

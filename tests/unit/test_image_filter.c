@@ -1,0 +1,295 @@
+/*
+ * test_image_filter.c - Gaussian blur, octagonal min/max filters and
+ * background subtraction (src/image/filter.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/filter.h"
+#include "util/util.h"
+
+/* Deterministic pseudo-random numbers (xorshift64), state passed along so
+ * that tests stay independent of each other. */
+static uint64_t rnd_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static float rnd_float(uint64_t *s) {
+    return (float)(rnd_next(s) >> 40) / (float)(1 << 24);
+}
+
+static void assert_near(double got, double want, double tol) {
+    if (fabs(got - want) > tol) fail_msg("got %.7f, want %.7f (tol %g)", got, want, tol);
+}
+
+/* Fills img from a picture of '0'..'9' characters (digit = value). */
+static void from_picture(float *img, const char *pic) {
+    for (size_t i = 0; pic[i]; i++) img[i] = (float)(pic[i] - '0');
+}
+
+static void assert_picture(const float *img, const char *pic) {
+    for (size_t i = 0; pic[i]; i++)
+        if (img[i] != (float)(pic[i] - '0'))
+            fail_msg("pixel %zu: got %g, want %c", i, (double)img[i], pic[i]);
+}
+
+static void test_filter_rejects_bad_arguments(void **state) {
+    (void)state;
+    float img[4] = {0};
+    assert_int_equal(filter_gaussian(img, 0, 2, 1), TS_ERR);
+    assert_int_equal(filter_gaussian(img, 2, 0, 1), TS_ERR);
+    assert_int_equal(filter_gaussian(img, 2, 2, -1), TS_ERR);
+    assert_int_equal(filter_gaussian(img, 2, 2, NAN), TS_ERR);
+    assert_int_equal(filter_gaussian(NULL, 2, 2, 1), TS_ERR);
+    assert_int_equal(filter_min(img, 2, 2, -0.5f), TS_ERR);
+    assert_int_equal(filter_max(img, -1, 2, 1), TS_ERR);
+    assert_int_equal(filter_background_subtract(img, 2, 2, NAN), TS_ERR);
+}
+
+/* sigma 0 and radius < 1 leave the image bit-identical. */
+static void test_filter_zero_sigma_and_radius_leave_image_unchanged(void **state) {
+    (void)state;
+    uint64_t s = 7;
+    float img[35], orig[35];
+    for (int i = 0; i < 35; i++) img[i] = orig[i] = rnd_float(&s);
+    assert_int_equal(filter_gaussian(img, 7, 5, 0), TS_OK);
+    assert_int_equal(filter_min(img, 7, 5, 0), TS_OK);
+    assert_int_equal(filter_max(img, 7, 5, 0.9f), TS_OK);
+    assert_memory_equal(img, orig, sizeof(img));
+}
+
+/* sigma 0.5: radius ceil(1.5) = 2, weights exp(-i^2 / 0.5) = 1, e^-2,
+ * e^-8 normalised by 1 + 2e^-2 + 2e^-8 = 1.271341, i.e. k = 0.7865707,
+ * 0.1064508, 0.0002639. A 5x1 impulse gives the kernel back; on a 3x1
+ * row (1, 0, 0) the replicated left edge counts the 1 three more times:
+ * out[0] = k0 + k1 + k2 = 0.8932854, out[1] = k1 + k2 = 0.1067146 (left
+ * neighbour 1, and x-2 clamps to x=0), out[2] = k2 (x-2 = 0). A single
+ * row stays the same vertically (replicated rows, weights summing to 1). */
+static void test_filter_gaussian_hand_computed_kernel_and_edges(void **state) {
+    (void)state;
+    float impulse[5] = {0, 0, 1, 0, 0};
+    assert_int_equal(filter_gaussian(impulse, 5, 1, 0.5f), TS_OK);
+    const double k[3] = {0.7865707, 0.1064508, 0.0002639};
+    const double want5[5] = {k[2], k[1], k[0], k[1], k[2]};
+    for (int i = 0; i < 5; i++) assert_near(impulse[i], want5[i], 1e-6);
+    float edge[3] = {1, 0, 0};
+    assert_int_equal(filter_gaussian(edge, 3, 1, 0.5f), TS_OK);
+    assert_near(edge[0], 0.8932854, 1e-6);
+    assert_near(edge[1], 0.1067146, 1e-6);
+    assert_near(edge[2], 0.0002639, 1e-6);
+}
+
+/* Replicated borders mean a constant image stays constant right up to its
+ * edges, whatever sigma (also a kernel far wider than the image). */
+static void test_filter_gaussian_keeps_constant_image_constant(void **state) {
+    (void)state;
+    const float sigmas[3] = {0.7f, 2.0f, 40.0f};
+    for (int t = 0; t < 3; t++) {
+        float img[6 * 4];
+        for (int i = 0; i < 24; i++) img[i] = 0.25f;
+        assert_int_equal(filter_gaussian(img, 6, 4, sigmas[t]), TS_OK);
+        for (int i = 0; i < 24; i++) assert_near(img[i], 0.25, 1e-6);
+    }
+}
+
+/* Brute force: the full 2-D sum over the (2r+1)^2 window with weights
+ * g(i) g(j) (same normalised 1-D kernel) and clamped coordinates. */
+static void test_filter_gaussian_matches_brute_force_on_random_images(void **state) {
+    (void)state;
+    uint64_t s = 12345;
+    enum { W = 13, H = 9 };
+    const float sigmas[3] = {0.6f, 1.3f, 3.0f};
+    for (int t = 0; t < 3; t++) {
+        float img[W * H], orig[W * H];
+        for (int i = 0; i < W * H; i++) img[i] = orig[i] = rnd_float(&s);
+        assert_int_equal(filter_gaussian(img, W, H, sigmas[t]), TS_OK);
+        int r = (int)ceil(3.0 * sigmas[t]);
+        double g[16], sum = 0;
+        for (int i = -r; i <= r; i++) sum += exp(-(double)i * i / (2.0 * sigmas[t] * sigmas[t]));
+        for (int i = 0; i <= r; i++) g[i] = exp(-(double)i * i / (2.0 * sigmas[t] * sigmas[t])) / sum;
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                double want = 0;
+                for (int j = -r; j <= r; j++) {
+                    for (int i = -r; i <= r; i++) {
+                        int xx = x + i < 0 ? 0 : (x + i >= W ? W - 1 : x + i);
+                        int yy = y + j < 0 ? 0 : (y + j >= H ? H - 1 : y + j);
+                        want += g[abs(i)] * g[abs(j)] * orig[yy * W + xx];
+                    }
+                }
+                assert_near(img[y * W + x], want, 1e-5);
+            }
+        }
+    }
+}
+
+/* Radius 3: a+b = 3, 2a+b = floor(3 sqrt 2) = 4, so the element is
+ * {|dx| <= 3, |dy| <= 3, |dx| + |dy| <= 4}: rows dy = +-3 keep |dx| <= 1,
+ * dy = +-2 keep |dx| <= 2, dy = -1..1 keep |dx| <= 3. Eroding a single 0
+ * in a 9x9 image of ones draws that octagon in zeros. */
+static void test_filter_min_radius3_draws_octagon(void **state) {
+    (void)state;
+    float img[81];
+    for (int i = 0; i < 81; i++) img[i] = 1;
+    img[4 * 9 + 4] = 0;
+    assert_int_equal(filter_min(img, 9, 9, 3.0f), TS_OK);
+    assert_picture(img, "111111111"
+                        "111000111"
+                        "110000011"
+                        "100000001"
+                        "100000001"
+                        "100000001"
+                        "110000011"
+                        "111000111"
+                        "111111111");
+}
+
+/* Radius 1 is the 5-point cross (1 sqrt 2 < 2 rules out the diagonals),
+ * here clipped at the top-left corner; radius 2 dilation of an impulse is
+ * the diamond |dx| + |dy| <= 2 (the disk of radius 2: (1,1) is in, (2,1)
+ * at sqrt 5 is out). */
+static void test_filter_min_max_small_radii_are_cross_and_diamond(void **state) {
+    (void)state;
+    float img[25];
+    from_picture(img, "05555"
+                      "55555"
+                      "55555"
+                      "55555"
+                      "55555");
+    assert_int_equal(filter_min(img, 5, 5, 1.0f), TS_OK);
+    assert_picture(img, "00555"
+                        "05555"
+                        "55555"
+                        "55555"
+                        "55555");
+    from_picture(img, "00000"
+                      "00000"
+                      "00700"
+                      "00000"
+                      "00000");
+    assert_int_equal(filter_max(img, 5, 5, 2.0f), TS_OK);
+    assert_picture(img, "00700"
+                        "07770"
+                        "77777"
+                        "07770"
+                        "00700");
+}
+
+/* Brute force min / max over the clipped octagon {|dx|, |dy| <= n,
+ * |dx| + |dy| <= d}, n = floor(r), d = floor(r sqrt 2) kept within
+ * [n, 2n], on random images of awkward shapes (thin, wider than tall and
+ * the reverse) for radii from 0 to beyond the image. */
+static void test_filter_min_max_match_brute_force_octagon(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    const int shapes[5][2] = {{20, 17}, {1, 9}, {9, 1}, {3, 30}, {31, 4}};
+    const float radii[9] = {0.5f, 1, 1.5f, 2.2f, 3, 4.7f, 6, 9.5f, 50};
+    for (int si = 0; si < 5; si++) {
+        int w = shapes[si][0], h = shapes[si][1];
+        float *orig = malloc(sizeof(float) * w * h), *mn = malloc(sizeof(float) * w * h),
+              *mx = malloc(sizeof(float) * w * h);
+        for (int ri = 0; ri < 9; ri++) {
+            for (int i = 0; i < w * h; i++) mn[i] = mx[i] = orig[i] = rnd_float(&s);
+            assert_int_equal(filter_min(mn, w, h, radii[ri]), TS_OK);
+            assert_int_equal(filter_max(mx, w, h, radii[ri]), TS_OK);
+            int n = (int)floorf(radii[ri]), d = (int)floor(radii[ri] * sqrt(2.0));
+            d = d > 2 * n ? 2 * n : (d < n ? n : d);
+            for (int y = 0; y < h; y++) {
+                for (int x = 0; x < w; x++) {
+                    float lo = INFINITY, hi = -INFINITY;
+                    for (int yy = 0; yy < h; yy++) {
+                        for (int xx = 0; xx < w; xx++) {
+                            int dx = abs(xx - x), dy = abs(yy - y);
+                            if (dx > n || dy > n || dx + dy > d) continue;
+                            lo = fminf(lo, orig[yy * w + xx]);
+                            hi = fmaxf(hi, orig[yy * w + xx]);
+                        }
+                    }
+                    if (mn[y * w + x] != lo || mx[y * w + x] != hi)
+                        fail_msg("%dx%d r=%g at (%d,%d): min %g/%g max %g/%g", w, h,
+                                 (double)radii[ri], x, y, (double)mn[y * w + x], (double)lo,
+                                 (double)mx[y * w + x], (double)hi);
+                }
+            }
+        }
+        free(orig);
+        free(mn);
+        free(mx);
+    }
+}
+
+/* A flat background of 3 with a 3x3 bump of height 2 on it: radius 4
+ * opens the bump away (it is narrower than the element), so the result is
+ * the bump's own height, 2, on the bump and exactly 0 elsewhere. */
+static void test_filter_background_subtract_keeps_small_bump_height(void **state) {
+    (void)state;
+    float img[9 * 8];
+    from_picture(img, "333333333"
+                      "333333333"
+                      "333555333"
+                      "333555333"
+                      "333555333"
+                      "333333333"
+                      "333333333"
+                      "333333333");
+    assert_int_equal(filter_background_subtract(img, 9, 8, 4.0f), TS_OK);
+    assert_picture(img, "000000000"
+                        "000000000"
+                        "000222000"
+                        "000222000"
+                        "000222000"
+                        "000000000"
+                        "000000000"
+                        "000000000");
+}
+
+/* A slow ramp (0.01 per pixel) with a 2x2 spike of +1: the spike keeps
+ * about its height and the ramp goes to ~0; on random images the result is
+ * never negative. */
+static void test_filter_background_subtract_flattens_ramp_and_is_nonnegative(void **state) {
+    (void)state;
+    enum { W = 40, H = 30 };
+    float *img = malloc(sizeof(float) * W * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) img[y * W + x] = 0.01f * (float)(x + y);
+    for (int y = 14; y < 16; y++)
+        for (int x = 20; x < 22; x++) img[y * W + x] += 1.0f;
+    assert_int_equal(filter_background_subtract(img, W, H, 5.0f), TS_OK);
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < W; x++) {
+            int spike = y >= 14 && y < 16 && x >= 20 && x < 22;
+            assert_near(img[y * W + x], spike ? 1.0 : 0.0, spike ? 0.05 : 0.12);
+        }
+    }
+    uint64_t s = 5;
+    for (int i = 0; i < W * H; i++) img[i] = rnd_float(&s) * 3 - 1;
+    assert_int_equal(filter_background_subtract(img, W, H, 3.5f), TS_OK);
+    for (int i = 0; i < W * H; i++) assert_true(img[i] >= 0);
+    free(img);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_filter_rejects_bad_arguments),
+        cmocka_unit_test(test_filter_zero_sigma_and_radius_leave_image_unchanged),
+        cmocka_unit_test(test_filter_gaussian_hand_computed_kernel_and_edges),
+        cmocka_unit_test(test_filter_gaussian_keeps_constant_image_constant),
+        cmocka_unit_test(test_filter_gaussian_matches_brute_force_on_random_images),
+        cmocka_unit_test(test_filter_min_radius3_draws_octagon),
+        cmocka_unit_test(test_filter_min_max_small_radii_are_cross_and_diamond),
+        cmocka_unit_test(test_filter_min_max_match_brute_force_octagon),
+        cmocka_unit_test(test_filter_background_subtract_keeps_small_bump_height),
+        cmocka_unit_test(test_filter_background_subtract_flattens_ramp_and_is_nonnegative),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

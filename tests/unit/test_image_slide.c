@@ -1,0 +1,208 @@
+/*
+ * test_image_slide.c - slide access through OpenSlide (src/image/slide.c)
+ * and the submission check on image paths: formats, levels, microns per
+ * pixel from TIFF tags, data roots, and the bad images a user may send.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <tiffio.h>
+#include <unistd.h>
+
+#include "image/slide.h"
+#include "image/tiff_write.h"
+#include "util/util.h"
+#include "testlib.h"
+
+typedef struct fixture {
+    char dir[256];  /* the data root */
+    char outside[256];
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tessera-slide-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->outside, sizeof(f->outside), "/tmp/tessera-outside-XXXXXX");
+    assert_non_null(mkdtemp(f->outside));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    test_rm_rf(f->dir);
+    test_rm_rf(f->outside);
+    free(f);
+    return 0;
+}
+
+/* Writes a two-level tiled TIFF of w x h at mpp with noisy tiles (so the
+ * file is large enough to truncate meaningfully). */
+static void write_tiff(const char *path, int w, int h, double mpp) {
+    char err[TS_ERRLEN];
+    tiffw_options o = {.tile_size = 64, .jpeg_quality = 90, .mpp = mpp};
+    tiffw *t = NULL;
+    assert_int_equal(tiffw_open(path, &o, &t, err, sizeof(err)), TS_OK);
+    uint8_t *rgb = malloc(64 * 64 * 3);
+    uint32_t seed = 7;
+    for (int level = 0; level < 2; level++) {
+        int lw = level ? (w + 1) / 2 : w, lh = level ? (h + 1) / 2 : h;
+        assert_int_equal(tiffw_begin_level(t, (uint32_t)lw, (uint32_t)lh, level ? 2 : 1, err, sizeof(err)), TS_OK);
+        for (int ty = 0; ty < (lh + 63) / 64; ty++)
+            for (int tx = 0; tx < (lw + 63) / 64; tx++) {
+                for (int i = 0; i < 64 * 64 * 3; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    rgb[i] = (uint8_t)(120 + (seed >> 16) % 100);
+                }
+                assert_int_equal(tiffw_write_tile(t, (uint32_t)tx, (uint32_t)ty, rgb, err, sizeof(err)), TS_OK);
+            }
+    }
+    free(rgb);
+    assert_int_equal(tiffw_close(t, err, sizeof(err)), TS_OK);
+}
+
+static void test_slide_open_reads_levels_and_mpp_from_tiff_resolution(void **state) {
+    fixture *f = *state;
+    char path[512], err[TS_ERRLEN];
+    snprintf(path, sizeof(path), "%s/a.tiff", f->dir);
+    write_tiff(path, 300, 200, 0.5);
+    slide *s = NULL;
+    assert_int_equal(slide_open(path, &s, err, sizeof(err)), TS_OK);
+    const slide_info *info = slide_get_info(s);
+    assert_int_equal(info->w, 300);
+    assert_int_equal(info->h, 200);
+    assert_int_equal(info->levels, 2);
+    assert_string_equal(info->vendor, "generic-tiff");
+    assert_string_equal(info->mpp_source, "tiff.XResolution");
+    assert_true(info->mpp_x > 0.4999 && info->mpp_x < 0.5001);
+    assert_int_equal(slide_get_level(s, 1)->w, 150);
+    assert_null(slide_get_level(s, 2));
+    assert_int_equal(slide_best_level(s, 1), 0);
+    assert_int_equal(slide_best_level(s, 1.9), 0);
+    assert_int_equal(slide_best_level(s, 2), 1);
+    assert_int_equal(slide_best_level(s, 16), 1);
+    uint32_t *buf = malloc(40 * 30 * 4);
+    assert_int_equal(slide_read(s, 1, 100, 50, 40, 30, buf, err, sizeof(err)), TS_OK);
+    assert_int_equal(buf[0] >> 24, 0xFF); /* inside: opaque */
+    assert_int_equal(slide_read(s, 0, 290, 190, 40, 30, buf, err, sizeof(err)), TS_OK);
+    assert_int_equal(buf[39 * 1 + 29 * 40] >> 24, 0); /* beyond the edge: transparent */
+    free(buf);
+    slide_close(s);
+}
+
+static void expect_open_error(const char *path, const char *needle) {
+    char err[TS_ERRLEN] = "";
+    slide *s = NULL;
+    assert_int_equal(slide_open(path, &s, err, sizeof(err)), TS_ERR);
+    assert_null(s);
+    if (strstr(err, needle) == NULL) fail_msg("error \"%s\" lacks \"%s\"", err, needle);
+}
+
+static void test_slide_open_refuses_bad_images_with_reasons(void **state) {
+    fixture *f = *state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/missing.svs", f->dir);
+    expect_open_error(path, "no such file");
+    snprintf(path, sizeof(path), "%s/text.svs", f->dir);
+    FILE *fp = fopen(path, "w");
+    fputs("this is not a slide\n", fp);
+    fclose(fp);
+    expect_open_error(path, "not a slide format");
+    snprintf(path, sizeof(path), "%s/one.tiff", f->dir);
+    write_tiff(path, 1, 1, 0.5);
+    expect_open_error(path, "1 x 1 pixels");
+    expect_open_error(f->dir, "not a regular file");
+}
+
+static void test_slide_check_path_enforces_the_data_roots(void **state) {
+    fixture *f = *state;
+    char path[512], link[512], err[TS_ERRLEN], roots[600];
+    snprintf(path, sizeof(path), "%s/ok.tiff", f->dir);
+    write_tiff(path, 128, 128, 0.25);
+    snprintf(roots, sizeof(roots), "/nonexistent:%s", f->dir);
+    assert_int_equal(slide_check_path(path, roots, err, sizeof(err)), TS_OK);
+    /* The same slide outside the roots, and reached through a symlink. */
+    char outside[512];
+    snprintf(outside, sizeof(outside), "%s/x.tiff", f->outside);
+    write_tiff(outside, 128, 128, 0.25);
+    assert_int_equal(slide_check_path(outside, f->dir, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "outside the data roots"));
+    snprintf(link, sizeof(link), "%s/link.tiff", f->dir);
+    assert_int_equal(symlink(outside, link), 0);
+    assert_int_equal(slide_check_path(link, f->dir, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "outside the data roots"));
+    snprintf(link, sizeof(link), "%s/../%s/x.tiff", f->dir, strrchr(f->outside, '/') + 1);
+    assert_int_equal(slide_check_path(link, f->dir, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "outside the data roots"));
+    assert_int_equal(slide_check_path("ok.tiff", f->dir, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "absolute"));
+    /* A root that is a prefix of another directory's name is not a parent. */
+    snprintf(roots, sizeof(roots), "%s", f->dir);
+    roots[strlen(roots) - 1] = '\0';
+    assert_int_equal(slide_check_path(path, roots, err, sizeof(err)), TS_ERR);
+}
+
+static void test_slide_check_path_refuses_a_truncated_tiff(void **state) {
+    fixture *f = *state;
+    char path[512], err[TS_ERRLEN];
+    snprintf(path, sizeof(path), "%s/cut.tiff", f->dir);
+    write_tiff(path, 512, 512, 0.5);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size / 2), 0);
+    assert_int_equal(slide_check_path(path, f->dir, err, sizeof(err)), TS_ERR);
+    assert_true(strlen(err) > 0);
+}
+
+/* Zeroes the compressed bytes of level 0's tile number `tile`. */
+static void corrupt_tile(const char *path, int tile) {
+    TIFF *t = TIFFOpen(path, "r");
+    assert_non_null(t);
+    uint64_t *offsets = NULL, *counts = NULL;
+    assert_int_equal(TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets), 1);
+    assert_int_equal(TIFFGetField(t, TIFFTAG_TILEBYTECOUNTS, &counts), 1);
+    uint64_t off = offsets[tile], len = counts[tile];
+    TIFFClose(t);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    char *zeros = calloc(1, len);
+    assert_int_equal(pwrite(fd, zeros, len, (off_t)off), (ssize_t)len);
+    free(zeros);
+    close(fd);
+}
+
+static void test_slide_read_reports_a_corrupt_tile(void **state) {
+    fixture *f = *state;
+    char path[512], err[TS_ERRLEN] = "";
+    snprintf(path, sizeof(path), "%s/corrupt.tiff", f->dir);
+    write_tiff(path, 256, 256, 0.5);
+    corrupt_tile(path, 5); /* tile (1, 1) of level 0 */
+    slide *s = NULL;
+    assert_int_equal(slide_open(path, &s, err, sizeof(err)), TS_OK);
+    uint32_t *buf = malloc(64 * 64 * 4);
+    assert_int_equal(slide_read(s, 0, 0, 0, 64, 64, buf, err, sizeof(err)), TS_OK);
+    assert_int_equal(slide_read(s, 0, 64, 64, 64, 64, buf, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "cannot decode"));
+    free(buf);
+    slide_close(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_slide_open_reads_levels_and_mpp_from_tiff_resolution, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slide_open_refuses_bad_images_with_reasons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slide_check_path_enforces_the_data_roots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slide_check_path_refuses_a_truncated_tiff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slide_read_reports_a_corrupt_tile, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("image_slide", tests, NULL, NULL);
+}

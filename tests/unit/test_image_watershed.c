@@ -1,0 +1,308 @@
+/*
+ * test_image_watershed.c - h-maxima markers and marker-controlled flooding
+ * (src/image/watershed.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image/watershed.h"
+#include "util/util.h"
+
+enum { RW = 20, RH = 17 };
+
+static uint64_t rnd_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void fill_u8(uint8_t *m, int n, uint8_t v) {
+    memset(m, v, (size_t)n);
+}
+
+/* ---- maxima ------------------------------------------------------------ */
+
+/* Profile 0 5 3 4 0 1 0. h = 0: the three peaks 5, 4 and 1 are regional
+ * maxima -> labels 1, 2, 3. h = 0.5: the peak 4 rises 1 above its saddle 3
+ * and the peak 1 rises 1 above the 0s, both more than 0.5 -> still three.
+ * h = 1: the peak 4 rises exactly 1, so in the reconstruction it becomes
+ * 3 = its saddle and joins a plateau next to the slope of 5 (not a
+ * maximum); same for the peak 1 -> only the 5 remains. h = 1.5 -> the 5. */
+static void test_watershed_maxima_hand_computed_profile(void **state) {
+    (void)state;
+    const float img[7] = {0, 5, 3, 4, 0, 1, 0};
+    uint8_t mask[7];
+    fill_u8(mask, 7, 1);
+    int32_t mk[7];
+    const int32_t three[7] = {0, 1, 0, 2, 0, 3, 0}, one[7] = {0, 1, 0, 0, 0, 0, 0};
+    assert_int_equal(watershed_maxima(img, mask, 7, 1, 0, mk), 3);
+    assert_memory_equal(mk, three, sizeof(three));
+    assert_int_equal(watershed_maxima(img, mask, 7, 1, 0.5f, mk), 3);
+    assert_memory_equal(mk, three, sizeof(three));
+    assert_int_equal(watershed_maxima(img, mask, 7, 1, 1.0f, mk), 1);
+    assert_memory_equal(mk, one, sizeof(one));
+    assert_int_equal(watershed_maxima(img, mask, 7, 1, 1.5f, mk), 1);
+    assert_memory_equal(mk, one, sizeof(one));
+}
+
+/* A 3x2 plateau of 7 on a 5x4 image of 1s with a lone 4 elsewhere: the
+ * plateau is one marker (label 1, its first pixel comes first), the 4 is
+ * marker 2 at h = 2 (rises 3) and disappears at h = 3.5. Pixels outside
+ * the mask are ignored: the 9 at (4,3) is masked out, so it neither is a
+ * marker nor stops the 4 at (3,3) next to it from being one. */
+static void test_watershed_maxima_plateau_and_mask(void **state) {
+    (void)state;
+    const float img[20] = {1, 7, 7, 7, 1,
+                           1, 7, 7, 7, 1,
+                           1, 1, 1, 1, 1,
+                           1, 1, 1, 4, 9};
+    uint8_t mask[20];
+    fill_u8(mask, 20, 1);
+    mask[19] = 0;
+    int32_t mk[20];
+    const int32_t want[20] = {0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0};
+    assert_int_equal(watershed_maxima(img, mask, 5, 4, 2.0f, mk), 2);
+    assert_memory_equal(mk, want, sizeof(want));
+    int32_t want1[20];
+    memcpy(want1, want, sizeof(want1));
+    want1[18] = 0;
+    assert_int_equal(watershed_maxima(img, mask, 5, 4, 3.5f, mk), 1);
+    assert_memory_equal(mk, want1, sizeof(want1));
+}
+
+/* Brute-force h-maxima: reconstruction by repeated 3x3 geodesic dilation
+ * until nothing changes (slow, obviously right), then plateaus grown by
+ * repeated sweeps, a plateau being a maximum when no masked neighbour is
+ * higher; labels by raster order of first pixel. */
+static int brute_hmaxima(const float *img, const uint8_t *mask, int w, int h, float hv,
+                         int32_t *out) {
+    int n = w * h, changed = 1, nl = 0;
+    float *rec = malloc(sizeof(float) * n);
+    int32_t *plateau = malloc(sizeof(int32_t) * n);
+    for (int p = 0; p < n; p++) rec[p] = img[p] - hv;
+    while (changed) {
+        changed = 0;
+        for (int p = 0; p < n; p++) {
+            if (!mask[p]) continue;
+            float v = rec[p];
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int x = p % w + dx, y = p / w + dy;
+                    if (x >= 0 && y >= 0 && x < w && y < h && mask[y * w + x] && rec[y * w + x] > v)
+                        v = rec[y * w + x];
+                }
+            if (v > img[p]) v = img[p];
+            if (v != rec[p]) {
+                rec[p] = v;
+                changed = 1;
+            }
+        }
+    }
+    memset(out, 0, sizeof(int32_t) * n);
+    for (int p = 0; p < n; p++) plateau[p] = mask[p] ? p : -1; /* id = smallest member index */
+    for (changed = 1; changed;) {
+        changed = 0;
+        for (int p = 0; p < n; p++) {
+            if (!mask[p]) continue;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int x = p % w + dx, y = p / w + dy, q = y * w + x;
+                    if (x < 0 || y < 0 || x >= w || y >= h || !mask[q] || rec[q] != rec[p]) continue;
+                    if (plateau[q] < plateau[p]) {
+                        plateau[p] = plateau[q];
+                        changed = 1;
+                    }
+                }
+        }
+    }
+    for (int first = 0; first < n; first++) {
+        if (!mask[first] || plateau[first] != first) continue;
+        int is_max = 1;
+        for (int p = 0; p < n; p++) {
+            if (plateau[p] != first) continue;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int x = p % w + dx, y = p / w + dy;
+                    if (x >= 0 && y >= 0 && x < w && y < h && mask[y * w + x] && rec[y * w + x] > rec[p])
+                        is_max = 0;
+                }
+        }
+        if (!is_max) continue;
+        nl++;
+        for (int p = 0; p < n; p++)
+            if (plateau[p] == first) out[p] = nl;
+    }
+    free(rec);
+    free(plateau);
+    return nl;
+}
+
+/* Random images quantised to a few levels (so plateaus are common), random
+ * masks, several h: identical to the brute-force reference. */
+static void test_watershed_maxima_match_brute_force_on_random_images(void **state) {
+    (void)state;
+    uint64_t s = 555;
+    const float hs[4] = {0, 0.5f, 1.0f, 2.5f};
+    float img[RW * RH];
+    uint8_t mask[RW * RH];
+    int32_t got[RW * RH], want[RW * RH];
+    for (int trial = 0; trial < 40; trial++) {
+        for (int i = 0; i < RW * RH; i++) {
+            img[i] = (float)(rnd_next(&s) % (2 + trial % 6));
+            mask[i] = rnd_next(&s) % 10 < (uint64_t)(trial < 20 ? 10 : 7);
+        }
+        float hv = hs[trial % 4];
+        int n = brute_hmaxima(img, mask, RW, RH, hv, want);
+        assert_int_equal(watershed_maxima(img, mask, RW, RH, hv, got), n);
+        assert_memory_equal(got, want, sizeof(got));
+    }
+}
+
+static void test_watershed_rejects_bad_arguments(void **state) {
+    (void)state;
+    float img[4] = {0};
+    uint8_t mask[4] = {1, 1, 1, 1};
+    int32_t l[4] = {0};
+    assert_int_equal(watershed_maxima(img, mask, 2, 2, -1, l), -1);
+    assert_int_equal(watershed_maxima(img, mask, 2, 2, NAN, l), -1);
+    assert_int_equal(watershed_maxima(NULL, mask, 2, 2, 1, l), -1);
+    assert_int_equal(watershed_maxima(img, mask, 0, 2, 1, l), -1);
+    assert_int_equal(watershed_flood(img, NULL, 2, 2, l), TS_ERR);
+    assert_int_equal(watershed_flood(img, mask, 2, -1, l), TS_ERR);
+    assert_int_equal(watershed_flood(img, mask, 2, 2, NULL), TS_ERR);
+}
+
+/* ---- flooding ---------------------------------------------------------- */
+
+/* A flat 9x1 plateau with markers at both ends. FIFO by hand: pops go
+ * m1(x0) -> labels x1; m2(x8) -> x7; x1 -> x2; x7 -> x6; x2 -> x3;
+ * x6 -> x5; x3 -> x4 (label 1, its front was queued first). The fronts
+ * meet in the middle; a LIFO or unordered queue would let one marker run
+ * across the whole plateau. */
+static void test_watershed_flood_fifo_fronts_meet_halfway_on_plateau(void **state) {
+    (void)state;
+    float elev[9] = {0};
+    uint8_t mask[9];
+    fill_u8(mask, 9, 1);
+    int32_t l[9] = {1, 0, 0, 0, 0, 0, 0, 0, 2};
+    const int32_t want[9] = {1, 1, 1, 1, 1, 2, 2, 2, 2};
+    assert_int_equal(watershed_flood(elev, mask, 9, 1, l), TS_OK);
+    assert_memory_equal(l, want, sizeof(want));
+}
+
+/* Two basins 0 1 2 | 5 | 2 1 0 ... with markers in their bottoms at x=0
+ * and x=6 and a ridge of 5 at x=3: both basins fill from their own
+ * marker up to the ridge; the ridge pixel is reached by marker 1 first
+ * (its neighbour x=2, at 2, was queued before marker 2's x=4 at 2). A
+ * masked-out pixel (x=8) stays 0 and cuts off x=9, which no marker
+ * reaches, so it stays 0 too. */
+static void test_watershed_flood_hand_computed_basins_and_mask(void **state) {
+    (void)state;
+    const float elev[10] = {0, 1, 2, 5, 2, 1, 0, 1, 0, 0};
+    uint8_t mask[10];
+    fill_u8(mask, 10, 1);
+    mask[8] = 0;
+    int32_t l[10] = {1, 0, 0, 0, 0, 0, 2, 0, 0, 0};
+    const int32_t want[10] = {1, 1, 1, 1, 2, 2, 2, 2, 0, 0};
+    assert_int_equal(watershed_flood(elev, mask, 10, 1, l), TS_OK);
+    assert_memory_equal(l, want, sizeof(want));
+}
+
+/* In 2-D the flood is 8-connected: a marker reaches a pixel touching it
+ * only diagonally. A marker placed on a masked-out pixel is dropped (and
+ * the pixel reads 0), so it labels nothing. */
+static void test_watershed_flood_is_8_connected_and_drops_markers_outside_mask(void **state) {
+    (void)state;
+    const float elev[9] = {0};
+    const uint8_t mask[9] = {1, 0, 0,
+                             0, 1, 0,
+                             0, 0, 1};
+    int32_t l[9] = {3, 0, 0, 0, 0, 0, 0, 0, 0};
+    const int32_t want[9] = {3, 0, 0, 0, 3, 0, 0, 0, 3};
+    assert_int_equal(watershed_flood(elev, mask, 3, 3, l), TS_OK);
+    assert_memory_equal(l, want, sizeof(want));
+    int32_t l2[9] = {0, 4, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(watershed_flood(elev, mask, 3, 3, l2), TS_OK);
+    for (int i = 0; i < 9; i++) assert_int_equal(l2[i], 0);
+}
+
+/* Random elevations, masks and markers: every masked pixel 8-connected
+ * (through the mask) to a marker gets a label, every other pixel 0;
+ * markers keep their labels; each label's region is 8-connected and
+ * contains one of its markers (checked by flood fill from the markers
+ * through pixels of the same label). */
+static void test_watershed_flood_labels_every_connected_pixel_on_random_images(void **state) {
+    (void)state;
+    uint64_t s = 8080;
+    enum { N = RW * RH };
+    float elev[N];
+    uint8_t mask[N], seen[N];
+    int32_t l[N], markers[N];
+    int stack[N];
+    for (int trial = 0; trial < 40; trial++) {
+        for (int i = 0; i < N; i++) {
+            elev[i] = (float)(rnd_next(&s) % 5);
+            mask[i] = rnd_next(&s) % 10 < 6;
+            markers[i] = rnd_next(&s) % 60 == 0 ? (int32_t)(1 + rnd_next(&s) % 4) : 0;
+            if (!mask[i]) markers[i] = 0;
+        }
+        memcpy(l, markers, sizeof(l));
+        assert_int_equal(watershed_flood(elev, mask, RW, RH, l), TS_OK);
+        /* reachable from markers through the mask, and through the same label */
+        int top = 0;
+        memset(seen, 0, sizeof(seen));
+        for (int p = 0; p < N; p++)
+            if (markers[p] > 0) {
+                assert_int_equal(l[p], markers[p]);
+                seen[p] = 1;
+                stack[top++] = p;
+            }
+        while (top > 0) {
+            int p = stack[--top];
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int x = p % RW + dx, y = p / RW + dy, q = y * RW + x;
+                    if (x < 0 || y < 0 || x >= RW || y >= RH || !mask[q] || seen[q]) continue;
+                    if (l[q] != l[p]) continue; /* different label: reached from another seed */
+                    seen[q] = 1;
+                    stack[top++] = q;
+                }
+        }
+        for (int p = 0; p < N; p++) {
+            if (l[p] != 0) assert_true(seen[p]); /* connected to a marker of its own label */
+            if (!mask[p]) assert_int_equal(l[p], 0);
+        }
+        /* every masked pixel next to a labelled one is labelled itself */
+        for (int p = 0; p < N; p++) {
+            if (!mask[p] || l[p] == 0) continue;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int x = p % RW + dx, y = p / RW + dy;
+                    if (x >= 0 && y >= 0 && x < RW && y < RH && mask[y * RW + x])
+                        assert_int_not_equal(l[y * RW + x], 0);
+                }
+        }
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_watershed_maxima_hand_computed_profile),
+        cmocka_unit_test(test_watershed_maxima_plateau_and_mask),
+        cmocka_unit_test(test_watershed_maxima_match_brute_force_on_random_images),
+        cmocka_unit_test(test_watershed_rejects_bad_arguments),
+        cmocka_unit_test(test_watershed_flood_fifo_fronts_meet_halfway_on_plateau),
+        cmocka_unit_test(test_watershed_flood_hand_computed_basins_and_mask),
+        cmocka_unit_test(test_watershed_flood_is_8_connected_and_drops_markers_outside_mask),
+        cmocka_unit_test(test_watershed_flood_labels_every_connected_pixel_on_random_images),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
