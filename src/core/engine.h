@@ -109,9 +109,10 @@ void engine_schedule(engine *e, double now, change_list *out);
 void engine_job_exited(engine *e, job_ref job, int attempt, const char *outcome, int exit_code,
                        const char *message, double now, change_list *out);
 
-/* Progress of a running attempt (0..1); stale reports are ignored. */
-void engine_job_progress(engine *e, job_ref job, int attempt, double progress, double now,
-                         change_list *out);
+/* Progress of a running attempt (0..1) with the job's own words for it
+ * ("3 of 12 tiles"; may be NULL); stale reports are ignored. */
+void engine_job_progress(engine *e, job_ref job, int attempt, double progress,
+                         const char *message, double now, change_list *out);
 
 /* A running job whose process is gone without a report (the scheduler that
  * ran it died): back to ready for a new attempt, with reason. Not counted as

@@ -307,8 +307,8 @@ void engine_job_exited(engine *e, job_ref job, int attempt, const char *outcome,
     wf_finish_if_done(e, wf, now, out);
 }
 
-void engine_job_progress(engine *e, job_ref job, int attempt, double progress, double now,
-                         change_list *out) {
+void engine_job_progress(engine *e, job_ref job, int attempt, double progress,
+                         const char *message, double now, change_list *out) {
     ewf *wf = map_get_id(&e->wfs, job.workflow_id);
     if (!wf || job.job_index < 0 || (size_t)job.job_index >= wf->spec->n_jobs) return;
     ejob *j = &wf->jobs[job.job_index];
@@ -318,6 +318,7 @@ void engine_job_progress(engine *e, job_ref job, int attempt, double progress, d
     j->progress = progress;
     core_change *ch = change_push(out, CHANGE_JOB_PROGRESS, wf, job.job_index, now);
     ch->event_type = "job.progress";
+    if (message) snprintf(ch->reason, sizeof(ch->reason), "%s", message);
 }
 
 void engine_interrupt(engine *e, job_ref job, const char *reason, double now, change_list *out) {

@@ -136,13 +136,13 @@ static void stroma_conc(const demo_model *m, double x, double y, double ds, doub
     uint64_t sd = m->o.seed * 0x9e3779b97f4a7c15ull;
     double xu = x / m->px_per_um, yu = y / m->px_per_um;
     double low = demo_vnoise(sd ^ 0xa1, xu / 90, yu / 90);
-    double fibre = 0.3, w = band_weight(2.5 * m->px_per_um, ds);
+    double fibre = 0.3, w = band_weight(3.5 * m->px_per_um, ds);
     if (w > 0) {
-        double warp = 6 * demo_vnoise(sd ^ 0xa2, xu / 50, yu / 50), f = 0;
+        double warp = 12 * demo_vnoise(sd ^ 0xa2, xu / 60, yu / 60), f = 0;
         for (int i = 0; i < 2; i++) {
             double u = xu * m->fib[i][0] + yu * m->fib[i][1];
             double v = -xu * m->fib[i][1] + yu * m->fib[i][0] + warp;
-            double n = demo_vnoise(sd ^ (0xb0 + (uint64_t)i), u / 25, v / 2.5);
+            double n = demo_vnoise(sd ^ (0xb0 + (uint64_t)i), u / 40, v / 3.5);
             double ridge = 1 - fabs(2 * n - 1);
             f += (i == 0 ? 0.65 : 0.35) * ridge * ridge * ridge;
         }

@@ -439,7 +439,8 @@ static void on_exec_event(scheduler *s, const exec_event *ev) {
     job_ref ref = {ev->workflow_id, ev->job_index};
     double now = ts_now();
     if (ev->kind == EXEC_PROGRESS) {
-        engine_job_progress(s->eng, ref, ev->attempt, ev->progress, now, &s->changes);
+        engine_job_progress(s->eng, ref, ev->attempt, ev->progress, ev->message, now,
+                            &s->changes);
         return;
     }
     map_del_id(&s->started, job_key(ev->workflow_id, ev->job_index));

@@ -282,50 +282,7 @@ describe('workflows', () => {
     }
   });
 
-  test('the compatibility request of DESIGN §4 is accepted as it is and runs', { timeout: 90000 }, async (t) => {
-    // Verbatim from DESIGN §4.
-    const body = '{"name": "Cell Segmentation Workflow", "jobs": [\n' +
-      '  {"job_id": "job-1", "job_type": "cell_segmentation", "image_path": "/path/to/image.svs", "branch":\n' +
-      '  "branch-1"}, {"job_id": "job-2", "job_type": "tissue_mask", "image_path": "/path/to/image.svs",\n' +
-      '  "branch": "branch-1", "depends_on": ["job-1"]}]}';
-    const user = 'user-123';
-    const ws = await server.ws(user, { since: 0 });
-    try {
-      const r = await server.api(user, 'POST', '/api/workflows', body, { 'Content-Type': 'application/json' });
-      if (r.status === 422 || r.status === 400) {
-        assertError(r, [400, 422], 'the compatibility request');
-        const txt = errorText(r);
-        if (/cell_segmentation|tissue_mask/.test(txt) && /unknown|unsupported|not (yet )?(available|supported|registered|implemented)|job.?type/.test(txt)) {
-          t.skip(`job types cell_segmentation/tissue_mask are not in this build: ${r.status} ${r.text.slice(0, 300)}`);
-          return;
-        }
-        assert.fail(`the compatibility request must be accepted as it is (DESIGN §4); got ${r.status} ${r.text.slice(0, 500)}`);
-      }
-      assert.equal(r.status, 201, `compatibility request: ${r.status} ${r.text.slice(0, 500)}`);
-      const id = wfId(r.json);
-      assert.equal(r.json.name, 'Cell Segmentation Workflow');
-      const j1 = jobOf(r.json, 'job-1');
-      const j2 = jobOf(r.json, 'job-2');
-      assert.ok(j1 && j2, 'both jobs are in the answer');
-      assert.equal(j1.branch, 'branch-1');
-      assert.equal(j2.branch, 'branch-1');
-      assert.equal(j1.job_type, 'cell_segmentation');
-      assert.equal(j2.job_type, 'tissue_mask');
-      assert.ok(j2.state !== 'running', 'job-2 cannot be running at submission');
-      const fin = await waitFinal(server, user, id, 120000);
-      for (const j of jobsOf(fin)) assert.ok(JOB_FINAL.has(j.state), `job ${j.job_id} final: ${j.state}`);
-      await ws.waitFor((evs) => evs.some((e) => e.type === 'workflow.finished' && String(e.workflow_id) === String(id)), 10000);
-      const evs = ws.events.filter((e) => String(e.workflow_id) === String(id));
-      const s2 = evs.find((e) => e.type === 'job.started' && e.job_id === 'job-2');
-      const f1 = evs.find((e) => e.type === 'job.finished' && e.job_id === 'job-1');
-      if (s2) assert.ok(f1 && s2.seq > f1.seq, 'job-2 starts only after job-1 finished');
-      if (jobOf(fin, 'job-1').state !== 'succeeded') {
-        assert.equal(jobOf(fin, 'job-2').state, 'skipped', 'job-2 is skipped when job-1 did not succeed');
-      }
-    } finally {
-      ws.close();
-    }
-  });
+  // The compatibility request of DESIGN §4 runs in analysis.test.mjs, on a real slide.
 
   test('GET /api/workflows pages with limit and cursor, newest first, filtered by state', { timeout: 90000 }, async () => {
     const user = 'pager';
