@@ -10,3 +10,10 @@ if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ]; then
 else
     echo "ws_latency: skipped (node or node_modules/ws missing; scripts/install-deps.sh)"
 fi
+# Image analysis: cell segmentation against OpenSlide's raw reads, and
+# segmentation quality on demo slides.
+slide_dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench-slide.XXXXXX")
+"$build/tessera" demo-slide "$slide_dir/bench.tiff" --size 16384x12288 --seed 2
+"$build/bench/image_bench" "$slide_dir/bench.tiff" 0.5 64
+rm -rf "$slide_dir"
+bench/accuracy.sh "$build/tessera"

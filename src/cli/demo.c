@@ -48,7 +48,8 @@ static int parse_size(const char *s, demo_options *o) {
     memcpy(w, s, n);
     w[n] = '\0';
     long wv, hv;
-    if (ts_parse_int(w, 64, 1000000, &wv) != TS_OK || ts_parse_int(x + 1, 64, 1000000, &hv) != TS_OK)
+    if (ts_parse_int(w, 64, 1000000, &wv) != TS_OK ||
+        ts_parse_int(x + 1, 64, 1000000, &hv) != TS_OK)
         return TS_ERR;
     o->width = wv, o->height = hv;
     return TS_OK;
@@ -139,6 +140,17 @@ int cmd_demo_slide(int argc, char **argv) {
     if (rc != CLI_OK) return rc;
     demo_report r;
     char err[TS_ERRLEN];
+    /* The first run writes into a data root that may not exist yet. */
+    const char *last = strrchr(out, '/');
+    if (last && last != out) {
+        char *dir = ts_strndup(out, (size_t)(last - out));
+        int made = ts_mkdir_p(dir, err, sizeof(err));
+        free(dir);
+        if (made != TS_OK) {
+            fprintf(stderr, DEMO_ERR "%s\n", err);
+            return CLI_FAILED;
+        }
+    }
     if (demo_slide_write(out, &o, &r, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, DEMO_ERR "%s\n", err);
         return CLI_FAILED;

@@ -170,7 +170,8 @@ static bool put_id(geojson_writer *w, const char *id) {
  * with 10 significant digits so that 0.1 prints as 0.1). */
 static bool put_properties(geojson_writer *w, json_t *properties) {
     if (properties == NULL) return put(w, ",\"properties\":{}");
-    char *text = json_dumps(properties, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    char *text =
+        json_dumps(properties, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     if (text == NULL) {
         errno = EINVAL;
         note_failure(w);

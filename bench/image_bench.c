@@ -1,0 +1,128 @@
+/*
+ * image_bench.c - cell segmentation throughput against OpenSlide's raw read
+ * throughput over the same tiles (issue 5).
+ *
+ *   build/bench/image_bench SLIDE [PIXEL_SIZE_UM] [MAX_TILES]
+ *
+ * Tiles are planned as the cell_segmentation job plans them (1024 analysis
+ * pixels plus the margin its default parameters need, read from the level
+ * nearest PIXEL_SIZE_UM, default 0.5). Only tiles with tissue (any pixel
+ * that is not background white/grey) are timed, up to MAX_TILES (default
+ * 64). Three passes over the same tiles, one thread each, page cache warm:
+ *   read      slide_read of each window (OpenSlide: JPEG decoding)
+ *   segment   slide_read + the whole per-tile pipeline (cellseg_window)
+ * Figures are megapixels of tile core (analysis pixels) per second on one
+ * core, and the ratio segment / read: the share of time that is image
+ * analysis rather than decoding.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "image/cellseg.h"
+#include "image/slide.h"
+#include "util/util.h"
+
+#define TILE 1024
+
+typedef struct plan {
+    int level, margin, nx, ny;
+    double downsample, factor;
+} plan;
+
+/* The job's defaults (src/jobs/job_cells.c) in analysis pixels. */
+static cellseg_params default_params(double px) {
+    return (cellseg_params){.background_radius = (float)(8 / px), .sigma = (float)(1.5 / px),
+                            .threshold = 0.1f, .min_area = (float)(10 / (px * px)),
+                            .max_area = (float)(400 / (px * px)), .split = true, .refine = true,
+                            .expansion = (float)(5 / px), .hmin = (float)(0.5 / px), .simplify = 0.5f};
+}
+
+static int has_tissue(const uint32_t *rgb, size_t n) {
+    size_t coloured = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t p = rgb[i];
+        int r = (p >> 16) & 0xFF, g = (p >> 8) & 0xFF, b = p & 0xFF;
+        int mx = r > g ? (r > b ? r : b) : (g > b ? g : b), mn = r < g ? (r < b ? r : b) : (g < b ? g : b);
+        if ((p >> 24) && mx - mn > 20) coloured++;
+    }
+    return coloured > n / 20;
+}
+
+static int read_window(slide *s, const plan *p, int tx, int ty, uint32_t *buf, int *side) {
+    char err[TS_ERRLEN];
+    int win = TILE + 2 * p->margin;
+    *side = (int)lround(win * p->factor);
+    double x0 = (tx * TILE - p->margin) * p->downsample, y0 = (ty * TILE - p->margin) * p->downsample;
+    if (slide_read(s, p->level, (int64_t)x0, (int64_t)y0, *side, *side, buf, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "image_bench: %s\n", err);
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: image_bench SLIDE [PIXEL_SIZE_UM] [MAX_TILES]\n");
+        return 2;
+    }
+    double px = argc > 2 ? atof(argv[2]) : 0.5;
+    int max_tiles = argc > 3 ? atoi(argv[3]) : 64;
+    char err[TS_ERRLEN];
+    slide *s = NULL;
+    if (slide_open(argv[1], &s, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "image_bench: %s: %s\n", argv[1], err);
+        return 1;
+    }
+    const slide_info *info = slide_get_info(s);
+    plan p;
+    p.downsample = px / info->mpp_x;
+    p.level = slide_best_level(s, p.downsample);
+    p.factor = p.downsample / slide_get_level(s, p.level)->downsample;
+    p.margin = (int)ceil((2 * sqrt(400 / M_PI) + 5 + 8 + 4.5) / px) + 2;
+    p.nx = (int)ceil(info->w / p.downsample / TILE);
+    p.ny = (int)ceil(info->h / p.downsample / TILE);
+    if (fabs(p.factor - 1) > 1e-6) {
+        fprintf(stderr, "image_bench: no level at %g um/px (factor %g); pick a slide with one\n", px, p.factor);
+        return 1;
+    }
+    int win = TILE + 2 * p.margin, side;
+    uint32_t *buf = malloc((size_t)win * win * 4);
+    int *tiles = malloc(sizeof(int) * (size_t)p.nx * p.ny), n = 0;
+    for (int t = 0; t < p.nx * p.ny && n < max_tiles; t++) {
+        if (read_window(s, &p, t % p.nx, t / p.nx, buf, &side) != TS_OK) return 1;
+        if (has_tissue(buf, (size_t)side * side)) tiles[n++] = t;
+    }
+    cellseg_ws *ws = cellseg_ws_new(win, win);
+    cellseg_params cp = default_params(px);
+    double t_read = 0, t_seg = 0;
+    size_t cells = 0;
+    for (int pass = 0; pass < 2; pass++) { /* the first pass warms the page cache */
+        double t0 = ts_monotonic();
+        for (int i = 0; i < n; i++)
+            if (read_window(s, &p, tiles[i] % p.nx, tiles[i] / p.nx, buf, &side) != TS_OK) return 1;
+        t_read = ts_monotonic() - t0;
+    }
+    double t0 = ts_monotonic();
+    for (int i = 0; i < n; i++) {
+        cellseg_cell *out;
+        size_t k;
+        if (read_window(s, &p, tiles[i] % p.nx, tiles[i] / p.nx, buf, &side) != TS_OK ||
+            cellseg_window(ws, buf, win, win, &cp, p.margin, p.margin, p.margin + TILE, p.margin + TILE, NULL, NULL, &out, &k) != TS_OK)
+            return 1;
+        cells += k;
+    }
+    t_seg = ts_monotonic() - t0;
+    double mp = (double)n * TILE * TILE / 1e6;
+    printf("slide %s: %lld x %lld at %.3f um/px; analysis at %g um/px from level %d\n", argv[1],
+           (long long)info->w, (long long)info->h, info->mpp_x, px, p.level);
+    printf("tiles with tissue timed: %d (of %d), %.1f MP of tile cores, %zu cells\n", n, p.nx * p.ny, mp, cells);
+    printf("openslide read only:     %8.2f MP/s per core (%.3f s)\n", mp / t_read, t_read);
+    printf("read + cell segmentation: %8.2f MP/s per core (%.3f s)\n", mp / t_seg, t_seg);
+    printf("ratio segmentation/read:  %8.3f\n", (mp / t_seg) / (mp / t_read));
+    cellseg_ws_free(ws);
+    free(buf);
+    free(tiles);
+    slide_close(s);
+    return 0;
+}
