@@ -190,6 +190,15 @@ http_reply api_session_create(http_request *req) {
     return session_for(req, who);
 }
 
+/* Who the browser is signed in as, and how to sign in: the UI shows a user
+ * name field in header mode and a token field otherwise. Public, so that
+ * a signed-out page can ask. */
+http_reply api_session_get(http_request *req) {
+    json_t *o = json_pack("{ss}", "auth_mode", req->ctx->auth->header_mode ? "header" : "token");
+    json_object_set_new(o, "user", req->user[0] ? json_string(req->user) : json_null());
+    return http_json(200, o);
+}
+
 http_reply api_session_delete(http_request *req) {
     (void)req;
     http_reply r = http_json(200, json_pack("{sb}", "signed_out", 1));

@@ -88,6 +88,14 @@ http_reply api_submit(http_request *req) {
     if (spec_parse(req->body, req->body_len, &lim, jobs_check, &jc, &spec, &se) != TS_OK)
         return spec_rejected(&se);
     jobs_resolve_spec_images(spec, req->ctx->cfg->data_roots);
+    const char *dry = http_query(req, "dry_run");
+    if (dry && (strcmp(dry, "true") == 0 || strcmp(dry, "1") == 0)) {
+        /* The submit form checks as the user types: every rule ran, nothing
+         * is stored. */
+        size_t n = spec->n_jobs;
+        spec_free(spec);
+        return http_json(200, json_pack("{sb si}", "valid", 1, "n_jobs", (int)n));
+    }
     char err[TS_ERRLEN];
     int64_t id;
     int rc = store_submit(req->ctx->st, req->user, spec, ts_now(), &id, err, sizeof(err));
@@ -107,12 +115,13 @@ typedef struct list_ctx {
     http_request *req;
     json_t *arr;
     int64_t last_id;
+    const store_queue_stats *stats; /* NULL when unknown */
 } list_ctx;
 
 static int list_cb(void *ctx, const store_workflow *wf) {
     list_ctx *lc = ctx;
     view_limits lim = {lc->req->ctx->cfg->max_active_users, lc->req->ctx->cfg->concurrency_limit};
-    json_array_append_new(lc->arr, view_workflow(wf, NULL, &lim, ts_now()));
+    json_array_append_new(lc->arr, view_workflow(wf, lc->stats, &lim, ts_now()));
     lc->last_id = wf->id;
     return 0;
 }
@@ -134,8 +143,16 @@ http_reply api_list(http_request *req) {
         return http_error(400, "invalid_query",
                           "cursor: must be the next_cursor of a previous page",
                           json_pack("{ss}", "field", "cursor"));
-    list_ctx lc = {req, json_array(), 0};
     char err[TS_ERRLEN];
+    /* The line's figures give queued rows their waiting reason. */
+    store_queue_stats stats;
+    bool have_stats = store_queue_stats_get(req->ctx->st, &stats, err, sizeof(err)) == TS_OK;
+    /* Read before the page: a client streaming events since this seq
+     * misses nothing that changed the page after it was read. */
+    int64_t event_seq = 0;
+    if (store_events_last_seq(req->ctx->st, &event_seq, err, sizeof(err)) != TS_OK)
+        return api_store_failed(err);
+    list_ctx lc = {req, json_array(), 0, have_stats ? &stats : NULL};
     /* One more than asked tells whether a next page exists. */
     if (store_workflow_list(req->ctx->st, req->user, state_q ? (int)state : -1, cursor,
                             (size_t)limit + 1, list_cb, &lc, err, sizeof(err)) != TS_OK) {
@@ -151,7 +168,8 @@ http_reply api_list(http_request *req) {
                  (long long)json_integer_value(json_object_get(last, "id")));
         next = json_string(buf);
     }
-    return http_json(200, json_pack("{so so}", "workflows", lc.arr, "next_cursor", next));
+    return http_json(200, json_pack("{so so sI}", "workflows", lc.arr, "next_cursor", next,
+                                    "event_seq", (json_int_t)event_seq));
 }
 
 http_reply api_get(http_request *req) {

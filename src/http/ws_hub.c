@@ -20,8 +20,8 @@
  * hub_seq; everything after hub_seq is the poll's. Replay pages stop while
  * the connection has more than half of max_queue_bytes unsent, so a
  * client catching up on a long history is paced by its socket and is never
- * closed for it. hub_seq starts at the store's highest seq, found with a
- * logarithmic search (store_max_seq), and jumps there again whenever the
+ * closed for it. hub_seq starts at the store's highest seq (store_events_last_seq),
+ * and jumps there again whenever the
  * first connection arrives after a time without any (nothing is polled
  * while nobody listens).
  *
@@ -66,66 +66,13 @@ static void hub_log_error(ws_hub *h, const char *what, const char *err) {
 
 /* ---- the store: hub_seq, polls, replays ------------------------------------ */
 
-typedef struct probe {
-    bool found;
-    int64_t seq;
-} probe;
-
-/* Keeps the first event's seq and stops. */
-static int probe_cb(void *ctx, const store_event *ev) {
-    probe *p = ctx;
-    p->found = true;
-    p->seq = ev->seq;
-    return 1;
-}
-
-/* The first seq after x, if any: one indexed row. */
-static int next_seq(store *st, int64_t x, probe *p, char *err, size_t errlen) {
-    p->found = false;
-    return store_events_since(st, x, NULL, 0, 1, probe_cb, p, err, errlen);
-}
-
-/*
- * The highest event seq in the store. store.h only offers "events after
- * since", so instead of reading the whole log once, the answer is searched
- * for: doubling from the lowest seq, then bisecting, O(log max_seq) queries
- * of one indexed row each (about 60 for a billion events). Correctness does
- * not depend on the result being the very latest: it is only where the
- * fan-out starts; replays cover everything before it.
- */
-static int store_max_seq(store *st, int64_t *out, char *err, size_t errlen) {
-    probe p;
-    *out = 0;
-    if (next_seq(st, 0, &p, err, errlen) != TS_OK) return TS_ERR;
-    if (!p.found) return TS_OK;
-    int64_t lo = p.seq, hi, step = 1; /* invariant: an event lo exists */
-    for (;;) {
-        int64_t x = lo > INT64_MAX - step ? INT64_MAX : lo + step;
-        if (next_seq(st, x, &p, err, errlen) != TS_OK) return TS_ERR;
-        if (!p.found) {
-            hi = x; /* invariant: no event after hi */
-            break;
-        }
-        lo = p.seq;
-        if (step < INT64_MAX / 2) step *= 2;
-    }
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (next_seq(st, mid, &p, err, errlen) != TS_OK) return TS_ERR;
-        if (p.found) lo = p.seq;
-        else hi = mid;
-    }
-    *out = lo;
-    return TS_OK;
-}
-
 /* With no connection, the hub does not poll (nobody needs the events), so
  * hub_seq is stale when the first connection arrives: jump to the present
  * rather than fan out the backlog to nobody. */
 static void hub_refresh_seq(ws_hub *h) {
     char err[TS_ERRLEN];
     int64_t seq = 0;
-    if (store_max_seq(h->st, &seq, err, sizeof(err)) != TS_OK) {
+    if (store_events_last_seq(h->st, &seq, err, sizeof(err)) != TS_OK) {
         hub_log_error(h, "finding the latest event", err);
         return; /* the old hub_seq is still correct, only behind */
     }
@@ -401,7 +348,7 @@ static void *hub_main(void *arg) {
     ws_hub *h = arg;
     char err[TS_ERRLEN];
     int rc = store_open(h->db_url, &h->st, err, sizeof(err));
-    if (rc == TS_OK) rc = store_max_seq(h->st, &h->hub_seq, err, sizeof(err));
+    if (rc == TS_OK) rc = store_events_last_seq(h->st, &h->hub_seq, err, sizeof(err));
     if (rc != TS_OK && h->st) {
         store_close(h->st);
         h->st = NULL;

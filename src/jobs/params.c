@@ -165,3 +165,48 @@ const char *params_string(const job_param *schema, size_t n, json_t *params, con
     const job_param *p = param_find(schema, n, name);
     return p ? p->def_string : NULL;
 }
+
+static const char *param_type_name(param_type t) {
+    switch (t) {
+    case PARAM_INT: return "integer";
+    case PARAM_NUMBER: return "number";
+    case PARAM_BOOL: return "boolean";
+    case PARAM_STRING: return "string";
+    case PARAM_ENUM: return "enum";
+    }
+    return "string";
+}
+
+static json_t *param_default(const job_param *p) {
+    switch (p->type) {
+    case PARAM_INT: return json_integer((json_int_t)p->def_number);
+    case PARAM_NUMBER: return json_real(p->def_number);
+    case PARAM_BOOL: return json_boolean(p->def_number != 0);
+    case PARAM_STRING:
+    case PARAM_ENUM: return p->def_string ? json_string(p->def_string) : json_null();
+    }
+    return json_null();
+}
+
+json_t *params_describe(const job_param *schema, size_t n) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const job_param *p = &schema[i];
+        json_t *o = json_pack("{ss ss so ss}", "name", p->name, "type", param_type_name(p->type),
+                              "default", param_default(p), "description",
+                              p->description ? p->description : "");
+        if (p->type == PARAM_INT || p->type == PARAM_NUMBER) {
+            json_object_set_new(o, "min", p->type == PARAM_INT ? json_integer((json_int_t)p->min)
+                                                               : json_real(p->min));
+            json_object_set_new(o, "max", p->type == PARAM_INT ? json_integer((json_int_t)p->max)
+                                                               : json_real(p->max));
+        }
+        if (p->type == PARAM_ENUM && p->choices) {
+            json_t *c = json_array();
+            for (size_t k = 0; p->choices[k]; k++) json_array_append_new(c, json_string(p->choices[k]));
+            json_object_set_new(o, "choices", c);
+        }
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}

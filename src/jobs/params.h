@@ -28,6 +28,11 @@ typedef struct job_param {
 
 int params_validate(const job_param *schema, size_t n, json_t *params, char *err, size_t errlen);
 
+/* The schema as JSON for clients (GET /api/job-types): an array of
+ * {name, type, default, min?, max?, choices?, description}, so that a form
+ * can show defaults and ranges without knowing the job types. */
+json_t *params_describe(const job_param *schema, size_t n);
+
 double params_number(const job_param *schema, size_t n, json_t *params, const char *name);
 bool params_bool(const job_param *schema, size_t n, json_t *params, const char *name);
 const char *params_string(const job_param *schema, size_t n, json_t *params, const char *name);

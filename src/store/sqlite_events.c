@@ -40,6 +40,8 @@ static const char SQL_EVENTS_USER[] = "SELECT " EV_COLUMNS " FROM events"
 static const char SQL_EVENTS_ALL[] = "SELECT " EV_COLUMNS " FROM events"
                                      " WHERE seq > ?2 ORDER BY seq LIMIT ?4";
 
+static const char SQL_EVENTS_LAST[] = "SELECT COALESCE(MAX(seq), 0) FROM events";
+
 static const char SQL_QUEUE_AHEAD[] =
     "SELECT 1 + COUNT(*) FROM workflows WHERE state = 'queued' AND id < ?1";
 
@@ -241,6 +243,19 @@ int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_atte
 }
 
 /* The line at a glance, in one statement (one snapshot). */
+int store_events_last_seq(store *st, int64_t *seq, char *err, size_t errlen) {
+    *seq = 0;
+    sqlite3_stmt *s = stmt_get(st, ST_EVENTS_LAST, SQL_EVENTS_LAST, err, errlen);
+    if (s == NULL) return TS_ERR;
+    int rc = TS_OK;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *seq = sqlite3_column_int64(s, 0);
+    else
+        rc = db_fail(st, err, errlen, "reading the latest event");
+    stmt_done(s);
+    return rc;
+}
+
 int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *s = stmt_get(st, ST_QUEUE_STATS, SQL_QUEUE_STATS, err, errlen);

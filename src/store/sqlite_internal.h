@@ -70,6 +70,7 @@ typedef enum stmt_id {
     ST_EVENTS_WF,
     ST_EVENTS_USER,
     ST_EVENTS_ALL,
+    ST_EVENTS_LAST,
     ST_QUEUE_AHEAD,
     ST_JOB_EXISTS,
     ST_ATTEMPTS,

@@ -18,12 +18,18 @@
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
-/* Columns 0..11 of every workflow read; spec is column 12 where selected. */
+/* Columns 0..12 of every workflow read; spec is column 13 where selected.
+ * Column 12 is the jobs' progress summed (a finished job counts 1, a
+ * running one its fraction) so that a list shows progress bars without
+ * loading every job. */
 #define WF_COLUMNS                                                                             \
     "id, user_id, name, priority, state, cancel_requested, n_jobs, reason, submitted_at,"      \
     " admitted_at, finished_at,"                                                               \
     " CASE WHEN state = 'queued' THEN 1 + (SELECT COUNT(*) FROM workflows q"                   \
-    " WHERE q.state = 'queued' AND q.id < w.id) ELSE 0 END"
+    " WHERE q.state = 'queued' AND q.id < w.id) ELSE 0 END,"                                   \
+    " (SELECT TOTAL(CASE WHEN j.state IN ('succeeded', 'failed', 'cancelled', 'skipped')"      \
+    " THEN 1.0 WHEN j.state = 'running' THEN j.progress ELSE 0 END)"                          \
+    " FROM jobs j WHERE j.workflow_id = w.id)"
 
 static const char SQL_WF_GET[] = "SELECT " WF_COLUMNS ", spec FROM workflows w"
                                  " WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
@@ -89,6 +95,7 @@ static int wf_from_row(sqlite3_stmt *s, store_workflow **out, char *err, size_t 
     wf->admitted_at = sqlite3_column_double(s, 9);
     wf->finished_at = sqlite3_column_double(s, 10);
     wf->queue_position = sqlite3_column_int(s, 11);
+    wf->jobs_done = sqlite3_column_double(s, 12);
     *out = wf;
     return TS_OK;
 }
@@ -191,8 +198,8 @@ static int wf_full_from_row(store *st, sqlite3_stmt *s, store_workflow **out, ch
                             size_t errlen) {
     store_workflow *wf = NULL;
     if (wf_from_row(s, &wf, err, errlen) != TS_OK) return TS_ERR;
-    const char *text = (const char *)sqlite3_column_text(s, 12);
-    size_t len = (size_t)sqlite3_column_bytes(s, 12);
+    const char *text = (const char *)sqlite3_column_text(s, 13);
+    size_t len = (size_t)sqlite3_column_bytes(s, 13);
     if (load_spec(wf, text ? text : "", len, err, errlen) != TS_OK ||
         load_jobs(st, wf, err, errlen) != TS_OK) {
         store_workflow_free(wf);

@@ -78,6 +78,7 @@ typedef struct store_workflow {
     double submitted_at, admitted_at, finished_at; /* 0 = not yet */
     char *reason;       /* last reason recorded, "" if none */
     int queue_position; /* 1-based place in the admission line if queued, else 0 */
+    double jobs_done;   /* finished jobs + running jobs' progress fractions */
     spec_workflow *spec; /* NULL when loaded without jobs */
     store_job *jobs;     /* n_jobs entries in spec order; NULL when loaded without jobs */
     size_t n_jobs;
@@ -191,6 +192,11 @@ typedef struct store_event {
 typedef int (*store_event_cb)(void *ctx, const store_event *ev);
 int store_events_since(store *st, int64_t since, const char *user, int64_t workflow_id,
                        size_t limit, store_event_cb cb, void *ctx, char *err, size_t errlen);
+
+/* The highest event seq stored (0 when there is none), for all users: a
+ * client that reads it before a snapshot and then streams events since it
+ * misses nothing. */
+int store_events_last_seq(store *st, int64_t *seq, char *err, size_t errlen);
 
 /* ---- attempts ------------------------------------------------------------- */
 

@@ -22,7 +22,8 @@ static json_t *time_or_null(double t) {
 }
 
 double view_workflow_progress(const store_workflow *wf) {
-    if (!wf->jobs || wf->n_jobs == 0) return wf_state_final(wf->state) ? 1.0 : 0.0;
+    if (wf->n_jobs == 0) return wf_state_final(wf->state) ? 1.0 : 0.0;
+    if (!wf->jobs) return wf->jobs_done / (double)wf->n_jobs; /* a list row */
     double done = 0;
     for (size_t i = 0; i < wf->n_jobs; i++) {
         if (job_state_final(wf->jobs[i].state))
@@ -102,8 +103,8 @@ json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
             json_object_set_new(o, "waiting_reason", json_string(why));
         }
     }
+    json_object_set_new(o, "progress", json_real(view_workflow_progress(wf)));
     if (wf->jobs) {
-        json_object_set_new(o, "progress", json_real(view_workflow_progress(wf)));
         json_object_set_new(o, "counts", view_counts(wf));
         json_object_set_new(o, "jobs", view_jobs(wf, stats, lim, now));
     }
