@@ -30,6 +30,9 @@ http_reply api_progress(http_request *req);
 http_reply api_cancel(http_request *req);
 http_reply api_delete(http_request *req);
 
+/* The job types and their parameters (api_job_types.c). */
+http_reply api_job_types(http_request *req);
+
 /* One job. */
 http_reply api_job_cancel(http_request *req);
 http_reply api_job_retry(http_request *req);
@@ -40,6 +43,7 @@ http_reply api_job_result_file(http_request *req);
 /* The rest. */
 http_reply api_queue(http_request *req);
 http_reply api_events(http_request *req);
+http_reply api_session_get(http_request *req);
 http_reply api_session_create(http_request *req);
 http_reply api_session_delete(http_request *req);
 http_reply api_metrics(http_request *req);

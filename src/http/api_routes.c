@@ -18,6 +18,8 @@ const http_route http_routes[] = {
     {"GET", "/api/workflows/{id}/jobs/{job_id}/results/{name}", api_job_result_file, false},
     {"GET", "/api/queue", api_queue, false},
     {"GET", "/api/events", api_events, false},
+    {"GET", "/api/job-types", api_job_types, false},
+    {"GET", "/api/session", api_session_get, true},
     {"POST", "/api/session", api_session_create, true},
     {"DELETE", "/api/session", api_session_delete, true},
     {"GET", "/metrics", api_metrics, true},
