@@ -76,7 +76,7 @@ export function mount(root, _params, app) {
     r.state = stateBadge(wf.state, 'wf-state');
     r.bar = progressBar(wf.progress, wf.state, 'wf-progress', `progress of workflow ${wf.id}`);
     r.pct = h('span', { class: 'pct' });
-    r.position = h('span', { class: 'wf-position' });
+    r.position = h('span', { class: 'wf-position chip' });
     r.waiting = h('div', { class: 'wf-waiting' });
     r.submitted = h('td', { class: 'when', 'data-label': 'Submitted' });
     r.started = h('td', { class: 'when', 'data-label': 'Started' });
@@ -103,7 +103,8 @@ export function mount(root, _params, app) {
     r.pct.textContent = `${Math.round((wf.progress || 0) * 100)}%`;
     if (wf.state === 'queued' && wf.queue_position) {
       r.position.dataset.position = String(wf.queue_position);
-      r.position.textContent = `${ordinal(wf.queue_position)} in line`;
+      r.position.textContent = `#${wf.queue_position}`;
+      r.position.title = `${ordinal(wf.queue_position)} in the admission line`;
       r.position.hidden = false;
       r.waiting.textContent = waitingText(wf);
     } else {
