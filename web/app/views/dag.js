@@ -53,7 +53,7 @@ export function drawDag(jobs, selected, onSelect) {
   const cols = Math.max(1, ...l.depth.map((d) => d + 1));
   const width = LABEL_W + PAD * 2 + cols * COL_W;
   const height = PAD * 2 + l.lanes.length * LANE_H;
-  const svg = s('svg', { id: 'dag', width, height, viewBox: `0 0 ${width} ${height}`, role: 'group',
+  const svg = s('svg', { id: 'dag', class: 'dag', width, height, viewBox: `0 0 ${width} ${height}`, role: 'group',
     'aria-label': `workflow graph: ${shown.length} jobs in ${l.lanes.length} branches` });
   l.lanes.forEach((name, k) => {
     svg.append(s('rect', { class: 'lane', x: 0, y: PAD + k * LANE_H + 3, width, height: LANE_H - 6, rx: 6 }));
