@@ -127,6 +127,8 @@ export function mount(root, params) {
       showNavigator: true, navigatorPosition: 'TOP_RIGHT', maxZoomPixelRatio: 2, visibilityRatio: 0.5,
       gestureSettingsMouse: { clickToZoom: false }, loadTilesWithAjax: true, ajaxWithCredentials: true,
     });
+    // Inside OpenSeadragon's drawing layer: below its buttons and navigator.
+    viewer.canvas.append(overlay);
     viewer.addHandler('tile-loaded', () => { osd.dataset.tilesLoaded = String(++tiles); });
     viewer.addHandler('open-failed', (e) => { status.textContent = `The slide could not be shown: ${e.message}`; });
     for (const ev of ['open', 'animation', 'update-viewport', 'resize']) viewer.addHandler(ev, redraw);
