@@ -16,4 +16,6 @@ slide_dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench-slide.XXXXXX")
 "$build/tessera" demo-slide "$slide_dir/bench.tiff" --size 16384x12288 --seed 2
 "$build/bench/image_bench" "$slide_dir/bench.tiff" 0.5 64
 rm -rf "$slide_dir"
+# The viewer: Deep Zoom tiles drawn vs served from the worker's cache.
+bench/tile_bench.sh "$build/tessera" 16384x12288 100
 bench/accuracy.sh "$build/tessera"

@@ -40,6 +40,14 @@ http_reply api_job_log(http_request *req);
 http_reply api_job_results(http_request *req);
 http_reply api_job_result_file(http_request *req);
 
+/* Slides: the data roots' list, thumbnails, a job's image as Deep Zoom
+ * (api_slides.c). */
+http_reply api_slides_list(http_request *req);
+http_reply api_slide_thumbnail(http_request *req);
+http_reply api_job_slide(http_request *req);
+http_reply api_job_slide_dzi(http_request *req);
+http_reply api_job_slide_tile(http_request *req);
+
 /* The rest. */
 http_reply api_queue(http_request *req);
 http_reply api_events(http_request *req);

@@ -23,6 +23,7 @@
 
 #include "http/auth.h"
 #include "http/metrics.h"
+#include "http/slide_cache.h"
 #include "http/ws.h"
 #include "store/store.h"
 #include "util/config.h"
@@ -30,13 +31,15 @@
 #define HTTP_MAX_PARAMS 4
 
 /* What one worker shares with its handlers: configuration read once at
- * start-up, its store handle, its WebSocket hub, the shared metrics. */
+ * start-up, its store handle, its WebSocket hub, the shared metrics, its
+ * cache of open slides and drawn tiles. */
 typedef struct http_ctx {
     const ts_config *cfg;
     const auth_config *auth;
     store *st;
     ws_hub *hub;
     metrics *m;
+    slide_cache *slides;       /* this worker's open slides and drawn tiles (api_slides.c) */
     const char *web_root;      /* static files (index.html, openapi.json, ...) */
     const char *vendor_root;   /* node_modules, for /vendor/... (may be NULL) */
     const char *doorbell_path; /* the scheduler's wake-up socket */
@@ -64,14 +67,18 @@ typedef struct http_reply {
     int status;
     http_reply_kind kind;
     json_t *json;         /* REPLY_JSON (owned) */
-    char *text;           /* REPLY_TEXT (owned) */
+    char *text;           /* REPLY_TEXT (owned, malloc'd; any bytes, text_len long; NULL
+                             with text_len 0 for no body, e.g. 304) */
     size_t text_len;
-    const char *content_type;
+    const char *content_type; /* REPLY_TEXT, REPLY_FILE; NULL = no Content-Type */
     int fd;               /* REPLY_FILE: an open file, given to libmicrohttpd */
     uint64_t file_size;
     char location[256];   /* Location header when set */
     char set_cookie[512]; /* Set-Cookie header when set */
     char allow[64];       /* Allow header for 405 */
+    char cache_control[64]; /* Cache-Control (with Vary on the identity headers) when set;
+                               not for JSON, which is always no-store */
+    char etag[80];        /* ETag when set, with its quotes: "abc" */
     struct MHD_Response *upgrade; /* REPLY_UPGRADE: a prepared 101 response */
 } http_reply;
 
@@ -99,6 +106,8 @@ int router_match(const char *method, char *path_buf, const char **params, char *
 http_reply http_json(int status, json_t *body);
 http_reply http_error(int status, const char *code, const char *message, json_t *details);
 http_reply http_text(int status, const char *content_type, const char *text, size_t len);
+/* A reply of len bytes that takes data (malloc'd; freed after sending). */
+http_reply http_bytes(int status, const char *content_type, void *data, size_t len);
 
 /* Reads a query argument (NULL when absent). */
 const char *http_query(http_request *req, const char *name);

@@ -67,6 +67,12 @@ http_reply http_text(int status, const char *content_type, const char *text, siz
     return r;
 }
 
+http_reply http_bytes(int status, const char *content_type, void *data, size_t len) {
+    http_reply r = {.status = status, .kind = REPLY_TEXT, .fd = -1, .content_type = content_type,
+                    .text = data, .text_len = len};
+    return r;
+}
+
 const char *http_query(http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
@@ -167,6 +173,13 @@ static void add_common_headers(struct MHD_Response *resp, const http_reply *r,
     if (r->location[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, r->location);
     if (r->set_cookie[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
     if (r->allow[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->cache_control[0] && r->kind != REPLY_JSON) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, r->cache_control);
+        /* Cached answers depend on who asked: another identity in the same
+         * browser must not be served them from its cache. */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Authorization, Cookie, X-User-ID");
+    }
+    if (r->etag[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 }
 
@@ -186,7 +199,8 @@ static struct MHD_Response *build_response(http_reply *r) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     } else if (r->kind == REPLY_TEXT) {
         resp = MHD_create_response_from_buffer(r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+        if (r->content_type)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     } else if (r->kind == REPLY_FILE) {
         resp = MHD_create_response_from_fd(r->file_size, r->fd);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);

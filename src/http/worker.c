@@ -1,8 +1,8 @@
 /*
  * worker.c - one HTTP worker process of `tessera serve`: its store handle,
- * its WebSocket hub, libmicrohttpd on the shared listening socket, and the
- * drain on SIGTERM (stop accepting, close WebSockets with 1001, let requests
- * in flight finish, then stop).
+ * its WebSocket hub, its slide cache, libmicrohttpd on the shared listening
+ * socket, and the drain on SIGTERM (stop accepting, close WebSockets with
+ * 1001, let requests in flight finish, then stop).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -107,10 +107,12 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     find_web_root(web_root, sizeof(web_root));
     snprintf(vendor_root, sizeof(vendor_root), "%s/../node_modules", web_root);
     http_ctx ctx = {.cfg = cfg, .auth = auth, .st = st, .hub = hub, .m = m, .web_root = web_root,
-                    .vendor_root = vendor_root, .doorbell_path = doorbell_path};
+                    .vendor_root = vendor_root, .doorbell_path = doorbell_path,
+                    .slides = slide_cache_new(NULL)};
     struct MHD_Daemon *d = http_daemon_start(&ctx, listen_fd, err, sizeof(err));
     if (!d) {
         log_emit(LOG_ERROR, NULL, NULL, "worker cannot serve", json_pack("{ss}", "error", err));
+        slide_cache_free(ctx.slides);
         ws_hub_stop(hub);
         ws_hub_free(hub);
         store_close(st);
@@ -125,6 +127,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     drain(&ctx);
     MHD_stop_daemon(d);
     ws_hub_free(hub);       /* only now: no request can reach it any more */
+    slide_cache_free(ctx.slides); /* likewise */
     store_close(st);
     log_emit(LOG_INFO, NULL, NULL, "worker stopped", NULL);
     return 0;

@@ -142,13 +142,17 @@ const slide_level *slide_get_level(const slide *s, int level) {
     return level >= 0 && level < s->info.levels ? &s->levels[level] : NULL;
 }
 
-int slide_best_level(const slide *s, double downsample) {
+int slide_pick_level(const slide_level *levels, int n, double downsample) {
     int best = 0;
-    for (int i = 1; i < s->info.levels; i++)
-        if (s->levels[i].downsample <= downsample * (1 + LEVEL_TOLERANCE) &&
-            s->levels[i].downsample > s->levels[best].downsample)
+    for (int i = 1; i < n; i++)
+        if (levels[i].downsample <= downsample * (1 + LEVEL_TOLERANCE) &&
+            levels[i].downsample > levels[best].downsample)
             best = i;
     return best;
+}
+
+int slide_best_level(const slide *s, double downsample) {
+    return slide_pick_level(s->levels, s->info.levels, downsample);
 }
 
 int slide_read(slide *s, int level, int64_t x0, int64_t y0, int w, int h, uint32_t *buf,
@@ -177,8 +181,8 @@ static bool path_under(const char *real, const char *root) {
 
 /* Resolves path and checks it against each root; writes the resolved path
  * into real (PATH_MAX). */
-static int check_location(const char *path, const char *data_roots, char *real, char *err,
-                          size_t errlen) {
+int slide_resolve_path(const char *path, const char *data_roots, char *real, char *err,
+                       size_t errlen) {
     if (path[0] != '/') {
         ts_errf(err, errlen, "must be an absolute path");
         return TS_ERR;
@@ -203,9 +207,11 @@ static int check_location(const char *path, const char *data_roots, char *real, 
     return TS_OK;
 }
 
-int slide_check_path(const char *path, const char *data_roots, char *err, size_t errlen) {
+int slide_open_checked(const char *path, const char *data_roots, slide **out, char *err,
+                       size_t errlen) {
+    *out = NULL;
     char real[PATH_MAX];
-    if (check_location(path, data_roots, real, err, errlen) != TS_OK) return TS_ERR;
+    if (slide_resolve_path(path, data_roots, real, err, errlen) != TS_OK) return TS_ERR;
     slide *s = NULL;
     if (slide_open(real, &s, err, errlen) != TS_OK) return TS_ERR;
     /* A truncated file can have intact directories and missing tiles: read
@@ -220,6 +226,17 @@ int slide_check_path(const char *path, const char *data_roots, char *err, size_t
     int64_t y0 = (int64_t)((double)(l->h - h) / 2 * l->downsample);
     int rc = slide_read(s, level, x0, y0, w, h, buf, err, errlen);
     free(buf);
+    if (rc != TS_OK) {
+        slide_close(s);
+        return TS_ERR;
+    }
+    *out = s;
+    return TS_OK;
+}
+
+int slide_check_path(const char *path, const char *data_roots, char *err, size_t errlen) {
+    slide *s = NULL;
+    if (slide_open_checked(path, data_roots, &s, err, errlen) != TS_OK) return TS_ERR;
     slide_close(s);
-    return rc;
+    return TS_OK;
 }

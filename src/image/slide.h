@@ -47,6 +47,11 @@ const slide_level *slide_get_level(const slide *s, int level); /* NULL past the 
  * that reading it and reducing further never loses detail. */
 int slide_best_level(const slide *s, double downsample);
 
+/* The same rule over a level table (n >= 1 entries, levels[0] the full
+ * image): pure, so geometry code (deepzoom.h) and its tests can plan reads
+ * without a slide. Returns an index in 0..n-1. */
+int slide_pick_level(const slide_level *levels, int n, double downsample);
+
 /* Reads the w x h region whose top-left corner is (x0, y0) in level-0
  * pixels, at `level`, into buf (w*h uint32 0xAARRGGBB premultiplied; parts
  * outside the slide come back transparent, alpha 0). A decoding error (a
@@ -62,5 +67,20 @@ int slide_read(slide *s, int level, int64_t x0, int64_t y0, int w, int h, uint32
  * message names the problem ("outside the data roots (/srv/slides)",
  * "unreadable: Permission denied", ...). TS_OK / TS_ERR. */
 int slide_check_path(const char *path, const char *data_roots, char *err, size_t errlen);
+
+/* slide_check_path that keeps the slide open: the same checks, in the same
+ * order, with the same messages, and on TS_OK *out is the open slide (the
+ * caller closes it). For callers that go on to read the slide (the
+ * service's slide listing and viewer), so that they apply exactly the
+ * submission's rule without opening the file twice. */
+int slide_open_checked(const char *path, const char *data_roots, slide **out, char *err,
+                       size_t errlen);
+
+/* Only the location part of the check: path absolute, resolved (symlinks
+ * followed) into real (PATH_MAX bytes), inside one of data_roots. Opens
+ * nothing; cheap enough to run on every request. TS_OK / TS_ERR with the
+ * same messages as slide_check_path. */
+int slide_resolve_path(const char *path, const char *data_roots, char *real, char *err,
+                       size_t errlen);
 
 #endif
