@@ -23,12 +23,7 @@ static uint64_t hash_id(int64_t id) {
 }
 
 static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h | 2;
+    return ts_hash_str(s) | 2;
 }
 
 static bool slot_matches(const map_slot *s, uint64_t h, int64_t id, const char *str) {

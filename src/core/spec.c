@@ -419,16 +419,10 @@ static int report_check_failure(const spec_where *w, const char *reason) {
 
 /* ------------------------------------------------------------------- ids */
 
-static uint64_t id_hash(const char *s) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 /* The slot holding id, or the empty slot where it belongs (linear probing;
  * the table is at most half full, so probes stay short). */
 static size_t id_slot(const spec_workflow_impl *impl, const char *id) {
-    size_t mask = impl->id_cap - 1, at = (size_t)id_hash(id) & mask;
+    size_t mask = impl->id_cap - 1, at = (size_t)ts_hash_str(id) & mask;
     while (impl->id_slots[at] != 0 && strcmp(impl->wf.jobs[impl->id_slots[at] - 1].job_id, id) != 0)
         at = (at + 1) & mask;
     return at;

@@ -47,12 +47,7 @@ struct slide_cache {
 };
 
 uint64_t slide_cache_hash(const char *text) {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a 64-bit offset basis */
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return ts_hash_str(text);
 }
 
 slide_cache *slide_cache_new(const slide_cache_limits *lim) {

@@ -130,3 +130,12 @@ int ts_mkdir_p(const char *path, char *err, size_t errlen) {
     free(p);
     return rc;
 }
+
+uint64_t ts_hash_str(const char *s) {
+    uint64_t h = 14695981039346656037ULL; /* the FNV-1a 64-bit offset basis */
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL; /* the FNV 64-bit prime */
+    }
+    return h;
+}

@@ -48,6 +48,11 @@ char *ts_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Copies src into dst of size n, truncating; always NUL-terminates. */
 void ts_strlcpy(char *dst, const char *src, size_t n);
 
+/* 64-bit FNV-1a of a NUL-terminated string: the one string hash of the
+ * code base (hash tables, cache keys, ETags). Stable across processes and
+ * runs; not for anything an attacker must not be able to collide. */
+uint64_t ts_hash_str(const char *s);
+
 /* Parses a whole string as a decimal integer / number within [min, max].
  * Returns TS_OK or TS_ERR (no partial parses, no overflow). */
 int ts_parse_int(const char *s, long min, long max, long *out);
