@@ -24,6 +24,7 @@ export function mount(root, params, app) {
   const title = h('h1', {}, `Workflow ${id}`);
   const badge = stateBadge('…', 'wf-state');
   const cancelBtn = h('button', { type: 'button', id: 'wf-cancel', class: 'btn danger', hidden: true }, 'Cancel workflow');
+  const resultsLink = h('a', { id: 'wf-view-results', class: 'btn primary', hidden: true }, 'View results on the slide');
   const summary = h('div', { class: 'summary-line' });
   const waiting = h('div', { class: 'banner', id: 'wf-waiting', hidden: true });
   const bar = progressBar(0, '', 'big', 'workflow progress');
@@ -40,7 +41,7 @@ export function mount(root, params, app) {
   const log = h('pre', { id: 'job-log', tabindex: 0, 'aria-labelledby': 'log-title' });
   const logPanel = h('section', { id: 'log-panel', hidden: true }, logTitle, log);
   const page = h('div', { id: 'wf-view', 'data-wf-id': id },
-    h('div', { class: 'page-head' }, title, badge, h('span', { class: 'spacer' }), cancelBtn),
+    h('div', { class: 'page-head' }, title, badge, h('span', { class: 'spacer' }), resultsLink, cancelBtn),
     summary, waiting, h('div', { style: 'display:flex;gap:.8rem;align-items:center' }, h('div', { style: 'flex:1' }, bar), pct),
     error, h('h2', {}, 'Graph'), dagWrap, dagNote, h('h2', {}, 'Jobs'), jobsTable, logPanel);
   root.append(page);
@@ -111,6 +112,11 @@ export function mount(root, params, app) {
     } else {
       waiting.className = 'banner';
     }
+    // The most detailed finished analysis (cells over tissue) is one click away.
+    const viewable = (wf.jobs || []).filter((j) => j.state === 'succeeded' && j.image_path && VIEWABLE_TYPES.has(j.job_type));
+    const best = viewable.find((j) => j.job_type === 'cell_segmentation') || viewable[0];
+    resultsLink.hidden = !best;
+    if (best) resultsLink.href = `#/workflows/${id}/view/${encodeURIComponent(best.job_id)}`;
     drawGraph();
     showJobs();
     if (selected) loadLog();
