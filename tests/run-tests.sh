@@ -1,13 +1,17 @@
 #!/bin/sh
 # Runs tessera's tests and ends with one line "N passed, N failed" over all of
 # them; exits non-zero on any failure or when nothing ran.
-#   tests/run-tests.sh BUILD_DIR [unit|integration|service]
+#   tests/run-tests.sh BUILD_DIR [unit|integration|service|browser]
 # Unit tests are cmocka binaries (BUILD_DIR/tests/test_*); integration tests are
 # scripts (tests/integration/test_*.sh) that start real processes and print
 # their own "N passed, N failed"; service tests (tests/service/*.test.mjs) start
-# the real `tessera serve` and speak HTTP and WebSocket to it from Node.
+# the real `tessera serve` and speak HTTP and WebSocket to it from Node;
+# browser tests (tests/browser/*.test.mjs) drive the web UI in headless
+# Chromium (playwright-core) against the real service, one file at a time,
+# each under a time limit (TESSERA_BROWSER_FILE_TIMEOUT seconds, default 900);
+# screenshots go to test-artifacts/browser/.
 set -u
-build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration]}
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|service|browser]}
 which=${2:-all}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export TESSERA_BIN="$root/$build/tessera"
@@ -66,6 +70,33 @@ if [ "$which" = all ] || [ "$which" = service ]; then
     else
         echo "service tests: node or node_modules/ws missing (scripts/install-deps.sh installs them)"
         failed=$((failed + 1)); failed_names="$failed_names service"
+    fi
+fi
+
+if [ "$which" = all ] || [ "$which" = browser ]; then
+    chromium=${TESSERA_CHROMIUM:-/usr/bin/chromium}
+    missing=""
+    command -v node >/dev/null 2>&1 || missing="$missing node"
+    [ -d "$root/node_modules/playwright-core" ] || missing="$missing node_modules/playwright-core"
+    [ -d "$root/node_modules/ws" ] || missing="$missing node_modules/ws"
+    [ -x "$chromium" ] || missing="$missing $chromium"
+    if [ -z "$missing" ]; then
+        limit=${TESSERA_BROWSER_FILE_TIMEOUT:-900}
+        for t in "$root"/tests/browser/*.test.mjs; do
+            [ -f "$t" ] || continue
+            name=$(basename "$t")
+            # timeout signals the whole process group (node, its test
+            # process); the harness then kills its servers, playwright its browser.
+            (cd "$root" && timeout -k 20 "$limit" node --test --test-reporter=tap --test-concurrency=1 "tests/browser/$name") \
+                >"$tmp/browser-$name.out" 2>&1; rc=$?
+            grep -E '^(not )?ok|^# (tests|pass|fail|skipped)' "$tmp/browser-$name.out"
+            awk '/^ *not ok/ { show = 40 } show > 0 { print; show-- }' "$tmp/browser-$name.out" | head -n 400
+            [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] || echo "browser $name: killed after ${limit} s (TESSERA_BROWSER_FILE_TIMEOUT)"
+            count "browser $name" "$tmp/browser-$name.out" "$rc"
+        done
+    else
+        echo "browser tests: missing$missing (scripts/install-deps.sh and npm ci install them; TESSERA_CHROMIUM names another browser)"
+        failed=$((failed + 1)); failed_names="$failed_names browser"
     fi
 fi
 

@@ -127,7 +127,8 @@ async function onSignIn(e) {
     $('#signin-token').value = '';
     await startSession(res.user);
   } catch (err) {
-    $('#signin-error').textContent = err.message;
+    // The API speaks of headers; the form of user names.
+    $('#signin-error').textContent = err.message.replace(/^invalid X-User-ID: /i, 'This user name cannot be used: ');
   } finally {
     $('#signin-submit').disabled = false;
   }

@@ -100,7 +100,9 @@ export function mount(root, _params, app) {
     r.state.dataset.state = wf.state;
     r.state.textContent = wf.state;
     setProgress(r.bar, wf.progress, wf.state);
-    r.pct.textContent = `${Math.round((wf.progress || 0) * 100)}%`;
+    // A cancelled workflow's jobs are all final, which the API counts as
+    // done; a percentage would mislead, the grey bar and the state say it.
+    r.pct.textContent = wf.state === 'cancelled' ? '' : `${Math.round((wf.progress || 0) * 100)}%`;
     if (wf.state === 'queued' && wf.queue_position) {
       r.position.dataset.position = String(wf.queue_position);
       r.position.textContent = `#${wf.queue_position}`;

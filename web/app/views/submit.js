@@ -121,7 +121,7 @@ export function mount(root, _params, app) {
         box,
         h('label', { for: idFor, title: sl.image_path }, sl.name),
         h('img', { class: 'slide-thumb', src: sl.thumbnail, alt: `thumbnail of ${sl.name}`, loading: 'lazy' }),
-        h('div', { class: 'slide-dims' }, `${number(sl.width)} × ${number(sl.height)} px`,
+        h('div', { class: 'slide-dims' }, `${sl.width} × ${sl.height} px`,
           sl.mpp ? ` · ${number(sl.mpp, 3)} µm/px` : ' · resolution unknown', ` · ${bytes(sl.size_bytes || 0)}`)));
     });
   }

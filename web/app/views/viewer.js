@@ -178,7 +178,7 @@ export function mount(root, params) {
       const info = await api.slideInfo(id, job);
       if (!alive) return;
       await openSlide(info);
-      status.textContent = `${number(info.width)} × ${number(info.height)} px${info.mpp ? ` at ${number(info.mpp, 3)} µm/px` : ''}. Drag to pan, scroll to zoom.`;
+      status.textContent = `${info.width} × ${info.height} px${info.mpp ? ` at ${number(info.mpp, 3)} µm/px` : ''}. Drag to pan, scroll to zoom.`;
     } catch (err) {
       status.textContent = `The slide could not be shown: ${err.message}`;
     }

@@ -74,6 +74,7 @@ export function mount(root, params, app) {
       const w = await api.workflow(id);
       if (!alive) return;
       wf = w;
+      error.textContent = '';
       show();
     } catch (err) {
       if (!alive) return;
@@ -97,12 +98,13 @@ export function mount(root, params, app) {
     setProgress(bar, wf.progress, wf.state);
     pct.textContent = `${Math.round((wf.progress || 0) * 100)}%`;
     const c = wf.counts || {};
-    summary.replaceChildren(
+    summary.replaceChildren(...[
       h('span', {}, `#${wf.id}`),
       h('span', {}, `${wf.n_jobs} jobs: ${['succeeded', 'running', 'ready', 'pending', 'failed', 'cancelled', 'skipped'].filter((k) => c[k]).map((k) => `${c[k]} ${k}`).join(', ')}`),
       h('span', {}, `submitted ${when(wf.submitted_at)}`),
       wf.admitted_at ? h('span', {}, `started ${when(wf.admitted_at)}`) : null,
-      wf.finished_at ? h('span', {}, `finished ${when(wf.finished_at)} (${duration(wf.admitted_at || wf.submitted_at, wf.finished_at)})`) : null);
+      wf.finished_at ? h('span', {}, `finished ${when(wf.finished_at)} (${duration(wf.admitted_at || wf.submitted_at, wf.finished_at)})`) : null,
+    ].filter(Boolean));
     waiting.hidden = wf.state !== 'queued';
     waiting.textContent = wf.state === 'queued' ? `Waiting: ${waitingText(wf)}` : '';
     if (wf.state === 'failed' || wf.state === 'cancelled') {
