@@ -77,6 +77,7 @@ integration: $(BUILD)/tessera
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera
 	@test -e var/data/demo.tiff || ./$(BUILD)/tessera demo-slide var/data/demo.tiff
+	@echo "tessera: open http://127.0.0.1:8080/ in a browser and sign in with any user name"
 	./$(BUILD)/tessera serve --listen 127.0.0.1:8080 --state-dir ./var
 
 bench: deps
