@@ -18,4 +18,10 @@ slide_dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench-slide.XXXXXX")
 rm -rf "$slide_dir"
 # The viewer: Deep Zoom tiles drawn vs served from the worker's cache.
 bench/tile_bench.sh "$build/tessera" 16384x12288 100
+# The viewer's overlay in Chromium: indexing and drawing 100,000 cells.
+if command -v node >/dev/null 2>&1 && [ -d node_modules/playwright-core ] && [ -x /usr/bin/chromium ]; then
+    node bench/overlay_bench.mjs "$build/tessera" 100000
+else
+    echo "overlay_bench: skipped (node, playwright-core or chromium missing; scripts/install-deps.sh)"
+fi
 bench/accuracy.sh "$build/tessera"

@@ -63,17 +63,10 @@ export function visible(index, x0, y0, x1, y1) {
  * how many features were drawn. */
 export function drawIndex(ctx, index, view, style) {
   const { sx, ox, oy, x0, y0, x1, y1 } = view;
+  const dots = style.dotsBelowPx !== undefined && index.typicalSize * sx < style.dotsBelowPx;
+  if (dots) return drawDots(ctx, index, view, style);
   const ids = visible(index, x0, y0, x1, y1);
   if (!ids.size) return 0;
-  const dots = style.dotsBelowPx !== undefined && index.typicalSize * sx < style.dotsBelowPx;
-  if (dots) {
-    ctx.fillStyle = style.dot;
-    for (const i of ids) {
-      const f = index.feats[i];
-      ctx.fillRect(f.cx * sx + ox - 1, f.cy * sx + oy - 1, 2, 2);
-    }
-    return ids.size;
-  }
   const path = (rings) => {
     for (const r of rings) {
       ctx.moveTo(r[0] * sx + ox, r[1] * sx + oy);
@@ -94,4 +87,26 @@ export function drawIndex(ctx, index, view, style) {
     ctx.fill('evenodd');
   }
   return ids.size;
+}
+
+// Zoomed out, most cells are in view and each is a pixel or two: a linear
+// scan beats the grid, and one path of squares (one per screen pixel at
+// most) beats a fillRect per cell.
+function drawDots(ctx, index, view, style) {
+  const { sx, ox, oy, x0, y0, x1, y1 } = view;
+  const w = Math.ceil((x1 - x0) * sx) + 2;
+  const seen = new Uint8Array(w * (Math.ceil((y1 - y0) * sx) + 2));
+  let n = 0;
+  ctx.beginPath();
+  for (const f of index.feats) {
+    if (f.cx < x0 || f.cx > x1 || f.cy < y0 || f.cy > y1) continue;
+    n++;
+    const px = Math.floor((f.cx - x0) * sx), py = Math.floor((f.cy - y0) * sx);
+    if (seen[py * w + px]) continue;
+    seen[py * w + px] = 1;
+    ctx.rect(f.cx * sx + ox - 1, f.cy * sx + oy - 1, 2, 2);
+  }
+  ctx.fillStyle = style.dot;
+  ctx.fill();
+  return n;
 }
