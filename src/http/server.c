@@ -142,11 +142,19 @@ static http_reply dispatch(http_ctx *ctx, struct MHD_Connection *conn, const cha
     ts_strlcpy(req->path_buf, url, sizeof(req->path_buf));
     int route = router_match(method, req->path_buf, req->params, allow, sizeof(allow));
     bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    /* Static files: the web UI under /, its npm assets under /vendor/. */
-    if (route == -1 && get && strncmp(url, "/vendor/", 8) == 0)
-        return api_static_file(ctx->vendor_root, url + 8);
-    if (route == -1 && get && strncmp(url, "/api/", 5) != 0 && url[0] == '/' && url[1])
-        return api_static_file(ctx->web_root, url + 1);
+    /* Static files: the web UI under /, its npm assets under /vendor/. The
+     * UI's own files are revalidated on every load, so an upgrade shows at
+     * once; npm's change only with `npm ci` and may be kept a day. */
+    if (route == -1 && get && strncmp(url, "/vendor/", 8) == 0) {
+        http_reply r = api_static_file(ctx->vendor_root, url + 8);
+        if (r.kind == REPLY_FILE) ts_strlcpy(r.cache_control, "max-age=86400", sizeof(r.cache_control));
+        return r;
+    }
+    if (route == -1 && get && strncmp(url, "/api/", 5) != 0 && url[0] == '/' && url[1]) {
+        http_reply r = api_static_file(ctx->web_root, url + 1);
+        if (r.kind == REPLY_FILE) ts_strlcpy(r.cache_control, "no-cache", sizeof(r.cache_control));
+        return r;
+    }
     if (route == -1)
         return http_error(404, "not_found", "no such endpoint", json_pack("{so}", "path", lossy_string(url)));
     if (route == -2) {
