@@ -272,5 +272,7 @@ http_reply api_docs(http_request *req) {
 }
 
 http_reply api_index(http_request *req) {
-    return api_static_file(req->ctx->web_root, "index.html");
+    http_reply r = api_static_file(req->ctx->web_root, "index.html");
+    if (r.kind == REPLY_FILE) ts_strlcpy(r.cache_control, "no-cache", sizeof(r.cache_control));
+    return r;
 }
