@@ -1,17 +1,19 @@
 #!/bin/sh
 # Runs tessera's tests and ends with one line "N passed, N failed" over all of
 # them; exits non-zero on any failure or when nothing ran.
-#   tests/run-tests.sh BUILD_DIR [unit|integration|service|browser]
+#   tests/run-tests.sh BUILD_DIR [unit|integration|web|service|browser]
 # Unit tests are cmocka binaries (BUILD_DIR/tests/test_*); integration tests are
 # scripts (tests/integration/test_*.sh) that start real processes and print
-# their own "N passed, N failed"; service tests (tests/service/*.test.mjs) start
+# their own "N passed, N failed"; web tests (tests/web/*.test.mjs) check the
+# web UI's pure modules (graph layout, overlay index, formatting) in Node,
+# without a browser or a service; service tests (tests/service/*.test.mjs) start
 # the real `tessera serve` and speak HTTP and WebSocket to it from Node;
 # browser tests (tests/browser/*.test.mjs) drive the web UI in headless
 # Chromium (playwright-core) against the real service, one file at a time,
 # each under a time limit (TESSERA_BROWSER_FILE_TIMEOUT seconds, default 900);
 # screenshots go to test-artifacts/browser/.
 set -u
-build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|service|browser]}
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|web|service|browser]}
 which=${2:-all}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export TESSERA_BIN="$root/$build/tessera"
@@ -57,6 +59,22 @@ if [ "$which" = all ] || [ "$which" = integration ]; then
         cat "$tmp/$name.out"
         count "$name" "$tmp/$name.out" "$rc"
     done
+fi
+
+if [ "$which" = all ] || [ "$which" = web ]; then
+    if command -v node >/dev/null 2>&1; then
+        # web/app/*.js are ES modules without a package.json saying so: Node
+        # loads them as such but warns once per file; the warning is noise here.
+        quiet=""
+        node --disable-warning=MODULE_TYPELESS_PACKAGE_JSON -e 0 >/dev/null 2>&1 && quiet="--disable-warning=MODULE_TYPELESS_PACKAGE_JSON"
+        (cd "$root" && node $quiet --test --test-reporter=tap tests/web/) >"$tmp/web.out" 2>&1; rc=$?
+        grep -E '^(not )?ok|^# (tests|pass|fail|skipped)' "$tmp/web.out"
+        awk '/^ *not ok/ { show = 40 } show > 0 { print; show-- }' "$tmp/web.out" | head -n 400
+        count "web (node --test)" "$tmp/web.out" "$rc"
+    else
+        echo "web tests: node missing (scripts/install-deps.sh installs it)"
+        failed=$((failed + 1)); failed_names="$failed_names web"
+    fi
 fi
 
 if [ "$which" = all ] || [ "$which" = service ]; then

@@ -44,6 +44,9 @@ export class LiveEvents {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = null;
+    this.failures = 0;
+    this.state = null; // the next start() begins at "connecting"
+    this.everOpened = false;
     if (this.ws) {
       this.ws.onclose = null;
       this.ws.close();

@@ -19,13 +19,13 @@ export function layout(jobs) {
   const lastInLane = new Map();
   const edges = [];
   jobs.forEach((j, i) => {
-    const branch = j.branch || j.job_id;
+    const branch = j.branch || 'default'; // the spec's branch when none is named
     if (!lastInLane.has(branch)) { lanes.push(branch); lastInLane.set(branch, -1); }
     laneOf[i] = lanes.indexOf(branch);
     const prev = lastInLane.get(branch);
     if (prev >= 0) edges.push({ from: prev, to: i, kind: 'branch' });
     lastInLane.set(branch, i);
-    for (const d of j.depends_on || []) {
+    for (const d of new Set(j.depends_on || [])) {
       const k = index.get(d);
       if (k !== undefined && !(prev === k)) edges.push({ from: k, to: i, kind: 'dep' });
     }
