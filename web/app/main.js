@@ -58,9 +58,10 @@ function render() {
     return;
   }
   app.view = r.view.mount(main, r.params, app);
-  // Keyboard and screen-reader users land on the new page's heading.
+  // Keyboard and screen-reader users land on the new page's heading, also
+  // when they followed a nav link (which would otherwise keep the focus).
   const heading = main.querySelector('h1');
-  if (heading && document.activeElement === document.body) {
+  if (heading) {
     heading.setAttribute('tabindex', '-1');
     heading.focus({ preventScroll: true });
   }
@@ -156,7 +157,7 @@ async function boot() {
   app.authMode = session.auth_mode;
   $('#signin-hint').textContent = app.authMode === 'header'
     ? 'Enter your user name. (The service trusts names given on this machine; on a shared server it asks for a token instead.)'
-    : 'Enter the API token an administrator created for you with `tessera user add`.';
+    : 'Enter the API token an administrator created for you with tessera user add.';
   if (session.user) await startSession(session.user);
   else showSignIn();
 }

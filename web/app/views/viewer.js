@@ -38,7 +38,7 @@ export function mount(root, params) {
   let frame = 0;
   const layers = { tissue: null, cells: null };
 
-  const osd = h('div', { id: 'osd', 'data-tiles-loaded': 0, tabindex: 0, 'aria-label': 'slide viewer: arrow keys pan, + and − zoom, 0 resets' });
+  const osd = h('div', { id: 'osd', 'data-tiles-loaded': 0, role: 'region', 'aria-label': 'slide viewer: arrow keys pan, + and − zoom, 0 resets' });
   const overlay = h('canvas', { id: 'overlay', 'data-cells-drawn': 0, 'data-tissue-drawn': 0, 'aria-hidden': 'true' });
   const scale = h('div', { class: 'scalebar', hidden: true });
   const status = h('p', { class: 'muted', id: 'viewer-status', role: 'status' }, 'Loading the slide…');
