@@ -15,9 +15,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { test } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { REPO_ROOT, waitFor, sleep } from '../service/harness.mjs';
+import { REPO_ROOT, waitFor, sleep, startServer } from '../service/harness.mjs';
 
 export const CHROMIUM = process.env.TESSERA_CHROMIUM || '/usr/bin/chromium';
 export const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts', 'browser');
@@ -26,6 +26,16 @@ export const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
+
+// One server shared by every test of a file: started before the first test,
+// cleaned up (killed, state removed) after the last. Its `server` is set once
+// the before() hook has run, so tests read fixture.server, not a copy.
+export function fileServer(opts) {
+  const fixture = { server: null };
+  before(async () => { fixture.server = await startServer(opts); }, { timeout: 60000 });
+  after(async () => { if (fixture.server) await fixture.server.cleanup(); }, { timeout: 60000 });
+  return fixture;
+}
 
 let playwright = null;
 async function loadPlaywright() {

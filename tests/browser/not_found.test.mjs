@@ -1,23 +1,14 @@
 // not_found.test.mjs - isolation in the UI: bob following a link to alice's
 // workflow (or its viewer) sees "not found", exactly as for a workflow that
 // does not exist, and nothing of alice's anywhere in the page.
-import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startServer, submit, sleepJob, workflow, wfId, waitFinal } from '../service/harness.mjs';
+import { submit, sleepJob, workflow, wfId, waitFinal } from '../service/harness.mjs';
 import {
-  browserTest, signIn, noReload, shot, gotoHash, allowErrors, statusError, pageTextAndHtml, sleep,
+  browserTest, fileServer, signIn, noReload, shot, gotoHash, allowErrors, statusError, pageTextAndHtml, sleep,
 } from './browser.mjs';
 
-let server;
-
-before(async () => {
-  server = await startServer({ workers: 2, concurrencyLimit: 2 });
-}, { timeout: 60000 });
-
-after(async () => {
-  if (server) await server.cleanup();
-}, { timeout: 60000 });
+const fixture = fileServer({ workers: 2, concurrencyLimit: 2 });
 
 async function assertNotFound(page, what, secrets) {
   const nf = page.locator('#wf-notfound');
@@ -40,12 +31,12 @@ async function assertNotFound(page, what, secrets) {
 browserTest('another user\'s workflow and viewer are "not found", like a missing one', { timeout: 180000 }, async (b, t) => {
   const secretName = `alice-private-${crypto.randomBytes(4).toString('hex')}`;
   const secretJob = `alicejob-${crypto.randomBytes(3).toString('hex')}`;
-  const aliceWf = await submit(server, 'alice', workflow(secretName, [sleepJob(secretJob, 0.2)]));
+  const aliceWf = await submit(fixture.server, 'alice', workflow(secretName, [sleepJob(secretJob, 0.2)]));
   const id = String(wfId(aliceWf));
-  await waitFinal(server, 'alice', id, 60000);
+  await waitFinal(fixture.server, 'alice', id, 60000);
   const secrets = [secretName];
 
-  const { context, page } = await b.newUser('bob', server);
+  const { context, page } = await b.newUser('bob', fixture.server);
   // The UI has to ask the API, which answers 404: Chromium logs that as a
   // failed resource load. Expected here, for the workflow API only.
   allowErrors(page, statusError(404, '/api/workflows/'), 'bob asks for a workflow that is not his');

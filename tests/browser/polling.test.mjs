@@ -11,11 +11,10 @@
 //   closes  the socket is created but closes asynchronously without ever
 //           opening (error then close, code 1006: what an upgrade refused
 //           by a proxy looks like)
-import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, submit, sleepJob, workflow, getWf, wfId, jobsOf } from '../service/harness.mjs';
+import { submit, sleepJob, workflow, getWf, wfId, jobsOf } from '../service/harness.mjs';
 import {
-  browserTest, signIn, noReload, shot, gotoHash, waitForAttr, attrOf, textOf, sleep, waitFor, stopwatch,
+  browserTest, fileServer, signIn, noReload, shot, gotoHash, waitForAttr, attrOf, textOf, sleep, waitFor, stopwatch,
   softChecks, junkText, visibleAlerts,
 } from './browser.mjs';
 
@@ -67,15 +66,7 @@ const STUBS = {
   },
 };
 
-let server;
-
-before(async () => {
-  server = await startServer({ workers: 2, concurrencyLimit: 2 });
-}, { timeout: 60000 });
-
-after(async () => {
-  if (server) await server.cleanup();
-}, { timeout: 60000 });
+const fixture = fileServer({ workers: 2, concurrencyLimit: 2 });
 
 for (const [variant, stub] of Object.entries(STUBS)) {
   browserTest(`polling fallback (WebSocket ${variant}): live list and workflow page over GET /api/events?since=`,
@@ -83,7 +74,7 @@ for (const [variant, stub] of Object.entries(STUBS)) {
       const sw = stopwatch();
       const soft = softChecks(t);
       const shotName = variant === 'throws' ? 'polling-live' : `polling-live-${variant}`;
-      const { page } = await b.newUser('alice', server);
+      const { page } = await b.newUser('alice', fixture.server);
       await page.addInitScript(stub);
 
       // Every GET /api/events of the page, with its since and time.
@@ -145,7 +136,7 @@ for (const [variant, stub] of Object.entries(STUBS)) {
         new MutationObserver(read).observe(document.querySelector('#main'),
           { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow', 'data-state'] });
       });
-      const wf = await submit(server, 'alice', workflow(`polling-${variant}`, [sleepJob('one', JOB_S), sleepJob('two', JOB_S)]));
+      const wf = await submit(fixture.server, 'alice', workflow(`polling-${variant}`, [sleepJob('one', JOB_S), sleepJob('two', JOB_S)]));
       const id = String(wfId(wf));
       const submittedAt = Date.now();
       sw.mark(`submitted ${id}`);
@@ -165,7 +156,7 @@ for (const [variant, stub] of Object.entries(STUBS)) {
       assert.ok(values.some((v) => v > 0 && v < 100), `the row's .wf-progress moved through a value between 0 and 100: ${values}`);
       assert.ok(values.every((v, i) => i === 0 || v >= values[i - 1]), `the row's progress never went back: ${values}`);
       await nr.check('the list while polling');
-      const api = await getWf(server, 'alice', id);
+      const api = await getWf(fixture.server, 'alice', id);
       assert.equal(api.state, 'succeeded');
       const [one, two] = ['one', 'two'].map((j) => jobsOf(api).find((x) => x.job_id === j));
       assert.ok(Date.parse(two.started_at) >= Date.parse(one.finished_at) - 1000,
@@ -215,7 +206,7 @@ for (const [variant, stub] of Object.entries(STUBS)) {
       assert.ok(polls.length >= 5, `the page polled GET /api/events?since= repeatedly: ${polls.length}`);
       assert.ok(sinces.every((s) => Number.isInteger(s) && s >= 0), `every poll names since=<integer>: ${sinces}`);
       assert.ok(sinces.every((s, i) => i === 0 || s >= sinces[i - 1]), `since never decreases: ${sinces}`);
-      const all = await server.api('alice', 'GET', '/api/events?since=0');
+      const all = await fixture.server.api('alice', 'GET', '/api/events?since=0');
       assert.equal(all.status, 200);
       const mine = (all.json.events || []).filter((e) => String(e.workflow_id) === id);
       const lastSeq = Math.max(...mine.map((e) => e.seq));

@@ -2,24 +2,15 @@
 // workflow page and comes back on the same address with the same state: the
 // page shows it is disconnected, reconnects by itself (no reload), and ends
 // showing what the API says (succeeded; the interrupted job re-run).
-import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, submit, sleepJob, workflow, getWf, wfId, jobsOf, healthy } from '../service/harness.mjs';
+import { submit, sleepJob, workflow, getWf, wfId, jobsOf, healthy } from '../service/harness.mjs';
 import {
-  browserTest, signIn, noReload, shot, allowErrors, NETWORK_ERROR, startOnSamePort,
+  browserTest, fileServer, signIn, noReload, shot, allowErrors, NETWORK_ERROR, startOnSamePort,
   waitForAttr, attrOf, textOf, sleep, stopwatch, softChecks, junkText, visibleAlerts,
 } from './browser.mjs';
 
 const JOB_S = 3;
-let server;
-
-before(async () => {
-  server = await startServer({ workers: 2, concurrencyLimit: 2 });
-}, { timeout: 60000 });
-
-after(async () => {
-  if (server) await server.cleanup();
-}, { timeout: 60000 });
+const fixture = fileServer({ workers: 2, concurrencyLimit: 2 });
 
 browserTest('the service is killed and restarted under an open workflow page', { timeout: 300000 }, async (b, t) => {
   const sw = stopwatch();
@@ -28,8 +19,8 @@ browserTest('the service is killed and restarted under an open workflow page', {
     const junk = await junkText(page);
     soft.ok(junk.length === 0, `${where}: the page text shows programming leftovers: ${junk.join(' | ')}`);
   };
-  const { page } = await b.newUser('alice', server);
-  const wf = await submit(server, 'alice', workflow('three-in-a-row',
+  const { page } = await b.newUser('alice', fixture.server);
+  const wf = await submit(fixture.server, 'alice', workflow('three-in-a-row',
     [sleepJob('first', JOB_S), sleepJob('second', JOB_S), sleepJob('third', JOB_S)]));
   const id = String(wfId(wf));
   // A link to the workflow opened before signing in: the sign-in form, then
@@ -42,13 +33,13 @@ browserTest('the service is killed and restarted under an open workflow page', {
   await waitForAttr(page, '#conn', 'data-state', (v) => v === 'live', 30000, '#conn live before the kill');
   await waitForAttr(page, 'tr.job-row[data-job-id="first"] .job-state', 'data-state', (v) => v === 'running', 30000,
     'the first job shown running');
-  const before = await getWf(server, 'alice', id);
+  const before = await getWf(fixture.server, 'alice', id);
   assert.equal(before.jobs.find((j) => j.job_id === 'first').state, 'running', 'the first job runs at the kill');
   sw.mark('first job running');
   await clean('the workflow page while the first job runs');
 
   // --- kill -9 of the master, the scheduler, the HTTP workers and the job.
-  const port = server.port;
+  const port = fixture.server.port;
   const stopAllowing = allowErrors(page, NETWORK_ERROR, 'the service is down');
   const connSeen = [];
   const sampler = setInterval(async () => {
@@ -56,7 +47,7 @@ browserTest('the service is killed and restarted under an open workflow page', {
     if (v && connSeen[connSeen.length - 1] !== v) connSeen.push(v);
   }, 100);
   try {
-    await server.kill9();
+    await fixture.server.kill9();
     sw.mark('killed');
     const down = await waitForAttr(page, '#conn', 'data-state', (v) => v && v !== 'live', 30000,
       '#conn to leave "live" while the service is down');
@@ -71,9 +62,9 @@ browserTest('the service is killed and restarted under an open workflow page', {
     await clean('the workflow page while disconnected');
 
     // --- the same service again: same port, same state directory.
-    await startOnSamePort(server, port);
-    assert.equal(server.port, port, 'the service is back on the same port');
-    assert.ok(await healthy(server));
+    await startOnSamePort(fixture.server, port);
+    assert.equal(fixture.server.port, port, 'the service is back on the same port');
+    assert.ok(await healthy(fixture.server));
     sw.mark('restarted');
     await waitForAttr(page, '#conn', 'data-state', (v) => v === 'live', 90000, '#conn to return to "live" after the restart');
     sw.mark('conn live again');
@@ -89,7 +80,7 @@ browserTest('the service is killed and restarted under an open workflow page', {
   await waitForAttr(page, '#wf-view', 'data-state', (v) => v === 'succeeded', 120000, '#wf-view[data-state=succeeded]');
   sw.mark('succeeded');
   await sleep(500);
-  const fin = await getWf(server, 'alice', id);
+  const fin = await getWf(fixture.server, 'alice', id);
   assert.equal(fin.state, 'succeeded');
   const apiJobs = jobsOf(fin);
   const rows = await page.locator('tr.job-row').evaluateAll((trs) => trs.map((tr) => ({
