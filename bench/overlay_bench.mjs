@@ -8,32 +8,13 @@
 //
 // The module is served by a real `tessera serve`; cells are synthetic
 // 24-vertex polygons with nuclei on a 100,000 x 80,000 pixel slide.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { startTessera } from './serve.mjs';
 import { chromium } from 'playwright-core';
 
 const bin = process.argv[2] || 'build/tessera';
 const CELLS = Number(process.argv[3] || 100000);
 
-async function startServer(dir) {
-  const proc = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'var'), '--workers', '1',
-    '--log', join(dir, 'log')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/http:\/\/[0-9.]+:[0-9]+/);
-      if (m) resolve(m[0]);
-    });
-    proc.on('exit', () => reject(new Error(`server exited: ${out}`)));
-  });
-  return { url, proc };
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'tessera-overlay-bench-'));
-const { url, proc } = await startServer(dir);
+const { url, stop } = await startTessera(bin, 'overlay', ['--workers', '1']);
 const browser = await chromium.launch({ executablePath: process.env.TESSERA_CHROMIUM || '/usr/bin/chromium', headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
 try {
@@ -86,6 +67,5 @@ try {
   console.log(`  frame, 1 px per pixel   ${f(r.zoomInMs)} ms  (${r.drawnIn} cells as outlines and nuclei)`);
 } finally {
   await browser.close();
-  proc.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
+  await stop();
 }

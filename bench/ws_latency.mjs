@@ -7,10 +7,7 @@
 //
 // Prints p50/p99/max for both and the ratio. Bounded: a fixed number of small
 // workflows per phase, and a time limit.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { startTessera } from './serve.mjs';
 import WebSocket from 'ws';
 
 const bin = process.argv[2] || 'build/tessera';
@@ -20,26 +17,6 @@ const WORKFLOWS = 40;
 
 function percentile(sorted, p) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
-}
-
-async function startServer(dir) {
-  const proc = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'var'),
-    '--workers', '2', '--concurrency-limit', '2', '--max-active-users', String(USERS),
-    '--poll-seconds', '0.1', '--log', join(dir, 'log')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/http:\/\/[0-9.]+:[0-9]+/);
-      if (m) resolve(m[0]);
-    });
-    proc.on('exit', () => reject(new Error('server exited: ' + out)));
-  });
-  for (let i = 0; i < 100; i++) {
-    try { if ((await fetch(url + '/healthz')).ok) break; } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, proc };
 }
 
 function connect(url, user, latencies) {
@@ -91,8 +68,8 @@ async function phase(url, nClients) {
   return latencies;
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'tessera-wsbench-'));
-const { url, proc } = await startServer(dir);
+const { url, stop } = await startTessera(bin, 'ws', ['--workers', '2', '--concurrency-limit', '2',
+  '--max-active-users', String(USERS), '--poll-seconds', '0.1']);
 try {
   const base = await phase(url, 1);
   const many = await phase(url, CLIENTS);
@@ -102,7 +79,5 @@ try {
   console.log(`  ${CLIENTS} clients, ${USERS} users: ${fmt(many)}`);
   console.log(`  p99 ratio ${CLIENTS} clients / 1 client: ${(percentile(many, 0.99) / Math.max(1, percentile(base, 0.99))).toFixed(2)}`);
 } finally {
-  proc.kill('SIGTERM');
-  await new Promise((r) => proc.on('exit', r));
-  rmSync(dir, { recursive: true, force: true });
+  await stop();
 }
