@@ -9,30 +9,14 @@
 //   - Token mode: the sign-in form asks for an API token (from `tessera user
 //     add`), refuses a wrong one, accepts the right one, and signing out ends
 //     the session on the server too.
-import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startServer, runCli } from '../service/harness.mjs';
 import {
-  browserTest, shot, waitForAttr, waitForText, textOf, currentHash, stopwatch, allowErrors, statusError,
+  browserTest, fileServer, shot, waitForAttr, waitForText, textOf, currentHash, stopwatch, allowErrors, statusError,
 } from './browser.mjs';
 
-let server;
-let dataRoot;
-
-before(async () => {
-  dataRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-browser-access-'));
-  const r = runCli(['demo-slide', path.join(dataRoot, 'demo.tiff'), '--size', '2048x1536', '--seed', '5'], { timeoutMs: 120000 });
-  assert.equal(r.status, 0, `demo-slide: ${r.status} ${r.stderr}`);
-  server = await startServer({ workers: 2, concurrencyLimit: 2, extraArgs: ['--data-root', dataRoot] });
-}, { timeout: 180000 });
-
-after(async () => {
-  if (server) await server.cleanup();
-  if (dataRoot) fs.rmSync(dataRoot, { recursive: true, force: true });
-}, { timeout: 60000 });
+const fixture = fileServer({ workers: 2, concurrencyLimit: 2 }, { demoSlide: { size: '2048x1536', seed: 5 } });
 
 const num = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
 
@@ -40,7 +24,7 @@ const num = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v))
 
 browserTest('/docs renders the API with swagger-ui-dist', { timeout: 120000 }, async (b, t) => {
   const sw = stopwatch();
-  const { page } = await b.newUser('docs', server);
+  const { page } = await b.newUser('docs', fixture.server);
   await page.goto('/docs');
   await page.waitForSelector('.swagger-ui .opblock', { timeout: 60000 });
   sw.mark('rendered');
@@ -134,7 +118,7 @@ browserTest('keyboard only: sign in, run the demo analysis, read a log, view and
   const sw = stopwatch();
   const seen = [];
   const presses = [];
-  const { page } = await b.newUser('kim', server);
+  const { page } = await b.newUser('kim', fixture.server);
   await page.goto('/');
   await page.waitForSelector('form#signin', { state: 'visible', timeout: 30000 });
   await page.locator('#signin-user').waitFor({ state: 'visible', timeout: 30000 });
@@ -225,7 +209,7 @@ browserTest('token mode: the sign-in form asks for a token, refuses a wrong one,
     const toks = (r.stdout.match(/[A-Za-z0-9_\-.~+=]{20,}/g) || []);
     assert.ok(toks.length, `user add prints a token: ${r.stdout}`);
     const token = toks[toks.length - 1];
-    sw.mark('server and token');
+    sw.mark('fixture.server and token');
 
     const { page } = await b.newUser('carol', ts);
     await page.goto('/');

@@ -13,11 +13,12 @@
 // (form#signin, #whoami, #conn, table#wf-list, #wf-view, svg#dag, ...).
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { REPO_ROOT, waitFor, sleep, startServer } from '../service/harness.mjs';
+import { REPO_ROOT, waitFor, sleep, startServer, runCli } from '../service/harness.mjs';
 
 export const CHROMIUM = process.env.TESSERA_CHROMIUM || '/usr/bin/chromium';
 export const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts', 'browser');
@@ -30,10 +31,26 @@ export const CHROMIUM_ARGS = [
 // One server shared by every test of a file: started before the first test,
 // cleaned up (killed, state removed) after the last. Its `server` is set once
 // the before() hook has run, so tests read fixture.server, not a copy.
-export function fileServer(opts) {
-  const fixture = { server: null };
-  before(async () => { fixture.server = await startServer(opts); }, { timeout: 60000 });
-  after(async () => { if (fixture.server) await fixture.server.cleanup(); }, { timeout: 60000 });
+// With demoSlide { size: 'WxH', seed }, a demo slide is written first to
+// fixture.slide in a fresh data root the server is given (--data-root).
+export function fileServer(opts, { demoSlide = null } = {}) {
+  const fixture = { server: null, dataRoot: null, slide: null };
+  before(async () => {
+    const serverOpts = { ...opts };
+    if (demoSlide) {
+      fixture.dataRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-browser-slides-'));
+      fixture.slide = path.join(fixture.dataRoot, 'demo.tiff');
+      const r = runCli(['demo-slide', fixture.slide, '--size', demoSlide.size, '--seed', String(demoSlide.seed)],
+        { timeoutMs: 300000 });
+      assert.equal(r.status, 0, `demo-slide ${demoSlide.size}: ${r.status} ${r.stderr}`);
+      serverOpts.extraArgs = [...(opts.extraArgs || []), '--data-root', fixture.dataRoot];
+    }
+    fixture.server = await startServer(serverOpts);
+  }, { timeout: 360000 });
+  after(async () => {
+    if (fixture.server) await fixture.server.cleanup();
+    if (fixture.dataRoot) fs.rmSync(fixture.dataRoot, { recursive: true, force: true });
+  }, { timeout: 60000 });
   return fixture;
 }
 

@@ -5,42 +5,25 @@
 // cell job opened in the slide viewer (tiles loaded, cells drawn, overlay
 // toggled), its summary and downloads; and the list and workflow pages at a
 // phone's width with no horizontal scroll.
-import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startServer, runCli, jobsOf, getWf } from '../service/harness.mjs';
+import { jobsOf, getWf } from '../service/harness.mjs';
 import {
-  browserTest, signIn, noReload, shot, waitFor, sleep, attrOf, textOf, waitForAttr,
+  browserTest, fileServer, signIn, noReload, shot, waitFor, sleep, attrOf, textOf, waitForAttr,
   assertNoHorizontalScroll, currentHash, stopwatch, softChecks, junkText, visibleAlerts,
 } from './browser.mjs';
 
 const SLIDE_W = 8192;
 const SLIDE_H = 6144;
-let server;
-let dataRoot;
-let slide;
-
-before(async () => {
-  dataRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-browser-slides-'));
-  slide = path.join(dataRoot, 'demo.tiff');
-  const r = runCli(['demo-slide', slide, '--size', `${SLIDE_W}x${SLIDE_H}`, '--seed', '11'], { timeoutMs: 300000 });
-  assert.equal(r.status, 0, `demo-slide: ${r.stderr}`);
-  server = await startServer({ workers: 2, concurrencyLimit: 2, extraArgs: ['--data-root', dataRoot] });
-}, { timeout: 360000 });
-
-after(async () => {
-  if (server) await server.cleanup();
-  if (dataRoot) fs.rmSync(dataRoot, { recursive: true, force: true });
-}, { timeout: 60000 });
+const fixture = fileServer({ workers: 2, concurrencyLimit: 2 }, { demoSlide: { size: `${SLIDE_W}x${SLIDE_H}`, seed: 11 } });
 
 const num = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
 
 browserTest('first run: sign in, analyse the demo slide, follow it live, view the cells', { timeout: 600000 }, async (b, t) => {
   const sw = stopwatch();
   const soft = softChecks(t); // contract details that need not stop the flow
-  const { page } = await b.newUser('alice', server);
+  const { page } = await b.newUser('alice', fixture.server);
   await page.goto('/');
   // --- keyboard-only sign-in
   await signIn(page, 'alice', { keyboard: true });
@@ -122,7 +105,7 @@ browserTest('first run: sign in, analyse the demo slide, follow it live, view th
     }
     if (st === 'succeeded') break;
     if (st === 'failed' || st === 'cancelled') {
-      const w = await getWf(server, 'alice', id);
+      const w = await getWf(fixture.server, 'alice', id);
       assert.fail(`the workflow ended ${st}: ${JSON.stringify(w).slice(0, 1500)}`);
     }
     if (Date.now() - t0 > 400000) assert.fail(`#wf-view never reached data-state=succeeded (states ${states}, progress ${samples.slice(-20)})`);
@@ -149,7 +132,7 @@ browserTest('first run: sign in, analyse the demo slide, follow it live, view th
   await page.waitForSelector('svg#dag', { timeout: 10000 });
   assert.equal(await page.locator('svg#dag g.dag-job').count(), 2, 'svg#dag has 2 g.dag-job');
   assert.ok(await page.locator('svg#dag path.dag-edge').count() >= 1, 'svg#dag has at least one path.dag-edge');
-  const wf = await getWf(server, 'alice', id);
+  const wf = await getWf(fixture.server, 'alice', id);
   const jobs = jobsOf(wf);
   assert.equal(jobs.length, 2, `2 jobs: ${JSON.stringify(jobs.map((j) => j.job_type))}`);
   const cell = jobs.find((j) => j.job_type === 'cell_segmentation');
@@ -189,7 +172,7 @@ browserTest('first run: sign in, analyse the demo slide, follow it live, view th
   await waitForAttr(page, 'canvas#overlay', 'data-cells-drawn', (v) => num(v) > 0, 10000, 'cells drawn again with #toggle-cells on');
 
   // --- summary: the count of the job's summary.json
-  const sumRes = await server.api('alice', 'GET', `/api/workflows/${id}/jobs/${cell.job_id}/results/summary.json`);
+  const sumRes = await fixture.server.api('alice', 'GET', `/api/workflows/${id}/jobs/${cell.job_id}/results/summary.json`);
   assert.equal(sumRes.status, 200, sumRes.text);
   const summary = JSON.parse(sumRes.text);
   assert.ok(Number.isInteger(summary.count) && summary.count > 0, `summary.json has a cell count: ${sumRes.text.slice(0, 300)}`);
