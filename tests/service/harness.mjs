@@ -2,7 +2,7 @@
 // gives the integration tests small clients for it (HTTP, WebSocket), plus
 // helpers shared by every *.test.mjs file in this directory.
 //
-// The tests are written from ../shared/DESIGN.md §1-§4 (the contract), not
+// The tests are written from docs/DESIGN.md §1-§4 (the contract), not
 // from the implementation: where the contract does not name a field, the
 // helpers below accept the obvious spellings (see wfId, listItems, ...).
 //
