@@ -33,14 +33,14 @@
 /* ---- helpers shared by the sqlite*.c files ------------------------------- */
 
 /* See sqlite_internal.h; the SQLite message says what the database refused. */
-int db_fail(store *st, char *err, size_t errlen, const char *what) {
+int db_fail(sqlite_store *st, char *err, size_t errlen, const char *what) {
     ts_errf(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
     return TS_ERR;
 }
 
 /* Prepares lazily so that a process only pays for the statements it uses
  * (an HTTP worker never claims); PERSISTENT tells SQLite they live long. */
-sqlite3_stmt *stmt_get(store *st, stmt_id id, const char *sql, char *err, size_t errlen) {
+sqlite3_stmt *stmt_get(sqlite_store *st, stmt_id id, const char *sql, char *err, size_t errlen) {
     sqlite3_stmt *s = st->stmts[id];
     if (s != NULL) {
         /* Two call sites sharing a slot with different SQL would be a bug. */
@@ -66,7 +66,7 @@ void stmt_done(sqlite3_stmt *s) {
 }
 
 /* Steps once; the error is taken before the reset, which would replace it. */
-int stmt_exec(store *st, sqlite3_stmt *s, char *err, size_t errlen, const char *what) {
+int stmt_exec(sqlite_store *st, sqlite3_stmt *s, char *err, size_t errlen, const char *what) {
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
         db_fail(st, err, errlen, what);
@@ -90,7 +90,7 @@ const char *col_text(sqlite3_stmt *s, int i) {
 }
 
 /* Runs one of the cached statements without parameters (BEGIN, COMMIT...). */
-static int run_simple(store *st, stmt_id id, const char *sql, char *err, size_t errlen,
+static int run_simple(sqlite_store *st, stmt_id id, const char *sql, char *err, size_t errlen,
                       const char *what) {
     sqlite3_stmt *s = stmt_get(st, id, sql, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -98,7 +98,7 @@ static int run_simple(store *st, stmt_id id, const char *sql, char *err, size_t 
 }
 
 /* BEGIN IMMEDIATE unless the caller's transaction is already open. */
-int txn_enter(store *st, bool *own, char *err, size_t errlen) {
+int txn_enter(sqlite_store *st, bool *own, char *err, size_t errlen) {
     *own = sqlite3_get_autocommit(st->db) != 0;
     if (!*own) return TS_OK;
     return run_simple(st, ST_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE", err, errlen,
@@ -107,25 +107,25 @@ int txn_enter(store *st, bool *own, char *err, size_t errlen) {
 
 /* Commits or rolls back what txn_enter opened; the caller's transaction is
  * left to the caller (who rolls it back on an error). */
-int txn_end(store *st, bool own, int rc, char *err, size_t errlen) {
+int txn_end(sqlite_store *st, bool own, int rc, char *err, size_t errlen) {
     if (!own) return rc;
     if (rc != TS_OK) {
-        store_rollback(st);
+        sqlite_rollback(st);
         return rc;
     }
-    return store_commit(st, err, errlen);
+    return sqlite_commit(st, err, errlen);
 }
 
 /* A deferred BEGIN: a read-only snapshot that never takes the write lock. */
-int read_enter(store *st, bool *own, char *err, size_t errlen) {
+int read_enter(sqlite_store *st, bool *own, char *err, size_t errlen) {
     *own = sqlite3_get_autocommit(st->db) != 0;
     if (!*own) return TS_OK;
     return run_simple(st, ST_BEGIN_READ, "BEGIN", err, errlen, "starting a read transaction");
 }
 
 /* Ends the snapshot read_enter opened. */
-void read_end(store *st, bool own) {
-    if (own) store_rollback(st); /* nothing was written; ROLLBACK just ends the read */
+void read_end(sqlite_store *st, bool own) {
+    if (own) sqlite_rollback(st); /* nothing was written; ROLLBACK just ends the read */
 }
 
 /* ---- opening -------------------------------------------------------------- */
@@ -142,10 +142,6 @@ static bool is_url(const char *url) {
 static int check_target(const char *url, char *err, size_t errlen) {
     if (url == NULL || url[0] == '\0') {
         ts_errf(err, errlen, "no database path given");
-        return TS_ERR;
-    }
-    if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
-        ts_errf(err, errlen, "PostgreSQL store is not available in this build yet");
         return TS_ERR;
     }
     if (is_url(url)) {
@@ -172,7 +168,7 @@ static int check_target(const char *url, char *err, size_t errlen) {
 }
 
 /* Runs a pragma and returns its first column's text in buf (if buf). */
-static int pragma(store *st, const char *sql, char *buf, size_t buflen, char *err,
+static int pragma(sqlite_store *st, const char *sql, char *buf, size_t buflen, char *err,
                   size_t errlen) {
     sqlite3_stmt *s = NULL;
     int rc = TS_ERR;
@@ -191,7 +187,7 @@ cleanup:
 }
 
 /* The connection's settings (see the top of this file for why). */
-static int configure(store *st, const char *path, char *err, size_t errlen) {
+static int configure(sqlite_store *st, const char *path, char *err, size_t errlen) {
     char mode[32];
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
@@ -214,10 +210,10 @@ static int configure(store *st, const char *path, char *err, size_t errlen) {
  * checks before sqlite3_open_v2 turn SQLite's "unable to open database
  * file" into a message that says what to fix.
  */
-int store_open(const char *url, store **out, char *err, size_t errlen) {
+int sqlite_open(const char *url, sqlite_store **out, char *err, size_t errlen) {
     *out = NULL;
     if (check_target(url, err, errlen) != TS_OK) return TS_ERR;
-    store *st = ts_calloc(1, sizeof(*st));
+    sqlite_store *st = ts_calloc(1, sizeof(*st));
     int rc = sqlite3_open_v2(url, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         ts_errf(err, errlen, "cannot open database %s: %s", url,
@@ -230,13 +226,13 @@ int store_open(const char *url, store **out, char *err, size_t errlen) {
     return TS_OK;
 
 fail:
-    store_close(st);
+    sqlite_close(st);
     return TS_ERR;
 }
 
 /* Finalizes the cached statements, then closes; an open transaction is
  * rolled back by SQLite (nothing unacknowledged is kept). */
-void store_close(store *st) {
+void sqlite_close(sqlite_store *st) {
     if (st == NULL) return;
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(st->stmts[i]);
     sqlite3_close(st->db);
@@ -247,7 +243,7 @@ void store_close(store *st) {
 
 /* BEGIN IMMEDIATE: takes the write lock now (waiting up to the busy timeout)
  * so that nothing inside can fail with SQLITE_BUSY half-way. */
-int store_begin(store *st, char *err, size_t errlen) {
+int sqlite_begin(sqlite_store *st, char *err, size_t errlen) {
     if (!sqlite3_get_autocommit(st->db)) {
         ts_errf(err, errlen, "store_begin: a transaction is already open (they do not nest)");
         return TS_ERR;
@@ -258,14 +254,14 @@ int store_begin(store *st, char *err, size_t errlen) {
 
 /* On a failed COMMIT the transaction is rolled back, so the handle is usable
  * again and nothing half-done can be committed by a later call. */
-int store_commit(store *st, char *err, size_t errlen) {
+int sqlite_commit(sqlite_store *st, char *err, size_t errlen) {
     if (run_simple(st, ST_COMMIT, "COMMIT", err, errlen, "committing") == TS_OK) return TS_OK;
-    store_rollback(st);
+    sqlite_rollback(st);
     return TS_ERR;
 }
 
 /* Safe to call with no transaction open (error paths call it freely). */
-void store_rollback(store *st) {
+void sqlite_rollback(sqlite_store *st) {
     if (sqlite3_get_autocommit(st->db)) return;
     run_simple(st, ST_ROLLBACK, "ROLLBACK", NULL, 0, "rolling back");
 }
@@ -281,7 +277,7 @@ static const char SQL_JOB_INSERT[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')";
 
 /* Inserts the workflow row and sets *id. */
-static int insert_workflow(store *st, const char *user, const spec_workflow *spec,
+static int insert_workflow(sqlite_store *st, const char *user, const spec_workflow *spec,
                            const char *spec_text, double now, int64_t *id, char *err,
                            size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_INSERT, SQL_WF_INSERT, err, errlen);
@@ -298,7 +294,7 @@ static int insert_workflow(store *st, const char *user, const spec_workflow *spe
 }
 
 /* Inserts every job, pending, in spec order. */
-static int insert_jobs(store *st, int64_t id, const spec_workflow *spec, char *err,
+static int insert_jobs(sqlite_store *st, int64_t id, const spec_workflow *spec, char *err,
                        size_t errlen) {
     for (size_t i = 0; i < spec->n_jobs; i++) {
         const spec_job *j = &spec->jobs[i];
@@ -316,7 +312,7 @@ static int insert_jobs(store *st, int64_t id, const spec_workflow *spec, char *e
 }
 
 /* The two events every new workflow starts with. */
-static int submit_events(store *st, int64_t id, double now, char *err, size_t errlen) {
+static int submit_events(sqlite_store *st, int64_t id, double now, char *err, size_t errlen) {
     int pos = 0;
     sql_event ev = {.ts = now, .type = "workflow.submitted", .workflow_id = id, .job_index = -1,
                     .state = "queued", .progress = -1};
@@ -328,7 +324,7 @@ static int submit_events(store *st, int64_t id, double now, char *err, size_t er
 }
 
 /* Checks what a caller could get wrong before anything is written. */
-static int submit_check(store *st, const char *user, const spec_workflow *spec, char *err,
+static int submit_check(sqlite_store *st, const char *user, const spec_workflow *spec, char *err,
                         size_t errlen) {
     if (user == NULL || user[0] == '\0' || strlen(user) > 128) {
         ts_errf(err, errlen, "store_submit: the user id must be 1-128 characters");
@@ -351,7 +347,7 @@ static int submit_check(store *st, const char *user, const spec_workflow *spec, 
  * filled in), so a later build with other defaults reloads the same
  * workflow. Acknowledged (TS_OK) means committed to the WAL.
  */
-int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
+int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
                  char *err, size_t errlen) {
     char *spec_text = NULL;
     int rc = TS_ERR;

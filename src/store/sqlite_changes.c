@@ -122,7 +122,7 @@ bad:
 }
 
 /* The "stale change" message, naming the state the row really has. */
-static int stale_job(store *st, const core_change *ch, char *err, size_t errlen) {
+static int stale_job(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_STATE, SQL_JOB_STATE, err, errlen);
     if (s == NULL) return TS_ERR;
     sqlite3_bind_int64(s, 1, ch->workflow_id);
@@ -139,7 +139,7 @@ static int stale_job(store *st, const core_change *ch, char *err, size_t errlen)
 }
 
 /* Reads a workflow's state (*found false if there is none). */
-static int wf_state_read(store *st, int64_t id, bool *found, wf_state *state, char *user,
+static int wf_state_read(sqlite_store *st, int64_t id, bool *found, wf_state *state, char *user,
                          size_t userlen, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_STATE, SQL_WF_STATE, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -157,7 +157,7 @@ static int wf_state_read(store *st, int64_t id, bool *found, wf_state *state, ch
 }
 
 /* Runs a single-value query (int64 result) with up to one text parameter. */
-static int query_int(store *st, stmt_id id, const char *sql, const char *param, int64_t *out,
+static int query_int(sqlite_store *st, stmt_id id, const char *sql, const char *param, int64_t *out,
                      char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, id, sql, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -172,7 +172,7 @@ static int query_int(store *st, stmt_id id, const char *sql, const char *param, 
 /* ---- writes ------------------------------------------------------------------ */
 
 /* The job row; STORE_CONFLICT if it is not in ch->from (nothing written). */
-static int job_row_write(store *st, const core_change *ch, const char *owner, double lease,
+static int job_row_write(sqlite_store *st, const core_change *ch, const char *owner, double lease,
                          char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_UPDATE, SQL_JOB_UPDATE, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -206,7 +206,7 @@ static const char *default_outcome(job_state to) {
 /* The attempt history: a row opens when the job starts and closes when it
  * leaves running. A missing open row (history written by an older build)
  * is not an error: the job's own row is what scheduling relies on. */
-static int attempt_write(store *st, const core_change *ch, char *err, size_t errlen) {
+static int attempt_write(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s;
     if (ch->to == JOB_RUNNING) {
         s = stmt_get(st, ST_ATTEMPT_OPEN, SQL_ATTEMPT_OPEN, err, errlen);
@@ -231,7 +231,7 @@ static int attempt_write(store *st, const core_change *ch, char *err, size_t err
 }
 
 /* The workflow row; STORE_CONFLICT if it is not in ch->from. */
-static int wf_row_write(store *st, const core_change *ch, char *err, size_t errlen) {
+static int wf_row_write(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_UPDATE, SQL_WF_UPDATE, err, errlen);
     if (s == NULL) return TS_ERR;
     sqlite3_bind_int64(s, 1, ch->workflow_id);
@@ -245,7 +245,7 @@ static int wf_row_write(store *st, const core_change *ch, char *err, size_t errl
 
 /* A running job's progress; no state guard (a late report for a job that
  * just ended is harmless), but the job must exist. */
-static int progress_write(store *st, const core_change *ch, char *err, size_t errlen) {
+static int progress_write(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_PROGRESS, SQL_JOB_PROGRESS, err, errlen);
     if (s == NULL) return TS_ERR;
     sqlite3_bind_int64(s, 1, ch->workflow_id);
@@ -273,7 +273,7 @@ static const char *default_event_type(const core_change *ch) {
 }
 
 /* The event a change produces. */
-static int change_event(store *st, const core_change *ch, int64_t *seq, char *err,
+static int change_event(sqlite_store *st, const core_change *ch, int64_t *seq, char *err,
                         size_t errlen) {
     bool job = is_job_kind(ch->kind);
     sql_event ev = {
@@ -290,7 +290,7 @@ static int change_event(store *st, const core_change *ch, int64_t *seq, char *er
     return sql_event_append(st, &ev, seq, err, errlen);
 }
 
-static int wait_reason_write(store *st, const core_change *ch, char *err, size_t errlen) {
+static int wait_reason_write(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_WAIT_REASON, SQL_WF_WAIT_REASON, err, errlen);
     if (s == NULL) return TS_ERR;
     sqlite3_bind_int64(s, 1, ch->workflow_id);
@@ -303,7 +303,7 @@ static int wait_reason_write(store *st, const core_change *ch, char *err, size_t
 
 /* Writes ch (already checked) and its event, in the open transaction.
  * STORE_CONFLICT if the row is not in ch->from. */
-static int record(store *st, const core_change *ch, const char *owner, double lease,
+static int record(sqlite_store *st, const core_change *ch, const char *owner, double lease,
                   int64_t *seq, char *err, size_t errlen) {
     int rc = TS_OK;
     switch (ch->kind) {
@@ -320,7 +320,7 @@ static int record(store *st, const core_change *ch, const char *owner, double le
 }
 
 /* Turns record()'s STORE_CONFLICT into store_apply's stale-change error. */
-static int stale(store *st, const core_change *ch, char *err, size_t errlen) {
+static int stale(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     if (ch->kind == CHANGE_JOB) return stale_job(st, ch, err, errlen);
     bool found = false;
     wf_state actual = WF_STATE_COUNT;
@@ -339,7 +339,7 @@ static int stale(store *st, const core_change *ch, char *err, size_t errlen) {
  * workflow are refused here: they must go through store_claim/store_admit,
  * which check the global limits in the same transaction.
  */
-int store_apply(store *st, const core_change *ch, int64_t *seq, char *err, size_t errlen) {
+int sqlite_apply(sqlite_store *st, const core_change *ch, int64_t *seq, char *err, size_t errlen) {
     bool own = false;
     if (change_check(ch, err, errlen) != TS_OK) return TS_ERR;
     if (ch->kind == CHANGE_JOB && ch->to == JOB_RUNNING) {
@@ -360,7 +360,7 @@ int store_apply(store *st, const core_change *ch, int64_t *seq, char *err, size_
 
 /* The claim's limit check: the cpus of all running jobs, in this
  * transaction, plus the new job's. */
-static int claim_fits(store *st, int cpus, int limit, bool *fits, char *err, size_t errlen) {
+static int claim_fits(sqlite_store *st, int cpus, int limit, bool *fits, char *err, size_t errlen) {
     int64_t running = 0;
     if (query_int(st, ST_RUNNING_CPUS, SQL_RUNNING_CPUS, NULL, &running, err, errlen) != TS_OK)
         return TS_ERR;
@@ -372,7 +372,7 @@ static int claim_fits(store *st, int cpus, int limit, bool *fits, char *err, siz
  * Claims a ready job: limit check, the guarded update (ready -> running with
  * the lease), the attempt row and the event, in one write transaction.
  */
-int store_claim(store *st, const core_change *ch, const char *owner, double lease_expires,
+int sqlite_claim(sqlite_store *st, const core_change *ch, const char *owner, double lease_expires,
                 int concurrency_limit, char *err, size_t errlen) {
     bool own = false, fits = false;
     if (ch->kind != CHANGE_JOB || ch->from != JOB_READY || ch->to != JOB_RUNNING ||
@@ -389,7 +389,7 @@ int store_claim(store *st, const core_change *ch, const char *owner, double leas
 
 /* The admission check: the workflow is still queued, and its user is active
  * already or there is room for one more active user. */
-static int admit_allowed(store *st, const core_change *ch, int max_active_users, bool *ok,
+static int admit_allowed(sqlite_store *st, const core_change *ch, int max_active_users, bool *ok,
                          char *err, size_t errlen) {
     bool found = false;
     wf_state state = WF_STATE_COUNT;
@@ -408,7 +408,7 @@ static int admit_allowed(store *st, const core_change *ch, int max_active_users,
 }
 
 /* Admits a queued workflow if the active-user limit allows. */
-int store_admit(store *st, const core_change *ch, int max_active_users, char *err,
+int sqlite_admit(sqlite_store *st, const core_change *ch, int max_active_users, char *err,
                 size_t errlen) {
     bool own = false, ok = false;
     if (ch->kind != CHANGE_WORKFLOW || ch->from != WF_QUEUED || ch->to != WF_RUNNING) {
@@ -425,7 +425,7 @@ int store_admit(store *st, const core_change *ch, int max_active_users, char *er
 /* One UPDATE: atomic by itself, and a write statement in autocommit mode
  * takes the write lock up front (waiting on the busy timeout), so it needs
  * no explicit transaction. */
-int store_renew_leases(store *st, const char *owner, double lease_expires, char *err,
+int sqlite_renew_leases(sqlite_store *st, const char *owner, double lease_expires, char *err,
                        size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_LEASE_RENEW, SQL_LEASE_RENEW, err, errlen);
     if (s == NULL) return TS_ERR;

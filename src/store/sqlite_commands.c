@@ -47,7 +47,7 @@ static const char SQL_CMD_APPLIED[] = "UPDATE commands SET applied = 1 WHERE id 
 
 /* Reads the lease and decides, inside the write transaction, whether owner
  * may hold it: nobody holds it, it has expired, or owner already does. */
-static int leader_may_take(store *st, const char *owner, double now, bool *may, char *err,
+static int leader_may_take(sqlite_store *st, const char *owner, double now, bool *may, char *err,
                            size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_LEADER_GET, SQL_LEADER_GET, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -67,7 +67,7 @@ static int leader_may_take(store *st, const char *owner, double now, bool *may, 
  * and the write share one BEGIN IMMEDIATE transaction, so two candidates
  * can never both see the lease free and both take it.
  */
-int store_leader_acquire(store *st, const char *owner, double now, double ttl, bool *leader,
+int sqlite_leader_acquire(sqlite_store *st, const char *owner, double now, double ttl, bool *leader,
                          char *err, size_t errlen) {
     bool own = false, may = false;
     *leader = false;
@@ -91,7 +91,7 @@ int store_leader_acquire(store *st, const char *owner, double now, double ttl, b
 }
 
 /* Gives the lease up so that a successor need not wait for it to expire. */
-int store_leader_release(store *st, const char *owner, char *err, size_t errlen) {
+int sqlite_leader_release(sqlite_store *st, const char *owner, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_LEADER_DELETE, SQL_LEADER_DELETE, err, errlen);
     if (s == NULL) return TS_ERR;
     bind_text(s, 1, owner);
@@ -102,7 +102,7 @@ int store_leader_release(store *st, const char *owner, char *err, size_t errlen)
 
 /* TS_OK if the statement (bound by the caller) returns a row, STORE_NOTFOUND
  * if not. */
-static int exists(store *st, sqlite3_stmt *s, char *err, size_t errlen) {
+static int exists(sqlite_store *st, sqlite3_stmt *s, char *err, size_t errlen) {
     int step = sqlite3_step(s), rc;
     if (step == SQLITE_ROW) rc = TS_OK;
     else if (step == SQLITE_DONE) rc = STORE_NOTFOUND;
@@ -112,7 +112,7 @@ static int exists(store *st, sqlite3_stmt *s, char *err, size_t errlen) {
 }
 
 /* The workflow is user's (any user's for NULL) and has the job, if one. */
-static int command_target(store *st, int64_t workflow_id, int32_t job_index, const char *user,
+static int command_target(sqlite_store *st, int64_t workflow_id, int32_t job_index, const char *user,
                           char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_CMD_WF, SQL_CMD_WF, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -128,7 +128,7 @@ static int command_target(store *st, int64_t workflow_id, int32_t job_index, con
 }
 
 /* Inserts the command row and sets *id. */
-static int command_insert(store *st, int64_t workflow_id, int32_t job_index, const char *kind,
+static int command_insert(sqlite_store *st, int64_t workflow_id, int32_t job_index, const char *kind,
                           const char *user, double now, int64_t *id, char *err,
                           size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_CMD_INSERT, SQL_CMD_INSERT, err, errlen);
@@ -148,7 +148,7 @@ static int command_insert(store *st, int64_t workflow_id, int32_t job_index, con
  * once, so that readers show "cancelling" before the scheduler gets to it
  * and a scheduler that reloads the workflow still knows.
  */
-int store_command_add(store *st, int64_t workflow_id, int32_t job_index, const char *kind,
+int sqlite_command_add(sqlite_store *st, int64_t workflow_id, int32_t job_index, const char *kind,
                       const char *user, double now, int64_t *id, char *err, size_t errlen) {
     bool own = false;
     if (kind == NULL || (strcmp(kind, "cancel") != 0 && strcmp(kind, "retry") != 0)) {
@@ -184,7 +184,7 @@ static void command_from_row(sqlite3_stmt *s, store_command *c) {
 }
 
 /* Marks a command applied, in the caller's transaction (or one of its own). */
-int store_command_applied(store *st, int64_t id, char *err, size_t errlen) {
+int sqlite_command_applied(sqlite_store *st, int64_t id, char *err, size_t errlen) {
     bool own = false;
     if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
     sqlite3_stmt *s = stmt_get(st, ST_CMD_APPLIED, SQL_CMD_APPLIED, err, errlen);
@@ -199,7 +199,7 @@ int store_command_applied(store *st, int64_t id, char *err, size_t errlen) {
 
 /* Every unapplied command after after_id, oldest first; cb returns non-zero
  * to stop. */
-int store_commands_since(store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
+int sqlite_commands_since(sqlite_store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
                          size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_CMD_SINCE, SQL_CMD_SINCE, err, errlen);
     if (s == NULL) return TS_ERR;

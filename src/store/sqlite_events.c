@@ -65,7 +65,7 @@ static const char SQL_QUEUE_STATS[] =
 
 /* See sqlite_internal.h. Absent fields are bound as NULL so that the JSON
  * composed on read leaves them out. */
-int sql_event_append(store *st, const sql_event *ev, int64_t *seq, char *err, size_t errlen) {
+int sql_event_append(sqlite_store *st, const sql_event *ev, int64_t *seq, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_EVENT_INSERT, SQL_EVENT_INSERT, err, errlen);
     if (s == NULL) return TS_ERR;
     sqlite3_bind_double(s, 1, ev->ts);
@@ -83,7 +83,7 @@ int sql_event_append(store *st, const sql_event *ev, int64_t *seq, char *err, si
 }
 
 /* The same count as the queue_position column of workflow reads. */
-int sql_queue_position(store *st, int64_t workflow_id, int *pos, char *err, size_t errlen) {
+int sql_queue_position(sqlite_store *st, int64_t workflow_id, int *pos, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_QUEUE_AHEAD, SQL_QUEUE_AHEAD, err, errlen);
     if (s == NULL) return TS_ERR;
     sqlite3_bind_int64(s, 1, workflow_id);
@@ -136,7 +136,7 @@ static char *event_json(sqlite3_stmt *s) {
 }
 
 /* The statement for a filter combination, bound. */
-static sqlite3_stmt *events_stmt(store *st, int64_t since, const char *user, int64_t workflow_id,
+static sqlite3_stmt *events_stmt(sqlite_store *st, int64_t since, const char *user, int64_t workflow_id,
                                  size_t limit, char *err, size_t errlen) {
     sqlite3_stmt *s;
     if (workflow_id > 0) s = stmt_get(st, ST_EVENTS_WF, SQL_EVENTS_WF, err, errlen);
@@ -155,7 +155,7 @@ static sqlite3_stmt *events_stmt(store *st, int64_t since, const char *user, int
  * never has holes: an event committed meanwhile comes in the next call.
  * The strings passed to cb live until cb returns.
  */
-int store_events_since(store *st, int64_t since, const char *user, int64_t workflow_id,
+int sqlite_events_since(sqlite_store *st, int64_t since, const char *user, int64_t workflow_id,
                        size_t limit, store_event_cb cb, void *ctx, char *err, size_t errlen) {
     sqlite3_stmt *s = events_stmt(st, since, user, workflow_id, limit, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -181,7 +181,7 @@ int store_events_since(store *st, int64_t since, const char *user, int64_t workf
 }
 
 /* STORE_NOTFOUND unless the job exists. */
-static int job_exists(store *st, int64_t workflow_id, int32_t job_index, char *err,
+static int job_exists(sqlite_store *st, int64_t workflow_id, int32_t job_index, char *err,
                       size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_EXISTS, SQL_JOB_EXISTS, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -195,7 +195,7 @@ static int job_exists(store *st, int64_t workflow_id, int32_t job_index, char *e
 }
 
 /* Reads all attempt rows of a job into a growing array. */
-static int attempts_read(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
+static int attempts_read(sqlite_store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
                          size_t *n, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_ATTEMPTS, SQL_ATTEMPTS, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -225,7 +225,7 @@ static int attempts_read(store *st, int64_t workflow_id, int32_t job_index, stor
 
 /* A job's attempts, oldest first; STORE_NOTFOUND for a job that does not
  * exist (an existing job that never ran has none: TS_OK, n = 0). */
-int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
+int sqlite_attempts(sqlite_store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
                    size_t *n, char *err, size_t errlen) {
     bool own = false;
     *out = NULL;
@@ -243,7 +243,7 @@ int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_atte
 }
 
 /* The line at a glance, in one statement (one snapshot). */
-int store_events_last_seq(store *st, int64_t *seq, char *err, size_t errlen) {
+int sqlite_events_last_seq(sqlite_store *st, int64_t *seq, char *err, size_t errlen) {
     *seq = 0;
     sqlite3_stmt *s = stmt_get(st, ST_EVENTS_LAST, SQL_EVENTS_LAST, err, errlen);
     if (s == NULL) return TS_ERR;
@@ -256,7 +256,7 @@ int store_events_last_seq(store *st, int64_t *seq, char *err, size_t errlen) {
     return rc;
 }
 
-int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen) {
+int sqlite_queue_stats_get(sqlite_store *st, store_queue_stats *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *s = stmt_get(st, ST_QUEUE_STATS, SQL_QUEUE_STATS, err, errlen);
     if (s == NULL) return TS_ERR;

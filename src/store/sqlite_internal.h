@@ -4,7 +4,7 @@
  * errors, transactions and rows. Nothing outside src/store/ includes this.
  *
  * Statement cache: every statement is prepared once per handle, on first
- * use, with SQLITE_PREPARE_PERSISTENT, and kept until store_close(). The SQL
+ * use, with SQLITE_PREPARE_PERSISTENT, and kept until sqlite_close(). The SQL
  * text stays next to the code that runs it; the enum below only names the
  * slot. A statement is reset before it is handed out and must be reset by
  * the user when done (stmt_done), because a statement that is not reset
@@ -12,6 +12,10 @@
  *
  * Not thread-safe: one handle per process (store.h), used by one thread at
  * a time, since the cached statements are shared state.
+ *
+ * The backend's entry points (sqlite_open, sqlite_submit, ...) are the
+ * functions of store.h with the prefix sqlite_ and this handle; they are
+ * declared in store/backends.h, where store.c finds them.
  */
 #ifndef TESSERA_STORE_SQLITE_INTERNAL_H
 #define TESSERA_STORE_SQLITE_INTERNAL_H
@@ -21,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/store.h"
+#include "store/backends.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
 #define SQL_SCHEMA_VERSION 3
@@ -81,7 +85,8 @@ typedef enum stmt_id {
     ST_COUNT
 } stmt_id;
 
-struct store {
+/* The SQLite backend's handle; store.c holds one behind a store. */
+struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *stmts[ST_COUNT];
 };
@@ -103,16 +108,16 @@ typedef struct sql_event {
 
 /* The cached statement for id, prepared from sql on first use and reset.
  * NULL with err filled if it cannot be prepared. */
-sqlite3_stmt *stmt_get(store *st, stmt_id id, const char *sql, char *err, size_t errlen);
+sqlite3_stmt *stmt_get(sqlite_store *st, stmt_id id, const char *sql, char *err, size_t errlen);
 
 /* Resets a statement (ends its read) and clears its bindings. NULL is fine. */
 void stmt_done(sqlite3_stmt *s);
 
 /* Fills err with "what: <sqlite message>" and returns TS_ERR. */
-int db_fail(store *st, char *err, size_t errlen, const char *what);
+int db_fail(sqlite_store *st, char *err, size_t errlen, const char *what);
 
 /* Runs a statement that returns no rows (all bindings done) and resets it. */
-int stmt_exec(store *st, sqlite3_stmt *s, char *err, size_t errlen, const char *what);
+int stmt_exec(sqlite_store *st, sqlite3_stmt *s, char *err, size_t errlen, const char *what);
 
 /* Binds text, or NULL for a NULL pointer. */
 int bind_text(sqlite3_stmt *s, int i, const char *v);
@@ -123,27 +128,27 @@ const char *col_text(sqlite3_stmt *s, int i);
 /* Write transactions for functions that work inside the caller's store_begin
  * or, when there is none, in one of their own. *own tells txn_end whether
  * this call opened it; txn_end commits (ok) or rolls back (not ok) only then. */
-int txn_enter(store *st, bool *own, char *err, size_t errlen);
-int txn_end(store *st, bool own, int rc, char *err, size_t errlen);
+int txn_enter(sqlite_store *st, bool *own, char *err, size_t errlen);
+int txn_end(sqlite_store *st, bool own, int rc, char *err, size_t errlen);
 
 /* A read snapshot (deferred BEGIN) for reads that take several statements,
  * unless a transaction is already open. */
-int read_enter(store *st, bool *own, char *err, size_t errlen);
-void read_end(store *st, bool own);
+int read_enter(sqlite_store *st, bool *own, char *err, size_t errlen);
+void read_end(sqlite_store *st, bool own);
 
 /* ---- sqlite_schema.c ----------------------------------------------------- */
 
 /* Brings the schema to SQL_SCHEMA_VERSION, one migration per transaction. */
-int sql_migrate(store *st, char *err, size_t errlen);
+int sql_migrate(sqlite_store *st, char *err, size_t errlen);
 
 /* ---- sqlite_events.c ----------------------------------------------------- */
 
 /* Appends one event in the current transaction (user taken from the
  * workflow row, so events can never be filed under the wrong user) and
  * sets *seq. */
-int sql_event_append(store *st, const sql_event *ev, int64_t *seq, char *err, size_t errlen);
+int sql_event_append(sqlite_store *st, const sql_event *ev, int64_t *seq, char *err, size_t errlen);
 
 /* 1-based place in the admission line of a queued workflow. */
-int sql_queue_position(store *st, int64_t workflow_id, int *pos, char *err, size_t errlen);
+int sql_queue_position(sqlite_store *st, int64_t workflow_id, int *pos, char *err, size_t errlen);
 
 #endif

@@ -132,7 +132,7 @@ static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATIO
                                                              MIGRATION_3};
 
 /* Reads PRAGMA user_version into *version. */
-static int read_version(store *st, int *version, char *err, size_t errlen) {
+static int read_version(sqlite_store *st, int *version, char *err, size_t errlen) {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
         return db_fail(st, err, errlen, "reading the schema version");
@@ -149,7 +149,7 @@ static int read_version(store *st, int *version, char *err, size_t errlen) {
 
 /* Applies migration `to` (1-based) and sets the version, inside the caller's
  * transaction. The pragma takes no parameters, hence the formatted text. */
-static int apply_one(store *st, int to, char *err, size_t errlen) {
+static int apply_one(sqlite_store *st, int to, char *err, size_t errlen) {
     char *msg = NULL;
     if (sqlite3_exec(st->db, migrations[to - 1], NULL, NULL, &msg) != SQLITE_OK) {
         ts_errf(err, errlen, "schema migration %d failed: %s", to, msg ? msg : "unknown error");
@@ -165,7 +165,7 @@ static int apply_one(store *st, int to, char *err, size_t errlen) {
 
 /* One step: under the write lock, re-reads the version and applies the next
  * migration if one is due. *done is set when the file is current. */
-static int migrate_step(store *st, bool *done, char *err, size_t errlen) {
+static int migrate_step(sqlite_store *st, bool *done, char *err, size_t errlen) {
     int version = 0;
     if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(st, err, errlen, "starting a schema migration");
@@ -195,7 +195,7 @@ cleanup:
  * opened by one of many worker processes - only reads the version, without
  * taking the write lock.
  */
-int sql_migrate(store *st, char *err, size_t errlen) {
+int sql_migrate(sqlite_store *st, char *err, size_t errlen) {
     int version = 0;
     if (read_version(st, &version, err, errlen) != TS_OK) return TS_ERR;
     if (version == SQL_SCHEMA_VERSION) return TS_OK;
@@ -205,7 +205,7 @@ int sql_migrate(store *st, char *err, size_t errlen) {
 }
 
 /* The version the file has (equal to this build's after a successful open). */
-int store_schema_version(store *st) {
+int sqlite_schema_version(sqlite_store *st) {
     int version = -1;
     if (read_version(st, &version, NULL, 0) != TS_OK) return -1;
     return version;

@@ -34,7 +34,7 @@ static bool is_sha256_hex(const char *s) {
  * checked here too, because a row with a bad name or a hash of the wrong
  * shape would be a user nobody can ever authenticate as.
  */
-int store_user_put(store *st, const char *name, const char *token_hash, bool admin, double now,
+int sqlite_user_put(sqlite_store *st, const char *name, const char *token_hash, bool admin, double now,
                    char *err, size_t errlen) {
     bool own = false;
     if (name == NULL || !config_user_valid(name)) {
@@ -61,7 +61,7 @@ int store_user_put(store *st, const char *name, const char *token_hash, bool adm
 }
 
 /* One indexed read; a NULL or malformed hash simply matches nobody. */
-int store_user_by_token(store *st, const char *token_hash, char *name, bool *admin, char *err,
+int sqlite_user_by_token(sqlite_store *st, const char *token_hash, char *name, bool *admin, char *err,
                         size_t errlen) {
     name[0] = '\0';
     *admin = false;

@@ -58,22 +58,6 @@ static const char SQL_WF_OWNER_STATE[] = "SELECT user_id, state FROM workflows W
 
 static const char SQL_WF_DELETE[] = "DELETE FROM workflows WHERE id = ?1";
 
-/* Frees everything a get/list/load allocated; NULL is fine. */
-void store_workflow_free(store_workflow *wf) {
-    if (wf == NULL) return;
-    free(wf->user);
-    free(wf->name);
-    free(wf->reason);
-    if (wf->spec != NULL) spec_free(wf->spec);
-    for (size_t i = 0; wf->jobs != NULL && i < wf->n_jobs; i++) {
-        free(wf->jobs[i].job_id);
-        free(wf->jobs[i].reason);
-        free(wf->jobs[i].lease_owner);
-    }
-    free(wf->jobs);
-    free(wf);
-}
-
 /* A workflow (without spec and jobs) from a row of WF_COLUMNS. */
 static int wf_from_row(sqlite3_stmt *s, store_workflow **out, char *err, size_t errlen) {
     wf_state state;
@@ -162,7 +146,7 @@ static int job_from_row(sqlite3_stmt *s, store_job *j, char *err, size_t errlen)
 /* Reads wf's jobs, which must be exactly the spec's jobs in order: anything
  * else means the file was edited by hand or a bug, and is reported rather
  * than handed to the scheduler. */
-static int load_jobs(store *st, store_workflow *wf, char *err, size_t errlen) {
+static int load_jobs(sqlite_store *st, store_workflow *wf, char *err, size_t errlen) {
     size_t n = wf->spec->n_jobs;
     int rc = TS_ERR, step;
     size_t i = 0;
@@ -194,7 +178,7 @@ cleanup:
 
 /* The current row of a statement selecting WF_COLUMNS + spec, with spec and
  * jobs, as *out. */
-static int wf_full_from_row(store *st, sqlite3_stmt *s, store_workflow **out, char *err,
+static int wf_full_from_row(sqlite_store *st, sqlite3_stmt *s, store_workflow **out, char *err,
                             size_t errlen) {
     store_workflow *wf = NULL;
     if (wf_from_row(s, &wf, err, errlen) != TS_OK) return TS_ERR;
@@ -214,7 +198,7 @@ static int wf_full_from_row(store *st, sqlite3_stmt *s, store_workflow **out, ch
  * workflow's state and its jobs' states agree. Another user's workflow is
  * filtered in SQL and so looks exactly like a missing one.
  */
-int store_workflow_get(store *st, int64_t id, const char *user, store_workflow **out, char *err,
+int sqlite_workflow_get(sqlite_store *st, int64_t id, const char *user, store_workflow **out, char *err,
                        size_t errlen) {
     bool own = false;
     int rc = TS_ERR;
@@ -239,7 +223,7 @@ cleanup:
  * Workflows newest first, without jobs. The cursor is an id bound (not an
  * offset), so pages stay correct while workflows are added or deleted.
  */
-int store_workflow_list(store *st, const char *user, int state, int64_t before_id, size_t limit,
+int sqlite_workflow_list(sqlite_store *st, const char *user, int state, int64_t before_id, size_t limit,
                         store_workflow_cb cb, void *ctx, char *err, size_t errlen) {
     if (state >= WF_STATE_COUNT) {
         ts_errf(err, errlen, "store_workflow_list: invalid state %d", state);
@@ -275,7 +259,7 @@ int store_workflow_list(store *st, const char *user, int state, int64_t before_i
  * whole walk, so the set is consistent (a workflow cannot be seen twice or
  * half-updated).
  */
-int store_load_unfinished(store *st, int64_t after_id, store_workflow_cb cb, void *ctx, char *err,
+int sqlite_load_unfinished(sqlite_store *st, int64_t after_id, store_workflow_cb cb, void *ctx, char *err,
                           size_t errlen) {
     bool own = false;
     int rc = TS_OK, step = SQLITE_DONE;
@@ -307,7 +291,7 @@ cleanup:
 
 /* Checks that workflow id exists, is user's (NULL = anyone's) and is
  * final, inside the caller's transaction. */
-static int delete_check(store *st, int64_t id, const char *user, char *err, size_t errlen) {
+static int delete_check(sqlite_store *st, int64_t id, const char *user, char *err, size_t errlen) {
     wf_state state = WF_QUEUED;
     int rc = TS_ERR;
     sqlite3_stmt *s = stmt_get(st, ST_WF_OWNER_STATE, SQL_WF_OWNER_STATE, err, errlen);
@@ -332,7 +316,7 @@ static int delete_check(store *st, int64_t id, const char *user, char *err, size
  * transaction, so a workflow retried meanwhile (failed -> running) is not
  * deleted under the scheduler.
  */
-int store_workflow_delete(store *st, int64_t id, const char *user, char *err, size_t errlen) {
+int sqlite_workflow_delete(sqlite_store *st, int64_t id, const char *user, char *err, size_t errlen) {
     bool own = false;
     if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
     int rc = delete_check(st, id, user, err, errlen);

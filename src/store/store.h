@@ -14,9 +14,9 @@
  *   - Events get a strictly increasing seq in commit order.
  *   - A queued workflow's reason is the scheduler's latest waiting reason
  *     (recorded with each queue.position change); its position is derived.
- *   - Callers never see SQL or backend types; the SQLite implementation lives
- *     in src/store/sqlite*.c, a PostgreSQL one can follow without changing
- *     callers (claims become SELECT ... FOR UPDATE SKIP LOCKED).
+ *   - Callers never see SQL or backend types. store.c forwards every call to
+ *     the backend that opened the handle (store/backends.h says how to add a
+ *     function): SQLite in src/store/sqlite*.c for a file path.
  *
  * Return codes: TS_OK, TS_ERR (message in err), and the two below.
  */
@@ -39,6 +39,8 @@ typedef struct store store;
 /* Opens "PATH" (SQLite file; parent directory must exist) or fails clearly
  * for a URL scheme this build does not support. */
 int store_open(const char *url, store **out, char *err, size_t errlen);
+/* True if url names a PostgreSQL database (postgresql:// or postgres://). */
+bool store_is_postgresql(const char *url);
 void store_close(store *st);
 
 /* The schema version this build migrates to, and the one the file has. */

@@ -1,0 +1,76 @@
+/*
+ * backends.h - what every store backend implements (internal to src/store/).
+ *
+ * store.h is the only interface callers see. store.c holds one backend
+ * handle behind each `store` and forwards every call to the backend that
+ * opened it: SQLite (sqlite*.c, a file path) or PostgreSQL (pg*.c, a
+ * postgresql:// URL). A backend implements each function of store.h under
+ * its own prefix with its own handle type: sqlite_submit(sqlite_store *, ...),
+ * pg_submit(pg_store *, ...). STORE_BACKEND_DECLARE below declares the whole
+ * set for one prefix, so a backend that misses a function or gets a
+ * signature wrong fails to build or link.
+ *
+ * Adding a store function (four places, each one line or one function):
+ *   1. declare it in store.h with its contract;
+ *   2. add its prototype to STORE_BACKEND_DECLARE below;
+ *   3. forward it in store.c (STORE_FORWARD);
+ *   4. implement sqlite_NAME in src/store/sqlite*.c and pg_NAME in
+ *      src/store/pg*.c, and test it in tests/unit/test_store.c, which runs
+ *      against both backends.
+ */
+#ifndef TESSERA_STORE_BACKENDS_H
+#define TESSERA_STORE_BACKENDS_H
+
+#include "store/store.h"
+
+typedef struct sqlite_store sqlite_store;
+typedef struct pg_store pg_store;
+
+/* The functions of store.h for backend prefix P with handle type H. */
+#define STORE_BACKEND_DECLARE(P, H)                                                            \
+    int P##_open(const char *url, H **out, char *err, size_t errlen);                          \
+    void P##_close(H *st);                                                                     \
+    int P##_schema_version(H *st);                                                             \
+    int P##_begin(H *st, char *err, size_t errlen);                                            \
+    int P##_commit(H *st, char *err, size_t errlen);                                           \
+    void P##_rollback(H *st);                                                                  \
+    int P##_submit(H *st, const char *user, const spec_workflow *spec, double now,             \
+                   int64_t *id, char *err, size_t errlen);                                     \
+    int P##_workflow_get(H *st, int64_t id, const char *user, store_workflow **out,            \
+                         char *err, size_t errlen);                                            \
+    int P##_workflow_list(H *st, const char *user, int state, int64_t before_id,               \
+                          size_t limit, store_workflow_cb cb, void *ctx, char *err,            \
+                          size_t errlen);                                                      \
+    int P##_load_unfinished(H *st, int64_t after_id, store_workflow_cb cb, void *ctx,          \
+                            char *err, size_t errlen);                                         \
+    int P##_workflow_delete(H *st, int64_t id, const char *user, char *err, size_t errlen);    \
+    int P##_apply(H *st, const core_change *ch, int64_t *seq, char *err, size_t errlen);       \
+    int P##_claim(H *st, const core_change *ch, const char *owner, double lease_expires,       \
+                  int concurrency_limit, char *err, size_t errlen);                            \
+    int P##_admit(H *st, const core_change *ch, int max_active_users, char *err,               \
+                  size_t errlen);                                                              \
+    int P##_renew_leases(H *st, const char *owner, double lease_expires, char *err,            \
+                         size_t errlen);                                                       \
+    int P##_leader_acquire(H *st, const char *owner, double now, double ttl, bool *leader,     \
+                           char *err, size_t errlen);                                          \
+    int P##_leader_release(H *st, const char *owner, char *err, size_t errlen);                \
+    int P##_command_add(H *st, int64_t workflow_id, int32_t job_index, const char *kind,       \
+                        const char *user, double now, int64_t *id, char *err, size_t errlen);  \
+    int P##_commands_since(H *st, int64_t after_id, store_command_cb cb, void *ctx,            \
+                           char *err, size_t errlen);                                          \
+    int P##_command_applied(H *st, int64_t id, char *err, size_t errlen);                      \
+    int P##_events_since(H *st, int64_t since, const char *user, int64_t workflow_id,          \
+                         size_t limit, store_event_cb cb, void *ctx, char *err,                \
+                         size_t errlen);                                                       \
+    int P##_events_last_seq(H *st, int64_t *seq, char *err, size_t errlen);                    \
+    int P##_attempts(H *st, int64_t workflow_id, int32_t job_index, store_attempt **out,       \
+                     size_t *n, char *err, size_t errlen);                                     \
+    int P##_user_put(H *st, const char *name, const char *token_hash, bool admin, double now,  \
+                     char *err, size_t errlen);                                                \
+    int P##_user_by_token(H *st, const char *token_hash, char *name, bool *admin, char *err,   \
+                          size_t errlen);                                                      \
+    int P##_queue_stats_get(H *st, store_queue_stats *out, char *err, size_t errlen);
+
+STORE_BACKEND_DECLARE(sqlite, sqlite_store)
+
+#endif

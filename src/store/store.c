@@ -1,0 +1,182 @@
+/*
+ * store.c - the one store interface (store.h) in front of its backends
+ * (backends.h): store_open picks the backend from the target, and every
+ * other function forwards to the backend that opened the handle. Nothing
+ * here knows SQL; memory returned to callers (store_workflow) is freed here
+ * because its layout belongs to store.h, not to a backend.
+ */
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/backends.h"
+#include "util/util.h"
+
+struct store {
+    sqlite_store *sq;
+};
+
+/* Forwards a call to the backend of st. */
+#define STORE_FORWARD(NAME, ...) sqlite_##NAME(st->sq, __VA_ARGS__)
+
+/* True for the URL schemes libpq accepts for PostgreSQL. */
+bool store_is_postgresql(const char *url) {
+    return url != NULL &&
+           (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0);
+}
+
+/*
+ * A postgresql:// (or postgres://) URL opens the PostgreSQL backend; any
+ * other target is a SQLite file path, whose backend refuses other URL
+ * schemes with a message naming what it expected.
+ */
+int store_open(const char *url, store **out, char *err, size_t errlen) {
+    *out = NULL;
+    store *st = ts_calloc(1, sizeof(*st));
+    int rc;
+    if (store_is_postgresql(url)) {
+        ts_errf(err, errlen, "PostgreSQL store is not available in this build yet");
+        rc = TS_ERR;
+    } else {
+        rc = sqlite_open(url, &st->sq, err, errlen);
+    }
+    if (rc != TS_OK) {
+        free(st);
+        return rc;
+    }
+    *out = st;
+    return TS_OK;
+}
+
+void store_close(store *st) {
+    if (st == NULL) return;
+    if (st->sq) sqlite_close(st->sq);
+    free(st);
+}
+
+/* Frees everything a get/list/load allocated; NULL is fine. */
+void store_workflow_free(store_workflow *wf) {
+    if (wf == NULL) return;
+    free(wf->user);
+    free(wf->name);
+    free(wf->reason);
+    if (wf->spec != NULL) spec_free(wf->spec);
+    for (size_t i = 0; wf->jobs != NULL && i < wf->n_jobs; i++) {
+        free(wf->jobs[i].job_id);
+        free(wf->jobs[i].reason);
+        free(wf->jobs[i].lease_owner);
+    }
+    free(wf->jobs);
+    free(wf);
+}
+
+int store_schema_version(store *st) {
+    return sqlite_schema_version(st->sq);
+}
+
+int store_begin(store *st, char *err, size_t errlen) {
+    return STORE_FORWARD(begin, err, errlen);
+}
+
+int store_commit(store *st, char *err, size_t errlen) {
+    return STORE_FORWARD(commit, err, errlen);
+}
+
+void store_rollback(store *st) {
+    sqlite_rollback(st->sq);
+}
+
+int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
+                 char *err, size_t errlen) {
+    return STORE_FORWARD(submit, user, spec, now, id, err, errlen);
+}
+
+int store_workflow_get(store *st, int64_t id, const char *user, store_workflow **out, char *err,
+                       size_t errlen) {
+    return STORE_FORWARD(workflow_get, id, user, out, err, errlen);
+}
+
+int store_workflow_list(store *st, const char *user, int state, int64_t before_id, size_t limit,
+                        store_workflow_cb cb, void *ctx, char *err, size_t errlen) {
+    return STORE_FORWARD(workflow_list, user, state, before_id, limit, cb, ctx, err, errlen);
+}
+
+int store_load_unfinished(store *st, int64_t after_id, store_workflow_cb cb, void *ctx, char *err,
+                          size_t errlen) {
+    return STORE_FORWARD(load_unfinished, after_id, cb, ctx, err, errlen);
+}
+
+int store_workflow_delete(store *st, int64_t id, const char *user, char *err, size_t errlen) {
+    return STORE_FORWARD(workflow_delete, id, user, err, errlen);
+}
+
+int store_apply(store *st, const core_change *ch, int64_t *seq, char *err, size_t errlen) {
+    return STORE_FORWARD(apply, ch, seq, err, errlen);
+}
+
+int store_claim(store *st, const core_change *ch, const char *owner, double lease_expires,
+                int concurrency_limit, char *err, size_t errlen) {
+    return STORE_FORWARD(claim, ch, owner, lease_expires, concurrency_limit, err, errlen);
+}
+
+int store_admit(store *st, const core_change *ch, int max_active_users, char *err,
+                size_t errlen) {
+    return STORE_FORWARD(admit, ch, max_active_users, err, errlen);
+}
+
+int store_renew_leases(store *st, const char *owner, double lease_expires, char *err,
+                       size_t errlen) {
+    return STORE_FORWARD(renew_leases, owner, lease_expires, err, errlen);
+}
+
+int store_leader_acquire(store *st, const char *owner, double now, double ttl, bool *leader,
+                         char *err, size_t errlen) {
+    return STORE_FORWARD(leader_acquire, owner, now, ttl, leader, err, errlen);
+}
+
+int store_leader_release(store *st, const char *owner, char *err, size_t errlen) {
+    return STORE_FORWARD(leader_release, owner, err, errlen);
+}
+
+int store_command_add(store *st, int64_t workflow_id, int32_t job_index, const char *kind,
+                      const char *user, double now, int64_t *id, char *err, size_t errlen) {
+    return STORE_FORWARD(command_add, workflow_id, job_index, kind, user, now, id, err, errlen);
+}
+
+int store_commands_since(store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
+                         size_t errlen) {
+    return STORE_FORWARD(commands_since, after_id, cb, ctx, err, errlen);
+}
+
+int store_command_applied(store *st, int64_t id, char *err, size_t errlen) {
+    return STORE_FORWARD(command_applied, id, err, errlen);
+}
+
+int store_events_since(store *st, int64_t since, const char *user, int64_t workflow_id,
+                       size_t limit, store_event_cb cb, void *ctx, char *err, size_t errlen) {
+    return STORE_FORWARD(events_since, since, user, workflow_id, limit, cb, ctx, err, errlen);
+}
+
+int store_events_last_seq(store *st, int64_t *seq, char *err, size_t errlen) {
+    return STORE_FORWARD(events_last_seq, seq, err, errlen);
+}
+
+int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
+                   size_t *n, char *err, size_t errlen) {
+    return STORE_FORWARD(attempts, workflow_id, job_index, out, n, err, errlen);
+}
+
+int store_user_put(store *st, const char *name, const char *token_hash, bool admin, double now,
+                   char *err, size_t errlen) {
+    return STORE_FORWARD(user_put, name, token_hash, admin, now, err, errlen);
+}
+
+int store_user_by_token(store *st, const char *token_hash, char *name, bool *admin, char *err,
+                        size_t errlen) {
+    return STORE_FORWARD(user_by_token, token_hash, name, admin, err, errlen);
+}
+
+int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen) {
+    return STORE_FORWARD(queue_stats_get, out, err, errlen);
+}
