@@ -168,13 +168,11 @@ http_reply api_session_create(http_request *req) {
     }
     const char *token = json_string_value(json_object_get(body, "token"));
     const char *user = json_string_value(json_object_get(body, "user"));
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char auth_header[300] = "";
     if (token) snprintf(auth_header, sizeof(auth_header), "Bearer %s", token);
     auth_request ar = {.x_user_id = token ? NULL : user,
                        .authorization = token ? auth_header : NULL,
-                       .peer = ci ? ci->client_addr : NULL};
+                       .peer = http_peer(req)};
     char who[129], err[TS_ERRLEN];
     bool admin;
     int rc = (token || user) ? auth_identify(req->ctx->auth, req->ctx->st, &ar, who, &admin, err,

@@ -11,6 +11,10 @@
  *     status, built with http_error(); a message names the field and the
  *     reason, and nothing was changed.
  *   - Another user's object is answered exactly like a missing one (404).
+ *   - Handlers (and identification) read the request only through the
+ *     request's fields and http_header(), http_query() and http_peer(),
+ *     never through conn: a request made in process (http_handle() with
+ *     conn NULL, as tests/fuzz does) has no libmicrohttpd connection.
  */
 #ifndef TESSERA_HTTP_HTTP_H
 #define TESSERA_HTTP_HTTP_H
@@ -46,9 +50,27 @@ typedef struct http_ctx {
     _Atomic int in_flight;     /* requests begun and not yet answered (for the drain) */
 } http_ctx;
 
+/* A header or query argument of a request made in process, without
+ * libmicrohttpd (see http_local). */
+typedef struct http_field {
+    enum MHD_ValueKind kind; /* MHD_HEADER_KIND or MHD_GET_ARGUMENT_KIND */
+    const char *name;
+    const char *value;       /* NULL for a query argument without '=' */
+} http_field;
+
+/* What libmicrohttpd would say about a request made in process: its
+ * headers and query arguments (looked up as libmicrohttpd does: the first
+ * of that kind whose name matches, ignoring case) and the peer's address. */
+typedef struct http_local {
+    const http_field *fields;
+    size_t n_fields;
+    const struct sockaddr *peer; /* may be NULL (no IP peer) */
+} http_local;
+
 typedef struct http_request {
     http_ctx *ctx;
-    struct MHD_Connection *conn;
+    struct MHD_Connection *conn; /* NULL for a request made in process */
+    const http_local *local;     /* set instead of conn for a request made in process */
     const char *method;
     const char *path;
     const char *params[HTTP_MAX_PARAMS]; /* {placeholders} of the route, in order */
@@ -113,6 +135,15 @@ http_reply http_bytes(int status, const char *content_type, void *data, size_t l
 const char *http_query(http_request *req, const char *name);
 /* Reads a request header (NULL when absent). */
 const char *http_header(http_request *req, const char *name);
+/* The caller's address (NULL when unknown). */
+const struct sockaddr *http_peer(http_request *req);
+
+/* Answers one request whose ctx, method, path, body and conn (or local)
+ * are set: request id, routing, static files, identification, the
+ * handler. What a worker does between reading a request and sending the
+ * reply, and the way tests and fuzzing drive it in process. The caller
+ * owns the reply (sends it, or frees what it holds). */
+http_reply http_handle(http_request *req);
 
 /* Parses a workflow id path parameter; false for anything but 1..2^63-1. */
 bool http_parse_id(const char *text, int64_t *id);

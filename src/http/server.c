@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "http/api.h"
@@ -73,12 +74,32 @@ http_reply http_bytes(int status, const char *content_type, void *data, size_t l
     return r;
 }
 
+/* A header or query argument: from libmicrohttpd, or from the fields of a
+ * request made in process, found the way libmicrohttpd finds them (the
+ * first of that kind whose name matches, ignoring case). */
+static const char *lookup_value(http_request *req, enum MHD_ValueKind kind, const char *name) {
+    if (req->conn) return MHD_lookup_connection_value(req->conn, kind, name);
+    if (!req->local) return NULL;
+    for (size_t i = 0; i < req->local->n_fields; i++) {
+        const http_field *f = &req->local->fields[i];
+        if (f->kind == kind && strcasecmp(f->name, name) == 0) return f->value;
+    }
+    return NULL;
+}
+
 const char *http_query(http_request *req, const char *name) {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return lookup_value(req, MHD_GET_ARGUMENT_KIND, name);
 }
 
 const char *http_header(http_request *req, const char *name) {
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+    return lookup_value(req, MHD_HEADER_KIND, name);
+}
+
+const struct sockaddr *http_peer(http_request *req) {
+    if (!req->conn) return req->local ? req->local->peer : NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
 }
 
 bool http_parse_id(const char *text, int64_t *id) {
@@ -90,8 +111,8 @@ bool http_parse_id(const char *text, int64_t *id) {
 
 /* Echoes a sane X-Request-ID so a client can follow its request through the
  * logs; otherwise makes one up. */
-static void request_id(struct MHD_Connection *conn, char *out, size_t n) {
-    const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-ID");
+static void request_id(http_request *req, char *out, size_t n) {
+    const char *given = http_header(req, "X-Request-ID");
     bool ok = given && given[0] && strlen(given) < n && strlen(given) <= 128;
     for (const char *p = given; ok && *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -109,12 +130,10 @@ static void request_id(struct MHD_Connection *conn, char *out, size_t n) {
 
 /* Who is calling; a 401 reply when nobody or a forgery. */
 static bool identify(http_request *req, http_reply *fail) {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     auth_request ar = {.x_user_id = http_header(req, "X-User-ID"),
                        .authorization = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
                        .cookie = http_header(req, MHD_HTTP_HEADER_COOKIE),
-                       .peer = ci ? ci->client_addr : NULL};
+                       .peer = http_peer(req)};
     char err[TS_ERRLEN];
     int rc = auth_identify(req->ctx->auth, req->ctx->st, &ar, req->user, &req->admin, err,
                            sizeof(err));
@@ -132,11 +151,14 @@ static bool identify(http_request *req, http_reply *fail) {
     return false;
 }
 
-static http_reply dispatch(http_ctx *ctx, struct MHD_Connection *conn, const char *url,
-                           const char *method, conn_state *cs, http_request *req) {
-    *req = (http_request){.ctx = ctx, .conn = conn, .method = method, .path = url,
-                          .body = cs->body ? cs->body : "", .body_len = cs->len, .route_id = -1};
-    request_id(conn, req->request_id, sizeof(req->request_id));
+/* See http.h. The one path every request takes from its parsed form to a
+ * reply, whether libmicrohttpd read it or a test made it in process, so
+ * that what the tests and the fuzzer exercise is what the server runs. */
+http_reply http_handle(http_request *req) {
+    http_ctx *ctx = req->ctx;
+    const char *url = req->path, *method = req->method;
+    req->route_id = -1;
+    request_id(req, req->request_id, sizeof(req->request_id));
     char allow[64] = "";
     if (strlen(url) > PATH_MAX_LEN) return http_error(414, "uri_too_long", "path too long", NULL);
     ts_strlcpy(req->path_buf, url, sizeof(req->path_buf));
@@ -292,8 +314,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             declared / 8 > ctx->cfg->max_body_bytes) {
             cs->answered = true;
             http_reply r = too_large(ctx);
-            req = (http_request){.ctx = ctx, .route_id = -1};
-            request_id(conn, req.request_id, sizeof(req.request_id));
+            req = (http_request){.ctx = ctx, .conn = conn, .route_id = -1};
+            request_id(&req, req.request_id, sizeof(req.request_id));
             return send_reply(ctx, conn, &r, &req, method, url, cs->started);
         }
         return MHD_YES;
@@ -310,10 +332,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     http_reply r;
     if (cs->too_large) {
         r = too_large(ctx);
-        req = (http_request){.ctx = ctx, .route_id = -1};
-        request_id(conn, req.request_id, sizeof(req.request_id));
+        req = (http_request){.ctx = ctx, .conn = conn, .route_id = -1};
+        request_id(&req, req.request_id, sizeof(req.request_id));
     } else {
-        r = dispatch(ctx, conn, url, method, cs, &req);
+        req = (http_request){.ctx = ctx, .conn = conn, .method = method, .path = url,
+                             .body = cs->body ? cs->body : "", .body_len = cs->len};
+        r = http_handle(&req);
     }
     return send_reply(ctx, conn, &r, &req, method, url, cs->started);
 }
