@@ -7,6 +7,8 @@ T_PASSED=0
 T_FAILED=0
 T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tessera-it.XXXXXX")
 T_PIDS=""
+T_CLEANUP_HOOKS="" # functions t_cleanup calls first (e.g. slurm_stop)
+T_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export TESSERA_STATE_DIR="$T_DIR/var"
 export TESSERA_LOG="$T_DIR/tessera.log"
 unset TESSERA_DB TESSERA_USER TESSERA_MAX_ACTIVE_USERS TESSERA_CONCURRENCY_LIMIT
@@ -14,10 +16,13 @@ cd "$T_DIR" || exit 1
 
 t_cleanup() {
     for p in $T_PIDS; do kill -9 "$p" 2>/dev/null; done
+    for h in $T_CLEANUP_HOOKS; do "$h"; done
     wait 2>/dev/null
     if [ "$T_FAILED" -eq 0 ]; then rm -rf "$T_DIR"; else echo "# kept $T_DIR for inspection"; fi
 }
 trap t_cleanup EXIT
+trap "exit 143" TERM   # so that t_cleanup runs when the test is killed
+trap "exit 130" INT
 
 ok() { T_PASSED=$((T_PASSED + 1)); echo "ok - $1"; }
 not_ok() { T_FAILED=$((T_FAILED + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && echo "#   $2"; return 0; }
@@ -63,6 +68,19 @@ jq_true() {
     f=$1; shift
     out=$("$@" 2>/dev/null) || return 1
     [ "$(printf '%s' "$out" | jq -r "$f" 2>/dev/null)" = true ]
+}
+
+# Starts a private Slurm cluster (tests/lib/slurm.sh) for this test, stopped
+# by t_cleanup whatever happens; exports SLURM_CONF. Fails the test (and
+# exits) when the cluster cannot start.
+t_use_slurm() {
+    . "$T_ROOT/tests/lib/slurm.sh"
+    T_CLEANUP_HOOKS="$T_CLEANUP_HOOKS slurm_stop"
+    if ! slurm_start; then
+        not_ok "a private Slurm cluster starts (tests/lib/slurm.sh)"
+        summary
+        exit 1
+    fi
 }
 
 summary() {
