@@ -35,6 +35,9 @@
 #define SPEC_RETRY_DELAY_DEFAULT 10.0
 #define SPEC_PRIORITY_LIMIT 1000
 #define SPEC_ID_RULE "must be 1-64 characters of A-Z a-z 0-9 . _ -"
+#define SPEC_JOB_ID_RULE                                                                         \
+    "must be 1-64 characters of A-Z a-z 0-9 . _ -, and not \".\" or \"..\" (a job id names " \
+    "the job's own directory)"
 
 static const char *const workflow_keys[] = {"name", "priority", "jobs", NULL};
 static const char *const job_keys[] = {"job_id",      "job_type",      "image_path", "branch",
@@ -181,10 +184,11 @@ static void path_append_key(char *path, size_t cap, const char *key) {
 
 /* Rejects a job_id or branch that breaks the id rule, spelling the field
  * with its value as users look for it: `job_id "a b": must be ...`. */
-static int fail_id_rule(const spec_where *w, const char *field, const char *value) {
+static int fail_id_rule(const spec_where *w, const char *field, const char *value,
+                        const char *rule) {
     char quoted[SPEC_QUOTE_BUF], shown[SPEC_QUOTE_BUF + 32];
     ts_errf(shown, sizeof shown, "%s \"%s\"", field, spec_quote(value, quoted, sizeof quoted));
-    spec_error_fill(w->err, 422, w->job, w->job_id, field, shown, SPEC_ID_RULE);
+    spec_error_fill(w->err, 422, w->job, w->job_id, field, shown, rule);
     return TS_ERR;
 }
 
@@ -214,6 +218,15 @@ static bool valid_id(const char *s) {
     return true;
 }
 
+/* A job id is also one path component: the scheduler, the runner and the
+ * API put it into <state>/work/<workflow>/<job_id> and results/..., so "."
+ * and ".." (the workflow's directory and the shared one above it) are
+ * refused here, where every spec_workflow is made (spec_from_json): no
+ * spec in memory, stored or reloaded, can hold one. */
+static bool valid_job_id(const char *s) {
+    return valid_id(s) && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
 /* ----------------------------------------------------------------- shape */
 
 typedef struct walk_frame {
@@ -234,7 +247,7 @@ static int walk_fail(spec_error *err, int status, json_t *root, const walk_frame
         job = (long)frames[1].next - 1;
         json_t *id =
             json_object_get(json_array_get(json_object_get(root, "jobs"), (size_t)job), "job_id");
-        if (json_is_string(id) && valid_id(json_string_value(id))) job_id = json_string_value(id);
+        if (json_is_string(id) && valid_job_id(json_string_value(id))) job_id = json_string_value(id);
         from = 2;
     }
     char path[sizeof err->field] = "";
@@ -448,7 +461,7 @@ static int parse_job_id(spec_workflow_impl *impl, const spec_where *w, json_t *o
                     "A-Z a-z 0-9 . _ -)");
     if (!json_is_string(v)) return fail(w, "job_id", "must be a string, not %s", json_kind(v));
     const char *id = json_string_value(v);
-    if (!valid_id(id)) return fail_id_rule(w, "job_id", id);
+    if (!valid_job_id(id)) return fail_id_rule(w, "job_id", id, SPEC_JOB_ID_RULE);
     size_t at = id_slot(impl, id);
     if (impl->id_slots[at] != 0)
         return fail(w, "job_id",
@@ -495,7 +508,7 @@ static int parse_strings(spec_job *job, const spec_where *w, json_t *obj) {
     if ((v = get_optional(obj, "branch")) != NULL) {
         if (!json_is_string(v)) return fail(w, "branch", "must be a string, not %s", json_kind(v));
         s = json_string_value(v);
-        if (!valid_id(s)) return fail_id_rule(w, "branch", s);
+        if (!valid_id(s)) return fail_id_rule(w, "branch", s, SPEC_ID_RULE);
     }
     job->branch = ts_strdup(s);
     return TS_OK;
@@ -540,7 +553,7 @@ static int parse_job(spec_workflow_impl *impl, size_t i, json_t *obj, const spec
         return fail(&w, "", "must be an object with at least job_id and job_type, not %s",
                     json_kind(obj));
     json_t *id = json_object_get(obj, "job_id");
-    if (json_is_string(id) && valid_id(json_string_value(id))) w.job_id = json_string_value(id);
+    if (json_is_string(id) && valid_job_id(json_string_value(id))) w.job_id = json_string_value(id);
 
     if (check_keys(&w, obj, job_keys, "a job") != TS_OK) return TS_ERR;
     if (parse_job_id(impl, &w, obj, i) != TS_OK) return TS_ERR;

@@ -12,7 +12,8 @@
  *     no deeper than limits.max_depth; everything else -> 422;
  *   - "name": string, 1..limits.max_name bytes; "priority": integer -1000..1000
  *     (default 0); "jobs": a non-empty array of at most limits.max_jobs objects;
- *   - job "job_id": 1-64 chars of [A-Za-z0-9._-], unique in the workflow;
+ *   - job "job_id": 1-64 chars of [A-Za-z0-9._-], not "." or ".." (it names a
+ *     directory), unique in the workflow;
  *   - "job_type": a string accepted by the caller's check function;
  *   - "image_path": optional string; "branch": optional string (default
  *     "default") of 1-64 chars of [A-Za-z0-9._-];

@@ -505,6 +505,24 @@ static void test_rejects_job_id_with_slash(void **state) {
                 "jobs[0].job_id", NULL, "job_id \"../x\": must be 1-64 characters");
 }
 
+/* "." and ".." are one path component each, but the wrong one: the job's
+ * directory would be the workflow's own or the shared one above it
+ * (issue 12, defect 5). Dots inside an id stay allowed. */
+static void test_rejects_dot_and_dot_dot_job_ids(void **state) {
+    (void)state;
+    expect_fail("{'name': 'w', 'jobs': [{'job_id': '.', 'job_type': 'noop'}]}", NULL, 422,
+                "jobs[0].job_id", NULL, "job_id \".\": must be 1-64 characters");
+    spec_error err = expect_fail("{'name': 'w', 'jobs': [{'job_id': 'a', 'job_type': 'noop'}, "
+                                 "{'job_id': '..', 'job_type': 'noop'}]}",
+                                 NULL, 422, "jobs[1].job_id", NULL, "not \".\" or \"..\"");
+    assert_contains(err.message, "jobs[1]: job_id \"..\"");
+    spec_workflow *wf = parse_ok("{'name': 'w', 'jobs': [{'job_id': '...', 'job_type': 'noop'}, "
+                                 "{'job_id': '.a', 'job_type': 'noop'}, "
+                                 "{'job_id': 'a..b', 'job_type': 'noop'}]}");
+    assert_string_equal(wf->jobs[0].job_id, "...");
+    spec_free(wf);
+}
+
 static void test_escapes_hostile_job_id_in_message(void **state) {
     (void)state;
     spec_error err =
@@ -1000,6 +1018,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_job_id_of_65_characters),
         cmocka_unit_test(test_rejects_job_id_with_space),
         cmocka_unit_test(test_rejects_job_id_with_slash),
+        cmocka_unit_test(test_rejects_dot_and_dot_dot_job_ids),
         cmocka_unit_test(test_escapes_hostile_job_id_in_message),
         cmocka_unit_test(test_rejects_duplicate_job_id),
         cmocka_unit_test(test_rejects_unknown_job_key),
