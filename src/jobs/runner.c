@@ -5,6 +5,13 @@
  * the spec file the executor wrote into a job_ctx, runs the job into a
  * private temporary directory and publishes that directory with a rename,
  * so readers see either no result or a complete one, never a partial one.
+ *
+ * Nothing a job starts outlives the runner: the runner is a child subreaper
+ * (orphans below it become its children, whatever setsid() or double forks
+ * they did), kills what is left below it before it exits, and when the
+ * local executor started it (it set a parent-death signal), the scheduler's
+ * death makes it kill everything below it and exit at once (see the
+ * guarantees in src/exec/local.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,15 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "jobs/jobs.h"
+#include "util/proctree.h"
 #include "util/util.h"
 
 #define PROGRESS_FD 3                /* where the local executor's pipe is */
 #define PROGRESS_INTERVAL_S 0.2      /* ~5 lines per second */
 #define PROGRESS_LINE_MAX 512        /* well under PIPE_BUF: one atomic write */
+#define PARENT_DEATH_SIGNAL SIGHUP   /* replaces the executor's SIGKILL; see guard_descendants */
+#define TEARDOWN_S 5.0               /* how long killing what is below us may take */
 
 /* Set by SIGTERM/SIGINT. File-scope because a signal handler can reach
  * nothing else; jobs see it only through ctx->stop. */
@@ -31,6 +42,33 @@ static volatile sig_atomic_t run_stop;
 static void on_stop_signal(int sig) {
     (void)sig;
     run_stop = 1;
+}
+
+/* The scheduler that started us is gone: kill everything below us and go,
+ * before a new attempt of the job starts (async-signal-safe). */
+static void on_parent_death(int sig) {
+    proctree_kill_children(TEARDOWN_S);
+    _exit(128 + sig);
+}
+
+/* Makes us a child subreaper, and when our parent asked for a parent-death
+ * signal (the local executor sets SIGKILL before exec), swaps it for one we
+ * catch: SIGKILL would end us alone and orphan what a tool started. The
+ * getppid() check closes the window where the parent died before the swap
+ * (then the old SIGKILL was already on its way, or the new check fires).
+ * Started otherwise (Slurm, by hand), the runner leaves the signal alone. */
+static void guard_descendants(void) {
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    int pdeath = 0;
+    if (prctl(PR_GET_PDEATHSIG, &pdeath) != 0 || pdeath == 0) return;
+    pid_t parent = getppid();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_parent_death;
+    sigfillset(&sa.sa_mask);
+    sigaction(PARENT_DEATH_SIGNAL, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL);
+    if (getppid() != parent) on_parent_death(PARENT_DEATH_SIGNAL);
 }
 
 /* The fields of a spec file; strings point into root. */
@@ -296,6 +334,7 @@ int jobs_run_main(const char *spec_path) {
     run_spec spec;
     memset(&spec, 0, sizeof(spec));
     int status = 2;
+    guard_descendants();
     if (spec_load(spec_path, &spec, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera run-job: %s: bad spec: %s\n", spec_path, err);
         goto cleanup;

@@ -114,7 +114,8 @@ int tools_build_argv(const tool_def *t, const tools_vars *vars, char ***argv, ch
                      size_t errlen);
 
 /* The tool's environment: ours without TESSERA_* variables (the service's
- * secrets are none of the tool's business), plus the tool's env entries. */
+ * secrets are none of the tool's business) except the attempt's mark
+ * TESSERA_ATTEMPT (util/proctree.h), plus the tool's env entries. */
 int tools_build_env(const tool_def *t, const tools_vars *vars, char ***envp, char *err,
                     size_t errlen);
 

@@ -4,7 +4,9 @@
  * The runner forks the tool and execs its absolute argv[0] directly: no
  * shell and no PATH search, so a parameter value is only ever one argument.
  * The tool stays in the runner's process group (the executor's kill reaches
- * it), reads /dev/null, writes stderr straight into job.log, and writes
+ * it); when it exits, whatever it left running below the runner (a child
+ * subreaper, see runner.c) is killed before its result is looked at. It
+ * reads /dev/null, writes stderr straight into job.log, and writes
  * stdout into a pipe the runner copies to job.log line by line, taking
  * "PROGRESS <done> <total> [message]" lines as progress reports. Once it has
  * exited 0, its declared result must be a GeoJSON FeatureCollection in
@@ -26,10 +28,12 @@
 #include <unistd.h>
 
 #include "jobs/tools.h"
+#include "util/proctree.h"
 #include "util/util.h"
 
 #define LINE_BYTES 8192    /* longer stdout lines are copied in pieces */
 #define POLL_MS 100        /* how long a stop request may go unnoticed */
+#define LEFTOVER_KILL_S 10.0 /* how long killing what the tool left may take */
 
 /* What the child needs, prepared before fork() so that the child makes
  * only async-signal-safe calls. */
@@ -229,6 +233,27 @@ static void enforce_stop(job_ctx *ctx, const tool_def *t, tool_proc *p) {
     }
 }
 
+/* Reaps every child that has ended: the tool (true, *status set) and
+ * orphans of the tool's that were handed to us as the subreaper, which
+ * would otherwise stay zombies until the job ends. */
+static bool reap_tool(const tool_proc *p, int *status) {
+    bool tool_ended = false;
+    for (;;) {
+        int st;
+        pid_t w = waitpid(-1, &st, WNOHANG);
+        if (w == p->pid) {
+            *status = st;
+            tool_ended = true;
+        }
+        if (w > 0) continue;
+        if (w < 0 && errno == ECHILD && !tool_ended) { /* reaped elsewhere: nothing to report */
+            *status = 0;
+            tool_ended = true;
+        }
+        return tool_ended;
+    }
+}
+
 /* Waits for the tool to exit, copying its stdout and forwarding stops.
  * Returns its wait status. */
 static int supervise(job_ctx *ctx, const tool_def *t, tool_proc *p) {
@@ -240,16 +265,29 @@ static int supervise(job_ctx *ctx, const tool_def *t, tool_proc *p) {
             struct timespec ts = {0, POLL_MS * 1000000L};
             nanosleep(&ts, NULL);
         }
-        int status;
-        pid_t w = waitpid(p->pid, &status, WNOHANG);
-        if (w == p->pid || (w < 0 && errno == ECHILD)) {
+        int status = 0;
+        if (reap_tool(p, &status)) {
             read_out(ctx, p, true);
             if (p->out_fd >= 0) close(p->out_fd);
             p->out_fd = -1;
-            return w == p->pid ? status : 0;
+            return status;
         }
         enforce_stop(ctx, t, p);
     }
+}
+
+/* Kills what the tool left running (background children, daemons, anything
+ * that setsid()'d or double-forked: as the subreaper we inherited them) and
+ * says so in job.log. A result is only looked at after this, so nothing can
+ * still be writing it. */
+static void kill_leftovers(const tool_def *t) {
+    int killed = proctree_kill_children(LEFTOVER_KILL_S);
+    if (killed > 0)
+        fprintf(stderr, "tool %s left %d process%s running after it exited; killed\n", t->name,
+                killed, killed == 1 ? "" : "es");
+    else if (killed < 0)
+        fprintf(stderr, "tool %s left processes that did not die within %g s of SIGKILL\n",
+                t->name, LEFTOVER_KILL_S);
 }
 
 /* The job's error for a tool that did not exit 0 (or was stopped). */
@@ -361,6 +399,7 @@ int tools_run(job_ctx *ctx, char *err, size_t errlen) {
     job_progress(ctx, 0, 1, "starting tool");
     if (spawn(t, argv, envp, work_dir, p, err, errlen) != TS_OK) goto cleanup;
     int status = supervise(ctx, t, p);
+    kill_leftovers(t);
     if (exit_error(t, p, status, err, errlen) != TS_OK) goto cleanup;
     if (check_result(t, out_dir, err, errlen) != TS_OK) goto cleanup;
     job_progress(ctx, 1, 1, "done");

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "jobs/tools.h"
+#include "util/proctree.h"
 #include "util/util.h"
 
 extern char **environ;
@@ -192,8 +193,11 @@ int tools_build_argv(const tool_def *t, const tools_vars *vars, char ***argv, ch
 }
 
 /* True when "NAME=..." entry e sets a TESSERA_* variable or one the tool
- * overrides. */
+ * overrides. The attempt's mark (proctree.h) stays: it is how the
+ * executor finds what the tool started, and it holds no secret. */
 static bool env_dropped(const tool_def *t, const char *e) {
+    size_t mark_len = strlen(PROCTREE_MARK);
+    if (strncmp(e, PROCTREE_MARK, mark_len) == 0 && e[mark_len] == '=') return false;
     if (strncmp(e, "TESSERA_", 8) == 0) return true;
     for (size_t i = 0; i < t->n_env; i++) {
         size_t n = strlen(t->env_names[i]);

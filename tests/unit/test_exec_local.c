@@ -47,6 +47,9 @@ static const char fake_runner[] =
     "  printf 'progress 1 4 a' >&3; sleep 0.1; printf ' b\\n' >&3; sleep 0.3\n"
     "  printf 'progress 3 4 tail' >&3; exit 0;;\n"
     "*'\"job_type\":\"orphan\"'*) sleep 30 & echo $! > \"$dir/orphan.pid\"; exit 0;;\n"
+    "*'\"job_type\":\"escape\"'*) setsid sleep 30 & echo $! > \"$dir/escape.pid\"; sleep 0.2; exit 0;;\n"
+    "*'\"job_type\":\"escape_die\"'*)\n"
+    "  setsid sleep 30 & echo $! > \"$dir/escape.pid\"; sleep 0.2; kill -9 $$;;\n"
     "*'\"job_type\":\"selfkill\"'*) kill -9 $$;;\n"
     "esac\n"
     "exit 99\n";
@@ -429,6 +432,41 @@ static void test_local_leftover_processes_are_killed(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* A leftover that left the process group (setsid) of an attempt whose
+ * runner ended cleanly is still killed before the next attempt starts. */
+static void test_local_next_attempt_kills_earlier_leftovers(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "escape", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    pid_t left = read_pid(f->work[0], "escape.pid");
+    assert_int_equal(kill(left, 0), 0); /* our fake runner does not clean up */
+    exec_job b = make_job(f, 0, "instant", 0);
+    b.attempt = 2;
+    start_ok(ex, &b);
+    assert_true(process_gone(left));
+    collected d = {0};
+    collect(ex, &d, 1, 10);
+    ex->ops->destroy(ex);
+}
+
+/* A runner killed by a signal: what it started outside its group dies with
+ * it, found by the attempt's mark. */
+static void test_local_killed_runner_leftovers_are_killed(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "escape_die", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    assert_string_equal(exited_event(&c, 0)->outcome, "failed");
+    assert_true(process_gone(read_pid(f->work[0], "escape.pid")));
+    ex->ops->destroy(ex);
+}
+
 static void test_local_start_error_names_path(void **state) {
     fixture *f = *state;
     executor *ex = new_exec(f->runner, 1.0);
@@ -515,6 +553,8 @@ int main(int argc, char **argv) {
         T(test_local_progress_is_coalesced),
         T(test_local_partial_progress_lines),
         T(test_local_leftover_processes_are_killed),
+        T(test_local_next_attempt_kills_earlier_leftovers),
+        T(test_local_killed_runner_leftovers_are_killed),
         T(test_local_start_error_names_path),
         T(test_local_real_runner_sleep_publishes),
         T(test_local_real_runner_cancel_leaves_no_result),
