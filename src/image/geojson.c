@@ -4,7 +4,8 @@
  * Every write is checked; the first failure is remembered (with errno) so
  * that later calls fail at once and geojson_close reports it. Coordinates
  * are printed with "%.2f" and trimmed ("12.50" -> "12.5", "3.00" -> "3",
- * "-0.00" -> "0"), which keeps files small and exact to 1/100 pixel.
+ * "-0.00" -> "0"), which keeps files small and exact to 1/100 pixel;
+ * magnitudes from 1e15 on, exactly with "%.17g".
  */
 #include <errno.h>
 #include <math.h>
@@ -53,9 +54,17 @@ static void failure_message(const geojson_writer *w, char *err, size_t errlen) {
 }
 
 /* Formats v with at most 2 decimals and no trailing zeros into buf (at
- * least 32 bytes). Non-finite values become 0 (GeoJSON has no NaN). */
+ * least 32 bytes). Non-finite values become 0 (GeoJSON has no NaN). From
+ * 1e15 on a double has no fraction left to print, and "%.2f" would spell
+ * out up to 309 digits: more than buf holds, and integers beyond 64 bits
+ * that JSON readers such as jansson refuse; such values are written
+ * exactly with 17 significant digits (an exponent from 1e17 on). */
 static void format_coord(double v, char *buf, size_t n) {
     if (!isfinite(v)) v = 0;
+    if (fabs(v) >= 1e15) {
+        snprintf(buf, n, "%.17g", v);
+        return;
+    }
     snprintf(buf, n, "%.2f", v);
     char *dot = strchr(buf, '.');
     if (dot != NULL) {

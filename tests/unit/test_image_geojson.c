@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <stdbool.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,34 @@ static void test_geojson_formats_numbers_with_two_decimals_at_most(void **state)
     json_decref(doc);
 }
 
+/* Found by tests/fuzz/fuzz_geojson: "%.2f" spelt huge values out in full,
+ * as integers beyond 64 bits that jansson (the project's own reader)
+ * refuses, and cut values of 1e38 or more to the buffer's size. Values
+ * without a fraction left are written exactly, in exponent form. */
+static void test_geojson_huge_coordinates_read_back(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    geojson_writer *w = NULL;
+    assert_int_equal(geojson_open(f->path, &w, err, sizeof(err)), TS_OK);
+    pt2 p[4] = {{1e20, 2.5}, {-1.2345678901234567e50, 1e15}, {1e308, 9.5e18}, {123456789012345.67, 0}};
+    contour_ring r = {p, 4, -1};
+    geojson_polygon poly = {&r, 1};
+    assert_int_equal(geojson_feature(w, NULL, &poly, 1, NULL, NULL, err, sizeof(err)), TS_OK);
+    assert_int_equal(geojson_close(w, err, sizeof(err)), TS_OK);
+    json_t *doc = load(f->path);
+    json_t *ring = json_array_get(json_object_get(json_object_get(json_array_get(
+                                      json_object_get(doc, "features"), 0), "geometry"),
+                                  "coordinates"), 0);
+    assert_int_equal(json_array_size(ring), 5);
+    for (size_t i = 0; i < 4; i++) {
+        json_t *pos = json_array_get(ring, i);
+        assert_true(json_number_value(json_array_get(pos, 0)) == p[i].x ||
+                    fabs(json_number_value(json_array_get(pos, 0)) - p[i].x) <= 0.005);
+        assert_true(json_number_value(json_array_get(pos, 1)) == p[i].y);
+    }
+    json_decref(doc);
+}
+
 static void test_geojson_keeps_an_already_closed_ring(void **state) {
     fixture *f = *state;
     char err[TS_ERRLEN];
@@ -235,6 +264,7 @@ int main(void) {
             test_geojson_writes_polygons_holes_multipolygon_and_nucleus, setup, teardown),
         cmocka_unit_test_setup_teardown(test_geojson_formats_numbers_with_two_decimals_at_most,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_geojson_huge_coordinates_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_geojson_keeps_an_already_closed_ring, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_geojson_empty_collection_is_valid, setup, teardown),
