@@ -182,7 +182,8 @@ static int drive(const cli_args *a, store *st, watch *w, progress_view *pv) {
         return CLI_FAILED;
     }
     make_owner(owner, sizeof(owner));
-    sched_config sc = {.state_dir = a->cfg.state_dir, .max_active_users = a->cfg.max_active_users,
+    sched_config sc = {.state_dir = a->cfg.state_dir, .data_roots = a->cfg.data_roots,
+                       .max_active_users = a->cfg.max_active_users,
                        .concurrency_limit = a->cfg.concurrency_limit,
                        .poll_seconds = a->cfg.queue_poll_seconds, .lease_ttl = 5.0,
                        .kill_grace_s = 5.0};

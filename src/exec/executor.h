@@ -30,6 +30,7 @@ typedef struct exec_job {
     const char *job_id;
     const char *job_type;
     const char *image_path; /* may be NULL */
+    const char *data_roots; /* colon-separated, absolute; the runner opens images only inside them */
     json_t *params;         /* borrowed object */
     int cpus;
     double timeout_s;   /* 0 = none */

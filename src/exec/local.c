@@ -176,10 +176,10 @@ static void signal_group(const lrun *r, int sig) {
  * runner never reads half a file. No fsync: if the machine dies the attempt
  * dies with it and the retry writes a new spec. */
 static int write_spec(const exec_job *job, const char *path, char *err, size_t errlen) {
-    json_t *spec = json_pack("{s:I, s:i, s:s, s:s, s:s?, s:o, s:i, s:i, s:s, s:s, s:o}",
+    json_t *spec = json_pack("{s:I, s:i, s:s, s:s, s:s?, s:s?, s:o, s:i, s:i, s:s, s:s, s:o}",
                              "workflow_id", (json_int_t)job->workflow_id, "job_index",
                              (int)job->job_index, "job_id", job->job_id, "job_type", job->job_type,
-                             "image_path", job->image_path, "params",
+                             "image_path", job->image_path, "data_roots", job->data_roots, "params",
                              job->params ? json_incref(job->params) : json_object(), "cpus",
                              job->cpus, "attempt", job->attempt, "work_dir", job->work_dir,
                              "result_dir", job->result_dir, "inputs",

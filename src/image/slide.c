@@ -1,7 +1,21 @@
 /*
  * slide.c - OpenSlide behind slide.h.
+ *
+ * OpenSlide takes a path and opens it itself, again and again (its TIFF
+ * handle cache reopens lazily). Handed a FIFO it blocks in open() for good;
+ * handed a path that a tenant can swap, it reads whatever is there at that
+ * moment. So a slide is first opened here as an fd (O_NONBLOCK: a FIFO or a
+ * device cannot block us; O_NOFOLLOW on the resolved path: a symlink swapped
+ * in at the last moment is refused), checked with fstat to be a regular
+ * file, and OpenSlide is given /proc/self/fd/N: every reopen of that path
+ * reaches the very inode that was checked, whatever happens to the name.
+ * The fd lives as long as the handle, so the number is never reused under
+ * OpenSlide. Formats that are several files found by name (MIRAX .mrxs,
+ * Hamamatsu .vms/.vmu) get the checked real path instead: their companion
+ * files are outside this check (documented in slide.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <openslide/openslide.h>
@@ -9,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,10 +33,13 @@
 #define LEVEL_TOLERANCE 1e-3 /* downsamples like 3.99997 count as 4 */
 #define CHECK_READ_SIDE 64   /* pixels read at submission to prove the image decodes */
 
+#define OPEN_FLAGS (O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+
 struct slide {
     openslide_t *osr;
     slide_info info;
     slide_level *levels;
+    int fd; /* the checked file, open for the handle's life (see the top) */
 };
 
 /* A property as a positive number, or 0 when absent or not a number. */
@@ -82,35 +100,83 @@ fail:
     return TS_ERR;
 }
 
-/* Says why a path OpenSlide did not recognise cannot be used: a missing or
- * unreadable file is the user's typo, not a format problem. */
-static void explain_unopenable(const char *path, char *err, size_t errlen) {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        ts_errf(err, errlen, "%s", errno == ENOENT ? "no such file" : strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        ts_errf(err, errlen, "not a regular file");
-    else if (access(path, R_OK) != 0)
-        ts_errf(err, errlen, "unreadable: %s", strerror(errno));
+/* Says why open() of a slide failed, in the user's terms. */
+static void explain_open_error(int e, char *err, size_t errlen) {
+    if (e == ENOENT || e == ENOTDIR)
+        ts_errf(err, errlen, "no such file");
+    else if (e == EACCES || e == EPERM)
+        ts_errf(err, errlen, "unreadable: %s", strerror(e));
+    else if (e == ENXIO)
+        ts_errf(err, errlen, "not a regular file (a socket or a device without a driver)");
     else
-        ts_errf(err, errlen,
-                "not a slide format OpenSlide reads (Aperio .svs, tiled TIFF, NDPI, MRXS, ...)");
+        ts_errf(err, errlen, "cannot open: %s", strerror(e));
 }
 
-int slide_open(const char *path, slide **out, char *err, size_t errlen) {
-    *out = NULL;
-    openslide_t *osr = access(path, R_OK) == 0 ? openslide_open(path) : NULL;
+/* What kind of special file st is, for the message refusing it. */
+static const char *file_kind(const struct stat *st) {
+    if (S_ISDIR(st->st_mode)) return "a directory";
+    if (S_ISFIFO(st->st_mode)) return "a FIFO";
+    if (S_ISSOCK(st->st_mode)) return "a socket";
+    if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) return "a device";
+    if (S_ISLNK(st->st_mode)) return "a symlink";
+    return "a special file";
+}
+
+/* Formats whose slide is several files found by name next to the one
+ * named: OpenSlide must be given the real name to find the others. */
+static bool multi_file_format(const char *name) {
+    static const char *const exts[] = {".mrxs", ".vms", ".vmu"};
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof(exts) / sizeof(exts[0]); i++)
+        if (strcasecmp(dot, exts[i]) == 0) return true;
+    return false;
+}
+
+/* The path OpenSlide is given for fd (see the top of this file) into via
+ * (64 bytes): /proc/self/fd/N when it leads to the same inode, else name
+ * (a system without /proc: the check on fd still stands, the race window
+ * is back). */
+static const char *openslide_path(int fd, const struct stat *checked, const char *name,
+                                  char via[64]) {
+    struct stat st;
+    snprintf(via, 64, "/proc/self/fd/%d", fd);
+    if (multi_file_format(name)) return name;
+    if (stat(via, &st) == 0 && st.st_dev == checked->st_dev && st.st_ino == checked->st_ino)
+        return via;
+    return name;
+}
+
+/* Opens the file fd refers to with OpenSlide, taking fd (closed on error).
+ * name is what messages and multi-file formats use. */
+static int open_fd(int fd, const char *name, slide **out, char *err, size_t errlen) {
+    struct stat st;
+    char via[64];
+    if (fstat(fd, &st) != 0) {
+        explain_open_error(errno, err, errlen);
+        close(fd);
+        return TS_ERR;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ts_errf(err, errlen, "not a regular file (%s)", file_kind(&st));
+        close(fd);
+        return TS_ERR;
+    }
+    openslide_t *osr = openslide_open(openslide_path(fd, &st, name, via));
     if (osr == NULL) {
-        explain_unopenable(path, err, errlen);
+        ts_errf(err, errlen,
+                "not a slide format OpenSlide reads (Aperio .svs, tiled TIFF, NDPI, MRXS, ...)");
+        close(fd);
         return TS_ERR;
     }
     if (openslide_get_error(osr)) {
         ts_errf(err, errlen, "unreadable slide: %s", openslide_get_error(osr));
         openslide_close(osr);
+        close(fd);
         return TS_ERR;
     }
     slide *s = ts_calloc(1, sizeof(*s));
     s->osr = osr;
+    s->fd = fd;
     const char *vendor = openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_VENDOR);
     s->info.vendor = vendor ? vendor : "unknown";
     if (read_levels(s, err, errlen) != TS_OK) goto fail;
@@ -127,9 +193,21 @@ fail:
     return TS_ERR;
 }
 
+/* See slide.h: the file is opened first and must be a regular file. */
+int slide_open(const char *path, slide **out, char *err, size_t errlen) {
+    *out = NULL;
+    int fd = open(path, OPEN_FLAGS);
+    if (fd < 0) {
+        explain_open_error(errno, err, errlen);
+        return TS_ERR;
+    }
+    return open_fd(fd, path, out, err, errlen);
+}
+
 void slide_close(slide *s) {
     if (s == NULL) return;
     if (s->osr) openslide_close(s->osr);
+    if (s->fd >= 0) close(s->fd); /* after OpenSlide: it may reopen through it until then */
     free(s->levels);
     free(s);
 }
@@ -179,18 +257,9 @@ static bool path_under(const char *real, const char *root) {
     return strncmp(real, root, n) == 0 && (real[n] == '/' || real[n] == '\0');
 }
 
-/* Resolves path and checks it against each root; writes the resolved path
- * into real (PATH_MAX). */
-int slide_resolve_path(const char *path, const char *data_roots, char *real, char *err,
-                       size_t errlen) {
-    if (path[0] != '/') {
-        ts_errf(err, errlen, "must be an absolute path");
-        return TS_ERR;
-    }
-    if (realpath(path, real) == NULL) {
-        explain_unopenable(path, err, errlen);
-        return TS_ERR;
-    }
+/* Is the resolved path inside one of the colon-separated roots (each
+ * resolved too)? */
+static bool inside_roots(const char *real, const char *data_roots) {
     char *roots = ts_strdup(data_roots ? data_roots : "");
     bool inside = false;
     char *save = NULL;
@@ -199,21 +268,106 @@ int slide_resolve_path(const char *path, const char *data_roots, char *real, cha
         if (realpath(r, real_root) != NULL && path_under(real, real_root)) inside = true;
     }
     free(roots);
-    if (!inside) {
-        ts_errf(err, errlen, "outside the data roots (%s)",
-                data_roots && data_roots[0] ? data_roots : "none configured");
+    return inside;
+}
+
+/* For a path that does not resolve: is it missing *inside* the roots? Its
+ * nearest ancestor that does resolve must lie inside one, so that saying
+ * "no such file" tells nothing about any place outside them. */
+static bool missing_inside_roots(const char *path, const char *data_roots) {
+    char *dir = ts_strdup(path), real[PATH_MAX];
+    bool inside = false;
+    for (char *slash = strrchr(dir, '/'); slash != NULL; slash = strrchr(dir, '/')) {
+        if (slash == dir) slash[1] = '\0';
+        else *slash = '\0';
+        if (realpath(dir, real) != NULL) {
+            inside = inside_roots(real, data_roots);
+            break;
+        }
+        if (slash == dir) break;
+    }
+    free(dir);
+    return inside;
+}
+
+/*
+ * See slide.h. Outside the roots one message answers both a file that
+ * exists and one that does not (issue 12, defect 11): a tenant must not
+ * learn what exists elsewhere on the machine by submitting paths. Inside
+ * the roots the reason is given ("no such file", "unreadable: ...").
+ */
+int slide_resolve_path(const char *path, const char *data_roots, char *real, char *err,
+                       size_t errlen) {
+    if (path[0] != '/') {
+        ts_errf(err, errlen, "must be an absolute path");
         return TS_ERR;
     }
-    return TS_OK;
+    if (realpath(path, real) == NULL) {
+        int e = errno;
+        if (missing_inside_roots(path, data_roots)) {
+            explain_open_error(e, err, errlen);
+            return TS_ERR;
+        }
+    } else if (inside_roots(real, data_roots)) {
+        return TS_OK;
+    }
+    ts_errf(err, errlen, "not found in the data roots (%s)",
+            data_roots && data_roots[0] ? data_roots : "none configured");
+    return TS_ERR;
+}
+
+/* Opens the resolved path real without following a symlink at its end,
+ * and makes sure the fd is that path: a directory on the way replaced by a
+ * symlink between realpath() and open() shows as another name in
+ * /proc/self/fd. *fd >= 0 on TS_OK. */
+static int open_resolved(const char *real, int *fd, char *err, size_t errlen) {
+    char link[64], now[PATH_MAX];
+    *fd = open(real, OPEN_FLAGS | O_NOFOLLOW);
+    if (*fd < 0) {
+        if (errno == ELOOP)
+            ts_errf(err, errlen, "changed while it was being opened (now a symlink): try again");
+        else
+            explain_open_error(errno, err, errlen);
+        return TS_ERR;
+    }
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", *fd);
+    ssize_t n = readlink(link, now, sizeof(now) - 1);
+    if (n < 0) return TS_OK; /* no /proc: O_NOFOLLOW and the roots check stand */
+    now[n] = '\0';
+    if (strcmp(now, real) == 0) return TS_OK;
+    close(*fd);
+    *fd = -1;
+    ts_errf(err, errlen, "changed while it was being opened: try again");
+    return TS_ERR;
+}
+
+int slide_check_file(const char *path, const char *data_roots, char *real, char *err,
+                     size_t errlen) {
+    int fd;
+    struct stat st;
+    if (slide_resolve_path(path, data_roots, real, err, errlen) != TS_OK) return TS_ERR;
+    if (open_resolved(real, &fd, err, errlen) != TS_OK) return TS_ERR;
+    int rc = TS_OK;
+    if (fstat(fd, &st) != 0) {
+        explain_open_error(errno, err, errlen);
+        rc = TS_ERR;
+    } else if (!S_ISREG(st.st_mode)) {
+        ts_errf(err, errlen, "not a regular file (%s)", file_kind(&st));
+        rc = TS_ERR;
+    }
+    close(fd);
+    return rc;
 }
 
 int slide_open_checked(const char *path, const char *data_roots, slide **out, char *err,
                        size_t errlen) {
     *out = NULL;
     char real[PATH_MAX];
+    int fd;
     if (slide_resolve_path(path, data_roots, real, err, errlen) != TS_OK) return TS_ERR;
+    if (open_resolved(real, &fd, err, errlen) != TS_OK) return TS_ERR;
     slide *s = NULL;
-    if (slide_open(real, &s, err, errlen) != TS_OK) return TS_ERR;
+    if (open_fd(fd, real, &s, err, errlen) != TS_OK) return TS_ERR;
     /* A truncated file can have intact directories and missing tiles: read
      * a little of the smallest level so such a file fails here, not hours
      * later in a job. */

@@ -33,9 +33,15 @@ typedef struct slide_info {
     int levels;
 } slide_info;
 
-/* Opens path. Errors say what is wrong in the user's terms: "no such file",
- * "not a slide format OpenSlide reads", "the image is 1 x 1 pixels; at
- * least 16 x 16 is needed", or OpenSlide's own message. TS_OK / TS_ERR. */
+/* Opens path. Only a regular file reaches OpenSlide: the file is opened
+ * first (O_NONBLOCK, so a FIFO or device cannot block) and checked with
+ * fstat, and OpenSlide reads that very file through /proc/self/fd (except
+ * the multi-file formats MIRAX .mrxs and Hamamatsu .vms/.vmu, whose
+ * companion files OpenSlide finds by name and which are not checked).
+ * Errors say what is wrong in the user's terms: "no such file", "not a
+ * regular file (a FIFO)", "not a slide format OpenSlide reads", "the image
+ * is 1 x 1 pixels; at least 16 x 16 is needed", or OpenSlide's own message.
+ * TS_OK / TS_ERR. */
 int slide_open(const char *path, slide **out, char *err, size_t errlen);
 void slide_close(slide *s);
 
@@ -64,8 +70,11 @@ int slide_read(slide *s, int level, int64_t x0, int64_t y0, int w, int h, uint32
  * (symlinks followed) to a regular file inside one of data_roots
  * (colon-separated directories, themselves resolved), and open as a slide of
  * at least SLIDE_MIN_SIDE pixels a side whose smallest level decodes. The
- * message names the problem ("outside the data roots (/srv/slides)",
- * "unreadable: Permission denied", ...). TS_OK / TS_ERR. */
+ * resolved file is opened without following a symlink at its end, and the
+ * open fd must still be that path (a swap during the check is refused). The
+ * message names the problem ("not found in the data roots (/srv/slides)",
+ * "unreadable: Permission denied", "not a regular file (a FIFO)", ...).
+ * TS_OK / TS_ERR. */
 int slide_check_path(const char *path, const char *data_roots, char *err, size_t errlen);
 
 /* slide_check_path that keeps the slide open: the same checks, in the same
@@ -76,10 +85,21 @@ int slide_check_path(const char *path, const char *data_roots, char *err, size_t
 int slide_open_checked(const char *path, const char *data_roots, slide **out, char *err,
                        size_t errlen);
 
+/* The location check plus the file check, without OpenSlide: path
+ * resolves inside data_roots (into real, PATH_MAX bytes) to a regular file,
+ * opened as slide_open_checked opens it. For the job runner, which checks
+ * again when a job starts what was checked at submission, and for tools,
+ * which open the image themselves by the real path. TS_OK / TS_ERR with
+ * the messages of slide_check_path. */
+int slide_check_file(const char *path, const char *data_roots, char *real, char *err,
+                     size_t errlen);
+
 /* Only the location part of the check: path absolute, resolved (symlinks
  * followed) into real (PATH_MAX bytes), inside one of data_roots. Opens
- * nothing; cheap enough to run on every request. TS_OK / TS_ERR with the
- * same messages as slide_check_path. */
+ * nothing; cheap enough to run on every request. Outside the roots, an
+ * existing and a missing path get the same message, "not found in the data
+ * roots (...)", so that nothing is learnt about files elsewhere; a missing
+ * file inside them is "no such file". TS_OK / TS_ERR. */
 int slide_resolve_path(const char *path, const char *data_roots, char *real, char *err,
                        size_t errlen);
 

@@ -4,15 +4,17 @@
  * Users name slides as absolute paths or relative to a data root
  * ("demo.tiff" for <state>/data/demo.tiff), the way a lab shares a slide
  * folder. A relative path is resolved once, at submission, and the
- * workflow is stored with the absolute path, so the scheduler and the
- * runner never depend on a working directory or on the roots configured
- * later.
+ * workflow is stored with the absolute, resolved path, so the scheduler
+ * and the runner never depend on a working directory; the runner checks
+ * it against the data roots again when the job starts.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/spec.h"
+#include "image/slide.h"
 #include "jobs/jobs.h"
 #include "util/util.h"
 
@@ -40,13 +42,42 @@ void jobs_resolve_image(const char *path, const char *data_roots, char *out, siz
     free(roots);
 }
 
+/* The resolved path (symlinks followed) is what is stored when it lies in
+ * the roots: a link swapped after submission then cannot redirect the job
+ * (issue 12, defect 3), and the runner checks the stored path once more
+ * when the job starts. A path that does not resolve inside the roots (a
+ * job type that reads no image) is kept as given, made absolute. */
 void jobs_resolve_spec_images(spec_workflow *wf, const char *data_roots) {
-    char resolved[4096];
+    char absolute[4096], real[PATH_MAX], err[TS_ERRLEN];
     for (size_t i = 0; i < wf->n_jobs; i++) {
         spec_job *j = &wf->jobs[i];
-        if (j->image_path == NULL || j->image_path[0] == '/') continue;
-        jobs_resolve_image(j->image_path, data_roots, resolved, sizeof(resolved));
+        if (j->image_path == NULL) continue;
+        jobs_resolve_image(j->image_path, data_roots, absolute, sizeof(absolute));
+        bool inside = slide_resolve_path(absolute, data_roots, real, err, sizeof(err)) == TS_OK;
         free(j->image_path);
-        j->image_path = ts_strdup(resolved);
+        j->image_path = ts_strdup(inside ? real : absolute);
     }
+}
+
+/* See jobs.h: each root made absolute (resolved when it exists), so that
+ * a runner started in another directory, or on another machine sharing the
+ * filesystem, checks against the same places. */
+char *jobs_absolute_roots(const char *data_roots) {
+    char *roots = ts_strdup(data_roots ? data_roots : ""), *save = NULL;
+    char *out = ts_strdup(""), real[PATH_MAX], cwd[4096];
+    for (char *r = strtok_r(roots, ":", &save); r; r = strtok_r(NULL, ":", &save)) {
+        char *one;
+        if (realpath(r, real) != NULL)
+            one = ts_strdup(real);
+        else if (r[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL)
+            one = ts_asprintf("%s/%s", cwd, r);
+        else
+            one = ts_strdup(r);
+        char *joined = ts_asprintf("%s%s%s", out, out[0] ? ":" : "", one);
+        free(one);
+        free(out);
+        out = joined;
+    }
+    free(roots);
+    return out;
 }

@@ -17,7 +17,9 @@ int jobimg_open(const job_ctx *ctx, slide **out, char *err, size_t errlen) {
         ts_errf(err, errlen, "image_path: required by %s", ctx->type ? ctx->type->name : "this job");
         return TS_ERR;
     }
-    if (slide_open(ctx->image_path, out, why, sizeof(why)) != TS_OK) {
+    /* The submission's check again, on the file as it is now: a link
+     * swapped since then must not lead outside the data roots. */
+    if (slide_open_checked(ctx->image_path, ctx->data_roots, out, why, sizeof(why)) != TS_OK) {
         ts_errf(err, errlen, "image_path %s: %s", ctx->image_path, why);
         return TS_ERR;
     }

@@ -11,7 +11,8 @@
 #include "image/slide.h"
 #include "jobs/jobs.h"
 
-/* Opens ctx->image_path. A slide without a known resolution is an error:
+/* Opens ctx->image_path with the submission's check (slide_open_checked
+ * against ctx->data_roots). A slide without a known resolution is an error:
  * every parameter is in microns and would otherwise mean nothing. */
 int jobimg_open(const job_ctx *ctx, slide **out, char *err, size_t errlen);
 

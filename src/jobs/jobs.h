@@ -37,7 +37,8 @@ typedef struct job_input {
 typedef struct job_ctx {
     const struct job_type *type;
     const char *job_id;
-    const char *image_path; /* may be NULL */
+    const char *image_path; /* may be NULL; checked inside data_roots when the job started */
+    const char *data_roots; /* colon-separated, absolute: every image is opened inside them */
     json_t *params;         /* validated; defaults not filled (use params_* getters) */
     const char *out_dir;    /* temporary output directory, already created */
     const char *work_dir;
@@ -86,10 +87,15 @@ int jobs_check(void *ctx, const char *type_name, json_t *params, const char *ima
  * are (their checks come later). */
 void jobs_resolve_image(const char *path, const char *data_roots, char *out, size_t outlen);
 
-/* Rewrites every relative image_path of a parsed workflow with
- * jobs_resolve_image, so the stored workflow names absolute paths. */
+/* Rewrites every image_path of a parsed workflow with jobs_resolve_image
+ * and then to its resolved path (symlinks followed) when that lies inside
+ * the data roots, so the stored workflow names the file that was checked. */
 struct spec_workflow;
 void jobs_resolve_spec_images(struct spec_workflow *wf, const char *data_roots);
+
+/* The colon-separated data roots with each one absolute (resolved when it
+ * exists), freshly allocated: what the scheduler hands to the runner. */
+char *jobs_absolute_roots(const char *data_roots);
 
 /* Reports done of total units (e.g. tiles) to the scheduler. Writes the line
  * "progress <done> <total> <message>\n" to ctx->progress_fd, at most about 5
@@ -97,8 +103,11 @@ void jobs_resolve_spec_images(struct spec_workflow *wf, const char *data_roots);
 void job_progress(job_ctx *ctx, double done, double total, const char *message);
 
 /* `tessera run-job SPEC`: reads the spec file the executor wrote, runs the
- * job, moves outputs into place. Returns the process exit status: 0 success,
- * 1 the job failed (message on stderr), 2 bad spec. */
+ * job, moves outputs into place. A job with an image_path fails before it
+ * starts unless that path still resolves to a regular file inside the
+ * spec's data_roots (a link swapped after submission reads nothing outside
+ * them). Returns the process exit status: 0 success, 1 the job failed
+ * (message on stderr), 2 bad spec. */
 int jobs_run_main(const char *spec_path);
 
 /* Registers the admin-defined tools of the JSON file at path (TESSERA_TOOLS,

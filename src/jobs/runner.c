@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image/slide.h"
 #include "jobs/jobs.h"
 #include "util/proctree.h"
 #include "util/util.h"
@@ -75,7 +77,7 @@ static void guard_descendants(void) {
 typedef struct run_spec {
     json_t *root;
     json_int_t workflow_id, job_index, cpus, attempt;
-    const char *job_id, *job_type, *image_path, *work_dir, *result_dir;
+    const char *job_id, *job_type, *image_path, *data_roots, *work_dir, *result_dir;
     json_t *params;
     job_input inputs[JOBS_MAX_INPUTS];
     size_t n_inputs;
@@ -255,6 +257,7 @@ static int spec_load(const char *path, run_spec *s, char *err, size_t errlen) {
         spec_string(r, "job_id", true, &s->job_id, err, errlen) ||
         spec_string(r, "job_type", true, &s->job_type, err, errlen) ||
         spec_string(r, "image_path", false, &s->image_path, err, errlen) ||
+        spec_string(r, "data_roots", false, &s->data_roots, err, errlen) ||
         spec_string(r, "work_dir", true, &s->work_dir, err, errlen) ||
         spec_string(r, "result_dir", true, &s->result_dir, err, errlen))
         return TS_ERR;
@@ -275,12 +278,33 @@ static int progress_fd(void) {
     return PROGRESS_FD;
 }
 
+/* The image, checked again now that the job starts: what was a slide in the
+ * data roots at submission may since have become a link to a file outside
+ * them, or a FIFO (issue 12, defects 1 and 3). The job type opens it with
+ * the same check (jobimg_open, tools_run), so a swap after this moment is
+ * refused there. */
+static int check_image_again(const run_spec *s, char *err, size_t errlen) {
+    char real[PATH_MAX], why[TS_ERRLEN];
+    if (s->image_path == NULL) return TS_OK; /* the type's own check names it */
+    if (s->data_roots == NULL) {
+        ts_errf(err, errlen, "image_path %s: the job spec names no data roots, so the image "
+                             "cannot be checked: nothing was read", s->image_path);
+        return TS_ERR;
+    }
+    if (slide_check_file(s->image_path, s->data_roots, real, why, sizeof(why)) == TS_OK)
+        return TS_OK;
+    ts_errf(err, errlen, "image_path %s: %s (checked again when the job started; nothing was "
+                         "read)", s->image_path, why);
+    return TS_ERR;
+}
+
 /* Runs the job into a fresh temporary directory and publishes it. On
  * failure nothing is left behind but the previous result, if any. */
 static int run_attempt(const run_spec *s, const job_type *type, char *err, size_t errlen) {
     char *tmp = ts_asprintf("%s.tmp-%d-%ld", s->result_dir, (int)s->attempt, (long)getpid());
     char *parent = parent_dir(s->result_dir);
     int rc = TS_ERR;
+    if (type->needs_image && check_image_again(s, err, errlen) != TS_OK) goto cleanup;
     if (ts_mkdir_p(parent, err, errlen) != TS_OK) goto cleanup;
     rmtree(tmp); /* a stale one from an earlier runner that had our pid */
     if (mkdir(tmp, 0755) != 0) {
@@ -291,6 +315,7 @@ static int run_attempt(const run_spec *s, const job_type *type, char *err, size_
         .type = type,
         .job_id = s->job_id,
         .image_path = s->image_path,
+        .data_roots = s->data_roots,
         .params = s->params,
         .out_dir = tmp,
         .work_dir = s->work_dir,

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "image/slide.h"
 #include "jobs/tools.h"
 #include "util/proctree.h"
 #include "util/util.h"
@@ -387,7 +388,20 @@ int tools_run(job_ctx *ctx, char *err, size_t errlen) {
         return TS_ERR;
     }
     char *out_dir = absolute(ctx->out_dir), *work_dir = absolute(ctx->work_dir);
-    char *image = absolute(ctx->image_path);
+    char *image = NULL, real[PATH_MAX], why[TS_ERRLEN];
+    if (t->needs_image) {
+        /* The tool opens the image by name: it gets the resolved path, just
+         * checked to be a regular file inside the data roots. */
+        if (slide_check_file(ctx->image_path ? ctx->image_path : "", ctx->data_roots, real, why,
+                             sizeof(why)) != TS_OK) {
+            ts_errf(err, errlen, "image_path %s: %s", ctx->image_path ? ctx->image_path : "",
+                    why);
+            free(out_dir);
+            free(work_dir);
+            return TS_ERR;
+        }
+        image = ts_strdup(real);
+    }
     tools_vars vars = {image, out_dir, work_dir, ctx->job_id, ctx->cpus, ctx->params};
     char **argv = NULL, **envp = NULL;
     tool_proc *p = ts_calloc(1, sizeof(*p));

@@ -19,6 +19,7 @@
 
 struct scheduler {
     sched_config cfg;
+    char *data_roots; /* cfg's, each made absolute (for runners started elsewhere) */
     char *owner;
     store *st;
     executor *ex;
@@ -47,6 +48,7 @@ static int64_t job_key(int64_t workflow_id, int32_t job_index) {
 scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, executor *ex) {
     scheduler *s = ts_calloc(1, sizeof(*s));
     s->cfg = *cfg;
+    s->data_roots = jobs_absolute_roots(cfg->data_roots);
     s->owner = ts_strdup(owner);
     s->st = st;
     s->ex = ex;
@@ -68,6 +70,7 @@ void sched_free(scheduler *s) {
     free(s->cmd_pending);
     job_ref_list_free(&s->kills);
     free(s->owner);
+    free(s->data_roots);
     free(s);
 }
 
@@ -322,7 +325,8 @@ static void start_job(scheduler *s, const core_change *ch) {
                                (long long)ch->workflow_id, sj->job_id);
     exec_job job = {.workflow_id = ch->workflow_id, .job_index = ch->job_index,
                     .attempt = ch->attempt, .job_id = sj->job_id, .job_type = sj->job_type,
-                    .image_path = sj->image_path, .params = sj->params, .cpus = sj->cpus,
+                    .image_path = sj->image_path, .data_roots = s->data_roots,
+                    .params = sj->params, .cpus = sj->cpus,
                     .timeout_s = sj->timeout_s, .work_dir = work, .result_dir = result,
                     .inputs = inputs};
     char err[TS_ERRLEN];

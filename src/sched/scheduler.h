@@ -27,6 +27,7 @@
 
 typedef struct sched_config {
     const char *state_dir;  /* work/ and results/ live below it */
+    const char *data_roots; /* colon-separated; the runner opens images only inside them */
     int max_active_users;
     int concurrency_limit;
     double poll_seconds;  /* re-check the store at least this often */

@@ -55,7 +55,8 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
     if (bell < 0)
         log_emit(LOG_WARN, NULL, NULL, "no doorbell; polling only", json_pack("{ss}", "error", err));
     make_owner(owner, sizeof(owner));
-    sched_config sc = {.state_dir = cfg->state_dir, .max_active_users = cfg->max_active_users,
+    sched_config sc = {.state_dir = cfg->state_dir, .data_roots = cfg->data_roots,
+                       .max_active_users = cfg->max_active_users,
                        .concurrency_limit = cfg->concurrency_limit,
                        .poll_seconds = cfg->queue_poll_seconds, .lease_ttl = 5.0,
                        .kill_grace_s = 5.0, .on_job_timing = timing_cb, .timing_ctx = timing_ctx};

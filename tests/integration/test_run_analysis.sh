@@ -63,7 +63,8 @@ bad_image() { # WHAT PATH NEEDLE
 bad_image "a text file renamed .svs" text.svs "not a slide format"
 bad_image "a truncated TIFF" truncated.tiff "image_path"
 bad_image "a missing image" nope.tiff "no such file"
-bad_image "a file outside the data roots" /etc/passwd "outside the data roots"
+bad_image "a file outside the data roots" /etc/passwd "not found in the data roots"
+bad_image "a missing file outside the data roots, the same words" /etc/nope.tiff "not found in the data roots"
 check_eq "nothing bad was stored" "$(tessera status --all --json --user alice | jq 'length')" 1
 
 # A corrupt tile inside the slide fails the job with a message.

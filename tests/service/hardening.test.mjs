@@ -59,3 +59,124 @@ describe('job ids are one safe path component (issue 12, defect 5)', () => {
     assert.equal(log.status, 200);
   });
 });
+
+describe('special files in a data root never reach OpenSlide (issue 12, defect 1)', () => {
+  const thumb = (p) => `/api/slides/thumbnail?path=${encodeURIComponent(p)}`;
+
+  test('two thumbnails of a FIFO, then /healthz still answers', { timeout: 60000 }, async () => {
+    const fifo = path.join(dataRoot, 'fifo.tiff');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await server.api(U, 'GET', thumb(fifo), undefined, {}, { timeoutMs: 10000 });
+        assertError(res, 404, `thumbnail of a FIFO (${i + 1})`);
+      }
+      assert.ok(await healthy(server), '/healthz 200 after two thumbnails of a FIFO');
+      const dry = await post({ name: 'fifo', jobs: [{ job_id: 't', job_type: 'tissue_mask', image_path: fifo }] },
+        '?dry_run=true');
+      const err = assertError(dry, 422, 'dry-run naming a FIFO');
+      assert.equal(err.details?.field, 'jobs[0].image_path');
+      assert.match(err.message, /not a regular file \(a FIFO\)/);
+      const list = await server.api(U, 'GET', '/api/slides', undefined, {}, { timeoutMs: 20000 });
+      assert.equal(list.status, 200);
+      const names = [...list.json.slides, ...list.json.skipped].map((s) => s.name);
+      assert.ok(!names.includes('fifo.tiff'), `the listing skips the FIFO: ${names}`);
+      assert.ok(names.includes('demo.tiff'), `the listing still lists the slide: ${names}`);
+      assert.ok(await healthy(server), '/healthz 200 at the end');
+    } finally {
+      fs.rmSync(fifo, { force: true });
+    }
+  });
+
+  test('a directory, a socket and a device named like slides are refused', { timeout: 60000 }, async () => {
+    const dir = path.join(dataRoot, 'folder.svs');
+    const dev = path.join(dataRoot, 'zero.tiff');
+    fs.mkdirSync(dir);
+    fs.symlinkSync('/dev/zero', dev); // resolves outside the roots: refused as not found
+    try {
+      for (const p of [dir, dev]) {
+        const res = await server.api(U, 'GET', thumb(p), undefined, {}, { timeoutMs: 10000 });
+        assertError(res, 404, `thumbnail of ${p}`);
+      }
+      const res = await post({ name: 'dir', jobs: [{ job_id: 't', job_type: 'tissue_mask', image_path: dir }] });
+      assert.match(assertError(res, 422, 'a directory').message, /not a regular file \(a directory\)/);
+      assert.ok(await healthy(server));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(dev, { force: true });
+    }
+  });
+
+  test('a job\'s slide replaced by a FIFO: its Deep Zoom answers 404 at once', { timeout: 90000 }, async () => {
+    const copy = path.join(dataRoot, 'tiles.tiff');
+    fs.copyFileSync(slide, copy);
+    const w = await submit(server, U, workflow('tiles', [{ job_id: 't', job_type: 'tissue_mask', image_path: copy }]));
+    await waitFinal(server, U, wfId(w), 60000);
+    const dzi = `/api/workflows/${wfId(w)}/jobs/t/slide.dzi`;
+    assert.equal((await server.api(U, 'GET', dzi)).status, 200);
+    fs.rmSync(copy);
+    assert.equal(spawnSync('mkfifo', [copy]).status, 0);
+    try {
+      for (const p of [dzi, `/api/workflows/${wfId(w)}/jobs/t/slide_files/9/0_0.jpeg`]) {
+        const res = await server.api(U, 'GET', p, undefined, {}, { timeoutMs: 10000 });
+        assertError(res, 404, p);
+      }
+      assert.ok(await healthy(server));
+    } finally {
+      fs.rmSync(copy, { force: true });
+    }
+  });
+});
+
+describe('submission errors tell nothing about paths outside the data roots (issue 12, defect 11)', () => {
+  test('an existing and a missing file outside the roots get the same answer', async () => {
+    const exists = path.join(outside, 'secret.tiff');
+    const missing = path.join(outside, 'no-such.tiff');
+    const answers = [];
+    for (const p of [exists, missing, '/etc/passwd', `${dataRoot}/../${path.basename(outside)}/secret.tiff`]) {
+      const res = await post({ name: 'probe', jobs: [{ job_id: 't', job_type: 'tissue_mask', image_path: p }] });
+      const err = assertError(res, 422, p);
+      assert.equal(err.details?.field, 'jobs[0].image_path');
+      answers.push(err.message.replace(p, 'PATH'));
+    }
+    assert.match(answers[0], /not found in the data roots/);
+    for (const a of answers) assert.equal(a, answers[0]);
+    const thumbs = [];
+    for (const p of [exists, missing]) {
+      const res = await server.api(U, 'GET', `/api/slides/thumbnail?path=${encodeURIComponent(p)}`);
+      thumbs.push(assertError(res, 404, p).message);
+    }
+    assert.equal(thumbs[0], thumbs[1]);
+  });
+
+  test('inside the roots a missing file is named missing', async () => {
+    const res = await post({ name: 'typo', jobs: [{ job_id: 't', job_type: 'tissue_mask', image_path: 'demo-typo.tiff' }] });
+    assert.match(assertError(res, 422, 'typo').message, /no such file/);
+  });
+});
+
+describe('a slide swapped after submission is not read (issue 12, defect 3)', () => {
+  test('sleep 3 then tissue_mask swap.tiff; swap.tiff becomes a link outside: the job fails, publishes nothing', { timeout: 120000 }, async () => {
+    const swap = path.join(dataRoot, 'swap.tiff');
+    fs.copyFileSync(slide, swap);
+    const w = await submit(server, U, workflow('swap', [
+      { job_id: 'wait', job_type: 'sleep', params: { seconds: 3 } },
+      { job_id: 'mask', job_type: 'tissue_mask', image_path: 'swap.tiff' },
+    ]));
+    assert.equal(w.jobs.find((j) => j.job_id === 'mask').image_path, fs.realpathSync(swap), 'stored resolved');
+    fs.rmSync(swap);
+    fs.symlinkSync(path.join(outside, 'secret.tiff'), swap);
+    try {
+      const done = await waitFinal(server, U, wfId(w), 60000);
+      const mask = done.jobs.find((j) => j.job_id === 'mask');
+      assert.equal(mask.state, 'failed', JSON.stringify(mask));
+      const log = await server.api(U, 'GET', `/api/workflows/${wfId(w)}/jobs/mask/log`);
+      assert.match(`${mask.reason}\n${log.text}`, /not found in the data roots/);
+      const results = await server.api(U, 'GET', `/api/workflows/${wfId(w)}/jobs/mask/results`);
+      assert.equal(results.status, 200);
+      assert.deepEqual(results.json.files, [], 'nothing published');
+    } finally {
+      fs.rmSync(swap, { force: true });
+    }
+  });
+});

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,20 +136,89 @@ static void test_slide_check_path_enforces_the_data_roots(void **state) {
     snprintf(outside, sizeof(outside), "%s/x.tiff", f->outside);
     write_tiff(outside, 128, 128, 0.25);
     assert_int_equal(slide_check_path(outside, f->dir, err, sizeof(err)), TS_ERR);
-    assert_non_null(strstr(err, "outside the data roots"));
+    assert_non_null(strstr(err, "not found in the data roots"));
     snprintf(link, sizeof(link), "%s/link.tiff", f->dir);
     assert_int_equal(symlink(outside, link), 0);
     assert_int_equal(slide_check_path(link, f->dir, err, sizeof(err)), TS_ERR);
-    assert_non_null(strstr(err, "outside the data roots"));
+    assert_non_null(strstr(err, "not found in the data roots"));
     snprintf(link, sizeof(link), "%s/../%s/x.tiff", f->dir, strrchr(f->outside, '/') + 1);
     assert_int_equal(slide_check_path(link, f->dir, err, sizeof(err)), TS_ERR);
-    assert_non_null(strstr(err, "outside the data roots"));
+    assert_non_null(strstr(err, "not found in the data roots"));
     assert_int_equal(slide_check_path("ok.tiff", f->dir, err, sizeof(err)), TS_ERR);
     assert_non_null(strstr(err, "absolute"));
     /* A root that is a prefix of another directory's name is not a parent. */
     snprintf(roots, sizeof(roots), "%s", f->dir);
     roots[strlen(roots) - 1] = '\0';
     assert_int_equal(slide_check_path(path, roots, err, sizeof(err)), TS_ERR);
+}
+
+/* Issue 12, defect 11: outside the roots a file that exists and one that
+ * does not get the same words, so submissions cannot probe the machine;
+ * inside the roots a missing file is called missing. */
+static void test_outside_the_roots_existing_and_missing_read_the_same(void **state) {
+    fixture *f = *state;
+    char exists[512], missing[512], err_exists[TS_ERRLEN], err_missing[TS_ERRLEN];
+    char err[TS_ERRLEN], real[PATH_MAX];
+    snprintf(exists, sizeof(exists), "%s/x.tiff", f->outside);
+    write_tiff(exists, 128, 128, 0.25);
+    snprintf(missing, sizeof(missing), "%s/nothing-here.tiff", f->outside);
+    assert_int_equal(slide_check_path(exists, f->dir, err_exists, sizeof(err_exists)), TS_ERR);
+    assert_int_equal(slide_check_path(missing, f->dir, err_missing, sizeof(err_missing)), TS_ERR);
+    assert_string_equal(err_exists, err_missing);
+    assert_non_null(strstr(err_exists, "not found in the data roots"));
+    /* The same through ".." from inside a root, and for a missing directory. */
+    snprintf(missing, sizeof(missing), "%s/../%s/no/such/dir.tiff", f->dir,
+             strrchr(f->outside, '/') + 1);
+    assert_int_equal(slide_resolve_path(missing, f->dir, real, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, err_exists);
+    assert_int_equal(slide_check_path("/etc/passwd", f->dir, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, err_exists);
+    /* Inside the root: the reason. */
+    snprintf(missing, sizeof(missing), "%s/typo.tiff", f->dir);
+    assert_int_equal(slide_check_path(missing, f->dir, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "no such file");
+}
+
+/* Issue 12, defect 1: a FIFO (or any special file) with a slide's name
+ * must never reach OpenSlide, which would block in open() for good. Each
+ * call here returns at once or the test hangs. */
+static void test_special_files_never_reach_openslide(void **state) {
+    fixture *f = *state;
+    char fifo[512], dir[512], link[512], err[TS_ERRLEN], real[PATH_MAX];
+    slide *s = NULL;
+    snprintf(fifo, sizeof(fifo), "%s/fifo.tiff", f->dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    snprintf(dir, sizeof(dir), "%s/folder.tiff", f->dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(link, sizeof(link), "%s/null.svs", f->dir);
+    assert_int_equal(symlink("/dev/null", link), 0);
+    assert_int_equal(slide_open(fifo, &s, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "not a regular file (a FIFO)");
+    assert_int_equal(slide_check_path(fifo, f->dir, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "not a regular file (a FIFO)");
+    assert_int_equal(slide_check_file(fifo, f->dir, real, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "not a regular file (a FIFO)");
+    assert_int_equal(slide_check_path(dir, f->dir, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "not a regular file (a directory)");
+    /* /dev/null is outside the root; opened directly it is a device. */
+    assert_int_equal(slide_check_path(link, f->dir, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "not found in the data roots"));
+    assert_int_equal(slide_open(link, &s, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "not a regular file (a device)");
+    assert_null(s);
+    /* A regular file still opens, and keeps working after its name is
+     * replaced: OpenSlide reads the file that was checked. */
+    char path[512], moved[512];
+    snprintf(path, sizeof(path), "%s/ok.tiff", f->dir);
+    write_tiff(path, 256, 256, 0.5);
+    assert_int_equal(slide_open_checked(path, f->dir, &s, err, sizeof(err)), TS_OK);
+    snprintf(moved, sizeof(moved), "%s/moved.tiff", f->dir);
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(mkfifo(path, 0644), 0);
+    uint32_t *buf = malloc(64 * 64 * sizeof(uint32_t));
+    assert_int_equal(slide_read(s, 0, 0, 0, 64, 64, buf, err, sizeof(err)), TS_OK);
+    free(buf);
+    slide_close(s);
 }
 
 static void test_slide_check_path_refuses_a_truncated_tiff(void **state) {
@@ -201,6 +271,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slide_open_reads_levels_and_mpp_from_tiff_resolution, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_open_refuses_bad_images_with_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_check_path_enforces_the_data_roots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outside_the_roots_existing_and_missing_read_the_same, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_special_files_never_reach_openslide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_check_path_refuses_a_truncated_tiff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_read_reports_a_corrupt_tile, setup, teardown),
     };

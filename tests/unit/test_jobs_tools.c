@@ -36,6 +36,8 @@ static char fail_sh[128];     /* exits 3 */
 static char quiet_sh[128];    /* exits 0 without a result */
 static char notgeo_sh[128];   /* writes JSON that is not GeoJSON */
 static char slow_sh[128];     /* records its pid and sleeps */
+static char data_root[96];    /* the data root of the runs: holds slide.svs */
+static char slide_path[128];  /* a regular file inside it, the runs' image */
 
 static void write_file(const char *path, const char *text, mode_t mode) {
     FILE *fp = fopen(path, "w");
@@ -119,6 +121,10 @@ static int group_setup(void **state) {
     if (mkdtemp(dir) == NULL) return -1;
     write_scripts();
     register_tools();
+    snprintf(data_root, sizeof(data_root), "%s/data", dir);
+    snprintf(slide_path, sizeof(slide_path), "%s/slide.svs", data_root);
+    if (mkdir(data_root, 0755) != 0) return -1;
+    write_file(slide_path, "tools read what they like\n", 0644);
     return 0;
 }
 
@@ -368,8 +374,10 @@ typedef struct run {
     pid_t pid;
 } run;
 
-/* Writes the spec the executor would write for job "job-1" of type. */
-static void prepare(run *r, const char *type, const char *params_text) {
+/* Writes the spec the executor would write for job "job-1" of type, with
+ * this image and these data roots (NULL: the field is left out). */
+static void prepare_image(run *r, const char *type, const char *params_text, const char *image,
+                          const char *roots) {
     static int n;
     memset(r, 0, sizeof(*r));
     snprintf(r->work, sizeof(r->work), "%s/work-%d", dir, ++n);
@@ -377,13 +385,18 @@ static void prepare(run *r, const char *type, const char *params_text) {
     snprintf(r->spec, sizeof(r->spec), "%s/spec.json", r->work);
     snprintf(r->log, sizeof(r->log), "%s/job.log", r->work);
     assert_int_equal(mkdir(r->work, 0755), 0);
-    json_t *spec = json_pack("{s:i, s:i, s:s, s:s, s:s, s:o, s:i, s:i, s:s, s:s}", "workflow_id",
-                             1, "job_index", 0, "job_id", "job-1", "job_type", type,
-                             "image_path", "/data/slide.svs", "params",
+    json_t *spec = json_pack("{s:i, s:i, s:s, s:s, s:s, s:s?, s:o, s:i, s:i, s:s, s:s}",
+                             "workflow_id", 1, "job_index", 0, "job_id", "job-1", "job_type",
+                             type, "image_path", image, "data_roots", roots, "params",
                              json_loads(params_text, 0, NULL), "cpus", 2, "attempt", 1,
                              "work_dir", r->work, "result_dir", r->result);
     assert_int_equal(json_dump_file(spec, r->spec, 0), 0);
     json_decref(spec);
+}
+
+/* The same with the usual image, slide.svs inside the data root. */
+static void prepare(run *r, const char *type, const char *params_text) {
+    prepare_image(r, type, params_text, slide_path, data_root);
 }
 
 /* Forks the runner (as the executor does: fd 3 = progress pipe, stdout and
@@ -460,9 +473,12 @@ static void test_run_success(void **state) {
     /* one argument per line, exactly as templated; the first is {out_dir} */
     char *args = result_file(&r, "args.txt");
     assert_non_null(strchr(args, '\n'));
-    assert_string_equal(strchr(args, '\n') + 1,
-                        "--size=512\n--px\n0.25\n--model\nnuclei\n--flag=false\n--label\nx.1\n"
-                        "{literal}\n/data/slide.svs\njob-1\n2\n");
+    char expected[512];
+    snprintf(expected, sizeof(expected),
+             "--size=512\n--px\n0.25\n--model\nnuclei\n--flag=false\n--label\nx.1\n"
+             "{literal}\n%s\njob-1\n2\n",
+             slide_path);
+    assert_string_equal(strchr(args, '\n') + 1, expected);
     free(args);
     char *cwd = result_file(&r, "cwd.txt"), *env = result_file(&r, "env.txt");
     char *real_work = realpath(r.work, NULL);
@@ -525,6 +541,40 @@ static void test_run_stop_kills_tool(void **state) {
     run_free(&r);
 }
 
+/* Runs job-1 of tool "fake" on image with roots and expects the runner to
+ * refuse it before the tool starts, saying needle; nothing is published. */
+static void expect_image_refused(const char *image, const char *roots, const char *needle) {
+    run r;
+    prepare_image(&r, "fake", "{}", image, roots);
+    finish(&r, start(&r));
+    if (r.status != 1 || strstr(r.out, needle) == NULL)
+        fail_msg("%s: exit %d, log: %s (wanted \"%s\")", image, r.status, r.out, needle);
+    assert_null(strstr(r.progress, "starting tool"));
+    struct stat st;
+    assert_int_equal(stat(r.result, &st), -1);
+    run_free(&r);
+}
+
+/* Issue 12, defects 1 and 3: the image is checked again when the job
+ * starts. Between submission and start it may have become a FIFO (OpenSlide
+ * or the tool would block for good) or a link to a file outside the data
+ * roots; a spec without data roots cannot be checked and reads nothing. */
+static void test_run_checks_the_image_again(void **state) {
+    (void)state;
+    char fifo[160], link[160], outside[160];
+    snprintf(fifo, sizeof(fifo), "%s/fifo.svs", data_root);
+    snprintf(outside, sizeof(outside), "%s/secret.svs", dir);
+    snprintf(link, sizeof(link), "%s/swapped.svs", data_root);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    write_file(outside, "outside the data roots\n", 0644);
+    assert_int_equal(symlink(outside, link), 0);
+    expect_image_refused(fifo, data_root, "not a regular file (a FIFO)");
+    expect_image_refused(link, data_root, "not found in the data roots");
+    expect_image_refused(outside, data_root, "not found in the data roots");
+    expect_image_refused(slide_path, NULL, "names no data roots");
+    expect_image_refused(data_root, data_root, "not a regular file (a directory)");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_bad_json),
@@ -539,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_run_success),
         cmocka_unit_test(test_run_failures),
         cmocka_unit_test(test_run_stop_kills_tool),
+        cmocka_unit_test(test_run_checks_the_image_again),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
