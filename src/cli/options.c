@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "jobs/jobs.h"
+#include "util/layout.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -133,10 +134,9 @@ bool cli_has(const cli_args *a, const char *flag) {
 
 int cli_open_log(const cli_args *a, const char *component) {
     char path[1200], err[TS_ERRLEN];
-    if (a->cfg.log[0])
-        ts_strlcpy(path, a->cfg.log, sizeof(path));
-    else
-        snprintf(path, sizeof(path), "%s/tessera.log", a->cfg.state_dir);
+    char *fallback = layout_file_path(a->cfg.state_dir, LAYOUT_LOG);
+    ts_strlcpy(path, a->cfg.log[0] ? a->cfg.log : fallback, sizeof(path));
+    free(fallback);
     log_level level = LOG_INFO;
     log_level_parse(a->cfg.log_level, &level);
     if (log_open(path, component, level, err, sizeof(err)) != TS_OK) {

@@ -21,6 +21,7 @@
 #include "cli/cli.h"
 #include "http/http.h"
 #include "sched/service.h"
+#include "util/layout.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -254,7 +255,9 @@ static int prepare(master *ms, char *err, size_t errlen) {
         ts_errf(err, errlen, "cannot map shared metrics: %s", strerror(errno));
         return TS_ERR;
     }
-    snprintf(ms->doorbell, sizeof(ms->doorbell), "%s/scheduler.sock", ms->a.cfg.state_dir);
+    char *doorbell = layout_file_path(ms->a.cfg.state_dir, LAYOUT_DOORBELL);
+    ts_strlcpy(ms->doorbell, doorbell, sizeof(ms->doorbell));
+    free(doorbell);
     return TS_OK;
 }
 
@@ -299,7 +302,11 @@ int cmd_serve(int argc, char **argv) {
     if (ms.a.cfg.log[0])
         ts_strlcpy(logpath, ms.a.cfg.log, sizeof(logpath));
     else
-        snprintf(logpath, sizeof(logpath), "%s/tessera.log", ms.a.cfg.state_dir);
+    {
+        char *log = layout_file_path(ms.a.cfg.state_dir, LAYOUT_LOG);
+        ts_strlcpy(logpath, log, sizeof(logpath));
+        free(log);
+    }
     *strrchr(host, ':') = '\0';
     printf("tessera serve: http://%s:%d/  (%d HTTP workers + scheduler, auth %s, state in %s, "
            "log %s)\n",

@@ -29,6 +29,7 @@ typedef struct exec_job {
     int attempt;
     const char *job_id;
     const char *job_type;
+    const char *user;       /* the workflow's owner (tenant) */
     const char *image_path; /* may be NULL */
     const char *data_roots; /* colon-separated, absolute; the runner opens images only inside them */
     json_t *params;         /* borrowed object */

@@ -55,12 +55,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec/protocol.h"
+#include "util/layout.h"
 #include "util/log.h"
 #include "util/proctree.h"
 #include "util/util.h"
 
 #define PROGRESS_INTERVAL_S 0.25 /* at most ~4 progress events per job per second */
-#define LINE_MAX_BYTES 512       /* longer progress lines are dropped */
 #define TAIL_BYTES 2048          /* how much of job.log to search for the failure reason */
 #define RUNNER_PREFIX "tessera run-job: "
 #define LEFTOVER_WAIT_S 10.0     /* how long a leftover of an attempt may take to die */
@@ -73,20 +74,18 @@ typedef struct lrun {
     int32_t job_index;
     int attempt;
     char *job_id;
+    char *work_dir;      /* where the exit marker appears */
     char *log_path;
     char *mark;          /* PROCTREE_MARK "=<work_dir>/attempt-": every attempt's processes */
     off_t log_start;     /* job.log offset where this attempt's output begins */
     pid_t pid;           /* also its process group id */
     int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
-    char line[LINE_MAX_BYTES];
-    size_t line_len;
-    bool line_overflow;  /* discarding the rest of an overlong line */
+    proto_lines lines;   /* the pipe's bytes, split into protocol lines */
     double timeout_s;
     double deadline;     /* monotonic; 0 = no timeout */
     double kill_at;      /* monotonic time for SIGKILL; 0 = none pending */
     end_reason reason;   /* why we signalled it, if we did */
-    double progress;     /* last known fraction */
-    char message[256];   /* last progress message */
+    proto_progress progress; /* last known fraction and message */
     bool progress_pending; /* progress not yet reported (coalescing) */
     double last_emit;    /* monotonic time of the last progress event */
 } lrun;
@@ -106,29 +105,6 @@ typedef struct local_exec {
 } local_exec;
 
 /* ---- small helpers ---- */
-
-/* Copies src into dst (size n) without cutting a UTF-8 sequence, so the
- * message stays valid for the JSON the scheduler stores. */
-static void copy_utf8(char *dst, const char *src, size_t n) {
-    size_t len = strnlen(src, n - 1);
-    if (src[len] != '\0')
-        while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80) len--;
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-}
-
-/* mkdir -p of the directory holding path (nothing when it has no slash). */
-static int mkdir_parent(const char *path, char *err, size_t errlen) {
-    char *p = ts_strdup(path);
-    char *slash = strrchr(p, '/');
-    int rc = TS_OK;
-    if (slash && slash != p) {
-        *slash = '\0';
-        rc = ts_mkdir_p(p, err, errlen);
-    }
-    free(p);
-    return rc;
-}
 
 static int write_all(int fd, const char *buf, size_t len) {
     while (len > 0) {
@@ -161,7 +137,7 @@ static exec_event *enqueue(local_exec *ex, exec_event_kind kind, const lrun *r) 
     e->workflow_id = r->workflow_id;
     e->job_index = r->job_index;
     e->attempt = r->attempt;
-    e->progress = r->progress;
+    e->progress = r->progress.fraction;
     return e;
 }
 
@@ -171,54 +147,6 @@ static void signal_group(const lrun *r, int sig) {
 }
 
 /* ---- start ---- */
-
-/* Writes the runner's spec to path atomically (temp file + rename) so the
- * runner never reads half a file. No fsync: if the machine dies the attempt
- * dies with it and the retry writes a new spec. */
-static int write_spec(const exec_job *job, const char *path, char *err, size_t errlen) {
-    json_t *spec = json_pack("{s:I, s:i, s:s, s:s, s:s?, s:s?, s:o, s:i, s:i, s:s, s:s, s:o}",
-                             "workflow_id", (json_int_t)job->workflow_id, "job_index",
-                             (int)job->job_index, "job_id", job->job_id, "job_type", job->job_type,
-                             "image_path", job->image_path, "data_roots", job->data_roots, "params",
-                             job->params ? json_incref(job->params) : json_object(), "cpus",
-                             job->cpus, "attempt", job->attempt, "work_dir", job->work_dir,
-                             "result_dir", job->result_dir, "inputs",
-                             job->inputs ? json_incref(job->inputs) : json_array());
-    if (spec == NULL) {
-        ts_errf(err, errlen, "%s: cannot encode the job spec (missing field or invalid UTF-8)",
-                path);
-        return TS_ERR;
-    }
-    char *tmp = ts_asprintf("%s.tmp-%ld", path, (long)getpid());
-    size_t len = json_dumpb(spec, NULL, 0, JSON_COMPACT);
-    char *text = ts_malloc(len + 1);
-    json_dumpb(spec, text, len, JSON_COMPACT);
-    text[len] = '\n';
-    int rc = TS_ERR;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ts_errf(err, errlen, "%s: %s", tmp, strerror(errno));
-        goto cleanup;
-    }
-    int werr = write_all(fd, text, len + 1) == TS_OK ? 0 : errno;
-    if (close(fd) != 0 && werr == 0) werr = errno;
-    if (werr != 0) {
-        ts_errf(err, errlen, "%s: %s", tmp, strerror(werr));
-        unlink(tmp);
-        goto cleanup;
-    }
-    if (rename(tmp, path) != 0) {
-        ts_errf(err, errlen, "rename %s: %s", path, strerror(errno));
-        unlink(tmp);
-        goto cleanup;
-    }
-    rc = TS_OK;
-cleanup:
-    free(text);
-    free(tmp);
-    json_decref(spec);
-    return rc;
-}
 
 /* Opens job.log for appending and writes the attempt's header, so a log
  * with several attempts reads as a history. *start gets the offset after
@@ -343,6 +271,7 @@ static void add_run(local_exec *ex, const exec_job *job, pid_t pid, int pipe_r, 
     r->job_index = job->job_index;
     r->attempt = job->attempt;
     r->job_id = ts_strdup(job->job_id);
+    r->work_dir = ts_strdup(job->work_dir);
     r->log_path = log_path;
     r->log_start = log_start;
     r->pid = pid;
@@ -366,8 +295,8 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
                 (long long)job->workflow_id, (int)job->job_index);
         return TS_ERR;
     }
-    char *spec_path = ts_asprintf("%s/attempt-%d.json", job->work_dir, job->attempt);
-    char *log_path = ts_asprintf("%s/job.log", job->work_dir);
+    char *spec_path = layout_attempt_path(job->work_dir, job->attempt, LAYOUT_SPEC);
+    char *log_path = layout_job_log_in(job->work_dir);
     char *mark = ts_asprintf("%s=%s/attempt-", PROCTREE_MARK, job->work_dir);
     char **envp = NULL;
     int log_fd = -1, devnull = -1, p[2] = {-1, -1}, rc = TS_ERR;
@@ -376,10 +305,7 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
      * scheduler was killed with it): they go before this one starts. */
     if (job->attempt > 1 && kill_leftovers(mark, job->job_id, err, errlen) != TS_OK)
         goto cleanup;
-    if (ts_mkdir_p(job->work_dir, err, errlen) != TS_OK ||
-        mkdir_parent(job->result_dir, err, errlen) != TS_OK ||
-        write_spec(job, spec_path, err, errlen) != TS_OK)
-        goto cleanup;
+    if (proto_spec_write(job, err, errlen) != TS_OK) goto cleanup;
     if ((log_fd = open_log(job, log_path, &log_start, err, errlen)) < 0) goto cleanup;
     if (pipe2(p, O_CLOEXEC) != 0) {
         ts_errf(err, errlen, "pipe: %s", strerror(errno));
@@ -419,52 +345,15 @@ cleanup:
 
 /* ---- progress ---- */
 
-/* Parses "progress <done> <total> <message>" into the run's pending
- * progress. Other or malformed lines are ignored: the runner's protocol
- * may grow, and a bad line must not end a job. */
-static void handle_line(lrun *r, const char *line) {
-    if (strncmp(line, "progress ", 9) != 0) return;
-    char *end;
-    double done = strtod(line + 9, &end);
-    if (end == line + 9 || *end != ' ') return;
-    const char *tp = end + 1;
-    double total = strtod(tp, &end);
-    if (end == tp || (*end != ' ' && *end != '\0')) return;
-    if (!isfinite(done) || !isfinite(total) || total <= 0) return;
-    double frac = done / total;
-    r->progress = frac < 0 ? 0 : frac > 1 ? 1 : frac;
-    copy_utf8(r->message, *end == ' ' ? end + 1 : "", sizeof(r->message));
-    r->progress_pending = true;
-}
-
-/* Splits a chunk read from the pipe into lines; a partial line waits in
- * r->line for the rest. */
-static void feed(lrun *r, const char *buf, size_t len) {
-    while (len > 0) {
-        const char *nl = memchr(buf, '\n', len);
-        size_t take = nl ? (size_t)(nl - buf) : len;
-        if (r->line_len + take >= sizeof(r->line)) r->line_overflow = true;
-        if (!r->line_overflow) {
-            memcpy(r->line + r->line_len, buf, take);
-            r->line_len += take;
-        }
-        if (nl == NULL) return;
-        r->line[r->line_len] = '\0';
-        if (!r->line_overflow) handle_line(r, r->line);
-        r->line_len = 0;
-        r->line_overflow = false;
-        buf = nl + 1;
-        len -= take + 1;
-    }
-}
-
 /* Reads what the pipe holds now; closes it at EOF. */
 static void read_pipe(lrun *r) {
     char buf[4096];
     while (r->pipe_fd >= 0) {
         ssize_t n = read(r->pipe_fd, buf, sizeof(buf));
         if (n > 0) {
-            feed(r, buf, (size_t)n);
+            bool changed = false;
+            proto_lines_feed(&r->lines, buf, (size_t)n, &r->progress, &changed);
+            r->progress_pending |= changed;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -479,7 +368,7 @@ static void read_pipe(lrun *r) {
 static void flush_progress(local_exec *ex, lrun *r, double now, bool force) {
     if (!r->progress_pending || (!force && now - r->last_emit < PROGRESS_INTERVAL_S)) return;
     exec_event *e = enqueue(ex, EXEC_PROGRESS, r);
-    copy_utf8(e->message, r->message, sizeof(e->message));
+    proto_copy_utf8(e->message, r->progress.message, sizeof(e->message));
     r->progress_pending = false;
     r->last_emit = now;
 }
@@ -508,27 +397,42 @@ static void runner_reason(const lrun *r, char *out, size_t len) {
     size_t id_len = strlen(r->job_id);
     if (strncmp(line, r->job_id, id_len) == 0 && strncmp(line + id_len, ": ", 2) == 0)
         line += id_len + 2;
-    copy_utf8(out, line, len);
+    proto_copy_utf8(out, line, len);
 }
 
-/* Fills outcome, exit code and message from the wait status. A clean exit
- * is "succeeded" even if we had just signalled the job: its result is
- * complete and already published. */
+/* Fills outcome, exit code and message from the attempt's exit marker
+ * and the wait status. The marker is the truth of success (protocol.h): a
+ * marker that says "succeeded" wins even if we had just signalled the job
+ * (its result is complete and already published), and an exit status of 0
+ * without a marker is a failure. Otherwise our own reason (timeout,
+ * cancel) comes first, then the runner's. */
 static void describe_exit(const lrun *r, int status, exec_event *e) {
     e->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    proto_exit marker;
+    char merr[TS_ERRLEN] = "";
+    int mrc = proto_exit_read(r->work_dir, r->attempt, &marker, merr, sizeof(merr));
+    if (mrc == TS_OK && strcmp(marker.outcome, "succeeded") == 0) {
         e->outcome = "succeeded";
-        snprintf(e->message, sizeof(e->message), "exited with status 0");
+        snprintf(e->message, sizeof(e->message), "exited with status %d", e->exit_code);
     } else if (r->reason == END_TIMEOUT) {
         e->outcome = "timeout";
         snprintf(e->message, sizeof(e->message), "timed out after %g s", r->timeout_s);
     } else if (r->reason == END_CANCEL) {
         e->outcome = "cancelled";
         snprintf(e->message, sizeof(e->message), "cancelled");
+    } else if (mrc == TS_OK) {
+        e->outcome = "failed";
+        char why[200];
+        proto_copy_utf8(why, marker.reason, sizeof(why));
+        snprintf(e->message, sizeof(e->message), "exited with status %d: %s", e->exit_code, why);
     } else if (WIFEXITED(status)) {
         e->outcome = "failed";
         char why[200];
         runner_reason(r, why, sizeof(why));
+        if (mrc == TS_ERR)
+            proto_copy_utf8(why, merr, sizeof(why));
+        else if (!why[0] && e->exit_code == 0)
+            snprintf(why, sizeof(why), "the runner left no exit marker");
         snprintf(e->message, sizeof(e->message), "exited with status %d%s%s", e->exit_code,
                  why[0] ? ": " : "", why);
     } else {
@@ -541,14 +445,14 @@ static void describe_exit(const lrun *r, int status, exec_event *e) {
 static void finish_run(local_exec *ex, size_t i, int status) {
     lrun *r = ex->runs[i];
     read_pipe(r);
-    if (r->line_len > 0 && !r->line_overflow) { /* a last line without '\n' */
-        r->line[r->line_len] = '\0';
-        handle_line(r, r->line);
-    }
+    bool changed = false;
+    proto_lines_finish(&r->lines, &r->progress, &changed); /* a last line without '\n' */
+    r->progress_pending |= changed;
     flush_progress(ex, r, ts_monotonic(), true);
     describe_exit(r, status, enqueue(ex, EXEC_EXITED, r));
     if (r->pipe_fd >= 0) close(r->pipe_fd);
     free(r->job_id);
+    free(r->work_dir);
     free(r->log_path);
     free(r->mark);
     free(r);
@@ -706,6 +610,7 @@ static void lx_destroy(executor *base) {
             log_emit(LOG_ERROR, NULL, r->job_id, "leftover processes", json_pack("{ss}", "error", err));
         if (r->pipe_fd >= 0) close(r->pipe_fd);
         free(r->job_id);
+        free(r->work_dir);
         free(r->log_path);
         free(r->mark);
         free(r);

@@ -17,8 +17,6 @@ http_reply api_store_failed(const char *err);
 bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail);
 json_t *api_workflow_view(http_request *req, store_workflow *wf);
 http_reply api_command(http_request *req, int32_t job_index, const char *kind);
-/* Removes <state>/work/<id> and <state>/results/<id> (best effort). */
-void api_remove_workflow_files(const char *state_dir, int64_t id);
 /* A static file under root for a request path; 404 reply if absent. */
 http_reply api_static_file(const char *root, const char *rel_path);
 

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "http/api.h"
+#include "util/layout.h"
 #include "util/util.h"
 
 /* Loads the caller's workflow and finds the job of the second path
@@ -79,8 +79,7 @@ http_reply api_job_log(http_request *req) {
     int idx;
     http_reply fail;
     if (!load_job(req, &wf, &idx, &fail)) return fail;
-    char *path = ts_asprintf("%s/work/%lld/%s/job.log", req->ctx->cfg->state_dir,
-                             (long long)wf->id, wf->spec->jobs[idx].job_id);
+    char *path = layout_job_log(req->ctx->cfg->state_dir, wf->id, wf->spec->jobs[idx].job_id);
     store_workflow_free(wf);
     http_reply r;
     if (access(path, F_OK) != 0)
@@ -102,8 +101,7 @@ http_reply api_job_results(http_request *req) {
     int idx;
     http_reply fail;
     if (!load_job(req, &wf, &idx, &fail)) return fail;
-    char *dir = ts_asprintf("%s/results/%lld/%s", req->ctx->cfg->state_dir, (long long)wf->id,
-                            wf->spec->jobs[idx].job_id);
+    char *dir = layout_result_dir(req->ctx->cfg->state_dir, wf->id, wf->spec->jobs[idx].job_id);
     json_t *files = json_array();
     DIR *d = opendir(dir);
     for (struct dirent *e = d ? readdir(d) : NULL; e; e = readdir(d)) {
@@ -149,25 +147,11 @@ http_reply api_job_result_file(http_request *req) {
         store_workflow_free(wf);
         return api_not_found("result", name);
     }
-    char *path = ts_asprintf("%s/results/%lld/%s/%s", req->ctx->cfg->state_dir, (long long)wf->id,
-                             wf->spec->jobs[idx].job_id, name);
+    char *dir = layout_result_dir(req->ctx->cfg->state_dir, wf->id, wf->spec->jobs[idx].job_id);
+    char *path = ts_asprintf("%s/%s", dir, name);
+    free(dir);
     store_workflow_free(wf);
     http_reply r = open_file(path, content_type_for(name));
     free(path);
     return r;
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)sb;
-    (void)ftw;
-    return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-void api_remove_workflow_files(const char *state_dir, int64_t id) {
-    const char *kinds[] = {"work", "results"};
-    for (int i = 0; i < 2; i++) {
-        char *dir = ts_asprintf("%s/%s/%lld", state_dir, kinds[i], (long long)id);
-        nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-        free(dir);
-    }
 }

@@ -10,6 +10,7 @@
 
 #include "http/api.h"
 #include "jobs/jobs.h"
+#include "util/layout.h"
 #include "util/util.h"
 #include "view/view.h"
 
@@ -236,6 +237,6 @@ http_reply api_delete(http_request *req) {
         return http_error(409, "workflow_active",
                           "the workflow has not finished; cancel it first, then delete it", NULL);
     if (rc != TS_OK) return api_store_failed(err);
-    api_remove_workflow_files(req->ctx->cfg->state_dir, id);
+    layout_remove_workflow(req->ctx->cfg->state_dir, id);
     return http_json(200, json_pack("{sI sb}", "id", (json_int_t)id, "deleted", 1));
 }

@@ -44,9 +44,9 @@
 #include <unistd.h>
 
 #include "util/config.h"
+#include "util/layout.h"
 #include "util/util.h"
 
-#define SECRET_FILE "session_secret"
 #define SECRET_MIN 32                             /* bytes */
 #define SECRET_FILE_MAX (2 * AUTH_SECRET_MAX + 8) /* hex text plus a newline or two */
 #define SECRET_ABSENT 1                           /* secret_read: no file yet */
@@ -300,7 +300,9 @@ int auth_secret_load(auth_config *cfg, const char *env_secret, const char *state
         return TS_ERR;
     }
     char path[1100];
-    snprintf(path, sizeof(path), "%s/%s", state_dir, SECRET_FILE);
+    char *file = layout_file_path(state_dir, LAYOUT_SESSION_SECRET);
+    ts_strlcpy(path, file, sizeof(path));
+    free(file);
     int rc = secret_read(cfg, path, err, errlen);
     if (rc != SECRET_ABSENT) return rc;
     if (secret_create(state_dir, path, err, errlen) != TS_OK) return TS_ERR;

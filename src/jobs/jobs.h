@@ -47,7 +47,8 @@ typedef struct job_ctx {
     volatile sig_atomic_t *stop;
     const job_input *inputs; /* ancestors, nearest first (at most JOBS_MAX_INPUTS) */
     size_t n_inputs;
-    int progress_fd; /* where progress lines go; -1 = nowhere */
+    int progress_fd;      /* the executor's progress pipe; -1 = none */
+    int progress_file_fd; /* the attempt's progress file (exec/protocol.h); -1 = none */
     double last_progress_at;
 } job_ctx;
 
@@ -98,16 +99,26 @@ void jobs_resolve_spec_images(struct spec_workflow *wf, const char *data_roots);
 char *jobs_absolute_roots(const char *data_roots);
 
 /* Reports done of total units (e.g. tiles) to the scheduler. Writes the line
- * "progress <done> <total> <message>\n" to ctx->progress_fd, at most about 5
- * times a second unless done == total. */
+ * "progress <done> <total> <message>\n" (exec/protocol.h) to ctx->progress_fd
+ * and ctx->progress_file_fd, at most about 5 times a second unless
+ * done == total. */
 void job_progress(job_ctx *ctx, double done, double total, const char *message);
 
-/* `tessera run-job SPEC`: reads the spec file the executor wrote, runs the
- * job, moves outputs into place. A job with an image_path fails before it
- * starts unless that path still resolves to a regular file inside the
- * spec's data_roots (a link swapped after submission reads nothing outside
- * them). Returns the process exit status: 0 success, 1 the job failed
- * (message on stderr), 2 bad spec. */
+/* Runs one attempt given its spec file (exec/protocol.h): reads the spec,
+ * runs the job, moves outputs into place, leaves the attempt's exit marker
+ * (also for a bad spec, when the spec names its work_dir and attempt).
+ * A job with an image_path fails before it starts unless that path still
+ * resolves to a regular file inside the spec's data_roots (a link swapped
+ * after submission reads nothing outside them). Progress lines go to the
+ * attempt's progress file and to progress_fd when >= 0 (the local
+ * executor's pipe). SIGTERM/SIGINT stop the job (handlers installed for the
+ * call, restored after). Callable in a process of its own (`tessera
+ * run-job`) or in-process after a fork (a fork server). Returns the exit
+ * status: 0 success, 1 the job failed (message on stderr), 2 bad spec. */
+int jobs_run_attempt(const char *spec_path, int progress_fd);
+
+/* `tessera run-job SPEC`: jobs_run_attempt with the progress pipe the local
+ * executor passes as fd 3, if it is open. */
 int jobs_run_main(const char *spec_path);
 
 /* Registers the admin-defined tools of the JSON file at path (TESSERA_TOOLS,

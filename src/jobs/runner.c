@@ -4,7 +4,10 @@
  * The runner is the only code that runs inside a job's process. It turns
  * the spec file the executor wrote into a job_ctx, runs the job into a
  * private temporary directory and publishes that directory with a rename,
- * so readers see either no result or a complete one, never a partial one.
+ * so readers see either no result or a complete one, never a partial one;
+ * then it leaves the attempt's exit marker. Its side of the runner protocol
+ * (spec, progress, marker) is exec/protocol.h, the same module the
+ * executors read it with.
  *
  * Nothing a job starts outlives the runner: the runner is a child subreaper
  * (orphans below it become its children, whatever setsid() or double forks
@@ -15,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -26,14 +28,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exec/protocol.h"
 #include "image/slide.h"
 #include "jobs/jobs.h"
+#include "util/layout.h"
 #include "util/proctree.h"
 #include "util/util.h"
 
 #define PROGRESS_FD 3                /* where the local executor's pipe is */
 #define PROGRESS_INTERVAL_S 0.2      /* ~5 lines per second */
-#define PROGRESS_LINE_MAX 512        /* well under PIPE_BUF: one atomic write */
 #define PARENT_DEATH_SIGNAL SIGHUP   /* replaces the executor's SIGKILL; see guard_descendants */
 #define TEARDOWN_S 5.0               /* how long killing what is below us may take */
 
@@ -73,64 +76,31 @@ static void guard_descendants(void) {
     if (getppid() != parent) on_parent_death(PARENT_DEATH_SIGNAL);
 }
 
-/* The fields of a spec file; strings point into root. */
-typedef struct run_spec {
-    json_t *root;
-    json_int_t workflow_id, job_index, cpus, attempt;
-    const char *job_id, *job_type, *image_path, *data_roots, *work_dir, *result_dir;
-    json_t *params;
-    job_input inputs[JOBS_MAX_INPUTS];
-    size_t n_inputs;
-} run_spec;
-
 /* ---- progress ---- */
 
-/* Copies message into out (size len) as one line: control characters
- * would break the line protocol, so they become spaces, and the text is
- * cut on a UTF-8 character boundary. */
-static size_t copy_message(char *out, size_t len, const char *message) {
-    size_t n = 0;
-    for (; message && message[n] && n + 1 < len; n++)
-        out[n] = (unsigned char)message[n] < 0x20 ? ' ' : message[n];
-    if (message && message[n])
-        while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80) n--;
-    out[n] = '\0';
-    return n;
-}
-
-/* Writes "progress <done> <total> <message>\n" with one write(), skipping
- * lines that come within PROGRESS_INTERVAL_S of the last one unless the
- * work is done: the scheduler stores progress, and a tight loop must not
- * turn into thousands of database writes a second. */
+/* Writes one progress line to the executor's pipe (if any) and to the
+ * attempt's progress file (protocol.h), skipping lines that come within
+ * PROGRESS_INTERVAL_S of the last one unless the work is done: the scheduler
+ * stores progress, and a tight loop must not turn into thousands of
+ * database writes a second. */
 void job_progress(job_ctx *ctx, double done, double total, const char *message) {
-    if (ctx == NULL || ctx->progress_fd < 0) return;
+    if (ctx == NULL || (ctx->progress_fd < 0 && ctx->progress_file_fd < 0)) return;
     double now = ts_monotonic();
     bool final = done >= total;
     if (!final && now - ctx->last_progress_at < PROGRESS_INTERVAL_S) return;
     ctx->last_progress_at = now;
-    char line[PROGRESS_LINE_MAX];
-    int n = snprintf(line, sizeof(line), "progress %.15g %.15g ", done, total);
-    size_t len = (size_t)n + copy_message(line + n, sizeof(line) - (size_t)n - 1, message);
-    line[len++] = '\n';
-    ssize_t w;
-    do w = write(ctx->progress_fd, line, len);
-    while (w < 0 && errno == EINTR);
+    char line[PROTO_LINE_MAX];
+    size_t len = proto_progress_format(line, sizeof(line), done, total, message);
+    int fds[2] = {ctx->progress_fd, ctx->progress_file_fd};
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] < 0) continue;
+        ssize_t w; /* one write() each: a pipe line stays whole (< PIPE_BUF) */
+        do w = write(fds[i], line, len);
+        while (w < 0 && errno == EINTR);
+    }
 }
 
 /* ---- files ---- */
-
-static int remove_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
-    (void)sb;
-    (void)ftw;
-    return (type == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-/* rm -rf path, without following symlinks out of the tree. A missing
- * path is success. */
-static int rmtree(const char *path) {
-    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT) return TS_OK;
-    return TS_ERR;
-}
 
 /* The directory holding path ("." if it has no slash). Freshly allocated. */
 static char *parent_dir(const char *path) {
@@ -160,13 +130,13 @@ static void fsync_dir(const char *dir) {
  * window without any result is two renames long. */
 static int publish(const char *tmp, const char *result_dir, int attempt, char *err,
                    size_t errlen) {
-    char *aside = ts_asprintf("%s.old-%d-%ld", result_dir, attempt, (long)getpid());
+    char *aside = layout_result_aside(result_dir, attempt, (long)getpid());
     char *parent = parent_dir(result_dir);
     bool moved_aside = false;
     int rc = TS_ERR;
     struct stat st;
     if (lstat(result_dir, &st) == 0) {
-        rmtree(aside);
+        ts_rmtree(aside);
         if (rename(result_dir, aside) != 0) {
             ts_errf(err, errlen, "rename %s: %s", result_dir, strerror(errno));
             goto cleanup;
@@ -179,7 +149,7 @@ static int publish(const char *tmp, const char *result_dir, int attempt, char *e
         goto cleanup;
     }
     fsync_dir(parent);
-    if (moved_aside) rmtree(aside);
+    if (moved_aside) ts_rmtree(aside);
     rc = TS_OK;
 cleanup:
     free(aside);
@@ -187,91 +157,11 @@ cleanup:
     return rc;
 }
 
-/* ---- spec ---- */
-
-/* A string field; required ones must be non-empty. NULL/absent is allowed
- * only when !required. */
-static int spec_string(json_t *root, const char *key, bool required, const char **out, char *err,
-                       size_t errlen) {
-    json_t *v = json_object_get(root, key);
-    *out = NULL;
-    if (!required && (v == NULL || json_is_null(v))) return TS_OK;
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        *out = json_string_value(v);
-        return TS_OK;
-    }
-    ts_errf(err, errlen, "field \"%s\": must be a non-empty string%s", key,
-            required ? "" : " or null");
-    return TS_ERR;
-}
-
-static int spec_int(json_t *root, const char *key, json_int_t min, json_int_t max,
-                    json_int_t *out, char *err, size_t errlen) {
-    json_t *v = json_object_get(root, key);
-    if (json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max) {
-        *out = json_integer_value(v);
-        return TS_OK;
-    }
-    ts_errf(err, errlen, "field \"%s\": must be an integer from %lld to %lld", key, (long long)min,
-            (long long)max);
-    return TS_ERR;
-}
-
-/* The upstream jobs ("inputs", optional): an array of objects with
- * job_id, job_type, result_dir and optionally image_path. */
-static int spec_inputs(json_t *arr, run_spec *s, char *err, size_t errlen) {
-    if (arr == NULL) return TS_OK;
-    if (!json_is_array(arr) || json_array_size(arr) > JOBS_MAX_INPUTS) {
-        ts_errf(err, errlen, "field \"inputs\": must be an array of at most %d objects",
-                JOBS_MAX_INPUTS);
-        return TS_ERR;
-    }
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        json_t *o = json_array_get(arr, i);
-        job_input *in = &s->inputs[i];
-        if (!json_is_object(o) || spec_string(o, "job_id", true, &in->job_id, err, errlen) ||
-            spec_string(o, "job_type", true, &in->job_type, err, errlen) ||
-            spec_string(o, "image_path", false, &in->image_path, err, errlen) ||
-            spec_string(o, "result_dir", true, &in->result_dir, err, errlen)) {
-            if (!json_is_object(o)) ts_errf(err, errlen, "field \"inputs\": not an object");
-            return TS_ERR;
-        }
-    }
-    s->n_inputs = json_array_size(arr);
-    return TS_OK;
-}
-
-/* Loads and checks the spec file. The caller frees s->root (even on error). */
-static int spec_load(const char *path, run_spec *s, char *err, size_t errlen) {
-    json_error_t jerr;
-    s->root = json_load_file(path, 0, &jerr);
-    if (s->root == NULL || !json_is_object(s->root)) {
-        ts_errf(err, errlen, "cannot read spec: %s", s->root ? "not a JSON object" : jerr.text);
-        return TS_ERR;
-    }
-    json_t *r = s->root;
-    if (spec_int(r, "workflow_id", 0, INT64_MAX, &s->workflow_id, err, errlen) ||
-        spec_int(r, "job_index", 0, INT32_MAX, &s->job_index, err, errlen) ||
-        spec_int(r, "cpus", 1, 1 << 20, &s->cpus, err, errlen) ||
-        spec_int(r, "attempt", 1, INT32_MAX, &s->attempt, err, errlen) ||
-        spec_string(r, "job_id", true, &s->job_id, err, errlen) ||
-        spec_string(r, "job_type", true, &s->job_type, err, errlen) ||
-        spec_string(r, "image_path", false, &s->image_path, err, errlen) ||
-        spec_string(r, "data_roots", false, &s->data_roots, err, errlen) ||
-        spec_string(r, "work_dir", true, &s->work_dir, err, errlen) ||
-        spec_string(r, "result_dir", true, &s->result_dir, err, errlen))
-        return TS_ERR;
-    s->params = json_object_get(r, "params");
-    if (json_is_null(s->params)) s->params = NULL;
-    if (spec_inputs(json_object_get(r, "inputs"), s, err, errlen) != TS_OK) return TS_ERR;
-    return jobs_check(NULL, s->job_type, s->params, s->image_path, err, errlen);
-}
-
 /* ---- running ---- */
 
-/* fd 3 is the progress channel when the executor opened it; on other
- * executors (Slurm) it is closed and progress goes nowhere. */
-static int progress_fd(void) {
+/* fd 3 is the progress pipe when the local executor opened it; otherwise
+ * (Slurm) progress goes only to the attempt's progress file. */
+static int inherited_progress_fd(void) {
     if (fcntl(PROGRESS_FD, F_GETFD) == -1) return -1;
     /* Processes the job starts must not hold the pipe open past our exit. */
     fcntl(PROGRESS_FD, F_SETFD, FD_CLOEXEC);
@@ -283,7 +173,7 @@ static int progress_fd(void) {
  * them, or a FIFO (issue 12, defects 1 and 3). The job type opens it with
  * the same check (jobimg_open, tools_run), so a swap after this moment is
  * refused there. */
-static int check_image_again(const run_spec *s, char *err, size_t errlen) {
+static int check_image_again(const proto_spec *s, char *err, size_t errlen) {
     char real[PATH_MAX], why[TS_ERRLEN];
     if (s->image_path == NULL) return TS_OK; /* the type's own check names it */
     if (s->data_roots == NULL) {
@@ -298,15 +188,32 @@ static int check_image_again(const run_spec *s, char *err, size_t errlen) {
     return TS_ERR;
 }
 
+/* The upstream jobs of the spec as job_inputs (pointing into spec). */
+static size_t spec_job_inputs(const proto_spec *s, job_input *out) {
+    size_t n = json_array_size(s->inputs);
+    if (n > JOBS_MAX_INPUTS) n = JOBS_MAX_INPUTS;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(s->inputs, i);
+        out[i] = (job_input){json_string_value(json_object_get(o, "job_id")),
+                             json_string_value(json_object_get(o, "job_type")),
+                             json_string_value(json_object_get(o, "image_path")),
+                             json_string_value(json_object_get(o, "result_dir"))};
+    }
+    return n;
+}
+
 /* Runs the job into a fresh temporary directory and publishes it. On
  * failure nothing is left behind but the previous result, if any. */
-static int run_attempt(const run_spec *s, const job_type *type, char *err, size_t errlen) {
-    char *tmp = ts_asprintf("%s.tmp-%d-%ld", s->result_dir, (int)s->attempt, (long)getpid());
+static int run_job(const proto_spec *s, const job_type *type, int progress_fd, char *err,
+                   size_t errlen) {
+    char *tmp = layout_result_tmp(s->result_dir, s->attempt, (long)getpid());
     char *parent = parent_dir(s->result_dir);
+    char *progress_path = layout_attempt_path(s->work_dir, s->attempt, LAYOUT_PROGRESS);
+    job_input inputs[JOBS_MAX_INPUTS];
     int rc = TS_ERR;
     if (type->needs_image && check_image_again(s, err, errlen) != TS_OK) goto cleanup;
     if (ts_mkdir_p(parent, err, errlen) != TS_OK) goto cleanup;
-    rmtree(tmp); /* a stale one from an earlier runner that had our pid */
+    ts_rmtree(tmp); /* a stale one from an earlier runner that had our pid */
     if (mkdir(tmp, 0755) != 0) {
         ts_errf(err, errlen, "mkdir %s: %s", tmp, strerror(errno));
         goto cleanup;
@@ -319,24 +226,28 @@ static int run_attempt(const run_spec *s, const job_type *type, char *err, size_
         .params = s->params,
         .out_dir = tmp,
         .work_dir = s->work_dir,
-        .cpus = (int)s->cpus,
-        .attempt = (int)s->attempt,
-        .inputs = s->inputs,
-        .n_inputs = s->n_inputs,
+        .cpus = s->cpus,
+        .attempt = s->attempt,
+        .inputs = inputs,
+        .n_inputs = spec_job_inputs(s, inputs),
         .stop = &run_stop,
-        .progress_fd = progress_fd(),
+        .progress_fd = progress_fd,
+        .progress_file_fd =
+            open(progress_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644),
         .last_progress_at = -1e9,
     };
     err[0] = '\0';
     if (type->run(&ctx, err, errlen) != TS_OK) {
         if (err[0] == '\0') ts_errf(err, errlen, "%s failed without a message", type->name);
     } else {
-        rc = publish(tmp, s->result_dir, (int)s->attempt, err, errlen);
+        rc = publish(tmp, s->result_dir, s->attempt, err, errlen);
     }
-    if (rc != TS_OK) rmtree(tmp);
+    if (ctx.progress_file_fd >= 0) close(ctx.progress_file_fd);
+    if (rc != TS_OK) ts_rmtree(tmp);
 cleanup:
     free(tmp);
     free(parent);
+    free(progress_path);
     return rc;
 }
 
@@ -352,32 +263,54 @@ static void catch_stop_signals(struct sigaction *old_term, struct sigaction *old
     sigaction(SIGINT, &sa, old_int);
 }
 
-/* Entry point of `tessera run-job SPEC`: 0 success, 1 job failed, 2 bad
- * spec. Messages go to stderr, which the executor appends to job.log. */
-int jobs_run_main(const char *spec_path) {
+/* Leaves the attempt's exit marker (protocol.h). A marker that cannot be
+ * written turns a success into a failure: without it no executor may count
+ * the attempt a success, so the runner must not claim one either. */
+static int leave_marker(const proto_spec *s, int status, const char *reason) {
+    proto_exit e = {.exit_code = status, .finished_at = ts_now()};
+    ts_strlcpy(e.outcome, status == 0 ? "succeeded" : "failed", sizeof(e.outcome));
+    proto_copy_utf8(e.reason, reason ? reason : "", sizeof(e.reason));
+    char err[TS_ERRLEN];
+    if (proto_exit_write(s->work_dir, s->attempt, &e, err, sizeof(err)) == TS_OK) return status;
+    fprintf(stderr, "tessera run-job: %s: cannot leave the exit marker: %s\n",
+            s->job_id ? s->job_id : "?", err);
+    return status == 0 ? 1 : status;
+}
+
+int jobs_run_attempt(const char *spec_path, int progress_fd) {
     char err[TS_ERRLEN] = "";
-    run_spec spec;
-    memset(&spec, 0, sizeof(spec));
+    proto_spec spec;
     int status = 2;
     guard_descendants();
-    if (spec_load(spec_path, &spec, err, sizeof(err)) != TS_OK) {
+    if (proto_spec_load(spec_path, &spec, err, sizeof(err)) != TS_OK ||
+        jobs_check(NULL, spec.job_type, spec.params, spec.image_path, err, sizeof(err)) !=
+            TS_OK) {
         fprintf(stderr, "tessera run-job: %s: bad spec: %s\n", spec_path, err);
+        if (spec.work_dir && spec.attempt > 0) {
+            char reason[TS_ERRLEN];
+            snprintf(reason, sizeof(reason), "bad spec: %s", err);
+            leave_marker(&spec, 2, reason);
+        }
         goto cleanup;
     }
     struct sigaction old_term, old_int;
     catch_stop_signals(&old_term, &old_int);
     double started = ts_monotonic();
-    if (run_attempt(&spec, jobs_find(spec.job_type), err, sizeof(err)) == TS_OK) {
+    if (run_job(&spec, jobs_find(spec.job_type), progress_fd, err, sizeof(err)) == TS_OK) {
         printf("tessera run-job: %s: succeeded in %.3f s\n", spec.job_id, ts_monotonic() - started);
         fflush(stdout);
-        status = 0;
+        status = leave_marker(&spec, 0, NULL);
     } else {
         fprintf(stderr, "tessera run-job: %s: %s\n", spec.job_id, err);
-        status = 1;
+        status = leave_marker(&spec, 1, err);
     }
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);
 cleanup:
-    json_decref(spec.root);
+    proto_spec_free(&spec);
     return status;
+}
+
+int jobs_run_main(const char *spec_path) {
+    return jobs_run_attempt(spec_path, inherited_progress_fd());
 }

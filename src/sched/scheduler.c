@@ -12,6 +12,7 @@
 #include "core/engine.h"
 #include "core/map.h"
 #include "jobs/jobs.h"
+#include "util/layout.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -301,8 +302,7 @@ static json_t *upstream_inputs(const scheduler *s, int64_t workflow_id, const sp
             seen[p] = 1;
             queue[tail++] = p;
             const spec_job *pj = &spec->jobs[p];
-            char *result = ts_asprintf("%s/results/%lld/%s", s->cfg.state_dir,
-                                       (long long)workflow_id, pj->job_id);
+            char *result = layout_result_dir(s->cfg.state_dir, workflow_id, pj->job_id);
             json_array_append_new(inputs, json_pack("{s:s, s:s, s:s?, s:s}", "job_id", pj->job_id,
                                                     "job_type", pj->job_type, "image_path",
                                                     pj->image_path, "result_dir", result));
@@ -319,10 +319,8 @@ static void start_job(scheduler *s, const core_change *ch) {
     const spec_workflow *spec = engine_spec(s->eng, ch->workflow_id);
     const spec_job *sj = &spec->jobs[ch->job_index];
     json_t *inputs = upstream_inputs(s, ch->workflow_id, spec, ch->job_index);
-    char *work = ts_asprintf("%s/work/%lld/%s", s->cfg.state_dir, (long long)ch->workflow_id,
-                             sj->job_id);
-    char *result = ts_asprintf("%s/results/%lld/%s", s->cfg.state_dir,
-                               (long long)ch->workflow_id, sj->job_id);
+    char *work = layout_work_dir(s->cfg.state_dir, ch->workflow_id, sj->job_id);
+    char *result = layout_result_dir(s->cfg.state_dir, ch->workflow_id, sj->job_id);
     exec_job job = {.workflow_id = ch->workflow_id, .job_index = ch->job_index,
                     .attempt = ch->attempt, .job_id = sj->job_id, .job_type = sj->job_type,
                     .image_path = sj->image_path, .data_roots = s->data_roots,

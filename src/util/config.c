@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/layout.h"
 #include "util/util.h"
 
 #define DOTENV_MAX_BYTES (1 << 20) /* a .env is a few lines; refuse anything huge */
@@ -388,9 +389,14 @@ int config_load(ts_config *cfg, const char *dotenv_path, char *err, size_t errle
 /* Derives db and data_roots from state_dir when they were not given.
  * state_dir is capped at STATE_DIR_MAX bytes, so neither can truncate. */
 void config_finish(ts_config *cfg) {
-    if (cfg->db[0] == '\0')
-        snprintf(cfg->db, sizeof(cfg->db), "%.*s/tessera.db", STATE_DIR_MAX, cfg->state_dir);
-    if (cfg->data_roots[0] == '\0')
-        snprintf(cfg->data_roots, sizeof(cfg->data_roots), "%.*s/data", STATE_DIR_MAX,
-                 cfg->state_dir);
+    if (cfg->db[0] == '\0') {
+        char *db = layout_file_path(cfg->state_dir, LAYOUT_DB);
+        ts_strlcpy(cfg->db, db, sizeof(cfg->db));
+        free(db);
+    }
+    if (cfg->data_roots[0] == '\0') {
+        char *data = layout_file_path(cfg->state_dir, LAYOUT_DATA);
+        ts_strlcpy(cfg->data_roots, data, sizeof(cfg->data_roots));
+        free(data);
+    }
 }

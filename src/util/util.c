@@ -4,6 +4,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void ts_errf(char *err, size_t errlen, const char *fmt, ...) {
     if (err == NULL || errlen == 0) return;
@@ -129,6 +131,17 @@ int ts_mkdir_p(const char *path, char *err, size_t errlen) {
     }
     free(p);
     return rc;
+}
+
+static int rmtree_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb;
+    (void)ftw;
+    return (type == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int ts_rmtree(const char *path) {
+    if (nftw(path, rmtree_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT) return TS_OK;
+    return TS_ERR;
 }
 
 uint64_t ts_hash_str(const char *s) {

@@ -62,4 +62,9 @@ int ts_parse_double(const char *s, double min, double max, double *out);
  * names the directory that could not be made. TS_OK or TS_ERR. */
 int ts_mkdir_p(const char *path, char *err, size_t errlen);
 
+/* rm -rf path: removes it and everything below it without following
+ * symlinks out of the tree. A missing path is success. TS_OK or TS_ERR
+ * (errno says why). */
+int ts_rmtree(const char *path);
+
 #endif

@@ -27,27 +27,36 @@
 #include "util/util.h"
 #include "testlib.h"
 
+/* Speaks the runner protocol (exec/protocol.h) where a test needs it: the
+ * exit marker is what makes an attempt a success. */
 static const char fake_runner[] =
     "#!/bin/sh\n"
     "dir=$(dirname \"$2\")\n"
     "spec=$(cat \"$2\")\n"
+    "ok() { printf '{\"outcome\":\"succeeded\",\"exit_code\":0,\"reason\":\"\"}\\n' \\\n"
+    "       > \"$dir/attempt-1.exit\"; }\n"
     "case \"$spec\" in\n"
     "*'\"job_type\":\"ok\"'*)\n"
     "  echo 'progress 1 2 half' >&3; sleep 0.2; echo 'progress 2 2 done' >&3\n"
-    "  echo 'hello from job'; exit 0;;\n"
+    "  echo 'hello from job'; ok; exit 0;;\n"
     "*'\"job_type\":\"fail\"'*) echo 'tessera run-job: j1: something broke' >&2; exit 3;;\n"
+    "*'\"job_type\":\"failmarker\"'*)\n"
+    "  printf '{\"outcome\":\"failed\",\"exit_code\":1,\"reason\":\"tile 3 is corrupt\"}' \\\n"
+    "    > \"$dir/attempt-1.exit\"; exit 1;;\n"
     "*'\"job_type\":\"hang\"'*) trap '' TERM; sleep 10; exit 0;;\n"
-    "*'\"job_type\":\"slow\"'*) echo $$ > \"$dir/slow.pid\"; sleep 10; exit 0;;\n"
-    "*'\"job_type\":\"quick\"'*) sleep 0.5; exit 0;;\n"
-    "*'\"job_type\":\"instant\"'*) exit 0;;\n"
+    "*'\"job_type\":\"slow\"'*) echo $$ > \"$dir/slow.pid\"; sleep 10; ok; exit 0;;\n"
+    "*'\"job_type\":\"quick\"'*) sleep 0.5; ok; exit 0;;\n"
+    "*'\"job_type\":\"instant\"'*) ok; exit 0;;\n"
+    "*'\"job_type\":\"nomarker\"'*) exit 0;;\n"
+    "*'\"job_type\":\"markerkilled\"'*) ok; kill -9 $$;;\n"
     "*'\"job_type\":\"spam\"'*)\n"
     "  i=0; while [ $i -lt 200 ]; do echo \"progress $i 200 step\" >&3; i=$((i+1)); done\n"
-    "  echo 'progress 200 200 all' >&3; exit 0;;\n"
+    "  echo 'progress 200 200 all' >&3; ok; exit 0;;\n"
     "*'\"job_type\":\"partial\"'*)\n"
     "  printf 'progress 1 4 a' >&3; sleep 0.1; printf ' b\\n' >&3; sleep 0.3\n"
-    "  printf 'progress 3 4 tail' >&3; exit 0;;\n"
-    "*'\"job_type\":\"orphan\"'*) sleep 30 & echo $! > \"$dir/orphan.pid\"; exit 0;;\n"
-    "*'\"job_type\":\"escape\"'*) setsid sleep 30 & echo $! > \"$dir/escape.pid\"; sleep 0.2; exit 0;;\n"
+    "  printf 'progress 3 4 tail' >&3; ok; exit 0;;\n"
+    "*'\"job_type\":\"orphan\"'*) sleep 30 & echo $! > \"$dir/orphan.pid\"; ok; exit 0;;\n"
+    "*'\"job_type\":\"escape\"'*) setsid sleep 30 & echo $! > \"$dir/escape.pid\"; sleep 0.2; ok; exit 0;;\n"
     "*'\"job_type\":\"escape_die\"'*)\n"
     "  setsid sleep 30 & echo $! > \"$dir/escape.pid\"; sleep 0.2; kill -9 $$;;\n"
     "*'\"job_type\":\"selfkill\"'*) kill -9 $$;;\n"
@@ -240,6 +249,43 @@ static void test_local_failure_reports_exit_code_and_reason(void **state) {
     assert_string_equal(e->outcome, "failed");
     assert_int_equal(e->exit_code, 3);
     assert_string_equal(e->message, "exited with status 3: something broke");
+    ex->ops->destroy(ex);
+}
+
+/* The runner's exit marker names the reason (runner protocol). */
+static void test_local_failure_reason_from_marker(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job job = make_job(f, 0, "failmarker", 0);
+    start_ok(ex, &job);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "failed");
+    assert_int_equal(e->exit_code, 1);
+    assert_string_equal(e->message, "exited with status 1: tile 3 is corrupt");
+    ex->ops->destroy(ex);
+}
+
+/* The exit marker is the truth of success: status 0 without a marker is a
+ * failure, and a marker that says "succeeded" stands even when the process
+ * dies afterwards. */
+static void test_local_exit_marker_decides_success(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "nomarker", 0);
+    exec_job b = make_job(f, 1, "markerkilled", 0);
+    start_ok(ex, &a);
+    start_ok(ex, &b);
+    collected c = {0};
+    collect(ex, &c, 2, 10);
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "failed");
+    assert_int_equal(e->exit_code, 0);
+    assert_string_equal(e->message, "exited with status 0: the runner left no exit marker");
+    e = exited_event(&c, 1);
+    assert_string_equal(e->outcome, "succeeded");
+    assert_int_equal(e->exit_code, 128 + 9);
     ex->ops->destroy(ex);
 }
 
@@ -542,6 +588,8 @@ int main(int argc, char **argv) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_local_success_reports_progress_and_log),
         T(test_local_failure_reports_exit_code_and_reason),
+        T(test_local_failure_reason_from_marker),
+        T(test_local_exit_marker_decides_success),
         T(test_local_killed_by_signal_is_failed),
         T(test_local_timeout_sigkill_after_grace),
         T(test_local_cancel_terminates_group),

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec/protocol.h"
 #include "jobs/jobs.h"
 #include "util/util.h"
 #include "testlib.h"
@@ -90,6 +91,27 @@ static pid_t start_runner(const fixture *f, int progress_w, int progress_r) {
         _exit(jobs_run_main(f->spec));
     }
     return pid;
+}
+
+/* The attempt's exit marker (fails the test when there is none). */
+static proto_exit read_marker_in(const char *work) {
+    char err[TS_ERRLEN];
+    proto_exit e;
+    int rc = proto_exit_read(work, 1, &e, err, sizeof(err));
+    if (rc != TS_OK) fail_msg("no exit marker (%d): %s", rc, err);
+    return e;
+}
+
+static proto_exit read_marker(const fixture *f) {
+    char work[128];
+    snprintf(work, sizeof(work), "%s/work", f->dir);
+    return read_marker_in(work);
+}
+
+static bool has_marker(const fixture *f) {
+    char path[160];
+    snprintf(path, sizeof(path), "%s/work/attempt-1.exit", f->dir);
+    return access(path, F_OK) == 0;
 }
 
 static int wait_exit(pid_t pid) {
@@ -235,6 +257,19 @@ static void test_run_noop_publishes_result(void **state) {
     char *out = test_slurp(f->stderr_path);
     assert_non_null(strstr(out, "tessera run-job: job-1: succeeded"));
     free(out);
+    /* The runner protocol: the same progress in the attempt's file, and the
+     * exit marker that makes the attempt a success. */
+    char path[160];
+    snprintf(path, sizeof(path), "%s/work/attempt-1.progress", f->dir);
+    char *file = test_slurp(path);
+    assert_string_equal(file, "progress 1 1 \n");
+    free(file);
+    proto_exit e = read_marker(f);
+    assert_string_equal(e.outcome, "succeeded");
+    assert_int_equal(e.exit_code, 0);
+    assert_string_equal(e.reason, "");
+    assert_true(e.finished_at > 0);
+    assert_true(e.host[0] != '\0');
 }
 
 static void test_run_sleep_reports_progress(void **state) {
@@ -303,6 +338,10 @@ static void test_run_interrupted_sleep_leaves_no_result(void **state) {
     char *err = test_slurp(f->stderr_path);
     assert_string_equal(err, "tessera run-job: job-1: interrupted\n");
     free(err);
+    proto_exit e = read_marker(f);
+    assert_string_equal(e.outcome, "failed");
+    assert_int_equal(e.exit_code, 1);
+    assert_string_equal(e.reason, "interrupted");
 }
 
 /* Runs a spec whose content is given verbatim and expects exit 2. */
@@ -320,8 +359,9 @@ static void expect_bad_spec(const fixture *f, const char *content, const char *n
 static void test_run_bad_spec_exits_2(void **state) {
     fixture *f = *state;
     expect_bad_spec(f, "not json", "bad spec: cannot read spec");
+    assert_false(has_marker(f)); /* no work_dir known: nowhere to leave one */
     expect_bad_spec(f, "[1]", "bad spec: cannot read spec: not a JSON object");
-    expect_bad_spec(f, "{\"workflow_id\": 1}", "field \"job_index\": must be an integer");
+    expect_bad_spec(f, "{\"workflow_id\": 1}", "field \"work_dir\": must be a non-empty string");
     char text[1024];
     snprintf(text, sizeof(text),
              "{\"workflow_id\":1,\"job_index\":0,\"job_id\":\"j\",\"job_type\":\"%s\","
@@ -329,6 +369,10 @@ static void test_run_bad_spec_exits_2(void **state) {
              "\"result_dir\":\"%s\"}",
              "bogus", "{}", f->dir, f->result);
     expect_bad_spec(f, text, "unknown job type \"bogus\"");
+    proto_exit e = read_marker_in(f->dir); /* work_dir and attempt were readable */
+    assert_string_equal(e.outcome, "failed");
+    assert_int_equal(e.exit_code, 2);
+    assert_non_null(strstr(e.reason, "bad spec: unknown job type \"bogus\""));
     snprintf(text, sizeof(text),
              "{\"workflow_id\":1,\"job_index\":0,\"job_id\":\"j\",\"job_type\":\"%s\","
              "\"image_path\":null,\"params\":%s,\"cpus\":1,\"attempt\":1,\"work_dir\":\"%s\","

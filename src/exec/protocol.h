@@ -1,0 +1,140 @@
+/*
+ * protocol.h - the runner protocol: how an executor and the runner (the code
+ * that runs one attempt: `tessera run-job SPEC`, jobs_run_attempt) talk about
+ * an attempt, through files in the job's work directory (layout.h). Files,
+ * because on a cluster the runner is on a compute node that often cannot
+ * reach the login node's ports, while both see the shared state directory
+ * (DESIGN §8).
+ *
+ *   spec      attempt-N.json: what to run (proto_spec_write, by the executor,
+ *             atomically, before the runner starts; proto_spec_load, by the
+ *             runner).
+ *   progress  attempt-N.progress: lines "progress <done> <total> <message>\n"
+ *             the runner appends, at most about 5 a second and the last one
+ *             always. The local executor also gets the same lines on a pipe
+ *             (fd 3 of the runner) for low latency; both are parsed here.
+ *   exit      attempt-N.exit: the exit marker, one JSON object {"outcome",
+ *             "exit_code", "reason", "finished_at", "host"} written once the
+ *             attempt has ended, atomically (temp file, fsync, rename, fsync
+ *             of the directory) - after the results were published.
+ *
+ * The exit marker is the truth of success: an executor reports an attempt
+ * "succeeded" only when its marker says so. A process that exited 0, or a
+ * Slurm job COMPLETED, without a marker did not succeed (DESIGN §9: a job
+ * missing from Slurm is not a success). Markers are per attempt, so a stale
+ * marker of an earlier attempt is never taken for the current one.
+ */
+#ifndef TESSERA_EXEC_PROTOCOL_H
+#define TESSERA_EXEC_PROTOCOL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "exec/executor.h"
+
+#define PROTO_MISSING 1           /* proto_exit_read: no marker (yet) */
+#define PROTO_LINE_MAX 512        /* longer progress lines are dropped */
+#define PROTO_MESSAGE_MAX 256     /* progress and exit messages, with the NUL */
+
+/* ---- spec ---------------------------------------------------------------- */
+
+/* A loaded spec. Strings and JSON point into root, freed by proto_spec_free. */
+typedef struct proto_spec {
+    json_t *root;
+    int64_t workflow_id;
+    int32_t job_index;
+    int attempt;
+    int cpus;
+    double timeout_s;       /* 0 = none */
+    const char *job_id, *job_type, *image_path /* may be NULL */, *user;
+    const char *data_roots; /* colon-separated, absolute; may be NULL (no image allowed) */
+    const char *work_dir, *result_dir;
+    json_t *params;         /* an object, or NULL */
+    json_t *inputs;         /* an array of {job_id, job_type, image_path?, result_dir}
+                               (checked), possibly empty */
+} proto_spec;
+
+/* Writes job's spec to WORK_DIR/attempt-N.json (temp file + rename: the
+ * runner never reads half a file), creating the work directory and the
+ * result directory's parent. The error names the path and the reason. */
+int proto_spec_write(const exec_job *job, char *err, size_t errlen);
+
+/* Reads and checks a spec file: every field present with its type and range
+ * ("field \"attempt\": must be an integer from 1 to ..."). On TS_ERR the
+ * fields that were read stay set (work_dir and attempt when known, so the
+ * runner can still leave an exit marker); call proto_spec_free either way. */
+int proto_spec_load(const char *path, proto_spec *out, char *err, size_t errlen);
+void proto_spec_free(proto_spec *s);
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* "progress <done> <total> <message>\n" into line (size n >= 64): control
+ * characters in message become spaces, and it is cut on a UTF-8 boundary to
+ * fit. Returns the length written (with the newline). */
+size_t proto_progress_format(char *line, size_t n, double done, double total,
+                             const char *message);
+
+typedef struct proto_progress {
+    double fraction;                 /* 0..1 */
+    char message[PROTO_MESSAGE_MAX]; /* the job's words ("3 of 12 tiles"), may be "" */
+} proto_progress;
+
+/* Parses one line (without its newline). False for other or malformed
+ * lines, which callers ignore: the protocol may grow, and a bad line must
+ * not end a job. */
+bool proto_progress_parse(const char *line, proto_progress *out);
+
+/* Splits a byte stream (pipe or file) into lines; a partial line waits for
+ * the rest; overlong lines are dropped whole. */
+typedef struct proto_lines {
+    char line[PROTO_LINE_MAX];
+    size_t len;
+    bool overflow;
+} proto_lines;
+
+/* Feeds len bytes; for each complete progress line, updates *latest and
+ * sets *changed. */
+void proto_lines_feed(proto_lines *pl, const char *buf, size_t len, proto_progress *latest,
+                      bool *changed);
+
+/* Parses what is left without a final newline (the writer is gone). */
+void proto_lines_finish(proto_lines *pl, proto_progress *latest, bool *changed);
+
+/* Reads what was appended to a progress file since *offset (advanced),
+ * keeping the newest progress in *latest (and *changed). A missing file is
+ * no progress yet (TS_OK). At most the newest 64 KiB are read per call:
+ * only the last line matters. */
+int proto_progress_poll(const char *path, off_t *offset, proto_lines *pl, proto_progress *latest,
+                        bool *changed);
+
+/* ---- exit marker --------------------------------------------------------- */
+
+typedef struct proto_exit {
+    char outcome[16];  /* "succeeded", "failed", "timeout", "cancelled" */
+    int exit_code;     /* the runner's status (0, 1, 2) or 128 + signal */
+    char reason[PROTO_MESSAGE_MAX]; /* why it did not succeed; "" when it did */
+    double finished_at; /* epoch seconds */
+    char host[64];     /* where it ran */
+} proto_exit;
+
+/* Writes the marker of attempt in work_dir, durably (see the top). Refuses
+ * to replace an existing marker (the first word on an attempt stands):
+ * TS_ERR with EEXIST in the message. */
+int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, char *err,
+                     size_t errlen);
+
+/* Reads the marker: TS_OK, PROTO_MISSING (not there yet), or TS_ERR when it
+ * exists but cannot be read or parsed (the message says why). */
+int proto_exit_read(const char *work_dir, int attempt, proto_exit *out, char *err,
+                    size_t errlen);
+
+/* ---- helpers shared by runner and executors ------------------------------ */
+
+/* Copies src into dst (size n) without cutting a UTF-8 sequence, so that
+ * messages stay valid in the JSON the store keeps. */
+void proto_copy_utf8(char *dst, const char *src, size_t n);
+
+#endif
