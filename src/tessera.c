@@ -22,6 +22,7 @@ static const char usage[] =
     "  cancel WORKFLOW [JOB] cancel a queued or running workflow, or one job\n"
     "  logs WORKFLOW JOB     print a job's log\n"
     "  user add NAME         create a user (or a new token for one); prints the token\n"
+    "  user revoke NAME      revoke NAME's token and every session made from it\n"
     "  demo-slide OUT.tiff   write a synthetic H&E slide (pyramidal TIFF) with ground truth\n"
     "  evaluate cells|tissue score a segmentation against ground truth (F1, PQ, AJI; Dice)\n"
     "  version               print the version\n"

@@ -144,15 +144,31 @@ http_reply api_events(http_request *req) {
     return http_json(200, json_pack("{so sI}", "events", p.arr, "last_seq", (json_int_t)p.last));
 }
 
-static http_reply session_for(http_request *req, const char *user) {
+/* The cookie for user, bound to token_hash (the token signed in with) or,
+ * when NULL, to header mode. */
+static http_reply session_for(http_request *req, const char *user, const char *token_hash) {
     char value[400];
-    if (auth_session_issue(req->ctx->auth, user, ts_now(), value, sizeof(value)) != TS_OK)
+    if (auth_session_issue(req->ctx->auth, user, token_hash, ts_now(), value, sizeof(value)) !=
+        TS_OK)
         return http_error(500, "session_error", "could not sign a session", NULL);
     http_reply r = http_json(200, json_pack("{ss}", "user", user));
     snprintf(r.set_cookie, sizeof(r.set_cookie),
              "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%.0f", AUTH_COOKIE_NAME, value,
              req->ctx->auth->session_ttl_s);
     return r;
+}
+
+/* The stored hash of a token that auth_identify accepted (64 hex digits
+ * in either case, maybe with blanks around, as a bearer header may have;
+ * stored from the lower-case spelling). */
+static void session_token_hash(const char *token, char hash[65]) {
+    char lower[65];
+    size_t i = 0;
+    token += strspn(token, " \t");
+    for (; token[i] && i < 64; i++)
+        lower[i] = (char)(token[i] >= 'A' && token[i] <= 'F' ? token[i] + 32 : token[i]);
+    lower[i] = '\0';
+    auth_token_hash(lower, hash);
 }
 
 /* Sign-in: {"token": T} anywhere, or {"user": U} in header mode from a peer
@@ -173,11 +189,12 @@ http_reply api_session_create(http_request *req) {
     auth_request ar = {.x_user_id = token ? NULL : user,
                        .authorization = token ? auth_header : NULL,
                        .peer = http_peer(req)};
-    char who[129], err[TS_ERRLEN];
+    char who[129], err[TS_ERRLEN], token_hash[65] = "";
     bool admin;
     int rc = (token || user) ? auth_identify(req->ctx->auth, req->ctx->st, &ar, who, &admin, err,
                                              sizeof(err))
                              : AUTH_MISSING;
+    if (rc == TS_OK && token) session_token_hash(token, token_hash);
     json_decref(body);
     if (rc == AUTH_MISSING)
         return http_error(400, "invalid_session_request", "send {\"user\": ...} or {\"token\": ...}",
@@ -185,7 +202,7 @@ http_reply api_session_create(http_request *req) {
     if (rc == TS_ERR)
         return http_error(503, "store_unavailable", "cannot check credentials right now", NULL);
     if (rc != TS_OK) return http_error(401, "invalid_credentials", err, NULL);
-    return session_for(req, who);
+    return session_for(req, who, token_hash[0] ? token_hash : NULL);
 }
 
 /* Who the browser is signed in as, and how to sign in: the UI shows a user

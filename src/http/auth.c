@@ -50,7 +50,7 @@
 #define SECRET_MIN 32                             /* bytes */
 #define SECRET_FILE_MAX (2 * AUTH_SECRET_MAX + 8) /* hex text plus a newline or two */
 #define SECRET_ABSENT 1                           /* secret_read: no file yet */
-#define COOKIE_VALUE_MAX 255 /* "v1." + 128 + "." + 18 digits + "." + 64 fits easily */
+#define COOKIE_VALUE_MAX 255 /* "v2." + 17 + "." + 128 + "." + 18 digits + "." + 64 = 233 */
 #define DEFAULT_TTL_S (7.0 * 24 * 3600)
 #define USER_RULE "a user id is 1-128 characters of A-Z a-z 0-9 . _ @ -"
 
@@ -290,6 +290,14 @@ int auth_secret_load(auth_config *cfg, const char *env_secret, const char *state
                     len, AUTH_SECRET_MAX);
             return TS_ERR;
         }
+        /* A short secret is guessed offline from a single cookie. */
+        if (len < SECRET_MIN) {
+            ts_errf(err, errlen,
+                    "TESSERA_SESSION_SECRET is %zu bytes long; it must be at least %d (make one "
+                    "with: openssl rand -hex 32), or unset it to have %s/" SECRET_FILE " created",
+                    len, SECRET_MIN, state_dir && state_dir[0] ? state_dir : "STATE_DIR");
+            return TS_ERR;
+        }
         memcpy(cfg->secret, env_secret, len);
         cfg->secret_len = len;
         return TS_OK;
@@ -393,81 +401,152 @@ static double session_ttl(const auth_config *cfg) {
     return cfg->session_ttl_s > 0 ? cfg->session_ttl_s : DEFAULT_TTL_S;
 }
 
-/* See auth.h: "v1.<user>.<expires>.<hmac>", expires in whole seconds. TS_ERR
- * for an invalid user, no secret, or an out buffer that is too small. */
-int auth_session_issue(const auth_config *cfg, const char *user, double now, char *out,
-                       size_t outlen) {
-    char mac[65];
+/* The binding of a session made from the token whose SHA-256 (hex) is
+ * token_hash: "t" + 16 hex of HMAC(secret, "token:" + hash). Keyed, so the
+ * cookie says nothing checkable about the token offline; 64 bits, so a
+ * replaced token gives another binding. out: 18 bytes. */
+static void token_binding(const auth_config *cfg, const char *token_hash, char out[18]) {
+    char msg[80], mac[65];
+    int n = snprintf(msg, sizeof(msg), "token:%s", token_hash);
+    session_mac(cfg, msg, (size_t)n, mac);
+    out[0] = 't';
+    memcpy(out + 1, mac, 16);
+    out[17] = '\0';
+    OPENSSL_cleanse(mac, sizeof(mac));
+}
+
+/* See auth.h: "v2.<binding>.<user>.<expires>.<hmac>", expires in whole
+ * seconds. TS_ERR for an invalid user or token hash, no secret, or an out
+ * buffer that is too small. */
+int auth_session_issue(const auth_config *cfg, const char *user, const char *token_hash,
+                       double now, char *out, size_t outlen) {
+    char mac[65], binding[18] = "h";
     if (cfg->secret_len == 0 || user == NULL || !config_user_valid(user)) return TS_ERR;
+    if (token_hash != NULL) {
+        if (strlen(token_hash) != 64 || !all_hex(token_hash, 64)) return TS_ERR;
+        token_binding(cfg, token_hash, binding);
+    }
     long long expires = (long long)(now + session_ttl(cfg));
-    int n = snprintf(out, outlen, "v1.%s.%lld", user, expires);
+    int n = snprintf(out, outlen, "v2.%s.%s.%lld", binding, user, expires);
     if (n < 0 || (size_t)n + 1 + 64 >= outlen) return TS_ERR;
     session_mac(cfg, out, (size_t)n, mac);
     snprintf(out + n, outlen - (size_t)n, ".%s", mac);
     return TS_OK;
 }
 
-/* Splits "v1.<user>.<expires>.<hmac>": the user may contain dots, so the
- * last two dots delimit. Sets *signed_len (the part the HMAC covers), user
- * and *expires; false if the shape is wrong. */
-static bool session_split(const char *value, size_t *signed_len, char user[129],
-                          long long *expires) {
+/* A cookie's parts: the binding ("h" or "t" + 16 hex), the user, the
+ * expiry, and how much of the value the HMAC covers. */
+typedef struct session_parts {
+    char binding[18];
+    char user[129];
+    long long expires;
+    size_t signed_len;
+} session_parts;
+
+/* Splits "v2.<binding>.<user>.<expires>.<hmac>": the user may contain
+ * dots, so the binding ends at the first dot after "v2." and the last two
+ * dots delimit the rest. False if the shape is wrong. */
+static bool session_split(const char *value, session_parts *p) {
     size_t len = strlen(value);
-    if (len > COOKIE_VALUE_MAX || strncmp(value, "v1.", 3) != 0) return false;
+    if (len > COOKIE_VALUE_MAX || strncmp(value, "v2.", 3) != 0) return false;
+    const char *b = value + 3, *b_end = strchr(b, '.');
+    if (b_end == NULL) return false;
+    size_t b_len = (size_t)(b_end - b);
+    if (!(b_len == 1 && b[0] == 'h') && !(b_len == 17 && b[0] == 't' && all_hex(b + 1, 16)))
+        return false;
     const char *mac = strrchr(value, '.');
     if (mac == NULL || strlen(mac + 1) != 64 || !all_hex(mac + 1, 64)) return false;
     const char *exp = mac - 1;
-    while (exp > value + 2 && *exp != '.') exp--;
-    if (exp <= value + 2) return false; /* no dot between the user and the hmac */
-    size_t user_len = (size_t)(exp - (value + 3)), exp_len = (size_t)(mac - exp - 1);
+    while (exp > b_end && *exp != '.') exp--;
+    if (exp <= b_end) return false; /* no dot between the user and the hmac */
+    size_t user_len = (size_t)(exp - (b_end + 1)), exp_len = (size_t)(mac - exp - 1);
     if (user_len < 1 || user_len > 128 || exp_len < 1 || exp_len > 18) return false;
     long long e = 0;
-    for (const char *p = exp + 1; p < mac; p++) {
-        if (*p < '0' || *p > '9') return false;
-        e = e * 10 + (*p - '0');
+    for (const char *q = exp + 1; q < mac; q++) {
+        if (*q < '0' || *q > '9') return false;
+        e = e * 10 + (*q - '0');
     }
-    memcpy(user, value + 3, user_len);
-    user[user_len] = '\0';
-    *expires = e;
-    *signed_len = (size_t)(mac - value);
+    memcpy(p->binding, b, b_len);
+    p->binding[b_len] = '\0';
+    memcpy(p->user, b_end + 1, user_len);
+    p->user[user_len] = '\0';
+    p->expires = e;
+    p->signed_len = (size_t)(mac - value);
     return true;
 }
 
+/* Is the credential a verified cookie was made from still the one in
+ * force? A header-mode session lives only while the server is in header
+ * mode; a token session only while its user's token is the one it was made
+ * from (a new `tessera user add` or `tessera user revoke` ends it). TS_OK,
+ * AUTH_INVALID, or TS_ERR when the store cannot be asked. */
+static int session_binding_check(const auth_config *cfg, store *st, const session_parts *p,
+                                 char *err, size_t errlen) {
+    char hash[65], binding[18], dberr[TS_ERRLEN];
+    if (p->binding[0] == 'h')
+        return cfg->header_mode ? TS_OK
+                                : invalid(err, errlen, "this session was made in header mode and "
+                                                       "the server now requires tokens: sign in "
+                                                       "again with a token");
+    if (st == NULL) {
+        ts_errf(err, errlen, "sessions cannot be checked: no store");
+        return TS_ERR;
+    }
+    int rc = store_user_token(st, p->user, hash, dberr, sizeof(dberr));
+    if (rc == STORE_NOTFOUND)
+        return invalid(err, errlen, "the token this session was made from was revoked or "
+                                    "replaced: sign in again");
+    if (rc != TS_OK) {
+        ts_errf(err, errlen, "could not check the session: %s", dberr);
+        return TS_ERR;
+    }
+    token_binding(cfg, hash, binding);
+    bool same = CRYPTO_memcmp(binding, p->binding, sizeof(binding)) == 0;
+    OPENSSL_cleanse(hash, sizeof(hash));
+    return same ? TS_OK
+                : invalid(err, errlen, "the token this session was made from was revoked or "
+                                       "replaced: sign in again");
+}
+
 /* The checks behind auth_session_verify, with the reason in err: shape,
- * then signature (constant-time), then the user rule and expiry, so that a
- * forged value is called forged whatever it claims. */
-static int session_check(const auth_config *cfg, const char *value, double now, char user[129],
-                         char *err, size_t errlen) {
-    char name[129], mac[65];
-    size_t signed_len = 0;
-    long long expires = 0;
+ * then signature (constant-time), then the user rule and expiry, then the
+ * credential behind it, so that a forged value is called forged whatever
+ * it claims. */
+static int session_check(const auth_config *cfg, store *st, const char *value, double now,
+                         char user[129], char *err, size_t errlen) {
+    char mac[65];
+    session_parts p;
     user[0] = '\0';
     if (cfg->secret_len == 0)
         return invalid(err, errlen, "sessions are not enabled on this server");
-    if (!session_split(value, &signed_len, name, &expires))
+    if (strncmp(value, "v1.", 3) == 0)
+        return invalid(err, errlen, "session from an earlier version: sign in again");
+    if (!session_split(value, &p))
         return invalid(err, errlen, "malformed session cookie: sign in again");
-    session_mac(cfg, value, signed_len, mac);
-    bool same = CRYPTO_memcmp(mac, value + signed_len + 1, 64) == 0;
+    session_mac(cfg, value, p.signed_len, mac);
+    bool same = CRYPTO_memcmp(mac, value + p.signed_len + 1, 64) == 0;
     OPENSSL_cleanse(mac, sizeof(mac));
     if (!same) return invalid(err, errlen, "session signature invalid: sign in again");
-    if (!config_user_valid(name))
+    if (!config_user_valid(p.user))
         return invalid(err, errlen, "session names an invalid user id: sign in again");
-    if ((double)expires <= now) return invalid(err, errlen, "session expired: sign in again");
-    ts_strlcpy(user, name, 129);
-    return TS_OK;
+    if ((double)p.expires <= now) return invalid(err, errlen, "session expired: sign in again");
+    int rc = session_binding_check(cfg, st, &p, err, errlen);
+    if (rc == TS_OK) ts_strlcpy(user, p.user, 129);
+    return rc;
 }
 
-/* See auth.h: TS_OK with user, or AUTH_INVALID. */
-int auth_session_verify(const auth_config *cfg, const char *value, double now, char user[129]) {
+/* See auth.h: TS_OK with user, AUTH_INVALID, or TS_ERR. */
+int auth_session_verify(const auth_config *cfg, store *st, const char *value, double now,
+                        char user[129]) {
     if (value == NULL) {
         user[0] = '\0';
         return AUTH_INVALID;
     }
-    return session_check(cfg, value, now, user, NULL, 0);
+    return session_check(cfg, st, value, now, user, NULL, 0);
 }
 
 /*
- * Finds our cookie in a Cookie header ("a=1; tessera_session=v1...; b=2"),
+ * Finds our cookie in a Cookie header ("a=1; tessera_session=v2...; b=2"),
  * ignoring other cookies. Returns 1 with its value (surrounding quotes
  * removed), 0 if absent or empty (what a client sends after sign-out), -1 if
  * too long to be ours. If a browser sends it twice (two paths), the first -
@@ -590,15 +669,16 @@ static int agree(char user[129], const char *name, char *err, size_t errlen) {
                    "cookie, bearer token, X-User-ID");
 }
 
-/* The cookie, if one: TS_OK with name ("" if absent) or AUTH_INVALID. */
-static int identify_cookie(const auth_config *cfg, const char *header, char name[129], char *err,
-                           size_t errlen) {
+/* The cookie, if one: TS_OK with name ("" if absent), AUTH_INVALID, or
+ * TS_ERR (the store could not be asked about its token). */
+static int identify_cookie(const auth_config *cfg, store *st, const char *header, char name[129],
+                           char *err, size_t errlen) {
     char value[COOKIE_VALUE_MAX + 1];
     name[0] = '\0';
     int found = cookie_find(header, value, sizeof(value));
     if (found < 0) return invalid(err, errlen, "malformed session cookie: sign in again");
     if (found == 0) return TS_OK;
-    return session_check(cfg, value, ts_now(), name, err, errlen);
+    return session_check(cfg, st, value, ts_now(), name, err, errlen);
 }
 
 /* See auth.h and the top of this file for the rules. */
@@ -608,7 +688,7 @@ int auth_identify(const auth_config *cfg, store *st, const auth_request *req, ch
     bool has_token = req->authorization != NULL && req->authorization[0] != '\0';
     user[0] = '\0';
     *admin = false;
-    int rc = identify_cookie(cfg, req->cookie, name, err, errlen);
+    int rc = identify_cookie(cfg, st, req->cookie, name, err, errlen);
     if (rc == TS_OK && name[0]) rc = agree(user, name, err, errlen);
     if (rc == TS_OK && has_token) {
         bool token_admin = false;

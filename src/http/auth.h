@@ -13,11 +13,19 @@
  *     (header mode only). Present-but-invalid credentials are AUTH_INVALID
  *     even if another credential would pass: a forged cookie is never
  *     silently ignored.
- *   - The cookie value is "v1.<user>.<expires-unix>.<hex hmac>" where the
- *     HMAC covers "v1.<user>.<expires-unix>"; comparison is constant-time.
+ *   - The cookie value is "v2.<binding>.<user>.<expires-unix>.<hex hmac>"
+ *     where the HMAC covers everything before the last dot; comparison is
+ *     constant-time. The binding says which credential the session was
+ *     made from, and the cookie is valid only while that credential is:
+ *     "h" (header mode: valid while the server is in header mode) or "t"
+ *     and 16 hex digits of HMAC(secret, "token:" + the token's SHA-256)
+ *     (valid while that token is its user's current one: rotating it with
+ *     `tessera user add` or `tessera user revoke` ends every such session).
+ *     Checking a token binding reads the store (store_user_token).
  *   - The session secret comes from TESSERA_SESSION_SECRET, else from
  *     <state_dir>/session_secret, created once with 32 random bytes (hex)
  *     and mode 0600 (O_EXCL, so concurrent starts agree on one secret).
+ *     Either must hold at least 32 bytes: a shorter one is refused at start.
  */
 #ifndef TESSERA_HTTP_AUTH_H
 #define TESSERA_HTTP_AUTH_H
@@ -57,10 +65,16 @@ int auth_secret_load(auth_config *cfg, const char *env_secret, const char *state
 int auth_identify(const auth_config *cfg, store *st, const auth_request *req, char user[129],
                   bool *admin, char *err, size_t errlen);
 
-/* A signed cookie value for user, valid until now + ttl. */
-int auth_session_issue(const auth_config *cfg, const char *user, double now, char *out,
-                       size_t outlen);
-int auth_session_verify(const auth_config *cfg, const char *value, double now, char user[129]);
+/* A signed cookie value for user, valid until now + ttl, bound to the
+ * credential it is made from: token_hash, the SHA-256 (hex) of the token the
+ * user signed in with, or NULL for a header-mode sign-in. */
+int auth_session_issue(const auth_config *cfg, const char *user, const char *token_hash,
+                       double now, char *out, size_t outlen);
+/* TS_OK with user; AUTH_INVALID (forged, expired, malformed, or its
+ * credential no longer in force); TS_ERR when the store cannot be asked
+ * about a token binding (st may be NULL for header-mode cookies only). */
+int auth_session_verify(const auth_config *cfg, store *st, const char *value, double now,
+                        char user[129]);
 
 /* A new random token (64 hex characters) and the hash that is stored. */
 int auth_token_new(char token[65]);

@@ -69,6 +69,8 @@ typedef struct pg_store pg_store;
                      char *err, size_t errlen);                                                \
     int P##_user_by_token(H *st, const char *token_hash, char *name, bool *admin, char *err,   \
                           size_t errlen);                                                      \
+    int P##_user_token(H *st, const char *name, char token_hash[65], char *err, size_t errlen); \
+    int P##_user_revoke(H *st, const char *name, char *err, size_t errlen);                    \
     int P##_queue_stats_get(H *st, store_queue_stats *out, char *err, size_t errlen);
 
 STORE_BACKEND_DECLARE(sqlite, sqlite_store)

@@ -82,6 +82,8 @@ typedef enum stmt_id {
     /* sqlite_users.c */
     ST_USER_PUT,
     ST_USER_BY_TOKEN,
+    ST_USER_TOKEN,
+    ST_USER_REVOKE,
     ST_COUNT
 } stmt_id;
 

@@ -22,6 +22,12 @@ static const char SQL_USER_PUT[] =
 
 static const char SQL_USER_BY_TOKEN[] = "SELECT name, admin FROM users WHERE token_hash = ?1";
 
+static const char SQL_USER_TOKEN[] = "SELECT token_hash FROM users WHERE name = ?1";
+
+/* A revoked user keeps its row (created_at, admin) without a token: the
+ * name can be given a new token later with user_put. */
+static const char SQL_USER_REVOKE[] = "UPDATE users SET token_hash = NULL WHERE name = ?1";
+
 /* True if s is 64 lower-case hex digits: a SHA-256 as auth_token_hash
  * writes it (one spelling, so that a lookup matches what was stored). */
 static bool is_sha256_hex(const char *s) {
@@ -80,4 +86,41 @@ int sqlite_user_by_token(sqlite_store *st, const char *token_hash, char *name, b
     }
     stmt_done(s);
     return rc;
+}
+
+/* The hash of name's current token: one primary-key read, made for every
+ * request with a session cookie in token mode (auth.c binds a cookie to
+ * the token it was made from). A user without a token is STORE_NOTFOUND,
+ * as a missing one. */
+int sqlite_user_token(sqlite_store *st, const char *name, char token_hash[65], char *err,
+                      size_t errlen) {
+    token_hash[0] = '\0';
+    sqlite3_stmt *s = stmt_get(st, ST_USER_TOKEN, SQL_USER_TOKEN, err, errlen);
+    if (s == NULL) return TS_ERR;
+    bind_text(s, 1, name);
+    int step = sqlite3_step(s), rc = STORE_NOTFOUND;
+    if (step == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT) {
+        ts_strlcpy(token_hash, col_text(s, 0), 65);
+        rc = is_sha256_hex(token_hash) ? TS_OK : STORE_NOTFOUND;
+    } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = db_fail(st, err, errlen, "looking up a user's token");
+    }
+    stmt_done(s);
+    return rc;
+}
+
+/* Forgets name's token (its hash becomes NULL, which matches no token and
+ * no session). STORE_NOTFOUND when there is no such user; a user already
+ * without a token is revoked again, harmlessly. */
+int sqlite_user_revoke(sqlite_store *st, const char *name, char *err, size_t errlen) {
+    bool own = false;
+    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    int rc = TS_ERR;
+    sqlite3_stmt *s = stmt_get(st, ST_USER_REVOKE, SQL_USER_REVOKE, err, errlen);
+    if (s != NULL) {
+        bind_text(s, 1, name);
+        rc = stmt_exec(st, s, err, errlen, "revoking the user's token");
+        if (rc == TS_OK && sqlite3_changes(st->db) == 0) rc = STORE_NOTFOUND;
+    }
+    return txn_end(st, own, rc, err, errlen);
 }

@@ -177,6 +177,14 @@ int store_user_by_token(store *st, const char *token_hash, char *name, bool *adm
     return STORE_FORWARD(user_by_token, token_hash, name, admin, err, errlen);
 }
 
+int store_user_token(store *st, const char *name, char token_hash[65], char *err, size_t errlen) {
+    return STORE_FORWARD(user_token, name, token_hash, err, errlen);
+}
+
+int store_user_revoke(store *st, const char *name, char *err, size_t errlen) {
+    return STORE_FORWARD(user_revoke, name, err, errlen);
+}
+
 int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen) {
     return STORE_FORWARD(queue_stats_get, out, err, errlen);
 }

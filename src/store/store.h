@@ -229,6 +229,16 @@ int store_user_put(store *st, const char *name, const char *token_hash, bool adm
 int store_user_by_token(store *st, const char *token_hash, char *name, bool *admin, char *err,
                         size_t errlen);
 
+/* The hash of user name's current token (64 hex + NUL): TS_OK, or
+ * STORE_NOTFOUND when there is no such user or its token was revoked.
+ * Session cookies are checked against it (auth.h). */
+int store_user_token(store *st, const char *name, char token_hash[65], char *err, size_t errlen);
+
+/* Revokes name's token, and with it every session cookie made from it:
+ * TS_OK (also when it was already revoked) or STORE_NOTFOUND when there is
+ * no such user. Own transaction. */
+int store_user_revoke(store *st, const char *name, char *err, size_t errlen);
+
 /* ---- the admission line at a glance --------------------------------------- */
 
 typedef struct store_queue_stats {

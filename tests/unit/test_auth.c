@@ -114,7 +114,8 @@ static void add_user(fx *f, const char *name, bool admin, char token[65]) {
 /* "tessera_session=<a valid cookie for user, issued now>" */
 static void cookie_header(fx *f, const char *user, char *out, size_t n) {
     char value[400];
-    assert_int_equal(auth_session_issue(&f->cfg, user, ts_now(), value, sizeof(value)), TS_OK);
+    assert_int_equal(auth_session_issue(&f->cfg, user, NULL, ts_now(), value, sizeof(value)),
+                     TS_OK);
     snprintf(out, n, "%s=%s", AUTH_COOKIE_NAME, value);
 }
 
@@ -256,58 +257,58 @@ static void test_secret_env_wins(void **state) {
 static void test_cookie_round_trip(void **state) {
     fx *f = *state;
     char v[400], user[129];
-    assert_int_equal(auth_session_issue(&f->cfg, "alice", T0, v, sizeof(v)), TS_OK);
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", NULL, T0, v, sizeof(v)), TS_OK);
     /* the format of auth.h, and an HMAC that any implementation agrees on */
-    assert_string_equal(v, "v1.alice.1700003600."
-                           "deee150f009a61d1ac7ce7e831af2f88745dcde3d46d254bdf4bd482decb6770");
-    assert_int_equal(auth_session_verify(&f->cfg, v, T0 + 10, user), TS_OK);
+    assert_string_equal(v, "v2.h.alice.1700003600."
+                           "750fa747c41dc9ba318ee4eec5b27c7c3a752167dca2ef0965c962c451fd1d09");
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0 + 10, user), TS_OK);
     assert_string_equal(user, "alice");
-    assert_int_equal(auth_session_issue(&f->cfg, "a.b@c-d_e.1", T0, v, sizeof(v)), TS_OK);
-    assert_int_equal(auth_session_verify(&f->cfg, v, T0, user), TS_OK);
+    assert_int_equal(auth_session_issue(&f->cfg, "a.b@c-d_e.1", NULL, T0, v, sizeof(v)), TS_OK);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0, user), TS_OK);
     assert_string_equal(user, "a.b@c-d_e.1");
     /* refused: an invalid user, a buffer too small */
-    assert_int_equal(auth_session_issue(&f->cfg, "bad user", T0, v, sizeof(v)), TS_ERR);
-    assert_int_equal(auth_session_issue(&f->cfg, "alice", T0, v, 60), TS_ERR);
+    assert_int_equal(auth_session_issue(&f->cfg, "bad user", NULL, T0, v, sizeof(v)), TS_ERR);
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", NULL, T0, v, 60), TS_ERR);
 }
 
 static void test_cookie_tampering(void **state) {
     fx *f = *state;
     char v[400], t[400], user[129];
-    assert_int_equal(auth_session_issue(&f->cfg, "alice", T0, v, sizeof(v)), TS_OK);
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", NULL, T0, v, sizeof(v)), TS_OK);
     /* another user, same hmac */
-    snprintf(t, sizeof(t), "v1.alicf%s", v + strlen("v1.alice"));
-    assert_int_equal(auth_session_verify(&f->cfg, t, T0, user), AUTH_INVALID);
+    snprintf(t, sizeof(t), "v2.h.alicf%s", v + strlen("v2.h.alice"));
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, t, T0, user), AUTH_INVALID);
     assert_string_equal(user, "");
     /* a later expiry, same hmac */
     ts_strlcpy(t, v, sizeof(t));
-    t[strlen("v1.alice.1")] = '9';
-    assert_int_equal(auth_session_verify(&f->cfg, t, T0, user), AUTH_INVALID);
+    t[strlen("v2.h.alice.1")] = '9';
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, t, T0, user), AUTH_INVALID);
     /* one hmac digit changed */
     ts_strlcpy(t, v, sizeof(t));
     t[strlen(t) - 1] = t[strlen(t) - 1] == '0' ? '1' : '0';
-    assert_int_equal(auth_session_verify(&f->cfg, t, T0, user), AUTH_INVALID);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, t, T0, user), AUTH_INVALID);
     /* the right hmac in upper case is not the same text */
     ts_strlcpy(t, v, sizeof(t));
     for (char *p = strrchr(t, '.'); *p; p++)
         if (*p >= 'a' && *p <= 'f') *p = (char)(*p - 32);
-    assert_int_equal(auth_session_verify(&f->cfg, t, T0, user), AUTH_INVALID);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, t, T0, user), AUTH_INVALID);
 }
 
 static void test_cookie_expired_and_wrong_secret(void **state) {
     fx *f = *state;
     char v[400], user[129];
-    assert_int_equal(auth_session_issue(&f->cfg, "alice", T0, v, sizeof(v)), TS_OK);
-    assert_int_equal(auth_session_verify(&f->cfg, v, T0 + 3599, user), TS_OK);
-    assert_int_equal(auth_session_verify(&f->cfg, v, T0 + 3600, user), AUTH_INVALID);
-    assert_int_equal(auth_session_verify(&f->cfg, v, T0 + 1e6, user), AUTH_INVALID);
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", NULL, T0, v, sizeof(v)), TS_OK);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0 + 3599, user), TS_OK);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0 + 3600, user), AUTH_INVALID);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0 + 1e6, user), AUTH_INVALID);
     /* a second server with another secret refuses the first one's cookie */
     auth_config other = f->cfg;
     other.secret[0] ^= 1;
-    assert_int_equal(auth_session_verify(&other, v, T0, user), AUTH_INVALID);
+    assert_int_equal(auth_session_verify(&other, f->st, v, T0, user), AUTH_INVALID);
     /* and a server without a secret issues and accepts nothing */
     other.secret_len = 0;
-    assert_int_equal(auth_session_issue(&other, "alice", T0, v, sizeof(v)), TS_ERR);
-    assert_int_equal(auth_session_verify(&other, v, T0, user), AUTH_INVALID);
+    assert_int_equal(auth_session_issue(&other, "alice", NULL, T0, v, sizeof(v)), TS_ERR);
+    assert_int_equal(auth_session_verify(&other, f->st, v, T0, user), AUTH_INVALID);
 }
 
 static void test_cookie_malformed(void **state) {
@@ -315,16 +316,18 @@ static void test_cookie_malformed(void **state) {
     char user[129], longv[600];
     memset(longv, 'a', sizeof(longv) - 1);
     longv[sizeof(longv) - 1] = '\0';
-    memcpy(longv, "v1.", 3);
-    const char *bad[] = {"", "v1", "v1.", "v1.alice", "v1.alice.1700003600",
-                         "v2.alice.1700003600." HEX64, "v1.alice." HEX64, "v1..1700003600." HEX64,
-                         "v1.alice.17000036x0." HEX64, "v1.alice.." HEX64,
-                         "v1.alice.1700003600." HEX64 "0", "v1.alice.1700003600.0123",
-                         "v1.alice.99999999999999999999." HEX64, "v1.al ice.1700003600." HEX64,
-                         longv};
+    memcpy(longv, "v2.h.", 5);
+    const char *bad[] = {"", "v2", "v2.", "v2.h.alice", "v2.h.alice.1700003600",
+                         "v2.alice.1700003600." HEX64, "v2.h.alice." HEX64, "v2.h..1700003600." HEX64,
+                         "v2.h.alice.17000036x0." HEX64, "v2.h.alice.." HEX64,
+                         "v2.h.alice.1700003600." HEX64 "0", "v2.h.alice.1700003600.0123",
+                         "v2.h.alice.99999999999999999999." HEX64, "v2.h.al ice.1700003600." HEX64,
+                         "v2.x.alice.1700003600." HEX64, "v2.t0123.alice.1700003600." HEX64,
+                         "v2.t0123456789abcdeg.alice.1700003600." HEX64, "v3.h.alice.1700003600." HEX64,
+                         "v1.alice.1700003600." HEX64, longv};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(auth_session_verify(&f->cfg, bad[i], T0, user), AUTH_INVALID);
-    assert_int_equal(auth_session_verify(&f->cfg, NULL, T0, user), AUTH_INVALID);
+        assert_int_equal(auth_session_verify(&f->cfg, f->st, bad[i], T0, user), AUTH_INVALID);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, NULL, T0, user), AUTH_INVALID);
 }
 
 /* Through auth_identify: the reasons, other cookies, quoting, absence. */
@@ -342,13 +345,13 @@ static void test_cookie_in_header(void **state) {
     snprintf(h, sizeof(h), "a=b; %s=\"%s\"", AUTH_COOKIE_NAME, v + strlen(AUTH_COOKIE_NAME) + 1);
     assert_int_equal(identify(f, &req, user, &admin, err), TS_OK);
     /* expired, with the reason */
-    assert_int_equal(auth_session_issue(&f->cfg, "bob", ts_now() - 7200, v, sizeof(v)), TS_OK);
+    assert_int_equal(auth_session_issue(&f->cfg, "bob", NULL, ts_now() - 7200, v, sizeof(v)), TS_OK);
     snprintf(h, sizeof(h), "%s=%s", AUTH_COOKIE_NAME, v);
     assert_int_equal(identify(f, &req, user, &admin, err), AUTH_INVALID);
     assert_non_null(strstr(err, "session expired"));
     assert_string_equal(user, "");
     /* forged */
-    snprintf(h, sizeof(h), "%s=v1.bob.99999999999.%s", AUTH_COOKIE_NAME, HEX64);
+    snprintf(h, sizeof(h), "%s=v2.h.bob.99999999999.%s", AUTH_COOKIE_NAME, HEX64);
     assert_int_equal(identify(f, &req, user, &admin, err), AUTH_INVALID);
     assert_non_null(strstr(err, "signature invalid"));
     /* garbage */
@@ -508,7 +511,7 @@ static void test_precedence_bad_credential_never_skipped(void **state) {
     struct sockaddr_storage ss;
     add_user(f, "frank", true, token);
     cookie_header(f, "frank", c, sizeof(c));
-    snprintf(forged, sizeof(forged), "%s=v1.frank.99999999999.%s", AUTH_COOKIE_NAME, HEX64);
+    snprintf(forged, sizeof(forged), "%s=v2.h.frank.99999999999.%s", AUTH_COOKIE_NAME, HEX64);
     /* valid cookie + forged bearer */
     auth_request req = {.cookie = c, .authorization = "Bearer " HEX64};
     assert_int_equal(identify(f, &req, user, &admin, err), AUTH_INVALID);
@@ -580,6 +583,113 @@ static void test_store_users(void **state) {
                      STORE_NOTFOUND);
 }
 
+/* ---- sessions bound to their credential (issue 12, defect 4) -------------------------- */
+
+/* A cookie made in header mode is no credential once the server requires
+ * tokens, whoever it names (registered or not). */
+static void test_cookie_bound_to_header_mode(void **state) {
+    fx *f = *state;
+    char v[400], user[129], err[TS_ERRLEN], h[600], token[65];
+    bool admin;
+    add_user(f, "alice", false, token);
+    cookie_header(f, "alice", h, sizeof(h));
+    auth_request req = {.cookie = h};
+    assert_int_equal(identify(f, &req, user, &admin, err), TS_OK);
+    f->cfg.header_mode = false;
+    assert_int_equal(identify(f, &req, user, &admin, err), AUTH_INVALID);
+    assert_non_null(strstr(err, "made in header mode"));
+    assert_string_equal(user, "");
+    assert_int_equal(auth_session_issue(&f->cfg, "nobody-registered", NULL, T0, v, sizeof(v)),
+                     TS_OK);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0, user), AUTH_INVALID);
+}
+
+/* A cookie made from a token lives as long as that token: replaced by
+ * `user add` or revoked, every session made from it ends. */
+static void test_cookie_bound_to_its_token(void **state) {
+    fx *f = *state;
+    char v[400], v2[400], user[129], token[65], hash[65], err[TS_ERRLEN];
+    f->cfg.header_mode = false;
+    add_user(f, "alice", false, token);
+    auth_token_hash(token, hash);
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", hash, T0, v, sizeof(v)), TS_OK);
+    assert_int_equal(strncmp(v, "v2.t", 4), 0);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0, user), TS_OK);
+    assert_string_equal(user, "alice");
+    /* header mode again: a token session still holds (its token does) */
+    f->cfg.header_mode = true;
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0, user), TS_OK);
+    f->cfg.header_mode = false;
+    /* the binding cannot be moved to another user or token */
+    char other_token[65], other_hash[65];
+    add_user(f, "bob", false, other_token);
+    auth_token_hash(other_token, other_hash);
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", other_hash, T0, v2, sizeof(v2)), TS_OK);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v2, T0, user), AUTH_INVALID);
+    /* rotated with `user add`: the old session ends */
+    char token2[65], now_v[400], h[600];
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", hash, ts_now(), now_v, sizeof(now_v)),
+                     TS_OK);
+    add_user(f, "alice", false, token2);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0, user), AUTH_INVALID);
+    snprintf(h, sizeof(h), "%s=%s", AUTH_COOKIE_NAME, now_v);
+    auth_request req = {.cookie = h};
+    bool admin;
+    assert_int_equal(identify(f, &req, user, &admin, err), AUTH_INVALID);
+    assert_non_null(strstr(err, "revoked or replaced"));
+    /* a session from the new token works until `user revoke` */
+    auth_token_hash(token2, hash);
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", hash, T0, v, sizeof(v)), TS_OK);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0, user), TS_OK);
+    assert_int_equal(store_user_revoke(f->st, "alice", err, sizeof(err)), TS_OK);
+    assert_int_equal(auth_session_verify(&f->cfg, f->st, v, T0, user), AUTH_INVALID);
+    /* a token binding any implementation agrees on: HMAC(secret, "token:" + hash) */
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", HEX64, T0, v, sizeof(v)), TS_OK);
+    assert_string_equal(v, "v2.tce64fd6ee63eabfb.alice.1700003600."
+                           "a60536992ffe5aaea9cbef9ec96e9835d67c9d383ca5e7a0a04d5cddf22f09fe");
+    /* refused: a token hash of the wrong shape */
+    assert_int_equal(auth_session_issue(&f->cfg, "alice", "abc", T0, v, sizeof(v)), TS_ERR);
+}
+
+/* TESSERA_SESSION_SECRET=a was accepted and brute-forced from one cookie. */
+static void test_secret_env_refuses_short(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    auth_config a = {0};
+    assert_int_equal(auth_secret_load(&a, "a", f->dir, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "at least 32"));
+    assert_null(strstr(err, ": a "));
+    assert_int_equal(a.secret_len, 0);
+    assert_int_equal(auth_secret_load(&a, "0123456789abcdef0123456789abcde", f->dir, err,
+                                      sizeof(err)),
+                     TS_ERR);
+    assert_non_null(strstr(err, "31 bytes"));
+    assert_int_equal(auth_secret_load(&a, "0123456789abcdef0123456789abcdef", f->dir, err,
+                                      sizeof(err)),
+                     TS_OK);
+    assert_int_equal(a.secret_len, 32);
+}
+
+/* store_user_revoke and store_user_token behind `tessera user revoke`. */
+static void test_store_user_revoke(void **state) {
+    fx *f = *state;
+    char token[65], hash[65], got[65], name[129], err[TS_ERRLEN];
+    bool admin;
+    assert_int_equal(store_user_revoke(f->st, "nobody", err, sizeof(err)), STORE_NOTFOUND);
+    assert_int_equal(store_user_token(f->st, "nobody", got, err, sizeof(err)), STORE_NOTFOUND);
+    add_user(f, "kim", true, token);
+    auth_token_hash(token, hash);
+    assert_int_equal(store_user_token(f->st, "kim", got, err, sizeof(err)), TS_OK);
+    assert_string_equal(got, hash);
+    assert_int_equal(store_user_revoke(f->st, "kim", err, sizeof(err)), TS_OK);
+    assert_int_equal(store_user_token(f->st, "kim", got, err, sizeof(err)), STORE_NOTFOUND);
+    assert_int_equal(store_user_by_token(f->st, hash, name, &admin, err, sizeof(err)),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_user_revoke(f->st, "kim", err, sizeof(err)), TS_OK); /* again */
+    add_user(f, "kim", false, token);
+    assert_int_equal(store_user_token(f->st, "kim", got, err, sizeof(err)), TS_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_secret_created_0600_and_reused, setup, teardown),
@@ -601,6 +711,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_precedence_bad_credential_never_skipped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_users, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cookie_bound_to_header_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cookie_bound_to_its_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_env_refuses_short, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_user_revoke, setup, teardown),
     };
     return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
 }
