@@ -294,7 +294,7 @@ int auth_secret_load(auth_config *cfg, const char *env_secret, const char *state
         if (len < SECRET_MIN) {
             ts_errf(err, errlen,
                     "TESSERA_SESSION_SECRET is %zu bytes long; it must be at least %d (make one "
-                    "with: openssl rand -hex 32), or unset it to have %s/" SECRET_FILE " created",
+                    "with: openssl rand -hex 32), or unset it to have %s/session_secret created",
                     len, SECRET_MIN, state_dir && state_dir[0] ? state_dir : "STATE_DIR");
             return TS_ERR;
         }
