@@ -29,10 +29,13 @@ char *layout_file_path(const char *state_dir, layout_file which) {
     return ts_asprintf("%s/%s", state_dir, top_names[which]);
 }
 
-/* "." and ".." would name a directory of their own in a path: they get a
- * leading '_', which no job_id contains, so the mapping stays one-to-one. */
+/* "." and ".." would name a directory of their own in a path. core/spec
+ * refuses them as job ids, so no stored job has one; should one reach here
+ * anyway it gets a leading '_' and stays inside its tree. Only these two:
+ * "..." is an ordinary name, and prefixing it would make it collide with a
+ * job really called "_..." ('_' is a job_id character). */
 static const char *job_dir_prefix(const char *job_id) {
-    return strspn(job_id, ".") == strlen(job_id) ? "_" : "";
+    return strcmp(job_id, ".") == 0 || strcmp(job_id, "..") == 0 ? "_" : "";
 }
 
 static char *job_path(const char *state_dir, const char *tree, int64_t workflow_id,

@@ -23,9 +23,9 @@
  *       ../JOB.old-N-PID    the previous result while it is replaced
  *
  * WF is the workflow id, N the attempt, JOB the job_id as core/spec accepts
- * it (1-64 of [A-Za-z0-9._-]); a job_id that is all dots ("." or "..",
- * which the path would read as a directory of its own) is written with a
- * leading "_" (a character no job_id has) so no path ever leaves its tree.
+ * it (1-64 of [A-Za-z0-9._-], never "." or ".."); should "." or ".." reach
+ * here anyway it is written with a leading "_", so no path ever leaves its
+ * tree.
  * On a cluster STATE_DIR is on a filesystem the compute nodes share: the
  * runner reads its spec and writes progress, exit marker and results there.
  *

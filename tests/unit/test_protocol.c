@@ -86,6 +86,13 @@ static void test_layout_dot_job_ids_stay_inside(void **state) {
     p = layout_result_dir("/s", 1, "a..b");
     assert_string_equal(p, "/s/results/1/a..b");
     free(p);
+    /* "..." is a name like any other, and must not meet "_..." */
+    p = layout_work_dir("/s", 1, "...");
+    assert_string_equal(p, "/s/work/1/...");
+    free(p);
+    p = layout_work_dir("/s", 1, "_...");
+    assert_string_equal(p, "/s/work/1/_...");
+    free(p);
 }
 
 /* ---- progress ---- */
