@@ -5,6 +5,23 @@
  * workers (which open their own database handles after fork) and restarts
  * any that dies. SIGTERM drains: the children stop accepting, finish what is
  * in flight, close WebSockets with 1001, and the master exits last.
+ *
+ * A child that lives but no longer makes progress is replaced too: each
+ * child has a slot of a shared liveness board (util/liveness.h) where its
+ * loops tick and its request handler calls show while they run. Once a
+ * second the master looks; a child whose loop has been silent for
+ * TESSERA_STALL_SECONDS, or with a handler call older than
+ * TESSERA_REQUEST_TIMEOUT_SECONDS, is replaced and the log says why. A
+ * stalled HTTP worker gets SIGTERM (it drains what it can) and SIGKILL
+ * STALL_KILL_GRACE_S later, and its replacement starts at once; a stalled
+ * scheduler is killed outright and restarted when reaped, so two never
+ * hold jobs at once (its jobs die with it, see src/exec/local.c).
+ *
+ * No child outlives the master: each has a parent-death signal (SIGTERM,
+ * set with the getppid() check for a master that died before prctl), on
+ * which workers drain within a bound and free the port at once, and the
+ * scheduler hands over within a bound (see worker.c, service.c). A child
+ * stopped with SIGSTOP when the master dies only acts on it once continued.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -22,11 +39,13 @@
 #include "http/http.h"
 #include "sched/service.h"
 #include "util/layout.h"
+#include "util/liveness.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define MAX_CHILDREN 65
 #define STOP_SECONDS 20.0
+#define STALL_KILL_GRACE_S 15.0 /* a stalled worker's drain, then SIGKILL */
 
 static const char *const serve_config_flags[] = {
     "--listen", "--workers", "--db", "--state-dir", "--data-root", "--max-active-users",
@@ -54,7 +73,11 @@ static const cli_spec serve_spec = {
         "                           (TESSERA_AUTH; header); TESSERA_TRUSTED_PROXIES lists proxies\n"
         "  --log FILE|-             JSON-lines log (TESSERA_LOG; STATE_DIR/tessera.log)\n"
         "  --log-level LEVEL        debug, info, warn, error (TESSERA_LOG_LEVEL)\n"
-        "  --tools FILE             admin-defined tools, docs/tools.md (TESSERA_TOOLS; none)\n",
+        "  --tools FILE             admin-defined tools, docs/tools.md (TESSERA_TOOLS; none)\n"
+        "\n"
+        "A scheduler or worker whose loop has not turned for TESSERA_STALL_SECONDS (60), or a\n"
+        "worker with a request in its handler for TESSERA_REQUEST_TIMEOUT_SECONDS (60), is\n"
+        "replaced; the log says why.\n",
     .config_flags = serve_config_flags,
     .bool_flags = NULL,
     .min_positional = 0,
@@ -66,16 +89,21 @@ typedef enum child_kind { CHILD_SCHEDULER, CHILD_WORKER } child_kind;
 typedef struct child {
     pid_t pid;
     child_kind kind;
+    liveness_slot *live; /* its slot of the liveness board (NULL if none was free) */
+    double kill_at;      /* a replaced worker still draining: SIGKILL at this time */
+    bool killed;         /* a stalled scheduler, SIGKILLed: restarted when reaped */
 } child;
 
 typedef struct master {
     cli_args a;
     auth_config auth;
     metrics *m;
+    liveness_board *board;
     int listen_fd;
     char doorbell[1100];
     child kids[MAX_CHILDREN];
     int n_kids;
+    child replaced[MAX_CHILDREN]; /* stalled workers draining after their replacement started */
     double restarts[16]; /* times of the last 16 restarts, a ring, to stop a crash loop */
     unsigned long n_restarts; /* restarts ever (the ring's write position) */
 } master;
@@ -139,11 +167,21 @@ static void job_timing(void *ctx, const char *job_type, bool is_wait, double sec
         metrics_job_run(ctx, job_type, seconds);
 }
 
-/* Forks one child; in the child, never returns. */
-static pid_t spawn(master *ms, child_kind kind) {
+static const char *kind_name(child_kind kind) {
+    return kind == CHILD_SCHEDULER ? "scheduler" : "http worker";
+}
+
+/* Forks one child of this kind into c, with a fresh liveness slot; in the
+ * child, never returns. */
+static void spawn(master *ms, child *c, child_kind kind) {
     pid_t parent = getpid();
+    liveness_slot *live = liveness_slot_take(ms->board);
     pid_t pid = fork();
-    if (pid != 0) return pid;
+    if (pid != 0) {
+        if (pid < 0) liveness_slot_release(live);
+        *c = (child){.pid = pid > 0 ? pid : 0, .kind = kind, .live = pid > 0 ? live : NULL};
+        return;
+    }
     /* A master killed with SIGKILL cannot stop its children: they stop
      * themselves (draining) when it goes, instead of serving on unsupervised. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -154,18 +192,17 @@ static pid_t spawn(master *ms, child_kind kind) {
     int rc;
     if (kind == CHILD_SCHEDULER) {
         close(ms->listen_fd);
-        rc = sched_service_main(&ms->a.cfg, ms->doorbell, job_timing, ms->m);
+        rc = sched_service_main(&ms->a.cfg, ms->doorbell, job_timing, ms->m, live);
     } else {
-        rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->listen_fd, ms->doorbell);
+        rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->listen_fd, ms->doorbell, live);
     }
     log_close();
     _exit(rc);
 }
 
 static void start_children(master *ms) {
-    ms->kids[ms->n_kids++] = (child){spawn(ms, CHILD_SCHEDULER), CHILD_SCHEDULER};
-    for (int i = 0; i < ms->a.cfg.workers; i++)
-        ms->kids[ms->n_kids++] = (child){spawn(ms, CHILD_WORKER), CHILD_WORKER};
+    spawn(ms, &ms->kids[ms->n_kids++], CHILD_SCHEDULER);
+    for (int i = 0; i < ms->a.cfg.workers; i++) spawn(ms, &ms->kids[ms->n_kids++], CHILD_WORKER);
 }
 
 /* More than 10 restarts within 10 s means something is badly wrong; stop
@@ -180,24 +217,97 @@ static bool crash_loop(master *ms) {
     return recent >= 10;
 }
 
+/* Forgets a reaped child: its pid and its liveness slot. */
+static void forget(child *c) {
+    c->pid = 0;
+    liveness_slot_release(c->live);
+    c->live = NULL;
+}
+
+/* A replaced worker that ended: it was already replaced, nothing to do. */
+static bool reap_replaced(master *ms, pid_t pid) {
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (ms->replaced[i].pid != pid) continue;
+        forget(&ms->replaced[i]);
+        return true;
+    }
+    return false;
+}
+
 static int reap_and_restart(master *ms, bool stopping) {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (reap_replaced(ms, pid)) continue;
         for (int i = 0; i < ms->n_kids; i++) {
             if (ms->kids[i].pid != pid) continue;
-            const char *what = ms->kids[i].kind == CHILD_SCHEDULER ? "scheduler" : "http worker";
-            ms->kids[i].pid = 0;
+            forget(&ms->kids[i]);
             if (stopping) break;
             log_emit(LOG_WARN, NULL, NULL, "child died; restarting",
-                     json_pack("{ss si si si}", "child", what, "pid", (int)pid, "exit",
-                               WIFEXITED(status) ? WEXITSTATUS(status) : -1, "signal",
-                               WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+                     json_pack("{ss si si si}", "child", kind_name(ms->kids[i].kind), "child_pid",
+                               (int)pid, "exit", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                               "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
             if (crash_loop(ms)) {
                 log_emit(LOG_ERROR, NULL, NULL, "children keep dying; stopping", NULL);
                 return TS_ERR;
             }
-            ms->kids[i].pid = spawn(ms, ms->kids[i].kind);
+            spawn(ms, &ms->kids[i], ms->kids[i].kind);
+        }
+    }
+    return TS_OK;
+}
+
+/* Replaces a child that lives but makes no progress (see the top of this
+ * file). A worker is told to drain and its replacement starts now; the
+ * scheduler is killed, and restarted once reaped. */
+static int replace_stalled(master *ms, child *c, const char *why) {
+    log_emit(LOG_WARN, NULL, NULL, "child stalled; replacing",
+             json_pack("{ss si ss}", "child", kind_name(c->kind), "child_pid", (int)c->pid, "reason",
+                       why));
+    if (c->kind == CHILD_SCHEDULER) {
+        kill(c->pid, SIGKILL);
+        c->killed = true; /* the reap restarts it */
+        return TS_OK;
+    }
+    if (crash_loop(ms)) {
+        log_emit(LOG_ERROR, NULL, NULL, "children keep stalling; stopping", NULL);
+        return TS_ERR;
+    }
+    kill(c->pid, SIGTERM);
+    kill(c->pid, SIGCONT); /* a stopped process acts on nothing else */
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (ms->replaced[i].pid != 0) continue;
+        ms->replaced[i] = *c;
+        ms->replaced[i].kill_at = ts_monotonic() + STALL_KILL_GRACE_S;
+        spawn(ms, c, c->kind);
+        return TS_OK;
+    }
+    kill(c->pid, SIGKILL); /* no room to wait for its drain: the reap replaces it */
+    return TS_OK;
+}
+
+/* Once a second: replaces stalled children and SIGKILLs replaced workers
+ * whose drain ran out of time. */
+static int check_liveness(master *ms) {
+    const ts_config *cfg = &ms->a.cfg;
+    char why[300];
+    for (int i = 0; i < ms->n_kids; i++) {
+        child *c = &ms->kids[i];
+        /* The scheduler's loop waits up to a poll interval between turns. */
+        double loop_limit = cfg->stall_seconds +
+                            (c->kind == CHILD_SCHEDULER ? cfg->queue_poll_seconds : 0);
+        if (c->pid > 0 && c->live && !c->killed &&
+            liveness_stalled(c->live, loop_limit, cfg->request_timeout_seconds, why,
+                             sizeof(why)) &&
+            replace_stalled(ms, c, why) != TS_OK)
+            return TS_ERR;
+    }
+    double now = ts_monotonic();
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        child *r = &ms->replaced[i];
+        if (r->pid > 0 && r->kill_at > 0 && now >= r->kill_at) {
+            kill(r->pid, SIGKILL);
+            r->kill_at = 0;
         }
     }
     return TS_OK;
@@ -206,22 +316,35 @@ static int reap_and_restart(master *ms, bool stopping) {
 static int alive(const master *ms) {
     int n = 0;
     for (int i = 0; i < ms->n_kids; i++) n += ms->kids[i].pid > 0;
+    for (int i = 0; i < MAX_CHILDREN; i++) n += ms->replaced[i].pid > 0;
     return n;
 }
 
 /* SIGTERM to every child, then SIGKILL to those still there after the
  * drain time. */
-static void stop_children(master *ms) {
+static void signal_all(master *ms, int sig) {
     for (int i = 0; i < ms->n_kids; i++)
-        if (ms->kids[i].pid > 0) kill(ms->kids[i].pid, SIGTERM);
+        if (ms->kids[i].pid > 0) kill(ms->kids[i].pid, sig);
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (ms->replaced[i].pid > 0) kill(ms->replaced[i].pid, sig);
+}
+
+static void stop_children(master *ms) {
+    signal_all(ms, SIGTERM);
     double end = ts_monotonic() + STOP_SECONDS;
     while (alive(ms) > 0 && ts_monotonic() < end) {
         reap_and_restart(ms, true);
         usleep(20000);
     }
-    for (int i = 0; i < ms->n_kids; i++)
-        if (ms->kids[i].pid > 0) kill(ms->kids[i].pid, SIGKILL);
-    while (alive(ms) > 0 && waitpid(-1, NULL, 0) > 0) reap_and_restart(ms, true);
+    signal_all(ms, SIGKILL);
+    while (alive(ms) > 0) {
+        int status;
+        pid_t pid = waitpid(-1, &status, 0);
+        if (pid < 0 && errno != EINTR) break;
+        for (int i = 0; pid > 0 && i < ms->n_kids; i++)
+            if (ms->kids[i].pid == pid) forget(&ms->kids[i]);
+        if (pid > 0) reap_replaced(ms, pid);
+    }
 }
 
 static void supervise(master *ms) {
@@ -234,7 +357,7 @@ static void supervise(master *ms) {
     for (;;) {
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT) break;
-        if (reap_and_restart(ms, false) != TS_OK) break;
+        if (reap_and_restart(ms, false) != TS_OK || check_liveness(ms) != TS_OK) break;
     }
     log_emit(LOG_INFO, NULL, NULL, "stopping", NULL);
     stop_children(ms);
@@ -255,6 +378,7 @@ static int prepare(master *ms, char *err, size_t errlen) {
         ts_errf(err, errlen, "cannot map shared metrics: %s", strerror(errno));
         return TS_ERR;
     }
+    if (!(ms->board = liveness_board_create(2 * MAX_CHILDREN, err, errlen))) return TS_ERR;
     char *doorbell = layout_file_path(ms->a.cfg.state_dir, LAYOUT_DOORBELL);
     ts_strlcpy(ms->doorbell, doorbell, sizeof(ms->doorbell));
     free(doorbell);
@@ -320,6 +444,7 @@ int cmd_serve(int argc, char **argv) {
     close(ms.listen_fd);
     unlink(ms.doorbell);
     metrics_destroy(ms.m);
+    liveness_board_destroy(ms.board);
     log_close();
     return CLI_OK;
 }

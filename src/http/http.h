@@ -31,6 +31,7 @@
 #include "http/ws.h"
 #include "store/store.h"
 #include "util/config.h"
+#include "util/liveness.h"
 
 #define HTTP_MAX_PARAMS 4
 
@@ -48,6 +49,7 @@ typedef struct http_ctx {
     const char *vendor_root;   /* node_modules, for /vendor/... (may be NULL) */
     const char *doorbell_path; /* the scheduler's wake-up socket */
     _Atomic int in_flight;     /* requests begun and not yet answered (for the drain) */
+    liveness_slot *live;       /* where handler calls are shown to the master; may be NULL */
 } http_ctx;
 
 /* A header or query argument of a request made in process, without
@@ -157,8 +159,10 @@ void http_ring_scheduler(http_request *req);
 struct MHD_Daemon *http_daemon_start(http_ctx *ctx, int listen_fd, char *err, size_t errlen);
 
 /* One worker: serves on the inherited listening socket until stop is
- * requested (SIGTERM), then drains. Returns the process exit status. */
+ * requested (SIGTERM), then drains. Its loops and handler calls show
+ * progress in live (the master's liveness slot for it; may be NULL).
+ * Returns the process exit status. */
 int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, int listen_fd,
-                     const char *doorbell_path);
+                     const char *doorbell_path, liveness_slot *live);
 
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "http/api.h"
 #include "util/log.h"
@@ -291,12 +292,17 @@ static http_reply too_large(const http_ctx *ctx) {
                       json_pack("{sI}", "limit_bytes", (json_int_t)ctx->cfg->max_body_bytes));
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
-    (void)version;
-    http_ctx *ctx = cls;
+/* TESSERA_TEST_HANG_PATH (tests only; off unless set): the handler call
+ * never returns, as one blocked for good in a system call would, so tests
+ * can check that the master replaces such a worker (util/liveness.h). */
+static void test_hang_forever(void) {
+    for (;;) sleep(3600);
+}
+
+static enum MHD_Result serve_request(http_ctx *ctx, struct MHD_Connection *conn,
+                                     const char *url, const char *method,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **con_cls) {
     conn_state *cs = *con_cls;
     http_request req;
     if (!cs) {
@@ -335,11 +341,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req = (http_request){.ctx = ctx, .conn = conn, .route_id = -1};
         request_id(&req, req.request_id, sizeof(req.request_id));
     } else {
+        if (ctx->cfg->test_hang_path[0] && strcmp(url, ctx->cfg->test_hang_path) == 0)
+            test_hang_forever();
         req = (http_request){.ctx = ctx, .conn = conn, .method = method, .path = url,
                              .body = cs->body ? cs->body : "", .body_len = cs->len};
         r = http_handle(&req);
     }
     return send_reply(ctx, conn, &r, &req, method, url, cs->started);
+}
+
+/* Every call into tessera's request code is shown to the master while it
+ * runs (util/liveness.h): a call that never returns gets the worker
+ * replaced. Time spent waiting for the client between calls does not
+ * count, so a slow client cannot get a worker killed. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    http_ctx *ctx = cls;
+    int watch = -1;
+    if (ctx->live) {
+        char what[LIVENESS_WHAT];
+        snprintf(what, sizeof(what), "%s %s", method, url);
+        watch = liveness_request_begin(ctx->live, what);
+    }
+    enum MHD_Result rc =
+        serve_request(ctx, conn, url, method, upload_data, upload_data_size, con_cls);
+    liveness_request_end(ctx->live, watch);
+    return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -3,8 +3,16 @@
  * its WebSocket hub, its slide cache, libmicrohttpd on the shared listening
  * socket, and the drain on SIGTERM (stop accepting, close WebSockets with
  * 1001, let requests in flight finish, then stop).
+ *
+ * The master watches it through its liveness slot (util/liveness.h): the
+ * main loop and the WebSocket loop turn at least once a second, and every
+ * handler call is shown while it runs. A drain always ends: it gives up its
+ * share of the listening socket first (so a restarted service can bind the
+ * port), does not wait past DRAIN_SECONDS for a request stuck in a handler,
+ * and an alarm ends the process if anything else hangs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,6 +30,7 @@
 #include "util/util.h"
 
 #define DRAIN_SECONDS 10.0
+#define DRAIN_BACKSTOP_SECONDS 15 /* SIGALRM ends a drain that hangs anyway */
 
 void http_ring_scheduler(http_request *req) {
     doorbell_ring(req->ctx->doorbell_path);
@@ -67,16 +76,46 @@ static void hub_connections(void *ctx, int delta) {
     metrics_ws_connections(ctx, delta);
 }
 
+static void hub_turned(void *live) {
+    liveness_tick(live, LIVENESS_WEBSOCKET);
+}
+
 /* Waits until the requests in flight are answered, or the drain time is
- * up. Idle keep-alive connections are not waited for: stopping the daemon
- * closes them, and their clients simply reconnect to another worker. */
-static void drain(http_ctx *ctx) {
+ * up; false if some are still in flight (stuck in a handler, or a client
+ * that does not read). Idle keep-alive connections are not waited for:
+ * stopping the daemon closes them, and their clients simply reconnect to
+ * another worker. */
+static bool drain(http_ctx *ctx) {
     double end = ts_monotonic() + DRAIN_SECONDS;
     while (atomic_load(&ctx->in_flight) > 0 && ts_monotonic() < end) usleep(10000);
+    return atomic_load(&ctx->in_flight) == 0;
+}
+
+/* Waits for SIGTERM or SIGINT, turning the main lane once a second so the
+ * master can tell a stopped or wedged process (util/liveness.h). */
+static int wait_for_stop(const sigset_t *stop, liveness_slot *live) {
+    struct timespec second = {1, 0};
+    for (;;) {
+        liveness_tick(live, LIVENESS_MAIN);
+        int sig = sigtimedwait(stop, NULL, &second);
+        if (sig > 0) return sig;
+    }
+}
+
+/* Stops accepting and gives up this process's share of the listening
+ * socket at once: while any process holds it the port stays bound, and a
+ * service restarted after its master died must be able to bind it. The fd
+ * number is pointed at /dev/null rather than closed, so that nothing else
+ * opened later can take a number libmicrohttpd may still look at. */
+static void stop_listening(struct MHD_Daemon *d) {
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd != MHD_INVALID_SOCKET && devnull >= 0) dup2(devnull, fd);
+    if (devnull >= 0) close(devnull);
 }
 
 int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, int listen_fd,
-                     const char *doorbell_path) {
+                     const char *doorbell_path, liveness_slot *live) {
     prctl(PR_SET_NAME, "tessera-http");
     raise_fd_limit();
     /* Signals go to this thread only: block them before any thread starts. */
@@ -98,6 +137,8 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     hc.on_delivered = hub_delivered;
     hc.on_connections = hub_connections;
     hc.metrics_ctx = m;
+    hc.on_turn = hub_turned;
+    hc.turn_ctx = live;
     ws_hub *hub = ws_hub_start(&hc, err, sizeof(err));
     if (!hub) {
         log_emit(LOG_ERROR, NULL, NULL, "worker cannot start WebSockets", json_pack("{ss}", "error", err));
@@ -108,7 +149,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     snprintf(vendor_root, sizeof(vendor_root), "%s/../node_modules", web_root);
     http_ctx ctx = {.cfg = cfg, .auth = auth, .st = st, .hub = hub, .m = m, .web_root = web_root,
                     .vendor_root = vendor_root, .doorbell_path = doorbell_path,
-                    .slides = slide_cache_new(NULL)};
+                    .slides = slide_cache_new(NULL), .live = live};
     struct MHD_Daemon *d = http_daemon_start(&ctx, listen_fd, err, sizeof(err));
     if (!d) {
         log_emit(LOG_ERROR, NULL, NULL, "worker cannot serve", json_pack("{ss}", "error", err));
@@ -119,12 +160,17 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
         return 1;
     }
     log_emit(LOG_INFO, NULL, NULL, "worker serving", json_pack("{si}", "pid", (int)getpid()));
-    int sig = 0;
-    sigwait(&stop, &sig);
+    int sig = wait_for_stop(&stop, live);
+    alarm(DRAIN_BACKSTOP_SECONDS);
     log_emit(LOG_INFO, NULL, NULL, "worker draining", json_pack("{ss}", "signal", strsignal(sig)));
-    MHD_quiesce_daemon(d); /* the socket stays open for the other workers */
+    stop_listening(d);      /* the other workers keep serving on the socket */
     ws_hub_stop(hub);       /* 1001 to every WebSocket; late upgrades are refused */
-    drain(&ctx);
+    if (!drain(&ctx)) {
+        /* Stopping the daemon would join the thread stuck in a handler. */
+        log_emit(LOG_WARN, NULL, NULL, "worker stopped with requests still in flight",
+                 json_pack("{si}", "in_flight", atomic_load(&ctx.in_flight)));
+        return 1;
+    }
     MHD_stop_daemon(d);
     ws_hub_free(hub);       /* only now: no request can reach it any more */
     slide_cache_free(ctx.slides); /* likewise */

@@ -57,6 +57,10 @@ typedef struct ws_hub_config {
     void (*on_delivered)(void *ctx, uint64_t events);
     void (*on_connections)(void *ctx, int delta);
     void *metrics_ctx;
+    /* Called from the hub thread at every turn of its loop (at least once a
+     * second), so a supervisor can tell the loop still runs; may be NULL. */
+    void (*on_turn)(void *ctx);
+    void *turn_ctx;
 } ws_hub_config;
 
 void ws_hub_config_default(ws_hub_config *cfg);

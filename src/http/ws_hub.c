@@ -302,6 +302,7 @@ static void hub_iterate(ws_hub *h) {
     int n = epoll_wait(h->epfd, evs, EPOLL_BATCH, hub_timeout_ms(h));
     bool handover = false;
     h->now = ts_monotonic();
+    if (h->cfg.on_turn) h->cfg.on_turn(h->cfg.turn_ctx);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == NULL) handover = true;
         else ws_conn_on_event(h, evs[i].data.ptr, evs[i].events);

@@ -15,9 +15,15 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#define SHUTDOWN_BACKSTOP_SECONDS 30 /* SIGALRM ends a hand-over that hangs */
+
 static volatile sig_atomic_t stop_requested;
 
+/* Asks the loop to stop, and makes sure the process ends even if the
+ * hand-over hangs (a store that does not answer): a scheduler that outlived
+ * its master would keep running jobs nobody supervises. */
 static void on_stop(int sig) {
+    if (!stop_requested) alarm(SHUTDOWN_BACKSTOP_SECONDS);
     stop_requested = sig;
 }
 
@@ -30,7 +36,7 @@ static void make_owner(char *buf, size_t n) {
 int sched_service_main(const ts_config *cfg, const char *doorbell_path,
                        void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
                                          double seconds),
-                       void *timing_ctx) {
+                       void *timing_ctx, liveness_slot *live) {
     prctl(PR_SET_NAME, "tessera-sched");
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
@@ -64,6 +70,7 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
     log_emit(LOG_INFO, NULL, NULL, "scheduler started", json_pack("{ss}", "owner", owner));
     int rc = 0;
     while (!stop_requested) {
+        liveness_tick(live, LIVENESS_MAIN);
         if (bell >= 0) doorbell_drain(bell);
         if (sched_step(s, cfg->queue_poll_seconds, bell, err, sizeof(err)) != TS_OK) {
             log_emit(LOG_ERROR, NULL, NULL, "scheduler step failed", json_pack("{ss}", "error", err));

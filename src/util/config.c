@@ -66,6 +66,9 @@ static const opt options[] = {
     NUM("TESSERA_MAX_BODY_BYTES", OPT_LONG, max_body_bytes, 1024, 1073741824),
     NUM("TESSERA_MAX_JOBS", OPT_INT, max_jobs, 1, 1000000),
     TEXT("TESSERA_TOOLS", tools, 0, NULL),
+    NUM("TESSERA_STALL_SECONDS", OPT_NUMBER, stall_seconds, 1, 86400),
+    NUM("TESSERA_REQUEST_TIMEOUT_SECONDS", OPT_NUMBER, request_timeout_seconds, 1, 86400),
+    TEXT("TESSERA_TEST_HANG_PATH", test_hang_path, 0, NULL),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -144,6 +147,8 @@ void config_defaults(ts_config *cfg) {
     ts_strlcpy(cfg->log_level, "info", sizeof(cfg->log_level));
     cfg->max_body_bytes = 1 << 20;
     cfg->max_jobs = 10000;
+    cfg->stall_seconds = 60;
+    cfg->request_timeout_seconds = 60;
     const char *user = getenv("USER");
     ts_strlcpy(cfg->user, user && config_user_valid(user) ? user : "local", sizeof(cfg->user));
 }

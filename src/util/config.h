@@ -35,6 +35,15 @@ typedef struct ts_config {
     int max_jobs;            /* TESSERA_MAX_JOBS per workflow, default 10000, 1..1000000 */
     char tools[1024];        /* TESSERA_TOOLS: JSON file of admin-defined tools (docs/tools.md),
                                 default "" = none */
+    double stall_seconds;    /* TESSERA_STALL_SECONDS: serve replaces a scheduler or HTTP worker
+                                whose loop has not turned for this long, default 60, 1..86400 */
+    double request_timeout_seconds; /* TESSERA_REQUEST_TIMEOUT_SECONDS: serve replaces an HTTP
+                                worker with a request in a handler for this long, default 60,
+                                1..86400 */
+    char test_hang_path[256]; /* TESSERA_TEST_HANG_PATH: TEST ONLY. A request for exactly this
+                                 path hangs in its handler forever, so tests can check that a
+                                 hung worker is replaced; default "" = off. Never set it in
+                                 production. */
 } ts_config;
 
 /* The user id rule of DESIGN §4: 1-128 characters of [A-Za-z0-9._@-]. */
