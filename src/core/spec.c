@@ -412,7 +412,7 @@ static json_t *get_optional(json_t *obj, const char *key) {
  * be ..."); "unknown job type ..." is about job_type; anything else is about
  * the job as a whole. */
 static int report_check_failure(const spec_where *w, const char *reason) {
-    static const char *const fields[] = {"params", "image_path", "job_type", NULL};
+    static const char *const fields[] = {"params", "image_path", "job_type", "job_id", NULL};
     if (reason[0] == '\0') reason = "was rejected by the job type's checks";
     for (size_t k = 0; fields[k] != NULL; k++) {
         size_t len = strlen(fields[k]);
@@ -571,8 +571,8 @@ static int parse_job(spec_workflow_impl *impl, size_t i, json_t *obj, const spec
 
     if (check != NULL) {
         char reason[400] = "";
-        if (check(check_ctx, job->job_type, job->params, job->image_path, reason, sizeof reason) !=
-            0)
+        if (check(check_ctx, job->job_id, job->job_type, job->params, job->image_path, reason,
+                  sizeof reason) != 0)
             return report_check_failure(&w, reason);
     }
     return TS_OK;

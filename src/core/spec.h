@@ -62,12 +62,14 @@ typedef struct spec_error {
     char message[512];
 } spec_error;
 
-/* Validates a job's type and params. Returns 0 if acceptable; otherwise
- * writes a reason (e.g. "unknown job type \"foo\"", or "params.seconds: must
- * be a number >= 0") into err and returns -1. The message should name the
- * field inside params when it is about params. */
-typedef int (*spec_check_job_fn)(void *ctx, const char *job_type, json_t *params,
-                                 const char *image_path, char *err, size_t errlen);
+/* Validates a job's type and params (job_id: the job's id, already valid).
+ * Returns 0 if acceptable; otherwise writes a reason (e.g. "unknown job type
+ * \"foo\"", or "params.seconds: must be a number >= 0") into err and returns
+ * -1. The message should start with the field it is about ("params.x: ",
+ * "image_path: ", "job_id: "), which then becomes the error's field. */
+typedef int (*spec_check_job_fn)(void *ctx, const char *job_id, const char *job_type,
+                                 json_t *params, const char *image_path, char *err,
+                                 size_t errlen);
 
 typedef struct spec_job {
     char *job_id;

@@ -79,8 +79,8 @@ typedef struct jobs_check_ctx {
 /* A spec_check_job_fn (ctx: a jobs_check_ctx, or NULL to skip the image's
  * location and format check): unknown type -> "unknown job type \"x\" (known: noop,
  * sleep, ...)"; bad params -> "params.x: ..." (see params_validate). */
-int jobs_check(void *ctx, const char *type_name, json_t *params, const char *image_path, char *err,
-               size_t errlen);
+int jobs_check(void *ctx, const char *job_id, const char *type_name, json_t *params,
+               const char *image_path, char *err, size_t errlen);
 
 /* An image_path as given (absolute, or relative to a data root) made
  * absolute: a relative path becomes <root>/<path> for the first root where

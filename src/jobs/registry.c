@@ -81,8 +81,8 @@ static int check_image(jobs_check_ctx *jc, const job_type *t, const char *image_
  * type's own cross-field checks, then the image. ctx is a jobs_check_ctx,
  * or NULL where the image's location was checked before (the runner).
  * (The parameter is not called job_type here: that would shadow the type.) */
-int jobs_check(void *ctx, const char *type_name, json_t *params, const char *image_path, char *err,
-               size_t errlen) {
+int jobs_check(void *ctx, const char *job_id, const char *type_name, json_t *params,
+               const char *image_path, char *err, size_t errlen) {
     const job_type *t = jobs_find(type_name);
     if (t == NULL) {
         unknown_type_error(type_name, err, errlen);
@@ -91,7 +91,7 @@ int jobs_check(void *ctx, const char *type_name, json_t *params, const char *ima
     if (params_validate(t->params, t->n_params, params, err, errlen) != TS_OK) return TS_ERR;
     if (t->validate && t->validate(params, image_path, err, errlen) != TS_OK) return TS_ERR;
     /* Admin-defined tools: required params, string rules, the image. */
-    if (t->run == tools_run && tools_validate(t, params, image_path, err, errlen) != TS_OK)
+    if (t->run == tools_run && tools_validate(t, job_id, params, image_path, err, errlen) != TS_OK)
         return TS_ERR;
     if (t->needs_image && check_image(ctx, t, image_path, err, errlen) != TS_OK) return TS_ERR;
     return TS_OK;

@@ -582,8 +582,8 @@ const job_type *tools_find(const char *name) {
 /* See tools.h. Runs after params_validate, so types and ranges are known
  * good; this adds what job_param cannot say: required values and the
  * string rules that keep a value from acting as an option. */
-int tools_validate(const job_type *type, json_t *params, const char *image_path, char *err,
-                   size_t errlen) {
+int tools_validate(const job_type *type, const char *job_id, json_t *params,
+                   const char *image_path, char *err, size_t errlen) {
     const tool_def *t = type->data;
     if (t->needs_image && (image_path == NULL || image_path[0] == '\0')) {
         ts_errf(err, errlen, "image_path: required by tool \"%s\"", t->name);
@@ -600,5 +600,10 @@ int tools_validate(const job_type *type, json_t *params, const char *image_path,
             tools_check_string(p, &t->rules[i], json_string_value(v), err, errlen) != TS_OK)
             return TS_ERR;
     }
-    return TS_OK;
+    /* The argv as it will be built, for the values a tenant chooses (job_id,
+     * params). The paths are the service's and always absolute when the job
+     * runs ("/" stands for them here); tools_build_argv checks them all. */
+    tools_vars vars = {.image_path = "/", .out_dir = "/", .work_dir = "/",
+                       .job_id = job_id ? job_id : "job", .cpus = 1, .params = params};
+    return tools_check_argv(t, &vars, err, errlen);
 }

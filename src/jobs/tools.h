@@ -13,7 +13,10 @@
  *   - tenants choose parameter values only, each validated against the
  *     admin's schema and passed as (part of) one argv element;
  *   - string values are [A-Za-z0-9._-] by default (or the admin's pattern),
- *     never empty, never starting with '-' (no option injection).
+ *     never empty, never starting with '-' (no option injection);
+ *   - no value of any placeholder (job_id, numbers, paths, strings) may
+ *     begin an argv element with '-': checked at submission and again when
+ *     the argv is built.
  */
 #ifndef TESSERA_JOBS_TOOLS_H
 #define TESSERA_JOBS_TOOLS_H
@@ -95,10 +98,11 @@ const job_type *tools_at(size_t i);
 const job_type *tools_find(const char *name);
 
 /* The checks of a tool's job type beyond params_validate: required params,
- * string rules, an image when the tool needs one. type->data must be a
- * tool_def (registry.c calls this for types whose data is set). */
-int tools_validate(const job_type *type, json_t *params, const char *image_path, char *err,
-                   size_t errlen);
+ * string rules, an image when the tool needs one, and no value of job_id
+ * or params beginning an argv element with '-' (tools_check_argv). type->data
+ * must be a tool_def (registry.c calls this for types whose data is set). */
+int tools_validate(const job_type *type, const char *job_id, json_t *params,
+                   const char *image_path, char *err, size_t errlen);
 
 /* ---- tools_template.c: placeholders ---- */
 
@@ -109,9 +113,17 @@ int tools_validate(const job_type *type, json_t *params, const char *image_path,
 int tools_expand(const tool_def *t, const char *tmpl, const tools_vars *vars, char **out,
                  bool *used, char *err, size_t errlen);
 
-/* The whole argv, NULL-terminated, freshly allocated (tools_strv_free). */
+/* The whole argv, NULL-terminated, freshly allocated (tools_strv_free).
+ * Refused (nothing built) when a placeholder's value would begin an
+ * element with '-', as tools_check_argv says. */
 int tools_build_argv(const tool_def *t, const tools_vars *vars, char ***argv, char *err,
                      size_t errlen);
+
+/* Expands every argv template with vars and refuses a value that begins an
+ * element with '-': the message starts with the field the value came from
+ * ("job_id: ...", "params.offset: ...", "image_path: ...", or the service's
+ * own placeholder), so a submission's 422 names it. */
+int tools_check_argv(const tool_def *t, const tools_vars *vars, char *err, size_t errlen);
 
 /* The tool's environment: ours without TESSERA_* variables (the service's
  * secrets are none of the tool's business) except the attempt's mark

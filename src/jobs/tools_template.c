@@ -5,7 +5,8 @@
  * Syntax: "{name}" is replaced by a value; "{{" and "}}" are literal
  * braces; a placeholder may sit inside a larger argument ("--size={n}").
  * Each template becomes exactly one argv element whatever the values hold:
- * nothing is ever split or interpreted by a shell.
+ * nothing is ever split or interpreted by a shell, and no value may begin
+ * an element with '-' (it would be an option to the tool).
  */
 #include <ctype.h>
 #include <math.h>
@@ -97,9 +98,16 @@ static void unknown_error(const tool_def *t, const char *name, size_t n, char *e
             list);
 }
 
-/* Appends the value of placeholder idx for vars to b. */
-static int add_value(const tool_def *t, long idx, const tools_vars *vars, sbuf *b, char *err,
-                     size_t errlen) {
+/* The name of placeholder idx ("job_id", a param's name). */
+static const char *placeholder_name(const tool_def *t, long idx) {
+    return idx < TOOLS_N_BUILTINS ? tools_builtin_names[idx]
+                                  : t->params[idx - TOOLS_N_BUILTINS].name;
+}
+
+/* Appends the value of placeholder idx for vars to b; *lead (when not
+ * NULL) becomes idx if this value puts the first byte into b. */
+static int add_value(const tool_def *t, long idx, const tools_vars *vars, sbuf *b, long *lead,
+                     char *err, size_t errlen) {
     char num[64];
     const char *s = num;
     switch (idx) {
@@ -116,22 +124,20 @@ static int add_value(const tool_def *t, long idx, const tools_vars *vars, sbuf *
     }
     }
     if (s == NULL) {
-        ts_errf(err, errlen, "no value for {%s}",
-                idx < TOOLS_N_BUILTINS ? tools_builtin_names[idx]
-                                       : t->params[idx - TOOLS_N_BUILTINS].name);
+        ts_errf(err, errlen, "no value for {%s}", placeholder_name(t, idx));
         return TS_ERR;
     }
+    if (lead && b->len == 0 && s[0] != '\0') *lead = idx;
     sb_add(b, s, strlen(s));
     return TS_OK;
 }
 
-/* See tools.h. One pass over the template: literal text is copied, "{{"
- * and "}}" become braces, "{name}" is looked up (and, with vars,
- * replaced by its value). The same code checks at load time and expands at
- * run time, so a template that loaded can always be expanded. */
-int tools_expand(const tool_def *t, const char *tmpl, const tools_vars *vars, char **out,
-                 bool *used, char *err, size_t errlen) {
+/* tools_expand, also telling in *lead (when not NULL) which placeholder's
+ * value begins the result (-1: the template's own text does, or nothing). */
+static int expand(const tool_def *t, const char *tmpl, const tools_vars *vars, char **out,
+                  bool *used, long *lead, char *err, size_t errlen) {
     sbuf b = {0};
+    if (lead) *lead = -1;
     sb_add(&b, "", 0);
     for (const char *p = tmpl; *p;) {
         if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
@@ -158,7 +164,7 @@ int tools_expand(const tool_def *t, const char *tmpl, const tools_vars *vars, ch
             goto fail;
         }
         if (used) used[idx] = true;
-        if (vars && add_value(t, idx, vars, &b, err, errlen) != TS_OK) goto fail;
+        if (vars && add_value(t, idx, vars, &b, lead, err, errlen) != TS_OK) goto fail;
         p = end + 1;
     }
     if (out) *out = b.s;
@@ -167,6 +173,59 @@ int tools_expand(const tool_def *t, const char *tmpl, const tools_vars *vars, ch
 fail:
     free(b.s);
     return TS_ERR;
+}
+
+/* See tools.h. One pass over the template: literal text is copied, "{{"
+ * and "}}" become braces, "{name}" is looked up (and, with vars,
+ * replaced by its value). The same code checks at load time and expands at
+ * run time, so a template that loaded can always be expanded. */
+int tools_expand(const tool_def *t, const char *tmpl, const tools_vars *vars, char **out,
+                 bool *used, char *err, size_t errlen) {
+    return expand(t, tmpl, vars, out, used, NULL, err, errlen);
+}
+
+/* The field a placeholder's value comes from, as submissions name it:
+ * "job_id", "image_path", "params.label"; the service's own values
+ * (out_dir, work_dir, cpus) by their placeholder. */
+static void value_field(const tool_def *t, long idx, char *out, size_t n) {
+    if (idx >= TOOLS_N_BUILTINS)
+        snprintf(out, n, "params.%s", placeholder_name(t, idx));
+    else
+        snprintf(out, n, "%s", placeholder_name(t, idx));
+}
+
+/* Expands argv template i for vars into *out, refusing a value that would
+ * begin the element with '-': whatever the value, the tool would read the
+ * element as an option (issue 12, defect 6). Every placeholder is held to
+ * it, not only tenants' strings: {job_id} "-h", a negative number, a path. */
+static int expand_argv_element(const tool_def *t, size_t i, const tools_vars *vars, char **out,
+                               char *err, size_t errlen) {
+    long lead = -1;
+    char why[TS_ERRLEN], field[96];
+    *out = NULL;
+    if (expand(t, t->argv[i], vars, out, NULL, &lead, why, sizeof(why)) != TS_OK) {
+        ts_errf(err, errlen, "tool %s: argv[%zu]: %s", t->name, i, why);
+        return TS_ERR;
+    }
+    if (lead < 0 || (*out)[0] != '-') return TS_OK;
+    value_field(t, lead, field, sizeof(field));
+    ts_errf(err, errlen,
+            "%s: \"%.40s\" would begin argv[%zu] of tool %s with '-', which the tool would "
+            "read as an option; values never start with '-'",
+            field, *out, i, t->name);
+    free(*out);
+    *out = NULL;
+    return TS_ERR;
+}
+
+/* See tools.h. */
+int tools_check_argv(const tool_def *t, const tools_vars *vars, char *err, size_t errlen) {
+    for (size_t i = 0; i < t->argc; i++) {
+        char *element = NULL;
+        if (expand_argv_element(t, i, vars, &element, err, errlen) != TS_OK) return TS_ERR;
+        free(element);
+    }
+    return TS_OK;
 }
 
 /* Frees a NULL-terminated array of strings and the array; NULL is fine. */
@@ -180,9 +239,7 @@ int tools_build_argv(const tool_def *t, const tools_vars *vars, char ***argv, ch
                      size_t errlen) {
     char **v = ts_calloc(t->argc + 1, sizeof(char *));
     for (size_t i = 0; i < t->argc; i++) {
-        char why[TS_ERRLEN];
-        if (tools_expand(t, t->argv[i], vars, &v[i], NULL, why, sizeof(why)) != TS_OK) {
-            ts_errf(err, errlen, "tool %s: argv[%zu]: %s", t->name, i, why);
+        if (expand_argv_element(t, i, vars, &v[i], err, errlen) != TS_OK) {
             tools_strv_free(v);
             *argv = NULL;
             return TS_ERR;

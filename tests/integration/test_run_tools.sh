@@ -83,4 +83,23 @@ reject "a bad tools file stops run, naming tool and argument" \
 reject "a bad tools file stops serve too" 'unknown placeholder {nope}' \
     serve --tools bad-tools.json --listen 127.0.0.1:0
 reject "a missing tools file is named" 'missing.json' run wf.json --tools missing.json --user alice
+
+# Issue 12, defect 6: no placeholder's value may begin an argument with '-'.
+# {job_id} alone in argv with job_id "--help" reached the tool as an option.
+cat > id-tool.json <<J
+{"tools": [{"name": "by_id", "argv": ["$T_DIR/bin/fake-seg", "{out_dir}", "{job_id}", "{shift}", "--at={shift}"],
+  "params": {"shift": {"type": "integer", "min": -10, "max": 10, "default": 0}},
+  "needs_image": false, "result": "cells.geojson"}]}
+J
+printf '{"name": "opt", "jobs": [{"job_id": "--help", "job_type": "by_id"}]}' > opt-id.json
+reject "job_id \"--help\" as a whole argument is refused, naming jobs[0].job_id" \
+    "jobs\[0\] (job \"--help\"): job_id: \"--help\" would begin argv\\[2\\] of tool by_id with '-'" \
+    run opt-id.json --tools id-tool.json --user alice
+printf '{"name": "neg", "jobs": [{"job_id": "n", "job_type": "by_id", "params": {"shift": -3}}]}' > neg.json
+reject "a negative number as a whole argument is refused, naming params.shift" \
+    "params.shift: \"-3\" would begin argv\\[3\\]" run neg.json --tools id-tool.json --user alice
+printf '{"name": "ok", "jobs": [{"job_id": "a-1", "job_type": "by_id", "params": {"shift": 3}}]}' > id-ok.json
+check "the same tool runs with values that begin with no '-'" \
+    tessera run id-ok.json --tools id-tool.json --user alice --poll-seconds 0.2 --quiet
+check_eq "nothing refused was stored" "$(tessera status --all --json --user alice | jq '[.[] | select(.name == "opt" or .name == "neg")] | length')" 0
 summary

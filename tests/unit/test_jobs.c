@@ -185,37 +185,37 @@ static void test_registry_find_count_at(void **state) {
 static void test_jobs_check_unknown_type_lists_known(void **state) {
     (void)state;
     char err[TS_ERRLEN];
-    assert_int_equal(jobs_check(NULL, "segment", NULL, NULL, err, sizeof(err)), TS_ERR);
+    assert_int_equal(jobs_check(NULL, "job-1", "segment", NULL, NULL, err, sizeof(err)), TS_ERR);
     assert_non_null(strstr(err, "unknown job type \"segment\" (known: noop, sleep"));
-    assert_int_equal(jobs_check(NULL, "noop", NULL, NULL, err, sizeof(err)), TS_OK);
+    assert_int_equal(jobs_check(NULL, "job-1", "noop", NULL, NULL, err, sizeof(err)), TS_OK);
 }
 
 static void test_jobs_check_params(void **state) {
     (void)state;
     char err[TS_ERRLEN];
     json_t *p = json_pack("{s:f}", "seconds", 0.5);
-    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_OK);
+    assert_int_equal(jobs_check(NULL, "job-1", "sleep", p, NULL, err, sizeof(err)), TS_OK);
     json_decref(p);
     p = json_pack("{s:i}", "seconds", -1);
-    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_int_equal(jobs_check(NULL, "job-1", "sleep", p, NULL, err, sizeof(err)), TS_ERR);
     assert_string_equal(err, "params.seconds: must be a number from 0 to 86400");
     json_decref(p);
     p = json_pack("{s:i}", "seconds", 86401);
-    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_int_equal(jobs_check(NULL, "job-1", "sleep", p, NULL, err, sizeof(err)), TS_ERR);
     json_decref(p);
     p = json_pack("{s:s}", "seconds", "1");
-    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_int_equal(jobs_check(NULL, "job-1", "sleep", p, NULL, err, sizeof(err)), TS_ERR);
     json_decref(p);
     p = json_pack("{s:i}", "secs", 1);
-    assert_int_equal(jobs_check(NULL, "sleep", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_int_equal(jobs_check(NULL, "job-1", "sleep", p, NULL, err, sizeof(err)), TS_ERR);
     assert_string_equal(err, "params.secs: unknown parameter (known: seconds)");
     json_decref(p);
     p = json_pack("{s:i}", "x", 1);
-    assert_int_equal(jobs_check(NULL, "noop", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_int_equal(jobs_check(NULL, "job-1", "noop", p, NULL, err, sizeof(err)), TS_ERR);
     assert_string_equal(err, "params.x: unknown parameter (known: none)");
     json_decref(p);
     p = json_object();
-    assert_int_equal(jobs_check(NULL, "noop", p, NULL, err, sizeof(err)), TS_OK);
+    assert_int_equal(jobs_check(NULL, "job-1", "noop", p, NULL, err, sizeof(err)), TS_OK);
     json_decref(p);
 }
 

@@ -106,9 +106,13 @@ static void register_tools(void) {
         "{\"name\": \"slow\", \"argv\": [\"%s\", \"{out_dir}\"], \"needs_image\": false,"
         " \"result\": \"cells.geojson\"},"
         "{\"name\": \"brief\", \"argv\": [\"%s\", \"{out_dir}\"], \"needs_image\": false,"
-        " \"timeout_s\": 0.3, \"result\": \"cells.geojson\"}"
+        " \"timeout_s\": 0.3, \"result\": \"cells.geojson\"},"
+        "{\"name\": \"shifty\", \"argv\": [\"%s\", \"{out_dir}\", \"{shift}\", \"--at={shift}\","
+        " \"{{{job_id}}}\", \"{work_dir}\"], \"needs_image\": false,"
+        " \"params\": {\"shift\": {\"type\": \"number\", \"min\": -10, \"max\": 10, \"default\": 1}},"
+        " \"result\": \"cells.geojson\"}"
         "]}",
-        good_sh, good_sh, fail_sh, quiet_sh, notgeo_sh, slow_sh, slow_sh);
+        good_sh, good_sh, fail_sh, quiet_sh, notgeo_sh, slow_sh, slow_sh, good_sh);
     write_file(path, text, 0644);
     free(text);
     char err[TS_ERRLEN] = "";
@@ -259,7 +263,7 @@ static void test_load_once_and_registry(void **state) {
     for (size_t i = 0; i < jobs_count(); i++) seen |= jobs_at(i) == t;
     assert_true(seen);
     assert_non_null(jobs_find("noop"));
-    assert_int_equal(jobs_check(NULL, "segment", NULL, NULL, err, sizeof(err)), TS_ERR);
+    assert_int_equal(jobs_check(NULL, "job-1", "segment", NULL, NULL, err, sizeof(err)), TS_ERR);
     assert_non_null(strstr(err, "fake, pat, fail3"));
 }
 
@@ -270,7 +274,7 @@ static int check(const char *type, const char *params_text, const char *image, c
     json_t *p = json_loads(params_text, 0, NULL);
     assert_non_null(p);
     err[0] = '\0';
-    int rc = jobs_check(NULL, type, p, image, err, TS_ERRLEN);
+    int rc = jobs_check(NULL, "job-1", type, p, image, err, TS_ERRLEN);
     json_decref(p);
     return rc;
 }
@@ -575,6 +579,43 @@ static void test_run_checks_the_image_again(void **state) {
     expect_image_refused(data_root, data_root, "not a regular file (a directory)");
 }
 
+/* Issue 12, defect 6: the rule that values never start with '-' holds for
+ * every placeholder that begins an argv element: {job_id} ("--help"
+ * reached the tool), numbers, and the paths the service fills in. Inside a
+ * larger argument ("--at=-1", "{-x}") a leading '-' is harmless. */
+static void test_no_value_begins_an_argument_with_a_dash(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    const char *img = "/data/slide.svs";
+    json_t *p = json_object();
+    assert_int_equal(jobs_check(NULL, "--help", "fake", p, img, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "job_id: \"--help\" would begin argv[12] of tool fake with '-', "
+                             "which the tool would read as an option; values never start with '-'");
+    assert_int_equal(jobs_check(NULL, "ok-1", "fake", p, img, err, sizeof(err)), TS_OK);
+    /* {job_id} inside "{{...}}" text: "{-h}" is no option */
+    assert_int_equal(jobs_check(NULL, "-h", "shifty", p, NULL, err, sizeof(err)), TS_OK);
+    json_object_set_new(p, "shift", json_real(-0.5));
+    assert_int_equal(jobs_check(NULL, "j", "shifty", p, NULL, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "params.shift: \"-0.5\" would begin argv[2]"));
+    json_object_set_new(p, "shift", json_real(0.5));
+    assert_int_equal(jobs_check(NULL, "j", "shifty", p, NULL, err, sizeof(err)), TS_OK);
+    /* When the argv is built, the service's own values are held to it too. */
+    const tool_def *t = jobs_find("shifty")->data;
+    tools_vars vars = {NULL, "/out", "-work", "j", 1, p};
+    char **argv = NULL;
+    assert_int_equal(tools_build_argv(t, &vars, &argv, err, sizeof(err)), TS_ERR);
+    assert_null(argv);
+    assert_non_null(strstr(err, "work_dir: \"-work\" would begin argv[5]"));
+    vars.work_dir = "/work";
+    vars.job_id = "-x";
+    assert_int_equal(tools_build_argv(t, &vars, &argv, err, sizeof(err)), TS_OK);
+    assert_string_equal(argv[2], "0.5");
+    assert_string_equal(argv[3], "--at=0.5");
+    assert_string_equal(argv[4], "{-x}");
+    tools_strv_free(argv);
+    json_decref(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_bad_json),
@@ -590,6 +631,7 @@ int main(void) {
         cmocka_unit_test(test_run_failures),
         cmocka_unit_test(test_run_stop_kills_tool),
         cmocka_unit_test(test_run_checks_the_image_again),
+        cmocka_unit_test(test_no_value_begins_an_argument_with_a_dash),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

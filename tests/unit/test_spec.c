@@ -22,10 +22,14 @@
 
 /* A check function like the job registry's: a few known types, and "sleep"
  * needs params.seconds >= 0. */
-static int check_job(void *ctx, const char *job_type, json_t *params, const char *image_path,
-                     char *err, size_t errlen) {
+static int check_job(void *ctx, const char *job_id, const char *job_type, json_t *params,
+                     const char *image_path, char *err, size_t errlen) {
     (void)ctx;
     (void)image_path;
+    if (strcmp(job_id, "-h") == 0) { /* as a tool whose argv starts with {job_id} */
+        snprintf(err, errlen, "job_id: \"-h\" would begin an argument with '-'");
+        return -1;
+    }
     if (strcmp(job_type, "noop") == 0 || strcmp(job_type, "tissue_mask") == 0 ||
         strcmp(job_type, "cell_segmentation") == 0)
         return 0;
@@ -521,6 +525,14 @@ static void test_rejects_dot_and_dot_dot_job_ids(void **state) {
                                  "{'job_id': 'a..b', 'job_type': 'noop'}]}");
     assert_string_equal(wf->jobs[0].job_id, "...");
     spec_free(wf);
+}
+
+/* A check may refuse a job for its id: the error names jobs[i].job_id. */
+static void test_check_failure_about_the_job_id_names_it(void **state) {
+    (void)state;
+    expect_fail("{'name': 'w', 'jobs': [{'job_id': 'a', 'job_type': 'noop'}, "
+                "{'job_id': '-h', 'job_type': 'noop'}]}",
+                NULL, 422, "jobs[1].job_id", "-h", "would begin an argument with '-'");
 }
 
 static void test_escapes_hostile_job_id_in_message(void **state) {
@@ -1019,6 +1031,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_job_id_with_space),
         cmocka_unit_test(test_rejects_job_id_with_slash),
         cmocka_unit_test(test_rejects_dot_and_dot_dot_job_ids),
+        cmocka_unit_test(test_check_failure_about_the_job_id_names_it),
         cmocka_unit_test(test_escapes_hostile_job_id_in_message),
         cmocka_unit_test(test_rejects_duplicate_job_id),
         cmocka_unit_test(test_rejects_unknown_job_key),
