@@ -287,7 +287,7 @@ int jobs_run_attempt(const char *spec_path, int progress_fd) {
             TS_OK) {
         fprintf(stderr, "tessera run-job: %s: bad spec: %s\n", spec_path, err);
         if (spec.work_dir && spec.attempt > 0) {
-            char reason[TS_ERRLEN];
+            char reason[TS_ERRLEN + 16]; /* room for the prefix: -O1 checks truncation */
             snprintf(reason, sizeof(reason), "bad spec: %s", err);
             leave_marker(&spec, 2, reason);
         }
