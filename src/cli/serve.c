@@ -119,9 +119,8 @@ static bool addr_loopback(const struct sockaddr *sa) {
     return false;
 }
 
-/* Binds HOST:PORT; refuses header mode on a non-loopback address without a
- * trusted proxy (anyone could claim any identity). */
-static int bind_listen(master *ms, bool *loopback, int *port, char *err, size_t errlen) {
+/* The addresses of --listen HOST:PORT (freeaddrinfo them), or TS_ERR. */
+static int resolve_listen(const master *ms, struct addrinfo **res, char *err, size_t errlen) {
     char host[256];
     ts_strlcpy(host, ms->a.cfg.listen, sizeof(host));
     char *colon = strrchr(host, ':');
@@ -134,12 +133,41 @@ static int bind_listen(master *ms, bool *loopback, int *port, char *err, size_t 
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(h, service, &hints, &res);
+    int gai = getaddrinfo(h, service, &hints, res);
     if (gai != 0) {
         ts_errf(err, errlen, "--listen %s: %s", ms->a.cfg.listen, gai_strerror(gai));
         return TS_ERR;
     }
+    return TS_OK;
+}
+
+/* What can be refused before anything is created or bound (issue 12: serve
+ * used to bind 0.0.0.0 before it refused header mode there): header mode on
+ * a non-loopback address without a trusted proxy, where anyone could claim
+ * any identity. CLI_OK, or the exit status after saying why. */
+static int check_before_binding(const master *ms) {
+    char err[TS_ERRLEN];
+    struct addrinfo *res = NULL;
+    if (resolve_listen(ms, &res, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "tessera serve: %s\n", err);
+        return CLI_USAGE;
+    }
+    bool loopback = addr_loopback(res->ai_addr);
+    freeaddrinfo(res);
+    if (strcmp(ms->a.cfg.auth, "header") == 0 && !loopback && !ms->a.cfg.trusted_proxies[0]) {
+        fprintf(stderr, "tessera serve: --auth header trusts X-User-ID, so it is refused on the "
+                        "non-loopback address %s; use --auth token, listen on 127.0.0.1, or set "
+                        "TESSERA_TRUSTED_PROXIES to your reverse proxy's address\n",
+                ms->a.cfg.listen);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* Binds HOST:PORT, after every check (check_before_binding, prepare). */
+static int bind_listen(master *ms, int *port, char *err, size_t errlen) {
+    struct addrinfo *res = NULL;
+    if (resolve_listen(ms, &res, err, errlen) != TS_OK) return TS_ERR;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -149,7 +177,6 @@ static int bind_listen(master *ms, bool *loopback, int *port, char *err, size_t 
         freeaddrinfo(res);
         return TS_ERR;
     }
-    *loopback = addr_loopback(res->ai_addr);
     freeaddrinfo(res);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -394,24 +421,16 @@ int cmd_serve(int argc, char **argv) {
      * scheduler's runners find them through TESSERA_TOOLS. */
     if ((rc = cli_load_tools(&ms.a)) != CLI_OK) return rc;
     char err[TS_ERRLEN];
-    bool loopback = false;
     int port = 0;
+    if ((rc = check_before_binding(&ms)) != CLI_OK) return rc;
     if (ts_mkdir_p(ms.a.cfg.state_dir, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera serve: %s\n", err);
         return CLI_FAILED;
     }
     if (cli_open_log(&ms.a, "master") != TS_OK) return CLI_FAILED;
-    if (prepare(&ms, err, sizeof(err)) != TS_OK ||
-        bind_listen(&ms, &loopback, &port, err, sizeof(err)) != TS_OK) {
+    if (prepare(&ms, err, sizeof(err)) != TS_OK || bind_listen(&ms, &port, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera serve: %s\n", err);
         return CLI_FAILED;
-    }
-    if (ms.auth.header_mode && !loopback && !ms.a.cfg.trusted_proxies[0]) {
-        fprintf(stderr, "tessera serve: --auth header trusts X-User-ID, so it is refused on the "
-                        "non-loopback address %s; use --auth token, listen on 127.0.0.1, or set "
-                        "TESSERA_TRUSTED_PROXIES to your reverse proxy's address\n",
-                ms.a.cfg.listen);
-        return CLI_USAGE;
     }
     sigset_t set;
     sigemptyset(&set);

@@ -91,7 +91,50 @@ static bool header_has_token(const char *value, const char *token) {
     return false;
 }
 
+/* Is origin one of the comma-separated origins in list (exact, ignoring
+ * case, as browsers spell scheme and host in lower case anyway)? */
+static bool origin_listed(const char *list, const char *origin) {
+    size_t len = strlen(origin);
+    for (const char *p = list ? list : ""; *p;) {
+        p += strspn(p, " ,");
+        size_t n = strcspn(p, ",");
+        size_t trimmed = n;
+        while (trimmed > 0 && p[trimmed - 1] == ' ') trimmed--;
+        if (trimmed == len && trimmed > 0 && strncasecmp(p, origin, len) == 0) return true;
+        p += n;
+    }
+    return false;
+}
+
+/*
+ * May a page from this Origin open the event stream? Browsers send Origin
+ * with every WebSocket handshake, and cookies with it: without this check
+ * any site a signed-in user visits could read that user's events
+ * (cross-site WebSocket hijacking). Allowed: no Origin at all (a program,
+ * not a browser page), the service's own origin (its authority equal to
+ * the Host the browser sent), and TESSERA_ALLOWED_ORIGINS (for a UI served
+ * elsewhere, or a proxy that rewrites Host).
+ */
+static bool origin_allowed(http_request *req, const char *origin) {
+    if (origin == NULL) return true;
+    const char *host = http_header(req, MHD_HTTP_HEADER_HOST);
+    const char *authority = strstr(origin, "://");
+    if (authority && host && host[0] && strcasecmp(authority + 3, host) == 0 &&
+        (strncasecmp(origin, "http://", 7) == 0 || strncasecmp(origin, "https://", 8) == 0))
+        return true;
+    return origin_listed(req->ctx->cfg->allowed_origins, origin);
+}
+
 static http_reply upgrade(http_request *req, int64_t workflow_id, int64_t since) {
+    const char *origin = http_header(req, "Origin");
+    if (!origin_allowed(req, origin)) {
+        char msg[400];
+        snprintf(msg, sizeof(msg), "a WebSocket from the page origin %.200s is refused: only "
+                 "this service's own pages and TESSERA_ALLOWED_ORIGINS may open it", origin);
+        json_t *shown = json_string(origin); /* NULL for bytes that are not UTF-8 */
+        return http_error(403, "origin_not_allowed", msg,
+                          json_pack("{so}", "origin", shown ? shown : json_null()));
+    }
     const char *key = http_header(req, "Sec-WebSocket-Key");
     const char *version = http_header(req, "Sec-WebSocket-Version");
     const char *connection = http_header(req, MHD_HTTP_HEADER_CONNECTION);

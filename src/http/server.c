@@ -96,6 +96,38 @@ const char *http_header(http_request *req, const char *name) {
     return lookup_value(req, MHD_HEADER_KIND, name);
 }
 
+typedef struct header_counter {
+    const char *name;
+    size_t n;
+} header_counter;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+    (void)kind;
+    (void)value;
+    header_counter *hc = cls;
+    if (key && strcasecmp(key, hc->name) == 0) hc->n++;
+    return MHD_YES;
+}
+
+/* How many times the request carries header name (libmicrohttpd's lookup
+ * only ever sees the first). */
+static size_t header_count_conn(struct MHD_Connection *conn, const char *name) {
+    header_counter hc = {name, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
+    return hc.n;
+}
+
+static size_t header_count(http_request *req, const char *name) {
+    if (req->conn) return header_count_conn(req->conn, name);
+    size_t n = 0;
+    for (size_t i = 0; req->local && i < req->local->n_fields; i++)
+        if (req->local->fields[i].kind == MHD_HEADER_KIND &&
+            strcasecmp(req->local->fields[i].name, name) == 0)
+            n++;
+    return n;
+}
+
 const struct sockaddr *http_peer(http_request *req) {
     if (!req->conn) return req->local ? req->local->peer : NULL;
     const union MHD_ConnectionInfo *ci =
@@ -160,6 +192,15 @@ http_reply http_handle(http_request *req) {
     const char *url = req->path, *method = req->method;
     req->route_id = -1;
     request_id(req, req->request_id, sizeof(req->request_id));
+    /* Two identities in one request: which one counts would depend on the
+     * code reading it (issue 12: the first X-User-ID won). */
+    static const char *const single[] = {"X-User-ID", MHD_HTTP_HEADER_AUTHORIZATION};
+    for (size_t i = 0; i < sizeof(single) / sizeof(single[0]); i++)
+        if (header_count(req, single[i]) > 1) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "%s given more than once: send it once", single[i]);
+            return http_error(400, "duplicate_header", msg, json_pack("{ss}", "header", single[i]));
+        }
     char allow[64] = "";
     if (strlen(url) > PATH_MAX_LEN) return http_error(414, "uri_too_long", "path too long", NULL);
     ts_strlcpy(req->path_buf, url, sizeof(req->path_buf));
@@ -299,8 +340,45 @@ static void test_hang_forever(void) {
     for (;;) sleep(3600);
 }
 
+/* Framing that would let the service and a proxy in front of it read two
+ * different requests from one (RFC 9112 §6.3, §3.2): both Content-Length and
+ * Transfer-Encoding, a Transfer-Encoding other than chunked, Content-Length
+ * or Host more than once, and an HTTP/1.1 request without Host, which
+ * libmicrohttpd accepts unless in its strict mode. True with the 400 in r. */
+static bool framing_refused(struct MHD_Connection *conn, const char *version, http_reply *r) {
+    size_t cl = header_count_conn(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    size_t te = header_count_conn(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    size_t host = header_count_conn(conn, MHD_HTTP_HEADER_HOST);
+    const char *te_value =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *msg = NULL;
+    if (cl > 0 && te > 0)
+        msg = "both Content-Length and Transfer-Encoding: send one of them";
+    else if (te > 1 || (te == 1 && strcasecmp(te_value ? te_value : "", "chunked") != 0))
+        msg = "Transfer-Encoding must be chunked, once";
+    else if (cl > 1)
+        msg = "Content-Length given more than once";
+    else if (host > 1)
+        msg = "Host given more than once";
+    else if (host == 0 && version && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        msg = "an HTTP/1.1 request needs a Host header";
+    if (msg == NULL) return false;
+    *r = http_error(400, "bad_request", msg, NULL);
+    return true;
+}
+
+/* A reply queued at once, before any body is read; libmicrohttpd then
+ * closes the connection rather than read what follows. */
+static enum MHD_Result answer_early(http_ctx *ctx, struct MHD_Connection *conn, conn_state *cs,
+                                    http_reply *r, const char *method, const char *url) {
+    http_request req = {.ctx = ctx, .conn = conn, .route_id = -1};
+    cs->answered = true;
+    request_id(&req, req.request_id, sizeof(req.request_id));
+    return send_reply(ctx, conn, r, &req, method, url, cs->started);
+}
+
 static enum MHD_Result serve_request(http_ctx *ctx, struct MHD_Connection *conn,
-                                     const char *url, const char *method,
+                                     const char *url, const char *method, const char *version,
                                      const char *upload_data, size_t *upload_data_size,
                                      void **con_cls) {
     conn_state *cs = *con_cls;
@@ -310,6 +388,8 @@ static enum MHD_Result serve_request(http_ctx *ctx, struct MHD_Connection *conn,
         cs->started = ts_monotonic();
         *con_cls = cs;
         atomic_fetch_add(&ctx->in_flight, 1);
+        http_reply r;
+        if (framing_refused(conn, version, &r)) return answer_early(ctx, conn, cs, &r, method, url);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         long declared;
         /* A body somewhat over the limit is read and discarded, then refused:
@@ -318,11 +398,8 @@ static enum MHD_Result serve_request(http_ctx *ctx, struct MHD_Connection *conn,
          * over the limit is refused before a byte of it is read. */
         if (cl && ts_parse_int(cl, 0, LONG_MAX, &declared) == TS_OK &&
             declared / 8 > ctx->cfg->max_body_bytes) {
-            cs->answered = true;
-            http_reply r = too_large(ctx);
-            req = (http_request){.ctx = ctx, .conn = conn, .route_id = -1};
-            request_id(&req, req.request_id, sizeof(req.request_id));
-            return send_reply(ctx, conn, &r, &req, method, url, cs->started);
+            r = too_large(ctx);
+            return answer_early(ctx, conn, cs, &r, method, url);
         }
         return MHD_YES;
     }
@@ -358,7 +435,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
-    (void)version;
     http_ctx *ctx = cls;
     int watch = -1;
     if (ctx->live) {
@@ -367,7 +443,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         watch = liveness_request_begin(ctx->live, what);
     }
     enum MHD_Result rc =
-        serve_request(ctx, conn, url, method, upload_data, upload_data_size, con_cls);
+        serve_request(ctx, conn, url, method, version, upload_data, upload_data_size, con_cls);
     liveness_request_end(ctx->live, watch);
     return rc;
 }

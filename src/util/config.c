@@ -39,6 +39,7 @@ static bool check_data_roots(const char *value, char *why, size_t whylen);
 static bool check_auth(const char *value, char *why, size_t whylen);
 static bool check_log_level(const char *value, char *why, size_t whylen);
 static bool check_server(const char *value, char *why, size_t whylen);
+static bool check_origins(const char *value, char *why, size_t whylen);
 
 #define TEXT(n, field, lo, check) \
     {n, OPT_TEXT, offsetof(ts_config, field), sizeof(((ts_config *)0)->field), lo, \
@@ -69,6 +70,10 @@ static const opt options[] = {
     NUM("TESSERA_STALL_SECONDS", OPT_NUMBER, stall_seconds, 1, 86400),
     NUM("TESSERA_REQUEST_TIMEOUT_SECONDS", OPT_NUMBER, request_timeout_seconds, 1, 86400),
     TEXT("TESSERA_TEST_HANG_PATH", test_hang_path, 0, NULL),
+    TEXT("TESSERA_ALLOWED_ORIGINS", allowed_origins, 0, check_origins),
+    NUM("TESSERA_RATE_LIMIT", OPT_NUMBER, rate_limit, 0, 1000000),
+    NUM("TESSERA_RATE_BURST", OPT_NUMBER, rate_burst, 0, 1000000),
+    NUM("TESSERA_HTTP_THREADS", OPT_INT, http_threads, 1, 256),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -117,6 +122,31 @@ static bool check_server(const char *value, char *why, size_t whylen) {
     return false;
 }
 
+/* Comma-separated origins as browsers send them in Origin: a scheme
+ * (http or https), "://", a host of letters, digits, '.', '-', ':' or
+ * brackets (IPv6) with an optional port, and nothing after it (no path,
+ * no trailing slash), because Origin never has one. */
+static bool check_origins(const char *value, char *why, size_t whylen) {
+    for (const char *p = value; *p;) {
+        p += strspn(p, " ,");
+        size_t n = strcspn(p, ",");
+        while (n > 0 && p[n - 1] == ' ') n--;
+        if (n == 0) break;
+        size_t scheme = strncmp(p, "https://", 8) == 0 ? 8 : strncmp(p, "http://", 7) == 0 ? 7 : 0;
+        bool ok = scheme > 0 && n > scheme;
+        for (size_t i = scheme; ok && i < n; i++)
+            ok = isalnum((unsigned char)p[i]) || strchr(".-:[]", p[i]) != NULL;
+        if (!ok) {
+            ts_errf(why, whylen, "\"%.*s\" is not an origin: write scheme://host[:port] as "
+                                 "browsers send it (e.g. https://tessera.example.org), comma-"
+                                 "separated", (int)(n > 200 ? 200 : n), p);
+            return false;
+        }
+        p += strcspn(p, ",");
+    }
+    return true;
+}
+
 static bool check_auth(const char *value, char *why, size_t whylen) {
     if (strcmp(value, "header") == 0 || strcmp(value, "token") == 0) return true;
     ts_errf(why, whylen, "must be \"header\" or \"token\"");
@@ -149,6 +179,7 @@ void config_defaults(ts_config *cfg) {
     cfg->max_jobs = 10000;
     cfg->stall_seconds = 60;
     cfg->request_timeout_seconds = 60;
+    cfg->http_threads = 8;
     const char *user = getenv("USER");
     ts_strlcpy(cfg->user, user && config_user_valid(user) ? user : "local", sizeof(cfg->user));
 }

@@ -44,6 +44,15 @@ typedef struct ts_config {
                                  path hangs in its handler forever, so tests can check that a
                                  hung worker is replaced; default "" = off. Never set it in
                                  production. */
+    char allowed_origins[2048]; /* TESSERA_ALLOWED_ORIGINS: comma-separated origins
+                                   (https://ui.example.org) whose pages may open the event
+                                   WebSocket besides the service's own; default "" */
+    double rate_limit;       /* TESSERA_RATE_LIMIT: requests per second per user, 0 = no limit
+                                (the default), 0..1e6 */
+    double rate_burst;       /* TESSERA_RATE_BURST: requests a user may make at once before the
+                                rate applies, 0 = twice the rate (at least 1), 0..1e6 */
+    int http_threads;        /* TESSERA_HTTP_THREADS: request handler threads per HTTP worker,
+                                default 8, 1..256 */
 } ts_config;
 
 /* The user id rule of DESIGN §4: 1-128 characters of [A-Za-z0-9._@-]. */

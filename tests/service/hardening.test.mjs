@@ -9,9 +9,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import {
-  startServer, submit, waitFinal, listAll, assertError, errorText, wfId, noop, workflow, healthy,
-  runCli, httpRequest,
+  startServer, submit, waitFinal, listAll, assertError, wfId, noop, workflow, healthy,
+  runCli, rawRequest, freePort, sleep, BIN,
 } from './harness.mjs';
 
 const U = 'hard-user';
@@ -27,7 +28,10 @@ before(async () => {
   const r = runCli(['demo-slide', slide, '--size', '1024x768', '--seed', '5'], { timeoutMs: 120000 });
   assert.equal(r.status, 0, `demo-slide: ${r.stderr}`);
   fs.copyFileSync(slide, path.join(outside, 'secret.tiff'));
-  server = await startServer({ workers: 1, concurrencyLimit: 2, extraArgs: ['--data-root', dataRoot] });
+  server = await startServer({
+    workers: 1, concurrencyLimit: 2, extraArgs: ['--data-root', dataRoot],
+    env: { TESSERA_ALLOWED_ORIGINS: 'https://ui.example.org, http://localhost:9999' },
+  });
 }, { timeout: 180000 });
 
 after(async () => {
@@ -177,6 +181,93 @@ describe('a slide swapped after submission is not read (issue 12, defect 3)', ()
       assert.deepEqual(results.json.files, [], 'nothing published');
     } finally {
       fs.rmSync(swap, { force: true });
+    }
+  });
+});
+
+describe('requests that two parsers could read differently are refused (issue 12, defect 14)', () => {
+  const raw = (head, body = '') => rawRequest(server.port, head, Buffer.from(body), { timeoutMs: 5000 });
+  const host = () => `Host: 127.0.0.1:${server.port}\r\n`;
+  const wf = JSON.stringify({ name: 'smuggled', jobs: [{ job_id: 'a', job_type: 'noop' }] });
+
+  test('Content-Length with Transfer-Encoding is 400, and nothing is stored', async () => {
+    const before = await count();
+    const chunked = `${wf.length.toString(16)}\r\n${wf}\r\n0\r\n\r\n`;
+    const res = await raw(`POST /api/workflows HTTP/1.1\r\n${host()}X-User-ID: ${U}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${wf.length}\r\nTransfer-Encoding: chunked\r\n\r\n`, chunked);
+    assert.match(assertError(res, 400, 'CL + TE').message, /both Content-Length and Transfer-Encoding/);
+    const gzip = await raw(`POST /api/workflows HTTP/1.1\r\n${host()}X-User-ID: ${U}\r\n` +
+      'Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', '0\r\n\r\n');
+    assertError(gzip, 400, 'TE other than chunked');
+    const twoCl = await raw(`POST /api/workflows HTTP/1.1\r\n${host()}X-User-ID: ${U}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${wf.length}\r\nContent-Length: 2\r\n\r\n`, wf);
+    assert.match(assertError(twoCl, 400, 'two Content-Length').message, /Content-Length given more than once/);
+    assert.equal(await count(), before, 'nothing was stored');
+    assert.ok(await healthy(server));
+  });
+
+  test('HTTP/1.1 without Host, or with two, is 400; HTTP/1.0 without Host is served', async () => {
+    assert.match(assertError(await raw('GET /healthz HTTP/1.1\r\n\r\n'), 400, 'no Host').message, /Host/);
+    assertError(await raw(`GET /healthz HTTP/1.1\r\n${host()}Host: evil.example\r\n\r\n`), 400, 'two Host');
+    const old = await raw('GET /healthz HTTP/1.0\r\n\r\n');
+    assert.equal(old.status, 200);
+  });
+
+  test('X-User-ID twice (or two Authorization headers) is 400, not "the first wins"', async () => {
+    const res = await raw(`GET /api/workflows HTTP/1.1\r\n${host()}X-User-ID: ${U}\r\nX-User-ID: someone-else\r\n\r\n`);
+    const err = assertError(res, 400, 'two X-User-ID');
+    assert.match(err.message, /X-User-ID given more than once/);
+    const tok = 'a'.repeat(64);
+    assertError(await raw(`GET /api/workflows HTTP/1.1\r\n${host()}Authorization: Bearer ${tok}\r\n` +
+      `Authorization: Bearer ${tok}\r\n\r\n`), 400, 'two Authorization');
+    const one = await raw(`GET /api/workflows HTTP/1.1\r\n${host()}X-User-ID: ${U}\r\n\r\n`);
+    assert.equal(one.status, 200);
+  });
+});
+
+describe('the WebSocket upgrade checks Origin (issue 12, defect 14)', () => {
+  const upgrade = (origin, hostHeader) => rawRequest(server.port,
+    `GET /api/events HTTP/1.1\r\nHost: ${hostHeader ?? `127.0.0.1:${server.port}`}\r\nUpgrade: websocket\r\n` +
+    'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+    `X-User-ID: ${U}\r\n${origin ? `Origin: ${origin}\r\n` : ''}\r\n`, Buffer.alloc(0), { timeoutMs: 2000 });
+
+  test('another site\'s page is refused with 403', async () => {
+    for (const o of ['https://evil.example', 'null', `http://127.0.0.1:${server.port}.evil.example`,
+      `ftp://127.0.0.1:${server.port}`, 'https://ui.example.org.evil']) {
+      const err = assertError(await upgrade(o), 403, `Origin ${o}`);
+      assert.equal(err.code, 'origin_not_allowed');
+    }
+  });
+
+  test('the service\'s own origin, a configured one, and no Origin at all are let in', async () => {
+    for (const o of [`http://127.0.0.1:${server.port}`, `https://127.0.0.1:${server.port}`,
+      'https://ui.example.org', 'HTTPS://UI.EXAMPLE.ORG', 'http://localhost:9999', null]) {
+      const res = await upgrade(o);
+      assert.equal(res.status, 101, `Origin ${o}: ${res.status} ${res.text}`);
+    }
+    const proxied = await upgrade('https://tessera.example.org', 'tessera.example.org');
+    assert.equal(proxied.status, 101, 'Origin equal to the Host a proxy passed on');
+  });
+});
+
+describe('serve checks before it binds (issue 12, defect 14)', () => {
+  test('header mode on 0.0.0.0 is refused before the port is taken', { timeout: 30000 }, async () => {
+    const holder = net.createServer();
+    await new Promise((resolve) => holder.listen(0, '0.0.0.0', resolve));
+    const port = holder.address().port;
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-svc-bind-'));
+    try {
+      const env = {};
+      for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TESSERA_')) env[k] = v;
+      const r = spawnSync(BIN, ['serve', '--listen', `0.0.0.0:${port}`, '--auth', 'header', '--state-dir',
+        path.join(tmp, 'state'), '--log', path.join(tmp, 'log')], { cwd: tmp, env, encoding: 'utf8', timeout: 20000 });
+      assert.equal(r.status, 2, `${r.status} ${r.stderr}`);
+      assert.match(r.stderr, /--auth header trusts X-User-ID, so it is refused/);
+      assert.doesNotMatch(r.stderr, /cannot listen|in use/i);
+      assert.ok(!fs.existsSync(path.join(tmp, 'state')), 'nothing was created either');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+      fs.rmSync(tmp, { recursive: true, force: true });
     }
   });
 });
