@@ -5,12 +5,29 @@
 #   make run        install missing packages, build, start the service on 127.0.0.1:8080
 #   make bench      run the benchmarks under bench/
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
+#   make fuzz FUZZ_SECONDS=N   libFuzzer targets (clang, ASan + UBSan, build-fuzz/), each run N s
+#   make fuzz-replay       each target over its seed corpus, then fuzzed briefly (CI)
 
 CC      ?= cc
 PKGS    := jansson sqlite3 libcrypto libmicrohttpd libcurl openslide libtiff-4 libpng libjpeg zlib
 SANITIZE ?= 0
 
-ifeq ($(SANITIZE),1)
+FUZZ    ?= 0
+FUZZ_SECONDS ?= 60
+FUZZ_REPLAY_SECONDS ?= 25
+FUZZ_TARGETS ?=
+
+ifeq ($(FUZZ),1)
+# The fuzz build: every object instrumented for libFuzzer's coverage, with
+# AddressSanitizer and UndefinedBehaviorSanitizer, by clang (gcc has no
+# libFuzzer); the targets link -fsanitize=fuzzer. Its own directory, so the
+# gcc builds are untouched.
+override CC := clang
+BUILD   := build-fuzz
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+OPT     := -O1
+else ifeq ($(SANITIZE),1)
 BUILD   := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT     := -O1
@@ -34,8 +51,10 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps test unit integration run bench clean
+.PHONY: all deps test unit integration run bench clean fuzz fuzz-replay fuzz-build fuzz-bins
 
 all: $(BUILD)/tessera
 
@@ -62,6 +81,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libtessera.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libtessera.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
+
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera $(UNIT_BIN)
 	@tests/run-tests.sh $(BUILD)
@@ -84,7 +107,20 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BENCH_BIN)
 	@bench/run-benchmarks.sh $(BUILD)
 
+# Fuzzing (tests/fuzz/README.md): the targets are built by clang in
+# build-fuzz/; corpora grow in build-fuzz/corpus/, seeds stay in the repo.
+fuzz-build:
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz: deps fuzz-build
+	@tests/fuzz/run-fuzz.sh build-fuzz fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-replay: deps fuzz-build
+	@tests/fuzz/run-fuzz.sh build-fuzz replay $(FUZZ_REPLAY_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
