@@ -69,6 +69,10 @@ typedef struct upgrade_ctx {
     int64_t workflow_id, since;
 } upgrade_ctx;
 
+/* The 101 went out: the socket joins the hub. u belongs to the request
+ * (http_reply.upgrade_ctx) and is freed when it completes: libmicrohttpd
+ * never calls this when the client goes away before the 101 is sent, so
+ * freeing it here would leak it then. */
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
                        size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
     (void)conn;
@@ -76,7 +80,6 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
     upgrade_ctx *u = cls;
     if (ws_hub_add(u->hub, sock, urh, extra, extra_len, u->user, u->workflow_id, u->since) != TS_OK)
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-    free(u);
 }
 
 /* Does a comma-separated header value hold token (case-insensitive)? */
@@ -154,7 +157,7 @@ static http_reply upgrade(http_request *req, int64_t workflow_id, int64_t since)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
     http_reply r = {.status = MHD_HTTP_SWITCHING_PROTOCOLS, .kind = REPLY_UPGRADE,
-                    .upgrade = resp, .fd = -1};
+                    .upgrade = resp, .upgrade_ctx = u, .fd = -1};
     return r;
 }
 

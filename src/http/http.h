@@ -104,6 +104,8 @@ typedef struct http_reply {
                                not for JSON, which is always no-store */
     char etag[80];        /* ETag when set, with its quotes: "abc" */
     struct MHD_Response *upgrade; /* REPLY_UPGRADE: a prepared 101 response */
+    void *upgrade_ctx;    /* REPLY_UPGRADE: its handler's closure (malloc'd), freed with the
+                             request whether or not the upgrade took place */
 } http_reply;
 
 typedef http_reply (*http_handler)(http_request *req);

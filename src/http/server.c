@@ -30,6 +30,7 @@ typedef struct conn_state {
     bool too_large;
     bool answered; /* a reply was queued before the body was read */
     double started;
+    void *upgrade_ctx; /* a 101 reply's handler closure: freed when the request completes */
 } conn_state;
 
 http_reply http_json(int status, json_t *body) {
@@ -423,6 +424,10 @@ static enum MHD_Result serve_request(http_ctx *ctx, struct MHD_Connection *conn,
         req = (http_request){.ctx = ctx, .conn = conn, .method = method, .path = url,
                              .body = cs->body ? cs->body : "", .body_len = cs->len};
         r = http_handle(&req);
+        /* libmicrohttpd calls the upgrade handler only once the 101 is
+         * sent, and the completion callback after it in every case; the
+         * closure must outlive the first and not the second. */
+        if (r.kind == REPLY_UPGRADE) cs->upgrade_ctx = r.upgrade_ctx;
     }
     return send_reply(ctx, conn, &r, &req, method, url, cs->started);
 }
@@ -456,6 +461,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_state *cs = *con_cls;
     if (!cs) return;
     atomic_fetch_sub(&ctx->in_flight, 1);
+    free(cs->upgrade_ctx);
     free(cs->body);
     free(cs);
     *con_cls = NULL;

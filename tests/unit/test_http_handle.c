@@ -182,6 +182,26 @@ static void test_session_cookie_round_trip(void **state) {
     done(&r);
 }
 
+/* A WebSocket upgrade's reply carries its handler's closure for the server
+ * to free when the request ends: libmicrohttpd never calls the handler when
+ * the client goes away before the 101 is sent, and the closure leaked then
+ * (found by tests/fuzz/fuzz_http under LeakSanitizer). */
+static void test_upgrade_reply_owns_its_closure(void **state) {
+    fx *f = *state;
+    http_field h[] = {{MHD_HEADER_KIND, "X-User-ID", "alice"},
+                      {MHD_HEADER_KIND, "Upgrade", "websocket"},
+                      {MHD_HEADER_KIND, "Connection", "Upgrade"},
+                      {MHD_HEADER_KIND, "Sec-WebSocket-Version", "13"},
+                      {MHD_HEADER_KIND, "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}};
+    http_reply r = call(f, "GET", "/api/events", h, 5, &f->loopback, NULL);
+    assert_int_equal(r.status, 101);
+    assert_int_equal(r.kind, REPLY_UPGRADE);
+    assert_non_null(r.upgrade);
+    assert_non_null(r.upgrade_ctx);
+    MHD_destroy_response(r.upgrade); /* what a connection closed early does */
+    free(r.upgrade_ctx);             /* what the request's end does */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_submit_get_and_isolation, setup, teardown),
@@ -189,6 +209,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_routing_404_405, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_cookie_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_reply_owns_its_closure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
