@@ -17,13 +17,15 @@
  *   body
  *
  * Every input starts from the same state (the database is restored from a
- * template after any request that is not GET or HEAD, and result files are
- * recreated), so a crash reproduces from its input alone:
+ * template after any request that is not GET or HEAD, and the logs and
+ * results after a DELETE), so a crash reproduces from its input alone:
  *   workflow 1 of alice ("alice-wf": noop "prep", tissue_mask "mask" on
- *   demo.tiff), workflow 2 of bob ("bob-secret-7Q": "bobjob-X9" on
- *   demo.tiff), each with a log and result files; users carol (token) and
- *   root (admin token); a 64 x 64 demo slide in the data root; a web root
- *   and a vendor root with a few files.
+ *   demo.tiff, "fail-1" in another branch), failed after the real scheduler
+ *   ran it with an executor that runs nothing; workflow 2 of bob
+ *   ("bob-secret-7Q": "bobjob-X9" on demo.tiff), still running; both with a
+ *   log and result files; queued workflows 3 (alice) and 4 (dave, an admin
+ *   tool); users carol (token) and root (admin token); a 64 x 64 demo slide
+ *   in the data root; a web root and a vendor root with a few files.
  *
  * Oracles beyond the sanitizers:
  *   - no 5xx: the store is healthy, so every failure is the caller's and a
@@ -37,6 +39,8 @@
  *     results);
  *   - a file reply is a regular file under the web root, the vendor root or
  *     the state directory.
+ *
+ * FUZZ_HTTP_TRACE=1 prints each request's status, user and JSON reply.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,12 +51,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "fuzz_lib.h"
 #include "http/api.h"
 #include "http/auth.h"
+#include "exec/executor.h"
 #include "image/demo.h"
+#include "sched/scheduler.h"
 
 #define MAX_FIELDS 64
 #define BOB_MARKERS {"bob-secret-7Q", "bobjob-X9", "BOB-LOG-3f9", "BOB-RESULT-8c1"}
@@ -147,6 +154,83 @@ static void seed_workflow(const char *user, const char *doc) {
     release(&r);
 }
 
+/* ---- the scheduler's part of the fixture -------------------------------------
+ * An executor that runs nothing: a job succeeds at the next wait, fails if
+ * its id starts with "fail", and never ends if it starts with "bobjob". The
+ * real scheduler drives it for a few steps, so that the template holds what
+ * a live service does: finished, failed and running jobs with attempts. */
+
+typedef struct fake_job {
+    int64_t workflow_id;
+    int32_t job_index;
+    int attempt;
+    bool forever, fail, reported;
+} fake_job;
+
+typedef struct fake_executor {
+    executor base;
+    fake_job jobs[16];
+    size_t n;
+} fake_executor;
+
+static int fake_start(executor *ex, const exec_job *job, char *err, size_t errlen) {
+    fake_executor *f = (fake_executor *)ex;
+    if (f->n == sizeof(f->jobs) / sizeof(f->jobs[0])) {
+        ts_errf(err, errlen, "fake executor full");
+        return TS_ERR;
+    }
+    f->jobs[f->n++] = (fake_job){job->workflow_id, job->job_index, job->attempt,
+                                 strncmp(job->job_id, "bobjob", 6) == 0,
+                                 strncmp(job->job_id, "fail", 4) == 0, false};
+    return TS_OK;
+}
+
+static void fake_cancel(executor *ex, int64_t workflow_id, int32_t job_index, double grace_s) {
+    (void)ex, (void)workflow_id, (void)job_index, (void)grace_s;
+}
+
+static int fake_wait(executor *ex, double timeout_s, int wake_fd, exec_event *events, size_t max) {
+    (void)timeout_s, (void)wake_fd;
+    fake_executor *f = (fake_executor *)ex;
+    size_t k = 0;
+    for (size_t i = 0; i < f->n && k < max; i++) {
+        fake_job *j = &f->jobs[i];
+        if (j->reported || j->forever) continue;
+        j->reported = true;
+        events[k] = (exec_event){.kind = EXEC_EXITED, .workflow_id = j->workflow_id,
+                                 .job_index = j->job_index, .attempt = j->attempt,
+                                 .progress = 1, .outcome = j->fail ? "failed" : "succeeded",
+                                 .exit_code = j->fail ? 1 : 0};
+        snprintf(events[k].message, sizeof(events[k].message), "%s", j->fail ? "exit 1" : "done");
+        k++;
+    }
+    return (int)k;
+}
+
+static size_t fake_running(executor *ex) {
+    fake_executor *f = (fake_executor *)ex;
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++) n += !f->jobs[i].reported;
+    return n;
+}
+
+static void fake_destroy(executor *ex) {
+    (void)ex;
+}
+
+static void run_scheduler(void) {
+    static const executor_ops ops = {fake_start, fake_cancel, fake_wait, fake_running, fake_destroy};
+    static fake_executor fx = {.base = {&ops}};
+    sched_config sc = {.state_dir = cfg.state_dir, .data_roots = cfg.data_roots,
+                       .max_active_users = 3, .concurrency_limit = 4, .poll_seconds = 1,
+                       .lease_ttl = 3600, .kill_grace_s = 1};
+    scheduler *s = sched_new(&sc, "fuzz:1:1", ctx.st, &fx.base);
+    char err[TS_ERRLEN];
+    for (int i = 0; i < 12; i++)
+        must(sched_step(s, 0, -1, err, sizeof(err)) == TS_OK, err);
+    sched_free(s);
+}
+
 static void seed_users(void) {
     char hash[65], err[TS_ERRLEN];
     must(auth_token_new(carol_token) == TS_OK, "token");
@@ -172,18 +256,21 @@ static void copy_file(const char *from, const char *to) {
     must(rename(tmp, to) == 0, to);
 }
 
-/* The live database becomes the template again; the store is reopened. */
-static void restore_state(void) {
-    char err[TS_ERRLEN], side[800];
-    store_close(ctx.st);
-    ctx.st = NULL;
-    snprintf(side, sizeof(side), "%s-wal", db_path);
-    unlink(side);
-    snprintf(side, sizeof(side), "%s-shm", db_path);
-    unlink(side);
-    copy_file(template_path, db_path);
-    must(store_open(db_path, &ctx.st, err, sizeof(err)) == TS_OK, err);
-    put_job_files();
+/* The live database becomes the template again, page by page through
+ * SQLite's backup API on a connection of our own, while the store keeps
+ * its handle open as a worker does (its statements are prepared again when
+ * it sees the new schema cookie): far cheaper than closing and reopening
+ * the store for each input. */
+static void restore_database(void) {
+    sqlite3 *from = NULL, *to = NULL;
+    must(sqlite3_open_v2(template_path, &from, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "template");
+    must(sqlite3_open_v2(db_path, &to, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK, "database");
+    sqlite3_busy_timeout(to, 5000);
+    sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
+    must(b != NULL && sqlite3_backup_step(b, -1) == SQLITE_DONE, sqlite3_errmsg(to));
+    sqlite3_backup_finish(b);
+    sqlite3_close(from);
+    sqlite3_close(to);
 }
 
 static void build_fixture(void) {
@@ -218,17 +305,22 @@ static void build_fixture(void) {
                      .doorbell_path = at("%s/%s", "state/doorbell.sock")};
     must(ctx.m != NULL, "metrics");
     must(store_open(template_path, &ctx.st, err, sizeof(err)) == TS_OK, err);
-    ctx.slides = slide_cache_new(NULL);
     seed_workflow("alice", "{\"name\":\"alice-wf\",\"jobs\":[{\"job_id\":\"prep\",\"job_type\":\"noop\"},"
-                           "{\"job_id\":\"mask\",\"job_type\":\"tissue_mask\",\"image_path\":\"demo.tiff\"}]}");
+                           "{\"job_id\":\"mask\",\"job_type\":\"tissue_mask\",\"image_path\":\"demo.tiff\"},"
+                           "{\"job_id\":\"fail-1\",\"job_type\":\"noop\",\"branch\":\"b2\"}]}");
     seed_workflow("bob", "{\"name\":\"bob-secret-7Q\",\"jobs\":[{\"job_id\":\"bobjob-X9\","
                          "\"job_type\":\"tissue_mask\",\"image_path\":\"demo.tiff\"}]}");
+    run_scheduler();
+    seed_workflow("alice", "{\"name\":\"alice-later\",\"jobs\":[{\"job_id\":\"a\",\"job_type\":\"noop\"}]}");
+    seed_workflow("dave", "{\"name\":\"dave-wf\",\"jobs\":[{\"job_id\":\"d\",\"job_type\":\"segment\","
+                          "\"image_path\":\"demo.tiff\",\"params\":{\"words\":\"x y\"}}]}");
     seed_users();
     store_close(ctx.st);
-    ctx.st = NULL;
     must(auth_session_issue(&auth_header_mode, "alice", ts_now(), alice_cookie,
                             sizeof(alice_cookie)) == TS_OK, "cookie");
-    restore_state();
+    copy_file(template_path, db_path);
+    must(store_open(db_path, &ctx.st, err, sizeof(err)) == TS_OK, err);
+    put_job_files();
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -391,7 +483,12 @@ static void release(http_reply *r) {
     json_decref(r->json);
     free(r->text);
     if (r->kind == REPLY_FILE && r->fd >= 0) close(r->fd);
-    if (r->kind == REPLY_UPGRADE && r->upgrade) MHD_destroy_response(r->upgrade);
+    if (r->kind == REPLY_UPGRADE) {
+        /* The client went away before the 101 was sent: libmicrohttpd never
+         * calls the upgrade handler, and the request's end frees its closure. */
+        if (r->upgrade) MHD_destroy_response(r->upgrade);
+        free(r->upgrade_ctx);
+    }
 }
 
 static bool has_control(const char *s) {
@@ -477,11 +574,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         http_request req = {.ctx = &ctx, .local = &local, .method = p.method, .path = p.path,
                             .body = p.body, .body_len = p.body_len};
         http_reply r = http_handle(&req);
+        if (getenv("FUZZ_HTTP_TRACE")) { /* what each input got, to read a reproducer */
+            char *text = r.kind == REPLY_JSON && r.json ? json_dumps(r.json, JSON_COMPACT) : NULL;
+            fprintf(stderr, "%s %s -> %d user \"%s\" %.300s\n", p.method, p.path, r.status,
+                    req.user, text ? text : "");
+            free(text);
+        }
         check_reply(&req, &r);
         release(&r);
         slide_cache_free(ctx.slides);
         bool reads_only = strcmp(p.method, "GET") == 0 || strcmp(p.method, "HEAD") == 0;
-        if (!reads_only) restore_state();
+        if (!reads_only) restore_database();
+        if (strcmp(p.method, "DELETE") == 0) put_job_files();
     }
     parsed_free(&p);
     return 0;
