@@ -121,6 +121,7 @@ static int cmp_double(const void *a, const void *b) {
  * centre ox + (c + 0.5) k lies in [x_even, x_odd). */
 static void row_to_columns(spans *s, size_t i_row, const placement *pl) {
     size_t a = s->row_off[i_row], n = s->row_off[i_row + 1] - a;
+    if (n == 0) return; /* and xs may still be NULL: NULL + 0 is undefined */
     double *x = s->xs + a;
     if (n > 16) {
         qsort(x, n, sizeof(double), cmp_double);

@@ -230,6 +230,26 @@ static void test_pixel_centre_rule(void **state) {
     eval_polys_free(&p);
 }
 
+/* A ring flat on one row crosses no pixel centre line: it covers nothing,
+ * and rasterising it must not index the (never allocated) crossings buffer.
+ * Found by tests/fuzz/fuzz_geojson (clang's UBSan: NULL + 0; gcc's does not
+ * check that, the fuzz corpus keeps the reproducer). */
+static void test_flat_ring_covers_nothing(void **state) {
+    (void)state;
+    eval_polys p;
+    eval_polys_init(&p);
+    double flat[6] = {0, 1, 0, 1, 1, 1};
+    size_t len = 3;
+    char err[TS_ERRLEN];
+    assert_int_equal(eval_polys_add(&p, flat, &len, 1, err, sizeof(err)), TS_OK);
+    assert_int_equal(eval_object_area(&p, 0), 0);
+    eval_instance_result r;
+    assert_int_equal(eval_instances(&p, &p, 0.5, &r, err, sizeof(err)), TS_OK);
+    assert_int_equal(r.tp, 0);
+    assert_int_equal(r.pred_empty, 1);
+    eval_polys_free(&p);
+}
+
 static void test_hole_is_excluded(void **state) {
     (void)state;
     eval_polys t, p;
@@ -662,6 +682,7 @@ int main(void) {
         cmocka_unit_test(test_empty_prediction_scores_zero),
         cmocka_unit_test(test_one_truth_split_into_two_predictions),
         cmocka_unit_test(test_pixel_centre_rule),
+        cmocka_unit_test(test_flat_ring_covers_nothing),
         cmocka_unit_test(test_hole_is_excluded),
         cmocka_unit_test_setup_teardown(test_geojson_forms, setup, teardown),
         cmocka_unit_test(test_multipolygon_matching),
