@@ -272,21 +272,28 @@ static bool inside_roots(const char *real, const char *data_roots) {
 }
 
 /* For a path that does not resolve: is it missing *inside* the roots? Its
- * nearest ancestor that does resolve must lie inside one, so that saying
- * "no such file" tells nothing about any place outside them. */
+ * nearest ancestor that does resolve must lie inside one, and the entry
+ * below that ancestor must not exist at all, so that saying "no such file"
+ * tells nothing about any place outside them. An entry that exists there
+ * is a symlink that does not resolve (dangling, or a loop): where it leads
+ * may be outside, and whether that place exists is none of the caller's
+ * business (found by tests/fuzz/fuzz_path). */
 static bool missing_inside_roots(const char *path, const char *data_roots) {
-    char *dir = ts_strdup(path), real[PATH_MAX];
+    char *dir = ts_strdup(path), *below = ts_strdup(path), real[PATH_MAX];
     bool inside = false;
+    struct stat st;
     for (char *slash = strrchr(dir, '/'); slash != NULL; slash = strrchr(dir, '/')) {
         if (slash == dir) slash[1] = '\0';
         else *slash = '\0';
         if (realpath(dir, real) != NULL) {
-            inside = inside_roots(real, data_roots);
+            inside = inside_roots(real, data_roots) && lstat(below, &st) != 0;
             break;
         }
         if (slash == dir) break;
+        ts_strlcpy(below, dir, strlen(path) + 1);
     }
     free(dir);
+    free(below);
     return inside;
 }
 

@@ -179,6 +179,33 @@ static void test_outside_the_roots_existing_and_missing_read_the_same(void **sta
     assert_string_equal(err, "no such file");
 }
 
+/* Defect 11 through a symlink (found by tests/fuzz/fuzz_path): a link in a
+ * root to a missing place outside answered "no such file", a link to an
+ * existing one "not found in the data roots", so anyone who can make a link
+ * in a root could probe the machine. A link that does not resolve is not
+ * "missing inside the roots": both get the one answer. */
+static void test_dangling_link_out_of_the_roots_reads_as_outside(void **state) {
+    fixture *f = *state;
+    char target[512], link[512], err_exists[TS_ERRLEN], err_missing[TS_ERRLEN];
+    snprintf(target, sizeof(target), "%s/there.tiff", f->outside);
+    write_tiff(target, 128, 128, 0.25);
+    snprintf(link, sizeof(link), "%s/to-existing.tiff", f->dir);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(slide_check_path(link, f->dir, err_exists, sizeof(err_exists)), TS_ERR);
+    snprintf(target, sizeof(target), "%s/not-there.tiff", f->outside);
+    snprintf(link, sizeof(link), "%s/to-missing.tiff", f->dir);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(slide_check_path(link, f->dir, err_missing, sizeof(err_missing)), TS_ERR);
+    assert_string_equal(err_missing, err_exists);
+    /* And a link to a missing directory outside, with more below it. */
+    snprintf(target, sizeof(target), "%s/no-dir", f->outside);
+    snprintf(link, sizeof(link), "%s/to-missing-dir", f->dir);
+    assert_int_equal(symlink(target, link), 0);
+    strcat(link, "/x.tiff");
+    assert_int_equal(slide_check_path(link, f->dir, err_missing, sizeof(err_missing)), TS_ERR);
+    assert_string_equal(err_missing, err_exists);
+}
+
 /* Issue 12, defect 1: a FIFO (or any special file) with a slide's name
  * must never reach OpenSlide, which would block in open() for good. Each
  * call here returns at once or the test hangs. */
@@ -272,6 +299,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_slide_open_refuses_bad_images_with_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_check_path_enforces_the_data_roots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_the_roots_existing_and_missing_read_the_same, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dangling_link_out_of_the_roots_reads_as_outside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_special_files_never_reach_openslide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_check_path_refuses_a_truncated_tiff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_read_reports_a_corrupt_tile, setup, teardown),
