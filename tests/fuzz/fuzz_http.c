@@ -12,7 +12,8 @@
  *       127.0.0.1; anything else unparseable = no IP peer); MODE "token"
  *       for token authentication, else header mode
  *   (Name: value LF)*                          $C in a value becomes a valid
- *       session cookie for alice, $T carol's API token, $R root's (admin)
+ *       session cookie for alice (header mode), $K one for carol (token
+ *       mode), $T carol's API token, $R root's (admin)
  *   LF
  *   body
  *
@@ -69,7 +70,7 @@ static ts_config cfg;
 static auth_config auth_header_mode, auth_token_mode;
 static http_ctx ctx;
 static char web_root[700], vendor_root[700];
-static char alice_cookie[400], carol_token[65], root_token[65];
+static char alice_cookie[400], carol_cookie[400], carol_token[65], root_token[65];
 
 static char *at(const char *fmt, const char *rel) {
     static char buf[4][1024];
@@ -316,8 +317,12 @@ static void build_fixture(void) {
                           "\"image_path\":\"demo.tiff\",\"params\":{\"words\":\"x y\"}}]}");
     seed_users();
     store_close(ctx.st);
-    must(auth_session_issue(&auth_header_mode, "alice", ts_now(), alice_cookie,
+    char carol_hash[65];
+    auth_token_hash(carol_token, carol_hash);
+    must(auth_session_issue(&auth_header_mode, "alice", NULL, ts_now(), alice_cookie,
                             sizeof(alice_cookie)) == TS_OK, "cookie");
+    must(auth_session_issue(&auth_token_mode, "carol", carol_hash, ts_now(), carol_cookie,
+                            sizeof(carol_cookie)) == TS_OK, "cookie");
     copy_file(template_path, db_path);
     must(store_open(db_path, &ctx.st, err, sizeof(err)) == TS_OK, err);
     put_job_files();
@@ -386,8 +391,9 @@ static void parse_query(parsed *p, char *q) {
     }
 }
 
-/* $C, $T, $R in a header value become alice's cookie, carol's and root's
- * tokens: credentials the fuzzer could never guess, to mutate around. */
+/* $C, $K, $T, $R in a header value become alice's session cookie (header
+ * mode), carol's (token mode, from her token), carol's and root's tokens:
+ * credentials the fuzzer could never guess, to mutate around. */
 static const char *substitute(parsed *p, const char *value) {
     if (!strchr(value, '$') || p->n_owned >= MAX_FIELDS) return value;
     size_t cap = strlen(value) * 100 + 1, n = 0;
@@ -395,6 +401,7 @@ static const char *substitute(parsed *p, const char *value) {
     for (const char *s = value; *s; s++) {
         const char *with = NULL;
         if (s[0] == '$' && s[1] == 'C') with = alice_cookie;
+        if (s[0] == '$' && s[1] == 'K') with = carol_cookie;
         if (s[0] == '$' && s[1] == 'T') with = carol_token;
         if (s[0] == '$' && s[1] == 'R') with = root_token;
         if (with) {
