@@ -114,10 +114,12 @@ fuzz-build:
 
 fuzz-bins: $(FUZZ_BIN)
 
-fuzz: deps fuzz-build
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
 	@tests/fuzz/run-fuzz.sh build-fuzz fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-fuzz-replay: deps fuzz-build
+fuzz-replay: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
 	@tests/fuzz/run-fuzz.sh build-fuzz replay $(FUZZ_REPLAY_SECONDS) $(FUZZ_TARGETS)
 
 clean:
