@@ -59,7 +59,6 @@
 #include "http/api.h"
 #include "http/auth.h"
 #include "exec/executor.h"
-#include "image/demo.h"
 #include "sched/scheduler.h"
 
 #define MAX_FIELDS 64
@@ -115,19 +114,6 @@ static void put_job_files(void) {
     put(at("%s/state/work/2/bobjob-X9/%s", "job.log"), "BOB-LOG-3f9\n");
     put(at("%s/state/results/2/bobjob-X9/%s", "summary.json"), "{\"secret\":\"BOB-RESULT-8c1\"}");
     put(at("%s/state/results/2/bobjob-X9/%s", "cells.csv"), "BOB-RESULT-8c1\n");
-}
-
-static void demo_slide(const char *path) {
-    demo_options o;
-    demo_options_default(&o);
-    o.width = o.height = 64;
-    o.tile_size = 16;
-    o.threads = 1;
-    char err[TS_ERRLEN];
-    if (demo_slide_write(path, &o, NULL, err, sizeof(err)) != TS_OK) {
-        fprintf(stderr, "fuzz_http: demo slide: %s\n", err);
-        abort();
-    }
 }
 
 static http_reply call(const char *method, const char *path, const http_local *local,
@@ -278,7 +264,7 @@ static void build_fixture(void) {
     char err[TS_ERRLEN];
     snprintf(top, sizeof(top), "%s/h", fuzz_dir());
     mkdirs(at("%s/%s", "state/data"));
-    demo_slide(at("%s/state/data/%s", "demo.tiff"));
+    fuzz_demo_slide(at("%s/state/data/%s", "demo.tiff"));
     put(at("%s/web/%s", "index.html"), "<!doctype html><title>tessera</title>");
     put(at("%s/web/%s", "openapi.json"), "{\"openapi\":\"3.0.3\"}");
     put(at("%s/web/%s", "docs.html"), "<!doctype html><title>docs</title>");

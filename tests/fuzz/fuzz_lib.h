@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image/demo.h"
 #include "jobs/jobs.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -127,6 +128,20 @@ static inline void fuzz_load_tools(void) {
     fuzz_write_file(path, fuzz_tools_json, strlen(fuzz_tools_json));
     if (jobs_load_tools(path, err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz: tools fixture: %s\n", err);
+        abort();
+    }
+}
+
+/* A 64 x 64 demo slide (OpenSlide reads it) at path, for fixtures. */
+static inline void fuzz_demo_slide(const char *path) {
+    demo_options o;
+    demo_options_default(&o);
+    o.width = o.height = 64;
+    o.tile_size = 16;
+    o.threads = 1;
+    char err[TS_ERRLEN];
+    if (demo_slide_write(path, &o, NULL, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "fuzz: demo slide %s: %s\n", path, err);
         abort();
     }
 }

@@ -40,7 +40,6 @@
 #include <unistd.h>
 
 #include "fuzz_lib.h"
-#include "image/demo.h"
 #include "image/slide.h"
 #include "jobs/jobs.h"
 
@@ -66,29 +65,16 @@ static char *at(const char *rel) {
     return buf[k];
 }
 
-static void slide_at(const char *rel) {
-    demo_options o;
-    demo_options_default(&o);
-    o.width = o.height = 64;
-    o.tile_size = 16;
-    o.threads = 1;
-    char err[TS_ERRLEN];
-    if (demo_slide_write(at(rel), &o, NULL, err, sizeof(err)) != TS_OK) {
-        fprintf(stderr, "fuzz_path: fixture slide: %s\n", err);
-        abort();
-    }
-}
-
 static void build_fixture(void) {
     snprintf(top, sizeof(top), "%s/t", fuzz_dir());
     must(mkdir(top, 0700) == 0, top);
     const char *dirs[] = {"root1", "root1/sub", "realroot2", "root1-evil", "outside"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) must(mkdir(at(dirs[i]), 0700) == 0, dirs[i]);
-    slide_at("root1/good.tiff");
-    slide_at("root1/sub/good2.tiff");
-    slide_at("realroot2/inside.tiff");
-    slide_at("outside/secret.tiff");
-    slide_at("root1-evil/evil.tiff");
+    fuzz_demo_slide(at("root1/good.tiff"));
+    fuzz_demo_slide(at("root1/sub/good2.tiff"));
+    fuzz_demo_slide(at("realroot2/inside.tiff"));
+    fuzz_demo_slide(at("outside/secret.tiff"));
+    fuzz_demo_slide(at("root1-evil/evil.tiff"));
     fuzz_write_file(at("root1/notslide.tiff"), "not a slide\n", 12);
     fuzz_write_file(at("root1/empty.tiff"), "", 0);
     fuzz_write_file(at("root1/with space.tiff"), "II*\0", 4);
