@@ -10,6 +10,8 @@
 
 #include <math.h>
 
+#include "util/util.h"
+
 #define COLOR_WHITE 255u
 
 /* The three 8-bit channels of an OpenSlide pixel, with alpha-0 pixels
@@ -37,14 +39,6 @@ static void color_od_table(float table[256]) {
     for (unsigned i = 0; i < 256; i++) table[i] = color_od(i);
 }
 
-/* Scales v (3 components) to unit length; a zero vector is left alone
- * (cannot happen for the built-in stains, but guards the division). */
-static void color_normalise(double v[3]) {
-    double len = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-    if (len == 0) return;
-    for (int k = 0; k < 3; k++) v[k] /= len;
-}
-
 /* Inverse of the 3x3 matrix m by the adjugate, in double so that the
  * float result is correctly rounded. The stain matrix of H&E is far from
  * singular (unit rows, the third orthogonal to the first two), so no
@@ -63,20 +57,61 @@ static void color_invert3(const double m[3][3], float inv[3][3]) {
         for (int j = 0; j < 3; j++) inv[i][j] = det == 0 ? 0.0f : (float)(c[j][i] / det);
 }
 
-/* Ruifrok & Johnston's H&E vectors. The residual is the cross product of
- * the two so that the matrix is invertible and the residual channel picks
- * up only what neither stain explains. */
-void color_stains_he(color_stains *s) {
-    double v[3][3] = {{0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, {0, 0, 0}};
-    color_normalise(v[0]);
-    color_normalise(v[1]);
-    v[2][0] = v[0][1] * v[1][2] - v[0][2] * v[1][1];
-    v[2][1] = v[0][2] * v[1][0] - v[0][0] * v[1][2];
-    v[2][2] = v[0][0] * v[1][1] - v[0][1] * v[1][0];
-    color_normalise(v[2]);
+/* Builds the matrix from three rows already normalised and its inverse;
+ * TS_ERR when the rows are nearly dependent (|det| < 1e-3): deconvolving
+ * with such a matrix would blow noise up a thousandfold. */
+static int color_stains_set(color_stains *s, double v[3][3]) {
+    double det = v[0][0] * (v[1][1] * v[2][2] - v[1][2] * v[2][1]) -
+                 v[0][1] * (v[1][0] * v[2][2] - v[1][2] * v[2][0]) +
+                 v[0][2] * (v[1][0] * v[2][1] - v[1][1] * v[2][0]);
+    if (!(fabs(det) >= 1e-3)) return TS_ERR;
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) s->vec[i][j] = (float)v[i][j];
     color_invert3(v, s->inv);
+    return TS_OK;
+}
+
+/* The residual is the cross product of the two stains when not given, so
+ * that the matrix is invertible and the residual channel picks up only
+ * what neither stain explains. Negative components are refused: an OD
+ * vector of a real absorbing dye has none. */
+int color_stains_from(color_stains *s, const double v1[3], const double v2[3],
+                      const double v3[3]) {
+    double v[3][3];
+    for (int k = 0; k < 3; k++) {
+        v[0][k] = v1[k];
+        v[1][k] = v2[k];
+        if (!(v1[k] >= 0) || !(v2[k] >= 0) || (v3 && !(v3[k] >= 0))) return TS_ERR;
+    }
+    if (v3) {
+        for (int k = 0; k < 3; k++) v[2][k] = v3[k];
+    } else {
+        v[2][0] = v1[1] * v2[2] - v1[2] * v2[1];
+        v[2][1] = v1[2] * v2[0] - v1[0] * v2[2];
+        v[2][2] = v1[0] * v2[1] - v1[1] * v2[0];
+    }
+    for (int i = 0; i < 3; i++) {
+        double len = sqrt(v[i][0] * v[i][0] + v[i][1] * v[i][1] + v[i][2] * v[i][2]);
+        if (!(len > 1e-9)) return TS_ERR;
+        for (int k = 0; k < 3; k++) v[i][k] /= len;
+    }
+    return color_stains_set(s, v);
+}
+
+/* Ruifrok & Johnston's H&E vectors (never singular). */
+void color_stains_he(color_stains *s) {
+    static const double h[3] = {0.65, 0.70, 0.29}, e[3] = {0.07, 0.99, 0.11};
+    color_stains_from(s, h, e, NULL);
+}
+
+/* Ruifrok & Johnston's H-DAB vectors. */
+void color_stains_hdab(color_stains *s) {
+    static const double h[3] = {0.65, 0.70, 0.29}, d[3] = {0.27, 0.57, 0.78};
+    color_stains_from(s, h, d, NULL);
+}
+
+void color_od_lut(float table[256]) {
+    color_od_table(table);
 }
 
 /* c = od x inv (od a row vector), so out1 takes column 0 of inv and out2

@@ -27,6 +27,21 @@ typedef struct color_stains {
  * product. Fills the inverse. */
 void color_stains_he(color_stains *s);
 
+/* Hematoxylin (0.65, 0.70, 0.29) and DAB (0.27, 0.57, 0.78), normalised,
+ * residual their normalised cross product (DESIGN §9). */
+void color_stains_hdab(color_stains *s);
+
+/* Stains from two OD vectors (any positive length; normalised here) and
+ * an optional third (NULL: the normalised cross product of the two). The
+ * vectors must be independent: TS_ERR (s unchanged) when the matrix is
+ * nearly singular or a vector is zero or has a negative component. */
+int color_stains_from(color_stains *s, const double v1[3], const double v2[3],
+                      const double v3[3]);
+
+/* 255-entry table of OD per 8-bit intensity (OD = -log10(max(I,1)/255)),
+ * for callers that convert many pixels themselves. */
+void color_od_lut(float table[256]);
+
 /* Stain concentrations of n pixels: out1[i] = stain 1 (hematoxylin),
  * out2[i] = stain 2 (eosin); either may be NULL. Values may be slightly
  * negative for pixels off the stain plane; they are not clamped. */
