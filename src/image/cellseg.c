@@ -34,7 +34,10 @@ struct cellseg_ws {
     size_t reg_cap;
     cellseg_cell *out;
     size_t out_n, out_cap;
-    color_stains stains;
+    color_stains he; /* the default when the parameters name no stains */
+    float *work;     /* per-pixel scratch for the split (w * h) */
+    uint8_t *big;    /* mask of oversized nuclei */
+    int32_t *seeds;
 };
 
 cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
@@ -49,7 +52,10 @@ cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
     ws->mask = ts_malloc(n);
     ws->nuclei = ts_malloc(n * sizeof(int32_t));
     ws->cells = ts_malloc(n * sizeof(int32_t));
-    color_stains_he(&ws->stains);
+    ws->work = ts_malloc(n * sizeof(float));
+    ws->big = ts_malloc(n);
+    ws->seeds = ts_malloc(n * sizeof(int32_t));
+    color_stains_he(&ws->he);
     return ws;
 }
 
@@ -77,6 +83,9 @@ void cellseg_ws_free(cellseg_ws *ws) {
     free(ws->nreg);
     free(ws->creg);
     free(ws->out);
+    free(ws->work);
+    free(ws->big);
+    free(ws->seeds);
     free(ws);
 }
 
@@ -114,12 +123,12 @@ static void measure(const int32_t *labels, const float *hraw, const float *eraw,
         }
 }
 
-/* The foreground of the nuclei: stain, background removed, smoothed,
- * thresholded, holes filled. */
-static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
-                         const cellseg_params *p) {
+/* Hematoxylin OD into hraw/eraw, then background removed and smoothed
+ * into h (and lightly smoothed into hfine for the refinement). */
+static void hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
+                        const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    color_deconvolve(&ws->stains, rgb, n, ws->hraw, ws->eraw);
+    color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, ws->eraw);
     memcpy(ws->h, ws->hraw, n * sizeof(float));
     if (p->background_radius > 0) filter_background_subtract(ws->h, w, h, p->background_radius);
     if (p->refine) {
@@ -127,12 +136,67 @@ static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
         filter_gaussian(ws->hfine, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
     }
     filter_gaussian(ws->h, w, h, p->sigma);
+}
+
+const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
+                                 const cellseg_params *p) {
+    if (w < 1 || h < 1 || (size_t)w * (size_t)h > ws->cap) return NULL;
+    hematoxylin(ws, rgb, w, h, p);
+    return ws->h;
+}
+
+/* The foreground of the nuclei: stain, background removed, smoothed,
+ * thresholded, holes filled. */
+static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
+                         const cellseg_params *p) {
+    size_t n = (size_t)w * (size_t)h;
+    hematoxylin(ws, rgb, w, h, p);
     for (size_t i = 0; i < n; i++) ws->mask[i] = ws->h[i] > p->threshold;
     morph_fill_holes(ws->mask, w, h, (long)p->max_area);
 }
 
+/* Seeds in `mask` at maxima of ws->dist (log(1 + d), smoothed) rising more
+ * than log(ratio), flooded over -dist within mask into ws->seeds. Returns
+ * the seed count, -1 on error. */
+static int split_region(cellseg_ws *ws, const uint8_t *mask, int w, int h, float ratio) {
+    size_t n = (size_t)w * (size_t)h;
+    int count = watershed_maxima(ws->dist, mask, w, h, logf(ratio), ws->seeds);
+    if (count < 0) return -1;
+    for (size_t i = 0; i < n; i++) ws->work[i] = -ws->dist[i];
+    if (watershed_flood(ws->work, mask, w, h, ws->seeds) != TS_OK) return -1;
+    return count;
+}
+
+/* Labels with more than max_area pixels: split again with weaker seeds
+ * (ratios falling towards 1), new labels appended after *count. An object
+ * that cannot be split is kept whole: a large nucleus is still a nucleus. */
+static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cellseg_params *p) {
+    static const float weaker[] = {0.5f, 0.25f, 0.1f}; /* fractions of log(seed_ratio) */
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t k = 0; k < sizeof(weaker) / sizeof(weaker[0]); k++) {
+        reserve_regions(ws, (size_t)*count);
+        memset(ws->nreg, 0, ((size_t)*count + 1) * sizeof(region));
+        for (size_t i = 0; i < n; i++)
+            if (ws->nuclei[i] > 0) ws->nreg[ws->nuclei[i]].area += 1;
+        size_t big = 0;
+        for (size_t i = 0; i < n; i++) {
+            ws->big[i] = ws->nuclei[i] > 0 && ws->nreg[ws->nuclei[i]].area > p->max_area;
+            big += ws->big[i];
+        }
+        if (big == 0) return TS_OK;
+        float ratio = expf(weaker[k] * logf(p->seed_ratio));
+        int pieces = split_region(ws, ws->big, w, h, ratio);
+        if (pieces < 0) return TS_ERR;
+        for (size_t i = 0; i < n; i++)
+            if (ws->big[i] && ws->seeds[i] > 0) ws->nuclei[i] = *count + ws->seeds[i];
+        *count += pieces;
+    }
+    return TS_OK;
+}
+
 /* Labels nuclei: touching ones are split at the saddles of the distance
- * transform when p->split. Returns the label count. */
+ * transform when p->split. Returns the label count (labels may have gaps
+ * after an oversized object was split: its old label is unused). */
 static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     if (!p->split) return label_components(ws->mask, w, h, 8, ws->nuclei);
@@ -140,10 +204,11 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     for (size_t i = 0; i < n; i++) ws->dist[i] = ws->mask[i] ? sqrtf(ws->dist[i]) : 0;
     /* A little smoothing keeps a ragged outline from seeding twice. */
     filter_gaussian(ws->dist, w, h, 1.0f);
-    int count = watershed_maxima(ws->dist, ws->mask, w, h, p->hmin, ws->nuclei);
+    for (size_t i = 0; i < n; i++) ws->dist[i] = logf(1.0f + ws->dist[i]);
+    int count = split_region(ws, ws->mask, w, h, p->seed_ratio);
     if (count < 0) return -1;
-    for (size_t i = 0; i < n; i++) ws->dist[i] = -ws->dist[i];
-    if (watershed_flood(ws->dist, ws->mask, w, h, ws->nuclei) != TS_OK) return -1;
+    memcpy(ws->nuclei, ws->seeds, n * sizeof(int32_t));
+    if (split_oversized(ws, w, h, &count, p) != TS_OK) return -1;
     return count;
 }
 
@@ -166,11 +231,14 @@ static void refine_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
     }
 }
 
-/* Drops nuclei outside [min_area, max_area] from the label image. */
+/* Drops nuclei under min_area from the label image. Objects over max_area
+ * were split as far as their shape allows (label_nuclei); what remains is
+ * kept rather than losing a real (large or unsplittable) nucleus. Without
+ * splitting, max_area still drops what is larger, as it always did. */
 static void filter_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cellseg_params *p) {
     region *r = ws->nreg;
     for (size_t l = 1; l <= count; l++)
-        r[l].valid = r[l].area >= p->min_area && r[l].area <= p->max_area;
+        r[l].valid = r[l].area > 0 && r[l].area >= p->min_area && (p->split || r[l].area <= p->max_area);
     size_t n = (size_t)w * (size_t)h;
     for (size_t i = 0; i < n; i++)
         if (ws->nuclei[i] > 0 && !r[ws->nuclei[i]].valid) ws->nuclei[i] = 0;

@@ -2,10 +2,14 @@
  * cellseg.h - nucleus and cell segmentation of one image window, the
  * QuPath watershed cell-detection family (DESIGN §5):
  *
- *   hematoxylin OD (colour deconvolution, Ruifrok-Johnston H&E)
+ *   hematoxylin OD (colour deconvolution with the slide's stain vectors)
  *   -> background subtraction (opening of radius background_radius)
  *   -> Gaussian (sigma) -> threshold -> holes filled
- *   -> split: distance transform, h-maxima seeds, watershed (optional)
+ *   -> split (optional): distance transform d, seeds at the maxima of
+ *      log(1 + d) rising more than log(seed_ratio) above their saddles
+ *      (a neck must be narrower than the nuclei on both sides by that
+ *      ratio, whatever their size), watershed; objects still larger than
+ *      max_area are split again with ever weaker seeds, never dropped
  *   -> outlines refined (optional): each nucleus keeps the pixels where
  *      its lightly smoothed stain reaches half of its peak
  *   -> area filter [min_area, max_area]
@@ -25,9 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image/color.h"
 #include "image/contour.h"
 
 typedef struct cellseg_params {
+    const color_stains *stains; /* NULL = Ruifrok-Johnston H&E */
     float background_radius; /* 0 = no background subtraction */
     float sigma;
     float threshold;         /* hematoxylin OD after background subtraction */
@@ -35,7 +41,7 @@ typedef struct cellseg_params {
     bool split;
     bool refine;             /* move outlines to half the nucleus's peak stain */
     float expansion;         /* pixels; 0 = cells are their nuclei */
-    float hmin;              /* seed prominence in pixels of distance */
+    float seed_ratio;        /* > 1: (1 + peak distance) / (1 + saddle distance) of a seed */
     float simplify;          /* outline tolerance in pixels */
 } cellseg_params;
 
@@ -64,5 +70,12 @@ void cellseg_ws_free(cellseg_ws *ws);
 int cellseg_window(cellseg_ws *ws, const uint32_t *rgb, int w, int h, const cellseg_params *p,
                    int cx0, int cy0, int cx1, int cy1, cellseg_keep_fn keep, void *keep_arg,
                    cellseg_cell **cells, size_t *n);
+
+/* The first steps alone: the window's hematoxylin OD after background
+ * subtraction and smoothing (what the threshold is applied to), into the
+ * workspace; returns it (w * h floats, valid until the next call). For
+ * choosing a slide's threshold from sampled windows. */
+const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
+                                 const cellseg_params *p);
 
 #endif

@@ -14,9 +14,13 @@ void threshold_histogram(const uint8_t *v, size_t n, uint64_t hist[256]) {
  * they produce bit-identical doubles and the strict comparison keeps the
  * smallest of them, as the header promises. */
 int threshold_otsu(const uint64_t hist[256]) {
+    return threshold_otsu_bins(hist, 256);
+}
+
+int threshold_otsu_bins(const uint64_t *hist, int nbins) {
     double total = 0, sum_all = 0;
     int distinct = 0, only = 0;
-    for (int v = 0; v < 256; v++) {
+    for (int v = 0; v < nbins; v++) {
         if (hist[v] == 0) continue;
         total += (double)hist[v];
         sum_all += (double)hist[v] * v;
@@ -26,7 +30,7 @@ int threshold_otsu(const uint64_t hist[256]) {
     if (distinct <= 1) return only; /* empty: 0; single-valued: that value */
     double w0 = 0, s0 = 0, best = -1;
     int best_t = 0;
-    for (int t = 0; t < 255; t++) {
+    for (int t = 0; t < nbins - 1; t++) {
         w0 += (double)hist[t];
         s0 += (double)hist[t] * t;
         double w1 = total - w0, s1 = sum_all - s0;

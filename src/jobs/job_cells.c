@@ -23,28 +23,41 @@
 #include <unistd.h>
 
 #include "image/cellseg.h"
+#include "image/stain.h"
 #include "image/geojson.h"
 #include "image/pngio.h"
 #include "image/resample.h"
 #include "image/tiles.h"
+#include "jobs/cells_survey.h"
 #include "jobs/job_image.h"
 #include "util/util.h"
 
 #define MAX_MASK_PIXELS (256L * 1024 * 1024)
+#define SEED_RATIO 1.3f /* (1 + peak) / (1 + saddle) distance of a split; see cellseg.h */
+
+static const char *const stains[] = {"auto", "he", "hdab", NULL};
 
 static const job_param cells_params[] = {
     {.name = "pixel_size_um", .type = PARAM_NUMBER, .min = 0.05, .max = 50, .def_number = 0.5,
      .description = "Resolution of the analysis, µm per pixel."},
+    {.name = "stain", .type = PARAM_ENUM, .choices = stains, .def_string = "auto",
+     .description = "he: hematoxylin and eosin; hdab: hematoxylin and DAB; auto: told from the "
+                    "slide. Stain vectors are estimated from the slide (Macenko)."},
+    {.name = "stain_vectors", .type = PARAM_VECTORS,
+     .description = "Explicit stain OD vectors [[r,g,b] hematoxylin, [r,g,b] eosin or DAB, "
+                    "optional residual], used instead of estimating them."},
     {.name = "background_radius_um", .type = PARAM_NUMBER, .min = 0, .max = 1000, .def_number = 8,
      .description = "Radius of the opening that estimates the background (0 = none), µm."},
     {.name = "sigma_um", .type = PARAM_NUMBER, .min = 0, .max = 100, .def_number = 1.5,
      .description = "Gaussian smoothing before the threshold, µm."},
-    {.name = "threshold", .type = PARAM_NUMBER, .min = 0, .max = 5, .def_number = 0.1,
-     .description = "Hematoxylin optical density above which a pixel is nucleus."},
+    {.name = "threshold", .type = PARAM_NUMBER_AUTO, .min = 0, .max = 5, .def_string = "auto",
+     .description = "Hematoxylin optical density above which a pixel is nucleus; \"auto\": "
+                    "chosen once per slide from its tissue (Otsu)."},
     {.name = "min_area_um2", .type = PARAM_NUMBER, .min = 0, .max = 1e6, .def_number = 10,
      .description = "Smallest nucleus kept, µm²."},
     {.name = "max_area_um2", .type = PARAM_NUMBER, .min = 0, .max = 1e6, .def_number = 400,
-     .description = "Largest nucleus kept, µm²."},
+     .description = "Largest nucleus expected, µm²: larger objects are split (with split) or "
+                    "dropped (without)."},
     {.name = "split", .type = PARAM_BOOL, .def_number = 1,
      .description = "Split touching nuclei with a distance-transform watershed."},
     {.name = "refine_boundary", .type = PARAM_BOOL, .def_number = 1,
@@ -62,6 +75,14 @@ static const job_param cells_params[] = {
 
 static int cells_validate(json_t *params, const char *image_path, char *err, size_t errlen) {
     (void)image_path;
+    double v[3][3];
+    int nv = params_vectors(params, "stain_vectors", v);
+    color_stains cs;
+    if (nv >= 2 && color_stains_from(&cs, v[0], v[1], nv == 3 ? v[2] : NULL) != TS_OK) {
+        ts_errf(err, errlen, "params.stain_vectors: the vectors are (nearly) parallel, so the "
+                             "stains cannot be told apart");
+        return TS_ERR;
+    }
     double lo = params_number(cells_params, N_PARAMS, params, "min_area_um2");
     double hi = params_number(cells_params, N_PARAMS, params, "max_area_um2");
     if (lo >= hi) {
@@ -105,6 +126,7 @@ typedef struct run {
     size_t tiles_done, tiles_total, tiles_read;
     int64_t count;
     double sum_nucleus_area_um2;
+    survey_result survey;
 } run;
 
 /* Loads the mask and grid of an upstream tissue_mask's results. */
@@ -161,6 +183,42 @@ static bool keep_in_tissue(void *arg, double cx, double cy) {
     double y = (k->win_y + cy) * k->r->downsample / t->downsample;
     if (x < 0 || y < 0 || x >= t->w || y >= t->h) return false;
     return t->px[(size_t)y * (size_t)t->w + (size_t)x] != 0;
+}
+
+/* survey_tissue_fn: analysis pixel (ax, ay) is inside the upstream mask. */
+static bool survey_in_mask(void *arg, double ax, double ay) {
+    const run *r = arg;
+    const tissue *t = &r->mask;
+    double x = ax * r->downsample / t->downsample, y = ay * r->downsample / t->downsample;
+    if (x < 0 || y < 0 || x >= t->w || y >= t->h) return false;
+    return t->px[(size_t)y * (size_t)t->w + (size_t)x] != 0;
+}
+
+/* survey_tile_fn: the tile has tissue in the upstream mask. */
+static bool survey_tile_in_mask(void *arg, int tx, int ty) {
+    const run *r = arg;
+    double x0 = (double)tx * r->tile * r->downsample, y0 = (double)ty * r->tile * r->downsample;
+    return mask_any(&r->mask, x0, y0, x0 + r->tile * r->downsample, y0 + r->tile * r->downsample);
+}
+
+/* The per-slide decisions (stains, threshold) before any tile runs. */
+static int survey(run *r, char *err, size_t errlen) {
+    job_ctx *ctx = r->ctx;
+    const char *st = params_string(cells_params, N_PARAMS, ctx->params, "stain");
+    stain_kind kind = strcmp(st, "he") == 0 ? STAIN_HE : strcmp(st, "hdab") == 0 ? STAIN_HDAB : STAIN_AUTO;
+    double given[3][3];
+    int n_given = params_vectors(ctx->params, "stain_vectors", given);
+    survey_grid g = {.s = r->s, .level = r->level, .downsample = r->downsample, .factor = r->factor,
+                     .aw = r->aw, .ah = r->ah, .tile = r->tile, .nx = r->nx, .ny = r->ny};
+    bool is_auto = params_is_auto(cells_params, N_PARAMS, ctx->params, "threshold");
+    job_progress(ctx, 0, (double)r->tiles_total + 1, "estimating stains and threshold");
+    if (survey_run(&g, kind, given, n_given, is_auto, P("threshold"), &r->cp,
+                   r->has_mask ? survey_in_mask : NULL, r->has_mask ? survey_tile_in_mask : NULL, r,
+                   &r->survey, err, errlen) != TS_OK)
+        return TS_ERR;
+    r->cp.stains = &r->survey.stains;
+    r->cp.threshold = (float)r->survey.threshold;
+    return TS_OK;
 }
 
 /* Reads and segments tile `tile` into the thread's buffer. */
@@ -277,13 +335,13 @@ static int plan(run *r, char *err, size_t errlen) {
     r->cp = (cellseg_params){
         .background_radius = (float)(P("background_radius_um") / px),
         .sigma = (float)(P("sigma_um") / px),
-        .threshold = (float)P("threshold"),
+        .threshold = 0, /* set by the survey */
         .min_area = (float)(P("min_area_um2") / (px * px)),
         .max_area = (float)(P("max_area_um2") / (px * px)),
         .split = params_bool(cells_params, N_PARAMS, ctx->params, "split"),
         .refine = params_bool(cells_params, N_PARAMS, ctx->params, "refine_boundary"),
         .expansion = (float)(P("cell_expansion_um") / px),
-        .hmin = (float)(0.5 / px),
+        .seed_ratio = SEED_RATIO,
         .simplify = 0.5f,
     };
     r->margin = (int)ceil((2 * r_max + P("cell_expansion_um") + P("background_radius_um") +
@@ -350,6 +408,50 @@ static int close_outputs(run *r, char *err, size_t errlen) {
     return rc;
 }
 
+/* Every parameter as used (defaults filled in). */
+static json_t *params_used(const run *r) {
+    json_t *params = json_object();
+    for (size_t i = 0; i < N_PARAMS; i++) {
+        const job_param *p = &cells_params[i];
+        json_t *v = json_object_get(r->ctx->params, p->name);
+        if (p->type == PARAM_BOOL)
+            v = json_boolean(params_bool(cells_params, N_PARAMS, r->ctx->params, p->name));
+        else if (v != NULL)
+            v = json_deep_copy(v);
+        else if (p->type == PARAM_NUMBER || p->type == PARAM_INT)
+            v = json_real(p->def_number);
+        else
+            v = p->def_string ? json_string(p->def_string) : json_null();
+        json_object_set_new(params, p->name, v);
+    }
+    return params;
+}
+
+static json_t *vec_json(const double v[3]) {
+    return json_pack("[f,f,f]", round(v[0] * 1e4) / 1e4, round(v[1] * 1e4) / 1e4,
+                     round(v[2] * 1e4) / 1e4);
+}
+
+/* The stains used: which, where from, the vectors (as QuPath shows them). */
+static json_t *stain_json(const survey_result *sv) {
+    const stain_estimate *e = &sv->stain;
+    bool dab = e->kind == STAIN_HDAB;
+    const char *source = sv->stain_given ? "params.stain_vectors"
+                         : e->estimated  ? "estimated (Macenko)"
+                                         : "default (Ruifrok-Johnston)";
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:i}", "type", dab ? "hdab" : "he",
+                     "source", source, "hematoxylin", vec_json(e->v1), dab ? "dab" : "eosin",
+                     vec_json(e->v2), "second_stain", dab ? "DAB" : "Eosin", "note", e->reason,
+                     "pixels", (json_int_t)e->pixels, "windows", sv->windows);
+}
+
+static json_t *threshold_json(const survey_result *sv) {
+    if (!sv->threshold_auto) return json_pack("{s:s, s:f}", "method", "given", "value", sv->threshold);
+    return json_pack("{s:s, s:f, s:f, s:f, s:I, s:i}", "method", "auto (Otsu of tissue hematoxylin)",
+                     "value", sv->threshold, "otsu", sv->otsu, "factor", SURVEY_OTSU_FACTOR,
+                     "tissue_pixels", (json_int_t)sv->tissue_pixels, "windows", sv->windows);
+}
+
 static json_t *summary_json(const run *r, double seconds, int threads) {
     const slide_info *info = slide_get_info(r->s);
     double area_mm2;
@@ -360,14 +462,7 @@ static json_t *summary_json(const run *r, double seconds, int threads) {
     } else {
         area_mm2 = (double)info->w * info->h * info->mpp_x * info->mpp_y / 1e6;
     }
-    json_t *params = json_object();
-    for (size_t i = 0; i < N_PARAMS; i++) {
-        const job_param *p = &cells_params[i];
-        json_object_set_new(params, p->name,
-                            p->type == PARAM_BOOL ? json_boolean(params_bool(cells_params, N_PARAMS, r->ctx->params, p->name))
-                                                  : json_real(params_number(cells_params, N_PARAMS, r->ctx->params, p->name)));
-    }
-    return json_pack("{s:I, s:f, s:s, s:f, s:f, s:f, s:f, s:i, s:f, s:I, s:I, s:i, s:I, s:I, s:i, s:f, s:o, s:s?, s:s, s:s}",
+    json_t *out = json_pack("{s:I, s:f, s:s, s:f, s:f, s:f, s:f, s:i, s:f, s:I, s:I, s:i, s:I, s:I, s:i, s:f, s:o, s:s?, s:s, s:s}",
                      "count", (json_int_t)r->count, "area_mm2", area_mm2, "area_source",
                      r->has_mask ? "tissue_mask" : "whole slide", "density_per_mm2",
                      area_mm2 > 0 ? r->count / area_mm2 : 0.0, "mean_nucleus_area_um2",
@@ -376,8 +471,11 @@ static json_t *summary_json(const run *r, double seconds, int threads) {
                      "width", (json_int_t)info->w, "height", (json_int_t)info->h, "tile_size",
                      r->tile, "tiles", (json_int_t)r->tiles_total, "tiles_read",
                      (json_int_t)r->tiles_read, "threads", threads, "seconds", seconds, "params",
-                     params, "tissue_mask_job", r->has_mask ? "upstream" : NULL, "cells",
+                     params_used(r), "tissue_mask_job", r->has_mask ? "upstream" : NULL, "cells",
                      "cells.geojson", "table", "cells.csv");
+    json_object_set_new(out, "stain", stain_json(&r->survey));
+    json_object_set_new(out, "threshold", threshold_json(&r->survey));
+    return out;
 }
 
 static int cells_run(job_ctx *ctx, char *err, size_t errlen) {
@@ -393,6 +491,7 @@ static int cells_run(job_ctx *ctx, char *err, size_t errlen) {
         if (load_tissue(up, &r.mask, err, errlen) != TS_OK) goto cleanup;
         r.has_mask = true;
     }
+    if (survey(&r, err, errlen) != TS_OK) goto cleanup;
     alloc_threads(&r, threads);
     if (open_outputs(&r, err, errlen) != TS_OK) goto cleanup;
     job_progress(ctx, 0, (double)r.tiles_total + 1, "starting");

@@ -65,6 +65,34 @@ static void enum_error(const job_param *p, char *err, size_t errlen) {
     ts_errf(err, errlen, "params.%s: must be one of %s", p->name, list);
 }
 
+/* 2 or 3 arrays of 3 finite non-negative numbers, none all zero: the
+ * message says which vector and why. */
+static int check_vectors(const job_param *p, json_t *v, char *err, size_t errlen) {
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (n < 2 || n > 3) {
+        ts_errf(err, errlen, "params.%s: must be 2 or 3 vectors [r, g, b] of optical density, "
+                "e.g. [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11]]", p->name);
+        return TS_ERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *vec = json_array_get(v, i);
+        double len = 0;
+        bool ok = json_is_array(vec) && json_array_size(vec) == 3;
+        for (size_t k = 0; ok && k < 3; k++) {
+            json_t *c = json_array_get(vec, k);
+            ok = json_is_number(c) && isfinite(json_number_value(c)) && json_number_value(c) >= 0 &&
+                 json_number_value(c) <= 10;
+            if (ok) len += json_number_value(c) * json_number_value(c);
+        }
+        if (!ok || len <= 0) {
+            ts_errf(err, errlen, "params.%s[%zu]: must be 3 numbers from 0 to 10, not all 0", p->name,
+                    i);
+            return TS_ERR;
+        }
+    }
+    return TS_OK;
+}
+
 /* Checks one value against its schema entry. Integers must be JSON integers
  * (5.0 is refused) so a count is never silently rounded. */
 static int check_value(const job_param *p, json_t *v, char *err, size_t errlen) {
@@ -89,6 +117,14 @@ static int check_value(const job_param *p, json_t *v, char *err, size_t errlen) 
             return TS_OK;
         ts_errf(err, errlen, "params.%s: must be a string", p->name);
         return TS_ERR;
+    case PARAM_NUMBER_AUTO:
+        if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) return TS_OK;
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < p->min ||
+            json_number_value(v) > p->max)
+            goto range;
+        return TS_OK;
+    case PARAM_VECTORS:
+        return check_vectors(p, v, err, errlen);
     case PARAM_ENUM:
         for (size_t i = 0; json_is_string(v) && p->choices && p->choices[i]; i++)
             if (strcmp(json_string_value(v), p->choices[i]) == 0) return TS_OK;
@@ -98,7 +134,7 @@ static int check_value(const job_param *p, json_t *v, char *err, size_t errlen) 
     ts_errf(err, errlen, "params.%s: unsupported parameter type", p->name);
     return TS_ERR;
 range:
-    range_error(p, p->type == PARAM_INT ? "an integer" : "a number", err, errlen);
+    range_error(p, p->type == PARAM_INT ? "an integer" : p->type == PARAM_NUMBER_AUTO ? "\"auto\" or a number" : "a number", err, errlen);
     return TS_ERR;
 }
 
@@ -166,8 +202,28 @@ const char *params_string(const job_param *schema, size_t n, json_t *params, con
     return p ? p->def_string : NULL;
 }
 
+bool params_is_auto(const job_param *schema, size_t n, json_t *params, const char *name) {
+    json_t *v = param_get(params, name);
+    if (json_is_number(v)) return false;
+    if (json_is_string(v)) return strcmp(json_string_value(v), "auto") == 0;
+    const job_param *p = param_find(schema, n, name);
+    return p && p->def_string && strcmp(p->def_string, "auto") == 0;
+}
+
+int params_vectors(json_t *params, const char *name, double out[3][3]) {
+    json_t *v = param_get(params, name);
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (n > 3) n = 3;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < 3; k++)
+            out[i][k] = json_number_value(json_array_get(json_array_get(v, i), k));
+    return (int)n;
+}
+
 static const char *param_type_name(param_type t) {
     switch (t) {
+    case PARAM_NUMBER_AUTO: return "number_or_auto";
+    case PARAM_VECTORS: return "vectors";
     case PARAM_INT: return "integer";
     case PARAM_NUMBER: return "number";
     case PARAM_BOOL: return "boolean";
@@ -182,6 +238,9 @@ static json_t *param_default(const job_param *p) {
     case PARAM_INT: return json_integer((json_int_t)p->def_number);
     case PARAM_NUMBER: return json_real(p->def_number);
     case PARAM_BOOL: return json_boolean(p->def_number != 0);
+    case PARAM_NUMBER_AUTO:
+        return p->def_string ? json_string(p->def_string) : json_real(p->def_number);
+    case PARAM_VECTORS: return json_null();
     case PARAM_STRING:
     case PARAM_ENUM: return p->def_string ? json_string(p->def_string) : json_null();
     }
@@ -195,7 +254,7 @@ json_t *params_describe(const job_param *schema, size_t n) {
         json_t *o = json_pack("{ss ss so ss}", "name", p->name, "type", param_type_name(p->type),
                               "default", param_default(p), "description",
                               p->description ? p->description : "");
-        if (p->type == PARAM_INT || p->type == PARAM_NUMBER) {
+        if (p->type == PARAM_INT || p->type == PARAM_NUMBER || p->type == PARAM_NUMBER_AUTO) {
             json_object_set_new(o, "min", p->type == PARAM_INT ? json_integer((json_int_t)p->min)
                                                                : json_real(p->min));
             json_object_set_new(o, "max", p->type == PARAM_INT ? json_integer((json_int_t)p->max)

@@ -14,7 +14,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum param_type { PARAM_INT, PARAM_NUMBER, PARAM_BOOL, PARAM_STRING, PARAM_ENUM } param_type;
+/* PARAM_NUMBER_AUTO: the string "auto" (the default when def_string is
+ * "auto") or a number in [min, max]. PARAM_VECTORS: 2 or 3 vectors of 3
+ * non-negative numbers, each of positive length (stain OD vectors); no
+ * default (absent). */
+typedef enum param_type {
+    PARAM_INT,
+    PARAM_NUMBER,
+    PARAM_BOOL,
+    PARAM_STRING,
+    PARAM_ENUM,
+    PARAM_NUMBER_AUTO,
+    PARAM_VECTORS,
+} param_type;
 
 typedef struct job_param {
     const char *name;
@@ -36,5 +48,13 @@ json_t *params_describe(const job_param *schema, size_t n);
 double params_number(const job_param *schema, size_t n, json_t *params, const char *name);
 bool params_bool(const job_param *schema, size_t n, json_t *params, const char *name);
 const char *params_string(const job_param *schema, size_t n, json_t *params, const char *name);
+
+/* PARAM_NUMBER_AUTO: true when the value (or the default) is "auto"; else
+ * params_number gives the number. */
+bool params_is_auto(const job_param *schema, size_t n, json_t *params, const char *name);
+
+/* PARAM_VECTORS: copies the vectors into out and returns how many (0 when
+ * the parameter is absent). */
+int params_vectors(json_t *params, const char *name, double out[3][3]);
 
 #endif

@@ -205,6 +205,8 @@ static const char *const *param_keys(param_type type) {
     case PARAM_BOOL: return boolean;
     case PARAM_STRING: return str;
     case PARAM_ENUM: return choice;
+    case PARAM_NUMBER_AUTO: /* not offered to tools (param_type_parse never yields them) */
+    case PARAM_VECTORS: return num;
     }
     return boolean;
 }

@@ -70,6 +70,10 @@ static void format_param(const job_param *p, json_t *params, char *buf, size_t l
     case PARAM_ENUM:
         *str = v ? json_string_value(v) : p->def_string;
         return;
+    case PARAM_NUMBER_AUTO: /* built-in job types only: never in a tool's schema */
+    case PARAM_VECTORS:
+        snprintf(buf, len, "%s", "");
+        return;
     }
 }
 
