@@ -5,8 +5,9 @@
  * The method of QuPath's simple tissue detection and of CLAM/TIAToolbox:
  * work on a low-resolution image (target_mpp, 8 µm/px by default, read from
  * the nearest pyramid level and reduced by area averaging), threshold the
- * saturation with Otsu (stain is coloured, glass is grey) or the grey level
- * with a fixed threshold, smooth, close and open, remove small objects,
+ * optical density with Otsu, kept near the slide's own glass (so pale
+ * slides, IHC and images without glass work), or the grey level with a
+ * fixed threshold, smooth, close and open, remove small objects,
  * fill small holes. Outputs: mask.png at the analysis resolution,
  * tissue.geojson (QuPath annotations "Tissue" in level-0 pixels) and
  * summary.json.
@@ -33,7 +34,12 @@
 #define MAX_GRID_PIXELS (64L * 1024 * 1024) /* the analysis image, 64 MP */
 #define MAX_READ_SIDE 4096                  /* level pixels per read chunk side */
 #define MAX_CHUNK_SIDE 1024                 /* analysis pixels per chunk side */
-#define MIN_OTSU 10            /* a blank slide's noise is not tissue */
+#define OD_BINS 600            /* histogram of |OD| from 0 to OD_RANGE */
+#define OD_RANGE 1.5
+#define GLASS_PERCENTILE 2.0   /* the palest pixels: glass, if the slide shows any */
+#define GLASS_MAX_OD 0.12      /* glass is paler than this (|OD| of grey ~225) */
+#define TISSUE_MIN_ABOVE_GLASS 0.025 /* noise and dust above glass are not tissue */
+#define TISSUE_MAX_ABOVE_GLASS 0.10  /* anything this much darker than glass is stained */
 #define SMOOTH_SIGMA_PX 1.0f   /* Gaussian before thresholding, analysis pixels */
 #define CLOSE_RADIUS_PX 1.5f   /* joins tissue split by a pale line */
 #define OPEN_RADIUS_PX 1.0f    /* drops dust and threads one pixel wide */
@@ -46,7 +52,9 @@ static const job_param tissue_params[] = {
     {.name = "target_mpp", .type = PARAM_NUMBER, .min = 0.1, .max = 1000, .def_number = 8,
      .description = "Resolution of the analysis, µm per pixel."},
     {.name = "method", .type = PARAM_ENUM, .choices = methods, .def_string = "otsu",
-     .description = "otsu: Otsu's threshold on saturation; threshold: grey level below `threshold`."},
+     .description = "otsu: Otsu's threshold on optical density, kept near the slide's glass "
+                    "(any stain, pale slides, all-tissue images); threshold: grey level below "
+                    "`threshold`."},
     {.name = "threshold", .type = PARAM_NUMBER, .min = 0, .max = 255,
      .def_number = DEFAULT_GREY_THRESHOLD,
      .description = "Grey level (0-255) under which a pixel is tissue; method \"threshold\" only."},
@@ -134,34 +142,72 @@ static int read_grid(job_ctx *ctx, slide *s, const grid *g, uint32_t *rgb, char 
     return rc;
 }
 
-/* The tissue mask (0/1) of the grid's RGB image; *used_threshold is the
- * threshold applied, for the summary. */
+/* What the threshold step chose, for summary.json. */
+typedef struct tissue_choice {
+    double threshold;  /* applied: |OD| (otsu) or grey level (threshold) */
+    double otsu;       /* Otsu's |OD| threshold before the glass limits */
+    double glass_od;   /* |OD| at GLASS_PERCENTILE */
+    bool glass_found;  /* the slide shows glass (else all of it may be tissue) */
+} tissue_choice;
+
+/* |OD| (length of the optical-density vector) of every pixel: stain of
+ * any colour, grey hematoxylin-only IHC included, is darker than glass. */
+static void od_length(const uint32_t *rgb, size_t n, float *out) {
+    float od[256];
+    color_od_lut(od);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t p = resample_opaque(rgb[i]);
+        float r = od[(p >> 16) & 0xff], g = od[(p >> 8) & 0xff], b = od[p & 0xff];
+        out[i] = sqrtf(r * r + g * g + b * b);
+    }
+}
+
+/* Otsu on |OD|, then kept within [glass + MIN, glass + MAX]: Otsu alone
+ * splits an image without glass (all tissue) in two and puts pale tissue
+ * with the glass; glass itself, estimated from the palest pixels, tells
+ * what "unstained" looks like on this slide. When even the palest pixels
+ * are darker than glass can be, there is no glass: the threshold sits
+ * half-way below them and all of it is tissue. */
+static void otsu_od(const float *f, size_t n, tissue_choice *c) {
+    uint64_t *hist = ts_calloc(OD_BINS, sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) {
+        int b = (int)(f[i] / OD_RANGE * OD_BINS);
+        hist[b < 0 ? 0 : b >= OD_BINS ? OD_BINS - 1 : b]++;
+    }
+    uint64_t want = (uint64_t)ceil(GLASS_PERCENTILE / 100 * (double)n), seen = 0;
+    int gb = 0;
+    while (gb < OD_BINS - 1 && (seen += hist[gb]) < want) gb++;
+    c->glass_od = (gb + 0.5) * OD_RANGE / OD_BINS;
+    c->otsu = (threshold_otsu_bins(hist, OD_BINS) + 1) * OD_RANGE / OD_BINS;
+    c->glass_found = c->glass_od <= GLASS_MAX_OD;
+    double lo = c->glass_od + TISSUE_MIN_ABOVE_GLASS, hi = c->glass_od + TISSUE_MAX_ABOVE_GLASS;
+    c->threshold = !c->glass_found ? c->glass_od / 2 : c->otsu < lo ? lo : c->otsu > hi ? hi : c->otsu;
+    free(hist);
+}
+
+/* The tissue mask (0/1) of the grid's RGB image, and what was chosen. */
 static void threshold_tissue(job_ctx *ctx, const uint32_t *rgb, const grid *g, uint8_t *mask,
-                             double *used_threshold) {
+                             tissue_choice *c) {
     size_t n = (size_t)g->w * g->h;
     bool otsu = strcmp(params_string(tissue_params, N_PARAMS, ctx->params, "method"), "otsu") == 0;
-    uint8_t *v = ts_malloc(n);
     float *f = ts_malloc(n * sizeof(float));
-    if (otsu)
-        color_saturation(rgb, n, v);
-    else
+    memset(c, 0, sizeof(*c));
+    if (otsu) {
+        od_length(rgb, n, f);
+    } else {
+        uint8_t *v = ts_malloc(n);
         color_grey(rgb, n, v);
-    for (size_t i = 0; i < n; i++) f[i] = v[i];
+        for (size_t i = 0; i < n; i++) f[i] = v[i];
+        free(v);
+    }
     filter_gaussian(f, g->w, g->h, SMOOTH_SIGMA_PX);
     if (otsu) {
-        uint64_t hist[256] = {0};
-        for (size_t i = 0; i < n; i++) v[i] = (uint8_t)lroundf(f[i]);
-        threshold_histogram(v, n, hist);
-        int t = threshold_otsu(hist);
-        if (t < MIN_OTSU) t = MIN_OTSU;
-        *used_threshold = t;
-        for (size_t i = 0; i < n; i++) mask[i] = f[i] > (float)t;
+        otsu_od(f, n, c);
+        for (size_t i = 0; i < n; i++) mask[i] = f[i] > (float)c->threshold;
     } else {
-        double t = params_number(tissue_params, N_PARAMS, ctx->params, "threshold");
-        *used_threshold = t;
-        for (size_t i = 0; i < n; i++) mask[i] = f[i] < (float)t;
+        c->threshold = params_number(tissue_params, N_PARAMS, ctx->params, "threshold");
+        for (size_t i = 0; i < n; i++) mask[i] = f[i] < (float)c->threshold;
     }
-    free(v);
     free(f);
 }
 
@@ -225,13 +271,13 @@ static int write_regions(const char *path, contour_set *cs, const grid *g, char 
 }
 
 static json_t *summary_json(job_ctx *ctx, slide *s, const grid *g, const uint8_t *mask,
-                            int regions, double used_threshold) {
+                            int regions, const tissue_choice *c) {
     const slide_info *info = slide_get_info(s);
     size_t n = (size_t)g->w * g->h, on = 0;
     for (size_t i = 0; i < n; i++) on += mask[i] != 0;
     double area_mm2 = (double)on * g->mpp * g->mpp / 1e6;
     double slide_mm2 = (double)info->w * info->h * info->mpp_x * info->mpp_y / 1e6;
-    return json_pack("{s:f, s:f, s:i, s:f, s:s, s:f, s:f, s:i, s:I, s:I, s:i, s:i, s:s, s:f, s:s}",
+    json_t *out = json_pack("{s:f, s:f, s:i, s:f, s:s, s:f, s:f, s:i, s:I, s:I, s:i, s:i, s:s, s:f, s:s}",
                      "tissue_area_mm2", area_mm2, "tissue_fraction",
                      slide_mm2 > 0 ? area_mm2 / slide_mm2 : 0.0, "regions", regions, "mpp",
                      info->mpp_x, "mpp_source", info->mpp_source, "analysis_mpp", g->mpp,
@@ -239,7 +285,13 @@ static json_t *summary_json(job_ctx *ctx, slide *s, const grid *g, const uint8_t
                      (json_int_t)info->w, "height", (json_int_t)info->h, "mask_width", g->w,
                      "mask_height", g->h, "method",
                      params_string(tissue_params, N_PARAMS, ctx->params, "method"), "threshold",
-                     used_threshold, "mask", "mask.png");
+                     c->threshold, "mask", "mask.png");
+    if (strcmp(params_string(tissue_params, N_PARAMS, ctx->params, "method"), "otsu") == 0)
+        json_object_set_new(out, "otsu", json_pack("{s:s, s:f, s:f, s:b, s:f}", "signal",
+                                                   "optical density |OD|", "otsu", c->otsu,
+                                                   "glass_od", c->glass_od, "glass_found",
+                                                   c->glass_found, "threshold", c->threshold));
+    return out;
 }
 
 static int tissue_run(job_ctx *ctx, char *err, size_t errlen) {
@@ -258,8 +310,8 @@ static int tissue_run(job_ctx *ctx, char *err, size_t errlen) {
     rgb = ts_malloc((size_t)g.w * g.h * sizeof(uint32_t));
     mask = ts_malloc((size_t)g.w * g.h);
     if (read_grid(ctx, s, &g, rgb, err, errlen) != TS_OK) goto cleanup;
-    double used_threshold = 0;
-    threshold_tissue(ctx, rgb, &g, mask, &used_threshold);
+    tissue_choice choice;
+    threshold_tissue(ctx, rgb, &g, mask, &choice);
     clean_mask(ctx, mask, &g);
     if (contour_trace_mask(mask, g.w, g.h, &cs) != TS_OK) {
         ts_errf(err, errlen, "cannot trace the tissue outline");
@@ -272,7 +324,7 @@ static int tissue_run(job_ctx *ctx, char *err, size_t errlen) {
     free(path);
     path = jobimg_path(ctx->out_dir, "mask.png");
     if (pngio_write_grey(path, mask, g.w, g.h, err, errlen) != TS_OK) goto cleanup;
-    summary = summary_json(ctx, s, &g, mask, regions, used_threshold);
+    summary = summary_json(ctx, s, &g, mask, regions, &choice);
     if (jobimg_write_json(ctx->out_dir, "summary.json", summary, err, errlen) != TS_OK) goto cleanup;
     job_progress(ctx, 1, 1, "done");
     rc = TS_OK;
