@@ -8,6 +8,7 @@
  * option and exit 2 before anything is written.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,18 @@ static const char demo_usage[] =
     "  --mpp X         microns per pixel at level 0, 0.1 to 4 (0.25)\n"
     "  --seed N        random seed, a non-negative integer (1)\n"
     "  --density X     nuclei density multiplier, 0.25 to 4 (1)\n"
-    "  --threads N     rendering threads, 0 = all CPUs (0)\n";
+    "  --threads N     rendering threads, 0 = all CPUs (0)\n"
+    "variation (for measuring accuracy on slides unlike the ones tuned on):\n"
+    "  --stain S       he or hdab (he)\n"
+    "  --hue DEG       turn the stain vectors by up to DEG degrees, 0 to 20 (0)\n"
+    "  --blur UM       nucleus edges spread over UM microns, 0 to 2 (0)\n"
+    "  --noise SD      extra Gaussian noise in grey levels, 0 to 20 (0)\n"
+    "  --jpeg-quality Q  1 to 100 (90)\n"
+    "  --touching X    share of occupied spots holding a touching cluster, 0 to 0.6 (0.05)\n"
+    "  --rmin UM, --rmax UM  nucleus radius range in microns, 1.5 to 10 (2.5, 6)\n"
+    "  --strength X    hematoxylin strength, pale < 1 < dark, 0.3 to 2.5 (1)\n"
+    "  --vary N        draw all of the variation options above (and --density) from N;\n"
+    "                  options given after it override the draw\n";
 
 #define DEMO_ERR "tessera demo-slide: "
 
@@ -66,10 +78,59 @@ static int parse_seed(const char *s, uint64_t *out) {
     return TS_OK;
 }
 
+/* The variation options: 1 when name is one (*rc then CLI_OK or
+ * CLI_USAGE after saying what is wrong), 0 when it is not. */
+static int apply_variation(const char *name, const char *value, demo_options *o, int *rc) {
+    static const struct {
+        const char *name;
+        size_t off;
+        double lo, hi;
+    } nums[] = {{"--hue", offsetof(demo_options, hue_deg), 0, 20},
+                {"--blur", offsetof(demo_options, blur_um), 0, 2},
+                {"--noise", offsetof(demo_options, noise), 0, 20},
+                {"--touching", offsetof(demo_options, touching), 0, 0.6},
+                {"--rmin", offsetof(demo_options, rmin_um), 1.5, 10},
+                {"--rmax", offsetof(demo_options, rmax_um), 1.5, 10},
+                {"--strength", offsetof(demo_options, strength), 0.3, 2.5}};
+    double d;
+    long l;
+    uint64_t seed;
+    *rc = CLI_USAGE;
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        if (strcmp(name, nums[i].name) != 0) continue;
+        if (ts_parse_double(value, nums[i].lo, nums[i].hi, &d) == TS_OK) {
+            *(double *)((char *)o + nums[i].off) = d;
+            *rc = CLI_OK;
+        } else {
+            fprintf(stderr, DEMO_ERR "%s: must be a number from %g to %g (got \"%s\")\n", name,
+                    nums[i].lo, nums[i].hi, value);
+        }
+        return 1;
+    }
+    if (strcmp(name, "--stain") == 0) {
+        if (strcmp(value, "he") == 0 || strcmp(value, "hdab") == 0) {
+            o->stain = strcmp(value, "he") == 0 ? DEMO_STAIN_HE : DEMO_STAIN_HDAB;
+            *rc = CLI_OK;
+        } else {
+            fprintf(stderr, DEMO_ERR "--stain: must be he or hdab (got \"%s\")\n", value);
+        }
+    } else if (strcmp(name, "--jpeg-quality") == 0) {
+        if (ts_parse_int(value, 1, 100, &l) == TS_OK) o->jpeg_quality = (int)l, *rc = CLI_OK;
+        else fprintf(stderr, DEMO_ERR "--jpeg-quality: must be an integer from 1 to 100 (got \"%s\")\n", value);
+    } else if (strcmp(name, "--vary") == 0) {
+        if (parse_seed(value, &seed) == TS_OK) demo_options_vary(o, seed), *rc = CLI_OK;
+        else fprintf(stderr, DEMO_ERR "--vary: must be a non-negative integer (got \"%s\")\n", value);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* Applies one option's value; CLI_USAGE after saying what is wrong. */
 static int apply_option(const char *name, const char *value, demo_options *o) {
     double d;
     long l;
+    int rc;
     if (strcmp(name, "--size") == 0) {
         if (parse_size(value, o) == TS_OK) return CLI_OK;
         fprintf(stderr, DEMO_ERR "--size: must be WIDTHxHEIGHT with each from 64 to 1000000 "
@@ -84,6 +145,8 @@ static int apply_option(const char *name, const char *value, demo_options *o) {
         if (ts_parse_double(value, 0.25, 4, &d) == TS_OK) return o->density = d, CLI_OK;
         fprintf(stderr, DEMO_ERR "--density: must be a number from 0.25 to 4 (got \"%s\")\n",
                 value);
+    } else if (apply_variation(name, value, o, &rc) == 1) {
+        return rc;
     } else if (strcmp(name, "--threads") == 0) {
         if (ts_parse_int(value, 0, 256, &l) == TS_OK) return o->threads = (int)l, CLI_OK;
         fprintf(stderr, DEMO_ERR "--threads: must be an integer from 0 to 256 (got \"%s\")\n",

@@ -40,6 +40,57 @@ void demo_options_default(demo_options *o) {
     o->tile_size = 256;
     o->jpeg_quality = 90;
     o->threads = 0;
+    o->stain = DEMO_STAIN_HE;
+    o->hue_deg = 0;
+    o->blur_um = 0;
+    o->noise = 0;
+    o->touching = 0.05;
+    o->rmin_um = 2.5;
+    o->rmax_um = 6.0;
+    o->strength = 1.0;
+}
+
+/* A uniform double in [lo, hi) from a hash of (seed, k). */
+static double vary_draw(uint64_t seed, int k, double lo, double hi) {
+    return lo + (hi - lo) * (double)(demo_hash(seed, 0x7a41, k) >> 11) / 9007199254740992.0;
+}
+
+void demo_options_vary(demo_options *o, uint64_t vary_seed) {
+    o->stain = vary_draw(vary_seed, 0, 0, 1) < 0.3 ? DEMO_STAIN_HDAB : DEMO_STAIN_HE;
+    o->hue_deg = vary_draw(vary_seed, 1, 0, 12);
+    o->blur_um = vary_draw(vary_seed, 2, 0, 1.0);
+    o->noise = vary_draw(vary_seed, 3, 0, 6);
+    o->jpeg_quality = (int)vary_draw(vary_seed, 4, 60, 96);
+    o->density = vary_draw(vary_seed, 5, 0.5, 2.0);
+    o->touching = vary_draw(vary_seed, 6, 0.02, 0.35);
+    o->rmin_um = vary_draw(vary_seed, 7, 2.0, 3.5);
+    o->rmax_um = o->rmin_um + vary_draw(vary_seed, 8, 2.0, 4.5);
+    o->strength = vary_draw(vary_seed, 9, 0.55, 1.5);
+}
+
+/* The variation options within their ranges (demo.h). */
+static int validate_variation(const demo_options *o, char *err, size_t errlen) {
+    const struct {
+        const char *name;
+        double v, lo, hi;
+    } r[] = {{"hue", o->hue_deg, 0, 20},          {"blur", o->blur_um, 0, 2},
+             {"noise", o->noise, 0, 20},          {"touching", o->touching, 0, 0.6},
+             {"rmin", o->rmin_um, 1.5, 10},       {"rmax", o->rmax_um, 1.5, 10},
+             {"strength", o->strength, 0.3, 2.5}};
+    for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+        if (!(r[i].v >= r[i].lo && r[i].v <= r[i].hi)) {
+            ts_errf(err, errlen, "%s %g: must be from %g to %g", r[i].name, r[i].v, r[i].lo, r[i].hi);
+            return TS_ERR;
+        }
+    if (!(o->rmin_um < o->rmax_um)) {
+        ts_errf(err, errlen, "rmin %g: must be less than rmax %g", o->rmin_um, o->rmax_um);
+        return TS_ERR;
+    }
+    if (o->stain != DEMO_STAIN_HE && o->stain != DEMO_STAIN_HDAB) {
+        ts_errf(err, errlen, "stain: must be he or hdab");
+        return TS_ERR;
+    }
+    return TS_OK;
 }
 
 /* Every option within its documented range; the message names it. */
@@ -66,6 +117,7 @@ static int validate(const demo_options *o, char *err, size_t errlen) {
         ts_errf(err, errlen, "JPEG quality %d: must be from 1 to 100", o->jpeg_quality);
         return TS_ERR;
     }
+    if (validate_variation(o, err, errlen) != TS_OK) return TS_ERR;
     if (o->threads < 0 || o->threads > DEMO_MAX_THREADS) {
         ts_errf(err, errlen, "threads %d: must be from 0 (all CPUs) to %d", o->threads,
                 DEMO_MAX_THREADS);
@@ -353,9 +405,13 @@ static int thread_count(const demo_options *o) {
 static int write_slide(const demo_model *m, const char *path, int levels, int64_t *tissue_px,
                        char *err, size_t errlen) {
     const demo_options *o = &m->o;
-    char *desc = ts_asprintf("tessera demo-slide: synthetic H&E, %lldx%lld, mpp %g, seed %llu, "
-                             "density %g", (long long)o->width, (long long)o->height, o->mpp,
-                             (unsigned long long)o->seed, o->density);
+    char *desc = ts_asprintf("tessera demo-slide: synthetic %s, %lldx%lld, mpp %g, seed %llu, "
+                             "density %g, hue %.1f, blur %.2f, noise %.1f, touching %.2f, "
+                             "radius %.1f-%.1f um, strength %.2f, jpeg %d",
+                             o->stain == DEMO_STAIN_HDAB ? "H-DAB" : "H&E", (long long)o->width,
+                             (long long)o->height, o->mpp, (unsigned long long)o->seed, o->density,
+                             o->hue_deg, o->blur_um, o->noise, o->touching, o->rmin_um, o->rmax_um,
+                             o->strength, o->jpeg_quality);
     tiffw_options to = {.tile_size = o->tile_size, .jpeg_quality = o->jpeg_quality,
                         .mpp = o->mpp, .description = desc,
                         .bigtiff = tiffw_need_bigtiff(o->width, o->height)};

@@ -38,7 +38,25 @@ typedef struct demo_options {
     int tile_size;         /* TIFF tile edge, multiple of 16, 16..4096; default 256 */
     int jpeg_quality;      /* 1..100; default 90 */
     int threads;           /* rendering threads, 0..256; 0 = number of online CPUs */
+    /* Variation (issue 15), so accuracy can be measured on slides unlike
+     * the ones parameters were chosen on: */
+    int stain;             /* DEMO_STAIN_HE (default) or DEMO_STAIN_HDAB */
+    double hue_deg;        /* stain vectors turned by up to this many degrees, 0..20; 0 */
+    double blur_um;        /* nucleus edges spread over this many µm, 0..2; 0 (one pixel) */
+    double noise;          /* extra Gaussian noise, grey levels (sd), 0..20; 0 */
+    double touching;       /* share of occupied grid cells holding a touching cluster, 0..0.6; 0.05 */
+    double rmin_um, rmax_um; /* nucleus equivalent radius range, µm, 1.5..10; 2.5, 6 */
+    double strength;       /* hematoxylin concentration factor (pale < 1 < dark), 0.3..2.5; 1 */
 } demo_options;
+
+#define DEMO_STAIN_HE 0
+#define DEMO_STAIN_HDAB 1
+
+/* Draws every variation option from vary_seed (stain H&E or H-DAB, hue,
+ * blur, noise, JPEG quality, density, touching share, size range,
+ * strength), leaving size, mpp, seed, tile size and threads alone. The same
+ * vary_seed gives the same draw. */
+void demo_options_vary(demo_options *o, uint64_t vary_seed);
 
 typedef struct demo_report {
     int levels;           /* pyramid levels written */

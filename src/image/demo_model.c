@@ -233,6 +233,40 @@ static void make_lut(demo_model *m) {
         m->lut[i] = (float)(255.0 * pow(10.0, -(i + 0.5) / DEMO_LUT_SCALE));
 }
 
+/* v turned by deg degrees about axis a (Rodrigues), kept positive and of
+ * unit length. */
+static void turn(double v[3], const double a[3], double deg) {
+    double t = deg * TAU / 360, c = cos(t), s = sin(t);
+    double d = v[0] * a[0] + v[1] * a[1] + v[2] * a[2];
+    double x[3] = {a[1] * v[2] - a[2] * v[1], a[2] * v[0] - a[0] * v[2], a[0] * v[1] - a[1] * v[0]};
+    double len = 0;
+    for (int k = 0; k < 3; k++) {
+        v[k] = v[k] * c + x[k] * s + a[k] * d * (1 - c);
+        v[k] = v[k] < 0.01 ? 0.01 : v[k];
+        len += v[k] * v[k];
+    }
+    for (int k = 0; k < 3; k++) v[k] /= sqrt(len);
+}
+
+/* Ruifrok-Johnston H&E or H-DAB, each vector turned by up to hue_deg
+ * about a random axis: another lab's or scanner's colours. */
+static void make_stains(demo_model *m) {
+    static const double h[3] = {0.65, 0.70, 0.29}, e[3] = {0.07, 0.99, 0.11},
+                        d[3] = {0.27, 0.57, 0.78};
+    const double *second = m->o.stain == DEMO_STAIN_HDAB ? d : e;
+    double lh = sqrt(h[0] * h[0] + h[1] * h[1] + h[2] * h[2]);
+    double l2 = sqrt(second[0] * second[0] + second[1] * second[1] + second[2] * second[2]);
+    for (int k = 0; k < 3; k++) m->v1[k] = h[k] / lh, m->v2[k] = second[k] / l2;
+    if (m->o.hue_deg <= 0) return;
+    rng r = {demo_hash(m->o.seed, SALT_LAYOUT, 2)};
+    for (int i = 0; i < 2; i++) {
+        double a[3] = {rnd_in(&r, -1, 1), rnd_in(&r, -1, 1), rnd_in(&r, -1, 1)};
+        double la = sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]);
+        for (int k = 0; k < 3; k++) a[k] /= la;
+        turn(i == 0 ? m->v1 : m->v2, a, m->o.hue_deg * rnd_in(&r, 0.5, 1.0));
+    }
+}
+
 void demo_model_init(demo_model *m, const demo_options *o) {
     memset(m, 0, sizeof(*m));
     m->o = *o;
@@ -240,7 +274,7 @@ void demo_model_init(demo_model *m, const demo_options *o) {
     m->gap = fmax(1.0 * m->px_per_um, 2.0);
     /* The largest nucleus reaches 9.6 um from its centre (radius 6 um,
      * aspect 2, irregularity); a cell holds it with the gap to spare. */
-    m->cell = fmax(24.0 * m->px_per_um, 2 * 9.6 * m->px_per_um + m->gap + 2);
+    m->cell = fmax(24.0 * m->px_per_um, 2 * 1.6 * o->rmax_um * m->px_per_um + m->gap + 2);
     m->cell_cols = (int64_t)ceil((double)o->width / m->cell);
     m->cell_rows = (int64_t)ceil((double)o->height / m->cell);
     rng r = {demo_hash(o->seed, SALT_LAYOUT, 1)};
@@ -251,6 +285,8 @@ void demo_model_init(demo_model *m, const demo_options *o) {
     make_regions(m);
     make_edge_index(m);
     make_lut(m);
+    make_stains(m);
+    m->ramp = fmax(1.0, 2 * o->blur_um * m->px_per_um);
 }
 
 void demo_model_free(demo_model *m) {
@@ -370,7 +406,7 @@ double demo_nucleus_coverage(const demo_nucleus *n, double x, double y) {
     if (j >= DEMO_NUC_VERTS) j = DEMO_NUC_VERTS - 1;
     const pt2 *a = &n->v[j], *b = &n->v[(j + 1) % DEMO_NUC_VERTS];
     double cross = (b->x - a->x) * (y - a->y) - (b->y - a->y) * (x - a->x);
-    double c = 0.5 + cross * n->inv_len[j];
+    double c = 0.5 + cross * n->inv_len[j] / n->ramp;
     return c < 0 ? 0 : c > 1 ? 1 : c;
 }
 
@@ -433,7 +469,8 @@ static int make_cluster(const demo_model *m, rng *r, int count, double avail,
     nuc_shape s[DEMO_CELL_MAX];
     double ang[DEMO_CELL_MAX], a0 = rnd_in(r, 0, TAU);
     for (int i = 0; i < count; i++) {
-        nuc_draw_shape(r, m->px_per_um, 2.5, 4.5, 1.5, &s[i]);
+        nuc_draw_shape(r, m->px_per_um, m->o.rmin_um,
+                       m->o.rmin_um + 0.57 * (m->o.rmax_um - m->o.rmin_um), 1.5, &s[i]);
         ang[i] = a0 + TAU * (i - 1) / (count - 1) + rnd_in(r, -0.3, 0.3);
     }
     for (double scale = 1.0; scale > 0.5; scale *= 0.85) {
@@ -493,11 +530,11 @@ int demo_cell_nuclei(const demo_model *m, int64_t col, int64_t row, demo_nucleus
     rng r = {demo_hash(m->o.seed ^ SALT_CELL, col, row)};
     if (rnd(&r) >= cell_probability(m, cx, cy)) return 0;
     int count = 1;
-    if (rnd(&r) < 0.05) count = 2 + (int)(rnd(&r) * 3);
+    if (rnd(&r) < m->o.touching) count = 2 + (int)(rnd(&r) * 3);
     double avail = m->cell / 2 - m->gap / 2;
     if (count == 1) {
         nuc_shape s;
-        nuc_draw_shape(&r, m->px_per_um, 2.5, 6.0, 2.0, &s);
+        nuc_draw_shape(&r, m->px_per_um, m->o.rmin_um, m->o.rmax_um, 2.0, &s);
         nuc_build(&out[0], &s, 1.0, 0, 0);
     } else {
         count = make_cluster(m, &r, count, avail, out);
@@ -508,11 +545,15 @@ int demo_cell_nuclei(const demo_model *m, int64_t col, int64_t row, demo_nucleus
          * nuclei dark (lymphocyte-like), large ones pale (vesicular), each
          * varied by +-15%: from about 0.2 to 0.7. */
         double req = sqrt(demo_nucleus_area(&out[i]) / M_PI) / m->px_per_um;
-        double t = (req - 2.5) / 3.5;
+        double t = (req - m->o.rmin_um) / (m->o.rmax_um - m->o.rmin_um);
         t = t < 0 ? 0 : t > 1 ? 1 : t;
-        out[i].conc = (0.6 - 0.35 * t) * (0.85 + 0.3 * rnd(&r));
+        out[i].conc = (0.6 - 0.35 * t) * (0.85 + 0.3 * rnd(&r)) * m->o.strength;
         out[i].eosin = 0.06 + 0.08 * rnd(&r);
+        /* H-DAB: about 40% of nuclei are DAB-positive (brown). */
+        if (m->o.stain == DEMO_STAIN_HDAB)
+            out[i].eosin = rnd(&r) < 0.4 ? 0.2 + 0.5 * rnd(&r) : 0.02 * rnd(&r);
         out[i].cluster = count;
+        out[i].ramp = m->ramp;
     }
     return place_group(m, &r, col, row, out, count) ? count : 0;
 }

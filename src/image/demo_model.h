@@ -46,7 +46,8 @@ typedef struct demo_nucleus {
     double cx, cy;                 /* centre: vertices are at uniform angles around it */
     double minx, miny, maxx, maxy; /* bounding box of the vertices */
     double conc;                   /* hematoxylin concentration (optical density units) */
-    double eosin;                  /* eosin concentration inside the nucleus */
+    double eosin;                  /* eosin (or DAB) concentration inside the nucleus */
+    double ramp;                   /* edge width, level-0 pixels */
     int cluster;                   /* size of its cluster (1 = alone) */
     pt2 v[DEMO_NUC_VERTS];         /* polygon, counter-clockwise in image coordinates */
     double inv_len[DEMO_NUC_VERTS]; /* 1 / length of edge v[j] -> v[j+1] */
@@ -68,6 +69,8 @@ typedef struct demo_model {
     double px_per_um;
     double fib[2][2];      /* two fibre directions (cos, sin) */
     float lut[DEMO_LUT_SIZE]; /* 255 * 10^-od */
+    double v1[3], v2[3];   /* unit OD vectors: hematoxylin, eosin or DAB (turned by hue) */
+    double ramp;           /* nucleus edge width, level-0 pixels (>= 1) */
 } demo_model;
 
 /* Builds the model (regions, holes, edge index). Options must be valid. */

@@ -18,9 +18,6 @@
 
 #define MAX_K 4
 
-/* Normalised Ruifrok-Johnston vectors (R, G, B). */
-static const double VH[3] = {0.65 / 0.99830, 0.70 / 0.99830, 0.29 / 0.99830};
-static const double VE[3] = {0.07 / 0.99865, 0.99 / 0.99865, 0.11 / 0.99865};
 
 /* One row of the nucleus grid, for the columns of the current tile. */
 typedef struct cellrow {
@@ -114,7 +111,9 @@ static const demo_nucleus *nucleus_at(const demo_model *m, demo_scratch *s, cons
     double bc = 0;
     for (int i = 0; i < r->count[c]; i++) {
         const demo_nucleus *n = &r->nuc[(size_t)c * DEMO_CELL_MAX + i];
-        if (x < n->minx - 1 || x > n->maxx + 1 || y < n->miny - 1 || y > n->maxy + 1) continue;
+        if (x < n->minx - n->ramp || x > n->maxx + n->ramp || y < n->miny - n->ramp ||
+            y > n->maxy + n->ramp)
+            continue;
         double v = demo_nucleus_coverage(n, x, y);
         if (v > bc) bc = v, best = n;
     }
@@ -149,6 +148,7 @@ static void stroma_conc(const demo_model *m, double x, double y, double ds, doub
         fibre = 0.3 + w * (f - 0.3);
     }
     *ce = (0.10 + 0.32 * fibre) * (0.65 + 0.5 * low);
+    if (m->o.stain == DEMO_STAIN_HDAB) *ce *= 0.12; /* no eosin: a trace of DAB background */
     double haze = 0.5, wh = band_weight(15 * m->px_per_um, ds);
     if (wh > 0) haze = 0.5 + wh * (demo_vnoise(sd ^ 0xa3, xu / 15, yu / 15) - 0.5);
     *ch = 0.035 + 0.04 * haze;
@@ -196,6 +196,19 @@ static int classify_row(const demo_model *m, demo_scratch *s, double ds, int k, 
     return tissue;
 }
 
+/* Three roughly Gaussian values of sd m->o.noise for the pixel at
+ * (x, y): sums of four uniforms from a hash (Irwin-Hall, sd 1 after
+ * scaling), one per channel. */
+static void gauss3(const demo_model *m, double x, double y, double out[3]) {
+    uint64_t a = demo_hash(m->o.seed ^ 0x6a55, (int64_t)(x * 4), (int64_t)(y * 4));
+    uint64_t b = demo_hash(m->o.seed ^ 0x6a56, (int64_t)(x * 4), (int64_t)(y * 4));
+    for (int c = 0; c < 3; c++) {
+        double sum = (double)((a >> (16 * c)) & 0xffff) + (double)((b >> (16 * c)) & 0xffff) +
+                     (double)((a >> (16 * c + 8)) & 0xff) * 256 + (double)((b >> 48) & 0xffff);
+        out[c] = (sum / 65536.0 - 2.0) * 1.7320508 * m->o.noise;
+    }
+}
+
 /* Pass 2: one output pixel from its sub-samples. */
 static void shade_pixel(const demo_model *m, const subsample *subs, int kk, double ds, int k,
                         double x, double y, uint8_t *out) {
@@ -217,12 +230,14 @@ static void shade_pixel(const demo_model *m, const subsample *subs, int kk, doub
             ch = c * sub->nuc->conc * chrom + (1 - c) * sh;
             ce = c * sub->nuc->eosin + (1 - c) * se;
         }
-        for (int c = 0; c < 3; c++) sum[c] += transmit(m, ch * VH[c] + ce * VE[c]);
+        for (int c = 0; c < 3; c++) sum[c] += transmit(m, ch * m->v1[c] + ce * m->v2[c]);
     }
     uint64_t h = demo_hash(m->o.seed ^ 0x5eed, (int64_t)(x * 4), (int64_t)(y * 4));
     double amp = (double)n_tissue / kk / k;
+    double extra[3] = {0, 0, 0};
+    if (m->o.noise > 0) gauss3(m, x, y, extra);
     for (int c = 0; c < 3; c++) {
-        double noise = (double)((int)((h >> (8 * c)) % 7) - 3) * amp;
+        double noise = (double)((int)((h >> (8 * c)) % 7) - 3) * amp + extra[c] * amp * k;
         double v = sum[c] / kk + noise + 0.5;
         out[c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
     }
