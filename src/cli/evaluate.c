@@ -148,6 +148,9 @@ static void cells_json(const eval_opts *o, const eval_instance_result *r) {
     json_object_set_new(j, "fn", json_integer((json_int_t)r->fn));
     json_object_set_new(j, "precision", json_real(r->precision));
     json_object_set_new(j, "recall", json_real(r->recall));
+    json_object_set_new(j, "touching", json_integer((json_int_t)r->touching));
+    json_object_set_new(j, "touching_tp", json_integer((json_int_t)r->touching_tp));
+    json_object_set_new(j, "recall_touching", json_real(r->recall_touching));
     json_object_set_new(j, "f1", json_real(r->f1));
     json_object_set_new(j, "mean_matched_iou", json_real(r->sq));
     json_object_set_new(j, "sq", json_real(r->sq));
@@ -173,6 +176,8 @@ static void cells_text(const eval_opts *o, const eval_instance_result *r) {
            r->iou_threshold);
     printf("  TP %zu  FP %zu  FN %zu\n", r->tp, r->fp, r->fn);
     printf("  precision %.4f  recall %.4f  F1 %.4f\n", r->precision, r->recall, r->f1);
+    printf("  touching truths %zu (within %.1f px of another), matched %zu: recall %.4f\n",
+           r->touching, EVAL_TOUCH_DIST, r->touching_tp, r->recall_touching);
     printf("  SQ (mean IoU of matches) %.4f  RQ %.4f  PQ %.4f\n", r->sq, r->rq, r->pq);
     printf("  AJI %.4f\n", r->aji);
     printf("  area: truth %.0f px, predicted %.0f px\n", r->truth_area, r->pred_area);

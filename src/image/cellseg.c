@@ -16,6 +16,7 @@
 
 #define REFINE_SIGMA 1.0f     /* pixels: enough to calm chromatin texture */
 #define REFINE_FRACTION 0.5f  /* the outline sits at half the nucleus's peak */
+#define TIGHT_FRACTION 0.75f /* seeds: above this share of the local peak, necks are narrow */
 
 /* Per-label sums gathered in one pass over a label image. */
 typedef struct region {
@@ -36,6 +37,8 @@ struct cellseg_ws {
     size_t out_n, out_cap;
     color_stains he; /* the default when the parameters name no stains */
     float *work;     /* per-pixel scratch for the split (w * h) */
+    float *local;    /* the local maximum of hfine */
+    uint8_t *tight;  /* nuclei at half their local peak: where seeds are sought */
     uint8_t *big;    /* mask of oversized nuclei */
     int32_t *seeds;
 };
@@ -53,6 +56,8 @@ cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
     ws->nuclei = ts_malloc(n * sizeof(int32_t));
     ws->cells = ts_malloc(n * sizeof(int32_t));
     ws->work = ts_malloc(n * sizeof(float));
+    ws->local = ts_malloc(n * sizeof(float));
+    ws->tight = ts_malloc(n);
     ws->big = ts_malloc(n);
     ws->seeds = ts_malloc(n * sizeof(int32_t));
     color_stains_he(&ws->he);
@@ -84,6 +89,8 @@ void cellseg_ws_free(cellseg_ws *ws) {
     free(ws->creg);
     free(ws->out);
     free(ws->work);
+    free(ws->local);
+    free(ws->tight);
     free(ws->big);
     free(ws->seeds);
     free(ws);
@@ -131,7 +138,7 @@ static void hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, ws->eraw);
     memcpy(ws->h, ws->hraw, n * sizeof(float));
     if (p->background_radius > 0) filter_background_subtract(ws->h, w, h, p->background_radius);
-    if (p->refine) {
+    if (p->refine || p->split) {
         memcpy(ws->hfine, ws->h, n * sizeof(float));
         filter_gaussian(ws->hfine, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
     }
@@ -194,20 +201,53 @@ static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cells
     return TS_OK;
 }
 
+/* The tight mask: detected pixels whose lightly smoothed stain reaches
+ * half of the highest stain within peak_radius. Smoothing by sigma, which
+ * detection needs, fills the necks between touching nuclei; at half their
+ * local peak the necks are as narrow as in the slide, and a pale nucleus
+ * beside a dark one still keeps its own (further than peak_radius from the
+ * dark one's centre). */
+static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
+    size_t n = (size_t)w * (size_t)h;
+    memcpy(ws->local, ws->hfine, n * sizeof(float));
+    filter_max(ws->local, w, h, p->peak_radius);
+    for (size_t i = 0; i < n; i++) {
+        float cut = TIGHT_FRACTION * ws->local[i];
+        ws->tight[i] = ws->mask[i] && ws->hfine[i] >= (cut > p->threshold ? cut : p->threshold);
+    }
+    morph_fill_holes(ws->tight, w, h, (long)(p->max_area / 4));
+}
+
+/* Detected components that no seed reached (no tight pixel in them) get a
+ * label each, after *count: a faint nucleus is still a nucleus. */
+static void label_leftovers(cellseg_ws *ws, int w, int h, int *count) {
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++) ws->big[i] = ws->mask[i] && ws->nuclei[i] == 0;
+    int extra = label_components(ws->big, w, h, 8, ws->seeds);
+    if (extra <= 0) return;
+    for (size_t i = 0; i < n; i++)
+        if (ws->seeds[i] > 0) ws->nuclei[i] = *count + ws->seeds[i];
+    *count += extra;
+}
+
 /* Labels nuclei: touching ones are split at the saddles of the distance
- * transform when p->split. Returns the label count (labels may have gaps
- * after an oversized object was split: its old label is unused). */
+ * transform of the tight mask when p->split. Returns the label count
+ * (labels may have gaps after an oversized object was split: its old label
+ * is unused). */
 static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     if (!p->split) return label_components(ws->mask, w, h, 8, ws->nuclei);
-    edt_squared(ws->mask, w, h, ws->dist);
-    for (size_t i = 0; i < n; i++) ws->dist[i] = ws->mask[i] ? sqrtf(ws->dist[i]) : 0;
+    tight_mask(ws, w, h, p);
+    edt_squared(ws->tight, w, h, ws->dist);
+    for (size_t i = 0; i < n; i++) ws->dist[i] = ws->tight[i] ? sqrtf(ws->dist[i]) : 0;
     /* A little smoothing keeps a ragged outline from seeding twice. */
     filter_gaussian(ws->dist, w, h, 1.0f);
     for (size_t i = 0; i < n; i++) ws->dist[i] = logf(1.0f + ws->dist[i]);
-    int count = split_region(ws, ws->mask, w, h, p->seed_ratio);
+    int count = watershed_maxima(ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
     if (count < 0) return -1;
-    memcpy(ws->nuclei, ws->seeds, n * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) ws->work[i] = -ws->dist[i];
+    if (watershed_flood(ws->work, ws->mask, w, h, ws->nuclei) != TS_OK) return -1;
+    label_leftovers(ws, w, h, &count);
     if (split_oversized(ws, w, h, &count, p) != TS_OK) return -1;
     return count;
 }

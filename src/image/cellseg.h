@@ -5,7 +5,9 @@
  *   hematoxylin OD (colour deconvolution with the slide's stain vectors)
  *   -> background subtraction (opening of radius background_radius)
  *   -> Gaussian (sigma) -> threshold -> holes filled
- *   -> split (optional): distance transform d, seeds at the maxima of
+ *   -> split (optional): the tight mask (stain at half its local peak
+ *      within peak_radius: necks as narrow as on the slide), its distance
+ *      transform d, seeds at the maxima of
  *      log(1 + d) rising more than log(seed_ratio) above their saddles
  *      (a neck must be narrower than the nuclei on both sides by that
  *      ratio, whatever their size), watershed; objects still larger than
@@ -42,6 +44,7 @@ typedef struct cellseg_params {
     bool refine;             /* move outlines to half the nucleus's peak stain */
     float expansion;         /* pixels; 0 = cells are their nuclei */
     float seed_ratio;        /* > 1: (1 + peak distance) / (1 + saddle distance) of a seed */
+    float peak_radius;       /* pixels: the neighbourhood whose peak stain shapes the tight mask */
     float simplify;          /* outline tolerance in pixels */
 } cellseg_params;
 

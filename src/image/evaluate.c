@@ -52,6 +52,7 @@ typedef struct inst_work {
     size_t *best;   /* per truth: prediction with the highest IoU, or SIZE_MAX */
     int64_t *best_inter;
     double *best_iou;
+    unsigned char *touch; /* per truth: touches another truth */
     pair *pairs;    /* pairs with IoU > threshold */
     size_t n_pairs, cap_pairs, tested;
 } inst_work;
@@ -380,8 +381,10 @@ static void match_pairs(inst_work *w, eval_instance_result *r) {
         if (used_t[q->t] || used_p[q->p]) continue;
         used_t[q->t] = used_p[q->p] = 1;
         r->tp++;
+        r->touching_tp += w->touch[q->t];
         sum_iou += q->iou;
     }
+    r->recall_touching = ratio((double)r->touching_tp, (double)r->touching);
     free(used_t);
     free(used_p);
     r->fp = r->n_pred - r->tp;
@@ -430,6 +433,7 @@ static void inst_work_free(inst_work *w) {
     free(w->best_inter);
     free(w->best_iou);
     free(w->pairs);
+    free(w->touch);
 }
 
 /* See evaluate.h: areas once per object, the grid over the predictions,
@@ -455,6 +459,8 @@ int eval_instances(const eval_polys *truth, const eval_polys *pred, double t,
     for (size_t i = 0; i < truth->n; i++) w.best[i] = SIZE_MAX;
     for (size_t i = 0; i < truth->n; i++) search_truth(&w, i, t);
     r->pairs = w.tested;
+    w.touch = ts_malloc(truth->n + 1);
+    r->touching = eval_touching(truth, EVAL_TOUCH_DIST, w.touch);
     match_pairs(&w, r);
     aji(&w, r);
     inst_work_free(&w);

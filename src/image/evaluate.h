@@ -115,6 +115,8 @@ typedef struct eval_instance_result {
     double aji_c, aji_u;        /* AJI's numerator and denominator, pixels */
     double truth_area, pred_area; /* sum of |G|, of |P|, pixels */
     size_t pairs;               /* candidate pairs whose overlap was counted */
+    size_t touching, touching_tp; /* truths touching another (eval_touching), and matched */
+    double recall_touching;     /* touching_tp / touching (0 when none touch) */
 } eval_instance_result;
 
 typedef struct eval_region_result {
@@ -152,6 +154,14 @@ int eval_load_geojson(const char *path, eval_geometry which, eval_polys *out, ch
 
 /* Pixel count |A| of object i. */
 int64_t eval_object_area(const eval_polys *p, size_t i);
+
+#define EVAL_TOUCH_DIST 1.5 /* pixels: truths this close touch */
+
+/* Marks in touch[i] (p->n entries) whether object i touches another of
+ * the set: a vertex of one inside the other or within dist of one of its
+ * edges. Returns how many touch. Objects touching others are where
+ * splitting fails; eval_instances reports their recall separately. */
+size_t eval_touching(const eval_polys *p, double dist, unsigned char *touch);
 
 /* Scores pred against truth as instances at IoU threshold t (0 < t < 1).
  * Fills *r. TS_ERR only for a bad threshold. */

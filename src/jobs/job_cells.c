@@ -33,6 +33,7 @@
 #include "util/util.h"
 
 #define MAX_MASK_PIXELS (256L * 1024 * 1024)
+#define PEAK_RADIUS_UM 4.0 /* about a small nucleus's radius: see cellseg.h */
 #define SEED_RATIO 1.3f /* (1 + peak) / (1 + saddle) distance of a split; see cellseg.h */
 
 static const char *const stains[] = {"auto", "he", "hdab", NULL};
@@ -342,6 +343,7 @@ static int plan(run *r, char *err, size_t errlen) {
         .refine = params_bool(cells_params, N_PARAMS, ctx->params, "refine_boundary"),
         .expansion = (float)(P("cell_expansion_um") / px),
         .seed_ratio = SEED_RATIO,
+        .peak_radius = (float)(PEAK_RADIUS_UM / px),
         .simplify = 0.5f,
     };
     r->margin = (int)ceil((2 * r_max + P("cell_expansion_um") + P("background_radius_um") +
