@@ -23,7 +23,9 @@ test('GET /api/job-types lists every type with typed params, defaults and ranges
   assert.deepEqual([cells.get('tile_size').type, cells.get('tile_size').default, cells.get('tile_size').min, cells.get('tile_size').max], ['integer', 1024, 128, 8192]);
   assert.equal(cells.get('split').type, 'boolean');
   assert.equal(cells.get('split').default, true);
-  assert.equal(cells.get('threshold').default, 0.1);
+  assert.deepEqual([cells.get('threshold').type, cells.get('threshold').default], ['number_or_auto', 'auto']);
+  assert.deepEqual([cells.get('stain').type, cells.get('stain').default, cells.get('stain').choices], ['enum', 'auto', ['auto', 'he', 'hdab']]);
+  assert.deepEqual([cells.get('stain_vectors').type, cells.get('stain_vectors').default], ['vectors', null]);
   const method = types.get('tissue_mask').params.find((p) => p.name === 'method');
   assert.equal(method.type, 'enum');
   assert.ok(method.choices.includes('otsu') && method.default === 'otsu');

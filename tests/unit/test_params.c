@@ -140,6 +140,62 @@ static void test_params_getters_return_value_or_default(void **state) {
     assert_true(params_number(schema, N_SCHEMA, NULL, "nothing") == 0);
 }
 
+static const job_param auto_schema[] = {
+    {.name = "threshold", .type = PARAM_NUMBER_AUTO, .min = 0, .max = 5, .def_string = "auto"},
+    {.name = "stain_vectors", .type = PARAM_VECTORS},
+};
+
+static int validate_auto(const char *text, char *err) {
+    json_t *params = json_loads(text, 0, NULL);
+    assert_non_null(params);
+    err[0] = '\0';
+    int rc = params_validate(auto_schema, 2, params, err, TS_ERRLEN);
+    json_decref(params);
+    return rc;
+}
+
+/* "auto" or a number in range; anything else names the field and both forms. */
+static void test_params_number_or_auto(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    assert_int_equal(validate_auto("{\"threshold\": \"auto\"}", err), TS_OK);
+    assert_int_equal(validate_auto("{\"threshold\": 0.2}", err), TS_OK);
+    assert_int_equal(validate_auto("{\"threshold\": \"Auto\"}", err), TS_ERR);
+    assert_string_equal(err, "params.threshold: must be \"auto\" or a number from 0 to 5");
+    assert_int_equal(validate_auto("{\"threshold\": 7}", err), TS_ERR);
+    json_t *p = json_loads("{\"threshold\": 0.25}", 0, NULL);
+    assert_false(params_is_auto(auto_schema, 2, p, "threshold"));
+    assert_true(params_number(auto_schema, 2, p, "threshold") == 0.25);
+    assert_true(params_is_auto(auto_schema, 2, NULL, "threshold"));
+    json_decref(p);
+    json_t *d = params_describe(auto_schema, 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "type")), "number_or_auto");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "default")), "auto");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(d, 1), "type")), "vectors");
+    json_decref(d);
+}
+
+/* 2 or 3 vectors of 3 non-negative numbers, not all zero. */
+static void test_params_vectors(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    assert_int_equal(validate_auto("{\"stain_vectors\": [[0.65,0.7,0.29],[0.07,0.99,0.11]]}", err), TS_OK);
+    assert_int_equal(validate_auto("{\"stain_vectors\": [[1,0,0],[0,1,0],[0,0,1]]}", err), TS_OK);
+    assert_int_equal(validate_auto("{\"stain_vectors\": [[1,0,0]]}", err), TS_ERR);
+    assert_non_null(strstr(err, "params.stain_vectors: must be 2 or 3 vectors"));
+    assert_int_equal(validate_auto("{\"stain_vectors\": [[1,0,0],[0,-1,0]]}", err), TS_ERR);
+    assert_string_equal(err, "params.stain_vectors[1]: must be 3 numbers from 0 to 10, not all 0");
+    assert_int_equal(validate_auto("{\"stain_vectors\": [[0,0,0],[0,1,0]]}", err), TS_ERR);
+    assert_int_equal(validate_auto("{\"stain_vectors\": [[1,0],[0,1,0]]}", err), TS_ERR);
+    assert_int_equal(validate_auto("{\"stain_vectors\": \"he\"}", err), TS_ERR);
+    json_t *p = json_loads("{\"stain_vectors\": [[0.65,0.7,0.29],[0.07,0.99,0.11]]}", 0, NULL);
+    double v[3][3];
+    assert_int_equal(params_vectors(p, "stain_vectors", v), 2);
+    assert_true(v[1][1] == 0.99);
+    assert_int_equal(params_vectors(NULL, "stain_vectors", v), 0);
+    json_decref(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_null_and_empty_are_accepted),
@@ -151,6 +207,8 @@ int main(void) {
         cmocka_unit_test(test_params_bool_and_string_types),
         cmocka_unit_test(test_params_enum_lists_choices),
         cmocka_unit_test(test_params_getters_return_value_or_default),
+        cmocka_unit_test(test_params_number_or_auto),
+        cmocka_unit_test(test_params_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

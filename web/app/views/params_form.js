@@ -1,6 +1,7 @@
 // views/params_form.js - a job type's parameters as form inputs, built from
 // the schema GET /api/job-types gives (type, default, range, choices,
-// description). An empty input means "the default", so only what the user
+// description; number_or_auto takes "auto" or a number, vectors takes JSON
+// such as [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11]]). An empty input means "the default", so only what the user
 // changed is sent; the service's validation messages name the field
 // (jobs[1].params.threshold), which markField maps back to its input.
 
@@ -20,9 +21,13 @@ export function paramInputs(type) {
     } else if (p.type === 'enum') {
       input = h('select', { id, name: inputName(type.name, p.name) },
         h('option', { value: '' }, `default (${p.default})`), (p.choices || []).map((c) => h('option', { value: c }, c)));
-    } else if (p.type === 'integer' || p.type === 'number') {
-      input = h('input', { id, name: inputName(type.name, p.name), type: 'text', inputmode: 'decimal',
+    } else if (p.type === 'integer' || p.type === 'number' || p.type === 'number_or_auto') {
+      input = h('input', { id, name: inputName(type.name, p.name), type: 'text',
+        inputmode: p.type === 'number_or_auto' ? 'text' : 'decimal',
         placeholder: String(p.default), 'data-kind': p.type, autocomplete: 'off' });
+    } else if (p.type === 'vectors') {
+      input = h('input', { id, name: inputName(type.name, p.name), type: 'text', autocomplete: 'off',
+        placeholder: '[[0.65, 0.70, 0.29], [0.07, 0.99, 0.11]]', 'data-kind': p.type });
     } else {
       input = h('input', { id, name: inputName(type.name, p.name), placeholder: p.default ?? '' });
     }
@@ -30,6 +35,12 @@ export function paramInputs(type) {
     return h('div', { class: 'param' }, h('label', { for: id }, p.name), input,
       h('p', { class: 'hint', id: `${id}-hint` }, `${p.description}${range}`));
   });
+}
+
+/** JSON text as its value, or the text itself when it is not JSON (the
+ * service's message then says what the field wants). */
+function parseJson(v) {
+  try { return JSON.parse(v); } catch { return v; }
 }
 
 /** The parameters the user set for a type: typed values; text that is not
@@ -41,7 +52,8 @@ export function readParams(form, type) {
     if (!el || el.value.trim() === '') continue;
     const v = el.value.trim();
     if (p.type === 'boolean') out[p.name] = v === 'true';
-    else if (p.type === 'integer' || p.type === 'number') out[p.name] = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(v) ? Number(v) : v;
+    else if (p.type === 'integer' || p.type === 'number' || p.type === 'number_or_auto') out[p.name] = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(v) ? Number(v) : v;
+    else if (p.type === 'vectors') out[p.name] = parseJson(v);
     else out[p.name] = v;
   }
   return out;
