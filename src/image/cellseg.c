@@ -210,7 +210,7 @@ static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cells
 static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     memcpy(ws->local, ws->hfine, n * sizeof(float));
-    filter_max(ws->local, w, h, p->peak_radius);
+    filter_max_square(ws->local, w, h, (int)lroundf(p->peak_radius));
     for (size_t i = 0; i < n; i++) {
         float cut = TIGHT_FRACTION * ws->local[i];
         ws->tight[i] = ws->mask[i] && ws->hfine[i] >= (cut > p->threshold ? cut : p->threshold);
@@ -221,8 +221,12 @@ static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
 /* Detected components that no seed reached (no tight pixel in them) get a
  * label each, after *count: a faint nucleus is still a nucleus. */
 static void label_leftovers(cellseg_ws *ws, int w, int h, int *count) {
-    size_t n = (size_t)w * (size_t)h;
-    for (size_t i = 0; i < n; i++) ws->big[i] = ws->mask[i] && ws->nuclei[i] == 0;
+    size_t n = (size_t)w * (size_t)h, any = 0;
+    for (size_t i = 0; i < n; i++) {
+        ws->big[i] = ws->mask[i] && ws->nuclei[i] == 0;
+        any += ws->big[i];
+    }
+    if (any == 0) return;
     int extra = label_components(ws->big, w, h, 8, ws->seeds);
     if (extra <= 0) return;
     for (size_t i = 0; i < n; i++)

@@ -65,7 +65,9 @@ static void filter_gauss_kernel(float *k, int r, float sigma) {
 
 /* Horizontal pass of one row into out, through a copy padded by r
  * replicated pixels at each end so that the inner loop has no bounds
- * checks. */
+ * checks. The tap loop is outside the pixel loop so that the inner loop is
+ * a plain multiply-add over contiguous floats, which the compiler turns
+ * into vector instructions. */
 static void filter_gauss_row(const float *row, int w, const float *k, int r, float *padded,
                              float *out) {
     for (int i = 0; i < r; i++) {
@@ -74,10 +76,10 @@ static void filter_gauss_row(const float *row, int w, const float *k, int r, flo
     }
     memcpy(padded + r, row, (size_t)w * sizeof(float));
     const float *p = padded + r;
-    for (int x = 0; x < w; x++) {
-        float acc = k[0] * p[x];
-        for (int i = 1; i <= r; i++) acc += k[i] * (p[x - i] + p[x + i]);
-        out[x] = acc;
+    for (int x = 0; x < w; x++) out[x] = k[0] * p[x];
+    for (int i = 1; i <= r; i++) {
+        const float ki = k[i], *a = p - i, *b = p + i;
+        for (int x = 0; x < w; x++) out[x] += ki * (a[x] + b[x]);
     }
 }
 
@@ -91,7 +93,8 @@ static void filter_gauss_columns(const float *src, float *dst, int w, int h, con
         for (int i = 1; i <= r; i++) {
             int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
             const float *a = src + (size_t)ya * w, *b = src + (size_t)yb * w;
-            for (int x = 0; x < w; x++) d[x] += k[i] * (a[x] + b[x]);
+            const float ki = k[i];
+            for (int x = 0; x < w; x++) d[x] += ki * (a[x] + b[x]);
         }
     }
 }
@@ -152,10 +155,49 @@ static void filter_strided_min(float *img, ptrdiff_t start, ptrdiff_t stride, in
     for (int t = 0; t < n; t++) img[start + t * stride] = s->line[t];
 }
 
+/* The running minimum of radius a down every column at once: van Herk /
+ * Gil-Werman as in filter_line_min, but on whole rows (blocks of k = 2a+1
+ * rows; suffix minima into suf, prefix minima in place in ext), so every
+ * step is an elementwise minimum of two contiguous rows, which vectorises
+ * and walks memory in order, instead of a strided walk per column. */
+static void filter_columns_min(float *img, int w, int h, int a) {
+    if (a > h - 1) a = h - 1;
+    if (a <= 0) return;
+    int k = 2 * a + 1, len = ((h + 2 * a + k - 1) / k) * k;
+    size_t W = (size_t)w;
+    float *ext = ts_malloc((size_t)len * W * sizeof(float) * 2), *suf = ext + (size_t)len * W;
+    for (int j = 0; j < len; j++) {
+        float *row = ext + (size_t)j * W;
+        if (j >= a && j < a + h)
+            memcpy(row, img + (size_t)(j - a) * W, W * sizeof(float));
+        else
+            for (size_t x = 0; x < W; x++) row[x] = INFINITY;
+    }
+    for (int b = 0; b < len; b += k) {
+        memcpy(suf + (size_t)(b + k - 1) * W, ext + (size_t)(b + k - 1) * W, W * sizeof(float));
+        for (int j = b + k - 2; j >= b; j--) {
+            float *o = suf + (size_t)j * W;
+            const float *e = ext + (size_t)j * W, *n = o + W;
+            for (size_t x = 0; x < W; x++) o[x] = filter_lesser(e[x], n[x]);
+        }
+        for (int j = b + 1; j < b + k; j++) {
+            float *o = ext + (size_t)j * W;
+            const float *p = o - W;
+            for (size_t x = 0; x < W; x++) o[x] = filter_lesser(o[x], p[x]);
+        }
+    }
+    for (int i = 0; i < h; i++) {
+        const float *sf = suf + (size_t)i * W, *pf = ext + (size_t)(i + 2 * a) * W;
+        float *o = img + (size_t)i * W;
+        for (size_t x = 0; x < W; x++) o[x] = filter_lesser(sf[x], pf[x]);
+    }
+    free(ext);
+}
+
 /* Square of half-width a on the w x h image: rows in place, then columns. */
 static void filter_square_min(float *img, int w, int h, int a, filter_min_scratch *s) {
     for (int y = 0; y < h; y++) filter_line_min(img + (size_t)y * w, w, a, s->ext, s->suf);
-    for (int x = 0; x < w; x++) filter_strided_min(img, x, w, h, a, s);
+    filter_columns_min(img, w, h, a);
 }
 
 /* Both diagonal segments of radius m on the padded image: every line
@@ -249,6 +291,27 @@ int filter_min(float *img, int w, int h, float radius) {
     if (a > 0) filter_square_min(img, w, h, a, &s);
     free(block);
     return TS_OK;
+}
+
+int filter_min_square(float *img, int w, int h, int a) {
+    if (filter_check(img, w, h, (float)a) != TS_OK) return TS_ERR;
+    if (a == 0) return TS_OK;
+    int longest = w > h ? w : h;
+    size_t line_cap = (size_t)longest + 4 * (size_t)a + 2;
+    float *block = ts_malloc(3 * line_cap * sizeof(float));
+    filter_min_scratch sc = {.line = block, .ext = block + line_cap, .suf = block + 2 * line_cap};
+    filter_square_min(img, w, h, a, &sc);
+    free(block);
+    return TS_OK;
+}
+
+int filter_max_square(float *img, int w, int h, int a) {
+    if (filter_check(img, w, h, (float)a) != TS_OK) return TS_ERR;
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++) img[i] = -img[i];
+    int rc = filter_min_square(img, w, h, a);
+    for (size_t i = 0; i < n; i++) img[i] = -img[i];
+    return rc;
 }
 
 /* max(f) = -min(-f): one code path for both, at the cost of two cheap

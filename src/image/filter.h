@@ -21,6 +21,11 @@ int filter_gaussian(float *img, int w, int h, float sigma);
 int filter_min(float *img, int w, int h, float radius);
 int filter_max(float *img, int w, int h, float radius);
 
+/* The same with a square of half-width a (side 2a+1): cheaper (rows and
+ * columns only), for where the shape does not matter. */
+int filter_min_square(float *img, int w, int h, int a);
+int filter_max_square(float *img, int w, int h, int a);
+
 /* Background subtraction for dark-on-light stains expressed as positive
  * density (e.g. hematoxylin OD): img -= opening(img, radius), the opening
  * being filter_min then filter_max with that radius. Structures smaller
