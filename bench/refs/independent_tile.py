@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import write_pyramid_tiff  # noqa: E402
 
 MPP = 0.5
+TARGET = {1: 0.37, 2: 0.28, "3-5": 0.36}  # shares of nuclei: alone, in pairs, in clusters
 H_VEC = np.array([0.5626, 0.7201, 0.4062])
 E_VEC = np.array([0.2159, 0.8012, 0.5581])
 
@@ -101,8 +102,12 @@ def place_groups(rng, size, tissue, n_target):
     ys, xs = np.nonzero(tissue[::4, ::4])
     while label < n_target and tries < n_target * 20:
         tries += 1
-        u = rng.random()
-        g = 1 if u < 0.617 else 2 if u < 0.85 else int(rng.integers(3, 6))
+        # steer towards the target shares by nucleus count (clusters are
+        # rejected more often, so drawing by fixed odds would undershoot)
+        total = max(1, label)
+        short = {k: TARGET[k] - counts[k] / total for k in TARGET}
+        kind = max(short, key=short.get)
+        g = kind if kind != "3-5" else int(rng.integers(3, 6))
         radii = rng.uniform(3.0, 7.5, g) / MPP
         if g > 1:
             radii *= rng.uniform(0.7, 0.9)

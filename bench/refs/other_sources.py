@@ -1,0 +1,82 @@
+"""Images tessera did not make, scored against references (benchmark only).
+
+  other_sources.py ihc-prepare DIR
+      scikit-image's real IHC sample (skimage.data.immunohistochemistry,
+      ihc.png, hematoxylin + DAB) as DIR/ihc.tiff, a tiled pyramidal TIFF at
+      0.5 um/px that OpenSlide opens, and scikit-image's textbook pipeline's
+      nuclei on it as DIR/ihc.ref.npy.
+  other_sources.py ihc-score DIR CELLS.geojson [LABEL]
+      centroid agreement of tessera's nuclei with the reference (matched
+      one-to-one within 4 um), and the count ratio.
+  other_sources.py tile-score DIR CELLS.geojson
+      the independent tile (independent_tile.py): tessera's nuclei, the
+      scikit-image pipeline's and the OpenCV pipeline's, each against the
+      truth: F1 at IoU 0.5, recall on touching nuclei.
+
+Run with Debian's /usr/bin/python3 (python3-skimage, python3-opencv,
+python3-tifffile, python3-scipy).
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import centroid_agreement, geojson_labels, match, write_pyramid_tiff  # noqa: E402
+from pipelines import opencv_nuclei, skimage_nuclei  # noqa: E402
+
+MPP = 0.5
+
+
+def ihc_prepare(d):
+    from skimage import data
+
+    rgb = data.immunohistochemistry()
+    os.makedirs(d, exist_ok=True)
+    write_pyramid_tiff(os.path.join(d, "ihc.tiff"), rgb, MPP)
+    ref = skimage_nuclei(rgb, MPP)
+    np.save(os.path.join(d, "ihc.ref.npy"), ref)
+    print(f"ihc.png {rgb.shape[1]}x{rgb.shape[0]} at {MPP} um/px: scikit-image's pipeline finds {len(np.unique(ref)) - 1} nuclei")
+
+
+def ihc_score(d, cells, label):
+    ref = np.load(os.path.join(d, "ihc.ref.npy"))
+    pred = geojson_labels(cells, ref.shape)
+    s = centroid_agreement(ref, pred, radius=4.0 / MPP)
+    print(f"ihc.png {label}: tessera {s['pred']} nuclei, scikit-image {s['ref']}; centroid agreement "
+          f"F1 {s['f1']:.3f} ({s['matched']} matched within 4 um), count ratio {s['count_ratio']:.2f}")
+    print("JSON " + json.dumps({"ihc": label, **s}))
+
+
+def tile_score(d, cells):
+    import tifffile
+
+    truth = np.load(os.path.join(d, "independent.truth.npy"))
+    rgb = tifffile.imread(os.path.join(d, "independent.tiff"), key=0)
+    rows = [("tessera", geojson_labels(cells, truth.shape)),
+            ("scikit-image", skimage_nuclei(rgb, MPP)),
+            ("OpenCV", opencv_nuclei(rgb, MPP))]
+    print(f"independent tile: {int(truth.max())} nuclei in the truth")
+    print(f"{'pipeline':<14} {'found':>7} {'F1':>7} {'prec':>7} {'recall':>7} {'touchR':>7} {'mIoU':>7}")
+    for name, lab in rows:
+        s = match(truth, lab)
+        print(f"{name:<14} {s['pred']:>7} {s['f1']:>7.4f} {s['precision']:>7.4f} {s['recall']:>7.4f} "
+              f"{s['recall_touching']:>7.4f} {s['mean_iou']:>7.4f}")
+        print("JSON " + json.dumps({"pipeline": name, **s}))
+
+
+def main():
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "ihc-prepare":
+        ihc_prepare(sys.argv[2])
+    elif cmd == "ihc-score":
+        ihc_score(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "")
+    elif cmd == "tile-score":
+        tile_score(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
