@@ -12,10 +12,15 @@
  *   read      slide_read of each window (OpenSlide: JPEG decoding)
  *   segment   slide_read + the whole per-tile pipeline (cellseg_window)
  * Figures are megapixels of tile core (analysis pixels) per second on one
- * core, and the ratio segment / read: the share of time that is image
- * analysis rather than decoding.
+ * core, from the process's CPU time (steadier than wall time on a shared
+ * machine; wall time is printed too), and the ratio segment / read.
+ * `--tiles FILE` writes the windows timed (level-0 x, y, w, h, level), so
+ * bench/refs/speed.py can time the OpenCV reference on the very same reads.
  */
+#include <malloc.h>
 #include <math.h>
+#include <string.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,6 +41,13 @@ static cellseg_params default_params(double px) {
                             .threshold = 0.1f, .min_area = (float)(10 / (px * px)),
                             .max_area = (float)(400 / (px * px)), .split = true, .refine = true,
                             .expansion = (float)(5 / px), .seed_ratio = 1.3f, .peak_radius = (float)(4 / px), .simplify = 0.5f};
+}
+
+/* CPU seconds of this process. */
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
 static int has_tissue(const uint32_t *rgb, size_t n) {
@@ -62,10 +74,19 @@ static int read_window(slide *s, const plan *p, int tx, int ty, uint32_t *buf, i
 }
 
 int main(int argc, char **argv) {
+    const char *tiles_out = NULL;
+    if (argc > 2 && strcmp(argv[1], "--tiles") == 0) {
+        tiles_out = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: image_bench SLIDE [PIXEL_SIZE_UM] [MAX_TILES]\n");
+        fprintf(stderr, "usage: image_bench [--tiles FILE] SLIDE [PIXEL_SIZE_UM] [MAX_TILES]\n");
         return 2;
     }
+    /* as the cell_segmentation job does (job_cells.c) */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
     double px = argc > 2 ? atof(argv[2]) : 0.5;
     int max_tiles = argc > 3 ? atoi(argv[3]) : 64;
     char err[TS_ERRLEN];
@@ -95,15 +116,25 @@ int main(int argc, char **argv) {
     }
     cellseg_ws *ws = cellseg_ws_new(win, win);
     cellseg_params cp = default_params(px);
-    double t_read = 0, t_seg = 0;
+    if (tiles_out) {
+        FILE *fp = fopen(tiles_out, "w");
+        for (int i = 0; fp && i < n; i++) {
+            double x0 = (tiles[i] % p.nx * TILE - p.margin) * p.downsample;
+            double y0 = (tiles[i] / p.nx * TILE - p.margin) * p.downsample;
+            fprintf(fp, "%lld %lld %d %d %d %d\n", (long long)x0, (long long)y0, win, win, p.level, p.margin);
+        }
+        if (fp) fclose(fp);
+    }
+    double t_read = 0, t_seg = 0, c_read = 0, c_seg = 0;
     size_t cells = 0;
     for (int pass = 0; pass < 2; pass++) { /* the first pass warms the page cache */
-        double t0 = ts_monotonic();
+        double t0 = ts_monotonic(), c0 = cpu_now();
         for (int i = 0; i < n; i++)
             if (read_window(s, &p, tiles[i] % p.nx, tiles[i] / p.nx, buf, &side) != TS_OK) return 1;
         t_read = ts_monotonic() - t0;
+        c_read = cpu_now() - c0;
     }
-    double t0 = ts_monotonic();
+    double t0 = ts_monotonic(), c0 = cpu_now();
     for (int i = 0; i < n; i++) {
         cellseg_cell *out;
         size_t k;
@@ -113,13 +144,14 @@ int main(int argc, char **argv) {
         cells += k;
     }
     t_seg = ts_monotonic() - t0;
+    c_seg = cpu_now() - c0;
     double mp = (double)n * TILE * TILE / 1e6;
     printf("slide %s: %lld x %lld at %.3f um/px; analysis at %g um/px from level %d\n", argv[1],
            (long long)info->w, (long long)info->h, info->mpp_x, px, p.level);
     printf("tiles with tissue timed: %d (of %d), %.1f MP of tile cores, %zu cells\n", n, p.nx * p.ny, mp, cells);
-    printf("openslide read only:     %8.2f MP/s per core (%.3f s)\n", mp / t_read, t_read);
-    printf("read + cell segmentation: %8.2f MP/s per core (%.3f s)\n", mp / t_seg, t_seg);
-    printf("ratio segmentation/read:  %8.3f\n", (mp / t_seg) / (mp / t_read));
+    printf("openslide read only:      %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_read, c_read, t_read);
+    printf("read + cell segmentation: %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_seg, c_seg, t_seg);
+    printf("ratio segmentation/read:  %8.3f\n", c_read / c_seg);
     cellseg_ws_free(ws);
     free(buf);
     free(tiles);

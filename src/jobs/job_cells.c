@@ -16,6 +16,7 @@
  * windows, never by the slide or the number of cells.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -482,6 +483,12 @@ static json_t *summary_json(const run *r, double seconds, int threads) {
 
 static int cells_run(job_ctx *ctx, char *err, size_t errlen) {
     run r = {.ctx = ctx};
+    /* Every tile allocates the same large scratch images; keep them on the
+     * heap for reuse instead of mapping, zero-filling and unmapping them per
+     * tile (a third of the time went to page faults). This job runs in its
+     * own process, so the setting touches nothing else. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
     int threads = (int)P("threads");
     if (threads <= 0) threads = ctx->cpus > 0 ? ctx->cpus : 1;
     double started = ts_monotonic();

@@ -37,9 +37,9 @@
 #define OD_BINS 600            /* histogram of |OD| from 0 to OD_RANGE */
 #define OD_RANGE 1.5
 #define GLASS_PERCENTILE 2.0   /* the palest pixels: glass, if the slide shows any */
-#define GLASS_MAX_OD 0.12      /* glass is paler than this (|OD| of grey ~225) */
+#define GLASS_MAX_OD 0.085     /* glass is paler than this (|OD| of grey ~226) */
 #define TISSUE_MIN_ABOVE_GLASS 0.025 /* noise and dust above glass are not tissue */
-#define TISSUE_MAX_ABOVE_GLASS 0.10  /* anything this much darker than glass is stained */
+#define TISSUE_MAX_ABOVE_GLASS 0.05  /* this much darker than glass is stain (pale IHC stroma too) */
 #define SMOOTH_SIGMA_PX 1.0f   /* Gaussian before thresholding, analysis pixels */
 #define CLOSE_RADIUS_PX 1.5f   /* joins tissue split by a pale line */
 #define OPEN_RADIUS_PX 1.0f    /* drops dust and threads one pixel wide */
