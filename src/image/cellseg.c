@@ -137,7 +137,7 @@ static void hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
     size_t n = (size_t)w * (size_t)h;
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, ws->eraw);
     memcpy(ws->h, ws->hraw, n * sizeof(float));
-    if (p->background_radius > 0) filter_background_subtract(ws->h, w, h, p->background_radius);
+    if (p->background_radius > 0) filter_background_subtract_coarse(ws->h, w, h, p->background_radius);
     if (p->refine || p->split) {
         memcpy(ws->hfine, ws->h, n * sizeof(float));
         filter_gaussian(ws->hfine, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);

@@ -278,9 +278,65 @@ static void test_filter_background_subtract_flattens_ramp_and_is_nonnegative(voi
     free(img);
 }
 
+/* The coarse background: never negative, a flat background with a bump
+ * narrower than the radius gives the bump's height on it and 0 well away
+ * from it, and on smooth images with small bumps it is within 0.05 of the
+ * exact filter away from the bumps' rims. */
+static void test_filter_background_subtract_coarse_follows_exact(void **state) {
+    (void)state;
+    enum { W = 64, H = 48 };
+    float *a = malloc(sizeof(float) * W * H), *b = malloc(sizeof(float) * W * H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            float v = 0.2f + 0.004f * (float)x + 0.003f * (float)y;
+            int bump = (x - 30) * (x - 30) + (y - 20) * (y - 20) <= 9;
+            a[y * W + x] = b[y * W + x] = v + (bump ? 0.5f : 0.0f);
+        }
+    assert_int_equal(filter_background_subtract(a, W, H, 10.0f), TS_OK);
+    assert_int_equal(filter_background_subtract_coarse(b, W, H, 10.0f), TS_OK);
+    assert_near(b[20 * W + 30], 0.5, 0.06);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            assert_true(b[y * W + x] >= 0);
+            int near = abs(x - 30) <= 5 && abs(y - 20) <= 5;
+            if (!near) assert_near(b[y * W + x], a[y * W + x], 0.05);
+        }
+    uint64_t s = 9;
+    for (int i = 0; i < W * H; i++) b[i] = rnd_float(&s) * 3 - 1;
+    assert_int_equal(filter_background_subtract_coarse(b, W, H, 7.0f), TS_OK);
+    for (int i = 0; i < W * H; i++) assert_true(b[i] >= 0);
+    free(a);
+    free(b);
+}
+
+/* The square max filter against a brute-force maximum over the square. */
+static void test_filter_max_square_matches_brute_force(void **state) {
+    (void)state;
+    enum { W = 37, H = 23 };
+    float img[W * H], ref[W * H];
+    uint64_t s = 3;
+    for (int i = 0; i < W * H; i++) img[i] = rnd_float(&s);
+    for (int a = 0; a <= 5; a++) {
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                float m = -INFINITY;
+                for (int v = y - a; v <= y + a; v++)
+                    for (int u = x - a; u <= x + a; u++)
+                        if (u >= 0 && v >= 0 && u < W && v < H && img[v * W + u] > m) m = img[v * W + u];
+                ref[y * W + x] = m;
+            }
+        float out[W * H];
+        memcpy(out, img, sizeof(out));
+        assert_int_equal(filter_max_square(out, W, H, a), TS_OK);
+        for (int i = 0; i < W * H; i++) assert_true(out[i] == ref[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_rejects_bad_arguments),
+        cmocka_unit_test(test_filter_background_subtract_coarse_follows_exact),
+        cmocka_unit_test(test_filter_max_square_matches_brute_force),
         cmocka_unit_test(test_filter_zero_sigma_and_radius_leave_image_unchanged),
         cmocka_unit_test(test_filter_gaussian_hand_computed_kernel_and_edges),
         cmocka_unit_test(test_filter_gaussian_keeps_constant_image_constant),
