@@ -3,6 +3,11 @@
  */
 #include "image/threshold.h"
 
+#include <math.h>
+#include <stdlib.h>
+
+#include "util/util.h"
+
 void threshold_histogram(const uint8_t *v, size_t n, uint64_t hist[256]) {
     for (size_t i = 0; i < n; i++) hist[v[i]]++;
 }
@@ -42,4 +47,35 @@ int threshold_otsu_bins(const uint64_t *hist, int nbins) {
         }
     }
     return best_t;
+}
+
+/* The bin where the running count of hist from bin `from` reaches want. */
+static int hist_quantile(const uint64_t *hist, int from, uint64_t want) {
+    uint64_t seen = 0;
+    int b = from;
+    while (b < THRESHOLD_OD_BINS - 1 && (seen += hist[b]) < want) b++;
+    return b;
+}
+
+void threshold_glass_od(const float *f, size_t n, threshold_glass *c) {
+    const double scale = THRESHOLD_OD_RANGE / THRESHOLD_OD_BINS;
+    uint64_t *hist = ts_calloc(THRESHOLD_OD_BINS, sizeof(uint64_t));
+    for (size_t i = 0; i < n; i++) {
+        int b = (int)(f[i] / scale);
+        hist[b < 0 ? 0 : b >= THRESHOLD_OD_BINS ? THRESHOLD_OD_BINS - 1 : b]++;
+    }
+    int gb = hist_quantile(hist, 0, (uint64_t)ceil(THRESHOLD_GLASS_PERCENTILE / 100 * (double)n));
+    c->glass_od = (gb + 0.5) * scale;
+    c->otsu = (threshold_otsu_bins(hist, THRESHOLD_OD_BINS) + 1) * scale;
+    c->glass_found = c->glass_od <= THRESHOLD_GLASS_MAX_OD;
+    double lo = c->glass_od + THRESHOLD_MIN_ABOVE_GLASS;
+    int tb = (int)(lo / scale) + 1;
+    uint64_t darker = 0;
+    for (int b = tb; b < THRESHOLD_OD_BINS; b++) darker += hist[b];
+    c->tissue_od = darker ? (hist_quantile(hist, tb, (darker + 1) / 2) + 0.5) * scale : lo;
+    double half = c->glass_od + 0.5 * (c->tissue_od - c->glass_od);
+    double t = c->otsu < half ? c->otsu : half;
+    if (t > c->glass_od + THRESHOLD_MAX_ABOVE_GLASS) t = c->glass_od + THRESHOLD_MAX_ABOVE_GLASS;
+    c->threshold = !c->glass_found ? c->glass_od / 2 : t < lo ? lo : t;
+    free(hist);
 }

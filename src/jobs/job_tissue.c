@@ -34,11 +34,6 @@
 #define MAX_GRID_PIXELS (64L * 1024 * 1024) /* the analysis image, 64 MP */
 #define MAX_READ_SIDE 4096                  /* level pixels per read chunk side */
 #define MAX_CHUNK_SIDE 1024                 /* analysis pixels per chunk side */
-#define OD_BINS 600            /* histogram of |OD| from 0 to OD_RANGE */
-#define OD_RANGE 1.5
-#define GLASS_PERCENTILE 2.0   /* the palest pixels: glass, if the slide shows any */
-#define GLASS_MAX_OD 0.085     /* glass is paler than this (|OD| of grey ~226) */
-#define TISSUE_MIN_ABOVE_GLASS 0.015 /* noise and dust above glass are not tissue */
 #define SMOOTH_SIGMA_PX 1.0f   /* Gaussian before thresholding, analysis pixels */
 #define CLOSE_RADIUS_PX 1.5f   /* joins tissue split by a pale line */
 #define OPEN_RADIUS_PX 1.0f    /* drops dust and threads one pixel wide */
@@ -141,14 +136,7 @@ static int read_grid(job_ctx *ctx, slide *s, const grid *g, uint32_t *rgb, char 
     return rc;
 }
 
-/* What the threshold step chose, for summary.json. */
-typedef struct tissue_choice {
-    double threshold;  /* applied: |OD| (otsu) or grey level (threshold) */
-    double otsu;       /* Otsu's |OD| threshold before the glass limits */
-    double glass_od;   /* |OD| at GLASS_PERCENTILE */
-    double tissue_od;  /* median |OD| of what is clearly darker than glass */
-    bool glass_found;  /* the slide shows glass (else all of it may be tissue) */
-} tissue_choice;
+typedef threshold_glass tissue_choice;
 
 /* |OD| (length of the optical-density vector) of every pixel: stain of
  * any colour, grey hematoxylin-only IHC included, is darker than glass. */
@@ -160,44 +148,6 @@ static void od_length(const uint32_t *rgb, size_t n, float *out) {
         float r = od[(p >> 16) & 0xff], g = od[(p >> 8) & 0xff], b = od[p & 0xff];
         out[i] = sqrtf(r * r + g * g + b * b);
     }
-}
-
-/* The bin where the running count of hist (from bin `from`) reaches `want`. */
-static int hist_quantile(const uint64_t *hist, int from, uint64_t want) {
-    uint64_t seen = 0;
-    int b = from;
-    while (b < OD_BINS - 1 && (seen += hist[b]) < want) b++;
-    return b;
-}
-
-/* Glass is the palest GLASS_PERCENTILE of the image; tissue is what is
- * clearly darker (more than TISSUE_MIN_ABOVE_GLASS). The threshold is the
- * smaller of Otsu's and the level half-way from glass to the median
- * tissue, so that the outline sits at half the contrast whether the stain
- * is strong (H&E: Otsu) or faint (IHC counterstain: half-way), and never
- * closer to glass than the minimum. Otsu alone splits an image without
- * glass (all tissue) in two and puts pale tissue with the glass. When even
- * the palest pixels are darker than glass can be, there is no glass: the
- * threshold sits half-way below them and all of it is tissue. */
-static void otsu_od(const float *f, size_t n, tissue_choice *c) {
-    uint64_t *hist = ts_calloc(OD_BINS, sizeof(uint64_t));
-    for (size_t i = 0; i < n; i++) {
-        int b = (int)(f[i] / OD_RANGE * OD_BINS);
-        hist[b < 0 ? 0 : b >= OD_BINS ? OD_BINS - 1 : b]++;
-    }
-    int gb = hist_quantile(hist, 0, (uint64_t)ceil(GLASS_PERCENTILE / 100 * (double)n));
-    c->glass_od = (gb + 0.5) * OD_RANGE / OD_BINS;
-    c->otsu = (threshold_otsu_bins(hist, OD_BINS) + 1) * OD_RANGE / OD_BINS;
-    c->glass_found = c->glass_od <= GLASS_MAX_OD;
-    double lo = c->glass_od + TISSUE_MIN_ABOVE_GLASS;
-    int tb = (int)(lo / OD_RANGE * OD_BINS) + 1;
-    uint64_t darker = 0;
-    for (int b = tb; b < OD_BINS; b++) darker += hist[b];
-    c->tissue_od = darker ? (hist_quantile(hist, tb, (darker + 1) / 2) + 0.5) * OD_RANGE / OD_BINS : lo;
-    double half = c->glass_od + 0.5 * (c->tissue_od - c->glass_od);
-    double t = c->otsu < half ? c->otsu : half;
-    c->threshold = !c->glass_found ? c->glass_od / 2 : t < lo ? lo : t;
-    free(hist);
 }
 
 /* The tissue mask (0/1) of the grid's RGB image, and what was chosen. */
@@ -217,7 +167,7 @@ static void threshold_tissue(job_ctx *ctx, const uint32_t *rgb, const grid *g, u
     }
     filter_gaussian(f, g->w, g->h, SMOOTH_SIGMA_PX);
     if (otsu) {
-        otsu_od(f, n, c);
+        threshold_glass_od(f, n, c);
         for (size_t i = 0; i < n; i++) mask[i] = f[i] > (float)c->threshold;
     } else {
         c->threshold = params_number(tissue_params, N_PARAMS, ctx->params, "threshold");
