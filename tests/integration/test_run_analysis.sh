@@ -30,6 +30,11 @@ check_eq "one CSV row per cell, plus the header" "$(wc -l < "$C/cells.csv")" "$(
 check_eq "cells have geometry, nucleusGeometry and measurements" \
     "$(jq '[.features[] | select(.properties.objectType=="cell" and .geometry.type=="Polygon" and .nucleusGeometry.type=="Polygon" and (.properties.measurements["Nucleus: Area µm^2"] > 0))] | length' "$C/cells.geojson")" "$count"
 check_eq "cells were restricted to the upstream tissue mask" "$(jq -r .area_source "$C/summary.json")" tissue_mask
+check_eq "summary.json: stain vectors estimated from the slide, called H&E" \
+    "$(jq -r '.stain.source + " " + .stain.type + " " + (.stain.hematoxylin | length | tostring)' "$C/summary.json")" "estimated (Macenko) he 3"
+check_eq "summary.json: the threshold was chosen once for the slide" \
+    "$(jq -r '.threshold.method | startswith("auto")' "$C/summary.json")" true
+check_eq "summary.json: the tissue threshold and glass found" "$(jq -r '.otsu.glass_found' "$T/summary.json")" true
 
 tessera evaluate cells --truth var/data/demo.nuclei.geojson --pred "$C/cells.geojson" --json > cells-eval.json
 tessera evaluate tissue --truth var/data/demo.tissue.geojson --pred "$T/tissue.geojson" --json > tissue-eval.json
@@ -49,6 +54,11 @@ bad_params "negative pixel size" '{"pixel_size_um": -1}' "params.pixel_size_um"
 bad_params "min area above max area" '{"min_area_um2": 500, "max_area_um2": 100}' "params.min_area_um2"
 bad_params "unknown parameter" '{"radius": 3}' "params.radius"
 bad_params "tile size not an integer" '{"tile_size": 100.5}' "params.tile_size"
+bad_params "threshold neither auto nor a number" '{"threshold": "high"}' "params.threshold"
+bad_params "unknown stain" '{"stain": "pas"}' "params.stain"
+bad_params "one stain vector" '{"stain_vectors": [[0.65, 0.70, 0.29]]}' "params.stain_vectors"
+bad_params "parallel stain vectors" '{"stain_vectors": [[0.65, 0.70, 0.29], [1.3, 1.4, 0.58]]}' "params.stain_vectors"
+
 
 # Bad images: refused at submission with the reason.
 printf 'not a slide at all\n' > var/data/text.svs
@@ -77,4 +87,16 @@ check_eq "a corrupt tile: the run reports failure (exit 1)" "$?" 1
 wf_json 2 > st2.json
 check_eq "a corrupt tile: the job failed" "$(jq -r '.jobs[0].state' st2.json)" failed
 check "a corrupt tile: the job log says what failed" grep -q "cannot decode" var/work/2/c/job.log
+
+# An H-DAB slide: "auto" tells it from H&E; explicit vectors and a number
+# threshold are used as given and said so.
+check "demo-slide writes an H-DAB slide" tessera demo-slide var/data/hdab.tiff --size 2048x2048 --seed 3 --stain hdab
+printf '{"name":"hdab","jobs":[{"job_id":"a","job_type":"cell_segmentation","image_path":"hdab.tiff"},{"job_id":"b","job_type":"cell_segmentation","image_path":"hdab.tiff","params":{"threshold":0.12,"stain_vectors":[[0.65,0.70,0.29],[0.27,0.57,0.78]]}}]}' > hdab.json
+check "cell segmentation runs on the H-DAB slide" tessera run hdab.json --user alice --concurrency-limit 2 --poll-seconds 0.2
+H=$(ls -d var/results/*/a | tail -n 1)
+check_eq "auto stain on H-DAB: estimated and called hdab" "$(jq -r '.stain.type + " " + .stain.second_stain' "$H/summary.json")" "hdab DAB"
+check "H-DAB cells were found" test "$(jq .count "$H/summary.json")" -gt 20
+H=$(dirname "$H")/b
+check_eq "explicit stain vectors are used and reported" "$(jq -r '.stain.source + " " + .stain.type' "$H/summary.json")" "params.stain_vectors hdab"
+check_eq "a number threshold is used as given" "$(jq -r '.threshold.method + " " + (.threshold.value | tostring)' "$H/summary.json")" "given 0.12"
 summary
