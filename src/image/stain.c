@@ -199,7 +199,10 @@ void stain_estimate_from(const stain_sampler *s, stain_kind kind, stain_estimate
         return;
     }
     double to_e = stain_angle_deg(o, REF_E), to_dab = stain_angle_deg(o, REF_DAB);
-    stain_kind k = kind != STAIN_AUTO ? kind : to_dab < to_e ? STAIN_HDAB : STAIN_HE;
+    /* Brown DAB absorbs blue most, pink eosin green most: a physical test
+     * that holds for stain vectors far from either reference (e.g.
+     * Macenko's own eosin is nearer Ruifrok's DAB than Ruifrok's eosin). */
+    stain_kind k = kind != STAIN_AUTO ? kind : o[2] > o[1] ? STAIN_HDAB : STAIN_HE;
     double dev_h = stain_angle_deg(h, REF_H), dev_o = k == STAIN_HDAB ? to_dab : to_e;
     if (dev_h > STAIN_MAX_DEVIATION_DEG || dev_o > STAIN_MAX_DEVIATION_DEG) {
         snprintf(why, sizeof(why),

@@ -13,8 +13,8 @@
  * and the vectors at its 1st and 99th percentiles are the two stains (robust
  * extremes rather than the extremes themselves). The one with the larger red
  * OD share is hematoxylin (it absorbs red; eosin and DAB absorb green and
- * blue). With kind "auto", the second stain is called eosin or DAB by
- * whichever reference vector it is closer to.
+ * blue). With kind "auto", the second stain is DAB when it absorbs blue
+ * more than green (brown), else eosin (pink).
  *
  * An estimate is refused (the caller then uses Ruifrok–Johnston) when fewer
  * than STAIN_MIN_PIXELS pixels are stained, when the two vectors are less

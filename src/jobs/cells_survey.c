@@ -109,10 +109,7 @@ static void choose_stains(window *wins, int n, stain_kind kind, const double giv
                                           n_given == 3 ? given[2] : NULL) == TS_OK) {
         out->stain_given = true;
         out->stain.estimated = false;
-        double e[3] = {0.07, 0.99, 0.11}, d[3] = {0.27, 0.57, 0.78};
-        out->stain.kind = kind != STAIN_AUTO ? kind
-                          : stain_angle_deg(given[1], d) < stain_angle_deg(given[1], e) ? STAIN_HDAB
-                                                                                          : STAIN_HE;
+        out->stain.kind = kind != STAIN_AUTO ? kind : given[1][2] > given[1][1] ? STAIN_HDAB : STAIN_HE;
         for (int k = 0; k < 3; k++) {
             out->stain.v1[k] = out->stains.vec[0][k];
             out->stain.v2[k] = out->stains.vec[1][k];
