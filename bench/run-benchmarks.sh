@@ -10,12 +10,9 @@ if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ]; then
 else
     echo "ws_latency: skipped (node or node_modules/ws missing; scripts/install-deps.sh)"
 fi
-# Image analysis: cell segmentation against OpenSlide's raw reads, and
-# segmentation quality on demo slides.
-slide_dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench-slide.XXXXXX")
-"$build/tessera" demo-slide "$slide_dir/bench.tiff" --size 16384x12288 --seed 2
-"$build/bench/image_bench" "$slide_dir/bench.tiff" 0.5 64
-rm -rf "$slide_dir"
+# Image analysis: cell segmentation against OpenSlide's raw reads of the
+# same tiles and the OpenCV reference pipeline, at 0.5 um/px, one core.
+bench/speed.sh "$build" "" 0.5 64
 # The viewer: Deep Zoom tiles drawn vs served from the worker's cache.
 bench/tile_bench.sh "$build/tessera" 16384x12288 100
 # The viewer's overlay in Chromium: indexing and drawing 100,000 cells.
@@ -25,3 +22,4 @@ else
     echo "overlay_bench: skipped (node, playwright-core or chromium missing; scripts/install-deps.sh)"
 fi
 bench/accuracy.sh "$build/tessera"
+bench/other_sources.sh "$build/tessera"

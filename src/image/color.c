@@ -154,6 +154,16 @@ void color_grey(const uint32_t *argb, size_t n, uint8_t *out) {
     }
 }
 
+void color_od_length(const uint32_t *argb, size_t n, float *out) {
+    float od[256];
+    color_od_table(od);
+    for (size_t i = 0; i < n; i++) {
+        unsigned r, g, b;
+        color_channels(argb[i], &r, &g, &b);
+        out[i] = sqrtf(od[r] * od[r] + od[g] * od[g] + od[b] * od[b]);
+    }
+}
+
 /* One pixel, so no table: three log10 calls. */
 float color_od_mean(uint32_t argb) {
     unsigned r, g, b;

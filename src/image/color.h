@@ -54,6 +54,11 @@ void color_saturation(const uint32_t *argb, size_t n, uint8_t *out);
 /* Luma (0.299 R + 0.587 G + 0.114 B), rounded; alpha-0 pixels are 255. */
 void color_grey(const uint32_t *argb, size_t n, uint8_t *out);
 
+/* Length of each pixel's optical-density vector, sqrt(ODr² + ODg² +
+ * ODb²): how much light any stain of any colour took away (alpha-0 pixels
+ * are white: 0). */
+void color_od_length(const uint32_t *argb, size_t n, float *out);
+
 /* Mean optical density of the three channels of one pixel (as above). */
 float color_od_mean(uint32_t argb);
 

@@ -47,14 +47,8 @@ static int read_rect(const survey_grid *g, int x0, int y0, int w, int h, uint32_
  * once smoothed. Returns how many. */
 static size_t mark_tissue(window *win, survey_tissue_fn tissue, void *arg) {
     size_t n = (size_t)win->w * (size_t)win->h, on = 0;
-    float od[256];
-    color_od_lut(od);
     float *f = ts_malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        uint32_t px = resample_opaque(win->rgb[i]);
-        float r = od[(px >> 16) & 0xff], g = od[(px >> 8) & 0xff], b = od[px & 0xff];
-        f[i] = sqrtf(r * r + g * g + b * b);
-    }
+    color_od_length(win->rgb, n, f);
     filter_gaussian(f, win->w, win->h, TISSUE_BLUR_PX);
     for (int y = 0; y < win->h; y++)
         for (int x = 0; x < win->w; x++) {

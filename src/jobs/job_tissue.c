@@ -138,18 +138,6 @@ static int read_grid(job_ctx *ctx, slide *s, const grid *g, uint32_t *rgb, char 
 
 typedef threshold_glass tissue_choice;
 
-/* |OD| (length of the optical-density vector) of every pixel: stain of
- * any colour, grey hematoxylin-only IHC included, is darker than glass. */
-static void od_length(const uint32_t *rgb, size_t n, float *out) {
-    float od[256];
-    color_od_lut(od);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t p = resample_opaque(rgb[i]);
-        float r = od[(p >> 16) & 0xff], g = od[(p >> 8) & 0xff], b = od[p & 0xff];
-        out[i] = sqrtf(r * r + g * g + b * b);
-    }
-}
-
 /* The tissue mask (0/1) of the grid's RGB image, and what was chosen. */
 static void threshold_tissue(job_ctx *ctx, const uint32_t *rgb, const grid *g, uint8_t *mask,
                              tissue_choice *c) {
@@ -158,7 +146,7 @@ static void threshold_tissue(job_ctx *ctx, const uint32_t *rgb, const grid *g, u
     float *f = ts_malloc(n * sizeof(float));
     memset(c, 0, sizeof(*c));
     if (otsu) {
-        od_length(rgb, n, f);
+        color_od_length(rgb, n, f);
     } else {
         uint8_t *v = ts_malloc(n);
         color_grey(rgb, n, v);

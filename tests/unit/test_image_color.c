@@ -149,8 +149,21 @@ static void test_color_od_mean_hand_values(void **state) {
     assert_near(color_od_mean(rgb(0, 0, 0)), 2.40654, 1e-5);
 }
 
+/* |OD|: 0 for white and for transparent pixels; sqrt(3) x the channel OD
+ * for a neutral grey (25: OD log10(255/25) = 1.00860 per channel). */
+static void test_color_od_length_hand_values(void **state) {
+    (void)state;
+    uint32_t px[3] = {rgb(255, 255, 255), 0x00000000u, rgb(25, 25, 25)};
+    float out[3];
+    color_od_length(px, 3, out);
+    assert_near(out[0], 0, 1e-6);
+    assert_near(out[1], 0, 1e-6);
+    assert_near(out[2], sqrt(3.0) * 1.00860, 1e-4);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_color_od_length_hand_values),
         cmocka_unit_test(test_color_he_vectors_are_normalised),
         cmocka_unit_test(test_color_inverse_times_vectors_is_identity),
         cmocka_unit_test(test_color_pure_hematoxylin_pixel_deconvolves_to_c_and_zero),
