@@ -201,15 +201,18 @@ static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cells
     return TS_OK;
 }
 
-/* The tight mask: detected pixels whose lightly smoothed stain reaches
- * half of the highest stain within peak_radius. Smoothing by sigma, which
- * detection needs, fills the necks between touching nuclei; at half their
- * local peak the necks are as narrow as in the slide, and a pale nucleus
- * beside a dark one still keeps its own (further than peak_radius from the
- * dark one's centre). */
+/* The tight mask: detected pixels whose lightly smoothed stain (hfine)
+ * reaches TIGHT_FRACTION of the peak of the smoothed stain (h) within
+ * peak_radius. Smoothing by sigma, which detection needs, fills the necks
+ * between touching nuclei; at a large share of their local peak the necks
+ * are as narrow as on the slide. The peak is taken on the smoothed stain
+ * so that chromatin texture and nucleoli (sharp, dark spots) do not raise
+ * it and cut one textured nucleus into pieces; a pale nucleus beside a
+ * dark one keeps its own peak when their centres are further apart than
+ * peak_radius. */
 static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    memcpy(ws->local, ws->hfine, n * sizeof(float));
+    memcpy(ws->local, ws->h, n * sizeof(float));
     filter_max_square(ws->local, w, h, (int)lroundf(p->peak_radius));
     for (size_t i = 0; i < n; i++) {
         float cut = TIGHT_FRACTION * ws->local[i];

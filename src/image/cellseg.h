@@ -5,8 +5,9 @@
  *   hematoxylin OD (colour deconvolution with the slide's stain vectors)
  *   -> background subtraction (opening of radius background_radius)
  *   -> Gaussian (sigma) -> threshold -> holes filled
- *   -> split (optional): the tight mask (stain at half its local peak
- *      within peak_radius: necks as narrow as on the slide), its distance
+ *   -> split (optional): the tight mask (stain at 3/4 of the smoothed
+ *      stain's peak within peak_radius: necks as narrow as on the slide,
+ *      textured nuclei whole), its distance
  *      transform d, seeds at the maxima of
  *      log(1 + d) rising more than log(seed_ratio) above their saddles
  *      (a neck must be narrower than the nuclei on both sides by that

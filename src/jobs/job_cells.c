@@ -34,7 +34,7 @@
 #include "util/util.h"
 
 #define MAX_MASK_PIXELS (256L * 1024 * 1024)
-#define PEAK_RADIUS_UM 4.0 /* about a small nucleus's radius: see cellseg.h */
+#define PEAK_RADIUS_UM 3.0 /* about a small nucleus's radius: see cellseg.h */
 #define SEED_RATIO 1.3f /* (1 + peak) / (1 + saddle) distance of a split; see cellseg.h */
 
 static const char *const stains[] = {"auto", "he", "hdab", NULL};
