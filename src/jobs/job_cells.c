@@ -276,14 +276,17 @@ static int write_cell(run *r, cellseg_cell *c, int win_x, int win_y, char *err, 
     snprintf(id, sizeof(id), "cell-%lld", (long long)r->count + 1);
     ring_to_level0(&c->nucleus, r, win_x, win_y);
     ring_to_level0(&c->cell, r, win_x, win_y);
+    /* The second stain's measurements are named after it, as QuPath does. */
+    bool dab = r->survey.stain.kind == STAIN_HDAB;
     json_t *props = json_pack(
         "{s:s, s:{s:s, s:[iii]}, s:{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}}",
         "objectType", "cell", "classification", "name", "Nucleus", "color", 40, 40, 200,
         "measurements", "Centroid X µm", x_um, "Centroid Y µm", y_um, "Nucleus: Area µm^2", area,
         "Nucleus: Perimeter µm", perim, "Nucleus: Circularity", circ,
-        "Nucleus: Hematoxylin OD mean", c->nucleus_h, "Nucleus: Eosin OD mean", c->nucleus_e,
+        "Nucleus: Hematoxylin OD mean", c->nucleus_h,
+        dab ? "Nucleus: DAB OD mean" : "Nucleus: Eosin OD mean", c->nucleus_e,
         "Cell: Area µm^2", c->cell_area * um2, "Cell: Hematoxylin OD mean", c->cell_h,
-        "Cell: Eosin OD mean", c->cell_e);
+        dab ? "Cell: DAB OD mean" : "Cell: Eosin OD mean", c->cell_e);
     geojson_polygon cell = {.rings = &c->cell, .n = 1}, nucleus = {.rings = &c->nucleus, .n = 1};
     int rc = geojson_feature(r->gj, id, &cell, 1, &nucleus, props, err, errlen);
     json_decref(props);
@@ -376,10 +379,15 @@ static void free_threads(run *r, int threads) {
     free(r->tb);
 }
 
-static const char csv_header[] =
-    "id,centroid_x_um,centroid_y_um,centroid_x_px,centroid_y_px,nucleus_area_um2,"
-    "nucleus_perimeter_um,nucleus_circularity,cell_area_um2,nucleus_hematoxylin_od_mean,"
-    "nucleus_eosin_od_mean,cell_hematoxylin_od_mean,cell_eosin_od_mean\n";
+/* The CSV header; the second stain's columns are named after it. */
+static int write_csv_header(run *r) {
+    const char *s = r->survey.stain.kind == STAIN_HDAB ? "dab" : "eosin";
+    return fprintf(r->csv,
+                   "id,centroid_x_um,centroid_y_um,centroid_x_px,centroid_y_px,nucleus_area_um2,"
+                   "nucleus_perimeter_um,nucleus_circularity,cell_area_um2,"
+                   "nucleus_hematoxylin_od_mean,nucleus_%s_od_mean,cell_hematoxylin_od_mean,"
+                   "cell_%s_od_mean\n", s, s) < 0 ? TS_ERR : TS_OK;
+}
 
 static int open_outputs(run *r, char *err, size_t errlen) {
     char *gj = jobimg_path(r->ctx->out_dir, "cells.geojson");
@@ -388,7 +396,7 @@ static int open_outputs(run *r, char *err, size_t errlen) {
     if (rc != TS_OK) return TS_ERR;
     r->csv_path = jobimg_path(r->ctx->out_dir, "cells.csv");
     r->csv = fopen(r->csv_path, "w");
-    if (r->csv == NULL || fputs(csv_header, r->csv) == EOF) {
+    if (r->csv == NULL || write_csv_header(r) != TS_OK) {
         ts_errf(err, errlen, "%s: %s", r->csv_path, strerror(errno));
         return TS_ERR;
     }

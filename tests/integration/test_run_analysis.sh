@@ -96,6 +96,9 @@ check "cell segmentation runs on the H-DAB slide" tessera run hdab.json --user a
 H=$(ls -d var/results/*/a | tail -n 1)
 check_eq "auto stain on H-DAB: estimated and called hdab" "$(jq -r '.stain.type + " " + .stain.second_stain' "$H/summary.json")" "hdab DAB"
 check "H-DAB cells were found" test "$(jq .count "$H/summary.json")" -gt 20
+check_eq "H-DAB measurements are named after DAB" \
+    "$(jq -r '.features[0].properties.measurements | has("Nucleus: DAB OD mean")' "$H/cells.geojson")" true
+check "the CSV says dab too" grep -q "nucleus_dab_od_mean" "$H/cells.csv"
 H=$(dirname "$H")/b
 check_eq "explicit stain vectors are used and reported" "$(jq -r '.stain.source + " " + .stain.type' "$H/summary.json")" "params.stain_vectors hdab"
 check_eq "a number threshold is used as given" "$(jq -r '.threshold.method + " " + (.threshold.value | tostring)' "$H/summary.json")" "given 0.12"
