@@ -121,6 +121,34 @@ static void test_offset_2px_is_a_match(void **state) {
     eval_polys_free(&t), eval_polys_free(&p);
 }
 
+/* Touching truths: two boxes sharing an edge, a third 1 px from the
+ * second (within EVAL_TOUCH_DIST), a fourth 5 px from everything, a fifth
+ * inside a sixth's hole-free outline overlapping it. The prediction finds
+ * the lone box and one of the touching pair, so recall on touching truths
+ * is 1 of 5. */
+static void test_touching_truths_and_their_recall(void **state) {
+    (void)state;
+    eval_polys t, p;
+    eval_polys_init(&t), eval_polys_init(&p);
+    add_rect(&t, 0, 0, 10, 10);   /* 0: shares x = 10 with 1 */
+    add_rect(&t, 10, 0, 20, 10);  /* 1 */
+    add_rect(&t, 21, 0, 30, 10);  /* 2: 1 px from 1 */
+    add_rect(&t, 40, 0, 50, 10);  /* 3: alone (10 px from 2) */
+    add_rect(&t, 60, 0, 70, 10);  /* 4: overlaps 5 */
+    add_rect(&t, 65, 5, 75, 15);  /* 5 */
+    unsigned char touch[6];
+    assert_int_equal(eval_touching(&t, EVAL_TOUCH_DIST, touch), 5);
+    assert_int_equal(touch[3], 0);
+    assert_int_equal(touch[0] && touch[1] && touch[2] && touch[4] && touch[5], 1);
+    add_rect(&p, 40, 0, 50, 10);
+    add_rect(&p, 0, 0, 10, 10);
+    eval_instance_result r = score(&t, &p);
+    assert_int_equal(r.touching, 5);
+    assert_int_equal(r.touching_tp, 1);
+    assert_true(near(r.recall_touching, 0.2));
+    eval_polys_free(&t), eval_polys_free(&p);
+}
+
 static void test_identical_sets_score_one(void **state) {
     (void)state;
     eval_polys t, p;
@@ -679,6 +707,7 @@ int main(void) {
         cmocka_unit_test(test_offset_5px_is_not_a_match),
         cmocka_unit_test(test_offset_2px_is_a_match),
         cmocka_unit_test(test_identical_sets_score_one),
+        cmocka_unit_test(test_touching_truths_and_their_recall),
         cmocka_unit_test(test_empty_prediction_scores_zero),
         cmocka_unit_test(test_one_truth_split_into_two_predictions),
         cmocka_unit_test(test_pixel_centre_rule),
