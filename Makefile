@@ -4,6 +4,7 @@
 #   make test       install missing packages, build, run every test; last line "N passed, N failed"
 #   make run        install missing packages, build, start the service on 127.0.0.1:8080
 #   make bench      run the benchmarks under bench/
+#   make torture KILLS=N   the kill -9 torture run (tests/torture/; N random kills, default 20)
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
 #   make fuzz FUZZ_SECONDS=N   libFuzzer targets (clang, ASan + UBSan, build-fuzz/), each run N s
 #   make fuzz-replay       each target over its seed corpus, then fuzzed briefly (CI)
@@ -54,7 +55,9 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps test unit integration run bench clean fuzz fuzz-replay fuzz-build fuzz-bins
+KILLS ?= 20
+
+.PHONY: all deps test unit integration run bench torture clean fuzz fuzz-replay fuzz-build fuzz-bins
 
 all: $(BUILD)/tessera
 
@@ -106,6 +109,11 @@ run: deps
 	@test -e var/data/demo.tiff || ./$(BUILD)/tessera demo-slide var/data/demo.tiff
 	@echo "tessera: open http://127.0.0.1:8080/ in a browser and sign in with any user name"
 	./$(BUILD)/tessera serve --listen 127.0.0.1:8080 --state-dir ./var
+
+# Kills random processes of a loaded service N times and checks that nothing
+# acknowledged is lost, nothing runs twice and nothing is left behind.
+torture: $(BUILD)/tessera
+	@TESSERA_BIN=$(BUILD)/tessera node tests/torture/torture.mjs --kills $(KILLS)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BENCH_BIN)

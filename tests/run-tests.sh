@@ -11,9 +11,11 @@
 # browser tests (tests/browser/*.test.mjs) drive the web UI in headless
 # Chromium (playwright-core) against the real service, one file at a time,
 # each under a time limit (TESSERA_BROWSER_FILE_TIMEOUT seconds, default 900);
-# screenshots go to test-artifacts/browser/.
+# screenshots go to test-artifacts/browser/. The torture run
+# (tests/torture/torture.mjs) kills random processes of a loaded service
+# TESSERA_TORTURE_KILLS times (default 20) and checks the invariants.
 set -u
-build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|web|service|browser]}
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|web|service|browser|torture]}
 which=${2:-all}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export TESSERA_BIN="$root/$build/tessera"
@@ -115,6 +117,19 @@ if [ "$which" = all ] || [ "$which" = browser ]; then
     else
         echo "browser tests: missing$missing (scripts/install-deps.sh and npm ci install them; TESSERA_CHROMIUM names another browser)"
         failed=$((failed + 1)); failed_names="$failed_names browser"
+    fi
+fi
+
+if [ "$which" = all ] || [ "$which" = torture ]; then
+    if command -v node >/dev/null 2>&1 && [ -d "$root/node_modules/ws" ]; then
+        kills=${TESSERA_TORTURE_KILLS:-20}
+        (cd "$root" && timeout -k 20 900 node tests/torture/torture.mjs --kills "$kills") \
+            >"$tmp/torture.out" 2>&1; rc=$?
+        cat "$tmp/torture.out"
+        count "torture ($kills kills)" "$tmp/torture.out" "$rc"
+    else
+        echo "torture: node or node_modules/ws missing (scripts/install-deps.sh installs them)"
+        failed=$((failed + 1)); failed_names="$failed_names torture"
     fi
 fi
 
