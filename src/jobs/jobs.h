@@ -113,8 +113,12 @@ void job_progress(job_ctx *ctx, double done, double total, const char *message);
  * attempt's progress file and to progress_fd when >= 0 (the local
  * executor's pipe). SIGTERM/SIGINT stop the job (handlers installed for the
  * call, restored after). Callable in a process of its own (`tessera
- * run-job`) or in-process after a fork (a fork server). Returns the exit
- * status: 0 success, 1 the job failed (message on stderr), 2 bad spec. */
+ * run-job`) or in-process after a fork (a fork server): it makes the
+ * calling process a child subreaper, and when the process has a
+ * parent-death signal it replaces it with SIGHUP, on which everything below
+ * the process is killed and it exits (nothing a job starts outlives it).
+ * Returns the exit status: 0 success, 1 the job failed (message on
+ * stderr), 2 bad spec. */
 int jobs_run_attempt(const char *spec_path, int progress_fd);
 
 /* `tessera run-job SPEC`: jobs_run_attempt with the progress pipe the local
