@@ -435,7 +435,9 @@ static enum MHD_Result serve_request(http_ctx *ctx, struct MHD_Connection *conn,
 /* Every call into tessera's request code is shown to the master while it
  * runs (util/liveness.h): a call that never returns gets the worker
  * replaced. Time spent waiting for the client between calls does not
- * count, so a slow client cannot get a worker killed. */
+ * count, so a slow client cannot get a worker killed. Code that runs a
+ * handler anywhere else (another thread, after a suspend) must bracket it
+ * with liveness_request_begin/end the same way. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
