@@ -7,6 +7,8 @@ build=${1:?usage: bench/run-benchmarks.sh BUILD_DIR}
 bench/http_bench.sh "$build/tessera" 5 32
 if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ]; then
     node bench/ws_latency.mjs "$build/tessera" 1000
+    # One tenant reading a 10,000-job workflow in a loop beside another's small GETs.
+    node bench/noisy_neighbour.mjs "$build/tessera" 300
 else
     echo "ws_latency: skipped (node or node_modules/ws missing; scripts/install-deps.sh)"
 fi

@@ -77,7 +77,11 @@ static const cli_spec serve_spec = {
         "\n"
         "A scheduler or worker whose loop has not turned for TESSERA_STALL_SECONDS (60), or a\n"
         "worker with a request in its handler for TESSERA_REQUEST_TIMEOUT_SECONDS (60), is\n"
-        "replaced; the log says why.\n",
+        "replaced; the log says why.\n"
+        "Each worker runs handlers on TESSERA_HTTP_THREADS threads (8). TESSERA_RATE_LIMIT\n"
+        "requests per second per user (off), with bursts of TESSERA_RATE_BURST, are allowed\n"
+        "before 429; TESSERA_ALLOWED_ORIGINS lists other sites whose pages may open the\n"
+        "event WebSocket.\n",
     .config_flags = serve_config_flags,
     .bool_flags = NULL,
     .min_positional = 0,
@@ -98,6 +102,7 @@ typedef struct master {
     cli_args a;
     auth_config auth;
     metrics *m;
+    ratelimit *limits; /* per-user request limits shared by the workers; NULL = none */
     liveness_board *board;
     int listen_fd;
     char doorbell[1100];
@@ -221,7 +226,8 @@ static void spawn(master *ms, child *c, child_kind kind) {
         close(ms->listen_fd);
         rc = sched_service_main(&ms->a.cfg, ms->doorbell, job_timing, ms->m, live);
     } else {
-        rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->listen_fd, ms->doorbell, live);
+        rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->limits, ms->listen_fd,
+                              ms->doorbell, live);
     }
     log_close();
     _exit(rc);
@@ -401,6 +407,10 @@ static int prepare(master *ms, char *err, size_t errlen) {
     if (auth_secret_load(&ms->auth, ms->a.cfg.session_secret, ms->a.cfg.state_dir, err, errlen) !=
         TS_OK)
         return TS_ERR;
+    if (ms->a.cfg.rate_limit > 0 &&
+        !(ms->limits = ratelimit_create_shared(ms->a.cfg.rate_limit, ms->a.cfg.rate_burst, err,
+                                               errlen)))
+        return TS_ERR;
     if (!(ms->m = metrics_create_shared())) {
         ts_errf(err, errlen, "cannot map shared metrics: %s", strerror(errno));
         return TS_ERR;
@@ -463,6 +473,7 @@ int cmd_serve(int argc, char **argv) {
     close(ms.listen_fd);
     unlink(ms.doorbell);
     metrics_destroy(ms.m);
+    ratelimit_destroy(ms.limits);
     liveness_board_destroy(ms.board);
     log_close();
     return CLI_OK;

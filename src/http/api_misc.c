@@ -29,10 +29,10 @@ static int queue_cb(void *ctx, const store_workflow *wf) {
 http_reply api_queue(http_request *req) {
     store_queue_stats s;
     char err[TS_ERRLEN];
-    if (store_queue_stats_get(req->ctx->st, &s, err, sizeof(err)) != TS_OK)
+    if (store_queue_stats_get(req->st, &s, err, sizeof(err)) != TS_OK)
         return api_store_failed(err);
     queue_ctx qc = {json_array()};
-    if (store_workflow_list(req->ctx->st, req->user, WF_QUEUED, 0, 0, queue_cb, &qc, err,
+    if (store_workflow_list(req->st, req->user, WF_QUEUED, 0, 0, queue_cb, &qc, err,
                             sizeof(err)) != TS_OK) {
         json_decref(qc.mine);
         return api_store_failed(err);
@@ -172,7 +172,7 @@ http_reply api_events(http_request *req) {
         store_workflow *wf = NULL;
         char err[TS_ERRLEN];
         if (!http_parse_id(wf_q, &workflow_id) ||
-            store_workflow_get(req->ctx->st, workflow_id, req->user, &wf, err, sizeof(err)) !=
+            store_workflow_get(req->st, workflow_id, req->user, &wf, err, sizeof(err)) !=
                 TS_OK)
             return api_not_found("workflow", wf_q);
         store_workflow_free(wf);
@@ -182,7 +182,7 @@ http_reply api_events(http_request *req) {
     /* The polling fallback: one page of events after since. */
     events_page p = {json_array(), since};
     char err[TS_ERRLEN];
-    if (store_events_since(req->ctx->st, since, req->user, workflow_id, 1000, page_cb, &p, err,
+    if (store_events_since(req->st, since, req->user, workflow_id, 1000, page_cb, &p, err,
                            sizeof(err)) != TS_OK) {
         json_decref(p.arr);
         return api_store_failed(err);
@@ -237,7 +237,7 @@ http_reply api_session_create(http_request *req) {
                        .peer = http_peer(req)};
     char who[129], err[TS_ERRLEN], token_hash[65] = "";
     bool admin;
-    int rc = (token || user) ? auth_identify(req->ctx->auth, req->ctx->st, &ar, who, &admin, err,
+    int rc = (token || user) ? auth_identify(req->ctx->auth, req->st, &ar, who, &admin, err,
                                              sizeof(err))
                              : AUTH_MISSING;
     if (rc == TS_OK && token) session_token_hash(token, token_hash);
@@ -271,7 +271,7 @@ http_reply api_session_delete(http_request *req) {
 http_reply api_metrics(http_request *req) {
     store_queue_stats s;
     char err[TS_ERRLEN];
-    bool ok = store_queue_stats_get(req->ctx->st, &s, err, sizeof(err)) == TS_OK;
+    bool ok = store_queue_stats_get(req->st, &s, err, sizeof(err)) == TS_OK;
     size_t len;
     char *text = metrics_render(req->ctx->m, ok ? &s : NULL, req->ctx->cfg->max_active_users,
                                 req->ctx->cfg->concurrency_limit, &len);
@@ -289,7 +289,7 @@ http_reply api_healthz(http_request *req) {
 http_reply api_readyz(http_request *req) {
     store_queue_stats s;
     char err[TS_ERRLEN];
-    if (store_queue_stats_get(req->ctx->st, &s, err, sizeof(err)) != TS_OK)
+    if (store_queue_stats_get(req->st, &s, err, sizeof(err)) != TS_OK)
         return http_error(503, "not_ready", "the store does not answer",
                           json_pack("{ss}", "reason", err));
     return http_json(200, json_pack("{ss}", "status", "ready"));

@@ -220,8 +220,9 @@ static int candidate_cmp(const void *a, const void *b) {
 static json_t *describe(http_request *req, const char *path, const slide_stamp *st) {
     char *key = stamp_key(st, "meta");
     size_t len;
-    const char *hit = slide_cache_get(req->ctx->slides, SLIDE_CACHE_META, key, &len);
+    char *hit = slide_cache_get(req->ctx->slides, SLIDE_CACHE_META, key, &len);
     json_t *meta = hit ? json_loadb(hit, len, 0, NULL) : NULL;
+    free(hit);
     if (!meta) {
         char err[TS_ERRLEN];
         slide *s = NULL;
@@ -329,10 +330,10 @@ http_reply api_slide_thumbnail(http_request *req) {
     etag_for(key, etag, sizeof(etag));
     http_reply r;
     size_t len;
-    const void *hit;
+    void *hit;
     if (not_modified(req, etag, THUMB_CACHE_CONTROL, &r)) goto done;
     if ((hit = slide_cache_get(req->ctx->slides, SLIDE_CACHE_IMAGES, key, &len)) != NULL) {
-        r = with_cache_headers(http_text(200, "image/jpeg", hit, len), etag, THUMB_CACHE_CONTROL);
+        r = with_cache_headers(http_bytes(200, "image/jpeg", hit, len), etag, THUMB_CACHE_CONTROL);
         goto done;
     }
     /* The long side becomes size pixels, the short one keeps the aspect. */
@@ -347,6 +348,7 @@ http_reply api_slide_thumbnail(http_request *req) {
     r = draw_and_reply(req, s, &st, level, &all, tw, th, key, etag, THUMB_CACHE_CONTROL);
 done:
     free(key);
+    slide_cache_release(req->ctx->slides, s);
     return r;
 }
 
@@ -400,8 +402,9 @@ static bool load_job_slide(http_request *req, job_slide *js, http_reply *fail) {
     return true;
 }
 
-static void job_slide_done(job_slide *js) {
-    free(js->image_path); /* the handle belongs to the cache */
+static void job_slide_done(http_request *req, job_slide *js) {
+    free(js->image_path);
+    slide_cache_release(req->ctx->slides, js->s); /* the handle belongs to the cache */
 }
 
 http_reply api_job_slide(http_request *req) {
@@ -420,7 +423,7 @@ http_reply api_job_slide(http_request *req) {
                                  "image_path", js.image_path));
     free(dzi);
 done:
-    job_slide_done(&js);
+    job_slide_done(req, &js);
     return r;
 }
 
@@ -442,7 +445,7 @@ http_reply api_job_slide_dzi(http_request *req) {
     r = with_cache_headers(http_bytes(200, "application/xml", xml, strlen(xml)), etag,
                            TILE_CACHE_CONTROL);
 done:
-    job_slide_done(&js);
+    job_slide_done(req, &js);
     return r;
 }
 
@@ -496,10 +499,10 @@ http_reply api_job_slide_tile(http_request *req) {
     key = stamp_key(&js.stamp, what);
     etag_for(key, etag, sizeof(etag));
     size_t len;
-    const void *hit;
+    void *hit;
     if (not_modified(req, etag, TILE_CACHE_CONTROL, &r)) goto done;
     if ((hit = slide_cache_get(req->ctx->slides, SLIDE_CACHE_IMAGES, key, &len)) != NULL) {
-        r = with_cache_headers(http_text(200, "image/jpeg", hit, len), etag, TILE_CACHE_CONTROL);
+        r = with_cache_headers(http_bytes(200, "image/jpeg", hit, len), etag, TILE_CACHE_CONTROL);
         goto done;
     }
     r = draw_and_reply(req, js.s, &js.stamp, plan.slide_level, &plan.region, (int)plan.tile.w,
@@ -507,6 +510,6 @@ http_reply api_job_slide_tile(http_request *req) {
 done:
     free(levels);
     free(key);
-    job_slide_done(&js);
+    job_slide_done(req, &js);
     return r;
 }

@@ -47,7 +47,7 @@ bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail)
         *fail = api_not_found("workflow", req->params[0]);
         return false;
     }
-    int rc = store_workflow_get(req->ctx->st, id, req->user, wf, err, sizeof(err));
+    int rc = store_workflow_get(req->st, id, req->user, wf, err, sizeof(err));
     if (rc == STORE_NOTFOUND) {
         *fail = api_not_found("workflow", req->params[0]);
         return false;
@@ -63,10 +63,10 @@ bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail)
 json_t *api_workflow_view(http_request *req, store_workflow *wf) {
     char err[TS_ERRLEN];
     store_queue_stats stats;
-    bool have_stats = store_queue_stats_get(req->ctx->st, &stats, err, sizeof(err)) == TS_OK;
+    bool have_stats = store_queue_stats_get(req->st, &stats, err, sizeof(err)) == TS_OK;
     view_limits lim = {req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit};
     json_t *v = view_workflow(wf, have_stats ? &stats : NULL, &lim, ts_now());
-    if (wf->jobs) view_add_attempts(req->ctx->st, wf, v, err, sizeof(err));
+    if (wf->jobs) view_add_attempts(req->st, wf, v, err, sizeof(err));
     return v;
 }
 
@@ -99,12 +99,12 @@ http_reply api_submit(http_request *req) {
     }
     char err[TS_ERRLEN];
     int64_t id;
-    int rc = store_submit(req->ctx->st, req->user, spec, ts_now(), &id, err, sizeof(err));
+    int rc = store_submit(req->st, req->user, spec, ts_now(), &id, err, sizeof(err));
     spec_free(spec);
     if (rc != TS_OK) return api_store_failed(err);
     http_ring_scheduler(req);
     store_workflow *wf = NULL;
-    if (store_workflow_get(req->ctx->st, id, req->user, &wf, err, sizeof(err)) != TS_OK)
+    if (store_workflow_get(req->st, id, req->user, &wf, err, sizeof(err)) != TS_OK)
         return api_store_failed(err);
     http_reply r = http_json(201, api_workflow_view(req, wf));
     snprintf(r.location, sizeof(r.location), "/api/workflows/%lld", (long long)id);
@@ -147,15 +147,15 @@ http_reply api_list(http_request *req) {
     char err[TS_ERRLEN];
     /* The line's figures give queued rows their waiting reason. */
     store_queue_stats stats;
-    bool have_stats = store_queue_stats_get(req->ctx->st, &stats, err, sizeof(err)) == TS_OK;
+    bool have_stats = store_queue_stats_get(req->st, &stats, err, sizeof(err)) == TS_OK;
     /* Read before the page: a client streaming events since this seq
      * misses nothing that changed the page after it was read. */
     int64_t event_seq = 0;
-    if (store_events_last_seq(req->ctx->st, &event_seq, err, sizeof(err)) != TS_OK)
+    if (store_events_last_seq(req->st, &event_seq, err, sizeof(err)) != TS_OK)
         return api_store_failed(err);
     list_ctx lc = {req, json_array(), 0, have_stats ? &stats : NULL};
     /* One more than asked tells whether a next page exists. */
-    if (store_workflow_list(req->ctx->st, req->user, state_q ? (int)state : -1, cursor,
+    if (store_workflow_list(req->st, req->user, state_q ? (int)state : -1, cursor,
                             (size_t)limit + 1, list_cb, &lc, err, sizeof(err)) != TS_OK) {
         json_decref(lc.arr);
         return api_store_failed(err);
@@ -210,7 +210,7 @@ http_reply api_command(http_request *req, int32_t job_index, const char *kind) {
     if (!api_load_workflow(req, &wf, &fail)) return fail;
     char err[TS_ERRLEN];
     int64_t cmd_id;
-    int rc = store_command_add(req->ctx->st, wf->id, job_index, kind, req->user, ts_now(), &cmd_id,
+    int rc = store_command_add(req->st, wf->id, job_index, kind, req->user, ts_now(), &cmd_id,
                                err, sizeof(err));
     store_workflow_free(wf);
     if (rc == STORE_NOTFOUND) return api_not_found("workflow", req->params[0]);
@@ -231,7 +231,7 @@ http_reply api_delete(http_request *req) {
     int64_t id;
     if (!http_parse_id(req->params[0], &id)) return api_not_found("workflow", req->params[0]);
     char err[TS_ERRLEN];
-    int rc = store_workflow_delete(req->ctx->st, id, req->user, err, sizeof(err));
+    int rc = store_workflow_delete(req->st, id, req->user, err, sizeof(err));
     if (rc == STORE_NOTFOUND) return api_not_found("workflow", req->params[0]);
     if (rc == STORE_CONFLICT)
         return http_error(409, "workflow_active",

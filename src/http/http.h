@@ -14,7 +14,12 @@
  *   - Handlers (and identification) read the request only through the
  *     request's fields and http_header(), http_query() and http_peer(),
  *     never through conn: a request made in process (http_handle() with
- *     conn NULL, as tests/fuzz does) has no libmicrohttpd connection.
+ *     conn NULL, as tests/fuzz does) has no libmicrohttpd connection, and
+ *     neither has a worker's request, which runs on a request thread
+ *     (pool.h) with a copy of the headers.
+ *   - Handlers run concurrently on several threads: they use the request's
+ *     store handle (req->st), never one of their own, and only the
+ *     thread-safe parts of the context.
  */
 #ifndef TESSERA_HTTP_HTTP_H
 #define TESSERA_HTTP_HTTP_H
@@ -27,6 +32,8 @@
 
 #include "http/auth.h"
 #include "http/metrics.h"
+#include "http/pool.h"
+#include "http/ratelimit.h"
 #include "http/slide_cache.h"
 #include "http/ws.h"
 #include "store/store.h"
@@ -36,12 +43,14 @@
 #define HTTP_MAX_PARAMS 4
 
 /* What one worker shares with its handlers: configuration read once at
- * start-up, its store handle, its WebSocket hub, the shared metrics, its
- * cache of open slides and drawn tiles. */
+ * start-up, its WebSocket hub, the shared metrics and rate limits, its
+ * cache of open slides and drawn tiles, its request threads. Every field is
+ * safe to use from any request thread (pool.h). */
 typedef struct http_ctx {
     const ts_config *cfg;
     const auth_config *auth;
-    store *st;
+    store *st;                 /* for requests made in process (tests, fuzzing) without their
+                                  own; a worker's requests use their thread's (request.st) */
     ws_hub *hub;
     metrics *m;
     slide_cache *slides;       /* this worker's open slides and drawn tiles (api_slides.c) */
@@ -50,6 +59,8 @@ typedef struct http_ctx {
     const char *doorbell_path; /* the scheduler's wake-up socket */
     _Atomic int in_flight;     /* requests begun and not yet answered (for the drain) */
     liveness_slot *live;       /* where handler calls are shown to the master; may be NULL */
+    ratelimit *limits;         /* per-user request limits shared by the workers; NULL = none */
+    http_pool *pool;           /* the request threads (server.c hands requests to them) */
 } http_ctx;
 
 /* A header or query argument of a request made in process, without
@@ -71,6 +82,7 @@ typedef struct http_local {
 
 typedef struct http_request {
     http_ctx *ctx;
+    store *st;                   /* this request's store handle: its thread's (NULL: ctx->st) */
     struct MHD_Connection *conn; /* NULL for a request made in process */
     const http_local *local;     /* set instead of conn for a request made in process */
     const char *method;
@@ -103,6 +115,7 @@ typedef struct http_reply {
     char cache_control[64]; /* Cache-Control (with Vary on the identity headers) when set;
                                not for JSON, which is always no-store */
     char etag[80];        /* ETag when set, with its quotes: "abc" */
+    int retry_after_s;    /* Retry-After (seconds) when > 0: 429, 503 */
     struct MHD_Response *upgrade; /* REPLY_UPGRADE: a prepared 101 response */
     void *upgrade_ctx;    /* REPLY_UPGRADE: its handler's closure (malloc'd), freed with the
                              request whether or not the upgrade took place */
@@ -139,6 +152,11 @@ http_reply http_bytes(int status, const char *content_type, void *data, size_t l
 const char *http_query(http_request *req, const char *name);
 /* Reads a request header (NULL when absent). */
 const char *http_header(http_request *req, const char *name);
+/* How many times the request carries header name (http_header sees only
+ * the first). */
+size_t http_header_count(http_request *req, const char *name);
+/* Sets req->request_id: a sane X-Request-ID echoed, else a random one. */
+void http_assign_request_id(http_request *req);
 /* The caller's address (NULL when unknown). */
 const struct sockaddr *http_peer(http_request *req);
 
@@ -164,7 +182,8 @@ struct MHD_Daemon *http_daemon_start(http_ctx *ctx, int listen_fd, char *err, si
  * requested (SIGTERM), then drains. Its loops and handler calls show
  * progress in live (the master's liveness slot for it; may be NULL).
  * Returns the process exit status. */
-int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, int listen_fd,
-                     const char *doorbell_path, liveness_slot *live);
+int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
+                     ratelimit *limits, int listen_fd, const char *doorbell_path,
+                     liveness_slot *live);
 
 #endif

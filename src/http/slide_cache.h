@@ -15,12 +15,13 @@
  *     slide metadata (the listing). Callers put the file's stamp into their
  *     keys, so what was made from a changed file is never found again and
  *     ages out. A value larger than its whole store is not kept.
- *   - Pointers the cache returns (handles, values) stay valid until the next
- *     call on the same cache.
- *
- * Not thread-safe, and need not be: a worker's handlers run one at a time
- * (server.c: one polling thread); workers are processes, each with its own
- * cache (http_ctx owns it; worker.c creates and frees it).
+ *   - Thread-safe: a worker's request threads (pool.h) share one cache. A
+ *     handle from slide_cache_open is held until slide_cache_release: one
+ *     evicted, dropped or replaced meanwhile is closed only by its last
+ *     release, so a thread never reads a closed slide (OpenSlide's reads
+ *     are thread-safe). Values are returned as copies.
+ *   - Workers are processes, each with its own cache (http_ctx owns it;
+ *     worker.c creates and frees it).
  */
 #ifndef TESSERA_HTTP_SLIDE_CACHE_H
 #define TESSERA_HTTP_SLIDE_CACHE_H
@@ -79,18 +80,23 @@ int slide_stamp_of(const char *real_path, slide_stamp *stamp, char *err, size_t 
  * A handle opened for the same path and stamp is reused; otherwise the file
  * is opened with the submission's check (slide_open_checked against
  * data_roots) and kept, evicting the least recently used handle when full.
- * The handle belongs to the cache. TS_ERR with the reason it cannot be
- * opened (nothing is kept then). */
+ * The handle belongs to the cache and is held for the caller, who gives it
+ * back with slide_cache_release. TS_ERR with the reason it cannot be opened
+ * (nothing is kept or held then). */
 int slide_cache_open(slide_cache *c, const char *real_path, const char *data_roots, slide **out,
                      slide_stamp *stamp, char *err, size_t errlen);
 
-/* Closes and forgets the handle of real_path, if any (after a failed read). */
+/* Gives back a handle of slide_cache_open. NULL is fine. */
+void slide_cache_release(slide_cache *c, slide *s);
+
+/* Forgets the handle of real_path, if any (after a failed read); it is
+ * closed once nobody holds it. */
 void slide_cache_drop(slide_cache *c, const char *real_path);
 
-/* The value under key in a store, or NULL; *len gets its size. A hit makes
- * the entry the most recently used. */
-const void *slide_cache_get(slide_cache *c, slide_cache_store which, const char *key,
-                            size_t *len);
+/* A copy of the value under key in a store (malloc'd, the caller frees it),
+ * or NULL; *len gets its size. A hit makes the entry the most recently
+ * used. */
+void *slide_cache_get(slide_cache *c, slide_cache_store which, const char *key, size_t *len);
 
 /* Stores a copy of data under key (replacing a value under the same key),
  * then evicts least recently used entries until the store is within its
@@ -98,7 +104,7 @@ const void *slide_cache_get(slide_cache *c, slide_cache_store which, const char 
 void slide_cache_put(slide_cache *c, slide_cache_store which, const char *key, const void *data,
                      size_t len);
 
-void slide_cache_get_stats(const slide_cache *c, slide_cache_stats *out);
+void slide_cache_get_stats(slide_cache *c, slide_cache_stats *out);
 
 /* 64-bit FNV-1a of text: for cache keys and ETags (not cryptographic). */
 uint64_t slide_cache_hash(const char *text);

@@ -1,8 +1,9 @@
 /*
- * worker.c - one HTTP worker process of `tessera serve`: its store handle,
- * its WebSocket hub, its slide cache, libmicrohttpd on the shared listening
- * socket, and the drain on SIGTERM (stop accepting, close WebSockets with
- * 1001, let requests in flight finish, then stop).
+ * worker.c - one HTTP worker process of `tessera serve`: its request threads
+ * (each with its own store handle, pool.h), its WebSocket hub, its slide
+ * cache, libmicrohttpd on the shared listening socket, and the drain on
+ * SIGTERM (stop accepting, close WebSockets with 1001, let requests in
+ * flight finish, then stop).
  *
  * The master watches it through its liveness slot (util/liveness.h): the
  * main loop and the WebSocket loop turn at least once a second, and every
@@ -114,8 +115,9 @@ static void stop_listening(struct MHD_Daemon *d) {
     if (devnull >= 0) close(devnull);
 }
 
-int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, int listen_fd,
-                     const char *doorbell_path, liveness_slot *live) {
+int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
+                     ratelimit *limits, int listen_fd, const char *doorbell_path,
+                     liveness_slot *live) {
     prctl(PR_SET_NAME, "tessera-http");
     raise_fd_limit();
     /* Signals go to this thread only: block them before any thread starts. */
@@ -126,9 +128,10 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     char err[TS_ERRLEN], web_root[4200], vendor_root[4300];
-    store *st = NULL;
-    if (store_open(cfg->db, &st, err, sizeof(err)) != TS_OK) {
-        log_emit(LOG_ERROR, NULL, NULL, "worker cannot open the store", json_pack("{ss}", "error", err));
+    http_pool *pool = http_pool_start(cfg->db, cfg->http_threads, 0, err, sizeof(err));
+    if (!pool) {
+        log_emit(LOG_ERROR, NULL, NULL, "worker cannot start its request threads",
+                 json_pack("{ss}", "error", err));
         return 1;
     }
     ws_hub_config hc;
@@ -142,21 +145,22 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
     ws_hub *hub = ws_hub_start(&hc, err, sizeof(err));
     if (!hub) {
         log_emit(LOG_ERROR, NULL, NULL, "worker cannot start WebSockets", json_pack("{ss}", "error", err));
-        store_close(st);
+        http_pool_stop(pool);
         return 1;
     }
     find_web_root(web_root, sizeof(web_root));
     snprintf(vendor_root, sizeof(vendor_root), "%s/../node_modules", web_root);
-    http_ctx ctx = {.cfg = cfg, .auth = auth, .st = st, .hub = hub, .m = m, .web_root = web_root,
+    http_ctx ctx = {.cfg = cfg, .auth = auth, .hub = hub, .m = m, .web_root = web_root,
                     .vendor_root = vendor_root, .doorbell_path = doorbell_path,
-                    .slides = slide_cache_new(NULL), .live = live};
+                    .slides = slide_cache_new(NULL), .live = live, .limits = limits,
+                    .pool = pool};
     struct MHD_Daemon *d = http_daemon_start(&ctx, listen_fd, err, sizeof(err));
     if (!d) {
         log_emit(LOG_ERROR, NULL, NULL, "worker cannot serve", json_pack("{ss}", "error", err));
         slide_cache_free(ctx.slides);
         ws_hub_stop(hub);
         ws_hub_free(hub);
-        store_close(st);
+        http_pool_stop(pool);
         return 1;
     }
     log_emit(LOG_INFO, NULL, NULL, "worker serving", json_pack("{si}", "pid", (int)getpid()));
@@ -172,9 +176,9 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m, 
         return 1;
     }
     MHD_stop_daemon(d);
+    http_pool_stop(pool);   /* idle now: every request was answered */
     ws_hub_free(hub);       /* only now: no request can reach it any more */
     slide_cache_free(ctx.slides); /* likewise */
-    store_close(st);
     log_emit(LOG_INFO, NULL, NULL, "worker stopped", NULL);
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +167,13 @@ static void test_a_file_that_fails_evicts_nothing(void **state) {
     slide_cache_free(c);
 }
 
+/* The value under key, valid until the next get (the cache hands out
+ * copies; this keeps the last one and frees it then). */
 static const void *get(slide_cache *c, const char *key, size_t *len) {
-    return slide_cache_get(c, SLIDE_CACHE_IMAGES, key, len);
+    static void *last;
+    free(last);
+    last = slide_cache_get(c, SLIDE_CACHE_IMAGES, key, len);
+    return last;
 }
 
 static void put_filled(slide_cache *c, const char *key, size_t len, int fill) {
@@ -221,6 +227,7 @@ static void test_values_are_evicted_in_lru_order_within_the_bound(void **state) 
     assert_int_equal(stats(c).bytes[SLIDE_CACHE_IMAGES], 10 + 1 + SLIDE_CACHE_ENTRY_OVERHEAD);
     /* The stores are separate. */
     assert_null(slide_cache_get(c, SLIDE_CACHE_META, "g", &len));
+    get(c, "none", &len); /* frees the last copy */
     slide_cache_free(c);
 }
 
@@ -302,6 +309,86 @@ static void test_hash_is_fnv1a(void **state) {
     assert_true(slide_cache_hash("tile|1") != slide_cache_hash("tile|2"));
 }
 
+/* A handle evicted, dropped or replaced while a request holds it stays
+ * readable until released, and is closed then (ASan: no leak, no use
+ * after close). */
+static void test_a_held_handle_outlives_its_eviction(void **state) {
+    fixture *f = *state;
+    slide_cache_limits lim = {.max_slides = 1, .image_bytes = 1 << 20, .meta_bytes = 1 << 20};
+    slide_cache *c = slide_cache_new(&lim);
+    uint32_t px[16 * 16];
+    char err[TS_ERRLEN];
+    slide *a = open_ok(c, f, 0);
+    slide *b = open_ok(c, f, 1); /* evicts a, which is still held */
+    assert_int_equal(stats(c).handle_evictions, 1);
+    assert_int_equal(slide_read(a, 0, 0, 0, 16, 16, px, err, sizeof(err)), TS_OK);
+    assert_int_equal(px[0] & 0xff, 100);
+    slide_cache_drop(c, f->paths[1]); /* b too */
+    assert_int_equal(stats(c).handles, 0);
+    assert_int_equal(slide_read(b, 0, 0, 0, 16, 16, px, err, sizeof(err)), TS_OK);
+    assert_int_equal(px[0] & 0xff, 150);
+    slide_cache_release(c, a);
+    slide_cache_release(c, b);
+    slide_cache_release(c, NULL);
+    slide *a2 = open_ok(c, f, 0); /* opened anew */
+    assert_ptr_not_equal(a2, NULL);
+    slide_cache_release(c, a2);
+    slide_cache_free(c);
+}
+
+typedef struct hammer {
+    slide_cache *c;
+    fixture *f;
+    int seed;
+    int failures;
+} hammer;
+
+/* One request thread: opens one of the three slides, reads it, puts and
+ * gets a value, releases, many times. */
+static void *hammer_main(void *arg) {
+    hammer *h = arg;
+    uint32_t seed = (uint32_t)h->seed, px[8 * 8];
+    char err[TS_ERRLEN], key[16];
+    for (int i = 0; i < 300; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int which = (int)((seed >> 16) % 3);
+        slide *s = NULL;
+        slide_stamp st;
+        if (slide_cache_open(h->c, h->f->paths[which], h->f->dir, &s, &st, err, sizeof(err)) != TS_OK ||
+            slide_read(s, 0, 0, 0, 8, 8, px, err, sizeof(err)) != TS_OK ||
+            (px[0] & 0xff) != (uint32_t)(100 + 50 * which))
+            h->failures++;
+        snprintf(key, sizeof(key), "t%d", which);
+        slide_cache_put(h->c, SLIDE_CACHE_IMAGES, key, px, sizeof(px));
+        size_t len = 0;
+        void *v = slide_cache_get(h->c, SLIDE_CACHE_IMAGES, key, &len);
+        if (v && len != sizeof(px)) h->failures++;
+        free(v);
+        if (i % 50 == 0) slide_cache_drop(h->c, h->f->paths[which]);
+        slide_cache_release(h->c, s);
+    }
+    return NULL;
+}
+
+/* The cache is shared by a worker's request threads (pool.h). */
+static void test_threads_share_one_cache(void **state) {
+    fixture *f = *state;
+    slide_cache_limits lim = {.max_slides = 2, .image_bytes = 4096, .meta_bytes = 4096};
+    slide_cache *c = slide_cache_new(&lim);
+    pthread_t t[4];
+    hammer h[4];
+    for (int i = 0; i < 4; i++) {
+        h[i] = (hammer){c, f, i + 1, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(h[i].failures, 0);
+    }
+    assert_true(stats(c).handles <= 2);
+    slide_cache_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_handles_are_evicted_least_recently_used_first, setup, teardown),
@@ -310,6 +397,8 @@ int main(void) {
         cmocka_unit_test(test_values_are_evicted_in_lru_order_within_the_bound),
         cmocka_unit_test(test_values_match_a_model_on_random_operations),
         cmocka_unit_test(test_hash_is_fnv1a),
+        cmocka_unit_test_setup_teardown(test_a_held_handle_outlives_its_eviction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_share_one_cache, setup, teardown),
     };
     return cmocka_run_group_tests_name("slide_cache", tests, NULL, NULL);
 }

@@ -1,0 +1,85 @@
+// concurrency.test.mjs - one tenant's requests must not stall the others
+// (issue 12, defect 13). A worker serves requests concurrently: with one
+// HTTP worker, requests stuck in their handlers (the test-only hang hook,
+// TESSERA_TEST_HANG_PATH) do not stop another tenant's request, nor
+// /healthz; and per-user request limits answer 429 with Retry-After. No
+// wall-clock speed is asserted: only that answers come at all, and which.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import {
+  startServer, submit, wfId, noop, workflow, assertError, healthy,
+} from './harness.mjs';
+
+/** A request that is never answered (it hangs in its handler): resolves
+ *  with the client request so the test can abort it. */
+function hangingRequest(server, user) {
+  const req = http.request(`${server.url}/api/hang`, { headers: { 'X-User-ID': user }, agent: false });
+  req.on('error', () => { /* aborted at the end */ });
+  req.end();
+  return req;
+}
+
+describe('a worker serves requests concurrently', () => {
+  let server;
+  const stuck = [];
+  before(async () => {
+    server = await startServer({
+      workers: 1,
+      env: { TESSERA_TEST_HANG_PATH: '/api/hang', TESSERA_REQUEST_TIMEOUT_SECONDS: '600', TESSERA_HTTP_THREADS: '8' },
+    });
+  }, { timeout: 60000 });
+  after(async () => {
+    for (const r of stuck) r.destroy();
+    if (server) await server.cleanup();
+  }, { timeout: 60000 });
+
+  test('requests stuck in handlers do not stop another tenant, nor /healthz', { timeout: 120000 }, async () => {
+    const quietId = wfId(await submit(server, 'quiet', workflow('small', [noop('a')])));
+    // The heavy tenant takes as many request threads as it may (half of
+    // them), and has more waiting.
+    for (let i = 0; i < 6; i++) stuck.push(hangingRequest(server, 'heavy'));
+    await new Promise((r) => setTimeout(r, 1000));
+    const res = await server.api('quiet', 'GET', `/api/workflows/${quietId}`, undefined, {}, { timeoutMs: 30000 });
+    assert.equal(res.status, 200, 'the quiet tenant is answered');
+    assert.ok(await healthy(server), '/healthz answers');
+    // The heavy tenant's share is used up, so its further requests wait;
+    // other tenants are not held back by that either.
+    for (let u = 0; u < 3; u++) {
+      const r = await server.api(`other-${u}`, 'GET', '/api/workflows', undefined, {}, { timeoutMs: 30000 });
+      assert.equal(r.status, 200);
+    }
+    assert.equal(server.children().length, 2, 'no process died or was replaced');
+  });
+});
+
+describe('per-user request limits (TESSERA_RATE_LIMIT)', () => {
+  let server;
+  before(async () => {
+    server = await startServer({ workers: 2, env: { TESSERA_RATE_LIMIT: '2', TESSERA_RATE_BURST: '3' } });
+  }, { timeout: 60000 });
+  after(async () => { if (server) await server.cleanup(); }, { timeout: 60000 });
+
+  test('a user over the limit gets 429 with Retry-After; others and /healthz do not', { timeout: 120000 }, async () => {
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 40 }, () =>
+      server.api('greedy', 'GET', '/api/workflows', undefined, {}, { timeoutMs: 60000 })));
+    const seconds = (Date.now() - t0) / 1000;
+    const ok = answers.filter((r) => r.status === 200).length;
+    const limited = answers.filter((r) => r.status === 429);
+    assert.equal(ok + limited.length, 40, `only 200 and 429: ${answers.map((r) => r.status)}`);
+    // GCRA: the burst, plus 2 a second for as long as the requests took,
+    // counted over both workers (the table is shared).
+    assert.ok(ok >= 3 && ok <= 3 + Math.ceil(2 * seconds) + 1, `${ok} allowed in ${seconds} s`);
+    assert.ok(limited.length > 0);
+    const err = assertError(limited[0], 429, 'rate limited');
+    assert.equal(err.code, 'rate_limited');
+    assert.match(err.message, /2 per second \(bursts of 3\)/);
+    const retry = Number(limited[0].headers['retry-after']);
+    assert.ok(Number.isInteger(retry) && retry >= 1, `Retry-After: ${limited[0].headers['retry-after']}`);
+    assert.equal((await server.api('patient', 'GET', '/api/workflows')).status, 200, 'another user is not limited');
+    assert.ok(await healthy(server), '/healthz is not limited');
+    await new Promise((r) => setTimeout(r, (retry + 0.5) * 1000));
+    assert.equal((await server.api('greedy', 'GET', '/api/workflows')).status, 200, 'after Retry-After');
+  });
+});
