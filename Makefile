@@ -70,8 +70,11 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # The image kernels are loops over pixels: let the compiler vectorise them
-# (at -O2, GCC 12 only does so when no remainder loop is needed).
+# (at -O2, GCC 12 only does so when no remainder loop is needed). GCC's
+# flags: clang (the fuzz build) vectorises by itself and refuses the second.
+ifneq ($(FUZZ),1)
 $(BUILD)/src/image/%.o: CFLAGS += -ftree-vectorize -fvect-cost-model=dynamic
+endif
 
 $(BUILD)/libtessera.a: $(LIB_OBJ)
 	@rm -f $@
