@@ -10,7 +10,7 @@
 #   make fuzz-replay       each target over its seed corpus, then fuzzed briefly (CI)
 
 CC      ?= cc
-PKGS    := jansson sqlite3 libcrypto libmicrohttpd libcurl openslide libtiff-4 libpng libjpeg zlib
+PKGS    := jansson sqlite3 libpq libcrypto libmicrohttpd libcurl openslide libtiff-4 libpng libjpeg zlib
 SANITIZE ?= 0
 
 FUZZ    ?= 0

@@ -54,6 +54,7 @@ typedef struct pg_store pg_store;
     int P##_leader_acquire(H *st, const char *owner, double now, double ttl, bool *leader,     \
                            char *err, size_t errlen);                                          \
     int P##_leader_release(H *st, const char *owner, char *err, size_t errlen);                \
+    int64_t P##_leader_term(H *st);                                                            \
     int P##_command_add(H *st, int64_t workflow_id, int32_t job_index, const char *kind,       \
                         const char *user, double now, int64_t *id, char *err, size_t errlen);  \
     int P##_commands_since(H *st, int64_t after_id, store_command_cb cb, void *ctx,            \
@@ -74,5 +75,6 @@ typedef struct pg_store pg_store;
     int P##_queue_stats_get(H *st, store_queue_stats *out, char *err, size_t errlen);
 
 STORE_BACKEND_DECLARE(sqlite, sqlite_store)
+STORE_BACKEND_DECLARE(pg, pg_store)
 
 #endif

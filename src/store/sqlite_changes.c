@@ -19,6 +19,7 @@
  */
 #include <string.h>
 
+#include "store/rows.h"
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
@@ -84,42 +85,6 @@ static const char SQL_LEASE_RENEW[] =
     "UPDATE jobs SET lease_expires = ?2 WHERE state = 'running' AND lease_owner = ?1";
 
 /* ---- checks ------------------------------------------------------------------ */
-
-/* Changes that concern one job (job_index, job states). */
-static bool is_job_kind(change_kind k) {
-    return k == CHANGE_JOB || k == CHANGE_JOB_PROGRESS;
-}
-
-/* Rejects a malformed change before any SQL runs: the engine promises legal
- * transitions (state.h), and a broken promise must not reach the file. */
-static int change_check(const core_change *ch, char *err, size_t errlen) {
-    if (is_job_kind(ch->kind)) {
-        if (ch->job_index < 0 || ch->from < 0 || ch->from >= JOB_STATE_COUNT || ch->to < 0 ||
-            ch->to >= JOB_STATE_COUNT)
-            goto bad;
-        if (ch->kind == CHANGE_JOB && !job_transition_legal(ch->from, ch->to)) {
-            ts_errf(err, errlen, "illegal job transition %s -> %s for job %s of workflow %lld",
-                    job_state_name(ch->from), job_state_name(ch->to),
-                    ch->job_id ? ch->job_id : "?", (long long)ch->workflow_id);
-            return TS_ERR;
-        }
-        return TS_OK;
-    }
-    if (ch->kind != CHANGE_WORKFLOW && ch->kind != CHANGE_QUEUE_POSITION) goto bad;
-    if (ch->from < 0 || ch->from >= WF_STATE_COUNT || ch->to < 0 || ch->to >= WF_STATE_COUNT)
-        goto bad;
-    if (ch->kind == CHANGE_WORKFLOW && !wf_transition_legal(ch->from, ch->to)) {
-        ts_errf(err, errlen, "illegal workflow transition %s -> %s for workflow %lld",
-                wf_state_name(ch->from), wf_state_name(ch->to), (long long)ch->workflow_id);
-        return TS_ERR;
-    }
-    return TS_OK;
-
-bad:
-    ts_errf(err, errlen, "malformed change (kind %d, workflow %lld, job %d, %d -> %d)",
-            (int)ch->kind, (long long)ch->workflow_id, (int)ch->job_index, ch->from, ch->to);
-    return TS_ERR;
-}
 
 /* The "stale change" message, naming the state the row really has. */
 static int stale_job(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
@@ -193,16 +158,6 @@ static int job_row_write(sqlite_store *st, const core_change *ch, const char *ow
     return sqlite3_changes(st->db) == 1 ? TS_OK : STORE_CONFLICT;
 }
 
-/* How an attempt ended when the engine did not say: from the new state. */
-static const char *default_outcome(job_state to) {
-    switch (to) {
-    case JOB_SUCCEEDED: return "succeeded";
-    case JOB_FAILED: return "failed";
-    case JOB_CANCELLED: return "cancelled";
-    default: return "retrying"; /* back to ready: another attempt follows */
-    }
-}
-
 /* The attempt history: a row opens when the job starts and closes when it
  * leaves running. A missing open row (history written by an older build)
  * is not an error: the job's own row is what scheduling relies on. */
@@ -224,7 +179,7 @@ static int attempt_write(sqlite_store *st, const core_change *ch, char *err, siz
     sqlite3_bind_int64(s, 1, ch->workflow_id);
     sqlite3_bind_int(s, 2, ch->job_index);
     sqlite3_bind_double(s, 3, ch->at);
-    bind_text(s, 4, ch->outcome ? ch->outcome : default_outcome((job_state)ch->to));
+    bind_text(s, 4, ch->outcome ? ch->outcome : rows_default_outcome((job_state)ch->to));
     sqlite3_bind_int(s, 5, ch->exit_code);
     bind_text(s, 6, ch->reason);
     return stmt_exec(st, s, err, errlen, "recording an attempt's end");
@@ -258,27 +213,13 @@ static int progress_write(sqlite_store *st, const core_change *ch, char *err, si
     return TS_ERR;
 }
 
-/* The event type when the engine left it NULL (it normally sets it). */
-static const char *default_event_type(const core_change *ch) {
-    switch (ch->kind) {
-    case CHANGE_JOB:
-        if (ch->to == JOB_READY) return ch->from == JOB_RUNNING ? "job.retrying" : "job.ready";
-        if (ch->to == JOB_RUNNING) return "job.started";
-        if (ch->to == JOB_PENDING) return "job.retrying";
-        return "job.finished";
-    case CHANGE_WORKFLOW: return ch->to == WF_RUNNING ? "workflow.admitted" : "workflow.finished";
-    case CHANGE_JOB_PROGRESS: return "job.progress";
-    default: return "queue.position";
-    }
-}
-
 /* The event a change produces. */
 static int change_event(sqlite_store *st, const core_change *ch, int64_t *seq, char *err,
                         size_t errlen) {
-    bool job = is_job_kind(ch->kind);
+    bool job = rows_is_job_change(ch->kind);
     sql_event ev = {
         .ts = ch->at,
-        .type = ch->event_type ? ch->event_type : default_event_type(ch),
+        .type = ch->event_type ? ch->event_type : rows_default_event_type(ch),
         .workflow_id = ch->workflow_id,
         .job_index = job ? ch->job_index : -1,
         .state = job ? job_state_name(ch->to) : wf_state_name(ch->to),
@@ -341,7 +282,7 @@ static int stale(sqlite_store *st, const core_change *ch, char *err, size_t errl
  */
 int sqlite_apply(sqlite_store *st, const core_change *ch, int64_t *seq, char *err, size_t errlen) {
     bool own = false;
-    if (change_check(ch, err, errlen) != TS_OK) return TS_ERR;
+    if (rows_change_check(ch, err, errlen) != TS_OK) return TS_ERR;
     if (ch->kind == CHANGE_JOB && ch->to == JOB_RUNNING) {
         ts_errf(err, errlen, "store_apply: starting job %s must go through store_claim",
                 ch->job_id ? ch->job_id : "?");

@@ -13,14 +13,18 @@
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
-static const char SQL_LEADER_GET[] = "SELECT owner, expires FROM leader WHERE name = 'scheduler'";
+static const char SQL_LEADER_GET[] =
+    "SELECT owner, expires, term FROM leader WHERE name = 'scheduler'";
 
+/* ?3 is the term: the holder's own when it renews, one more at an election. */
 static const char SQL_LEADER_PUT[] =
-    "INSERT INTO leader (name, owner, expires) VALUES ('scheduler', ?1, ?2)"
-    " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires";
+    "INSERT INTO leader (name, owner, expires, term) VALUES ('scheduler', ?1, ?2, ?3)"
+    " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires = excluded.expires,"
+    " term = excluded.term";
 
+/* Expired rather than deleted, so that the term keeps growing. */
 static const char SQL_LEADER_DELETE[] =
-    "DELETE FROM leader WHERE name = 'scheduler' AND owner = ?1";
+    "UPDATE leader SET expires = 0 WHERE name = 'scheduler' AND owner = ?1";
 
 static const char SQL_CMD_WF[] =
     "SELECT 1 FROM workflows WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
@@ -47,16 +51,19 @@ static const char SQL_CMD_APPLIED[] = "UPDATE commands SET applied = 1 WHERE id 
 
 /* Reads the lease and decides, inside the write transaction, whether owner
  * may hold it: nobody holds it, it has expired, or owner already does. */
-static int leader_may_take(sqlite_store *st, const char *owner, double now, bool *may, char *err,
-                           size_t errlen) {
+static int leader_may_take(sqlite_store *st, const char *owner, double now, bool *may,
+                           int64_t *term, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_LEADER_GET, SQL_LEADER_GET, err, errlen);
     if (s == NULL) return TS_ERR;
     int step = sqlite3_step(s), rc = TS_OK;
-    if (step == SQLITE_DONE)
+    *term = 1;
+    if (step == SQLITE_DONE) {
         *may = true;
-    else if (step == SQLITE_ROW)
-        *may = strcmp(col_text(s, 0), owner) == 0 || sqlite3_column_double(s, 1) < now;
-    else
+    } else if (step == SQLITE_ROW) {
+        bool mine = strcmp(col_text(s, 0), owner) == 0 && sqlite3_column_double(s, 1) >= now;
+        *may = mine || sqlite3_column_double(s, 1) < now;
+        *term = sqlite3_column_int64(s, 2) + (mine ? 0 : 1);
+    } else
         rc = db_fail(st, err, errlen, "reading the scheduler lease");
     stmt_done(s);
     return rc;
@@ -70,24 +77,33 @@ static int leader_may_take(sqlite_store *st, const char *owner, double now, bool
 int sqlite_leader_acquire(sqlite_store *st, const char *owner, double now, double ttl, bool *leader,
                          char *err, size_t errlen) {
     bool own = false, may = false;
+    int64_t term = 0;
     *leader = false;
     if (owner == NULL || owner[0] == '\0') {
         ts_errf(err, errlen, "store_leader_acquire: an owner name is required");
         return TS_ERR;
     }
     if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
-    int rc = leader_may_take(st, owner, now, &may, err, errlen);
+    int rc = leader_may_take(st, owner, now, &may, &term, err, errlen);
     if (rc == TS_OK && may) {
         sqlite3_stmt *s = stmt_get(st, ST_LEADER_PUT, SQL_LEADER_PUT, err, errlen);
         if (s != NULL) {
             bind_text(s, 1, owner);
             sqlite3_bind_double(s, 2, now + ttl);
+            sqlite3_bind_int64(s, 3, term);
         }
         rc = s ? stmt_exec(st, s, err, errlen, "taking the scheduler lease") : TS_ERR;
     }
     rc = txn_end(st, own, rc, err, errlen);
     *leader = rc == TS_OK && may;
+    if (*leader) st->lead_term = term;
     return rc;
+}
+
+/* SQLite keeps the term for parity and metrics; its writers are serialised
+ * by the file lock and guarded by state, and are not fenced by the term. */
+int64_t sqlite_leader_term(sqlite_store *st) {
+    return st->lead_term;
 }
 
 /* Gives the lease up so that a successor need not wait for it to expire. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/rows.h"
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
@@ -96,43 +97,24 @@ int sql_queue_position(sqlite_store *st, int64_t workflow_id, int *pos, char *er
 
 /* ---- reading ---------------------------------------------------------------- */
 
-/* Sets o[key] to a JSON string; text that is not valid UTF-8 (a message
- * quoting a process's output, say) gets its non-ASCII bytes replaced rather
- * than the event losing the field. */
-static void set_string(json_t *o, const char *key, const char *v) {
-    json_t *j = json_string(v);
-    if (j == NULL) {
-        char *copy = ts_strdup(v);
-        for (char *p = copy; *p; p++)
-            if ((unsigned char)*p >= 0x80) *p = '?';
-        j = json_string(copy);
-        free(copy);
-    }
-    json_object_set_new(o, key, j);
-}
-
-/* The event JSON for the current row of an EV_COLUMNS statement, keys in
- * the documented order; absent fields are left out, not null. */
+/* The event JSON for the current row of an EV_COLUMNS statement. */
 static char *event_json(sqlite3_stmt *s) {
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(s, 0)));
-    char when[40];
-    ts_iso8601(sqlite3_column_double(s, 1), when, sizeof(when));
-    json_object_set_new(o, "ts", json_string(when));
-    set_string(o, "type", col_text(s, 2));
-    json_object_set_new(o, "workflow_id", json_integer(sqlite3_column_int64(s, 4)));
-    if (sqlite3_column_type(s, 5) != SQLITE_NULL) set_string(o, "job_id", col_text(s, 5));
-    if (sqlite3_column_type(s, 6) != SQLITE_NULL) set_string(o, "state", col_text(s, 6));
-    if (sqlite3_column_type(s, 7) != SQLITE_NULL)
-        json_object_set_new(o, "progress", json_real(sqlite3_column_double(s, 7)));
-    if (sqlite3_column_type(s, 8) != SQLITE_NULL) set_string(o, "message", col_text(s, 8));
-    if (sqlite3_column_type(s, 9) != SQLITE_NULL)
-        json_object_set_new(o, "attempt", json_integer(sqlite3_column_int64(s, 9)));
-    if (sqlite3_column_type(s, 10) != SQLITE_NULL)
-        json_object_set_new(o, "queue_position", json_integer(sqlite3_column_int64(s, 10)));
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return text;
+    rows_event ev = {
+        .seq = sqlite3_column_int64(s, 0),
+        .ts = sqlite3_column_double(s, 1),
+        .type = col_text(s, 2),
+        .workflow_id = sqlite3_column_int64(s, 4),
+        .job_id = (const char *)sqlite3_column_text(s, 5),
+        .state = (const char *)sqlite3_column_text(s, 6),
+        .has_progress = sqlite3_column_type(s, 7) != SQLITE_NULL,
+        .progress = sqlite3_column_double(s, 7),
+        .message = (const char *)sqlite3_column_text(s, 8),
+        .has_attempt = sqlite3_column_type(s, 9) != SQLITE_NULL,
+        .attempt = sqlite3_column_int64(s, 9),
+        .has_queue_position = sqlite3_column_type(s, 10) != SQLITE_NULL,
+        .queue_position = sqlite3_column_int64(s, 10),
+    };
+    return rows_event_json(&ev);
 }
 
 /* The statement for a filter combination, bound. */

@@ -28,7 +28,7 @@
 #include "store/backends.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
-#define SQL_SCHEMA_VERSION 3
+#define SQL_SCHEMA_VERSION 4
 
 typedef enum stmt_id {
     ST_BEGIN_IMMEDIATE,
@@ -91,6 +91,7 @@ typedef enum stmt_id {
 struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *stmts[ST_COUNT];
+    int64_t lead_term; /* the term of the lead this handle last won; 0 = never */
 };
 
 /* The fields of one event besides seq, ts and type (NULL / negative = absent). */

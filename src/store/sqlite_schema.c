@@ -127,9 +127,13 @@ static const char MIGRATION_3[] =
     "ALTER TABLE commands ADD COLUMN applied INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX commands_pending ON commands(id) WHERE applied = 0;";
 
+/* The scheduler lease gets a term that grows at every election (store.h,
+ * store_leader_term). */
+static const char MIGRATION_4[] = "ALTER TABLE leader ADD COLUMN term INTEGER NOT NULL DEFAULT 0;";
+
 /* migrations[i] takes the schema from version i to i + 1. */
 static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2,
-                                                             MIGRATION_3};
+                                                             MIGRATION_3, MIGRATION_4};
 
 /* Reads PRAGMA user_version into *version. */
 static int read_version(sqlite_store *st, int *version, char *err, size_t errlen) {

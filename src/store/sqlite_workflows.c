@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/rows.h"
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
@@ -84,41 +85,6 @@ static int wf_from_row(sqlite3_stmt *s, store_workflow **out, char *err, size_t 
     return TS_OK;
 }
 
-/* Limits for reloading a stored spec: it was validated under the service's
- * limits when submitted, and must reload even if those were lowered since. */
-static void generous_limits(spec_limits *lim) {
-    spec_limits_default(lim);
-    lim->max_jobs = 1000000;
-    lim->max_string = 64u << 20;
-    lim->max_depth = 1000;
-    lim->max_name = 64u << 20;
-    lim->max_cpus = 0;
-}
-
-/* Parses the stored spec text into wf->spec. */
-static int load_spec(store_workflow *wf, const char *text, size_t len, char *err,
-                     size_t errlen) {
-    json_error_t jerr;
-    spec_error serr;
-    spec_limits lim;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    if (root == NULL) {
-        ts_errf(err, errlen, "the stored spec of workflow %lld is not JSON: %s",
-                (long long)wf->id, jerr.text);
-        return TS_ERR;
-    }
-    generous_limits(&lim);
-    int rc = spec_from_json(root, &lim, NULL, NULL, &wf->spec, &serr);
-    json_decref(root);
-    if (rc != 0) {
-        wf->spec = NULL;
-        ts_errf(err, errlen, "the stored spec of workflow %lld does not load: %s",
-                (long long)wf->id, serr.message);
-        return TS_ERR;
-    }
-    return TS_OK;
-}
-
 /* One job from a row of SQL_JOBS_OF_WF. */
 static int job_from_row(sqlite3_stmt *s, store_job *j, char *err, size_t errlen) {
     if (job_state_parse(col_text(s, 2), &j->state) != TS_OK) {
@@ -184,7 +150,7 @@ static int wf_full_from_row(sqlite_store *st, sqlite3_stmt *s, store_workflow **
     if (wf_from_row(s, &wf, err, errlen) != TS_OK) return TS_ERR;
     const char *text = (const char *)sqlite3_column_text(s, 13);
     size_t len = (size_t)sqlite3_column_bytes(s, 13);
-    if (load_spec(wf, text ? text : "", len, err, errlen) != TS_OK ||
+    if (rows_load_spec(wf, text ? text : "", len, err, errlen) != TS_OK ||
         load_jobs(st, wf, err, errlen) != TS_OK) {
         store_workflow_free(wf);
         return TS_ERR;

@@ -14,11 +14,13 @@
 #include "util/util.h"
 
 struct store {
-    sqlite_store *sq;
+    sqlite_store *sq; /* exactly one of the two is set */
+    pg_store *pg;
 };
 
-/* Forwards a call to the backend of st. */
-#define STORE_FORWARD(NAME, ...) sqlite_##NAME(st->sq, __VA_ARGS__)
+/* Forwards a call to the backend of st: sqlite_NAME or pg_NAME. */
+#define STORE_FORWARD(NAME, ...) \
+    (st->pg ? pg_##NAME(st->pg, __VA_ARGS__) : sqlite_##NAME(st->sq, __VA_ARGS__))
 
 /* True for the URL schemes libpq accepts for PostgreSQL. */
 bool store_is_postgresql(const char *url) {
@@ -36,8 +38,7 @@ int store_open(const char *url, store **out, char *err, size_t errlen) {
     store *st = ts_calloc(1, sizeof(*st));
     int rc;
     if (store_is_postgresql(url)) {
-        ts_errf(err, errlen, "PostgreSQL store is not available in this build yet");
-        rc = TS_ERR;
+        rc = pg_open(url, &st->pg, err, errlen);
     } else {
         rc = sqlite_open(url, &st->sq, err, errlen);
     }
@@ -52,6 +53,7 @@ int store_open(const char *url, store **out, char *err, size_t errlen) {
 void store_close(store *st) {
     if (st == NULL) return;
     if (st->sq) sqlite_close(st->sq);
+    if (st->pg) pg_close(st->pg);
     free(st);
 }
 
@@ -72,7 +74,7 @@ void store_workflow_free(store_workflow *wf) {
 }
 
 int store_schema_version(store *st) {
-    return sqlite_schema_version(st->sq);
+    return st->pg ? pg_schema_version(st->pg) : sqlite_schema_version(st->sq);
 }
 
 int store_begin(store *st, char *err, size_t errlen) {
@@ -84,7 +86,8 @@ int store_commit(store *st, char *err, size_t errlen) {
 }
 
 void store_rollback(store *st) {
-    sqlite_rollback(st->sq);
+    if (st->pg) pg_rollback(st->pg);
+    else sqlite_rollback(st->sq);
 }
 
 int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
@@ -137,6 +140,10 @@ int store_leader_acquire(store *st, const char *owner, double now, double ttl, b
 
 int store_leader_release(store *st, const char *owner, char *err, size_t errlen) {
     return STORE_FORWARD(leader_release, owner, err, errlen);
+}
+
+int64_t store_leader_term(store *st) {
+    return st->pg ? pg_leader_term(st->pg) : sqlite_leader_term(st->sq);
 }
 
 int store_command_add(store *st, int64_t workflow_id, int32_t job_index, const char *kind,

@@ -16,7 +16,14 @@
  *     (recorded with each queue.position change); its position is derived.
  *   - Callers never see SQL or backend types. store.c forwards every call to
  *     the backend that opened the handle (store/backends.h says how to add a
- *     function): SQLite in src/store/sqlite*.c for a file path.
+ *     function): SQLite in src/store/sqlite*.c for a file path, PostgreSQL
+ *     in src/store/pg*.c for a postgresql:// URL (several instances share
+ *     one; docs/architecture.md).
+ *   - STORE_UNAVAILABLE means the store cannot be used right now (disk full,
+ *     I/O error, file missing or replaced, corrupt, server down or
+ *     restarting): not the caller's fault, worth retrying later. HTTP
+ *     answers it with 503, the scheduler backs off. A PostgreSQL handle
+ *     reconnects by itself (with backoff) at a later call.
  *
  * Return codes: TS_OK, TS_ERR (message in err), and the two below.
  */
@@ -33,11 +40,14 @@
 
 #define STORE_NOTFOUND 1 /* no such object (or not the caller's) */
 #define STORE_CONFLICT 2 /* a claim or admission lost: the state or a limit changed */
+#define STORE_UNAVAILABLE 3 /* the store cannot be used right now; retry later */
 
 typedef struct store store;
 
-/* Opens "PATH" (SQLite file; parent directory must exist) or fails clearly
- * for a URL scheme this build does not support. */
+/* Opens "PATH" (SQLite file; parent directory must exist) or a
+ * postgresql:// URL (libpq's URI syntax), creating the schema or migrating
+ * it as needed; fails clearly for any other URL scheme. STORE_UNAVAILABLE
+ * when a PostgreSQL server cannot be reached. */
 int store_open(const char *url, store **out, char *err, size_t errlen);
 /* True if url names a PostgreSQL database (postgresql:// or postgres://). */
 bool store_is_postgresql(const char *url);
@@ -123,8 +133,10 @@ int store_workflow_delete(store *st, int64_t id, const char *user, char *err, si
 /* Records a change decided by the engine: the row, the attempt history
  * (an attempt row is opened when a job enters running and closed when it
  * leaves), and one event. For job -> running use store_claim, for workflow
- * queued -> running use store_admit. Sets *seq to the event's seq if seq is
- * not NULL. TS_ERR if the row is not in ch->from (a stale decision). */
+ * queued -> running use store_admit. When seq is not NULL and the call runs
+ * in a transaction of its own, *seq is the event's seq; inside store_begin
+ * it is 0 (PostgreSQL stamps seqs at commit). TS_ERR if the row is not in
+ * ch->from (a stale decision). */
 int store_apply(store *st, const core_change *ch, int64_t *seq, char *err, size_t errlen);
 
 /* Claims a ready job for running: checks that it is still ready and that the
@@ -151,6 +163,14 @@ int store_leader_acquire(store *st, const char *owner, double now, double ttl, b
                          char *err, size_t errlen);
 /* Gives the lease up if owner holds it. */
 int store_leader_release(store *st, const char *owner, char *err, size_t errlen);
+
+/* The term of the lead this handle last won (0 = it never led). Terms grow
+ * at every election. PostgreSQL fences every leader-only write (apply,
+ * claim, admit, lease renewal, command_applied) of a handle that has led by
+ * its term on the database clock: once another owner has the lease, such a
+ * commit fails with STORE_CONFLICT and writes nothing; `now` is ignored
+ * there (the database's clock decides). */
+int64_t store_leader_term(store *st);
 
 /* ---- commands (cancel, retry) from clients to the scheduler -------------- */
 

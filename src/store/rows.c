@@ -1,0 +1,137 @@
+/*
+ * rows.c - see rows.h.
+ */
+#include "store/rows.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+json_t *rows_json_string(const char *v) {
+    json_t *j = json_string(v);
+    if (j != NULL) return j;
+    char *copy = ts_strdup(v);
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+/* Composed on read from the columns, so the seq in the JSON is always the
+ * row's real seq. */
+char *rows_event_json(const rows_event *ev) {
+    json_t *o = json_object();
+    json_object_set_new(o, "seq", json_integer(ev->seq));
+    char when[40];
+    ts_iso8601(ev->ts, when, sizeof(when));
+    json_object_set_new(o, "ts", json_string(when));
+    json_object_set_new(o, "type", rows_json_string(ev->type));
+    json_object_set_new(o, "workflow_id", json_integer(ev->workflow_id));
+    if (ev->job_id) json_object_set_new(o, "job_id", rows_json_string(ev->job_id));
+    if (ev->state) json_object_set_new(o, "state", rows_json_string(ev->state));
+    if (ev->has_progress) json_object_set_new(o, "progress", json_real(ev->progress));
+    if (ev->message) json_object_set_new(o, "message", rows_json_string(ev->message));
+    if (ev->has_attempt) json_object_set_new(o, "attempt", json_integer(ev->attempt));
+    if (ev->has_queue_position)
+        json_object_set_new(o, "queue_position", json_integer(ev->queue_position));
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* Limits for reloading a stored spec (see rows.h). */
+static void generous_limits(spec_limits *lim) {
+    spec_limits_default(lim);
+    lim->max_jobs = 1000000;
+    lim->max_string = 64u << 20;
+    lim->max_depth = 1000;
+    lim->max_name = 64u << 20;
+    lim->max_cpus = 0;
+}
+
+int rows_load_spec(store_workflow *wf, const char *text, size_t len, char *err, size_t errlen) {
+    json_error_t jerr;
+    spec_error serr;
+    spec_limits lim;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    if (root == NULL) {
+        ts_errf(err, errlen, "the stored spec of workflow %lld is not JSON: %s",
+                (long long)wf->id, jerr.text);
+        return TS_ERR;
+    }
+    generous_limits(&lim);
+    int rc = spec_from_json(root, &lim, NULL, NULL, &wf->spec, &serr);
+    json_decref(root);
+    if (rc != 0) {
+        wf->spec = NULL;
+        ts_errf(err, errlen, "the stored spec of workflow %lld does not load: %s",
+                (long long)wf->id, serr.message);
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+/* ---- changes ---------------------------------------------------------------- */
+
+/* Changes that concern one job (job_index, job states). */
+bool rows_is_job_change(change_kind k) {
+    return k == CHANGE_JOB || k == CHANGE_JOB_PROGRESS;
+}
+
+/* Rejects a malformed change before any SQL runs: the engine promises legal
+ * transitions (state.h), and a broken promise must not reach the file. */
+int rows_change_check(const core_change *ch, char *err, size_t errlen) {
+    if (rows_is_job_change(ch->kind)) {
+        if (ch->job_index < 0 || ch->from < 0 || ch->from >= JOB_STATE_COUNT || ch->to < 0 ||
+            ch->to >= JOB_STATE_COUNT)
+            goto bad;
+        if (ch->kind == CHANGE_JOB && !job_transition_legal(ch->from, ch->to)) {
+            ts_errf(err, errlen, "illegal job transition %s -> %s for job %s of workflow %lld",
+                    job_state_name(ch->from), job_state_name(ch->to),
+                    ch->job_id ? ch->job_id : "?", (long long)ch->workflow_id);
+            return TS_ERR;
+        }
+        return TS_OK;
+    }
+    if (ch->kind != CHANGE_WORKFLOW && ch->kind != CHANGE_QUEUE_POSITION) goto bad;
+    if (ch->from < 0 || ch->from >= WF_STATE_COUNT || ch->to < 0 || ch->to >= WF_STATE_COUNT)
+        goto bad;
+    if (ch->kind == CHANGE_WORKFLOW && !wf_transition_legal(ch->from, ch->to)) {
+        ts_errf(err, errlen, "illegal workflow transition %s -> %s for workflow %lld",
+                wf_state_name(ch->from), wf_state_name(ch->to), (long long)ch->workflow_id);
+        return TS_ERR;
+    }
+    return TS_OK;
+
+bad:
+    ts_errf(err, errlen, "malformed change (kind %d, workflow %lld, job %d, %d -> %d)",
+            (int)ch->kind, (long long)ch->workflow_id, (int)ch->job_index, ch->from, ch->to);
+    return TS_ERR;
+}
+
+/* How an attempt ended when the engine did not say: from the new state. */
+const char *rows_default_outcome(job_state to) {
+    switch (to) {
+    case JOB_SUCCEEDED: return "succeeded";
+    case JOB_FAILED: return "failed";
+    case JOB_CANCELLED: return "cancelled";
+    default: return "retrying"; /* back to ready: another attempt follows */
+    }
+}
+
+/* The event type when the engine left it NULL (it normally sets it). */
+const char *rows_default_event_type(const core_change *ch) {
+    switch (ch->kind) {
+    case CHANGE_JOB:
+        if (ch->to == JOB_READY) return ch->from == JOB_RUNNING ? "job.retrying" : "job.ready";
+        if (ch->to == JOB_RUNNING) return "job.started";
+        if (ch->to == JOB_PENDING) return "job.retrying";
+        return "job.finished";
+    case CHANGE_WORKFLOW: return ch->to == WF_RUNNING ? "workflow.admitted" : "workflow.finished";
+    case CHANGE_JOB_PROGRESS: return "job.progress";
+    default: return "queue.position";
+    }
+}
+

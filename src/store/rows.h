@@ -1,0 +1,57 @@
+/*
+ * rows.h - what both store backends build from database rows the same way
+ * (internal to src/store/): an event's JSON text and a workflow's stored
+ * spec. Keeping them here means an event or a workflow reads alike whichever
+ * backend stored it.
+ */
+#ifndef TESSERA_STORE_ROWS_H
+#define TESSERA_STORE_ROWS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* One event row's columns; NULL / has_* false = the column is NULL. */
+typedef struct rows_event {
+    int64_t seq;
+    double ts;
+    const char *type;
+    int64_t workflow_id;
+    const char *job_id, *state, *message;
+    bool has_progress, has_attempt, has_queue_position;
+    double progress;
+    int64_t attempt, queue_position;
+} rows_event;
+
+/* The event as compact JSON, keys in the documented order, absent fields
+ * left out (not null). malloc'd; NULL only when out of memory. */
+char *rows_event_json(const rows_event *ev);
+
+/* A JSON string for v; bytes that are not valid UTF-8 (a message quoting a
+ * process's output) become '?' rather than the field being lost. */
+json_t *rows_json_string(const char *v);
+
+/* Parses the stored spec text of wf into wf->spec with generous limits (it
+ * was validated under the service's limits when submitted, and must reload
+ * even if those were lowered since). */
+int rows_load_spec(store_workflow *wf, const char *text, size_t len, char *err, size_t errlen);
+
+/* True for changes that concern one job (job_index, job states). */
+bool rows_is_job_change(change_kind k);
+
+/* Rejects a malformed change before any SQL runs: the engine promises legal
+ * transitions (state.h), and a broken promise must not reach the database. */
+int rows_change_check(const core_change *ch, char *err, size_t errlen);
+
+/* How an attempt ended when the engine did not say: from the new state. */
+const char *rows_default_outcome(job_state to);
+
+/* The event type of a change when the engine left it NULL. */
+const char *rows_default_event_type(const core_change *ch);
+
+#endif
