@@ -44,6 +44,24 @@ count() { # $1 = name, $2 = output file, $3 = exit status
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# One PostgreSQL server (tests/lib/pgserver.sh) for the whole run: the store's
+# conformance suite runs against it as well as against SQLite, and so do the
+# PostgreSQL and cluster tests. Stopped and removed when this script ends,
+# however it ends. TESSERA_TEST_PG_URL set by the caller is used as it is.
+if [ "$which" = all ] || [ "$which" = unit ] || [ "$which" = integration ] || [ "$which" = service ]; then
+    if [ -z "${TESSERA_TEST_PG_URL:-}" ]; then
+        if url=$("$root/tests/lib/pgserver.sh" start "$tmp/pg" 2>"$tmp/pg.err"); then
+            export TESSERA_TEST_PG_URL="$url"
+            trap '"$root/tests/lib/pgserver.sh" stop "$tmp/pg"; rm -rf "$tmp"' EXIT
+            trap 'exit 130' INT TERM
+        else
+            cat "$tmp/pg.err"
+            echo "postgresql: the test server did not start (scripts/install-deps.sh installs postgresql-15)"
+            failed=$((failed + 1)); failed_names="$failed_names postgresql"
+        fi
+    fi
+fi
+
 if [ "$which" = all ] || [ "$which" = unit ]; then
     for t in "$root/$build"/tests/test_*; do
         [ -x "$t" ] || continue
