@@ -26,6 +26,7 @@ struct scheduler {
     executor *ex;
     engine *eng;
     bool leader;
+    int64_t term; /* the store's term of our lead (store_leader_term) */
     bool claiming;
     int64_t last_loaded_id;
     int64_t last_command_id; /* the highest command applied and committed */
@@ -414,6 +415,14 @@ static int heartbeat(scheduler *s, char *err, size_t errlen) {
     if (store_leader_acquire(s->st, s->owner, now, s->cfg.lease_ttl, &leader, err, errlen) != TS_OK)
         return TS_ERR;
     s->next_heartbeat = now + s->cfg.lease_ttl / 3;
+    if (leader && s->leader && store_leader_term(s->st) != s->term) {
+        /* Our lease lapsed and we won it again: a new election. Whatever we
+         * decided in between was fenced off, so start over from the store. */
+        log_emit(LOG_WARN, NULL, NULL, "re-elected after the lease lapsed; rebuilding",
+                 json_pack("{sI sI}", "old_term", (json_int_t)s->term, "term",
+                           (json_int_t)store_leader_term(s->st)));
+        drop_lead(s);
+    }
     if (!leader) {
         if (s->leader) {
             log_emit(LOG_WARN, NULL, NULL, "lost the scheduler lease; stopping local jobs", NULL);
@@ -423,8 +432,9 @@ static int heartbeat(scheduler *s, char *err, size_t errlen) {
     }
     if (!s->leader) {
         s->leader = true;
+        s->term = store_leader_term(s->st);
         log_emit(LOG_INFO, NULL, NULL, "took the scheduler lease",
-                 json_pack("{ss}", "owner", s->owner));
+                 json_pack("{ss sI}", "owner", s->owner, "term", (json_int_t)s->term));
         if (rebuild(s, err, errlen) != TS_OK) return TS_ERR;
         return TS_OK;
     }
