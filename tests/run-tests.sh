@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs tessera's tests and ends with one line "N passed, N failed" over all of
 # them; exits non-zero on any failure or when nothing ran.
-#   tests/run-tests.sh BUILD_DIR [unit|integration|web|service|browser]
+#   tests/run-tests.sh BUILD_DIR [unit|integration|web|service|service-pg|browser]
 # Unit tests are cmocka binaries (BUILD_DIR/tests/test_*); integration tests are
 # scripts (tests/integration/test_*.sh) that start real processes and print
 # their own "N passed, N failed"; web tests (tests/web/*.test.mjs) check the
@@ -15,7 +15,7 @@
 # (tests/torture/torture.mjs) kills random processes of a loaded service
 # TESSERA_TORTURE_KILLS times (default 20) and checks the invariants.
 set -u
-build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|web|service|browser|torture]}
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|web|service|service-pg|browser|torture]}
 which=${2:-all}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export TESSERA_BIN="$root/$build/tessera"
@@ -48,7 +48,8 @@ trap 'rm -rf "$tmp"' EXIT
 # conformance suite runs against it as well as against SQLite, and so do the
 # PostgreSQL and cluster tests. Stopped and removed when this script ends,
 # however it ends. TESSERA_TEST_PG_URL set by the caller is used as it is.
-if [ "$which" = all ] || [ "$which" = unit ] || [ "$which" = integration ] || [ "$which" = service ]; then
+if [ "$which" = all ] || [ "$which" = unit ] || [ "$which" = integration ] || [ "$which" = service ] ||
+    [ "$which" = service-pg ]; then
     if [ -z "${TESSERA_TEST_PG_URL:-}" ]; then
         if url=$("$root/tests/lib/pgserver.sh" start "$tmp/pg" 2>"$tmp/pg.err"); then
             export TESSERA_TEST_PG_URL="$url"
@@ -108,6 +109,22 @@ if [ "$which" = all ] || [ "$which" = service ]; then
     else
         echo "service tests: node or node_modules/ws missing (scripts/install-deps.sh installs them)"
         failed=$((failed + 1)); failed_names="$failed_names service"
+    fi
+fi
+
+# The service tests again, every server on its own PostgreSQL database: the
+# same contract on the other backend. `all` runs the files that exercise the
+# store most (SERVICE_PG_FILES); `service-pg` alone runs every file.
+if [ "$which" = all ] || [ "$which" = service-pg ]; then
+    files=${SERVICE_PG_FILES:-tests/service/api.test.mjs tests/service/events.test.mjs tests/service/admission.test.mjs tests/service/durability.test.mjs tests/service/isolation.test.mjs}
+    [ "$which" = service-pg ] && files=tests/service/
+    if [ -n "${TESSERA_TEST_PG_URL:-}" ]; then
+        # shellcheck disable=SC2086
+        (cd "$root" && TESSERA_TEST_SERVICE_DB=postgresql node --test --test-reporter=tap --test-concurrency=1 $files) \
+            >"$tmp/service-pg.out" 2>&1; rc=$?
+        grep -E '^(not )?ok|^# (tests|pass|fail|skipped)' "$tmp/service-pg.out"
+        awk '/^ *not ok/ { show = 40 } show > 0 { print; show-- }' "$tmp/service-pg.out" | head -n 400
+        count "service on postgresql (node --test)" "$tmp/service-pg.out" "$rc"
     fi
 fi
 

@@ -137,6 +137,9 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
     ws_hub_config hc;
     ws_hub_config_default(&hc);
     hc.db_url = cfg->db;
+    /* PostgreSQL notifies the hub of every commit with events, from any
+     * instance: polling is only the fallback, at the configured pace. */
+    if (store_is_postgresql(cfg->db)) hc.poll_interval_s = cfg->queue_poll_seconds;
     hc.on_delivered = hub_delivered;
     hc.on_connections = hub_connections;
     hc.metrics_ctx = m;

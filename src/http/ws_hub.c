@@ -25,6 +25,13 @@
  * first connection arrives after a time without any (nothing is polled
  * while nobody listens).
  *
+ * Across instances (PostgreSQL), a commit on any instance sends NOTIFY with
+ * the newest seq; the hub's listener is in its epoll set, and a
+ * notification (or a reconnect of the listener, after which notifications
+ * may have been lost) makes the hub poll at once. The notification is only
+ * a wake-up: what is delivered is always read from the events table by
+ * cursor, and the timer poll stays as the fallback.
+ *
  * One connection's protocol (wslay, reading, writing, closing) is in ws.c;
  * the structures both files share are in ws_internal.h.
  */
@@ -90,6 +97,14 @@ static int fanout_cb(void *ctx, const store_event *ev) {
         ws_conn_queue_event(h, c, ev);
     }
     return 0;
+}
+
+/* Notifications of new events: poll now if there were any, or if the
+ * listener's connection was lost or re-made (some may have been lost). */
+static void hub_notified(ws_hub *h) {
+    int64_t newest = 0;
+    int n = store_listener_drain(h->listener, &newest);
+    if (n != 0 && (n < 0 || newest > h->hub_seq)) h->poll_again = true;
 }
 
 /* One page of new events for everybody. A full page means more are
@@ -305,8 +320,10 @@ static void hub_iterate(ws_hub *h) {
     if (h->cfg.on_turn) h->cfg.on_turn(h->cfg.turn_ctx);
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == NULL) handover = true;
+        else if (evs[i].data.ptr == (void *)&h->listener) hub_notified(h);
         else ws_conn_on_event(h, evs[i].data.ptr, evs[i].events);
     }
+    if (h->listener && n == 0 && h->now >= h->next_poll) hub_notified(h); /* reconnects */
     if (handover) hub_take_pending(h);
     if (!h->stopping && h->n_conns > 0) {
         if (h->poll_again || h->now >= h->next_poll) hub_poll(h);
@@ -350,7 +367,17 @@ static void *hub_main(void *arg) {
     char err[TS_ERRLEN];
     int rc = store_open(h->db_url, &h->st, err, sizeof(err));
     if (rc == TS_OK) rc = store_events_last_seq(h->st, &h->hub_seq, err, sizeof(err));
-    if (rc != TS_OK && h->st) {
+    if (rc == TS_OK)
+        rc = store_listener_open(h->db_url, STORE_WAKE_EVENTS, &h->listener, err, sizeof(err));
+    struct epoll_event le = {.events = EPOLLIN, .data.ptr = (void *)&h->listener};
+    if (rc == TS_OK && h->listener &&
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, store_listener_fd(h->listener), &le) != 0) {
+        ts_errf(err, sizeof(err), "cannot watch notifications: %s", strerror(errno));
+        rc = TS_ERR;
+    }
+    if (rc != TS_OK) {
+        store_listener_close(h->listener);
+        h->listener = NULL;
         store_close(h->st);
         h->st = NULL;
     }
@@ -359,6 +386,7 @@ static void *hub_main(void *arg) {
     h->now = ts_monotonic();
     while (!h->stopping || (h->n_conns > 0 && h->now < h->stop_deadline)) hub_iterate(h);
     hub_release_all(h);
+    store_listener_close(h->listener);
     store_close(h->st);
     return NULL;
 }

@@ -66,6 +66,7 @@ struct ws_hub {
 
     /* Everything below belongs to the hub thread. */
     store *st;
+    store_listener *listener; /* NOTIFY of new events (PostgreSQL); NULL = poll only */
     double now; /* ts_monotonic() at the top of the current iteration */
     ws_conn *conns, *replay, *dirty;
     size_t n_conns;

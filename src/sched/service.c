@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -60,6 +61,18 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
     int bell = doorbell_bind(doorbell_path, err, sizeof(err));
     if (bell < 0)
         log_emit(LOG_WARN, NULL, NULL, "no doorbell; polling only", json_pack("{ss}", "error", err));
+    /* Work submitted on another instance (PostgreSQL) wakes us by NOTIFY;
+     * the doorbell and the listener are watched through one epoll set. */
+    store_listener *listener = NULL;
+    if (store_listener_open(cfg->db, STORE_WAKE_WORK, &listener, err, sizeof(err)) != TS_OK)
+        log_emit(LOG_WARN, NULL, NULL, "no notifications; polling", json_pack("{ss}", "error", err));
+    int wake = bell;
+    if (listener) {
+        wake = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event e = {.events = EPOLLIN};
+        if (bell >= 0) epoll_ctl(wake, EPOLL_CTL_ADD, bell, &e);
+        epoll_ctl(wake, EPOLL_CTL_ADD, store_listener_fd(listener), &e);
+    }
     make_owner(owner, sizeof(owner));
     sched_config sc = {.state_dir = cfg->state_dir, .data_roots = cfg->data_roots,
                        .max_active_users = cfg->max_active_users,
@@ -71,8 +84,10 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
     int rc = 0;
     while (!stop_requested) {
         liveness_tick(live, LIVENESS_MAIN);
+        int64_t newest = 0;
         if (bell >= 0) doorbell_drain(bell);
-        if (sched_step(s, cfg->queue_poll_seconds, bell, err, sizeof(err)) != TS_OK) {
+        if (listener) store_listener_drain(listener, &newest);
+        if (sched_step(s, cfg->queue_poll_seconds, wake, err, sizeof(err)) != TS_OK) {
             log_emit(LOG_ERROR, NULL, NULL, "scheduler step failed", json_pack("{ss}", "error", err));
             rc = 1;
             break;
@@ -85,6 +100,8 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
     sched_free(s);
     ex->ops->destroy(ex);
     if (bell >= 0) close(bell);
+    if (listener) close(wake);
+    store_listener_close(listener);
     store_close(st);
     return rc;
 }

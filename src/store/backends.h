@@ -77,4 +77,12 @@ typedef struct pg_store pg_store;
 STORE_BACKEND_DECLARE(sqlite, sqlite_store)
 STORE_BACKEND_DECLARE(pg, pg_store)
 
+/* Notifications (store.h, store_listener): PostgreSQL only. */
+typedef struct pg_listener pg_listener;
+int pg_listener_open(const char *url, bool events, bool work, pg_listener **out, char *err,
+                     size_t errlen);
+int pg_listener_fd(const pg_listener *l);
+int pg_listener_drain(pg_listener *l, int64_t *newest_seq);
+void pg_listener_close(pg_listener *l);
+
 #endif

@@ -195,3 +195,30 @@ int store_user_revoke(store *st, const char *name, char *err, size_t errlen) {
 int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen) {
     return STORE_FORWARD(queue_stats_get, out, err, errlen);
 }
+
+/* ---- listeners -------------------------------------------------------------- */
+
+/* A store_listener is the PostgreSQL listener itself (SQLite has none). */
+int store_listener_open(const char *url, int what, store_listener **out, char *err,
+                        size_t errlen) {
+    *out = NULL;
+    if (!store_is_postgresql(url)) return TS_OK;
+    pg_listener *l = NULL;
+    int rc = pg_listener_open(url, (what & STORE_WAKE_EVENTS) != 0, (what & STORE_WAKE_WORK) != 0,
+                              &l, err, errlen);
+    *out = (store_listener *)l;
+    return rc;
+}
+
+int store_listener_fd(const store_listener *l) {
+    return l ? pg_listener_fd((const pg_listener *)l) : -1;
+}
+
+int store_listener_drain(store_listener *l, int64_t *newest_seq) {
+    *newest_seq = 0;
+    return l ? pg_listener_drain((pg_listener *)l, newest_seq) : 0;
+}
+
+void store_listener_close(store_listener *l) {
+    pg_listener_close((pg_listener *)l);
+}

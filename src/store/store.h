@@ -259,6 +259,31 @@ int store_user_token(store *st, const char *name, char token_hash[65], char *err
  * no such user. Own transaction. */
 int store_user_revoke(store *st, const char *name, char *err, size_t errlen);
 
+/* ---- wake-ups across processes and instances ------------------------------ */
+
+/* A hint that something was committed, from any process of any instance:
+ * new events (STORE_WAKE_EVENTS, the newest seq announced) or new work for
+ * the scheduler (STORE_WAKE_WORK: a submission or a command). Only a hint:
+ * readers still read the store by cursor and keep polling, since a
+ * notification can be lost (a reconnect says so). PostgreSQL: LISTEN on a
+ * connection of its own (NOTIFY is sent once per commit, the payload the
+ * newest seq only). SQLite has none: store_listener_open gives *out = NULL
+ * and TS_OK, and callers use the local doorbell and polling. */
+typedef struct store_listener store_listener;
+#define STORE_WAKE_EVENTS 1
+#define STORE_WAKE_WORK 2
+
+int store_listener_open(const char *url, int what, store_listener **out, char *err,
+                        size_t errlen);
+/* A descriptor that turns readable when notifications may be pending; the
+ * same one for the listener's whole life. */
+int store_listener_fd(const store_listener *l);
+/* Consumes what is pending: the number of notifications (0 = none), or -1
+ * when the connection was lost or re-made (reconnecting with backoff; the
+ * caller re-reads). *newest_seq = the largest seq announced (0 = none). */
+int store_listener_drain(store_listener *l, int64_t *newest_seq);
+void store_listener_close(store_listener *l);
+
 /* ---- the admission line at a glance --------------------------------------- */
 
 typedef struct store_queue_stats {

@@ -10,6 +10,10 @@
 //   TESSERA_BIN        the binary (default build/tessera, relative to the repo root)
 //   TESSERA_TEST_KEEP  =1 keeps each server's temporary directory (state, log)
 //   TESSERA_TEST_DEBUG =1 echoes the servers' stdout/stderr
+//   TESSERA_TEST_SERVICE_DB=postgresql  runs every server on a fresh PostgreSQL
+//                      database of the server at TESSERA_TEST_PG_URL (created
+//                      for the server, dropped at its cleanup) instead of SQLite
+//                      (tests/run-tests.sh BUILD service-pg does this)
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -128,6 +132,37 @@ export function freePort() {
       srv.close(() => resolve(port));
     });
   });
+}
+
+// ---------------------------------------------------------------- PostgreSQL
+
+const PG_SERVICE = process.env.TESSERA_TEST_SERVICE_DB === 'postgresql';
+if (PG_SERVICE && !process.env.TESSERA_TEST_PG_URL) {
+  throw new Error('TESSERA_TEST_SERVICE_DB=postgresql needs TESSERA_TEST_PG_URL (tests/lib/pgserver.sh run ...)');
+}
+
+/** psql against the test server's maintenance database; throws on failure. */
+function psql(sql) {
+  const u = new URL(process.env.TESSERA_TEST_PG_URL);
+  u.pathname = '/postgres';
+  const r = spawnSync('psql', [u.toString(), '-qAtX', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr || r.error}`);
+  return r.stdout;
+}
+
+/** A fresh database on the test server; its URL. */
+export function createPgDatabase() {
+  const name = `t_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
+  psql(`CREATE DATABASE ${name}`);
+  const u = new URL(process.env.TESSERA_TEST_PG_URL);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** Drops a database made by createPgDatabase (connections are ended). */
+export function dropPgDatabase(url) {
+  const name = new URL(url).pathname.slice(1);
+  try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* the server may be gone */ }
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -399,7 +434,7 @@ export async function startServer(opts = {}) {
 export class Server {
   constructor({
     workers = 2, concurrencyLimit = 4, maxActiveUsers = 3, pollSeconds = 0.1, auth = null,
-    listenHost = '127.0.0.1', extraArgs = [], env = {}, tmpDir = null,
+    listenHost = '127.0.0.1', extraArgs = [], env = {}, tmpDir = null, db = null,
   } = {}) {
     this.opts = { workers, concurrencyLimit, maxActiveUsers, pollSeconds, auth, listenHost, extraArgs, env };
     this.tmpDir = tmpDir || fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-svc-'));
@@ -413,6 +448,8 @@ export class Server {
     this.exit = null;
     this.knownPids = new Set();
     this.clients = new Set(); // WebSocket clients, terminated by cleanup()
+    this.db = db || (PG_SERVICE ? createPgDatabase() : null);
+    this.ownDb = !db && this.db !== null;
   }
 
   args(port) {
@@ -421,6 +458,7 @@ export class Server {
       '--workers', String(o.workers), '--concurrency-limit', String(o.concurrencyLimit),
       '--max-active-users', String(o.maxActiveUsers), '--poll-seconds', String(o.pollSeconds),
       '--log', this.logPath];
+    if (this.db) a.push('--db', this.db);
     if (o.auth) a.push('--auth', o.auth);
     return a.concat(o.extraArgs);
   }
@@ -568,6 +606,7 @@ export class Server {
     for (const c of this.clients) c.terminate();
     this.clients.clear();
     await this.stop();
+    if (this.ownDb && !KEEP) dropPgDatabase(this.db);
     if (!KEEP) fs.rmSync(this.tmpDir, { recursive: true, force: true });
     else process.stderr.write(`kept ${this.tmpDir}\n`);
   }
