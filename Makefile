@@ -3,6 +3,7 @@
 #   make            build build/tessera
 #   make test       install missing packages, build, run every test; last line "N passed, N failed"
 #   make run        install missing packages, build, start the service on 127.0.0.1:8080
+#   make run-cluster  PostgreSQL, two instances and nginx on loopback (scripts/run-cluster.sh)
 #   make bench      run the benchmarks under bench/
 #   make torture KILLS=N   the kill -9 torture run (tests/torture/; N random kills, default 20)
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
@@ -57,7 +58,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 KILLS ?= 20
 
-.PHONY: all deps test unit integration run bench torture clean fuzz fuzz-replay fuzz-build fuzz-bins
+.PHONY: all deps test unit integration run run-cluster bench torture clean fuzz fuzz-replay fuzz-build fuzz-bins
 
 all: $(BUILD)/tessera
 
@@ -117,6 +118,11 @@ run: deps
 # acknowledged is lost, nothing runs twice and nothing is left behind.
 torture: $(BUILD)/tessera
 	@TESSERA_BIN=$(BUILD)/tessera node tests/torture/torture.mjs --kills $(KILLS)
+
+# The distributed setup on one machine: PostgreSQL, two instances, nginx.
+run-cluster: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tessera
+	scripts/run-cluster.sh $(BUILD)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BENCH_BIN)

@@ -63,7 +63,8 @@ static const cli_spec serve_spec = {
         "options (each also read from the TESSERA_* variable and ./.env):\n"
         "  --listen HOST:PORT       address to serve on (TESSERA_LISTEN; 127.0.0.1:8080)\n"
         "  --workers N              HTTP worker processes (TESSERA_WORKERS; 2)\n"
-        "  --db PATH                SQLite database (TESSERA_DB; STATE_DIR/tessera.db)\n"
+        "  --db PATH|URL            SQLite database, or a postgresql:// URL shared by several\n"
+        "                           instances (TESSERA_DB; STATE_DIR/tessera.db)\n"
         "  --state-dir DIR          database, logs, job work and results (TESSERA_STATE_DIR; ./var)\n"
         "  --data-root DIR[:DIR]    where images may be read from (TESSERA_DATA_ROOTS)\n"
         "  --max-active-users N     users admitted at once (TESSERA_MAX_ACTIVE_USERS; 3)\n"
@@ -422,6 +423,20 @@ static int prepare(master *ms, char *err, size_t errlen) {
     return TS_OK;
 }
 
+/* The scheduler's doorbell. Instances that share a PostgreSQL database may
+ * share the state directory too (results on a shared filesystem), so each
+ * names its own socket after its host and port there. */
+static void name_doorbell(master *ms, int port) {
+    char host[64] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    if (!store_is_postgresql(ms->a.cfg.db)) return; /* layout's one doorbell (prepare) */
+    char *shared = layout_file_path(ms->a.cfg.state_dir, LAYOUT_DOORBELL);
+    char *dot = strrchr(shared, '.');
+    if (dot) *dot = '\0';
+    snprintf(ms->doorbell, sizeof(ms->doorbell), "%s-%s-%d.sock", shared, host, port);
+    free(shared);
+}
+
 int cmd_serve(int argc, char **argv) {
     static master ms; /* large; lives for the whole process */
     bool done;
@@ -442,6 +457,7 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "tessera serve: %s\n", err);
         return CLI_FAILED;
     }
+    name_doorbell(&ms, port);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);

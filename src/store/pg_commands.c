@@ -40,6 +40,9 @@ static const char SQL_CMD_WF[] =
 
 static const char SQL_CMD_JOB[] = "SELECT 1 FROM jobs WHERE workflow_id = $1 AND idx = $2";
 
+/* See pg_command_add. */
+static const char SQL_CMD_LOCK[] = "SELECT last_seq FROM event_counter FOR UPDATE";
+
 static const char SQL_CMD_INSERT[] =
     "INSERT INTO commands (workflow_id, job_idx, kind, user_id, created_at)"
     " VALUES ($1, $2, $3, $4, $5) RETURNING id";
@@ -147,7 +150,11 @@ static int command_insert(pg_store *st, int64_t workflow_id, int32_t job_index, 
 }
 
 /* Queues a cancel or retry (a workflow cancel also sets cancel_requested at
- * once) and wakes the scheduler at commit. */
+ * once) and wakes the scheduler at commit. The scheduler reads commands
+ * after the last id it applied, so ids must be handed out in commit order
+ * (an identity value is taken before commit, and a smaller id committing
+ * late would never be read): the command takes the event counter's row
+ * lock first, as submissions do (pg_workflows.c). Commands are rare. */
 int pg_command_add(pg_store *st, int64_t workflow_id, int32_t job_index, const char *kind,
                    const char *user, double now, int64_t *id, char *err, size_t errlen) {
     bool own = false;
@@ -162,7 +169,9 @@ int pg_command_add(pg_store *st, int64_t workflow_id, int32_t job_index, const c
     }
     int rc = pg_txn_enter(st, &own, err, errlen);
     if (rc != TS_OK) return rc;
-    rc = command_target(st, workflow_id, job_index, user, err, errlen);
+    rc = pg_exec(st, PS_CMD_LOCK, SQL_CMD_LOCK, NULL, NULL, err, errlen,
+                 "waiting for other commands");
+    if (rc == TS_OK) rc = command_target(st, workflow_id, job_index, user, err, errlen);
     if (rc == TS_OK) rc = command_insert(st, workflow_id, job_index, kind, user, now, id, err, errlen);
     if (rc == TS_OK && job_index == -1 && strcmp(kind, "cancel") == 0) {
         pg_params p = {0};

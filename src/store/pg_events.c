@@ -57,6 +57,10 @@ static const char SQL_USER_PUT[] =
 
 static const char SQL_USER_BY_TOKEN[] = "SELECT name, admin FROM users WHERE token_hash = $1";
 
+static const char SQL_USER_TOKEN[] = "SELECT token_hash FROM users WHERE name = $1";
+
+static const char SQL_USER_REVOKE[] = "UPDATE users SET token_hash = NULL WHERE name = $1";
+
 /* ---- events ------------------------------------------------------------------ */
 
 int pg_queue_position(pg_store *st, int64_t workflow_id, int *pos, char *err, size_t errlen) {
@@ -253,4 +257,34 @@ int pg_user_by_token(pg_store *st, const char *token_hash, char *name, bool *adm
     }
     PQclear(r);
     return rc;
+}
+
+/* The hash of name's current token (auth.c binds session cookies to it);
+ * a user without a token is STORE_NOTFOUND, as a missing one. */
+int pg_user_token(pg_store *st, const char *name, char token_hash[65], char *err, size_t errlen) {
+    pg_params p = {0};
+    PGresult *r = NULL;
+    token_hash[0] = '\0';
+    pgp_text(&p, name);
+    int rc = pg_run(st, PS_USER_TOKEN, SQL_USER_TOKEN, &p, &r, err, errlen,
+                    "looking up a user's token");
+    if (rc == TS_OK) {
+        rc = STORE_NOTFOUND;
+        if (PQntuples(r) == 1 && !pg_null(r, 0, 0)) {
+            ts_strlcpy(token_hash, pg_text(r, 0, 0), 65);
+            if (is_sha256_hex(token_hash)) rc = TS_OK;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Forgets name's token (NULL matches no token and no session). */
+int pg_user_revoke(pg_store *st, const char *name, char *err, size_t errlen) {
+    pg_params p = {0};
+    long n = 0;
+    pgp_text(&p, name);
+    int rc = pg_exec(st, PS_USER_REVOKE, SQL_USER_REVOKE, &p, &n, err, errlen,
+                     "revoking the user's token");
+    return rc == TS_OK && n == 0 ? STORE_NOTFOUND : rc;
 }

@@ -41,6 +41,7 @@ typedef enum pg_stmt {
     PS_FLUSH_EVENTS,
     PS_FENCE,
     PS_SLOTS_LOCK,
+    PS_SUBMIT_LOCK,
     PS_WF_INSERT,
     PS_JOB_INSERT,
     PS_WF_GET,
@@ -65,6 +66,7 @@ typedef enum pg_stmt {
     PS_LEADER_RELEASE,
     PS_CMD_WF,
     PS_CMD_JOB,
+    PS_CMD_LOCK,
     PS_CMD_INSERT,
     PS_CMD_CANCEL_FLAG,
     PS_CMD_SINCE,
@@ -79,6 +81,8 @@ typedef enum pg_stmt {
     PS_QUEUE_STATS,
     PS_USER_PUT,
     PS_USER_BY_TOKEN,
+    PS_USER_TOKEN,
+    PS_USER_REVOKE,
     PS_COUNT
 } pg_stmt;
 

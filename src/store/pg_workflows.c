@@ -24,6 +24,9 @@
     " 'skipped') THEN 1.0 WHEN j.state = 'running' THEN j.progress ELSE 0 END), 0)"            \
     " FROM jobs j WHERE j.workflow_id = w.id)"
 
+/* Submissions take the event counter's row lock first (see pg_submit). */
+static const char SQL_SUBMIT_LOCK[] = "SELECT last_seq FROM event_counter FOR UPDATE";
+
 static const char SQL_WF_INSERT[] =
     "INSERT INTO workflows (user_id, name, priority, state, spec, n_jobs, submitted_at)"
     " VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING id";
@@ -125,6 +128,15 @@ static int submit_check(pg_store *st, const char *user, const spec_workflow *spe
  * The workflow, its jobs and its first two events in one transaction that
  * also wakes the scheduler (NOTIFY tessera_work at commit). TS_OK means
  * committed and flushed (synchronous_commit).
+ *
+ * The admission line is FIFO by workflow id, and a queued workflow's place
+ * is 1 + the queued workflows with a smaller id. Ids come from an identity
+ * column, handed out before commit: two submissions running at once could
+ * commit in the other order, and the later id would count its place
+ * without the earlier one, which then appears ahead of it - a place that
+ * goes up. So a submission takes the event counter's row lock before it
+ * takes its id (as it would at commit anyway): submissions take their ids
+ * in commit order, one at a time, as on SQLite.
  */
 int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
               char *err, size_t errlen) {
@@ -139,6 +151,9 @@ int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double 
         return TS_ERR;
     }
     int rc = pg_txn_enter(st, &own, err, errlen);
+    if (rc == TS_OK)
+        rc = pg_exec(st, PS_SUBMIT_LOCK, SQL_SUBMIT_LOCK, NULL, NULL, err, errlen,
+                     "waiting for other submissions");
     if (rc == TS_OK) rc = insert_rows(st, user, spec, spec_text, now, id, err, errlen);
     if (rc == TS_OK) rc = pg_queue_position(st, *id, &pos, err, errlen);
     if (rc == TS_OK) {

@@ -194,7 +194,7 @@ describe('token mode and listen address', () => {
     const ts = await startServer({ workers: 2, concurrencyLimit: 2, maxActiveUsers: 3, auth: 'token' });
     try {
       const add = (name) => {
-        const r = runCli(['user', 'add', name], { env: { TESSERA_STATE_DIR: ts.stateDir }, cwd: ts.tmpDir });
+        const r = runCli(['user', 'add', name], { env: ts.cliEnv(), cwd: ts.tmpDir });
         assert.equal(r.status, 0, `tessera user add ${name}: ${r.status} ${r.stdout} ${r.stderr}`);
         const toks = (r.stdout.match(/[A-Za-z0-9_\-.~+/=]{20,}/g) || []).filter((t) => !t.includes('/'));
         assert.ok(toks.length, `user add prints a token: ${r.stdout}`);

@@ -553,6 +553,12 @@ export class Server {
     }
   }
 
+  /** The environment a CLI command needs to use this server's store
+   *  (state directory and, on PostgreSQL, the database). */
+  cliEnv() {
+    return this.db ? { TESSERA_STATE_DIR: this.stateDir, TESSERA_DB: this.db } : { TESSERA_STATE_DIR: this.stateDir };
+  }
+
   /** Master's children: the scheduler and the HTTP workers (pgrep -P). */
   children() { return this.pid ? childrenOf(this.pid) : []; }
 

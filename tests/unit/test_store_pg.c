@@ -8,7 +8,10 @@
  *     exactly once, in strictly increasing seq order;
  *   - fencing: a leader that lost its lease (paused past its expiry, then
  *     resumed) commits nothing, and the term grows at every election;
- *   - the active-user limit holds while several processes admit at once.
+ *   - the active-user limit holds while several processes admit at once;
+ *   - workflows and commands get ids in commit order: a reader that takes
+ *     them in by id cursor, as the scheduler does, misses none while many
+ *     processes submit at once.
  * Without TESSERA_TEST_PG_URL it says so and runs nothing.
  */
 #include <setjmp.h>
@@ -345,6 +348,63 @@ static void test_active_user_limit_across_processes(void **state) {
     store_close(st);
 }
 
+/* ---- ids in commit order -------------------------------------------------------------- */
+
+static int count_cb(void *ctx, const store_workflow *wf) {
+    int64_t *last = ctx;
+    if (wf->id > *last) *last = wf->id;
+    last[1]++;
+    return 0;
+}
+
+static int cmd_cb(void *ctx, const store_command *c) {
+    int64_t *last = ctx;
+    if (c->id > *last) *last = c->id;
+    last[1]++;
+    return 0;
+}
+
+/* Submitters that each submit and cancel their workflows; a reader that
+ * takes both in by cursor, like the scheduler; it must see them all. */
+static void test_ids_in_commit_order_for_cursors(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    store *st = open_store();
+    assert_non_null(st);
+    pid_t p[WRITERS];
+    int status;
+    for (int i = 0; i < WRITERS; i++) {
+        p[i] = fork();
+        if (p[i] == 0) {
+            store *w = open_store();
+            char user[16];
+            snprintf(user, sizeof(user), "s%d", i);
+            for (int k = 0; w && k < 25; k++) {
+                int64_t id = submit(w, user);
+                if (id == 0 ||
+                    store_command_add(w, id, -1, "cancel", user, T0, NULL, err, sizeof(err)) != TS_OK)
+                    _exit(2);
+            }
+            _exit(w ? 0 : 3);
+        }
+    }
+    int64_t wf[2] = {0, 0}, cmd[2] = {0, 0};
+    for (int alive = WRITERS; alive > 0;) {
+        assert_int_equal(store_load_unfinished(st, wf[0], count_cb, wf, err, sizeof(err)), TS_OK);
+        assert_int_equal(store_commands_since(st, cmd[0], cmd_cb, cmd, err, sizeof(err)), TS_OK);
+        pid_t done = waitpid(-1, &status, WNOHANG);
+        if (done > 0) {
+            assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+            alive--;
+        }
+    }
+    assert_int_equal(store_load_unfinished(st, wf[0], count_cb, wf, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_commands_since(st, cmd[0], cmd_cb, cmd, err, sizeof(err)), TS_OK);
+    assert_int_equal(wf[1], WRITERS * 25);
+    assert_int_equal(cmd[1], WRITERS * 25);
+    store_close(st);
+}
+
 int main(void) {
     pg_url = getenv("TESSERA_TEST_PG_URL");
     if (pg_url == NULL || pg_url[0] == '\0') {
@@ -357,6 +417,7 @@ int main(void) {
         cmocka_unit_test_setup(test_events_commit_order_under_concurrent_writers, reset),
         cmocka_unit_test_setup(test_deposed_leader_commits_nothing, reset),
         cmocka_unit_test_setup(test_active_user_limit_across_processes, reset),
+        cmocka_unit_test_setup(test_ids_in_commit_order_for_cursors, reset),
     };
     return cmocka_run_group_tests_name("store_pg", tests, NULL, NULL);
 }
