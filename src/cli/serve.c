@@ -107,6 +107,7 @@ typedef struct master {
     liveness_board *board;
     int listen_fd;
     char doorbell[1100];
+    char instance[128]; /* host:port: this instance's name in logs and metrics */
     child kids[MAX_CHILDREN];
     int n_kids;
     child replaced[MAX_CHILDREN]; /* stalled workers draining after their replacement started */
@@ -225,7 +226,8 @@ static void spawn(master *ms, child *c, child_kind kind) {
     int rc;
     if (kind == CHILD_SCHEDULER) {
         close(ms->listen_fd);
-        rc = sched_service_main(&ms->a.cfg, ms->doorbell, job_timing, ms->m, live);
+        rc = sched_service_main(&ms->a.cfg, ms->doorbell, job_timing, ms->m, live,
+                                metrics_store_call);
     } else {
         rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->limits, ms->listen_fd,
                               ms->doorbell, live);
@@ -426,9 +428,10 @@ static int prepare(master *ms, char *err, size_t errlen) {
 /* The scheduler's doorbell. Instances that share a PostgreSQL database may
  * share the state directory too (results on a shared filesystem), so each
  * names its own socket after its host and port there. */
-static void name_doorbell(master *ms, int port) {
+static void name_instance(master *ms, int port) {
     char host[64] = "localhost";
     gethostname(host, sizeof(host) - 1);
+    snprintf(ms->instance, sizeof(ms->instance), "%s:%d", host, port);
     if (!store_is_postgresql(ms->a.cfg.db)) return; /* layout's one doorbell (prepare) */
     char *shared = layout_file_path(ms->a.cfg.state_dir, LAYOUT_DOORBELL);
     char *dot = strrchr(shared, '.');
@@ -457,7 +460,8 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "tessera serve: %s\n", err);
         return CLI_FAILED;
     }
-    name_doorbell(&ms, port);
+    name_instance(&ms, port);
+    log_set_instance(ms.instance);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);

@@ -271,10 +271,13 @@ http_reply api_session_delete(http_request *req) {
 http_reply api_metrics(http_request *req) {
     store_queue_stats s;
     char err[TS_ERRLEN];
+    store_leader_info leader;
     bool ok = store_queue_stats_get(req->st, &s, err, sizeof(err)) == TS_OK;
+    bool led = store_leader_get(req->st, &leader, err, sizeof(err)) == TS_OK;
     size_t len;
-    char *text = metrics_render(req->ctx->m, ok ? &s : NULL, req->ctx->cfg->max_active_users,
-                                req->ctx->cfg->concurrency_limit, &len);
+    char *text = metrics_render(req->ctx->m, ok ? &s : NULL, led ? &leader : NULL,
+                                req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit,
+                                &len);
     http_reply r = {.status = 200, .kind = REPLY_TEXT, .text = text, .text_len = len, .fd = -1,
                     .content_type = "text/plain; version=0.0.4; charset=utf-8"};
     return r;

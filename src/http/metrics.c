@@ -25,6 +25,14 @@
 static const double bucket_le[M_BUCKETS] = {0.005, 0.01, 0.05, 0.1, 0.5, 1,
                                             5,     10,   60,   300, 1800, 7200};
 
+#define M_CALLS 48
+#define M_CALL_NAME 32
+#define M_FAST_BUCKETS 12
+
+/* Seconds, for store calls and event delivery: sub-millisecond up. */
+static const double fast_le[M_FAST_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                               0.05,   0.1,   0.25,   0.5,   1,    5};
+
 typedef struct histogram {
     _Atomic uint64_t count[M_BUCKETS + 1]; /* last = +Inf */
     _Atomic uint64_t sum_us;
@@ -39,6 +47,13 @@ struct metrics {
     _Atomic int type_ready[M_JOB_TYPES];
     histogram wait[M_JOB_TYPES];
     histogram run[M_JOB_TYPES];
+    _Atomic int call_claimed[M_CALLS];
+    _Atomic int call_ready[M_CALLS];
+    char call_name[M_CALLS][M_CALL_NAME];
+    histogram calls[M_CALLS];      /* fast_le buckets */
+    _Atomic uint64_t call_errors[M_CALLS];
+    _Atomic uint64_t wakeups[2];   /* [0] poll timer, [1] notification */
+    histogram event_delay;         /* fast_le buckets */
 };
 
 metrics *metrics_create_shared(void) {
@@ -65,22 +80,37 @@ void metrics_events_delivered(metrics *m, uint64_t n) {
     if (m) atomic_fetch_add(&m->events_delivered, n);
 }
 
-/* The slot of a job type, claiming a free one for a new name. Claiming is
- * a compare-and-swap; the name is visible once type_ready is set. */
-static int type_slot(metrics *m, const char *name) {
-    for (int i = 0; i < M_JOB_TYPES; i++) {
-        if (atomic_load(&m->type_ready[i]) && strcmp(m->type_name[i], name) == 0) return i;
+/* The slot of a name in a table of n named slots, claiming a free one for
+ * a new name. Claiming is a compare-and-swap; the name is visible once
+ * ready is set. */
+static int name_slot(_Atomic int *claimed, _Atomic int *ready, char *names, size_t name_len,
+                     int n, const char *name) {
+    for (int i = 0; i < n; i++) {
+        char *slot = names + (size_t)i * name_len;
+        if (atomic_load(&ready[i]) && strcmp(slot, name) == 0) return i;
         int expected = 0;
-        if (atomic_compare_exchange_strong(&m->type_claimed[i], &expected, 1)) {
-            ts_strlcpy(m->type_name[i], name, M_TYPE_NAME);
-            atomic_store(&m->type_ready[i], 1);
+        if (atomic_compare_exchange_strong(&claimed[i], &expected, 1)) {
+            ts_strlcpy(slot, name, name_len);
+            atomic_store(&ready[i], 1);
             return i;
         }
-        while (!atomic_load(&m->type_ready[i])) {
+        while (!atomic_load(&ready[i])) {
         } /* another process is writing this name */
-        if (strcmp(m->type_name[i], name) == 0) return i;
+        if (strcmp(slot, name) == 0) return i;
     }
     return -1;
+}
+
+static int type_slot(metrics *m, const char *name) {
+    return name_slot(m->type_claimed, m->type_ready, &m->type_name[0][0], M_TYPE_NAME,
+                     M_JOB_TYPES, name);
+}
+
+static void observe_in(histogram *h, const double *le, double seconds) {
+    int b = 0;
+    while (b < M_BUCKETS && seconds > le[b]) b++;
+    atomic_fetch_add(&h->count[b], 1);
+    atomic_fetch_add(&h->sum_us, (uint64_t)(seconds > 0 ? seconds * 1e6 : 0));
 }
 
 static void observe(histogram *h, double seconds) {
@@ -98,6 +128,24 @@ void metrics_job_wait(metrics *m, const char *job_type, double seconds) {
 void metrics_job_run(metrics *m, const char *job_type, double seconds) {
     int slot = m ? type_slot(m, job_type) : -1;
     if (slot >= 0) observe(&m->run[slot], seconds);
+}
+
+void metrics_store_call(void *ctx, const char *call, double seconds, int rc) {
+    metrics *m = ctx;
+    int slot = m ? name_slot(m->call_claimed, m->call_ready, &m->call_name[0][0], M_CALL_NAME,
+                             M_CALLS, call)
+                 : -1;
+    if (slot < 0) return;
+    observe_in(&m->calls[slot], fast_le, seconds);
+    if (rc == STORE_UNAVAILABLE || rc == TS_ERR) atomic_fetch_add(&m->call_errors[slot], 1);
+}
+
+void metrics_events_wakeup(metrics *m, bool notified) {
+    if (m) atomic_fetch_add(&m->wakeups[notified ? 1 : 0], 1);
+}
+
+void metrics_event_delay(metrics *m, double seconds) {
+    if (m) observe_in(&m->event_delay, fast_le, seconds);
 }
 
 typedef struct buf {
@@ -142,6 +190,59 @@ static void render_histogram(buf *b, const char *name, histogram *hs, metrics *m
     }
 }
 
+/* One histogram line set; label is "" or `key="value"`. */
+static void render_one(buf *b, const char *name, const char *label, histogram *h,
+                       const double *le) {
+    uint64_t cum = 0;
+    const char *sep = label[0] ? "," : "";
+    for (int k = 0; k <= M_BUCKETS; k++) {
+        cum += atomic_load(&h->count[k]);
+        if (k < M_BUCKETS)
+            bprintf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, label, sep, le[k],
+                    (unsigned long long)cum);
+        else
+            bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep,
+                    (unsigned long long)cum);
+    }
+    bprintf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, label,
+            (double)atomic_load(&h->sum_us) / 1e6, name, label, (unsigned long long)cum);
+}
+
+/* Store latency by call, wake-ups, event delivery delay, the leader. */
+static void render_cluster(buf *b, metrics *m, const store_leader_info *leader) {
+    bprintf(b, "# HELP tessera_store_call_seconds Store calls by call (every process).\n"
+               "# TYPE tessera_store_call_seconds histogram\n");
+    for (int i = 0; i < M_CALLS; i++) {
+        if (!atomic_load(&m->call_ready[i])) continue;
+        char label[64];
+        snprintf(label, sizeof(label), "call=\"%s\"", m->call_name[i]);
+        render_one(b, "tessera_store_call_seconds", label, &m->calls[i], fast_le);
+    }
+    bprintf(b, "# HELP tessera_store_call_errors_total Store calls that failed (store error or unavailable).\n"
+               "# TYPE tessera_store_call_errors_total counter\n");
+    for (int i = 0; i < M_CALLS; i++)
+        if (atomic_load(&m->call_ready[i]))
+            bprintf(b, "tessera_store_call_errors_total{call=\"%s\"} %llu\n", m->call_name[i],
+                    (unsigned long long)atomic_load(&m->call_errors[i]));
+    bprintf(b, "# HELP tessera_event_wakeups_total WebSocket hub reads of new events, by cause.\n"
+               "# TYPE tessera_event_wakeups_total counter\n"
+               "tessera_event_wakeups_total{by=\"poll\"} %llu\n"
+               "tessera_event_wakeups_total{by=\"notify\"} %llu\n",
+            (unsigned long long)atomic_load(&m->wakeups[0]),
+            (unsigned long long)atomic_load(&m->wakeups[1]));
+    bprintf(b, "# HELP tessera_event_delivery_seconds From an event to its delivery to a WebSocket client (events lag).\n"
+               "# TYPE tessera_event_delivery_seconds histogram\n");
+    render_one(b, "tessera_event_delivery_seconds", "", &m->event_delay, fast_le);
+    if (leader == NULL) return;
+    bprintf(b, "# HELP tessera_leader_term The scheduler lease's term (grows at every election).\n"
+               "# TYPE tessera_leader_term gauge\ntessera_leader_term %lld\n"
+               "# HELP tessera_leader_lease_seconds Seconds left on the leader's lease (negative: lapsed).\n"
+               "# TYPE tessera_leader_lease_seconds gauge\ntessera_leader_lease_seconds %.3f\n"
+               "# HELP tessera_leader_info The scheduler that holds the lease.\n"
+               "# TYPE tessera_leader_info gauge\ntessera_leader_info{owner=\"%s\"} 1\n",
+            (long long)leader->term, leader->expires_in, leader->owner);
+}
+
 static void render_http(buf *b, metrics *m) {
     bprintf(b, "# HELP tessera_http_requests_total HTTP requests answered, by route and status.\n"
                "# TYPE tessera_http_requests_total counter\n");
@@ -162,8 +263,8 @@ static void render_http(buf *b, metrics *m) {
     }
 }
 
-char *metrics_render(metrics *m, const store_queue_stats *stats, int max_active_users,
-                     int concurrency_limit, size_t *len) {
+char *metrics_render(metrics *m, const store_queue_stats *stats, const store_leader_info *leader,
+                     int max_active_users, int concurrency_limit, size_t *len) {
     buf b = {ts_malloc(8192), 0, 8192};
     if (stats) {
         bprintf(&b,
@@ -191,6 +292,7 @@ char *metrics_render(metrics *m, const store_queue_stats *stats, int max_active_
     render_http(&b, m);
     render_histogram(&b, "tessera_job_wait_seconds", m->wait, m);
     render_histogram(&b, "tessera_job_run_seconds", m->run, m);
+    render_cluster(&b, m, leader);
     *len = b.len;
     return b.p;
 }

@@ -11,6 +11,7 @@
 #ifndef TESSERA_HTTP_METRICS_H
 #define TESSERA_HTTP_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,9 +33,17 @@ void metrics_events_delivered(metrics *m, uint64_t n);
 void metrics_job_wait(metrics *m, const char *job_type, double seconds);
 void metrics_job_run(metrics *m, const char *job_type, double seconds);
 
-/* The exposition text (malloc'd). stats may be NULL when the store could
- * not be read. */
-char *metrics_render(metrics *m, const store_queue_stats *stats, int max_active_users,
-                     int concurrency_limit, size_t *len);
+/* A store call of any process (store_set_observer): latency by call. */
+void metrics_store_call(void *m, const char *call, double seconds, int rc);
+/* The WebSocket hub read new events because it was notified (NOTIFY from
+ * any instance) or because its poll timer ran. */
+void metrics_events_wakeup(metrics *m, bool notified);
+/* An event reached a WebSocket client this long after it happened. */
+void metrics_event_delay(metrics *m, double seconds);
+
+/* The exposition text (malloc'd). stats and leader may be NULL when the
+ * store could not be read. */
+char *metrics_render(metrics *m, const store_queue_stats *stats, const store_leader_info *leader,
+                     int max_active_users, int concurrency_limit, size_t *len);
 
 #endif

@@ -154,6 +154,12 @@ size_t http_pool_pending(http_pool *p) {
     return n;
 }
 
+/* Before the first job is submitted: no thread touches its handle yet. */
+void http_pool_observe(http_pool *p, store_observer fn, void *ctx) {
+    for (int i = 0; i < p->n_threads; i++)
+        if (p->threads[i].st) store_set_observer(p->threads[i].st, fn, ctx);
+}
+
 /* Opens the stores first, so a pool that cannot have them starts no thread;
  * threads start with every signal blocked (signals belong to the worker's
  * main thread). */

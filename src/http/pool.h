@@ -46,6 +46,10 @@ http_pool *http_pool_start(const char *db_url, int threads, int max_per_key, cha
                            size_t errlen);
 
 /* Queues fn(job, st) under key. */
+/* Observes every thread's store calls (store_set_observer), for latency
+ * metrics. Call before the first http_pool_submit. */
+void http_pool_observe(http_pool *p, store_observer fn, void *ctx);
+
 void http_pool_submit(http_pool *p, uint64_t key, http_pool_fn fn, void *job);
 
 /* Jobs queued or running now. */

@@ -81,6 +81,14 @@ static void hub_turned(void *live) {
     liveness_tick(live, LIVENESS_WEBSOCKET);
 }
 
+static void hub_wakeup(void *ctx, bool notified) {
+    metrics_events_wakeup(ctx, notified);
+}
+
+static void hub_event_delay(void *ctx, double seconds) {
+    metrics_event_delay(ctx, seconds);
+}
+
 /* Waits until the requests in flight are answered, or the drain time is
  * up; false if some are still in flight (stuck in a handler, or a client
  * that does not read). Idle keep-alive connections are not waited for:
@@ -134,6 +142,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
                  json_pack("{ss}", "error", err));
         return 1;
     }
+    http_pool_observe(pool, metrics_store_call, m);
     ws_hub_config hc;
     ws_hub_config_default(&hc);
     hc.db_url = cfg->db;
@@ -142,6 +151,9 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
     if (store_is_postgresql(cfg->db)) hc.poll_interval_s = cfg->queue_poll_seconds;
     hc.on_delivered = hub_delivered;
     hc.on_connections = hub_connections;
+    hc.on_wakeup = hub_wakeup;
+    hc.on_event_delay = hub_event_delay;
+    hc.on_store_call = metrics_store_call;
     hc.metrics_ctx = m;
     hc.on_turn = hub_turned;
     hc.turn_ctx = live;

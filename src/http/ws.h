@@ -35,8 +35,11 @@
 #define TESSERA_HTTP_WS_H
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "store/store.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -56,6 +59,13 @@ typedef struct ws_hub_config {
     /* Called from the hub thread for metrics; may be NULL. */
     void (*on_delivered)(void *ctx, uint64_t events);
     void (*on_connections)(void *ctx, int delta);
+    /* A read of new events, woken by a notification or by the poll timer. */
+    void (*on_wakeup)(void *ctx, bool notified);
+    /* An event fanned out to at least one connection, this long after it
+     * happened (events lag). */
+    void (*on_event_delay)(void *ctx, double seconds);
+    /* Observes the hub's own store handle (store_set_observer). */
+    store_observer on_store_call;
     void *metrics_ctx;
     /* Called from the hub thread at every turn of its loop (at least once a
      * second), so a supervisor can tell the loop still runs; may be NULL. */

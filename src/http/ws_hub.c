@@ -91,11 +91,15 @@ static int fanout_cb(void *ctx, const store_event *ev) {
     h->hub_seq = ev->seq;
     h->page_rows++;
     ws_user *u = map_get_str(&h->users, ev->user);
+    bool sent = false;
     for (ws_conn *c = u ? u->conns : NULL; c; c = c->unext) {
         if (c->replaying || ws_conn_closing(c) || ev->seq <= c->since) continue;
         if (c->workflow_id > 0 && c->workflow_id != ev->workflow_id) continue;
         ws_conn_queue_event(h, c, ev);
+        sent = true;
     }
+    if (sent && h->cfg.on_event_delay)
+        h->cfg.on_event_delay(h->cfg.metrics_ctx, h->poll_wall - ev->ts);
     return 0;
 }
 
@@ -104,13 +108,17 @@ static int fanout_cb(void *ctx, const store_event *ev) {
 static void hub_notified(ws_hub *h) {
     int64_t newest = 0;
     int n = store_listener_drain(h->listener, &newest);
-    if (n != 0 && (n < 0 || newest > h->hub_seq)) h->poll_again = true;
+    if (n != 0 && (n < 0 || newest > h->hub_seq)) h->poll_again = h->notified = true;
 }
 
 /* One page of new events for everybody. A full page means more are
  * waiting: the next iteration polls again without sleeping. */
 static void hub_poll(ws_hub *h) {
     char err[TS_ERRLEN];
+    if (h->cfg.on_wakeup && (h->notified || h->now >= h->next_poll))
+        h->cfg.on_wakeup(h->cfg.metrics_ctx, h->notified);
+    h->notified = false;
+    h->poll_wall = ts_now();
     h->next_poll = h->now + h->cfg.poll_interval_s;
     h->page_rows = 0;
     int rc = store_events_since(h->st, h->hub_seq, NULL, 0, PAGE_EVENTS, fanout_cb, h, err,
@@ -366,6 +374,8 @@ static void *hub_main(void *arg) {
     ws_hub *h = arg;
     char err[TS_ERRLEN];
     int rc = store_open(h->db_url, &h->st, err, sizeof(err));
+    if (rc == TS_OK && h->cfg.on_store_call)
+        store_set_observer(h->st, h->cfg.on_store_call, h->cfg.metrics_ctx);
     if (rc == TS_OK) rc = store_events_last_seq(h->st, &h->hub_seq, err, sizeof(err));
     if (rc == TS_OK)
         rc = store_listener_open(h->db_url, STORE_WAKE_EVENTS, &h->listener, err, sizeof(err));

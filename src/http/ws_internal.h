@@ -67,6 +67,8 @@ struct ws_hub {
     /* Everything below belongs to the hub thread. */
     store *st;
     store_listener *listener; /* NOTIFY of new events (PostgreSQL); NULL = poll only */
+    bool notified;            /* the next poll is a notification's */
+    double poll_wall;         /* ts_now() of the current poll, for event delays */
     double now; /* ts_monotonic() at the top of the current iteration */
     ws_conn *conns, *replay, *dirty;
     size_t n_conns;

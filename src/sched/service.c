@@ -37,7 +37,7 @@ static void make_owner(char *buf, size_t n) {
 int sched_service_main(const ts_config *cfg, const char *doorbell_path,
                        void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
                                          double seconds),
-                       void *timing_ctx, liveness_slot *live) {
+                       void *timing_ctx, liveness_slot *live, store_observer store_cb) {
     prctl(PR_SET_NAME, "tessera-sched");
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
@@ -53,6 +53,7 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
         return 1;
     }
     self[len] = '\0';
+    if (store_cb) store_set_observer(st, store_cb, timing_ctx);
     if (!(ex = exec_local_new(self, 5.0, err, sizeof(err)))) {
         log_emit(LOG_ERROR, NULL, NULL, "scheduler cannot start", json_pack("{ss}", "error", err));
         store_close(st);

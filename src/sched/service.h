@@ -12,15 +12,17 @@
 
 #include <stdbool.h>
 
+#include "store/store.h"
 #include "util/config.h"
 #include "util/liveness.h"
 
 /* Runs until SIGTERM/SIGINT; returns the process exit status. timing_cb
- * (may be NULL) receives job wait/run times; live (may be NULL) is the
+ * (may be NULL) receives job wait/run times, store_cb (may be NULL) every
+ * store call's latency, both with timing_ctx; live (may be NULL) is the
  * master's liveness slot for this process. */
 int sched_service_main(const ts_config *cfg, const char *doorbell_path,
                        void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
                                          double seconds),
-                       void *timing_ctx, liveness_slot *live);
+                       void *timing_ctx, liveness_slot *live, store_observer store_cb);
 
 #endif

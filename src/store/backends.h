@@ -13,7 +13,7 @@
  * Adding a store function (four places, each one line or one function):
  *   1. declare it in store.h with its contract;
  *   2. add its prototype to STORE_BACKEND_DECLARE below;
- *   3. forward it in store.c (STORE_FORWARD);
+ *   3. forward it in store.c (STORE_CALL, which also times it);
  *   4. implement sqlite_NAME in src/store/sqlite*.c and pg_NAME in
  *      src/store/pg*.c, and test it in tests/unit/test_store.c, which runs
  *      against both backends.
@@ -55,6 +55,7 @@ typedef struct pg_store pg_store;
                            char *err, size_t errlen);                                          \
     int P##_leader_release(H *st, const char *owner, char *err, size_t errlen);                \
     int64_t P##_leader_term(H *st);                                                            \
+    int P##_leader_get(H *st, store_leader_info *out, char *err, size_t errlen);               \
     int P##_command_add(H *st, int64_t workflow_id, int32_t job_index, const char *kind,       \
                         const char *user, double now, int64_t *id, char *err, size_t errlen);  \
     int P##_commands_since(H *st, int64_t after_id, store_command_cb cb, void *ctx,            \

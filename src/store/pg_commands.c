@@ -105,6 +105,26 @@ int pg_leader_release(pg_store *st, const char *owner, char *err, size_t errlen)
                    "releasing the scheduler lease");
 }
 
+static const char SQL_LEADER_GET[] =
+    "SELECT owner, term, CASE WHEN expires_at = '-infinity' THEN -1e9"
+    "  ELSE extract(epoch FROM expires_at - clock_timestamp()) END"
+    " FROM leader WHERE name = 'scheduler'";
+
+/* The lease row, its expiry on the database clock. */
+int pg_leader_get(pg_store *st, store_leader_info *out, char *err, size_t errlen) {
+    PGresult *r = NULL;
+    memset(out, 0, sizeof(*out));
+    int rc = pg_run(st, PS_LEADER_GET, SQL_LEADER_GET, NULL, &r, err, errlen,
+                    "reading the scheduler lease");
+    if (rc == TS_OK && PQntuples(r) == 1) {
+        ts_strlcpy(out->owner, pg_text(r, 0, 0), sizeof(out->owner));
+        out->term = pg_int(r, 0, 1);
+        out->expires_in = pg_double(r, 0, 2);
+    }
+    PQclear(r);
+    return rc;
+}
+
 int64_t pg_leader_term(pg_store *st) {
     return st->lead_term;
 }

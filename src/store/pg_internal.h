@@ -64,6 +64,7 @@ typedef enum pg_stmt {
     PS_LEASE_RENEW,
     PS_LEADER_ACQUIRE,
     PS_LEADER_RELEASE,
+    PS_LEADER_GET,
     PS_CMD_WF,
     PS_CMD_JOB,
     PS_CMD_LOCK,

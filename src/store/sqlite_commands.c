@@ -100,6 +100,23 @@ int sqlite_leader_acquire(sqlite_store *st, const char *owner, double now, doubl
     return rc;
 }
 
+/* The lease row as it is; the caller's clock (SQLite has no other). */
+int sqlite_leader_get(sqlite_store *st, store_leader_info *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *s = stmt_get(st, ST_LEADER_GET, SQL_LEADER_GET, err, errlen);
+    if (s == NULL) return TS_ERR;
+    int step = sqlite3_step(s), rc = TS_OK;
+    if (step == SQLITE_ROW) {
+        ts_strlcpy(out->owner, col_text(s, 0), sizeof(out->owner));
+        out->expires_in = sqlite3_column_double(s, 1) - ts_now();
+        out->term = sqlite3_column_int64(s, 2);
+    } else if (step != SQLITE_DONE) {
+        rc = db_fail(st, err, errlen, "reading the scheduler lease");
+    }
+    stmt_done(s);
+    return rc;
+}
+
 /* SQLite keeps the term for parity and metrics; its writers are serialised
  * by the file lock and guarded by state, and are not fenced by the term. */
 int64_t sqlite_leader_term(sqlite_store *st) {

@@ -16,11 +16,26 @@
 struct store {
     sqlite_store *sq; /* exactly one of the two is set */
     pg_store *pg;
+    store_observer observer; /* store_set_observer */
+    void *observer_ctx;
 };
 
 /* Forwards a call to the backend of st: sqlite_NAME or pg_NAME. */
 #define STORE_FORWARD(NAME, ...) \
     (st->pg ? pg_##NAME(st->pg, __VA_ARGS__) : sqlite_##NAME(st->sq, __VA_ARGS__))
+
+/* The body of a forwarding function: times the backend's call for the
+ * observer (store_set_observer) and returns its code. */
+#define STORE_CALL(NAME, ...)                                                  \
+    double t0_ = st->observer ? ts_monotonic() : 0;                            \
+    int rc_ = STORE_FORWARD(NAME, __VA_ARGS__);                                \
+    if (st->observer) st->observer(st->observer_ctx, #NAME, ts_monotonic() - t0_, rc_); \
+    return rc_
+
+void store_set_observer(store *st, store_observer fn, void *ctx) {
+    st->observer = fn;
+    st->observer_ctx = ctx;
+}
 
 /* True for the URL schemes libpq accepts for PostgreSQL. */
 bool store_is_postgresql(const char *url) {
@@ -78,11 +93,11 @@ int store_schema_version(store *st) {
 }
 
 int store_begin(store *st, char *err, size_t errlen) {
-    return STORE_FORWARD(begin, err, errlen);
+    STORE_CALL(begin, err, errlen);
 }
 
 int store_commit(store *st, char *err, size_t errlen) {
-    return STORE_FORWARD(commit, err, errlen);
+    STORE_CALL(commit, err, errlen);
 }
 
 void store_rollback(store *st) {
@@ -92,96 +107,100 @@ void store_rollback(store *st) {
 
 int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
                  char *err, size_t errlen) {
-    return STORE_FORWARD(submit, user, spec, now, id, err, errlen);
+    STORE_CALL(submit, user, spec, now, id, err, errlen);
 }
 
 int store_workflow_get(store *st, int64_t id, const char *user, store_workflow **out, char *err,
                        size_t errlen) {
-    return STORE_FORWARD(workflow_get, id, user, out, err, errlen);
+    STORE_CALL(workflow_get, id, user, out, err, errlen);
 }
 
 int store_workflow_list(store *st, const char *user, int state, int64_t before_id, size_t limit,
                         store_workflow_cb cb, void *ctx, char *err, size_t errlen) {
-    return STORE_FORWARD(workflow_list, user, state, before_id, limit, cb, ctx, err, errlen);
+    STORE_CALL(workflow_list, user, state, before_id, limit, cb, ctx, err, errlen);
 }
 
 int store_load_unfinished(store *st, int64_t after_id, store_workflow_cb cb, void *ctx, char *err,
                           size_t errlen) {
-    return STORE_FORWARD(load_unfinished, after_id, cb, ctx, err, errlen);
+    STORE_CALL(load_unfinished, after_id, cb, ctx, err, errlen);
 }
 
 int store_workflow_delete(store *st, int64_t id, const char *user, char *err, size_t errlen) {
-    return STORE_FORWARD(workflow_delete, id, user, err, errlen);
+    STORE_CALL(workflow_delete, id, user, err, errlen);
 }
 
 int store_apply(store *st, const core_change *ch, int64_t *seq, char *err, size_t errlen) {
-    return STORE_FORWARD(apply, ch, seq, err, errlen);
+    STORE_CALL(apply, ch, seq, err, errlen);
 }
 
 int store_claim(store *st, const core_change *ch, const char *owner, double lease_expires,
                 int concurrency_limit, char *err, size_t errlen) {
-    return STORE_FORWARD(claim, ch, owner, lease_expires, concurrency_limit, err, errlen);
+    STORE_CALL(claim, ch, owner, lease_expires, concurrency_limit, err, errlen);
 }
 
 int store_admit(store *st, const core_change *ch, int max_active_users, char *err,
                 size_t errlen) {
-    return STORE_FORWARD(admit, ch, max_active_users, err, errlen);
+    STORE_CALL(admit, ch, max_active_users, err, errlen);
 }
 
 int store_renew_leases(store *st, const char *owner, double lease_expires, char *err,
                        size_t errlen) {
-    return STORE_FORWARD(renew_leases, owner, lease_expires, err, errlen);
+    STORE_CALL(renew_leases, owner, lease_expires, err, errlen);
 }
 
 int store_leader_acquire(store *st, const char *owner, double now, double ttl, bool *leader,
                          char *err, size_t errlen) {
-    return STORE_FORWARD(leader_acquire, owner, now, ttl, leader, err, errlen);
+    STORE_CALL(leader_acquire, owner, now, ttl, leader, err, errlen);
 }
 
 int store_leader_release(store *st, const char *owner, char *err, size_t errlen) {
-    return STORE_FORWARD(leader_release, owner, err, errlen);
+    STORE_CALL(leader_release, owner, err, errlen);
 }
 
 int64_t store_leader_term(store *st) {
     return st->pg ? pg_leader_term(st->pg) : sqlite_leader_term(st->sq);
 }
 
+int store_leader_get(store *st, store_leader_info *out, char *err, size_t errlen) {
+    STORE_CALL(leader_get, out, err, errlen);
+}
+
 int store_command_add(store *st, int64_t workflow_id, int32_t job_index, const char *kind,
                       const char *user, double now, int64_t *id, char *err, size_t errlen) {
-    return STORE_FORWARD(command_add, workflow_id, job_index, kind, user, now, id, err, errlen);
+    STORE_CALL(command_add, workflow_id, job_index, kind, user, now, id, err, errlen);
 }
 
 int store_commands_since(store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
                          size_t errlen) {
-    return STORE_FORWARD(commands_since, after_id, cb, ctx, err, errlen);
+    STORE_CALL(commands_since, after_id, cb, ctx, err, errlen);
 }
 
 int store_command_applied(store *st, int64_t id, char *err, size_t errlen) {
-    return STORE_FORWARD(command_applied, id, err, errlen);
+    STORE_CALL(command_applied, id, err, errlen);
 }
 
 int store_events_since(store *st, int64_t since, const char *user, int64_t workflow_id,
                        size_t limit, store_event_cb cb, void *ctx, char *err, size_t errlen) {
-    return STORE_FORWARD(events_since, since, user, workflow_id, limit, cb, ctx, err, errlen);
+    STORE_CALL(events_since, since, user, workflow_id, limit, cb, ctx, err, errlen);
 }
 
 int store_events_last_seq(store *st, int64_t *seq, char *err, size_t errlen) {
-    return STORE_FORWARD(events_last_seq, seq, err, errlen);
+    STORE_CALL(events_last_seq, seq, err, errlen);
 }
 
 int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
                    size_t *n, char *err, size_t errlen) {
-    return STORE_FORWARD(attempts, workflow_id, job_index, out, n, err, errlen);
+    STORE_CALL(attempts, workflow_id, job_index, out, n, err, errlen);
 }
 
 int store_user_put(store *st, const char *name, const char *token_hash, bool admin, double now,
                    char *err, size_t errlen) {
-    return STORE_FORWARD(user_put, name, token_hash, admin, now, err, errlen);
+    STORE_CALL(user_put, name, token_hash, admin, now, err, errlen);
 }
 
 int store_user_by_token(store *st, const char *token_hash, char *name, bool *admin, char *err,
                         size_t errlen) {
-    return STORE_FORWARD(user_by_token, token_hash, name, admin, err, errlen);
+    STORE_CALL(user_by_token, token_hash, name, admin, err, errlen);
 }
 
 int store_user_token(store *st, const char *name, char token_hash[65], char *err, size_t errlen) {
@@ -193,7 +212,7 @@ int store_user_revoke(store *st, const char *name, char *err, size_t errlen) {
 }
 
 int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen) {
-    return STORE_FORWARD(queue_stats_get, out, err, errlen);
+    STORE_CALL(queue_stats_get, out, err, errlen);
 }
 
 /* ---- listeners -------------------------------------------------------------- */

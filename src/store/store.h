@@ -53,6 +53,12 @@ int store_open(const char *url, store **out, char *err, size_t errlen);
 bool store_is_postgresql(const char *url);
 void store_close(store *st);
 
+/* Called after every store call on this handle with the call's name
+ * ("submit", "claim", ...), how long it took and its return code: for
+ * latency metrics. NULL stops it. */
+typedef void (*store_observer)(void *ctx, const char *call, double seconds, int rc);
+void store_set_observer(store *st, store_observer fn, void *ctx);
+
 /* The schema version this build migrates to, and the one the file has. */
 int store_schema_version(store *st);
 
@@ -171,6 +177,15 @@ int store_leader_release(store *st, const char *owner, char *err, size_t errlen)
  * commit fails with STORE_CONFLICT and writes nothing; `now` is ignored
  * there (the database's clock decides). */
 int64_t store_leader_term(store *st);
+
+/* Who leads now, as the store says (for /metrics): owner "" when nobody
+ * ever led; expires_in < 0 when the lease has lapsed. */
+typedef struct store_leader_info {
+    char owner[256];
+    int64_t term;
+    double expires_in; /* seconds, on the store's clock */
+} store_leader_info;
+int store_leader_get(store *st, store_leader_info *out, char *err, size_t errlen);
 
 /* ---- commands (cancel, retry) from clients to the scheduler -------------- */
 

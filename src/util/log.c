@@ -22,6 +22,7 @@ static int log_fd = STDERR_FILENO;
 static bool log_fd_owned = false;
 static log_level log_min = LOG_INFO;
 static char log_component[64] = "tessera";
+static char log_instance[128]; /* "" = none; set once at start-up */
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -102,11 +103,17 @@ static json_t *build_line(log_level level, const char *run_id, const char *job_i
     json_object_set_new(line, "level", json_string(level_names[level]));
     json_object_set_new(line, "pid", json_integer((json_int_t)getpid()));
     json_object_set_new(line, "component", safe_string(log_component));
+    if (log_instance[0]) json_object_set_new(line, "instance", safe_string(log_instance));
     json_object_set_new(line, "msg", safe_string(msg ? msg : ""));
     if (run_id) json_object_set_new(line, "run_id", safe_string(run_id));
     if (job_id) json_object_set_new(line, "job_id", safe_string(job_id));
     if (json_is_object(fields)) json_object_update_missing(line, fields);
     return line;
+}
+
+/* Configuration, set once by the serve master before it forks. */
+void log_set_instance(const char *instance) {
+    ts_strlcpy(log_instance, instance ? instance : "", sizeof(log_instance));
 }
 
 /* Emits one line if level passes the threshold. errno is preserved so a

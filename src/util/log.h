@@ -3,7 +3,8 @@
  *
  * Each line is one JSON object: {"ts": ISO-8601 UTC with milliseconds,
  * "level": "debug"|"info"|"warn"|"error", "pid", "component", "msg",
- * "run_id"? (the workflow id, e.g. "wf-12"), "job_id"?, ...extra fields}.
+ * "instance"? (host:port of the serve instance), "run_id"? (the workflow id,
+ * e.g. "wf-12"), "job_id"?, ...extra fields}.
  * Lines are written with one write() each so processes sharing a file do
  * not interleave within a line.
  *
@@ -22,6 +23,11 @@ typedef enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_leve
 int log_open(const char *path, const char *component, log_level min_level, char *err,
              size_t errlen);
 void log_close(void);
+
+/* Names the service instance (host:port of `tessera serve`) on every line
+ * from now on, so that the logs of several instances sharing one database
+ * can be told apart and merged. Set once at start-up, before fork. */
+void log_set_instance(const char *instance);
 
 /* Parses "debug", "info", "warn", "error". */
 int log_level_parse(const char *name, log_level *out);

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startServer, createPgDatabase, dropPgDatabase, submit, getWf, waitFinal, waitWf,
-  sleepJob, noop, workflow, assertIncreasing, EventClient, REPO_ROOT, listAll,
+  sleepJob, noop, workflow, assertIncreasing, EventClient, REPO_ROOT, listAll, waitFor,
 } from './harness.mjs';
 
 const PG = process.env.TESSERA_TEST_PG_URL;
@@ -74,6 +74,13 @@ test('a workflow submitted on one instance is followed through nginx and cancell
     assert.equal((await c.b.api('bob', 'GET', `/api/workflows/${quick.id}`)).status, 404);
     await ws.waitFor((evs) => evs.some((e) => e.workflow_id === slow.id && e.type === 'workflow.finished'), 15000);
     ws.close();
+    // what a site watches across instances, on either instance's /metrics
+    const m = (await c.b.api(null, 'GET', '/metrics')).text;
+    assert.match(m, /^tessera_leader_term [1-9]\d*$/m);
+    assert.match(m, /^tessera_leader_info\{owner="[^"]+"\} 1$/m);
+    assert.match(m, /^tessera_event_wakeups_total\{by="notify"\} [1-9]\d*$/m, 'B was woken by NOTIFY of A\'s commits');
+    assert.match(m, /^tessera_store_call_seconds_count\{call="events_since"\} [1-9]\d*$/m);
+    assert.match(m, /^tessera_event_delivery_seconds_count\{\} [1-9]\d*$/m);
   } finally {
     await c.cleanup();
   }
@@ -113,13 +120,21 @@ test('200 workflows from 10 users over both instances keep both limits and one l
       assert.deepEqual(lines[1], lines[0], 'both instances show the same positions');
       assert.deepEqual(lines[0].map(([, p]) => p), lines[0].map((_, k) => k + 1), 'positions 1..N in submission order');
     }
-    for (const [id, user] of owner) assert.equal((await waitFinal(c.b, user, id, 480000)).state, 'succeeded');
+    for (const [id, user] of owner) {
+      const w = await waitFinal(c.b, user, id, 480000);
+      assert.equal(w.state, 'succeeded', `workflow ${id} of ${user}: ${JSON.stringify(w.jobs.map((j) => [j.job_id, j.state, j.reason, j.attempts]))}`);
+    }
     // every user's events, merged into one seq order
     const all = [];
     for (const user of users) {
-      const r = await c.b.api(user, 'GET', '/api/events?since=0&limit=100000');
-      assert.equal(r.status, 200);
-      all.push(...(r.json.events || r.json));
+      for (let since = 0; ;) { // page by page (the service caps a page)
+        const r = await c.b.api(user, 'GET', `/api/events?since=${since}`);
+        assert.equal(r.status, 200);
+        const page = r.json.events || r.json;
+        if (!page.length) break;
+        all.push(...page);
+        since = page[page.length - 1].seq;
+      }
     }
     all.sort((x, y) => x.seq - y.seq);
     const running = new Set();
@@ -139,6 +154,49 @@ test('200 workflows from 10 users over both instances keep both limits and one l
     assert.ok(maxRunning <= limit, `at most ${limit} jobs ran at once, saw ${maxRunning}`);
     assert.ok(maxActive <= maxUsers, `at most ${maxUsers} users active at once, saw ${maxActive}`);
     assert.ok(maxRunning >= 2, `the limit was pressed (saw ${maxRunning} at once)`);
+  } finally {
+    await c.cleanup();
+  }
+});
+
+/** Does the instance's log say its scheduler took the lead (since `from` bytes)? */
+function tookLead(server, from = 0) {
+  try {
+    return fs.readFileSync(server.logPath, 'utf8').slice(from).includes('took the scheduler lease');
+  } catch {
+    return false;
+  }
+}
+
+test('kill -9 of the leading instance: the other leads within the lease, jobs re-run as new attempts, none succeeds twice', { skip, timeout: 240000 }, async () => {
+  const c = await cluster({ concurrencyLimit: 4, pollSeconds: 0.5 });
+  try {
+    await waitFor(() => tookLead(c.a) || tookLead(c.b), 30000, { what: 'a leader' });
+    const [leader, other] = tookLead(c.a) ? [c.a, c.b] : [c.b, c.a];
+    const mark = fs.readFileSync(other.logPath, 'utf8').length;
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      const w = await submit(other, 'fo', workflow(`fo${i}`, [sleepJob('s', 6), noop('after', { depends_on: ['s'] })]));
+      ids.push(w.id);
+    }
+    for (const id of ids) await waitWf(other, 'fo', id, (w) => w.jobs?.[0]?.state === 'running', 30000, 'running');
+    const killedAt = Date.now();
+    await leader.kill9();
+    await waitFor(() => tookLead(other, mark), 5000 + 15000, { what: 'the other instance to lead', interval: 100 });
+    const tookOver = Date.now() - killedAt;
+    console.log(`# failover: the other instance led ${tookOver} ms after kill -9 (lease 5 s)`);
+    for (const id of ids) {
+      const w = await waitFinal(other, 'fo', id, 120000);
+      assert.equal(w.state, 'succeeded', `workflow ${id} after failover`);
+      for (const j of w.jobs) {
+        const won = (j.attempts || []).filter((a) => a.outcome === 'succeeded');
+        assert.equal(won.length, 1, `job ${j.job_id} of ${id} succeeded once: ${JSON.stringify(j.attempts)}`);
+      }
+      const s = w.jobs.find((j) => j.job_id === 's');
+      assert.ok(s.attempts.length >= 2, `the interrupted job ran again as a new attempt: ${JSON.stringify(s.attempts)}`);
+      assert.equal(s.attempts[0].outcome, 'interrupted');
+      assert.match(s.attempts[0].reason, /interrupted/);
+    }
   } finally {
     await c.cleanup();
   }
