@@ -204,8 +204,10 @@ static void render_one(buf *b, const char *name, const char *label, histogram *h
             bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep,
                     (unsigned long long)cum);
     }
-    bprintf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, label,
-            (double)atomic_load(&h->sum_us) / 1e6, name, label, (unsigned long long)cum);
+    char set[80] = "";
+    if (label[0]) snprintf(set, sizeof(set), "{%s}", label);
+    bprintf(b, "%s_sum%s %.6f\n%s_count%s %llu\n", name, set,
+            (double)atomic_load(&h->sum_us) / 1e6, name, set, (unsigned long long)cum);
 }
 
 /* Store latency by call, wake-ups, event delivery delay, the leader. */
