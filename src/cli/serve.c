@@ -425,9 +425,10 @@ static int prepare(master *ms, char *err, size_t errlen) {
     return TS_OK;
 }
 
-/* The scheduler's doorbell. Instances that share a PostgreSQL database may
- * share the state directory too (results on a shared filesystem), so each
- * names its own socket after its host and port there. */
+/* This instance's name (host:port, on every log line) and, on PostgreSQL,
+ * its scheduler's doorbell: instances that share a database may share the
+ * state directory too (results on a shared filesystem), so each names its
+ * own socket after its host and port there. */
 static void name_instance(master *ms, int port) {
     char host[64] = "localhost";
     gethostname(host, sizeof(host) - 1);
