@@ -25,3 +25,9 @@ else
 fi
 bench/accuracy.sh "$build/tessera"
 bench/other_sources.sh "$build/tessera"
+# The store backends and several instances: SQLite vs PostgreSQL, one instance vs two.
+if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ] && [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x "$(command -v psql)" ]; then
+    node bench/cluster_bench.mjs "$build/tessera" 5
+else
+    echo "cluster_bench: skipped (node, node_modules/ws or postgresql-15 missing; scripts/install-deps.sh)"
+fi

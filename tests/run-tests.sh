@@ -116,7 +116,7 @@ fi
 # same contract on the other backend. `all` runs the files that exercise the
 # store most (SERVICE_PG_FILES); `service-pg` alone runs every file.
 if [ "$which" = all ] || [ "$which" = service-pg ]; then
-    files=${SERVICE_PG_FILES:-tests/service/api.test.mjs tests/service/events.test.mjs tests/service/admission.test.mjs tests/service/durability.test.mjs tests/service/isolation.test.mjs}
+    files=${SERVICE_PG_FILES:-tests/service/api.test.mjs tests/service/admission.test.mjs tests/service/durability.test.mjs tests/service/isolation.test.mjs}
     [ "$which" = service-pg ] && files=tests/service/
     if [ -n "${TESSERA_TEST_PG_URL:-}" ]; then
         # shellcheck disable=SC2086

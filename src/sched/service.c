@@ -34,6 +34,45 @@ static void make_owner(char *buf, size_t n) {
     snprintf(buf, n, "%s:%d:%.0f", host, (int)getpid(), ts_now() * 1000);
 }
 
+/* Sleeps seconds in slices, ticking the liveness slot (the master replaces
+ * a scheduler that stops ticking) and ending early on SIGTERM. */
+static void wait_ticking(double seconds, liveness_slot *live) {
+    for (double end = ts_monotonic() + seconds; !stop_requested && ts_monotonic() < end;) {
+        liveness_tick(live, LIVENESS_MAIN);
+        usleep(50000);
+    }
+}
+
+/* The backoff after the n-th failure in a row: 0.1 s doubling to 2 s. */
+static double backoff(int n) {
+    double b = 0.1;
+    for (int i = 1; i < n && b < 2.0; i++) b *= 2;
+    return b < 2.0 ? b : 2.0;
+}
+
+/* Opens the store, waiting while the database cannot be reached (a
+ * PostgreSQL server restarting): exiting would only make the master
+ * restart us in a loop until its crash-loop guard stops the service. */
+static int open_waiting(const char *db, store **st, liveness_slot *live, char *err,
+                        size_t errlen) {
+    int rc, n = 0;
+    while ((rc = store_open(db, st, err, errlen)) == STORE_UNAVAILABLE && !stop_requested) {
+        if (n++ % 20 == 0)
+            log_emit(LOG_WARN, NULL, NULL, "scheduler waiting for the store",
+                     json_pack("{ss}", "error", err));
+        wait_ticking(backoff(n), live);
+    }
+    return rc;
+}
+
+/* After a failed step: is the store merely unavailable (then wait and try
+ * again) rather than refusing for a reason a retry will not fix? */
+static bool store_unavailable(store *st) {
+    char err[TS_ERRLEN];
+    int64_t seq = 0;
+    return store_events_last_seq(st, &seq, err, sizeof(err)) == STORE_UNAVAILABLE;
+}
+
 int sched_service_main(const ts_config *cfg, const char *doorbell_path,
                        void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
                                          double seconds),
@@ -47,7 +86,7 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
     store *st = NULL;
     executor *ex = NULL;
     ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (len <= 0 || store_open(cfg->db, &st, err, sizeof(err)) != TS_OK) {
+    if (len <= 0 || open_waiting(cfg->db, &st, live, err, sizeof(err)) != TS_OK) {
         log_emit(LOG_ERROR, NULL, NULL, "scheduler cannot start",
                  json_pack("{ss}", "error", len <= 0 ? strerror(errno) : err));
         return 1;
@@ -82,17 +121,26 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
                        .kill_grace_s = 5.0, .on_job_timing = timing_cb, .timing_ctx = timing_ctx};
     scheduler *s = sched_new(&sc, owner, st, ex);
     log_emit(LOG_INFO, NULL, NULL, "scheduler started", json_pack("{ss}", "owner", owner));
-    int rc = 0;
+    int rc = 0, failures = 0;
     while (!stop_requested) {
         liveness_tick(live, LIVENESS_MAIN);
         int64_t newest = 0;
         if (bell >= 0) doorbell_drain(bell);
         if (listener) store_listener_drain(listener, &newest);
-        if (sched_step(s, cfg->queue_poll_seconds, wake, err, sizeof(err)) != TS_OK) {
-            log_emit(LOG_ERROR, NULL, NULL, "scheduler step failed", json_pack("{ss}", "error", err));
-            rc = 1;
-            break;
+        if (sched_step(s, cfg->queue_poll_seconds, wake, err, sizeof(err)) == TS_OK) {
+            failures = 0;
+            continue;
         }
+        if (store_unavailable(st)) { /* back off; the store reconnects by itself */
+            if (failures++ % 20 == 0)
+                log_emit(LOG_WARN, NULL, NULL, "store unavailable; the scheduler waits",
+                         json_pack("{ss}", "error", err));
+            wait_ticking(backoff(failures), live);
+            continue;
+        }
+        log_emit(LOG_ERROR, NULL, NULL, "scheduler step failed", json_pack("{ss}", "error", err));
+        rc = 1;
+        break;
     }
     if (sched_shutdown(s, "interrupted: the service stopped while it ran", err, sizeof(err)) !=
         TS_OK)

@@ -250,6 +250,59 @@ int pg_open(const char *url, pg_store **out, char *err, size_t errlen) {
     return TS_OK;
 }
 
+/*
+ * For every process but the one that owns start-up (which migrated with
+ * pg_open): never creates or migrates. A server that cannot be reached now
+ * still gives a handle (its calls are STORE_UNAVAILABLE until it connects,
+ * by itself, with backoff); a reachable database with another schema
+ * version is TS_ERR (run the matching tessera, or let serve's master
+ * migrate first).
+ */
+int pg_open_existing(const char *url, pg_store **out, char *err, size_t errlen) {
+    *out = NULL;
+    pg_store *st = ts_calloc(1, sizeof(*st));
+    st->url = ts_strdup(url);
+    int rc = connect_now(st, err, errlen);
+    if (rc == TS_OK) {
+        int v = pg_schema_version(st);
+        if (v != PG_SCHEMA_VERSION) {
+            ts_errf(err, errlen, "the database %s has schema version %d, this build needs %d: "
+                                 "start `tessera serve` (which migrates) with this build first",
+                    url, v, PG_SCHEMA_VERSION);
+            pg_close(st);
+            return TS_ERR;
+        }
+    } else if (rc == STORE_UNAVAILABLE) {
+        st->retry_at = ts_monotonic() + PG_BACKOFF_MIN;
+        st->backoff = PG_BACKOFF_MIN;
+    } else {
+        pg_close(st);
+        return rc;
+    }
+    *out = st;
+    return TS_OK;
+}
+
+/* Readiness: one round trip on this handle's connection (reconnecting if
+ * due). PostgreSQL checks its own storage; nothing cheaper says more. */
+int pg_probe(pg_store *st, char *err, size_t errlen) {
+    if (st->in_txn) return TS_OK; /* in use, so alive */
+    int rc = ensure_connected(st, err, errlen);
+    return rc == TS_OK ? pg_simple(st, "SELECT 1", err, errlen, "probing the database") : rc;
+}
+
+/* PostgreSQL verifies its pages itself (checksums, when the cluster has
+ * them); a full check (amcheck) is the DBA's. Here: the server answers and
+ * the schema is the one this build knows. */
+int pg_integrity_check(pg_store *st, char *err, size_t errlen) {
+    int rc = pg_probe(st, err, errlen);
+    if (rc == TS_OK && pg_schema_version(st) != PG_SCHEMA_VERSION) {
+        ts_errf(err, errlen, "the database's schema version is not %d", PG_SCHEMA_VERSION);
+        rc = STORE_UNAVAILABLE;
+    }
+    return rc;
+}
+
 /* Closing the connection rolls back an open transaction on the server. */
 void pg_close(pg_store *st) {
     if (st == NULL) return;
