@@ -9,6 +9,8 @@
  *   - fencing: a leader that lost its lease (paused past its expiry, then
  *     resumed) commits nothing, and the term grows at every election;
  *   - the active-user limit holds while several processes admit at once;
+ *   - a lost connection is STORE_UNAVAILABLE (inside a transaction until it
+ *     is rolled back), and the handle reconnects by itself afterwards;
  *   - workflows and commands get ids in commit order: a reader that takes
  *     them in by id cursor, as the scheduler does, misses none while many
  *     processes submit at once.
@@ -348,6 +350,59 @@ static void test_active_user_limit_across_processes(void **state) {
     store_close(st);
 }
 
+/* ---- a lost connection ------------------------------------------------------------------ */
+
+/* Ends every tessera session of the test server (as a server restart or a
+ * network cut would), from a connection of its own. */
+static void cut_connections(void) {
+    PGconn *c = PQconnectdb(pg_url);
+    PGresult *r = PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE application_name = 'tessera' AND pid <> pg_backend_pid()");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void test_lost_connection_is_unavailable_then_reconnects(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    int64_t seq = 0;
+    store *st = open_store();
+    assert_non_null(st);
+    int64_t wf = submit(st, "alice");
+    assert_true(wf > 0);
+    /* outside a transaction: this call fails, a later one reconnects */
+    cut_connections();
+    assert_int_equal(store_events_last_seq(st, &seq, err, sizeof(err)), STORE_UNAVAILABLE);
+    assert_non_null(strstr(err, "PostgreSQL unavailable"));
+    int rc = STORE_UNAVAILABLE;
+    for (int i = 0; i < 100 && rc == STORE_UNAVAILABLE; i++) {
+        usleep(50000);
+        rc = store_events_last_seq(st, &seq, err, sizeof(err));
+    }
+    assert_int_equal(rc, TS_OK);
+    assert_int_equal(seq, 2);
+    /* inside a transaction: everything fails until the rollback, nothing is kept */
+    assert_int_equal(store_begin(st, err, sizeof(err)), TS_OK);
+    core_change ch = position_change(wf, 1);
+    assert_int_equal(store_apply(st, &ch, NULL, err, sizeof(err)), TS_OK);
+    cut_connections();
+    ch = position_change(wf, 2);
+    assert_int_equal(store_apply(st, &ch, NULL, err, sizeof(err)), STORE_UNAVAILABLE);
+    assert_int_equal(store_commit(st, err, sizeof(err)), STORE_UNAVAILABLE);
+    store_rollback(st);
+    rc = STORE_UNAVAILABLE;
+    for (int i = 0; i < 100 && rc == STORE_UNAVAILABLE; i++) {
+        usleep(50000);
+        rc = store_events_last_seq(st, &seq, err, sizeof(err));
+    }
+    assert_int_equal(rc, TS_OK);
+    assert_int_equal(seq, 2); /* the cut transaction's event never landed */
+    ch = position_change(wf, 3);
+    assert_int_equal(store_apply(st, &ch, NULL, err, sizeof(err)), TS_OK);
+    store_close(st);
+}
+
 /* ---- ids in commit order -------------------------------------------------------------- */
 
 static int count_cb(void *ctx, const store_workflow *wf) {
@@ -418,6 +473,7 @@ int main(void) {
         cmocka_unit_test_setup(test_deposed_leader_commits_nothing, reset),
         cmocka_unit_test_setup(test_active_user_limit_across_processes, reset),
         cmocka_unit_test_setup(test_ids_in_commit_order_for_cursors, reset),
+        cmocka_unit_test_setup(test_lost_connection_is_unavailable_then_reconnects, reset),
     };
     return cmocka_run_group_tests_name("store_pg", tests, NULL, NULL);
 }
