@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "store/pg_internal.h"
+#include "store/rows.h"
 #include "util/util.h"
 
 static const char SQL_LEADER_ACQUIRE[] =
@@ -178,15 +179,7 @@ static int command_insert(pg_store *st, int64_t workflow_id, int32_t job_index, 
 int pg_command_add(pg_store *st, int64_t workflow_id, int32_t job_index, const char *kind,
                    const char *user, double now, int64_t *id, char *err, size_t errlen) {
     bool own = false;
-    if (kind == NULL || (strcmp(kind, "cancel") != 0 && strcmp(kind, "retry") != 0)) {
-        ts_errf(err, errlen, "unknown command \"%s\" (expected cancel or retry)",
-                kind ? kind : "(null)");
-        return TS_ERR;
-    }
-    if (job_index < -1) {
-        ts_errf(err, errlen, "invalid job index %d", (int)job_index);
-        return TS_ERR;
-    }
+    if (rows_command_check(kind, job_index, err, errlen) != TS_OK) return TS_ERR;
     int rc = pg_txn_enter(st, &own, err, errlen);
     if (rc != TS_OK) return rc;
     rc = pg_exec(st, PS_CMD_LOCK, SQL_CMD_LOCK, NULL, NULL, err, errlen,

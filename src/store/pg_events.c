@@ -13,7 +13,6 @@
 
 #include "store/pg_internal.h"
 #include "store/rows.h"
-#include "util/config.h"
 #include "util/util.h"
 
 #define EV_COLUMNS                                                                              \
@@ -214,23 +213,9 @@ int pg_queue_stats_get(pg_store *st, store_queue_stats *out, char *err, size_t e
 
 /* ---- users ------------------------------------------------------------------------- */
 
-/* True if s is 64 lower-case hex digits (auth_token_hash's spelling). */
-static bool is_sha256_hex(const char *s) {
-    return s != NULL && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
-}
-
 int pg_user_put(pg_store *st, const char *name, const char *token_hash, bool admin, double now,
                 char *err, size_t errlen) {
-    if (name == NULL || !config_user_valid(name)) {
-        ts_errf(err, errlen, "invalid user name: a user id is 1-128 characters of "
-                             "A-Z a-z 0-9 . _ @ -");
-        return TS_ERR;
-    }
-    if (!is_sha256_hex(token_hash)) {
-        ts_errf(err, errlen, "store_user_put: token_hash must be a SHA-256 in lower-case hex "
-                             "(auth_token_hash), never the token itself");
-        return TS_ERR;
-    }
+    if (rows_user_put_check(name, token_hash, err, errlen) != TS_OK) return TS_ERR;
     pg_params p = {0};
     pgp_text(&p, name);
     pgp_text(&p, token_hash);
@@ -244,7 +229,7 @@ int pg_user_by_token(pg_store *st, const char *token_hash, char *name, bool *adm
                      size_t errlen) {
     name[0] = '\0';
     *admin = false;
-    if (!is_sha256_hex(token_hash)) return STORE_NOTFOUND;
+    if (!rows_token_hash_valid(token_hash)) return STORE_NOTFOUND;
     pg_params p = {0};
     PGresult *r = NULL;
     pgp_text(&p, token_hash);
@@ -272,7 +257,7 @@ int pg_user_token(pg_store *st, const char *name, char token_hash[65], char *err
         rc = STORE_NOTFOUND;
         if (PQntuples(r) == 1 && !pg_null(r, 0, 0)) {
             ts_strlcpy(token_hash, pg_text(r, 0, 0), 65);
-            if (is_sha256_hex(token_hash)) rc = TS_OK;
+            if (rows_token_hash_valid(token_hash)) rc = TS_OK;
         }
     }
     PQclear(r);

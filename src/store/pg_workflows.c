@@ -106,24 +106,6 @@ static int insert_rows(pg_store *st, const char *user, const spec_workflow *spec
     return rc;
 }
 
-/* Checks what a caller could get wrong before anything is written. */
-static int submit_check(pg_store *st, const char *user, const spec_workflow *spec, char *err,
-                        size_t errlen) {
-    if (user == NULL || user[0] == '\0' || strlen(user) > 128) {
-        ts_errf(err, errlen, "store_submit: the user id must be 1-128 characters");
-        return TS_ERR;
-    }
-    if (spec == NULL || spec->n_jobs == 0) {
-        ts_errf(err, errlen, "store_submit: a workflow without jobs cannot be stored");
-        return TS_ERR;
-    }
-    if (st->in_txn) {
-        ts_errf(err, errlen, "store_submit runs in a transaction of its own, not inside store_begin");
-        return TS_ERR;
-    }
-    return TS_OK;
-}
-
 /*
  * The workflow, its jobs and its first two events in one transaction that
  * also wakes the scheduler (NOTIFY tessera_work at commit). TS_OK means
@@ -142,7 +124,7 @@ int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double 
               char *err, size_t errlen) {
     bool own = false;
     int pos = 0;
-    if (submit_check(st, user, spec, err, errlen) != TS_OK) return TS_ERR;
+    if (rows_submit_check(user, spec, st->in_txn, err, errlen) != TS_OK) return TS_ERR;
     json_t *doc = spec_to_json(spec);
     char *spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/config.h"
 #include "util/util.h"
 
 json_t *rows_json_string(const char *v) {
@@ -135,3 +136,55 @@ const char *rows_default_event_type(const core_change *ch) {
     }
 }
 
+
+/* ---- arguments --------------------------------------------------------------- */
+
+int rows_submit_check(const char *user, const spec_workflow *spec, bool in_txn, char *err,
+                      size_t errlen) {
+    if (user == NULL || user[0] == '\0' || strlen(user) > 128) {
+        ts_errf(err, errlen, "store_submit: the user id must be 1-128 characters");
+        return TS_ERR;
+    }
+    if (spec == NULL || spec->n_jobs == 0) {
+        ts_errf(err, errlen, "store_submit: a workflow without jobs cannot be stored");
+        return TS_ERR;
+    }
+    if (in_txn) {
+        ts_errf(err, errlen, "store_submit runs in a transaction of its own, not inside store_begin");
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+bool rows_token_hash_valid(const char *s) {
+    return s != NULL && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/* A row with a bad name or a hash of the wrong shape would be a user
+ * nobody can ever authenticate as. */
+int rows_user_put_check(const char *name, const char *token_hash, char *err, size_t errlen) {
+    if (name == NULL || !config_user_valid(name)) {
+        ts_errf(err, errlen, "invalid user name: a user id is 1-128 characters of "
+                             "A-Z a-z 0-9 . _ @ -");
+        return TS_ERR;
+    }
+    if (!rows_token_hash_valid(token_hash)) {
+        ts_errf(err, errlen, "store_user_put: token_hash must be a SHA-256 in lower-case hex "
+                             "(auth_token_hash), never the token itself");
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+int rows_command_check(const char *kind, int32_t job_index, char *err, size_t errlen) {
+    if (kind == NULL || (strcmp(kind, "cancel") != 0 && strcmp(kind, "retry") != 0)) {
+        ts_errf(err, errlen, "unknown command \"%s\" (expected cancel or retry)",
+                kind ? kind : "(null)");
+        return TS_ERR;
+    }
+    if (job_index < -1) {
+        ts_errf(err, errlen, "invalid job index %d", (int)job_index);
+        return TS_ERR;
+    }
+    return TS_OK;
+}

@@ -41,6 +41,23 @@ json_t *rows_json_string(const char *v);
  * even if those were lowered since). */
 int rows_load_spec(store_workflow *wf, const char *text, size_t len, char *err, size_t errlen);
 
+/* ---- arguments both backends check before anything is written ---- */
+
+/* store_submit's: a user id of 1-128 characters and a spec with jobs;
+ * in_txn: the caller's transaction is open (submit runs in its own). */
+int rows_submit_check(const char *user, const spec_workflow *spec, bool in_txn, char *err,
+                      size_t errlen);
+
+/* True if s is 64 lower-case hex digits: a SHA-256 as auth_token_hash
+ * writes it (one spelling, so that a lookup matches what was stored). */
+bool rows_token_hash_valid(const char *s);
+
+/* store_user_put's: a valid user name and a token hash (never a token). */
+int rows_user_put_check(const char *name, const char *token_hash, char *err, size_t errlen);
+
+/* store_command_add's: kind "cancel" or "retry", job_index -1 or more. */
+int rows_command_check(const char *kind, int32_t job_index, char *err, size_t errlen);
+
 /* True for changes that concern one job (job_index, job states). */
 bool rows_is_job_change(change_kind k);
 

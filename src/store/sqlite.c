@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store/rows.h"
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
@@ -323,24 +324,6 @@ static int submit_events(sqlite_store *st, int64_t id, double now, char *err, si
     return sql_event_append(st, &ev, NULL, err, errlen);
 }
 
-/* Checks what a caller could get wrong before anything is written. */
-static int submit_check(sqlite_store *st, const char *user, const spec_workflow *spec, char *err,
-                        size_t errlen) {
-    if (user == NULL || user[0] == '\0' || strlen(user) > 128) {
-        ts_errf(err, errlen, "store_submit: the user id must be 1-128 characters");
-        return TS_ERR;
-    }
-    if (spec == NULL || spec->n_jobs == 0) {
-        ts_errf(err, errlen, "store_submit: a workflow without jobs cannot be stored");
-        return TS_ERR;
-    }
-    if (!sqlite3_get_autocommit(st->db)) {
-        ts_errf(err, errlen, "store_submit runs in a transaction of its own, not inside store_begin");
-        return TS_ERR;
-    }
-    return TS_OK;
-}
-
 /*
  * Stores a new workflow with its jobs and first two events in one
  * transaction. The spec is stored as its normalised JSON (every default
@@ -352,7 +335,8 @@ int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec,
     char *spec_text = NULL;
     int rc = TS_ERR;
     bool own = false;
-    if (submit_check(st, user, spec, err, errlen) != TS_OK) return TS_ERR;
+    if (rows_submit_check(user, spec, !sqlite3_get_autocommit(st->db), err, errlen) != TS_OK)
+        return TS_ERR;
     json_t *doc = spec_to_json(spec);
     spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);

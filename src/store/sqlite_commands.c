@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "store/rows.h"
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
@@ -184,15 +185,7 @@ static int command_insert(sqlite_store *st, int64_t workflow_id, int32_t job_ind
 int sqlite_command_add(sqlite_store *st, int64_t workflow_id, int32_t job_index, const char *kind,
                       const char *user, double now, int64_t *id, char *err, size_t errlen) {
     bool own = false;
-    if (kind == NULL || (strcmp(kind, "cancel") != 0 && strcmp(kind, "retry") != 0)) {
-        ts_errf(err, errlen, "unknown command \"%s\" (expected cancel or retry)",
-                kind ? kind : "(null)");
-        return TS_ERR;
-    }
-    if (job_index < -1) {
-        ts_errf(err, errlen, "invalid job index %d", (int)job_index);
-        return TS_ERR;
-    }
+    if (rows_command_check(kind, job_index, err, errlen) != TS_OK) return TS_ERR;
     if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
     int rc = command_target(st, workflow_id, job_index, user, err, errlen);
     if (rc == TS_OK)

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "store/rows.h"
 #include "store/sqlite_internal.h"
 #include "util/config.h"
 #include "util/util.h"
@@ -28,13 +29,6 @@ static const char SQL_USER_TOKEN[] = "SELECT token_hash FROM users WHERE name = 
  * name can be given a new token later with user_put. */
 static const char SQL_USER_REVOKE[] = "UPDATE users SET token_hash = NULL WHERE name = ?1";
 
-/* True if s is 64 lower-case hex digits: a SHA-256 as auth_token_hash
- * writes it (one spelling, so that a lookup matches what was stored). */
-static bool is_sha256_hex(const char *s) {
-    if (s == NULL || strlen(s) != 64) return false;
-    return strspn(s, "0123456789abcdef") == 64;
-}
-
 /*
  * Creates the user or replaces its token and admin flag. The arguments are
  * checked here too, because a row with a bad name or a hash of the wrong
@@ -43,16 +37,7 @@ static bool is_sha256_hex(const char *s) {
 int sqlite_user_put(sqlite_store *st, const char *name, const char *token_hash, bool admin, double now,
                    char *err, size_t errlen) {
     bool own = false;
-    if (name == NULL || !config_user_valid(name)) {
-        ts_errf(err, errlen, "invalid user name: a user id is 1-128 characters of "
-                             "A-Z a-z 0-9 . _ @ -");
-        return TS_ERR;
-    }
-    if (!is_sha256_hex(token_hash)) {
-        ts_errf(err, errlen, "store_user_put: token_hash must be a SHA-256 in lower-case hex "
-                             "(auth_token_hash), never the token itself");
-        return TS_ERR;
-    }
+    if (rows_user_put_check(name, token_hash, err, errlen) != TS_OK) return TS_ERR;
     if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
     int rc = TS_ERR;
     sqlite3_stmt *s = stmt_get(st, ST_USER_PUT, SQL_USER_PUT, err, errlen);
@@ -71,7 +56,7 @@ int sqlite_user_by_token(sqlite_store *st, const char *token_hash, char *name, b
                         size_t errlen) {
     name[0] = '\0';
     *admin = false;
-    if (!is_sha256_hex(token_hash)) return STORE_NOTFOUND;
+    if (!rows_token_hash_valid(token_hash)) return STORE_NOTFOUND;
     sqlite3_stmt *s = stmt_get(st, ST_USER_BY_TOKEN, SQL_USER_BY_TOKEN, err, errlen);
     if (s == NULL) return TS_ERR;
     bind_text(s, 1, token_hash);
@@ -101,7 +86,7 @@ int sqlite_user_token(sqlite_store *st, const char *name, char token_hash[65], c
     int step = sqlite3_step(s), rc = STORE_NOTFOUND;
     if (step == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT) {
         ts_strlcpy(token_hash, col_text(s, 0), 65);
-        rc = is_sha256_hex(token_hash) ? TS_OK : STORE_NOTFOUND;
+        rc = rows_token_hash_valid(token_hash) ? TS_OK : STORE_NOTFOUND;
     } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
         rc = db_fail(st, err, errlen, "looking up a user's token");
     }
