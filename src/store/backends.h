@@ -29,7 +29,10 @@ typedef struct pg_store pg_store;
 /* The functions of store.h for backend prefix P with handle type H. */
 #define STORE_BACKEND_DECLARE(P, H)                                                            \
     int P##_open(const char *url, H **out, char *err, size_t errlen);                          \
+    int P##_open_existing(const char *url, H **out, char *err, size_t errlen);                 \
     void P##_close(H *st);                                                                     \
+    int P##_probe(H *st, char *err, size_t errlen);                                            \
+    int P##_integrity_check(H *st, char *err, size_t errlen);                                  \
     int P##_schema_version(H *st);                                                             \
     int P##_begin(H *st, char *err, size_t errlen);                                            \
     int P##_commit(H *st, char *err, size_t errlen);                                           \

@@ -168,13 +168,6 @@ int pg_queue_position(pg_store *st, int64_t workflow_id, int *pos, char *err, si
 /* Brings the schema to PG_SCHEMA_VERSION (pg_schema.c). */
 int pg_migrate(pg_store *st, char *err, size_t errlen);
 
-/* Opening without migrating, readiness and the integrity check; declared
- * here until store.h's store_open_existing/store_probe/store_integrity_check
- * forward to them (backends.h). */
-int pg_open_existing(const char *url, pg_store **out, char *err, size_t errlen);
-int pg_probe(pg_store *st, char *err, size_t errlen);
-int pg_integrity_check(pg_store *st, char *err, size_t errlen);
-
 /* Runs SQL text without parameters or statement cache (migrations, SET). */
 int pg_simple(pg_store *st, const char *sql, char *err, size_t errlen, const char *what);
 

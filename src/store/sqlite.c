@@ -1,22 +1,18 @@
 /*
- * sqlite.c - the SQLite store: opening a file, the connection's settings,
- * the statement cache, transactions and store_submit (DESIGN §6, §9).
+ * sqlite.c - the SQLite store: opening a file, the statement cache,
+ * transactions and store_submit (DESIGN §6, §9). The connection's settings,
+ * error classes and the checks that the file can still be used are in
+ * sqlite_health.c.
  *
- * Settings, and why:
- *   - journal_mode=WAL: readers (HTTP workers) never block the writer (the
- *     scheduler) and vice versa; one writer at a time.
- *   - synchronous=NORMAL: in WAL mode a commit has written the transaction
- *     to the WAL file (write(), no fsync) before it returns, so it survives
- *     kill -9 of every process - our contract (store.h) - because the data
- *     is in the OS page cache. Only an OS crash or power cut can lose the
- *     last transactions (never corrupt the file); FULL would fsync every
- *     commit to cover that too, at a large cost per scheduler tick.
- *   - foreign_keys=ON: deleting a workflow cascades to its jobs, attempts,
- *     events and commands.
- *   - busy timeout 10 s: writers queue for the lock instead of failing.
- *     Every transaction that may write starts with BEGIN IMMEDIATE, because
- *     a deferred transaction that reads and then writes gets SQLITE_BUSY at
- *     once, without waiting (DESIGN §9).
+ * Every transaction that may write starts with BEGIN IMMEDIATE, because a
+ * deferred transaction that reads and then writes gets SQLITE_BUSY at once,
+ * without waiting for the busy timeout (DESIGN §9).
+ *
+ * synchronous=NORMAL: in WAL mode a commit has written the transaction to
+ * the WAL file (write(), no fsync) before it returns, so it survives kill -9
+ * of every process because the data is in the OS page cache. Only an OS
+ * crash or power cut can lose the last transactions (never corrupt the
+ * file).
  */
 #include <assert.h>
 #include <ctype.h>
@@ -29,19 +25,28 @@
 #include "store/sqlite_internal.h"
 #include "util/util.h"
 
-#define BUSY_TIMEOUT_MS 10000
-
 /* ---- helpers shared by the sqlite*.c files ------------------------------- */
 
-/* See sqlite_internal.h; the SQLite message says what the database refused. */
+/* See sqlite_internal.h; the SQLite message says what the database refused,
+ * and an unavailable store says so first. */
 int db_fail(sqlite_store *st, char *err, size_t errlen, const char *what) {
-    ts_errf(err, errlen, "%s: %s", what, sqlite3_errmsg(st->db));
-    return TS_ERR;
+    int rc = sql_classify(st, sqlite3_extended_errcode(st->db));
+    ts_errf(err, errlen, "%s%s: %s", rc == STORE_UNAVAILABLE ? "store unavailable: " : "", what,
+            sqlite3_errmsg(st->db));
+    return rc;
+}
+
+int stmt_failed(const sqlite_store *st) {
+    return st->stmt_fail_rc;
 }
 
 /* Prepares lazily so that a process only pays for the statements it uses
- * (an HTTP worker never claims); PERSISTENT tells SQLite they live long. */
+ * (an HTTP worker never claims); PERSISTENT tells SQLite they live long.
+ * Outside a transaction a statement starts one, so the gate runs first:
+ * the file must still be the one at the path. */
 sqlite3_stmt *stmt_get(sqlite_store *st, stmt_id id, const char *sql, char *err, size_t errlen) {
+    st->stmt_fail_rc = sql_usable(st, err, errlen);
+    if (st->stmt_fail_rc != TS_OK) return NULL;
     sqlite3_stmt *s = st->stmts[id];
     if (s != NULL) {
         /* Two call sites sharing a slot with different SQL would be a bug. */
@@ -51,7 +56,10 @@ sqlite3_stmt *stmt_get(sqlite_store *st, stmt_id id, const char *sql, char *err,
         return s;
     }
     if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-        ts_errf(err, errlen, "preparing \"%.60s...\": %s", sql, sqlite3_errmsg(st->db));
+        st->stmt_fail_rc = sql_classify(st, sqlite3_extended_errcode(st->db));
+        ts_errf(err, errlen, "%spreparing \"%.60s...\": %s",
+                st->stmt_fail_rc == STORE_UNAVAILABLE ? "store unavailable: " : "", sql,
+                sqlite3_errmsg(st->db));
         sqlite3_finalize(s);
         return NULL;
     }
@@ -66,15 +74,19 @@ void stmt_done(sqlite3_stmt *s) {
     sqlite3_clear_bindings(s);
 }
 
-/* Steps once; the error is taken before the reset, which would replace it. */
+/* Steps once; the error is taken before the reset, which would replace it.
+ * A write outside a transaction committed by itself: checked like a
+ * commit. */
 int stmt_exec(sqlite_store *st, sqlite3_stmt *s, char *err, size_t errlen, const char *what) {
     int rc = sqlite3_step(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        db_fail(st, err, errlen, what);
+        rc = db_fail(st, err, errlen, what);
         stmt_done(s);
-        return TS_ERR;
+        return rc;
     }
     stmt_done(s);
+    if (!sqlite3_stmt_readonly(s) && sqlite3_get_autocommit(st->db))
+        return sql_after_commit(st, err, errlen);
     return TS_OK;
 }
 
@@ -94,13 +106,18 @@ const char *col_text(sqlite3_stmt *s, int i) {
 static int run_simple(sqlite_store *st, stmt_id id, const char *sql, char *err, size_t errlen,
                       const char *what) {
     sqlite3_stmt *s = stmt_get(st, id, sql, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     return stmt_exec(st, s, err, errlen, what);
+}
+
+/* True inside a transaction (never for a disconnected handle). */
+static bool in_txn(const sqlite_store *st) {
+    return st->db != NULL && !sqlite3_get_autocommit(st->db);
 }
 
 /* BEGIN IMMEDIATE unless the caller's transaction is already open. */
 int txn_enter(sqlite_store *st, bool *own, char *err, size_t errlen) {
-    *own = sqlite3_get_autocommit(st->db) != 0;
+    *own = !in_txn(st);
     if (!*own) return TS_OK;
     return run_simple(st, ST_BEGIN_IMMEDIATE, "BEGIN IMMEDIATE", err, errlen,
                       "starting a write transaction");
@@ -119,7 +136,7 @@ int txn_end(sqlite_store *st, bool own, int rc, char *err, size_t errlen) {
 
 /* A deferred BEGIN: a read-only snapshot that never takes the write lock. */
 int read_enter(sqlite_store *st, bool *own, char *err, size_t errlen) {
-    *own = sqlite3_get_autocommit(st->db) != 0;
+    *own = !in_txn(st);
     if (!*own) return TS_OK;
     return run_simple(st, ST_BEGIN_READ, "BEGIN", err, errlen, "starting a read transaction");
 }
@@ -168,75 +185,44 @@ static int check_target(const char *url, char *err, size_t errlen) {
     return rc;
 }
 
-/* Runs a pragma and returns its first column's text in buf (if buf). */
-static int pragma(sqlite_store *st, const char *sql, char *buf, size_t buflen, char *err,
-                  size_t errlen) {
-    sqlite3_stmt *s = NULL;
-    int rc = TS_ERR;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) goto fail;
-    int step = sqlite3_step(s);
-    if (step != SQLITE_ROW && step != SQLITE_DONE) goto fail;
-    if (buf != NULL) ts_strlcpy(buf, step == SQLITE_ROW ? col_text(s, 0) : "", buflen);
-    rc = TS_OK;
-    goto cleanup;
-
-fail:
-    ts_errf(err, errlen, "%s: %s", sql, sqlite3_errmsg(st->db));
-cleanup:
-    sqlite3_finalize(s);
-    return rc;
-}
-
-/* The connection's settings (see the top of this file for why). */
-static int configure(sqlite_store *st, const char *path, char *err, size_t errlen) {
-    char mode[32];
-    sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
-    if (pragma(st, "PRAGMA journal_mode=WAL", mode, sizeof(mode), err, errlen) != TS_OK)
-        return TS_ERR;
-    if (strcmp(mode, "wal") != 0) {
-        ts_errf(err, errlen,
-                "cannot open database %s: WAL mode refused (journal mode is \"%s\"); "
-                "the database must be on a local disk",
-                path, mode);
-        return TS_ERR;
-    }
-    if (pragma(st, "PRAGMA synchronous=NORMAL", NULL, 0, err, errlen) != TS_OK) return TS_ERR;
-    if (pragma(st, "PRAGMA foreign_keys=ON", NULL, 0, err, errlen) != TS_OK) return TS_ERR;
-    return TS_OK;
-}
-
 /*
  * Opens (creating if needed) the SQLite file at url and migrates it. The
  * checks before sqlite3_open_v2 turn SQLite's "unable to open database
- * file" into a message that says what to fix.
+ * file" into a message that says what to fix. Any failure is TS_ERR: the
+ * caller is starting up and stops.
  */
 int sqlite_open(const char *url, sqlite_store **out, char *err, size_t errlen) {
     *out = NULL;
     if (check_target(url, err, errlen) != TS_OK) return TS_ERR;
     sqlite_store *st = ts_calloc(1, sizeof(*st));
-    int rc = sqlite3_open_v2(url, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc != SQLITE_OK) {
-        ts_errf(err, errlen, "cannot open database %s: %s", url,
-                st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
-        goto fail;
+    st->path = ts_strdup(url);
+    if (sql_connect(st, true, err, errlen) != TS_OK) {
+        sqlite_close(st);
+        return TS_ERR;
     }
-    if (configure(st, url, err, errlen) != TS_OK) goto fail;
-    if (sql_migrate(st, err, errlen) != TS_OK) goto fail;
     *out = st;
     return TS_OK;
+}
 
-fail:
-    sqlite_close(st);
-    return TS_ERR;
+/* A handle whose file cannot be used yet is still a handle: it connects at
+ * its first call that finds the file usable (sqlite_health.c). */
+int sqlite_open_existing(const char *url, sqlite_store **out, char *err, size_t errlen) {
+    char cerr[TS_ERRLEN];
+    *out = NULL;
+    if (check_target(url, err, errlen) != TS_OK) return TS_ERR;
+    sqlite_store *st = ts_calloc(1, sizeof(*st));
+    st->path = ts_strdup(url);
+    sql_connect(st, false, cerr, sizeof(cerr));
+    *out = st;
+    return TS_OK;
 }
 
 /* Finalizes the cached statements, then closes; an open transaction is
  * rolled back by SQLite (nothing unacknowledged is kept). */
 void sqlite_close(sqlite_store *st) {
     if (st == NULL) return;
-    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(st->stmts[i]);
-    sqlite3_close(st->db);
+    sql_disconnect(st);
+    free(st->path);
     free(st);
 }
 
@@ -245,7 +231,7 @@ void sqlite_close(sqlite_store *st) {
 /* BEGIN IMMEDIATE: takes the write lock now (waiting up to the busy timeout)
  * so that nothing inside can fail with SQLITE_BUSY half-way. */
 int sqlite_begin(sqlite_store *st, char *err, size_t errlen) {
-    if (!sqlite3_get_autocommit(st->db)) {
+    if (in_txn(st)) {
         ts_errf(err, errlen, "store_begin: a transaction is already open (they do not nest)");
         return TS_ERR;
     }
@@ -254,16 +240,18 @@ int sqlite_begin(sqlite_store *st, char *err, size_t errlen) {
 }
 
 /* On a failed COMMIT the transaction is rolled back, so the handle is usable
- * again and nothing half-done can be committed by a later call. */
+ * again and nothing half-done can be committed by a later call. A commit
+ * into a file that was deleted or replaced meanwhile is not acknowledged. */
 int sqlite_commit(sqlite_store *st, char *err, size_t errlen) {
-    if (run_simple(st, ST_COMMIT, "COMMIT", err, errlen, "committing") == TS_OK) return TS_OK;
+    int rc = run_simple(st, ST_COMMIT, "COMMIT", err, errlen, "committing");
+    if (rc == TS_OK) return sql_after_commit(st, err, errlen);
     sqlite_rollback(st);
-    return TS_ERR;
+    return rc;
 }
 
 /* Safe to call with no transaction open (error paths call it freely). */
 void sqlite_rollback(sqlite_store *st) {
-    if (sqlite3_get_autocommit(st->db)) return;
+    if (!in_txn(st)) return;
     run_simple(st, ST_ROLLBACK, "ROLLBACK", NULL, 0, "rolling back");
 }
 
@@ -282,14 +270,14 @@ static int insert_workflow(sqlite_store *st, const char *user, const spec_workfl
                            const char *spec_text, double now, int64_t *id, char *err,
                            size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_INSERT, SQL_WF_INSERT, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     bind_text(s, 1, user);
     bind_text(s, 2, spec->name);
     sqlite3_bind_int(s, 3, spec->priority);
     bind_text(s, 4, spec_text);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)spec->n_jobs);
     sqlite3_bind_double(s, 6, now);
-    if (stmt_exec(st, s, err, errlen, "storing the workflow") != TS_OK) return TS_ERR;
+    SQL_TRY(stmt_exec(st, s, err, errlen, "storing the workflow"));
     *id = sqlite3_last_insert_rowid(st->db);
     return TS_OK;
 }
@@ -300,14 +288,14 @@ static int insert_jobs(sqlite_store *st, int64_t id, const spec_workflow *spec, 
     for (size_t i = 0; i < spec->n_jobs; i++) {
         const spec_job *j = &spec->jobs[i];
         sqlite3_stmt *s = stmt_get(st, ST_JOB_INSERT, SQL_JOB_INSERT, err, errlen);
-        if (s == NULL) return TS_ERR;
+        if (s == NULL) return stmt_failed(st);
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
         bind_text(s, 3, j->job_id);
         bind_text(s, 4, j->job_type);
         bind_text(s, 5, j->branch);
         sqlite3_bind_int(s, 6, j->cpus);
-        if (stmt_exec(st, s, err, errlen, "storing a job") != TS_OK) return TS_ERR;
+        SQL_TRY(stmt_exec(st, s, err, errlen, "storing a job"));
     }
     return TS_OK;
 }
@@ -317,8 +305,8 @@ static int submit_events(sqlite_store *st, int64_t id, double now, char *err, si
     int pos = 0;
     sql_event ev = {.ts = now, .type = "workflow.submitted", .workflow_id = id, .job_index = -1,
                     .state = "queued", .progress = -1};
-    if (sql_event_append(st, &ev, NULL, err, errlen) != TS_OK) return TS_ERR;
-    if (sql_queue_position(st, id, &pos, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(sql_event_append(st, &ev, NULL, err, errlen));
+    SQL_TRY(sql_queue_position(st, id, &pos, err, errlen));
     ev.type = "workflow.queued";
     ev.queue_position = pos;
     return sql_event_append(st, &ev, NULL, err, errlen);
@@ -335,8 +323,7 @@ int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec,
     char *spec_text = NULL;
     int rc = TS_ERR;
     bool own = false;
-    if (rows_submit_check(user, spec, !sqlite3_get_autocommit(st->db), err, errlen) != TS_OK)
-        return TS_ERR;
+    if (rows_submit_check(user, spec, in_txn(st), err, errlen) != TS_OK) return TS_ERR;
     json_t *doc = spec_to_json(spec);
     spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
@@ -344,11 +331,10 @@ int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec,
         ts_errf(err, errlen, "store_submit: the spec could not be serialised");
         return TS_ERR;
     }
-    if (txn_enter(st, &own, err, errlen) != TS_OK) goto cleanup;
-    if (insert_workflow(st, user, spec, spec_text, now, id, err, errlen) == TS_OK &&
-        insert_jobs(st, *id, spec, err, errlen) == TS_OK &&
-        submit_events(st, *id, now, err, errlen) == TS_OK)
-        rc = TS_OK;
+    if ((rc = txn_enter(st, &own, err, errlen)) != TS_OK) goto cleanup;
+    rc = insert_workflow(st, user, spec, spec_text, now, id, err, errlen);
+    if (rc == TS_OK) rc = insert_jobs(st, *id, spec, err, errlen);
+    if (rc == TS_OK) rc = submit_events(st, *id, now, err, errlen);
     rc = txn_end(st, own, rc, err, errlen);
 
 cleanup:

@@ -89,25 +89,28 @@ static const char SQL_LEASE_RENEW[] =
 /* The "stale change" message, naming the state the row really has. */
 static int stale_job(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_STATE, SQL_JOB_STATE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, ch->workflow_id);
     sqlite3_bind_int(s, 2, ch->job_index);
-    if (sqlite3_step(s) == SQLITE_ROW)
+    int step = sqlite3_step(s), rc = TS_ERR;
+    if (step == SQLITE_ROW)
         ts_errf(err, errlen, "stale change: job %s of workflow %lld is %s, not %s",
                 ch->job_id ? ch->job_id : "?", (long long)ch->workflow_id, col_text(s, 0),
                 job_state_name(ch->from));
-    else
+    else if (step == SQLITE_DONE)
         ts_errf(err, errlen, "no job %d in workflow %lld", (int)ch->job_index,
                 (long long)ch->workflow_id);
+    else
+        rc = db_fail(st, err, errlen, "reading a job's state");
     stmt_done(s);
-    return TS_ERR;
+    return rc;
 }
 
 /* Reads a workflow's state (*found false if there is none). */
 static int wf_state_read(sqlite_store *st, int64_t id, bool *found, wf_state *state, char *user,
                          size_t userlen, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_STATE, SQL_WF_STATE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, id);
     int step = sqlite3_step(s), rc = TS_OK;
     *found = step == SQLITE_ROW;
@@ -125,7 +128,7 @@ static int wf_state_read(sqlite_store *st, int64_t id, bool *found, wf_state *st
 static int query_int(sqlite_store *st, stmt_id id, const char *sql, const char *param, int64_t *out,
                      char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, id, sql, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     if (param != NULL) bind_text(s, 1, param);
     int rc = TS_OK;
     if (sqlite3_step(s) == SQLITE_ROW) *out = sqlite3_column_int64(s, 0);
@@ -140,7 +143,7 @@ static int query_int(sqlite_store *st, stmt_id id, const char *sql, const char *
 static int job_row_write(sqlite_store *st, const core_change *ch, const char *owner, double lease,
                          char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_UPDATE, SQL_JOB_UPDATE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, ch->workflow_id);
     sqlite3_bind_int(s, 2, ch->job_index);
     bind_text(s, 3, job_state_name(ch->to));
@@ -154,7 +157,7 @@ static int job_row_write(sqlite_store *st, const core_change *ch, const char *ow
     sqlite3_bind_double(s, 11, ch->at);
     bind_text(s, 12, owner ? owner : "");
     sqlite3_bind_double(s, 13, lease);
-    if (stmt_exec(st, s, err, errlen, "updating a job") != TS_OK) return TS_ERR;
+    SQL_TRY(stmt_exec(st, s, err, errlen, "updating a job"));
     return sqlite3_changes(st->db) == 1 ? TS_OK : STORE_CONFLICT;
 }
 
@@ -165,7 +168,7 @@ static int attempt_write(sqlite_store *st, const core_change *ch, char *err, siz
     sqlite3_stmt *s;
     if (ch->to == JOB_RUNNING) {
         s = stmt_get(st, ST_ATTEMPT_OPEN, SQL_ATTEMPT_OPEN, err, errlen);
-        if (s == NULL) return TS_ERR;
+        if (s == NULL) return stmt_failed(st);
         sqlite3_bind_int64(s, 1, ch->workflow_id);
         sqlite3_bind_int(s, 2, ch->job_index);
         sqlite3_bind_int(s, 3, ch->attempt);
@@ -175,7 +178,7 @@ static int attempt_write(sqlite_store *st, const core_change *ch, char *err, siz
     }
     if (ch->from != JOB_RUNNING) return TS_OK;
     s = stmt_get(st, ST_ATTEMPT_CLOSE, SQL_ATTEMPT_CLOSE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, ch->workflow_id);
     sqlite3_bind_int(s, 2, ch->job_index);
     sqlite3_bind_double(s, 3, ch->at);
@@ -188,13 +191,13 @@ static int attempt_write(sqlite_store *st, const core_change *ch, char *err, siz
 /* The workflow row; STORE_CONFLICT if it is not in ch->from. */
 static int wf_row_write(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_UPDATE, SQL_WF_UPDATE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, ch->workflow_id);
     bind_text(s, 2, wf_state_name(ch->to));
     bind_text(s, 3, wf_state_name(ch->from));
     bind_text(s, 4, ch->reason);
     sqlite3_bind_double(s, 5, ch->at);
-    if (stmt_exec(st, s, err, errlen, "updating a workflow") != TS_OK) return TS_ERR;
+    SQL_TRY(stmt_exec(st, s, err, errlen, "updating a workflow"));
     return sqlite3_changes(st->db) == 1 ? TS_OK : STORE_CONFLICT;
 }
 
@@ -202,11 +205,11 @@ static int wf_row_write(sqlite_store *st, const core_change *ch, char *err, size
  * just ended is harmless), but the job must exist. */
 static int progress_write(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_PROGRESS, SQL_JOB_PROGRESS, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, ch->workflow_id);
     sqlite3_bind_int(s, 2, ch->job_index);
     sqlite3_bind_double(s, 3, ch->progress);
-    if (stmt_exec(st, s, err, errlen, "updating progress") != TS_OK) return TS_ERR;
+    SQL_TRY(stmt_exec(st, s, err, errlen, "updating progress"));
     if (sqlite3_changes(st->db) == 1) return TS_OK;
     ts_errf(err, errlen, "no job %d in workflow %lld", (int)ch->job_index,
             (long long)ch->workflow_id);
@@ -233,7 +236,7 @@ static int change_event(sqlite_store *st, const core_change *ch, int64_t *seq, c
 
 static int wait_reason_write(sqlite_store *st, const core_change *ch, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_WF_WAIT_REASON, SQL_WF_WAIT_REASON, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, ch->workflow_id);
     sqlite3_bind_text(s, 2, ch->reason, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s) == SQLITE_DONE ? TS_OK
@@ -265,8 +268,7 @@ static int stale(sqlite_store *st, const core_change *ch, char *err, size_t errl
     if (ch->kind == CHANGE_JOB) return stale_job(st, ch, err, errlen);
     bool found = false;
     wf_state actual = WF_STATE_COUNT;
-    if (wf_state_read(st, ch->workflow_id, &found, &actual, NULL, 0, err, errlen) != TS_OK)
-        return TS_ERR;
+    SQL_TRY(wf_state_read(st, ch->workflow_id, &found, &actual, NULL, 0, err, errlen));
     if (!found)
         ts_errf(err, errlen, "no workflow %lld", (long long)ch->workflow_id);
     else
@@ -293,7 +295,7 @@ int sqlite_apply(sqlite_store *st, const core_change *ch, int64_t *seq, char *er
                 (long long)ch->workflow_id);
         return TS_ERR;
     }
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     int rc = record(st, ch, NULL, 0, seq, err, errlen);
     if (rc == STORE_CONFLICT) rc = stale(st, ch, err, errlen);
     return txn_end(st, own, rc, err, errlen);
@@ -303,8 +305,7 @@ int sqlite_apply(sqlite_store *st, const core_change *ch, int64_t *seq, char *er
  * transaction, plus the new job's. */
 static int claim_fits(sqlite_store *st, int cpus, int limit, bool *fits, char *err, size_t errlen) {
     int64_t running = 0;
-    if (query_int(st, ST_RUNNING_CPUS, SQL_RUNNING_CPUS, NULL, &running, err, errlen) != TS_OK)
-        return TS_ERR;
+    SQL_TRY(query_int(st, ST_RUNNING_CPUS, SQL_RUNNING_CPUS, NULL, &running, err, errlen));
     *fits = running + cpus <= limit;
     return TS_OK;
 }
@@ -321,7 +322,7 @@ int sqlite_claim(sqlite_store *st, const core_change *ch, const char *owner, dou
         ts_errf(err, errlen, "store_claim: expects a job change ready -> running and an owner");
         return TS_ERR;
     }
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     int rc = claim_fits(st, ch->cpus, concurrency_limit, &fits, err, errlen);
     if (rc == TS_OK && !fits) rc = STORE_CONFLICT;
     if (rc == TS_OK) rc = record(st, ch, owner, lease_expires, NULL, err, errlen);
@@ -337,13 +338,10 @@ static int admit_allowed(sqlite_store *st, const core_change *ch, int max_active
     char user[256];
     int64_t active = 0, users = 0;
     *ok = false;
-    if (wf_state_read(st, ch->workflow_id, &found, &state, user, sizeof(user), err, errlen) !=
-        TS_OK)
-        return TS_ERR;
+    SQL_TRY(wf_state_read(st, ch->workflow_id, &found, &state, user, sizeof(user), err, errlen));
     if (!found || state != WF_QUEUED) return TS_OK;
-    if (query_int(st, ST_USER_ACTIVE, SQL_USER_ACTIVE, user, &active, err, errlen) != TS_OK ||
-        query_int(st, ST_ACTIVE_USERS, SQL_ACTIVE_USERS, NULL, &users, err, errlen) != TS_OK)
-        return TS_ERR;
+    SQL_TRY(query_int(st, ST_USER_ACTIVE, SQL_USER_ACTIVE, user, &active, err, errlen));
+    SQL_TRY(query_int(st, ST_ACTIVE_USERS, SQL_ACTIVE_USERS, NULL, &users, err, errlen));
     *ok = active != 0 || users < max_active_users;
     return TS_OK;
 }
@@ -356,7 +354,7 @@ int sqlite_admit(sqlite_store *st, const core_change *ch, int max_active_users, 
         ts_errf(err, errlen, "store_admit: expects a workflow change queued -> running");
         return TS_ERR;
     }
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     int rc = admit_allowed(st, ch, max_active_users, &ok, err, errlen);
     if (rc == TS_OK && !ok) rc = STORE_CONFLICT;
     if (rc == TS_OK) rc = record(st, ch, NULL, 0, NULL, err, errlen);
@@ -369,7 +367,7 @@ int sqlite_admit(sqlite_store *st, const core_change *ch, int max_active_users, 
 int sqlite_renew_leases(sqlite_store *st, const char *owner, double lease_expires, char *err,
                        size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_LEASE_RENEW, SQL_LEASE_RENEW, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     bind_text(s, 1, owner);
     sqlite3_bind_double(s, 2, lease_expires);
     return stmt_exec(st, s, err, errlen, "renewing leases");

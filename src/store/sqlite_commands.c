@@ -55,7 +55,7 @@ static const char SQL_CMD_APPLIED[] = "UPDATE commands SET applied = 1 WHERE id 
 static int leader_may_take(sqlite_store *st, const char *owner, double now, bool *may,
                            int64_t *term, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_LEADER_GET, SQL_LEADER_GET, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     int step = sqlite3_step(s), rc = TS_OK;
     *term = 1;
     if (step == SQLITE_DONE) {
@@ -84,7 +84,7 @@ int sqlite_leader_acquire(sqlite_store *st, const char *owner, double now, doubl
         ts_errf(err, errlen, "store_leader_acquire: an owner name is required");
         return TS_ERR;
     }
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     int rc = leader_may_take(st, owner, now, &may, &term, err, errlen);
     if (rc == TS_OK && may) {
         sqlite3_stmt *s = stmt_get(st, ST_LEADER_PUT, SQL_LEADER_PUT, err, errlen);
@@ -93,7 +93,7 @@ int sqlite_leader_acquire(sqlite_store *st, const char *owner, double now, doubl
             sqlite3_bind_double(s, 2, now + ttl);
             sqlite3_bind_int64(s, 3, term);
         }
-        rc = s ? stmt_exec(st, s, err, errlen, "taking the scheduler lease") : TS_ERR;
+        rc = s ? stmt_exec(st, s, err, errlen, "taking the scheduler lease") : stmt_failed(st);
     }
     rc = txn_end(st, own, rc, err, errlen);
     *leader = rc == TS_OK && may;
@@ -105,7 +105,7 @@ int sqlite_leader_acquire(sqlite_store *st, const char *owner, double now, doubl
 int sqlite_leader_get(sqlite_store *st, store_leader_info *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *s = stmt_get(st, ST_LEADER_GET, SQL_LEADER_GET, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     int step = sqlite3_step(s), rc = TS_OK;
     if (step == SQLITE_ROW) {
         ts_strlcpy(out->owner, col_text(s, 0), sizeof(out->owner));
@@ -127,7 +127,7 @@ int64_t sqlite_leader_term(sqlite_store *st) {
 /* Gives the lease up so that a successor need not wait for it to expire. */
 int sqlite_leader_release(sqlite_store *st, const char *owner, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_LEADER_DELETE, SQL_LEADER_DELETE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     bind_text(s, 1, owner);
     return stmt_exec(st, s, err, errlen, "releasing the scheduler lease");
 }
@@ -149,13 +149,13 @@ static int exists(sqlite_store *st, sqlite3_stmt *s, char *err, size_t errlen) {
 static int command_target(sqlite_store *st, int64_t workflow_id, int32_t job_index, const char *user,
                           char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_CMD_WF, SQL_CMD_WF, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, workflow_id);
     bind_text(s, 2, user);
     int rc = exists(st, s, err, errlen);
     if (rc != TS_OK || job_index < 0) return rc;
     s = stmt_get(st, ST_CMD_JOB, SQL_CMD_JOB, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, workflow_id);
     sqlite3_bind_int(s, 2, job_index);
     return exists(st, s, err, errlen);
@@ -166,13 +166,13 @@ static int command_insert(sqlite_store *st, int64_t workflow_id, int32_t job_ind
                           const char *user, double now, int64_t *id, char *err,
                           size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_CMD_INSERT, SQL_CMD_INSERT, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, workflow_id);
     sqlite3_bind_int(s, 2, job_index);
     bind_text(s, 3, kind);
     bind_text(s, 4, user ? user : ""); /* "" = an administrator / the system */
     sqlite3_bind_double(s, 5, now);
-    if (stmt_exec(st, s, err, errlen, "storing a command") != TS_OK) return TS_ERR;
+    SQL_TRY(stmt_exec(st, s, err, errlen, "storing a command"));
     if (id != NULL) *id = sqlite3_last_insert_rowid(st->db);
     return TS_OK;
 }
@@ -186,14 +186,14 @@ int sqlite_command_add(sqlite_store *st, int64_t workflow_id, int32_t job_index,
                       const char *user, double now, int64_t *id, char *err, size_t errlen) {
     bool own = false;
     if (rows_command_check(kind, job_index, err, errlen) != TS_OK) return TS_ERR;
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     int rc = command_target(st, workflow_id, job_index, user, err, errlen);
     if (rc == TS_OK)
         rc = command_insert(st, workflow_id, job_index, kind, user, now, id, err, errlen);
     if (rc == TS_OK && job_index == -1 && strcmp(kind, "cancel") == 0) {
         sqlite3_stmt *s = stmt_get(st, ST_CMD_CANCEL_FLAG, SQL_CMD_CANCEL_FLAG, err, errlen);
         if (s != NULL) sqlite3_bind_int64(s, 1, workflow_id);
-        rc = s ? stmt_exec(st, s, err, errlen, "marking the workflow cancelled") : TS_ERR;
+        rc = s ? stmt_exec(st, s, err, errlen, "marking the workflow cancelled") : stmt_failed(st);
     }
     return txn_end(st, own, rc, err, errlen);
 }
@@ -212,9 +212,9 @@ static void command_from_row(sqlite3_stmt *s, store_command *c) {
 /* Marks a command applied, in the caller's transaction (or one of its own). */
 int sqlite_command_applied(sqlite_store *st, int64_t id, char *err, size_t errlen) {
     bool own = false;
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     sqlite3_stmt *s = stmt_get(st, ST_CMD_APPLIED, SQL_CMD_APPLIED, err, errlen);
-    int rc = s ? TS_OK : TS_ERR;
+    int rc = s ? TS_OK : stmt_failed(st);
     if (s) {
         sqlite3_bind_int64(s, 1, id);
         if (sqlite3_step(s) != SQLITE_DONE) rc = db_fail(st, err, errlen, "marking a command");
@@ -228,7 +228,7 @@ int sqlite_command_applied(sqlite_store *st, int64_t id, char *err, size_t errle
 int sqlite_commands_since(sqlite_store *st, int64_t after_id, store_command_cb cb, void *ctx, char *err,
                          size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_CMD_SINCE, SQL_CMD_SINCE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, after_id);
     int step, rc = TS_OK;
     store_command c;

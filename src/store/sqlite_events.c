@@ -68,7 +68,7 @@ static const char SQL_QUEUE_STATS[] =
  * composed on read leaves them out. */
 int sql_event_append(sqlite_store *st, const sql_event *ev, int64_t *seq, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_EVENT_INSERT, SQL_EVENT_INSERT, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_double(s, 1, ev->ts);
     bind_text(s, 2, ev->type);
     sqlite3_bind_int64(s, 3, ev->workflow_id);
@@ -78,7 +78,7 @@ int sql_event_append(sqlite_store *st, const sql_event *ev, int64_t *seq, char *
     if (ev->message != NULL && ev->message[0] != '\0') bind_text(s, 7, ev->message);
     if (ev->attempt > 0) sqlite3_bind_int(s, 8, ev->attempt);
     if (ev->queue_position > 0) sqlite3_bind_int(s, 9, ev->queue_position);
-    if (stmt_exec(st, s, err, errlen, "recording an event") != TS_OK) return TS_ERR;
+    SQL_TRY(stmt_exec(st, s, err, errlen, "recording an event"));
     if (seq != NULL) *seq = sqlite3_last_insert_rowid(st->db);
     return TS_OK;
 }
@@ -86,7 +86,7 @@ int sql_event_append(sqlite_store *st, const sql_event *ev, int64_t *seq, char *
 /* The same count as the queue_position column of workflow reads. */
 int sql_queue_position(sqlite_store *st, int64_t workflow_id, int *pos, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_QUEUE_AHEAD, SQL_QUEUE_AHEAD, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, workflow_id);
     int rc = TS_OK;
     if (sqlite3_step(s) == SQLITE_ROW) *pos = sqlite3_column_int(s, 0);
@@ -140,7 +140,7 @@ static sqlite3_stmt *events_stmt(sqlite_store *st, int64_t since, const char *us
 int sqlite_events_since(sqlite_store *st, int64_t since, const char *user, int64_t workflow_id,
                        size_t limit, store_event_cb cb, void *ctx, char *err, size_t errlen) {
     sqlite3_stmt *s = events_stmt(st, since, user, workflow_id, limit, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     int step, rc = TS_OK;
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         char *json = event_json(s);
@@ -166,7 +166,7 @@ int sqlite_events_since(sqlite_store *st, int64_t since, const char *user, int64
 static int job_exists(sqlite_store *st, int64_t workflow_id, int32_t job_index, char *err,
                       size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_EXISTS, SQL_JOB_EXISTS, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, workflow_id);
     sqlite3_bind_int(s, 2, job_index);
     int step = sqlite3_step(s), rc = TS_OK;
@@ -180,7 +180,7 @@ static int job_exists(sqlite_store *st, int64_t workflow_id, int32_t job_index, 
 static int attempts_read(sqlite_store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
                          size_t *n, char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_ATTEMPTS, SQL_ATTEMPTS, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, workflow_id);
     sqlite3_bind_int(s, 2, job_index);
     size_t cap = 0;
@@ -212,7 +212,7 @@ int sqlite_attempts(sqlite_store *st, int64_t workflow_id, int32_t job_index, st
     bool own = false;
     *out = NULL;
     *n = 0;
-    if (read_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(read_enter(st, &own, err, errlen));
     int rc = job_index < 0 ? TS_OK : job_exists(st, workflow_id, job_index, err, errlen);
     if (rc == TS_OK) rc = attempts_read(st, workflow_id, job_index, out, n, err, errlen);
     read_end(st, own);
@@ -228,7 +228,7 @@ int sqlite_attempts(sqlite_store *st, int64_t workflow_id, int32_t job_index, st
 int sqlite_events_last_seq(sqlite_store *st, int64_t *seq, char *err, size_t errlen) {
     *seq = 0;
     sqlite3_stmt *s = stmt_get(st, ST_EVENTS_LAST, SQL_EVENTS_LAST, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     int rc = TS_OK;
     if (sqlite3_step(s) == SQLITE_ROW)
         *seq = sqlite3_column_int64(s, 0);
@@ -241,7 +241,7 @@ int sqlite_events_last_seq(sqlite_store *st, int64_t *seq, char *err, size_t err
 int sqlite_queue_stats_get(sqlite_store *st, store_queue_stats *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *s = stmt_get(st, ST_QUEUE_STATS, SQL_QUEUE_STATS, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     int rc = TS_OK;
     if (sqlite3_step(s) == SQLITE_ROW) {
         out->active_users = sqlite3_column_int(s, 0);

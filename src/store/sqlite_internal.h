@@ -87,11 +87,30 @@ typedef enum stmt_id {
     ST_COUNT
 } stmt_id;
 
-/* The SQLite backend's handle; store.c holds one behind a store. */
+/*
+ * The SQLite backend's handle; store.c holds one behind a store. It is
+ * connected (db != NULL) or not. After an error that means "the storage
+ * cannot be used now" (sql_classify) it reconnects, never creating the
+ * file, at the start of its next transaction. When the file at its path is
+ * no longer the one it has open (deleted or replaced) it disconnects and
+ * stays unavailable (sqlite_health.c says why). So a handle answers from
+ * the file it was opened on, while that file is the one at the path, or
+ * not at all.
+ */
 struct sqlite_store {
-    sqlite3 *db;
+    sqlite3 *db; /* NULL while disconnected */
     sqlite3_stmt *stmts[ST_COUNT];
     int64_t lead_term; /* the term of the lead this handle last won; 0 = never */
+    char *path;
+    unsigned long long wal_dev, wal_ino; /* the WAL file this connection has open */
+    bool wal_known;
+    bool broken;  /* an "unavailable" error was seen: reconnect before the next use */
+    bool moved;   /* its file was deleted or replaced: unavailable for good */
+    bool corrupt; /* SQLITE_CORRUPT/NOTADB was seen on this file */
+    bool connected_once; /* the first connect succeeded (start-up is over) */
+    unsigned long long db_ino; /* the file `corrupt` is about */
+    char why[512]; /* why the store is unavailable, while it is */
+    int stmt_fail_rc; /* the class of stmt_get's last failure (stmt_failed) */
 };
 
 /* The fields of one event besides seq, ts and type (NULL / negative = absent). */
@@ -107,6 +126,15 @@ typedef struct sql_event {
     int queue_position;  /* <= 0 = absent */
 } sql_event;
 
+/* Returns from the calling function with the code of a call that failed
+ * (TS_ERR, STORE_UNAVAILABLE, STORE_NOTFOUND...), so that the class of an
+ * error reaches the caller unchanged. */
+#define SQL_TRY(call)                                                                          \
+    do {                                                                                       \
+        int sql_try_rc_ = (call);                                                              \
+        if (sql_try_rc_ != TS_OK) return sql_try_rc_;                                          \
+    } while (0)
+
 /* ---- sqlite.c ------------------------------------------------------------ */
 
 /* The cached statement for id, prepared from sql on first use and reset.
@@ -116,8 +144,13 @@ sqlite3_stmt *stmt_get(sqlite_store *st, stmt_id id, const char *sql, char *err,
 /* Resets a statement (ends its read) and clears its bindings. NULL is fine. */
 void stmt_done(sqlite3_stmt *s);
 
-/* Fills err with "what: <sqlite message>" and returns TS_ERR. */
+/* Fills err with "what: <sqlite message>" and returns the error's class:
+ * STORE_UNAVAILABLE (sql_classify) or TS_ERR. */
 int db_fail(sqlite_store *st, char *err, size_t errlen, const char *what);
+
+/* The class of the last failure of stmt_get (NULL): STORE_UNAVAILABLE or
+ * TS_ERR, for callers that return it. */
+int stmt_failed(const sqlite_store *st);
 
 /* Runs a statement that returns no rows (all bindings done) and resets it. */
 int stmt_exec(sqlite_store *st, sqlite3_stmt *s, char *err, size_t errlen, const char *what);
@@ -139,10 +172,42 @@ int txn_end(sqlite_store *st, bool own, int rc, char *err, size_t errlen);
 int read_enter(sqlite_store *st, bool *own, char *err, size_t errlen);
 void read_end(sqlite_store *st, bool own);
 
+/* ---- sqlite_health.c ----------------------------------------------------- */
+
+/* The class of an SQLite result code: STORE_UNAVAILABLE for those that
+ * mean the storage cannot be used now (full, I/O error, corrupt, not a
+ * database, cannot open, read-only, busy past the timeout), TS_ERR for the
+ * rest (a bug or a caller's mistake). Marks the handle for reconnection,
+ * and a corrupt file as such. */
+int sql_classify(sqlite_store *st, int code);
+
+/* The gate before a new transaction (no-op inside one): reconnects a
+ * handle that needs it and checks that the file at the path is still the
+ * one open (deleted or replaced: disconnect). TS_OK or STORE_UNAVAILABLE
+ * with the reason in err. */
+int sql_usable(sqlite_store *st, char *err, size_t errlen);
+
+/* After a commit: STORE_UNAVAILABLE if the file was deleted or replaced
+ * meanwhile, so the write went to a file nobody will read again. */
+int sql_after_commit(sqlite_store *st, char *err, size_t errlen);
+
+/* Opens st->path (creating it only if create) and sets the connection up;
+ * TS_OK, STORE_UNAVAILABLE (the file cannot be used now) or TS_ERR. */
+int sql_connect(sqlite_store *st, bool create, char *err, size_t errlen);
+
+/* Finalizes the cached statements and closes the connection. */
+void sql_disconnect(sqlite_store *st);
+
+/* The connection's settings (journal mode, synchronous, foreign keys). */
+int sql_configure(sqlite_store *st, char *err, size_t errlen);
+
 /* ---- sqlite_schema.c ----------------------------------------------------- */
 
 /* Brings the schema to SQL_SCHEMA_VERSION, one migration per transaction. */
 int sql_migrate(sqlite_store *st, char *err, size_t errlen);
+
+/* Reads the file's schema version (PRAGMA user_version). */
+int sql_schema_read(sqlite_store *st, int *version, char *err, size_t errlen);
 
 /* ---- sqlite_events.c ----------------------------------------------------- */
 

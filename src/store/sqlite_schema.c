@@ -136,15 +136,15 @@ static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATIO
                                                              MIGRATION_3, MIGRATION_4};
 
 /* Reads PRAGMA user_version into *version. */
-static int read_version(sqlite_store *st, int *version, char *err, size_t errlen) {
+int sql_schema_read(sqlite_store *st, int *version, char *err, size_t errlen) {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
         return db_fail(st, err, errlen, "reading the schema version");
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        db_fail(st, err, errlen, "reading the schema version");
+        rc = db_fail(st, err, errlen, "reading the schema version");
         sqlite3_finalize(s);
-        return TS_ERR;
+        return rc;
     }
     *version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
@@ -158,7 +158,7 @@ static int apply_one(sqlite_store *st, int to, char *err, size_t errlen) {
     if (sqlite3_exec(st->db, migrations[to - 1], NULL, NULL, &msg) != SQLITE_OK) {
         ts_errf(err, errlen, "schema migration %d failed: %s", to, msg ? msg : "unknown error");
         sqlite3_free(msg);
-        return TS_ERR;
+        return sql_classify(st, sqlite3_extended_errcode(st->db));
     }
     char sql[64];
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", to);
@@ -170,28 +170,29 @@ static int apply_one(sqlite_store *st, int to, char *err, size_t errlen) {
 /* One step: under the write lock, re-reads the version and applies the next
  * migration if one is due. *done is set when the file is current. */
 static int migrate_step(sqlite_store *st, bool *done, char *err, size_t errlen) {
-    int version = 0;
+    int version = 0, rc = TS_ERR;
     if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(st, err, errlen, "starting a schema migration");
-    if (read_version(st, &version, err, errlen) != TS_OK) goto cleanup;
+    if ((rc = sql_schema_read(st, &version, err, errlen)) != TS_OK) goto cleanup;
     if (version > SQL_SCHEMA_VERSION) {
         ts_errf(err, errlen,
                 "the database has schema version %d, newer than this build knows (%d): "
                 "run a newer tessera",
                 version, SQL_SCHEMA_VERSION);
+        rc = TS_ERR;
         goto cleanup;
     }
     *done = version == SQL_SCHEMA_VERSION;
-    if (!*done && apply_one(st, version + 1, err, errlen) != TS_OK) goto cleanup;
+    if (!*done && (rc = apply_one(st, version + 1, err, errlen)) != TS_OK) goto cleanup;
     if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        db_fail(st, err, errlen, "committing a schema migration");
+        rc = db_fail(st, err, errlen, "committing a schema migration");
         goto cleanup;
     }
     return TS_OK;
 
 cleanup:
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    return TS_ERR;
+    return rc;
 }
 
 /*
@@ -201,16 +202,18 @@ cleanup:
  */
 int sql_migrate(sqlite_store *st, char *err, size_t errlen) {
     int version = 0;
-    if (read_version(st, &version, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(sql_schema_read(st, &version, err, errlen));
     if (version == SQL_SCHEMA_VERSION) return TS_OK;
     for (bool done = false; !done;)
-        if (migrate_step(st, &done, err, errlen) != TS_OK) return TS_ERR;
+        SQL_TRY(migrate_step(st, &done, err, errlen));
     return TS_OK;
 }
 
-/* The version the file has (equal to this build's after a successful open). */
+/* The version the file has (equal to this build's after a successful open);
+ * -1 when it cannot be read. */
 int sqlite_schema_version(sqlite_store *st) {
     int version = -1;
-    if (read_version(st, &version, NULL, 0) != TS_OK) return -1;
+    if (sql_usable(st, NULL, 0) != TS_OK || sql_schema_read(st, &version, NULL, 0) != TS_OK)
+        return -1;
     return version;
 }

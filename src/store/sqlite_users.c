@@ -38,9 +38,9 @@ int sqlite_user_put(sqlite_store *st, const char *name, const char *token_hash, 
                    char *err, size_t errlen) {
     bool own = false;
     if (rows_user_put_check(name, token_hash, err, errlen) != TS_OK) return TS_ERR;
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
-    int rc = TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     sqlite3_stmt *s = stmt_get(st, ST_USER_PUT, SQL_USER_PUT, err, errlen);
+    int rc = s ? TS_OK : stmt_failed(st);
     if (s != NULL) {
         bind_text(s, 1, name);
         bind_text(s, 2, token_hash);
@@ -58,7 +58,7 @@ int sqlite_user_by_token(sqlite_store *st, const char *token_hash, char *name, b
     *admin = false;
     if (!rows_token_hash_valid(token_hash)) return STORE_NOTFOUND;
     sqlite3_stmt *s = stmt_get(st, ST_USER_BY_TOKEN, SQL_USER_BY_TOKEN, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     bind_text(s, 1, token_hash);
     int step = sqlite3_step(s), rc = TS_OK;
     if (step == SQLITE_ROW) {
@@ -81,7 +81,7 @@ int sqlite_user_token(sqlite_store *st, const char *name, char token_hash[65], c
                       size_t errlen) {
     token_hash[0] = '\0';
     sqlite3_stmt *s = stmt_get(st, ST_USER_TOKEN, SQL_USER_TOKEN, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     bind_text(s, 1, name);
     int step = sqlite3_step(s), rc = STORE_NOTFOUND;
     if (step == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_TEXT) {
@@ -99,9 +99,9 @@ int sqlite_user_token(sqlite_store *st, const char *name, char token_hash[65], c
  * without a token is revoked again, harmlessly. */
 int sqlite_user_revoke(sqlite_store *st, const char *name, char *err, size_t errlen) {
     bool own = false;
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
-    int rc = TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     sqlite3_stmt *s = stmt_get(st, ST_USER_REVOKE, SQL_USER_REVOKE, err, errlen);
+    int rc = s ? TS_OK : stmt_failed(st);
     if (s != NULL) {
         bind_text(s, 1, name);
         rc = stmt_exec(st, s, err, errlen, "revoking the user's token");

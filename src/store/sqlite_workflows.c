@@ -117,7 +117,7 @@ static int load_jobs(sqlite_store *st, store_workflow *wf, char *err, size_t err
     int rc = TS_ERR, step;
     size_t i = 0;
     sqlite3_stmt *s = stmt_get(st, ST_JOBS_OF_WF, SQL_JOBS_OF_WF, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, wf->id);
     wf->jobs = ts_calloc(n, sizeof(store_job));
     wf->n_jobs = n;
@@ -127,7 +127,7 @@ static int load_jobs(sqlite_store *st, store_workflow *wf, char *err, size_t err
         i++;
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
-        db_fail(st, err, errlen, "reading jobs");
+        rc = db_fail(st, err, errlen, "reading jobs");
         goto cleanup;
     }
     if (step == SQLITE_ROW || i != n) {
@@ -147,13 +147,14 @@ cleanup:
 static int wf_full_from_row(sqlite_store *st, sqlite3_stmt *s, store_workflow **out, char *err,
                             size_t errlen) {
     store_workflow *wf = NULL;
-    if (wf_from_row(s, &wf, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(wf_from_row(s, &wf, err, errlen));
     const char *text = (const char *)sqlite3_column_text(s, 13);
     size_t len = (size_t)sqlite3_column_bytes(s, 13);
-    if (rows_load_spec(wf, text ? text : "", len, err, errlen) != TS_OK ||
-        load_jobs(st, wf, err, errlen) != TS_OK) {
+    int rc = rows_load_spec(wf, text ? text : "", len, err, errlen);
+    if (rc == TS_OK) rc = load_jobs(st, wf, err, errlen);
+    if (rc != TS_OK) {
         store_workflow_free(wf);
-        return TS_ERR;
+        return rc;
     }
     *out = wf;
     return TS_OK;
@@ -169,14 +170,17 @@ int sqlite_workflow_get(sqlite_store *st, int64_t id, const char *user, store_wo
     bool own = false;
     int rc = TS_ERR;
     *out = NULL;
-    if (read_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(read_enter(st, &own, err, errlen));
     sqlite3_stmt *s = stmt_get(st, ST_WF_GET, SQL_WF_GET, err, errlen);
-    if (s == NULL) goto cleanup;
+    if (s == NULL) {
+        rc = stmt_failed(st);
+        goto cleanup;
+    }
     sqlite3_bind_int64(s, 1, id);
     bind_text(s, 2, user);
     int step = sqlite3_step(s);
     if (step == SQLITE_DONE) rc = STORE_NOTFOUND;
-    else if (step != SQLITE_ROW) db_fail(st, err, errlen, "reading a workflow");
+    else if (step != SQLITE_ROW) rc = db_fail(st, err, errlen, "reading a workflow");
     else rc = wf_full_from_row(st, s, out, err, errlen);
 
 cleanup:
@@ -197,7 +201,7 @@ int sqlite_workflow_list(sqlite_store *st, const char *user, int state, int64_t 
     }
     sqlite3_stmt *s = user ? stmt_get(st, ST_WF_LIST_USER, SQL_WF_LIST_USER, err, errlen)
                            : stmt_get(st, ST_WF_LIST_ALL, SQL_WF_LIST_ALL, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     int rc = TS_OK, step;
     if (user != NULL) bind_text(s, 1, user);
     sqlite3_bind_int64(s, 2, before_id > 0 ? before_id : INT64_MAX);
@@ -229,19 +233,16 @@ int sqlite_load_unfinished(sqlite_store *st, int64_t after_id, store_workflow_cb
                           size_t errlen) {
     bool own = false;
     int rc = TS_OK, step = SQLITE_DONE;
-    if (read_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(read_enter(st, &own, err, errlen));
     sqlite3_stmt *s = stmt_get(st, ST_WF_UNFINISHED, SQL_WF_UNFINISHED, err, errlen);
     if (s == NULL) {
-        rc = TS_ERR;
+        rc = stmt_failed(st);
         goto cleanup;
     }
     sqlite3_bind_int64(s, 1, after_id);
     while ((step = sqlite3_step(s)) == SQLITE_ROW) {
         store_workflow *wf = NULL;
-        if (wf_full_from_row(st, s, &wf, err, errlen) != TS_OK) {
-            rc = TS_ERR;
-            break;
-        }
+        if ((rc = wf_full_from_row(st, s, &wf, err, errlen)) != TS_OK) break;
         int stop = cb(ctx, wf);
         store_workflow_free(wf);
         if (stop) break;
@@ -261,13 +262,13 @@ static int delete_check(sqlite_store *st, int64_t id, const char *user, char *er
     wf_state state = WF_QUEUED;
     int rc = TS_ERR;
     sqlite3_stmt *s = stmt_get(st, ST_WF_OWNER_STATE, SQL_WF_OWNER_STATE, err, errlen);
-    if (s == NULL) return TS_ERR;
+    if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, id);
     int step = sqlite3_step(s);
     if (step == SQLITE_DONE || (step == SQLITE_ROW && user && strcmp(col_text(s, 0), user) != 0))
         rc = STORE_NOTFOUND;
     else if (step != SQLITE_ROW)
-        db_fail(st, err, errlen, "reading a workflow");
+        rc = db_fail(st, err, errlen, "reading a workflow");
     else if (wf_state_parse(col_text(s, 1), &state) != TS_OK || !wf_state_final(state))
         rc = STORE_CONFLICT;
     else
@@ -284,12 +285,12 @@ static int delete_check(sqlite_store *st, int64_t id, const char *user, char *er
  */
 int sqlite_workflow_delete(sqlite_store *st, int64_t id, const char *user, char *err, size_t errlen) {
     bool own = false;
-    if (txn_enter(st, &own, err, errlen) != TS_OK) return TS_ERR;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
     int rc = delete_check(st, id, user, err, errlen);
     if (rc == TS_OK) {
         sqlite3_stmt *s = stmt_get(st, ST_WF_DELETE, SQL_WF_DELETE, err, errlen);
         if (s != NULL) sqlite3_bind_int64(s, 1, id);
-        rc = s ? stmt_exec(st, s, err, errlen, "deleting a workflow") : TS_ERR;
+        rc = s ? stmt_exec(st, s, err, errlen, "deleting a workflow") : stmt_failed(st);
     }
     return txn_end(st, own, rc, err, errlen);
 }

@@ -46,16 +46,19 @@ bool store_is_postgresql(const char *url) {
 /*
  * A postgresql:// (or postgres://) URL opens the PostgreSQL backend; any
  * other target is a SQLite file path, whose backend refuses other URL
- * schemes with a message naming what it expected.
+ * schemes with a message naming what it expected. existing: never create
+ * or migrate (store_open_existing).
  */
-int store_open(const char *url, store **out, char *err, size_t errlen) {
+static int open_backend(const char *url, bool existing, store **out, char *err, size_t errlen) {
     *out = NULL;
     store *st = ts_calloc(1, sizeof(*st));
     int rc;
     if (store_is_postgresql(url)) {
-        rc = pg_open(url, &st->pg, err, errlen);
+        rc = existing ? pg_open_existing(url, &st->pg, err, errlen)
+                      : pg_open(url, &st->pg, err, errlen);
     } else {
-        rc = sqlite_open(url, &st->sq, err, errlen);
+        rc = existing ? sqlite_open_existing(url, &st->sq, err, errlen)
+                      : sqlite_open(url, &st->sq, err, errlen);
     }
     if (rc != TS_OK) {
         free(st);
@@ -63,6 +66,22 @@ int store_open(const char *url, store **out, char *err, size_t errlen) {
     }
     *out = st;
     return TS_OK;
+}
+
+int store_open(const char *url, store **out, char *err, size_t errlen) {
+    return open_backend(url, false, out, err, errlen);
+}
+
+int store_open_existing(const char *url, store **out, char *err, size_t errlen) {
+    return open_backend(url, true, out, err, errlen);
+}
+
+int store_probe(store *st, char *err, size_t errlen) {
+    STORE_CALL(probe, err, errlen);
+}
+
+int store_integrity_check(store *st, char *err, size_t errlen) {
+    STORE_CALL(integrity_check, err, errlen);
 }
 
 void store_close(store *st) {

@@ -7,6 +7,9 @@
  *     Open it after fork(), never before; one handle per process.
  *   - store_open() creates the database if needed and brings the schema to
  *     the current version with numbered migrations, each in a transaction.
+ *     Only the process that owns start-up does that (serve's master, run);
+ *     every other one (HTTP workers, the scheduler, restarted children)
+ *     uses store_open_existing(), which never creates or migrates.
  *   - Every write that is acknowledged (returned TS_OK from store_submit or
  *     store_commit) survives kill -9 of every process.
  *   - Reads of one user's objects take that user's id; another user's object
@@ -19,13 +22,23 @@
  *     function): SQLite in src/store/sqlite*.c for a file path, PostgreSQL
  *     in src/store/pg*.c for a postgresql:// URL (several instances share
  *     one; docs/architecture.md).
- *   - STORE_UNAVAILABLE means the store cannot be used right now (disk full,
- *     I/O error, file missing or replaced, corrupt, server down or
- *     restarting): not the caller's fault, worth retrying later. HTTP
- *     answers it with 503, the scheduler backs off. A PostgreSQL handle
- *     reconnects by itself (with backoff) at a later call.
  *
- * Return codes: TS_OK, TS_ERR (message in err), and the two below.
+ * Storage faults:
+ *   - STORE_UNAVAILABLE means the store cannot be used right now (disk
+ *     full, I/O error, read-only file system, the database file missing,
+ *     deleted or replaced under an open handle, corrupt, a server down):
+ *     not the caller's fault, and worth retrying later. Every backend
+ *     returns it for those conditions, from every function; HTTP answers it
+ *     with 503 and Retry-After, the scheduler backs off and retries.
+ *   - SQLite: nothing is acknowledged into a file that was deleted or replaced:
+ *     the file's identity is checked at the start and after the commit of
+ *     every transaction, so such a write returns STORE_UNAVAILABLE, and the
+ *     handle stays unavailable (a restart opens the file that is there).
+ *   - After any other such failure a handle recovers by itself: it
+ *     reconnects at a later call (never creating the database; PostgreSQL
+ *     with backoff), so the service comes back when the fault goes away.
+ *
+ * Return codes: TS_OK, TS_ERR (message in err), and the three below.
  */
 #ifndef TESSERA_STORE_STORE_H
 #define TESSERA_STORE_STORE_H
@@ -47,8 +60,27 @@ typedef struct store store;
 /* Opens "PATH" (SQLite file; parent directory must exist) or a
  * postgresql:// URL (libpq's URI syntax), creating the schema or migrating
  * it as needed; fails clearly for any other URL scheme. STORE_UNAVAILABLE
- * when a PostgreSQL server cannot be reached. */
+ * when a PostgreSQL server cannot be reached. For the process that owns
+ * start-up only (serve's master, run, user add). */
 int store_open(const char *url, store **out, char *err, size_t errlen);
+
+/* Opens an existing, current store without ever creating or migrating it.
+ * TS_OK with a handle even when the database cannot be used right now
+ * (missing, unreadable...): its calls then return STORE_UNAVAILABLE until
+ * it can, and it connects by itself. TS_ERR only for a URL this build
+ * cannot open at all. */
+int store_open_existing(const char *url, store **out, char *err, size_t errlen);
+
+/* Readiness, cheaply (a few system calls and a small read; for /readyz):
+ * TS_OK, or STORE_UNAVAILABLE with the reason in err - the database is
+ * missing, replaced, corrupt (seen by any process), its file system
+ * read-only or nearly full (under 1 MiB free), or a read fails. */
+int store_probe(store *st, char *err, size_t errlen);
+
+/* A full integrity check (SQLite: PRAGMA quick_check, which reads the whole
+ * file): TS_OK, or STORE_UNAVAILABLE naming what is wrong. For start-up,
+ * not per request. A passing check clears a corruption flagged earlier. */
+int store_integrity_check(store *st, char *err, size_t errlen);
 /* True if url names a PostgreSQL database (postgresql:// or postgres://). */
 bool store_is_postgresql(const char *url);
 void store_close(store *st);
