@@ -9,13 +9,23 @@
 
 #include "http/http.h"
 
+/* Seconds a client is told to wait (Retry-After) while the store cannot be
+ * used: long enough not to hammer a full disk, short enough to notice soon
+ * that it is back. */
+#define API_RETRY_AFTER_S 5
+
 /* Shared helpers. */
 bool api_is_json(http_request *req);
 http_reply api_wrong_type(http_request *req);
 http_reply api_not_found(const char *what, const char *id);
-http_reply api_store_failed(const char *err);
+/* The reply to a failed store call: 503 store_unavailable with Retry-After
+ * for STORE_UNAVAILABLE (a full disk, a missing or corrupt database...),
+ * 500 store_error for anything else. Never 404: a store that cannot be
+ * read must not look like a missing object. */
+http_reply api_store_failed(int rc, const char *err);
 bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail);
-json_t *api_workflow_view(http_request *req, store_workflow *wf);
+/* The full view of a workflow; NULL with *fail set when the store fails. */
+json_t *api_workflow_view(http_request *req, store_workflow *wf, http_reply *fail);
 http_reply api_command(http_request *req, int32_t job_index, const char *kind);
 /* A static file under root for a request path; 404 reply if absent. */
 http_reply api_static_file(const char *root, const char *rel_path);

@@ -29,13 +29,14 @@ static int queue_cb(void *ctx, const store_workflow *wf) {
 http_reply api_queue(http_request *req) {
     store_queue_stats s;
     char err[TS_ERRLEN];
-    if (store_queue_stats_get(req->st, &s, err, sizeof(err)) != TS_OK)
-        return api_store_failed(err);
+    int rc = store_queue_stats_get(req->st, &s, err, sizeof(err));
+    if (rc != TS_OK) return api_store_failed(rc, err);
     queue_ctx qc = {json_array()};
-    if (store_workflow_list(req->st, req->user, WF_QUEUED, 0, 0, queue_cb, &qc, err,
-                            sizeof(err)) != TS_OK) {
+    rc = store_workflow_list(req->st, req->user, WF_QUEUED, 0, 0, queue_cb, &qc, err,
+                             sizeof(err));
+    if (rc != TS_OK) {
         json_decref(qc.mine);
-        return api_store_failed(err);
+        return api_store_failed(rc, err);
     }
     /* Oldest first: the order of the line. */
     json_t *line = json_array();
@@ -171,21 +172,22 @@ http_reply api_events(http_request *req) {
     if (wf_q) {
         store_workflow *wf = NULL;
         char err[TS_ERRLEN];
-        if (!http_parse_id(wf_q, &workflow_id) ||
-            store_workflow_get(req->st, workflow_id, req->user, &wf, err, sizeof(err)) !=
-                TS_OK)
-            return api_not_found("workflow", wf_q);
+        if (!http_parse_id(wf_q, &workflow_id)) return api_not_found("workflow", wf_q);
+        int rc = store_workflow_get(req->st, workflow_id, req->user, &wf, err, sizeof(err));
         store_workflow_free(wf);
+        if (rc == STORE_NOTFOUND) return api_not_found("workflow", wf_q);
+        if (rc != TS_OK) return api_store_failed(rc, err);
     }
     const char *up = http_header(req, MHD_HTTP_HEADER_UPGRADE);
     if (up && strcasecmp(up, "websocket") == 0) return upgrade(req, workflow_id, since);
     /* The polling fallback: one page of events after since. */
     events_page p = {json_array(), since};
     char err[TS_ERRLEN];
-    if (store_events_since(req->st, since, req->user, workflow_id, 1000, page_cb, &p, err,
-                           sizeof(err)) != TS_OK) {
+    int rc = store_events_since(req->st, since, req->user, workflow_id, 1000, page_cb, &p,
+                                err, sizeof(err));
+    if (rc != TS_OK) {
         json_decref(p.arr);
-        return api_store_failed(err);
+        return api_store_failed(rc, err);
     }
     return http_json(200, json_pack("{so sI}", "events", p.arr, "last_seq", (json_int_t)p.last));
 }
@@ -245,8 +247,12 @@ http_reply api_session_create(http_request *req) {
     if (rc == AUTH_MISSING)
         return http_error(400, "invalid_session_request", "send {\"user\": ...} or {\"token\": ...}",
                           NULL);
-    if (rc == TS_ERR)
-        return http_error(503, "store_unavailable", "cannot check credentials right now", NULL);
+    if (rc == TS_ERR) {
+        http_reply r =
+            http_error(503, "store_unavailable", "cannot check credentials right now", NULL);
+        r.retry_after_s = API_RETRY_AFTER_S;
+        return r;
+    }
     if (rc != TS_OK) return http_error(401, "invalid_credentials", err, NULL);
     return session_for(req, who, token_hash[0] ? token_hash : NULL);
 }
@@ -288,14 +294,19 @@ http_reply api_healthz(http_request *req) {
     return http_json(200, json_pack("{ss}", "status", "ok"));
 }
 
-/* Ready when the store answers; the scheduler is supervised separately. */
+/* Ready when the store can be used: store_probe checks, on every call,
+ * that the database file is the one this worker has open, that no process
+ * found it corrupt, that its file system is writable and not full, and
+ * reads from it. The scheduler is supervised separately. */
 http_reply api_readyz(http_request *req) {
-    store_queue_stats s;
     char err[TS_ERRLEN];
-    if (store_queue_stats_get(req->st, &s, err, sizeof(err)) != TS_OK)
-        return http_error(503, "not_ready", "the store does not answer",
-                          json_pack("{ss}", "reason", err));
-    return http_json(200, json_pack("{ss}", "status", "ready"));
+    int rc = store_probe(req->st, err, sizeof(err));
+    if (rc == TS_OK) return http_json(200, json_pack("{ss}", "status", "ready"));
+    http_reply r = http_error(503, rc == STORE_UNAVAILABLE ? "store_unavailable" : "not_ready",
+                              "not ready: the store cannot be used now",
+                              json_pack("{ss}", "reason", err));
+    r.retry_after_s = API_RETRY_AFTER_S;
+    return r;
 }
 
 static const char *static_type(const char *path) {

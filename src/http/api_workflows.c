@@ -33,13 +33,20 @@ http_reply api_not_found(const char *what, const char *id) {
     return http_error(404, "not_found", msg, NULL);
 }
 
-http_reply api_store_failed(const char *err) {
-    return http_error(500, "store_error", "the service could not read or write its store",
-                      json_pack("{ss}", "reason", err));
+http_reply api_store_failed(int rc, const char *err) {
+    if (rc != STORE_UNAVAILABLE)
+        return http_error(500, "store_error", "the service could not read or write its store",
+                          json_pack("{ss}", "reason", err));
+    http_reply r = http_error(503, "store_unavailable",
+                              "the service cannot use its store right now; nothing was changed, "
+                              "try again later",
+                              json_pack("{ss}", "reason", err));
+    r.retry_after_s = API_RETRY_AFTER_S;
+    return r;
 }
 
 /* Loads the caller's workflow named by the first path parameter; a reply
- * (404, 500) when it cannot. */
+ * (404, 503, 500) when it cannot. */
 bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail) {
     int64_t id;
     char err[TS_ERRLEN];
@@ -53,21 +60,33 @@ bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail)
         return false;
     }
     if (rc != TS_OK) {
-        *fail = api_store_failed(err);
+        *fail = api_store_failed(rc, err);
         return false;
     }
     return true;
 }
 
-/* The full view of a workflow: jobs, attempts, waiting reasons. */
-json_t *api_workflow_view(http_request *req, store_workflow *wf) {
+/* The full view of a workflow: jobs, attempts, waiting reasons. Without the
+ * line's figures the view only lacks a waiting reason's numbers; without
+ * the attempts it would be wrong, so that fails the request. */
+json_t *api_workflow_view(http_request *req, store_workflow *wf, http_reply *fail) {
     char err[TS_ERRLEN];
     store_queue_stats stats;
     bool have_stats = store_queue_stats_get(req->st, &stats, err, sizeof(err)) == TS_OK;
     view_limits lim = {req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit};
     json_t *v = view_workflow(wf, have_stats ? &stats : NULL, &lim, ts_now());
-    if (wf->jobs) view_add_attempts(req->st, wf, v, err, sizeof(err));
-    return v;
+    int rc = wf->jobs ? view_add_attempts(req->st, wf, v, err, sizeof(err)) : TS_OK;
+    if (rc == TS_OK) return v;
+    json_decref(v);
+    *fail = api_store_failed(rc, err);
+    return NULL;
+}
+
+/* The answer to a write that was acknowledged (committed) but whose result
+ * cannot be read back now: still 2xx - a 503 would make the client repeat
+ * a write that is already stored - with what is known. */
+static json_t *acknowledged(int64_t id) {
+    return json_pack("{sI sb}", "id", (json_int_t)id, "view_unavailable", 1);
 }
 
 static http_reply spec_rejected(const spec_error *se) {
@@ -101,12 +120,19 @@ http_reply api_submit(http_request *req) {
     int64_t id;
     int rc = store_submit(req->st, req->user, spec, ts_now(), &id, err, sizeof(err));
     spec_free(spec);
-    if (rc != TS_OK) return api_store_failed(err);
+    if (rc != TS_OK) return api_store_failed(rc, err);
     http_ring_scheduler(req);
     store_workflow *wf = NULL;
-    if (store_workflow_get(req->st, id, req->user, &wf, err, sizeof(err)) != TS_OK)
-        return api_store_failed(err);
-    http_reply r = http_json(201, api_workflow_view(req, wf));
+    http_reply fail;
+    json_t *view = NULL;
+    if (store_workflow_get(req->st, id, req->user, &wf, err, sizeof(err)) == TS_OK)
+        view = api_workflow_view(req, wf, &fail);
+    if (view == NULL) json_decref(fail.json);
+    if (view == NULL) {
+        view = acknowledged(id);
+        json_object_set_new(view, "state", json_string("queued"));
+    }
+    http_reply r = http_json(201, view);
     snprintf(r.location, sizeof(r.location), "/api/workflows/%lld", (long long)id);
     store_workflow_free(wf);
     return r;
@@ -151,14 +177,15 @@ http_reply api_list(http_request *req) {
     /* Read before the page: a client streaming events since this seq
      * misses nothing that changed the page after it was read. */
     int64_t event_seq = 0;
-    if (store_events_last_seq(req->st, &event_seq, err, sizeof(err)) != TS_OK)
-        return api_store_failed(err);
+    int rc = store_events_last_seq(req->st, &event_seq, err, sizeof(err));
+    if (rc != TS_OK) return api_store_failed(rc, err);
     list_ctx lc = {req, json_array(), 0, have_stats ? &stats : NULL};
     /* One more than asked tells whether a next page exists. */
-    if (store_workflow_list(req->st, req->user, state_q ? (int)state : -1, cursor,
-                            (size_t)limit + 1, list_cb, &lc, err, sizeof(err)) != TS_OK) {
+    rc = store_workflow_list(req->st, req->user, state_q ? (int)state : -1, cursor,
+                             (size_t)limit + 1, list_cb, &lc, err, sizeof(err));
+    if (rc != TS_OK) {
         json_decref(lc.arr);
-        return api_store_failed(err);
+        return api_store_failed(rc, err);
     }
     json_t *next = json_null();
     if (json_array_size(lc.arr) > (size_t)limit) {
@@ -177,9 +204,9 @@ http_reply api_get(http_request *req) {
     store_workflow *wf = NULL;
     http_reply fail;
     if (!api_load_workflow(req, &wf, &fail)) return fail;
-    http_reply r = http_json(200, api_workflow_view(req, wf));
+    json_t *view = api_workflow_view(req, wf, &fail);
     store_workflow_free(wf);
-    return r;
+    return view ? http_json(200, view) : fail;
 }
 
 http_reply api_progress(http_request *req) {
@@ -212,14 +239,20 @@ http_reply api_command(http_request *req, int32_t job_index, const char *kind) {
     int64_t cmd_id;
     int rc = store_command_add(req->st, wf->id, job_index, kind, req->user, ts_now(), &cmd_id,
                                err, sizeof(err));
+    int64_t id = wf->id;
     store_workflow_free(wf);
+    wf = NULL;
     if (rc == STORE_NOTFOUND) return api_not_found("workflow", req->params[0]);
-    if (rc != TS_OK) return api_store_failed(err);
+    if (rc != TS_OK) return api_store_failed(rc, err);
     http_ring_scheduler(req);
-    if (!api_load_workflow(req, &wf, &fail)) return fail;
-    json_t *v = api_workflow_view(req, wf);
-    json_object_set_new(v, "command", json_pack("{ss sI}", "kind", kind, "id", (json_int_t)cmd_id));
+    json_t *v = NULL;
+    if (api_load_workflow(req, &wf, &fail)) v = api_workflow_view(req, wf, &fail);
     store_workflow_free(wf);
+    if (v == NULL) {
+        json_decref(fail.json);
+        v = acknowledged(id);
+    }
+    json_object_set_new(v, "command", json_pack("{ss sI}", "kind", kind, "id", (json_int_t)cmd_id));
     return http_json(202, v);
 }
 
@@ -236,7 +269,7 @@ http_reply api_delete(http_request *req) {
     if (rc == STORE_CONFLICT)
         return http_error(409, "workflow_active",
                           "the workflow has not finished; cancel it first, then delete it", NULL);
-    if (rc != TS_OK) return api_store_failed(err);
+    if (rc != TS_OK) return api_store_failed(rc, err);
     layout_remove_workflow(req->ctx->cfg->state_dir, id);
     return http_json(200, json_pack("{sI sb}", "id", (json_int_t)id, "deleted", 1));
 }

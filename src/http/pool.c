@@ -160,7 +160,9 @@ void http_pool_observe(http_pool *p, store_observer fn, void *ctx) {
         if (p->threads[i].st) store_set_observer(p->threads[i].st, fn, ctx);
 }
 
-/* Opens the stores first, so a pool that cannot have them starts no thread;
+/* Opens the stores first, so a pool that cannot have them starts no thread
+ * (never creating the database: the master did, at start, and a worker that
+ * finds it missing answers 503 until it is back);
  * threads start with every signal blocked (signals belong to the worker's
  * main thread). */
 http_pool *http_pool_start(const char *db_url, int threads, int max_per_key, char *err,
@@ -173,7 +175,8 @@ http_pool *http_pool_start(const char *db_url, int threads, int max_per_key, cha
     p->threads = ts_calloc((size_t)p->n_threads, sizeof(worker_thread));
     for (int i = 0; i < p->n_threads; i++) {
         p->threads[i].pool = p;
-        if (db_url && store_open(db_url, &p->threads[i].st, err, errlen) != TS_OK) goto fail;
+        if (db_url && store_open_existing(db_url, &p->threads[i].st, err, errlen) != TS_OK)
+            goto fail;
     }
     sigset_t all, old;
     sigfillset(&all);

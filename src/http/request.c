@@ -162,6 +162,7 @@ static bool identify(http_request *req, http_reply *fail) {
     req->user[0] = '\0';
     if (rc == TS_ERR) {
         *fail = http_error(503, "store_unavailable", "cannot check credentials right now", NULL);
+        fail->retry_after_s = API_RETRY_AFTER_S;
         return false;
     }
     *fail = http_error(401, rc == AUTH_MISSING ? "unauthenticated" : "invalid_credentials",

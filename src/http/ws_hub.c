@@ -373,10 +373,15 @@ static void hub_started(ws_hub *h, int rc, const char *err) {
 static void *hub_main(void *arg) {
     ws_hub *h = arg;
     char err[TS_ERRLEN];
-    int rc = store_open(h->db_url, &h->st, err, sizeof(err));
+    int rc = store_open_existing(h->db_url, &h->st, err, sizeof(err));
     if (rc == TS_OK && h->cfg.on_store_call)
         store_set_observer(h->st, h->cfg.on_store_call, h->cfg.metrics_ctx);
     if (rc == TS_OK) rc = store_events_last_seq(h->st, &h->hub_seq, err, sizeof(err));
+    if (rc == STORE_UNAVAILABLE) { /* hub_refresh_seq catches up when it is back */
+        log_emit(LOG_WARN, NULL, NULL, "websocket hub: store unavailable at start",
+                 json_pack("{ss}", "error", err));
+        rc = TS_OK;
+    }
     if (rc == TS_OK)
         rc = store_listener_open(h->db_url, STORE_WAKE_EVENTS, &h->listener, err, sizeof(err));
     struct epoll_event le = {.events = EPOLLIN, .data.ptr = (void *)&h->listener};
