@@ -189,12 +189,21 @@ static int drive(const cli_args *a, store *st, watch *w, progress_view *pv) {
                        .kill_grace_s = 5.0};
     scheduler *s = sched_new(&sc, owner, st, ex);
     int rc = CLI_OK;
+    bool unavailable = false;
     while (!stop_signal) {
-        if (sched_step(s, 0.2, -1, err, sizeof(err)) != TS_OK) {
+        int step = sched_step(s, 0.2, -1, err, sizeof(err));
+        if (step == STORE_UNAVAILABLE) { /* sched_step backs off; say so once */
+            if (!unavailable) fprintf(stderr, "tessera run: %s; waiting for it\n", err);
+            unavailable = true;
+            continue;
+        }
+        if (step != TS_OK) {
             fprintf(stderr, "tessera run: %s\n", err);
             rc = CLI_FAILED;
             break;
         }
+        if (unavailable) fprintf(stderr, "tessera run: the store is available again\n");
+        unavailable = false;
         watch_update(st, w, pv, false);
         if (!watch_all_done(w)) continue;
         /* Our workflows are done; let jobs of others we run finish first. */
@@ -256,10 +265,14 @@ int cmd_run(int argc, char **argv) {
     watch w = {0};
     progress_view pv;
     progress_init(&pv, stdout, cli_has(&a, "--quiet"));
+    /* `run` is its own master: it alone may create the database, and checks
+     * it before trusting what it says. */
     if (ts_mkdir_p(a.cfg.state_dir, err, sizeof(err)) != TS_OK ||
-        store_open(a.cfg.db, &st, err, sizeof(err)) != TS_OK) {
-        fprintf(stderr, "tessera run: %s\n", err);
+        store_open(a.cfg.db, &st, err, sizeof(err)) != TS_OK ||
+        store_integrity_check(st, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "tessera run: %s%s\n", st ? "refusing to start: " : "", err);
         spec_free(spec);
+        store_close(st);
         return CLI_FAILED;
     }
     if (cli_open_log(&a, "run") != TS_OK) goto fail;

@@ -383,7 +383,10 @@ static void stop_children(master *ms) {
     }
 }
 
-static void supervise(master *ms) {
+/* Returns CLI_OK after SIGTERM/SIGINT, CLI_FAILED when it gave up on a
+ * crash loop: a supervisor (systemd's Restart=on-failure) must see that. */
+static int supervise(master *ms) {
+    int rc = CLI_OK;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -393,17 +396,36 @@ static void supervise(master *ms) {
     for (;;) {
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT) break;
-        if (reap_and_restart(ms, false) != TS_OK || check_liveness(ms) != TS_OK) break;
+        if (reap_and_restart(ms, false) != TS_OK || check_liveness(ms) != TS_OK) {
+            rc = CLI_FAILED;
+            break;
+        }
     }
     log_emit(LOG_INFO, NULL, NULL, "stopping", NULL);
     stop_children(ms);
+    return rc;
+}
+
+/* The master alone creates and migrates the database, once, and checks it
+ * (PRAGMA quick_check) before anyone serves from it: a corrupt file would
+ * otherwise answer as missing workflows. */
+static int prepare_store(master *ms, char *err, size_t errlen) {
+    store *st = NULL;
+    char why[TS_ERRLEN];
+    if (store_open(ms->a.cfg.db, &st, err, errlen) != TS_OK) return TS_ERR;
+    int rc = store_integrity_check(st, why, sizeof(why));
+    store_close(st); /* children open their own after fork, never creating it */
+    if (rc == TS_OK) return TS_OK;
+    ts_errf(err, errlen,
+            "refusing to start: %s; restore the database from a backup, or move it and its "
+            "-wal and -shm files aside to start with an empty one (README, \"Storage faults\")",
+            why);
+    return TS_ERR;
 }
 
 static int prepare(master *ms, char *err, size_t errlen) {
-    store *st = NULL;
     if (ts_mkdir_p(ms->a.cfg.state_dir, err, errlen) != TS_OK) return TS_ERR;
-    if (store_open(ms->a.cfg.db, &st, err, errlen) != TS_OK) return TS_ERR;
-    store_close(st); /* migrations done; children open their own after fork */
+    if (prepare_store(ms, err, errlen) != TS_OK) return TS_ERR;
     ms->auth.header_mode = strcmp(ms->a.cfg.auth, "header") == 0;
     ms->auth.trusted_proxies = ms->a.cfg.trusted_proxies;
     ms->auth.session_ttl_s = 7 * 24 * 3600;
@@ -490,12 +512,12 @@ int cmd_serve(int argc, char **argv) {
     log_emit(LOG_INFO, NULL, NULL, "serving",
              json_pack("{ss si si}", "listen", ms.a.cfg.listen, "port", port, "workers",
                        ms.a.cfg.workers));
-    supervise(&ms);
+    rc = supervise(&ms);
     close(ms.listen_fd);
     unlink(ms.doorbell);
     metrics_destroy(ms.m);
     ratelimit_destroy(ms.limits);
     liveness_board_destroy(ms.board);
     log_close();
-    return CLI_OK;
+    return rc;
 }

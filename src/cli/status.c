@@ -159,7 +159,9 @@ int cmd_status(int argc, char **argv) {
     if (a.cfg.server[0] != '\0') return cmd_status_remote(&a);
     char err[TS_ERRLEN];
     store *st = NULL;
-    if (store_open(a.cfg.db, &st, err, sizeof(err)) != TS_OK) {
+    /* Reading never creates a database (an empty one would only say "no
+     * workflows" where the real one is missing). */
+    if (store_open_existing(a.cfg.db, &st, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera status: %s\n", err);
         return CLI_FAILED;
     }

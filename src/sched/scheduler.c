@@ -33,6 +33,7 @@ struct scheduler {
     int64_t *cmd_pending;    /* commands taken this round, marked applied on commit */
     size_t n_cmd_pending, cap_cmd_pending;
     double next_heartbeat;
+    double backoff;       /* seconds to wait after a round the store refused; 0 = none */
     map started;          /* job key -> attempt + 1, for jobs our executor runs */
     map ready_at;         /* job key -> when it became ready (µs), for wait times */
     map started_at;       /* job key -> when it started (µs), for run times */
@@ -148,9 +149,8 @@ static int load_one(void *ctx, const store_workflow *wf) {
 
 static int load_new(scheduler *s, char *err, size_t errlen) {
     load_ctx lc = {s, err, errlen, TS_OK};
-    if (store_load_unfinished(s->st, s->last_loaded_id, load_one, &lc, err, errlen) != TS_OK)
-        return TS_ERR;
-    return lc.rc;
+    int rc = store_load_unfinished(s->st, s->last_loaded_id, load_one, &lc, err, errlen);
+    return rc != TS_OK ? rc : lc.rc;
 }
 
 /* Starts over from the store: after taking the lead, and whenever recording
@@ -200,6 +200,10 @@ static int on_command(void *ctx, const store_command *cmd) {
         job_ref ref = {cmd->workflow_id, cmd->job_index};
         int rc = engine_retry_job(s->eng, ref, now, &s->changes, err, sizeof(err));
         if (rc == 1) rc = revive_finished(s, ref, now, err, sizeof(err));
+        if (rc == STORE_UNAVAILABLE) { /* not taken: read again next round */
+            s->n_cmd_pending--;
+            return 1;
+        }
         if (rc != TS_OK)
             log_emit(LOG_WARN, NULL, NULL, "retry refused",
                      json_pack("{sI ss}", "workflow_id", (json_int_t)cmd->workflow_id, "reason",
@@ -248,8 +252,10 @@ static int record_one(scheduler *s, const core_change *ch, double now, char *err
     return store_apply(s->st, ch, NULL, err, errlen);
 }
 
-/* Commits every pending change in one transaction. On any failure nothing
- * is kept and the engine is rebuilt from the store. */
+/* Commits every pending change in one transaction. When the store is
+ * unavailable the changes and commands stay pending, in order, for the next
+ * try (the engine is ahead of the store, and nothing was acted on); on any
+ * other failure nothing is kept and the engine is rebuilt from the store. */
 static int record(scheduler *s, char *err, size_t errlen) {
     if (s->changes.n == 0 && s->n_cmd_pending == 0) return TS_OK;
     double now = ts_now();
@@ -268,6 +274,10 @@ static int record(scheduler *s, char *err, size_t errlen) {
         for (size_t i = 0; i < s->n_cmd_pending; i++)
             if (s->cmd_pending[i] > s->last_command_id) s->last_command_id = s->cmd_pending[i];
         s->n_cmd_pending = 0;
+    }
+    if (rc == STORE_UNAVAILABLE) {
+        store_rollback(s->st);
+        return rc;
     }
     if (rc != TS_OK) {
         store_rollback(s->st);
@@ -412,8 +422,8 @@ static int heartbeat(scheduler *s, char *err, size_t errlen) {
      * store one write every ttl/3, not one per loop. */
     if (now < s->next_heartbeat) return TS_OK;
     bool leader = false;
-    if (store_leader_acquire(s->st, s->owner, now, s->cfg.lease_ttl, &leader, err, errlen) != TS_OK)
-        return TS_ERR;
+    int rc = store_leader_acquire(s->st, s->owner, now, s->cfg.lease_ttl, &leader, err, errlen);
+    if (rc != TS_OK) return rc;
     s->next_heartbeat = now + s->cfg.lease_ttl / 3;
     if (leader && s->leader && store_leader_term(s->st) != s->term) {
         /* Our lease lapsed and we won it again: a new election. Whatever we
@@ -435,16 +445,13 @@ static int heartbeat(scheduler *s, char *err, size_t errlen) {
         s->term = store_leader_term(s->st);
         log_emit(LOG_INFO, NULL, NULL, "took the scheduler lease",
                  json_pack("{ss sI}", "owner", s->owner, "term", (json_int_t)s->term));
-        if (rebuild(s, err, errlen) != TS_OK) return TS_ERR;
-        return TS_OK;
+        return rebuild(s, err, errlen);
     }
-    if (store_begin(s->st, err, errlen) != TS_OK) return TS_ERR;
-    if (store_renew_leases(s->st, s->owner, now + s->cfg.lease_ttl, err, errlen) != TS_OK ||
-        store_commit(s->st, err, errlen) != TS_OK) {
-        store_rollback(s->st);
-        return TS_ERR;
-    }
-    return TS_OK;
+    if ((rc = store_begin(s->st, err, errlen)) != TS_OK) return rc;
+    rc = store_renew_leases(s->st, s->owner, now + s->cfg.lease_ttl, err, errlen);
+    if (rc == TS_OK) rc = store_commit(s->st, err, errlen);
+    if (rc != TS_OK) store_rollback(s->st);
+    return rc;
 }
 
 static void on_exec_event(scheduler *s, const exec_event *ev) {
@@ -472,26 +479,62 @@ static double wait_budget(const scheduler *s, double max_wait) {
     return budget < 0 ? 0 : budget;
 }
 
+/* The newest command taken in, applied or still pending: commands after
+ * it are new (pending ones wait for their commit, and must not be taken
+ * twice). */
+static int64_t commands_seen(const scheduler *s) {
+    int64_t seen = s->last_command_id;
+    for (size_t i = 0; i < s->n_cmd_pending; i++)
+        if (s->cmd_pending[i] > seen) seen = s->cmd_pending[i];
+    return seen;
+}
+
 static int decide_and_act(scheduler *s, char *err, size_t errlen) {
-    if (load_new(s, err, errlen) != TS_OK) return TS_ERR;
-    if (store_commands_since(s->st, s->last_command_id, on_command, s, err, errlen) != TS_OK)
-        return TS_ERR;
+    int rc = load_new(s, err, errlen);
+    if (rc != TS_OK) return rc;
+    rc = store_commands_since(s->st, commands_seen(s), on_command, s, err, errlen);
+    if (rc != TS_OK) return rc;
     double now = ts_now();
     engine_admit(s->eng, now, &s->changes);
     if (s->claiming) engine_schedule(s->eng, now, &s->changes);
-    if (record(s, err, errlen) != TS_OK) return TS_ERR;
+    if ((rc = record(s, err, errlen)) != TS_OK) return rc;
     act(s);
     return TS_OK;
 }
 
-int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t errlen) {
-    if (heartbeat(s, err, errlen) != TS_OK) return TS_ERR;
-    if (s->leader && decide_and_act(s, err, errlen) != TS_OK) return TS_ERR;
-    int n = s->ex->ops->wait(s->ex, wait_budget(s, max_wait), wake_fd, s->events,
-                             SCHED_EVENTS_MAX);
-    if (!s->leader) return TS_OK;
+/* The wait after a round the store refused: doubles from the minimum up to
+ * the maximum, so recovery is noticed soon and a long outage costs a
+ * handful of attempts a minute. */
+static double backoff_next(scheduler *s) {
+    s->backoff = s->backoff > 0 ? s->backoff * 2 : SCHED_BACKOFF_MIN_S;
+    if (s->backoff > SCHED_BACKOFF_MAX_S) s->backoff = SCHED_BACKOFF_MAX_S;
+    return s->backoff;
+}
+
+/* Waits for job events (up to budget seconds) and takes them in. */
+static void take_exec_events(scheduler *s, double budget, int wake_fd) {
+    int n = s->ex->ops->wait(s->ex, budget, wake_fd, s->events, SCHED_EVENTS_MAX);
+    if (!s->leader) return;
     for (int i = 0; i < n; i++) on_exec_event(s, &s->events[i]);
-    if (record(s, err, errlen) != TS_OK) return TS_ERR;
+}
+
+int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t errlen) {
+    int rc = heartbeat(s, err, errlen);
+    if (rc == TS_OK && s->leader) rc = decide_and_act(s, err, errlen);
+    if (rc == STORE_UNAVAILABLE) {
+        /* Jobs are still reaped (their exits wait in s->changes); the wake
+         * fd is not watched: a doorbell cannot make the store come back. */
+        take_exec_events(s, backoff_next(s), -1);
+        return rc;
+    }
+    if (rc != TS_OK) return rc;
+    take_exec_events(s, wait_budget(s, max_wait), wake_fd);
+    if (!s->leader) {
+        s->backoff = 0;
+        return TS_OK;
+    }
+    if ((rc = record(s, err, errlen)) != TS_OK) return rc;
+    s->backoff = 0;
     act(s);
     return TS_OK;
 }

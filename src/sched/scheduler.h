@@ -14,6 +14,12 @@
  *     concurrency limit) is committed. Every change is committed before the
  *     scheduler acts on it; if a commit fails, the engine is rebuilt from the
  *     store.
+ *   - While the store is unavailable (STORE_UNAVAILABLE: a full disk, a
+ *     missing or corrupt database) nothing new starts; decisions and job
+ *     exits wait, in order, and are recorded when it is back. Each step then
+ *     waits a bounded, growing backoff (SCHED_BACKOFF_MIN_S doubling to
+ *     SCHED_BACKOFF_MAX_S) while still reaping jobs, so a short outage costs
+ *     little and a long one does not spin.
  *   - Running jobs' leases are renewed while the scheduler lives.
  */
 #ifndef TESSERA_SCHED_SCHEDULER_H
@@ -41,6 +47,9 @@ typedef struct sched_config {
 
 typedef struct scheduler scheduler;
 
+#define SCHED_BACKOFF_MIN_S 0.1
+#define SCHED_BACKOFF_MAX_S 2.0
+
 /* owner: a unique name for this scheduler process (host:pid:start time). */
 scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, executor *ex);
 void sched_free(scheduler *s);
@@ -48,7 +57,9 @@ void sched_free(scheduler *s);
 /* One round: keep or take the lead, take in new workflows and commands,
  * admit, start jobs, then wait up to max_wait seconds (less if something is
  * due) for job events and record them. wake_fd (-1 = none) cuts the wait
- * short when readable. TS_ERR only for errors the caller should stop on. */
+ * short when readable. STORE_UNAVAILABLE (after the backoff wait) while the
+ * store cannot be used: call again, the round is retried. TS_ERR only for
+ * errors the caller should stop on. */
 int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t errlen);
 
 bool sched_is_leader(const scheduler *s);

@@ -56,21 +56,14 @@ static double backoff(int n) {
 static int open_waiting(const char *db, store **st, liveness_slot *live, char *err,
                         size_t errlen) {
     int rc, n = 0;
-    while ((rc = store_open(db, st, err, errlen)) == STORE_UNAVAILABLE && !stop_requested) {
+    while ((rc = store_open_existing(db, st, err, errlen)) == STORE_UNAVAILABLE &&
+           !stop_requested) {
         if (n++ % 20 == 0)
             log_emit(LOG_WARN, NULL, NULL, "scheduler waiting for the store",
                      json_pack("{ss}", "error", err));
         wait_ticking(backoff(n), live);
     }
     return rc;
-}
-
-/* After a failed step: is the store merely unavailable (then wait and try
- * again) rather than refusing for a reason a retry will not fix? */
-static bool store_unavailable(store *st) {
-    char err[TS_ERRLEN];
-    int64_t seq = 0;
-    return store_events_last_seq(st, &seq, err, sizeof(err)) == STORE_UNAVAILABLE;
 }
 
 int sched_service_main(const ts_config *cfg, const char *doorbell_path,
@@ -127,20 +120,20 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
         int64_t newest = 0;
         if (bell >= 0) doorbell_drain(bell);
         if (listener) store_listener_drain(listener, &newest);
-        if (sched_step(s, cfg->queue_poll_seconds, wake, err, sizeof(err)) == TS_OK) {
-            failures = 0;
-            continue;
-        }
-        if (store_unavailable(st)) { /* back off; the store reconnects by itself */
+        int step = sched_step(s, cfg->queue_poll_seconds, wake, err, sizeof(err));
+        if (step == STORE_UNAVAILABLE) { /* sched_step waited its backoff, reaping jobs */
             if (failures++ % 20 == 0)
                 log_emit(LOG_WARN, NULL, NULL, "store unavailable; the scheduler waits",
                          json_pack("{ss}", "error", err));
-            wait_ticking(backoff(failures), live);
             continue;
         }
-        log_emit(LOG_ERROR, NULL, NULL, "scheduler step failed", json_pack("{ss}", "error", err));
-        rc = 1;
-        break;
+        if (step != TS_OK) {
+            log_emit(LOG_ERROR, NULL, NULL, "scheduler step failed", json_pack("{ss}", "error", err));
+            rc = 1;
+            break;
+        }
+        if (failures > 0) log_emit(LOG_INFO, NULL, NULL, "store available again", NULL);
+        failures = 0;
     }
     if (sched_shutdown(s, "interrupted: the service stopped while it ran", err, sizeof(err)) !=
         TS_OK)
