@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 cat > long.json <<'J'
-{"name": "long", "jobs": [{"job_id": "s", "job_type": "sleep", "params": {"seconds": 3}}]}
+{"name": "long", "jobs": [{"job_id": "s", "job_type": "sleep", "params": {"seconds": 8}}]}
 J
 cat > short.json <<'J'
 {"name": "short", "jobs": [{"job_id": "s", "job_type": "sleep", "params": {"seconds": 1}}]}
