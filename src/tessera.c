@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "jobs/jobs.h"
@@ -48,6 +49,12 @@ int main(int argc, char **argv) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
+    /* Private by default (issue 12, defect 12): the state directory holds
+     * every tenant's workflows, results and token hashes, and tessera runs
+     * on shared login nodes. Every process - workers, the scheduler, runners
+     * and the tools they start - inherits this, so what they create is
+     * 0700/0600 whatever mode the code asks for. */
+    umask(077);
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "status") == 0) return cmd_status(argc - 2, argv + 2);

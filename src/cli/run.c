@@ -20,6 +20,7 @@
 #include "core/spec.h"
 #include "jobs/jobs.h"
 #include "sched/scheduler.h"
+#include "util/layout.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "view/view.h"
@@ -267,7 +268,8 @@ int cmd_run(int argc, char **argv) {
     progress_init(&pv, stdout, cli_has(&a, "--quiet"));
     /* `run` is its own master: it alone may create the database, and checks
      * it before trusting what it says. */
-    if (ts_mkdir_p(a.cfg.state_dir, err, sizeof(err)) != TS_OK ||
+    int tightened = 0;
+    if (layout_state_dir_make(a.cfg.state_dir, &tightened, err, sizeof(err)) != TS_OK ||
         store_open(a.cfg.db, &st, err, sizeof(err)) != TS_OK ||
         store_integrity_check(st, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera run: %s%s\n", st ? "refusing to start: " : "", err);

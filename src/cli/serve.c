@@ -474,11 +474,15 @@ int cmd_serve(int argc, char **argv) {
     char err[TS_ERRLEN];
     int port = 0;
     if ((rc = check_before_binding(&ms)) != CLI_OK) return rc;
-    if (ts_mkdir_p(ms.a.cfg.state_dir, err, sizeof(err)) != TS_OK) {
+    int tightened = 0;
+    if (layout_state_dir_make(ms.a.cfg.state_dir, &tightened, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera serve: %s\n", err);
         return CLI_FAILED;
     }
     if (cli_open_log(&ms.a, "master") != TS_OK) return CLI_FAILED;
+    if (tightened)
+        log_emit(LOG_WARN, NULL, NULL, "state directory was readable by other accounts; made it 0700",
+                 json_pack("{s:s}", "state_dir", ms.a.cfg.state_dir));
     if (prepare(&ms, err, sizeof(err)) != TS_OK || bind_listen(&ms, &port, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera serve: %s\n", err);
         return CLI_FAILED;

@@ -19,6 +19,7 @@
 #include "http/auth.h"
 #include "store/store.h"
 #include "util/config.h"
+#include "util/layout.h"
 #include "util/util.h"
 
 static const char *const user_config_flags[] = {"--db", "--state-dir", NULL};
@@ -132,7 +133,8 @@ int cmd_user(int argc, char **argv) {
     if (rc != CLI_OK || done) return rc;
     if ((rc = check_args(&a)) != CLI_OK) return rc;
     bool add = strcmp(a.positional[0], "add") == 0;
-    if (ts_mkdir_p(a.cfg.state_dir, err, sizeof(err)) != TS_OK ||
+    int tightened = 0;
+    if (layout_state_dir_make(a.cfg.state_dir, &tightened, err, sizeof(err)) != TS_OK ||
         store_open(a.cfg.db, &st, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera user %s: %s\n", a.positional[0], err);
         return CLI_FAILED;

@@ -128,7 +128,8 @@ cleanup:
  * The connection's settings, and why:
  *   - journal_mode=WAL: readers (HTTP workers) never block the writer (the
  *     scheduler) and vice versa; one writer at a time.
- *   - synchronous=NORMAL: see sqlite.c.
+ *   - synchronous=FULL: a commit is on stable storage when it returns; see
+ *     sqlite.c.
  *   - foreign_keys=ON: deleting a workflow cascades to its jobs, attempts,
  *     events and commands.
  *   - busy timeout 10 s: writers queue for the lock instead of failing.
@@ -147,7 +148,7 @@ int sql_configure(sqlite_store *st, char *err, size_t errlen) {
                 st->path, mode);
         return TS_ERR;
     }
-    if ((rc = pragma(st, "PRAGMA synchronous=NORMAL", NULL, 0, err, errlen)) != TS_OK) return rc;
+    if ((rc = pragma(st, "PRAGMA synchronous=FULL", NULL, 0, err, errlen)) != TS_OK) return rc;
     return pragma(st, "PRAGMA foreign_keys=ON", NULL, 0, err, errlen);
 }
 

@@ -3,9 +3,11 @@
  */
 #include "util/layout.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/util.h"
 
@@ -82,4 +84,25 @@ void layout_remove_workflow(const char *state_dir, int64_t workflow_id) {
         ts_rmtree(dir);
         free(dir);
     }
+}
+
+/* See layout.h. chmod, not only mkdir's mode: a state directory made by an
+ * older version (0755) or by hand is tightened too. */
+int layout_state_dir_make(const char *state_dir, int *tightened, char *err, size_t errlen) {
+    struct stat sb;
+    *tightened = 0;
+    if (ts_mkdir_p(state_dir, err, errlen) != TS_OK) return TS_ERR;
+    if (stat(state_dir, &sb) != 0) {
+        ts_errf(err, errlen, "state directory %s: %s", state_dir, strerror(errno));
+        return TS_ERR;
+    }
+    if ((sb.st_mode & 077) == 0) return TS_OK;
+    if (chmod(state_dir, 0700) != 0) {
+        ts_errf(err, errlen, "state directory %s is readable by other accounts (mode %04o) and "
+                "cannot be made private: %s", state_dir, (unsigned)(sb.st_mode & 07777),
+                strerror(errno));
+        return TS_ERR;
+    }
+    *tightened = 1;
+    return TS_OK;
 }

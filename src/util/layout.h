@@ -36,6 +36,7 @@
 #define TESSERA_UTIL_LAYOUT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Files directly in the state directory. */
@@ -74,6 +75,15 @@ char *layout_attempt_path(const char *work_dir, int attempt, layout_attempt_file
  * final rename stays on one filesystem. */
 char *layout_result_tmp(const char *result_dir, int attempt, long pid);
 char *layout_result_aside(const char *result_dir, int attempt, long pid);
+
+/* Creates the state directory (and its parents) if missing and makes it
+ * private: mode 0700, whatever it had. The database holds every tenant's
+ * workflows and token hashes, and on a shared login node other accounts
+ * must not read it (issue 12, defect 12); with the umask of 077 that main()
+ * sets, everything created below it is 0700/0600 too. Sets *tightened when
+ * it had to remove group or other permissions, so the caller can say so.
+ * TS_OK, or TS_ERR with err. */
+int layout_state_dir_make(const char *state_dir, int *tightened, char *err, size_t errlen);
 
 /* Removes the work and result trees of a workflow (after it was deleted).
  * Missing trees are fine; symlinks are removed, never followed. */

@@ -97,6 +97,33 @@ static void test_layout_dot_job_ids_stay_inside(void **state) {
 
 /* ---- progress ---- */
 
+/* The state directory ends up 0700 whether it is new, nested or was made
+ * 0755 before; only the tightening is reported (issue 12, defect 12). */
+static void test_layout_state_dir_made_private(void **state) {
+    char path[256], err[TS_ERRLEN];
+    struct stat sb;
+    int tightened = -1;
+    mode_t old = umask(022);
+    snprintf(path, sizeof(path), "%s/a/state", (const char *)*state);
+    assert_int_equal(layout_state_dir_make(path, &tightened, err, sizeof(err)), TS_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    assert_int_equal(tightened, 1); /* mkdir made it 0755 under umask 022 */
+    assert_int_equal(layout_state_dir_make(path, &tightened, err, sizeof(err)), TS_OK);
+    assert_int_equal(tightened, 0);
+    assert_int_equal(chmod(path, 0750), 0);
+    assert_int_equal(layout_state_dir_make(path, &tightened, err, sizeof(err)), TS_OK);
+    assert_int_equal(tightened, 1);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/file", (const char *)*state);
+    append(path, "x");
+    snprintf(path, sizeof(path), "%s/file/state", (const char *)*state);
+    assert_int_equal(layout_state_dir_make(path, &tightened, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "file"));
+    umask(old);
+}
+
 static void test_progress_format_and_parse(void **state) {
     (void)state;
     char line[PROTO_LINE_MAX];
@@ -298,6 +325,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout_paths),
         cmocka_unit_test(test_layout_dot_job_ids_stay_inside),
+        cmocka_unit_test_setup_teardown(test_layout_state_dir_made_private, setup, teardown),
         cmocka_unit_test(test_progress_format_and_parse),
         cmocka_unit_test(test_progress_format_cuts_utf8),
         cmocka_unit_test(test_lines_partial_and_overlong),

@@ -37,6 +37,7 @@
 
 typedef struct fault_file {
     sqlite3_file base;
+    bool is_wal;        /* the write-ahead log, where commits go */
     sqlite3_file *real; /* allocated right after this struct */
 } fault_file;
 
@@ -44,6 +45,7 @@ static sqlite3_vfs *real_vfs;
 static sqlite3_vfs fault_vfs;
 static int fail_writes; /* an SQLite code for xWrite to return, 0 = none */
 static int fail_reads;  /* likewise for xRead */
+static int wal_unsynced; /* writes to a WAL since its last xSync */
 
 #define REAL(f) (((fault_file *)(f))->real)
 
@@ -56,13 +58,16 @@ static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off) {
 }
 static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off) {
     if (fail_writes) return fail_writes;
+    if (((fault_file *)f)->is_wal) wal_unsynced++;
     return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
 }
 static int f_truncate(sqlite3_file *f, sqlite3_int64 size) {
     return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 static int f_sync(sqlite3_file *f, int flags) {
-    return REAL(f)->pMethods->xSync(REAL(f), flags);
+    int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
+    if (rc == SQLITE_OK && ((fault_file *)f)->is_wal) wal_unsynced = 0;
+    return rc;
 }
 static int f_size(sqlite3_file *f, sqlite3_int64 *size) {
     return REAL(f)->pMethods->xFileSize(REAL(f), size);
@@ -114,6 +119,7 @@ static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
     (void)vfs;
     fault_file *ff = (fault_file *)f;
     ff->real = (sqlite3_file *)(ff + 1);
+    ff->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
     int rc = real_vfs->xOpen(real_vfs, name, ff->real, flags, out);
     ff->base.pMethods = rc == SQLITE_OK ? &fault_io : NULL;
     return rc;
@@ -301,6 +307,23 @@ static void assert_all_unavailable(store *st, int64_t id) {
 
 /* After rm tessera.db*, SQLite would go on committing into the unlinked
  * inode: every call must refuse instead, and the file must not come back. */
+/* Acknowledged means on stable storage (issue 12, defect 9): when a submit
+ * or a scheduler commit returns, every byte it wrote to the WAL has been
+ * fsynced. With synchronous=NORMAL the WAL is only written at commit and
+ * synced at checkpoints, and this fails. */
+static void test_commit_returns_after_wal_fsync(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    wal_unsynced = 0;
+    int64_t id = submit_ok(f->st, "ann");
+    assert_int_equal(wal_unsynced, 0);
+    core_change ch = job_change(id, 0, JOB_PENDING, JOB_READY);
+    assert_int_equal(store_begin(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_apply(f->st, &ch, NULL, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_commit(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(wal_unsynced, 0);
+}
+
 static void test_deleted_database_is_unavailable_everywhere(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
@@ -522,6 +545,7 @@ static void test_integrity_check_passes_and_clears_flag(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_commit_returns_after_wal_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_database_is_unavailable_everywhere, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_into_deleted_file_not_acknowledged, setup,
