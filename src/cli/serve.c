@@ -201,6 +201,10 @@ static void job_timing(void *ctx, const char *job_type, bool is_wait, double sec
         metrics_job_run(ctx, job_type, seconds);
 }
 
+static void job_end(void *ctx, const char *job_type, const char *outcome, int exit_code) {
+    metrics_job_end(ctx, job_type, outcome, exit_code);
+}
+
 static const char *kind_name(child_kind kind) {
     return kind == CHILD_SCHEDULER ? "scheduler" : "http worker";
 }
@@ -226,8 +230,9 @@ static void spawn(master *ms, child *c, child_kind kind) {
     int rc;
     if (kind == CHILD_SCHEDULER) {
         close(ms->listen_fd);
-        rc = sched_service_main(&ms->a.cfg, ms->doorbell, job_timing, ms->m, live,
-                                metrics_store_call);
+        sched_observers obs = {.job_timing = job_timing, .job_end = job_end,
+                               .store_call = metrics_store_call, .ctx = ms->m};
+        rc = sched_service_main(&ms->a.cfg, ms->doorbell, &obs, live);
     } else {
         rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->limits, ms->listen_fd,
                               ms->doorbell, live);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "http/api.h"
@@ -274,16 +275,32 @@ http_reply api_session_delete(http_request *req) {
     return r;
 }
 
+/* The state directory's file system: bytes free for the service and its
+ * size, or -1 both when it cannot be read (the gauges are then left out
+ * rather than reported as an empty disk). */
+static void state_dir_space(const char *dir, double *free_bytes, double *size_bytes) {
+    struct statvfs vs;
+    *free_bytes = *size_bytes = -1;
+    if (statvfs(dir, &vs) != 0) return;
+    *free_bytes = (double)vs.f_bavail * (double)vs.f_frsize;
+    *size_bytes = (double)vs.f_blocks * (double)vs.f_frsize;
+}
+
+/* Prometheus text. Public (DESIGN §4): a scraper has no user; nothing in it
+ * names a user or a workflow. A store that cannot be read still gives the
+ * process's own counters, with tessera_store_up 0. */
 http_reply api_metrics(http_request *req) {
     store_queue_stats s;
     char err[TS_ERRLEN];
     store_leader_info leader;
     bool ok = store_queue_stats_get(req->st, &s, err, sizeof(err)) == TS_OK;
-    bool led = store_leader_get(req->st, &leader, err, sizeof(err)) == TS_OK;
+    bool led = ok && store_leader_get(req->st, &leader, err, sizeof(err)) == TS_OK;
+    metrics_scrape sc = {.stats = ok ? &s : NULL, .leader = led ? &leader : NULL,
+                         .max_active_users = req->ctx->cfg->max_active_users,
+                         .concurrency_limit = req->ctx->cfg->concurrency_limit, .now = ts_now()};
+    state_dir_space(req->ctx->cfg->state_dir, &sc.state_free_bytes, &sc.state_size_bytes);
     size_t len;
-    char *text = metrics_render(req->ctx->m, ok ? &s : NULL, led ? &leader : NULL,
-                                req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit,
-                                &len);
+    char *text = metrics_render(req->ctx->m, &sc, &len);
     http_reply r = {.status = 200, .kind = REPLY_TEXT, .text = text, .text_len = len, .fd = -1,
                     .content_type = "text/plain; version=0.0.4; charset=utf-8"};
     return r;

@@ -25,6 +25,15 @@
 static const double bucket_le[M_BUCKETS] = {0.005, 0.01, 0.05, 0.1, 0.5, 1,
                                             5,     10,   60,   300, 1800, 7200};
 
+/* Outcomes of an attempt that left running, and failure reasons: fixed
+ * lists, so the label sets are bounded by construction. */
+static const char *const outcomes[] = {"succeeded", "failed", "timeout", "cancelled",
+                                       "interrupted"};
+#define M_OUTCOMES (int)(sizeof(outcomes) / sizeof(outcomes[0]))
+static const char *const reasons[] = {"exit_status", "signal", "start_failed", "timeout",
+                                      "interrupted"};
+#define M_REASONS (int)(sizeof(reasons) / sizeof(reasons[0]))
+
 #define M_CALLS 48
 #define M_CALL_NAME 32
 #define M_FAST_BUCKETS 12
@@ -40,6 +49,7 @@ typedef struct histogram {
 
 struct metrics {
     _Atomic uint64_t http[M_ROUTES + 1][M_STATUS]; /* last route row = unmatched */
+    histogram http_latency[M_ROUTES + 1];          /* fast_le buckets */
     _Atomic int64_t ws_connections;
     _Atomic uint64_t events_delivered;
     _Atomic int type_claimed[M_JOB_TYPES];
@@ -47,6 +57,8 @@ struct metrics {
     _Atomic int type_ready[M_JOB_TYPES];
     histogram wait[M_JOB_TYPES];
     histogram run[M_JOB_TYPES];
+    _Atomic uint64_t finished[M_JOB_TYPES][8];     /* by outcomes[] index */
+    _Atomic uint64_t failures[M_JOB_TYPES][8];     /* by reasons[] index */
     _Atomic int call_claimed[M_CALLS];
     _Atomic int call_ready[M_CALLS];
     char call_name[M_CALLS][M_CALL_NAME];
@@ -55,6 +67,10 @@ struct metrics {
     _Atomic uint64_t wakeups[2];   /* [0] poll timer, [1] notification */
     histogram event_delay;         /* fast_le buckets */
 };
+
+static void observe_in(struct histogram *h, const double *le, double seconds);
+
+_Static_assert(M_OUTCOMES <= 8 && M_REASONS <= 8, "outcome and reason tables fit their rows");
 
 metrics *metrics_create_shared(void) {
     void *p = mmap(NULL, sizeof(metrics), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
@@ -66,10 +82,11 @@ void metrics_destroy(metrics *m) {
     if (m) munmap(m, sizeof(metrics));
 }
 
-void metrics_http(metrics *m, int route, int status) {
+void metrics_http(metrics *m, int route, int status, double seconds) {
     if (!m || status < 0 || status >= M_STATUS) return;
     int row = route < 0 || route >= M_ROUTES ? M_ROUTES : route;
     atomic_fetch_add(&m->http[row][status], 1);
+    observe_in(&m->http_latency[row], fast_le, seconds);
 }
 
 void metrics_ws_connections(metrics *m, int delta) {
@@ -128,6 +145,30 @@ void metrics_job_wait(metrics *m, const char *job_type, double seconds) {
 void metrics_job_run(metrics *m, const char *job_type, double seconds) {
     int slot = m ? type_slot(m, job_type) : -1;
     if (slot >= 0) observe(&m->run[slot], seconds);
+}
+
+const char *metrics_failure_reason(const char *outcome, int exit_code) {
+    if (outcome == NULL) return NULL;
+    if (strcmp(outcome, "timeout") == 0) return "timeout";
+    if (strcmp(outcome, "interrupted") == 0) return "interrupted";
+    if (strcmp(outcome, "failed") != 0) return NULL; /* succeeded, cancelled */
+    if (exit_code < 0) return "start_failed";
+    return exit_code >= 128 ? "signal" : "exit_status";
+}
+
+static int index_of(const char *const *names, int n, const char *name) {
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(names[i], name) == 0) return i;
+    return -1;
+}
+
+void metrics_job_end(metrics *m, const char *job_type, const char *outcome, int exit_code) {
+    int slot = m ? type_slot(m, job_type) : -1;
+    if (slot < 0) return;
+    int o = index_of(outcomes, M_OUTCOMES, outcome);
+    if (o >= 0) atomic_fetch_add(&m->finished[slot][o], 1);
+    int r = index_of(reasons, M_REASONS, metrics_failure_reason(outcome, exit_code));
+    if (r >= 0) atomic_fetch_add(&m->failures[slot][r], 1);
 }
 
 void metrics_store_call(void *ctx, const char *call, double seconds, int rc) {
@@ -204,7 +245,7 @@ static void render_one(buf *b, const char *name, const char *label, histogram *h
             bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, label, sep,
                     (unsigned long long)cum);
     }
-    char set[80] = "";
+    char set[256] = "";
     if (label[0]) snprintf(set, sizeof(set), "{%s}", label);
     bprintf(b, "%s_sum%s %.6f\n%s_count%s %llu\n", name, set,
             (double)atomic_load(&h->sum_us) / 1e6, name, set, (unsigned long long)cum);
@@ -236,6 +277,10 @@ static void render_cluster(buf *b, metrics *m, const store_leader_info *leader) 
                "# TYPE tessera_event_delivery_seconds histogram\n");
     render_one(b, "tessera_event_delivery_seconds", "", &m->event_delay, fast_le);
     if (leader == NULL) return;
+    bprintf(b, "# HELP tessera_leader_up Whether a scheduler holds an unexpired lease (1) or none does (0).\n"
+               "# TYPE tessera_leader_up gauge\ntessera_leader_up %d\n",
+            leader->owner[0] && leader->expires_in > 0 ? 1 : 0);
+    if (leader->owner[0] == '\0') return; /* nobody ever led: no term, no owner */
     bprintf(b, "# HELP tessera_leader_term The scheduler lease's term (grows at every election).\n"
                "# TYPE tessera_leader_term gauge\ntessera_leader_term %lld\n"
                "# HELP tessera_leader_lease_seconds Seconds left on the leader's lease (negative: lapsed).\n"
@@ -245,45 +290,104 @@ static void render_cluster(buf *b, metrics *m, const store_leader_info *leader) 
             (long long)leader->term, leader->expires_in, leader->owner);
 }
 
+/* The method and route template labels of a route row. */
+static bool route_labels(int r, char *out, size_t n) {
+    if (r == M_ROUTES) {
+        snprintf(out, n, "method=\"other\",route=\"unmatched\"");
+        return true;
+    }
+    if (r >= (int)http_routes_count) return false;
+    snprintf(out, n, "method=\"%s\",route=\"%s\"", http_routes[r].method, http_routes[r].pattern);
+    return true;
+}
+
+/* Requests by route and status, and their latency by route (rows that
+ * served nothing yet are left out: a route appears with its first call). */
 static void render_http(buf *b, metrics *m) {
-    bprintf(b, "# HELP tessera_http_requests_total HTTP requests answered, by route and status.\n"
+    bprintf(b, "# HELP tessera_http_requests_total HTTP requests answered, by route template and status.\n"
                "# TYPE tessera_http_requests_total counter\n");
+    char labels[192];
     for (int r = 0; r <= M_ROUTES; r++) {
-        char route[160];
-        if (r < (int)http_routes_count && r < M_ROUTES)
-            snprintf(route, sizeof(route), "%s %s", http_routes[r].method, http_routes[r].pattern);
-        else if (r == M_ROUTES)
-            snprintf(route, sizeof(route), "unmatched");
-        else
-            continue;
+        if (!route_labels(r, labels, sizeof(labels))) continue;
         for (int s = 100; s < M_STATUS; s++) {
             uint64_t n = atomic_load(&m->http[r][s]);
             if (n)
-                bprintf(b, "tessera_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", route,
-                        s, (unsigned long long)n);
+                bprintf(b, "tessera_http_requests_total{%s,status=\"%d\"} %llu\n", labels, s,
+                        (unsigned long long)n);
         }
+    }
+    bprintf(b, "# HELP tessera_http_request_duration_seconds From a request's arrival to its reply, by route template.\n"
+               "# TYPE tessera_http_request_duration_seconds histogram\n");
+    for (int r = 0; r <= M_ROUTES; r++) {
+        uint64_t seen = 0;
+        for (int k = 0; k <= M_BUCKETS; k++) seen += atomic_load(&m->http_latency[r].count[k]);
+        if (seen && route_labels(r, labels, sizeof(labels)))
+            render_one(b, "tessera_http_request_duration_seconds", labels, &m->http_latency[r],
+                       fast_le);
     }
 }
 
-char *metrics_render(metrics *m, const store_queue_stats *stats, const store_leader_info *leader,
-                     int max_active_users, int concurrency_limit, size_t *len) {
-    buf b = {ts_malloc(8192), 0, 8192};
-    if (stats) {
-        bprintf(&b,
-                "# HELP tessera_admission_queue_depth Workflows waiting in the admission line.\n"
-                "# TYPE tessera_admission_queue_depth gauge\ntessera_admission_queue_depth %d\n"
-                "# HELP tessera_waiting_users Users with a waiting workflow and none running.\n"
-                "# TYPE tessera_waiting_users gauge\ntessera_waiting_users %d\n"
-                "# HELP tessera_active_users Users with a running workflow.\n"
-                "# TYPE tessera_active_users gauge\ntessera_active_users %d\n"
-                "# TYPE tessera_max_active_users gauge\ntessera_max_active_users %d\n"
-                "# HELP tessera_running_cpus Cpus held by running jobs.\n"
-                "# TYPE tessera_running_cpus gauge\ntessera_running_cpus %d\n"
-                "# TYPE tessera_running_jobs gauge\ntessera_running_jobs %d\n"
-                "# TYPE tessera_concurrency_limit gauge\ntessera_concurrency_limit %d\n",
-                stats->queued_workflows, stats->waiting_users, stats->active_users,
-                max_active_users, stats->running_cpus, stats->running_jobs, concurrency_limit);
-    }
+/* Attempts finished by type and outcome (throughput) and failures by type
+ * and reason. */
+static void render_outcomes(buf *b, metrics *m) {
+    bprintf(b, "# HELP tessera_jobs_finished_total Job attempts that left running, by job type and outcome.\n"
+               "# TYPE tessera_jobs_finished_total counter\n");
+    for (int t = 0; t < M_JOB_TYPES; t++)
+        for (int o = 0; atomic_load(&m->type_ready[t]) && o < M_OUTCOMES; o++)
+            bprintf(b, "tessera_jobs_finished_total{job_type=\"%s\",outcome=\"%s\"} %llu\n",
+                    m->type_name[t], outcomes[o], (unsigned long long)atomic_load(&m->finished[t][o]));
+    bprintf(b, "# HELP tessera_job_failures_total Job attempts that failed, by job type and reason.\n"
+               "# TYPE tessera_job_failures_total counter\n");
+    for (int t = 0; t < M_JOB_TYPES; t++)
+        for (int r = 0; atomic_load(&m->type_ready[t]) && r < M_REASONS; r++)
+            bprintf(b, "tessera_job_failures_total{job_type=\"%s\",reason=\"%s\"} %llu\n",
+                    m->type_name[t], reasons[r], (unsigned long long)atomic_load(&m->failures[t][r]));
+}
+
+/* The admission line and cpus, read from the store at scrape time. */
+static void render_line(buf *b, const metrics_scrape *sc) {
+    const store_queue_stats *st = sc->stats;
+    double oldest = st->oldest_queued_at > 0 && sc->now > st->oldest_queued_at
+                        ? sc->now - st->oldest_queued_at
+                        : 0;
+    int free_cpus = sc->concurrency_limit - st->running_cpus;
+    bprintf(b,
+            "# HELP tessera_admission_queue_depth Workflows waiting in the admission line.\n"
+            "# TYPE tessera_admission_queue_depth gauge\ntessera_admission_queue_depth %d\n"
+            "# HELP tessera_admission_oldest_wait_seconds How long the longest-waiting workflow has waited (0: none waits).\n"
+            "# TYPE tessera_admission_oldest_wait_seconds gauge\n"
+            "tessera_admission_oldest_wait_seconds %.3f\n"
+            "# HELP tessera_waiting_users Users with a waiting workflow and none running.\n"
+            "# TYPE tessera_waiting_users gauge\ntessera_waiting_users %d\n"
+            "# HELP tessera_active_users Users with a running workflow.\n"
+            "# TYPE tessera_active_users gauge\ntessera_active_users %d\n"
+            "# HELP tessera_max_active_users The active-user limit (TESSERA_MAX_ACTIVE_USERS).\n"
+            "# TYPE tessera_max_active_users gauge\ntessera_max_active_users %d\n"
+            "# HELP tessera_running_cpus Cpus held by running jobs.\n"
+            "# TYPE tessera_running_cpus gauge\ntessera_running_cpus %d\n"
+            "# HELP tessera_free_cpus Cpus not held by running jobs (concurrency limit minus running).\n"
+            "# TYPE tessera_free_cpus gauge\ntessera_free_cpus %d\n"
+            "# HELP tessera_running_jobs Jobs running.\n"
+            "# TYPE tessera_running_jobs gauge\ntessera_running_jobs %d\n"
+            "# HELP tessera_concurrency_limit Cpus the scheduler may hand out (TESSERA_CONCURRENCY_LIMIT).\n"
+            "# TYPE tessera_concurrency_limit gauge\ntessera_concurrency_limit %d\n",
+            st->queued_workflows, oldest, st->waiting_users, st->active_users,
+            sc->max_active_users, st->running_cpus, free_cpus > 0 ? free_cpus : 0,
+            st->running_jobs, sc->concurrency_limit);
+}
+
+char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len) {
+    buf b = {ts_malloc(16384), 0, 16384};
+    bprintf(&b, "# HELP tessera_store_up Whether this scrape could read the store (1) or not (0).\n"
+                "# TYPE tessera_store_up gauge\ntessera_store_up %d\n",
+            sc->stats ? 1 : 0);
+    if (sc->stats) render_line(&b, sc);
+    if (sc->state_free_bytes >= 0)
+        bprintf(&b, "# HELP tessera_state_dir_free_bytes Bytes free for the service in the state directory's file system.\n"
+                    "# TYPE tessera_state_dir_free_bytes gauge\ntessera_state_dir_free_bytes %.0f\n"
+                    "# HELP tessera_state_dir_size_bytes Size of the state directory's file system.\n"
+                    "# TYPE tessera_state_dir_size_bytes gauge\ntessera_state_dir_size_bytes %.0f\n",
+                sc->state_free_bytes, sc->state_size_bytes);
     bprintf(&b, "# HELP tessera_websocket_connections Open WebSocket connections.\n"
                 "# TYPE tessera_websocket_connections gauge\ntessera_websocket_connections %lld\n"
                 "# HELP tessera_events_delivered_total Events sent to WebSocket clients.\n"
@@ -292,9 +396,12 @@ char *metrics_render(metrics *m, const store_queue_stats *stats, const store_lea
             (long long)atomic_load(&m->ws_connections),
             (unsigned long long)atomic_load(&m->events_delivered));
     render_http(&b, m);
+    bprintf(&b, "# HELP tessera_job_wait_seconds From a job being ready to its start, by job type.\n");
     render_histogram(&b, "tessera_job_wait_seconds", m->wait, m);
+    bprintf(&b, "# HELP tessera_job_run_seconds From a job's start to the end of its attempt, by job type.\n");
     render_histogram(&b, "tessera_job_run_seconds", m->run, m);
-    render_cluster(&b, m, leader);
+    render_outcomes(&b, m);
+    render_cluster(&b, m, sc->leader);
     *len = b.len;
     return b.p;
 }

@@ -25,13 +25,27 @@ metrics *metrics_create_shared(void);
 void metrics_destroy(metrics *m);
 
 /* An HTTP request answered: route is an index into http_routes (or -1 for
- * unmatched paths), status its HTTP status. */
-void metrics_http(metrics *m, int route, int status);
+ * unmatched paths), status its HTTP status, seconds from its first byte to
+ * the reply being queued. Labelled by the route's template, never the raw
+ * path, so the label set stays bounded whatever clients send. */
+void metrics_http(metrics *m, int route, int status, double seconds);
 void metrics_ws_connections(metrics *m, int delta);
 void metrics_events_delivered(metrics *m, uint64_t n);
 /* Job timings by job type: wait = ready -> started, run = started -> ended. */
 void metrics_job_wait(metrics *m, const char *job_type, double seconds);
 void metrics_job_run(metrics *m, const char *job_type, double seconds);
+/* An attempt of a job left running with this outcome ("succeeded",
+ * "failed", "timeout", "cancelled", "interrupted") and exit code (-1 for
+ * none): counted as finished by type and outcome, and, unless it succeeded
+ * or was cancelled, as a failure by type and a bounded reason
+ * (metrics_failure_reason). */
+void metrics_job_end(metrics *m, const char *job_type, const char *outcome, int exit_code);
+/* The failure reason label of an attempt that ended this way: "exit_status"
+ * (the program exited non-zero), "signal" (killed by a signal: exit code
+ * 128 + n), "start_failed" (failed without an exit code: could not be
+ * started), "timeout", "interrupted" (its scheduler went away); NULL when
+ * it is no failure (succeeded, cancelled). */
+const char *metrics_failure_reason(const char *outcome, int exit_code);
 
 /* A store call of any process (store_set_observer): latency by call. */
 void metrics_store_call(void *m, const char *call, double seconds, int rc);
@@ -41,9 +55,22 @@ void metrics_events_wakeup(metrics *m, bool notified);
 /* An event reached a WebSocket client this long after it happened. */
 void metrics_event_delay(metrics *m, double seconds);
 
-/* The exposition text (malloc'd). stats and leader may be NULL when the
- * store could not be read. */
-char *metrics_render(metrics *m, const store_queue_stats *stats, const store_leader_info *leader,
-                     int max_active_users, int concurrency_limit, size_t *len);
+/* What a scrape reads outside the shared counters: the admission line and
+ * the leader from the store (NULL when the store could not be read), the
+ * limits, the state directory's file system (negative = unknown) and the
+ * time, for the oldest waiter's age. */
+typedef struct metrics_scrape {
+    const store_queue_stats *stats;
+    const store_leader_info *leader;
+    int max_active_users;
+    int concurrency_limit;
+    double state_free_bytes;  /* available to the service (statvfs f_bavail) */
+    double state_size_bytes;
+    double now;               /* epoch seconds */
+} metrics_scrape;
+
+/* The exposition text (malloc'd): Prometheus text format 0.0.4, every
+ * family with HELP and TYPE, units in names, counters ending in _total. */
+char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len);
 
 #endif

@@ -128,7 +128,7 @@ static enum MHD_Result queue_reply(http_ctx *ctx, struct MHD_Connection *conn,
     if (!resp) return MHD_NO;
     enum MHD_Result ok = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
-    metrics_http(ctx->m, req->route_id, status);
+    metrics_http(ctx->m, req->route_id, status, ts_monotonic() - started);
     log_request(req, method, url, status, started);
     return ok;
 }

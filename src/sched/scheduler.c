@@ -360,12 +360,17 @@ static double from_us(void *v) {
     return (double)(intptr_t)v / 1e6;
 }
 
-/* Reports wait and run times of jobs for metrics. */
+/* Reports wait and run times of jobs, and how attempts ended, for
+ * metrics. An attempt found running by a new leader (interrupted) is
+ * counted as ended although its start was another scheduler's. */
 static void observe_timing(scheduler *s, const core_change *ch) {
-    if (!s->cfg.on_job_timing || ch->kind != CHANGE_JOB) return;
+    if (ch->kind != CHANGE_JOB) return;
     const spec_workflow *spec = engine_spec(s->eng, ch->workflow_id);
     if (!spec) return;
     const char *type = spec->jobs[ch->job_index].job_type;
+    if (s->cfg.on_job_end && ch->from == JOB_RUNNING && ch->to != JOB_RUNNING && ch->outcome)
+        s->cfg.on_job_end(s->cfg.timing_ctx, type, ch->outcome, ch->exit_code);
+    if (!s->cfg.on_job_timing) return;
     int64_t key = job_key(ch->workflow_id, ch->job_index);
     if (ch->to == JOB_READY) map_put_id(&s->ready_at, key, as_us(ch->at));
     if (ch->to == JOB_RUNNING) {

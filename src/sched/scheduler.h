@@ -42,6 +42,10 @@ typedef struct sched_config {
     /* Called after a job starts (wait = ready -> start) and after an attempt
      * ends (run = start -> end); may be NULL. For metrics. */
     void (*on_job_timing)(void *ctx, const char *job_type, bool is_wait, double seconds);
+    /* Called when an attempt leaves running, with its outcome ("succeeded",
+     * "failed", "timeout", "cancelled", "interrupted") and exit code (-1:
+     * none); may be NULL. For metrics (throughput, failures by reason). */
+    void (*on_job_end)(void *ctx, const char *job_type, const char *outcome, int exit_code);
     void *timing_ctx;
 } sched_config;
 

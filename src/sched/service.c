@@ -66,10 +66,10 @@ static int open_waiting(const char *db, store **st, liveness_slot *live, char *e
     return rc;
 }
 
-int sched_service_main(const ts_config *cfg, const char *doorbell_path,
-                       void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
-                                         double seconds),
-                       void *timing_ctx, liveness_slot *live, store_observer store_cb) {
+int sched_service_main(const ts_config *cfg, const char *doorbell_path, const sched_observers *obs,
+                       liveness_slot *live) {
+    static const sched_observers none = {0};
+    if (obs == NULL) obs = &none;
     prctl(PR_SET_NAME, "tessera-sched");
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
@@ -85,7 +85,7 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
         return 1;
     }
     self[len] = '\0';
-    if (store_cb) store_set_observer(st, store_cb, timing_ctx);
+    if (obs->store_call) store_set_observer(st, obs->store_call, obs->ctx);
     if (!(ex = exec_local_new(self, 5.0, err, sizeof(err)))) {
         log_emit(LOG_ERROR, NULL, NULL, "scheduler cannot start", json_pack("{ss}", "error", err));
         store_close(st);
@@ -111,7 +111,8 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path,
                        .max_active_users = cfg->max_active_users,
                        .concurrency_limit = cfg->concurrency_limit,
                        .poll_seconds = cfg->queue_poll_seconds, .lease_ttl = 5.0,
-                       .kill_grace_s = 5.0, .on_job_timing = timing_cb, .timing_ctx = timing_ctx};
+                       .kill_grace_s = 5.0, .on_job_timing = obs->job_timing,
+                       .on_job_end = obs->job_end, .timing_ctx = obs->ctx};
     scheduler *s = sched_new(&sc, owner, st, ex);
     log_emit(LOG_INFO, NULL, NULL, "scheduler started", json_pack("{ss}", "owner", owner));
     int rc = 0, failures = 0;

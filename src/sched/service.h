@@ -16,13 +16,19 @@
 #include "util/config.h"
 #include "util/liveness.h"
 
-/* Runs until SIGTERM/SIGINT; returns the process exit status. timing_cb
- * (may be NULL) receives job wait/run times, store_cb (may be NULL) every
- * store call's latency, both with timing_ctx; live (may be NULL) is the
- * master's liveness slot for this process. */
-int sched_service_main(const ts_config *cfg, const char *doorbell_path,
-                       void (*timing_cb)(void *ctx, const char *job_type, bool is_wait,
-                                         double seconds),
-                       void *timing_ctx, liveness_slot *live, store_observer store_cb);
+/* What the scheduler reports for metrics, all with ctx; any may be NULL:
+ * job wait/run times, how attempts ended, every store call's latency. */
+typedef struct sched_observers {
+    void (*job_timing)(void *ctx, const char *job_type, bool is_wait, double seconds);
+    void (*job_end)(void *ctx, const char *job_type, const char *outcome, int exit_code);
+    store_observer store_call;
+    void *ctx;
+} sched_observers;
+
+/* Runs until SIGTERM/SIGINT; returns the process exit status. obs (may be
+ * NULL) receives what is measured; live (may be NULL) is the master's
+ * liveness slot for this process. */
+int sched_service_main(const ts_config *cfg, const char *doorbell_path, const sched_observers *obs,
+                       liveness_slot *live);
 
 #endif

@@ -47,7 +47,8 @@ static const char SQL_QUEUE_STATS[] =
     "   AND user_id NOT IN (SELECT user_id FROM workflows WHERE state = 'running')),"
     " (SELECT COUNT(*) FROM workflows WHERE state = 'queued'),"
     " (SELECT COALESCE(SUM(cpus), 0) FROM jobs WHERE state = 'running'),"
-    " (SELECT COUNT(*) FROM jobs WHERE state = 'running')";
+    " (SELECT COUNT(*) FROM jobs WHERE state = 'running'),"
+    " (SELECT COALESCE(MIN(submitted_at), 0) FROM workflows WHERE state = 'queued')";
 
 static const char SQL_USER_PUT[] =
     "INSERT INTO users (name, token_hash, admin, created_at) VALUES ($1, $2, $3, $4)"
@@ -206,6 +207,7 @@ int pg_queue_stats_get(pg_store *st, store_queue_stats *out, char *err, size_t e
         out->queued_workflows = (int)pg_int(r, 0, 2);
         out->running_cpus = (int)pg_int(r, 0, 3);
         out->running_jobs = (int)pg_int(r, 0, 4);
+        out->oldest_queued_at = pg_double(r, 0, 5);
     }
     PQclear(r);
     return rc;

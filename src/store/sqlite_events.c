@@ -60,7 +60,8 @@ static const char SQL_QUEUE_STATS[] =
     "   AND user_id NOT IN (SELECT user_id FROM workflows WHERE state = 'running')),"
     " (SELECT COUNT(*) FROM workflows WHERE state = 'queued'),"
     " (SELECT COALESCE(SUM(cpus), 0) FROM jobs WHERE state = 'running'),"
-    " (SELECT COUNT(*) FROM jobs WHERE state = 'running')";
+    " (SELECT COUNT(*) FROM jobs WHERE state = 'running'),"
+    " (SELECT COALESCE(MIN(submitted_at), 0) FROM workflows WHERE state = 'queued')";
 
 /* ---- writing ---------------------------------------------------------------- */
 
@@ -249,6 +250,7 @@ int sqlite_queue_stats_get(sqlite_store *st, store_queue_stats *out, char *err, 
         out->queued_workflows = sqlite3_column_int(s, 2);
         out->running_cpus = sqlite3_column_int(s, 3);
         out->running_jobs = sqlite3_column_int(s, 4);
+        out->oldest_queued_at = sqlite3_column_double(s, 5);
     } else {
         rc = db_fail(st, err, errlen, "reading queue statistics");
     }

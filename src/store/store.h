@@ -339,6 +339,8 @@ typedef struct store_queue_stats {
     int queued_workflows;
     int running_cpus;      /* cpus of running jobs */
     int running_jobs;
+    double oldest_queued_at; /* submission time (epoch s) of the longest-waiting queued
+                                workflow; 0 when none is queued */
 } store_queue_stats;
 
 int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen);

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -949,11 +950,12 @@ static void test_queue_stats(void **state) {
     store_queue_stats qs;
     assert_int_equal(store_queue_stats_get(f->st, &qs, err, sizeof(err)), TS_OK);
     assert_int_equal(qs.active_users + qs.waiting_users + qs.queued_workflows, 0);
+    assert_true(qs.oldest_queued_at == 0); /* nobody waits */
     int64_t a1 = submit_parallel(f->st, "alice", 3, T0);
-    submit_parallel(f->st, "alice", 1, T0); /* alice is active: not waiting */
-    submit_parallel(f->st, "bob", 1, T0);
-    submit_parallel(f->st, "bob", 1, T0);
-    submit_parallel(f->st, "carol", 1, T0);
+    submit_parallel(f->st, "alice", 1, T0 + 2); /* alice is active: not waiting */
+    submit_parallel(f->st, "bob", 1, T0 + 3);
+    submit_parallel(f->st, "bob", 1, T0 + 4);
+    submit_parallel(f->st, "carol", 1, T0 + 5);
     admit_ok(f->st, a1, T0);
     make_ready(f->st, a1, 3, T0);
     core_change ch = job_change(a1, 0, "j0", JOB_READY, JOB_RUNNING, T0);
@@ -968,6 +970,8 @@ static void test_queue_stats(void **state) {
     assert_int_equal(qs.queued_workflows, 4);
     assert_int_equal(qs.running_cpus, 2);
     assert_int_equal(qs.running_jobs, 2);
+    /* The oldest waiter is alice's second (a1, older, was admitted). */
+    assert_true(fabs(qs.oldest_queued_at - (T0 + 2)) < 1e-6);
 }
 
 static void test_delete_finished_only(void **state) {
