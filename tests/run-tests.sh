@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs tessera's tests and ends with one line "N passed, N failed" over all of
 # them; exits non-zero on any failure or when nothing ran.
-#   tests/run-tests.sh BUILD_DIR [unit|integration|web|service|service-pg|browser]
+#   tests/run-tests.sh BUILD_DIR [unit|integration|web|service|service-pg|browser|prometheus]
 # Unit tests are cmocka binaries (BUILD_DIR/tests/test_*); integration tests are
 # scripts (tests/integration/test_*.sh) that start real processes and print
 # their own "N passed, N failed"; web tests (tests/web/*.test.mjs) check the
@@ -11,11 +11,14 @@
 # browser tests (tests/browser/*.test.mjs) drive the web UI in headless
 # Chromium (playwright-core) against the real service, one file at a time,
 # each under a time limit (TESSERA_BROWSER_FILE_TIMEOUT seconds, default 900);
-# screenshots go to test-artifacts/browser/. The torture run
+# screenshots go to test-artifacts/browser/. The prometheus suite
+# (tests/prometheus/run.sh) checks deploy/prometheus with promtool and runs
+# the alert rules' unit tests; the real scrape by Prometheus is a service
+# test (tests/service/prometheus.test.mjs). The torture run
 # (tests/torture/torture.mjs) kills random processes of a loaded service
 # TESSERA_TORTURE_KILLS times (default 20) and checks the invariants.
 set -u
-build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|web|service|service-pg|browser|torture]}
+build=${1:?usage: tests/run-tests.sh BUILD_DIR [unit|integration|web|service|service-pg|browser|prometheus|torture]}
 which=${2:-all}
 root=$(cd "$(dirname "$0")/.." && pwd)
 export TESSERA_BIN="$root/$build/tessera"
@@ -80,6 +83,12 @@ if [ "$which" = all ] || [ "$which" = integration ]; then
         cat "$tmp/$name.out"
         count "$name" "$tmp/$name.out" "$rc"
     done
+fi
+
+if [ "$which" = all ] || [ "$which" = prometheus ]; then
+    sh "$root/tests/prometheus/run.sh" >"$tmp/prometheus.out" 2>&1; rc=$?
+    cat "$tmp/prometheus.out"
+    count "prometheus rules (promtool)" "$tmp/prometheus.out" "$rc"
 fi
 
 if [ "$which" = all ] || [ "$which" = web ]; then
