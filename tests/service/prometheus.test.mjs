@@ -1,0 +1,150 @@
+// prometheus.test.mjs - issue 18, item 4: Debian's Prometheus, started on
+// loopback (a free port, a temporary directory, a one-second scrape
+// interval) with deploy/prometheus's rule files, scrapes a running service;
+// queries through Prometheus's HTTP API return the service's series with
+// the values the service reports, and every recording and alert rule
+// evaluates without error against real data. Both are stopped at the end.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  startServer, freePort, httpRequest, submit, wfId, waitFinal, waitFor, noop, workflow, REPO_ROOT,
+} from './harness.mjs';
+
+const PROMETHEUS = process.env.TESSERA_PROMETHEUS || '/usr/bin/prometheus';
+const DEPLOY = path.join(REPO_ROOT, 'deploy', 'prometheus');
+
+let server;
+let prom; // { proc, url, dir, output }
+
+/** Starts Prometheus scraping target every second; resolves once ready. */
+async function startPrometheus(target) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-prom-'));
+  // The deploy rule files, with the recording group's 30 s interval made
+  // 1 s so the test need not wait for it (nothing else changes).
+  const rules = [];
+  for (const f of ['tessera.rules.yml', 'tessera.alerts.yml']) {
+    const text = fs.readFileSync(path.join(DEPLOY, f), 'utf8').replace(/^(\s+)interval: 30s$/m, '$1interval: 1s');
+    fs.writeFileSync(path.join(dir, f), text);
+    rules.push(path.join(dir, f));
+  }
+  fs.writeFileSync(path.join(dir, 'prometheus.yml'), [
+    'global:',
+    '  scrape_interval: 1s',
+    '  scrape_timeout: 1s',
+    '  evaluation_interval: 1s',
+    'rule_files:',
+    ...rules.map((r) => `  - ${r}`),
+    'scrape_configs:',
+    '  - job_name: tessera',
+    '    static_configs:',
+    `      - targets: ['${target}']`,
+    '',
+  ].join('\n'));
+  const port = await freePort();
+  const proc = spawn(PROMETHEUS, [
+    `--config.file=${path.join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${path.join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=warn',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = { proc, url: `http://127.0.0.1:${port}`, dir, output: '', exited: null };
+  proc.stdout.on('data', (d) => { p.output += d; });
+  proc.stderr.on('data', (d) => { p.output += d; });
+  proc.on('exit', (code, signal) => { p.exited = { code, signal }; });
+  try {
+    await waitFor(async () => {
+      if (p.exited) throw new Error(`prometheus exited (${JSON.stringify(p.exited)}): ${p.output}`);
+      try {
+        return (await httpRequest(`${p.url}/-/ready`, { timeoutMs: 2000 })).status === 200;
+      } catch { return false; }
+    }, 60000, { interval: 200, what: 'prometheus ready' });
+  } catch (e) {
+    await stopPrometheus(p);
+    throw e;
+  }
+  return p;
+}
+
+async function stopPrometheus(p) {
+  if (!p) return;
+  if (!p.exited) {
+    p.proc.kill('SIGTERM');
+    const deadline = Date.now() + 20000;
+    while (!p.exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (!p.exited) p.proc.kill('SIGKILL');
+  }
+  fs.rmSync(p.dir, { recursive: true, force: true });
+}
+
+/** An instant query through Prometheus's HTTP API: the result vector. */
+async function query(q) {
+  const r = await httpRequest(`${prom.url}/api/v1/query?query=${encodeURIComponent(q)}`);
+  assert.equal(r.status, 200, `query ${q}: ${r.status} ${r.text}`);
+  const j = JSON.parse(r.text);
+  assert.equal(j.status, 'success', r.text);
+  return j.data.result;
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(PROMETHEUS), `${PROMETHEUS} missing: scripts/install-deps.sh installs Debian's prometheus`);
+  server = await startServer({ workers: 2, concurrencyLimit: 3, maxActiveUsers: 2, pollSeconds: 0.1 });
+  prom = await startPrometheus(`127.0.0.1:${server.port}`);
+}, { timeout: 90000 });
+
+after(async () => {
+  await stopPrometheus(prom);
+  if (server) await server.cleanup();
+}, { timeout: 60000 });
+
+test('Prometheus scrapes the service and answers queries with its series', { timeout: 180000 }, async () => {
+  const instance = `127.0.0.1:${server.port}`;
+  const id = wfId(await submit(server, 'erin', workflow('scraped', [noop('a'), noop('b', { depends_on: ['a'] })])));
+  assert.equal((await waitFinal(server, 'erin', id, 60000)).state, 'succeeded');
+
+  // The target is up and the service's own series arrive, labelled by instance.
+  let up;
+  await waitFor(async () => {
+    up = await query('up{job="tessera"}');
+    return up.length === 1 && up[0].value[1] === '1';
+  }, 60000, { interval: 500, what: 'the target up' });
+  assert.equal(up[0].metric.instance, instance);
+  let finished;
+  await waitFor(async () => {
+    finished = await query('sum(tessera_jobs_finished_total{job="tessera",job_type="noop",outcome="succeeded"})');
+    return finished.length === 1 && Number(finished[0].value[1]) >= 2;
+  }, 60000, { interval: 500, what: 'the two noop jobs counted through Prometheus' });
+  const limit = await query('tessera_concurrency_limit');
+  assert.equal(limit.length, 1);
+  assert.equal(limit[0].value[1], '3');
+  assert.equal(limit[0].metric.instance, instance);
+  const routes = await query('sum by (route) (tessera_http_requests_total{route="/api/workflows"})');
+  assert.ok(routes.length === 1 && Number(routes[0].value[1]) >= 1, 'the submit, by route template');
+
+  // Recording rules computed from the scraped series.
+  let free;
+  await waitFor(async () => {
+    free = await query('tessera:free_cpus:max');
+    return free.length === 1;
+  }, 60000, { interval: 500, what: 'the recording rule tessera:free_cpus:max' });
+  assert.equal(free[0].value[1], '3', 'nothing runs: every cpu free');
+
+  // Every rule evaluated, none in error; the idle service fires no alert but
+  // the ones about Slurm's absent figures stay quiet too.
+  let groups;
+  await waitFor(async () => {
+    const r = JSON.parse((await httpRequest(`${prom.url}/api/v1/rules`)).text);
+    groups = r.data.groups;
+    return groups.length === 2 && groups.every((g) => g.rules.every((x) => x.lastEvaluation && !x.lastEvaluation.startsWith('0001')));
+  }, 60000, { interval: 500, what: 'every rule evaluated' });
+  for (const g of groups) {
+    for (const r of g.rules) assert.equal(r.health, 'ok', `${r.name}: ${r.lastError || r.health}`);
+  }
+  const alerts = groups.flatMap((g) => g.rules.filter((r) => r.type === 'alerting'));
+  assert.ok(alerts.length >= 10, `the alert rules are loaded (${alerts.length})`);
+  const active = alerts.filter((r) => r.state !== 'inactive').map((r) => r.name);
+  assert.deepEqual(active, [], 'a healthy idle service raises no alert');
+});
