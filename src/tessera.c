@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "exec/forkserver.h"
 #include "jobs/jobs.h"
 
 #define TESSERA_VERSION "0.1.0"
@@ -28,6 +29,7 @@ static const char usage[] =
     "  evaluate cells|tissue score a segmentation against ground truth (F1, PQ, AJI; Dice)\n"
     "  version               print the version\n"
     "  run-job SPEC          (internal) run one job attempt; started by the executor\n"
+    "  fork-server           (internal) fork job runners for the local executor\n"
     "\n"
     "Each command takes --help. Options also come from TESSERA_* variables and ./.env.\n";
 
@@ -66,6 +68,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "evaluate") == 0) return cmd_evaluate(argc - 2, argv + 2);
     if (strcmp(cmd, "demo-slide") == 0) return cmd_demo_slide(argc - 2, argv + 2);
     if (strcmp(cmd, "run-job") == 0) return cmd_run_job(argc - 2, argv + 2);
+    if (strcmp(cmd, FORKSERVER_ARG) == 0 && argc == 2) { /* (internal) the local executor's */
+        if (cli_runner_load_tools() != CLI_OK) return CLI_USAGE;
+        return forkserver_main(jobs_run_attempt);
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tessera %s\n", TESSERA_VERSION);
         return CLI_OK;

@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec/forkserver.h"
 #include "exec/protocol.h"
 #include "util/layout.h"
 #include "util/log.h"
@@ -95,6 +96,7 @@ typedef struct local_exec {
     char *self_exe;
     double grace_s;
     int sigfd;
+    forkserver *fs; /* NULL: every runner is exec'd */
     lrun **runs; /* a small array: a machine runs tens of jobs, not thousands */
     size_t n_runs, cap_runs;
     exec_event *queue; /* events not yet handed out (beyond `max`) */
@@ -186,13 +188,14 @@ typedef struct child_args {
 } child_args;
 
 /* Our environment with PROCTREE_MARK=<mark value> in front (any inherited
- * mark dropped), for the runner; freshly allocated, free with free_env(). */
+ * mark dropped), for the runner; without a mark when mark_prefix is NULL
+ * (the fork server's). Freshly allocated, free with free_env(). */
 static char **attempt_env(const char *mark_prefix, int attempt) {
     size_t n = 0;
     while (environ && environ[n]) n++;
     char **env = ts_calloc(n + 2, sizeof(char *));
     size_t k = 0;
-    env[k++] = ts_asprintf("%s%d", mark_prefix, attempt);
+    if (mark_prefix) env[k++] = ts_asprintf("%s%d", mark_prefix, attempt);
     size_t name_len = strlen(PROCTREE_MARK);
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], PROCTREE_MARK, name_len) != 0 || environ[i][name_len] != '=')
@@ -218,30 +221,6 @@ static int kill_leftovers(const char *mark, const char *job_id, char *err, size_
     return TS_OK;
 }
 
-/* Moves the child's stdio into place, closes everything else and resets
- * signals. Copies go above fd 9 first so no source is overwritten by
- * another's target, whatever numbers the parent's fds had. */
-static void child_setup_fds_and_signals(const child_args *a) {
-    int in = fcntl(a->devnull, F_DUPFD_CLOEXEC, 10);
-    int out = fcntl(a->log_fd, F_DUPFD_CLOEXEC, 10);
-    int prog = fcntl(a->pipe_w, F_DUPFD_CLOEXEC, 10);
-    if (in < 0 || out < 0 || prog < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
-        dup2(out, 2) < 0 || dup2(prog, 3) < 0)
-        _exit(127);
-    if (close_range(4, ~0U, 0) != 0) {
-        struct rlimit rl;
-        rlim_t max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
-        for (rlim_t fd = 4; fd < max && fd < 65536; fd++) close((int)fd);
-    }
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 /* The child after fork(): own process group (so a kill reaches the whole
  * job), killed if the scheduler dies (jobs do not outlive it; the restarted
  * scheduler re-runs them), then exec. Never returns. */
@@ -252,7 +231,7 @@ __attribute__((noreturn)) static void child_exec(const child_args *a) {
      * parent that died before prctl(). */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != a->parent) _exit(127);
-    child_setup_fds_and_signals(a);
+    forkserver_child_stdio(a->devnull, a->log_fd, a->pipe_w);
     execve(a->argv[0], a->argv, a->envp);
     int e = errno;
     const char *parts[] = {RUNNER_PREFIX, "cannot execute ", a->argv[0], ": ",
@@ -286,6 +265,25 @@ static void add_run(local_exec *ex, const exec_job *job, pid_t pid, int pipe_r, 
     ex->runs[ex->n_runs++] = r;
 }
 
+/* Starts the runner through the fork server, if there is one. Returns its
+ * pid, or -1 when the caller must exec it: no server, a refused request, or
+ * a server that died (said once; every later runner is exec'd). */
+static pid_t start_forked(local_exec *ex, const exec_job *job, const char *spec_path,
+                          const char *mark, int devnull, int log_fd, int pipe_w) {
+    if (!forkserver_alive(ex->fs)) return -1;
+    char why[TS_ERRLEN];
+    char *entry = ts_asprintf("%s%d", mark, job->attempt);
+    pid_t pid = forkserver_spawn(ex->fs, spec_path, entry, devnull, log_fd, pipe_w, why,
+                                 sizeof(why));
+    free(entry);
+    if (pid < 0)
+        log_emit(LOG_WARN, NULL, job->job_id,
+                 forkserver_alive(ex->fs) ? "runner exec'd: the fork server refused it"
+                                          : "fork server gone; runners are exec'd from now on",
+                 json_pack("{ss}", "error", why));
+    return pid;
+}
+
 /* Prepares the files (work dir, spec, log header) and forks the runner.
  * Fails without starting anything, with the path and the system's reason. */
 static int lx_start(executor *base, const exec_job *job, char *err, size_t errlen) {
@@ -316,15 +314,18 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
         goto cleanup;
     }
     fcntl(p[0], F_SETFL, O_NONBLOCK);
-    envp = attempt_env(mark, job->attempt);
-    child_args a = {.parent = getpid(), .devnull = devnull, .log_fd = log_fd, .pipe_w = p[1],
-                    .argv = {ex->self_exe, "run-job", spec_path, NULL}, .envp = envp};
-    pid_t pid = fork();
-    if (pid < 0) {
-        ts_errf(err, errlen, "fork: %s", strerror(errno));
-        goto cleanup;
+    pid_t pid = start_forked(ex, job, spec_path, mark, devnull, log_fd, p[1]);
+    if (pid < 0) { /* no fork server (any more), or it refused: exec */
+        envp = attempt_env(mark, job->attempt);
+        child_args a = {.parent = getpid(), .devnull = devnull, .log_fd = log_fd, .pipe_w = p[1],
+                        .argv = {ex->self_exe, "run-job", spec_path, NULL}, .envp = envp};
+        pid = fork();
+        if (pid < 0) {
+            ts_errf(err, errlen, "fork: %s", strerror(errno));
+            goto cleanup;
+        }
+        if (pid == 0) child_exec(&a);
     }
-    if (pid == 0) child_exec(&a);
     setpgid(pid, pid); /* both sides call it: no window where the group is missing */
     add_run(ex, job, pid, p[0], log_path, log_start, mark);
     p[0] = -1;
@@ -615,6 +616,7 @@ static void lx_destroy(executor *base) {
         free(r->mark);
         free(r);
     }
+    forkserver_stop(ex->fs);
     if (ex->sigfd >= 0) close(ex->sigfd);
     free(ex->runs);
     free(ex->queue);
@@ -631,6 +633,31 @@ static const executor_ops local_ops = {
     .running = lx_running,
     .destroy = lx_destroy,
 };
+
+/* True when path is this very program: only then is running the runner's
+ * entry point in a fork the same as exec'ing `path run-job` (a test's
+ * fake runner script is not). */
+static bool is_self(const char *path) {
+    struct stat a, b;
+    return stat(path, &a) == 0 && stat("/proc/self/exe", &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* The fork server for self_exe (forkserver.h), or NULL to exec every
+ * runner: self_exe is another program, TESSERA_FORK_SERVER=0 (for
+ * comparisons and as an escape hatch), or the server did not start. */
+static forkserver *start_fork_server(const char *self_exe) {
+    const char *opt = getenv("TESSERA_FORK_SERVER");
+    if ((opt && strcmp(opt, "0") == 0) || !is_self(self_exe)) return NULL;
+    char err[TS_ERRLEN];
+    char **env = attempt_env(NULL, 0);
+    forkserver *fs = forkserver_start(self_exe, env, err, sizeof(err));
+    free_env(env);
+    if (fs == NULL)
+        log_emit(LOG_WARN, NULL, NULL, "no fork server; runners are exec'd",
+                 json_pack("{ss}", "error", err));
+    return fs;
+}
 
 /* Creates the executor; blocks SIGCHLD (see the top of this file) and
  * opens the signalfd that reports child exits. */
@@ -657,5 +684,6 @@ executor *exec_local_new(const char *self_exe, double grace_s, char *err, size_t
     ex->self_exe = ts_strdup(self_exe);
     ex->grace_s = grace_s > 0 ? grace_s : 0;
     ex->sigfd = sigfd;
+    ex->fs = start_fork_server(self_exe);
     return &ex->base;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
@@ -20,10 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "exec/executor.h"
+#include "exec/forkserver.h"
 #include "jobs/jobs.h"
+#include "util/proctree.h"
 #include "util/util.h"
 #include "testlib.h"
 
@@ -588,8 +592,164 @@ static void test_local_real_runner_cancel_leaves_no_result(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* ---- the fork server (forkserver.h): its runners are like exec'd ones ---- */
+
+/* The first child of ours named comm (/proc/PID/comm), or -1. */
+static pid_t child_named(const char *comm) {
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    pid_t found = -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        long pid = atol(e->d_name);
+        if (pid <= 0) continue;
+        char path[64], *text;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        text = test_slurp(path);
+        char *close_paren = strrchr(text, ')');
+        long ppid = close_paren ? atol(close_paren + 4) : 0; /* ") S <ppid>" */
+        int zombie = close_paren && close_paren[2] == 'Z';
+        free(text);
+        if (ppid != (long)getpid() || zombie) continue;
+        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+        text = test_slurp(path);
+        text[strcspn(text, "\n")] = '\0';
+        if (strcmp(text, comm) == 0) found = (pid_t)pid;
+        free(text);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Waits for the first progress event: the runner is running its job. */
+static void wait_running(executor *ex) {
+    exec_event buf[4];
+    int n = 0;
+    for (int i = 0; i < 50 && n == 0; i++) n = ex->ops->wait(ex, 0.2, -1, buf, 4);
+    assert_true(n > 0);
+    assert_int_equal(buf[0].kind, EXEC_PROGRESS);
+}
+
+static void test_local_forked_runner_is_like_exec(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 1.0);
+    exec_job a = make_job(f, 0, "sleep", 0);
+    json_t *params = json_pack("{s:i}", "seconds", 30);
+    a.params = params;
+    start_ok(ex, &a);
+    wait_running(ex);
+    pid_t server = child_named("tessera-forksrv"); /* named once it runs: after the start */
+    assert_true(server > 0);
+    /* Our child, not the server's, leading its own process group. */
+    pid_t runner = child_named("tessera-job");
+    assert_true(runner > 0);
+    assert_int_equal(getpgid(runner), runner);
+    /* Fds 0-3 are /dev/null, job.log twice and the progress pipe; any other
+     * is one the runner opened itself in its work dir (the progress file):
+     * nothing of the executor's (sockets, the store) leaked in. */
+    char path[128], target[512], want[512];
+    int n_fds = 0;
+    snprintf(want, sizeof(want), "%s/job.log", f->work[0]);
+    for (int fd = 0; fd < 256; fd++) {
+        snprintf(path, sizeof(path), "/proc/%ld/fd/%d", (long)runner, fd);
+        ssize_t len = readlink(path, target, sizeof(target) - 1);
+        if (len < 0) continue;
+        target[len] = '\0';
+        n_fds++;
+        if (fd == 0) assert_string_equal(target, "/dev/null");
+        if (fd == 1 || fd == 2) assert_string_equal(target, want);
+        if (fd == 3) assert_non_null(strstr(target, "pipe:"));
+        if (fd > 3 && strncmp(target, f->work[0], strlen(f->work[0])) != 0)
+            fail_msg("runner fd %d is %s, not the runner's own", fd, target);
+    }
+    assert_true(n_fds >= 4);
+    /* The attempt's mark is where proctree looks for it. */
+    char mark[256];
+    snprintf(mark, sizeof(mark), "%s=%s/attempt-1", PROCTREE_MARK, f->work[0]);
+    pid_t marked[4];
+    assert_int_equal(proctree_find_marked(mark, marked, 4), 1);
+    assert_int_equal(marked[0], runner);
+    ex->ops->cancel(ex, 1, 0, 5.0);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    json_decref(params);
+    assert_string_equal(exited_event(&c, 0)->outcome, "cancelled");
+    ex->ops->destroy(ex);
+    assert_true(process_gone(server));
+}
+
+/* A scheduler killed by SIGKILL takes its forked runner and the fork
+ * server with it. The "scheduler" is a child process of this test. */
+static void test_local_forked_runner_dies_with_scheduler(void **state) {
+    fixture *f = *state;
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t sched = fork();
+    assert_true(sched >= 0);
+    if (sched == 0) {
+        close(ready[0]);
+        executor *ex = new_exec(f->self, 1.0);
+        exec_job a = make_job(f, 0, "sleep", 0);
+        json_t *params = json_pack("{s:i}", "seconds", 60);
+        a.params = params;
+        start_ok(ex, &a);
+        wait_running(ex);
+        pid_t pids[2] = {child_named("tessera-forksrv"), child_named("tessera-job")};
+        if (write(ready[1], pids, sizeof(pids)) != (ssize_t)sizeof(pids)) _exit(1);
+        for (;;) pause();
+    }
+    close(ready[1]);
+    pid_t pids[2];
+    assert_int_equal(read(ready[0], pids, sizeof(pids)), (ssize_t)sizeof(pids));
+    close(ready[0]);
+    assert_true(pids[0] > 0 && pids[1] > 0);
+    kill(sched, SIGKILL);
+    assert_int_equal(waitpid(sched, NULL, 0), sched);
+    assert_true(process_gone(pids[0]));
+    assert_true(process_gone(pids[1]));
+}
+
+/* A fork server that dies leaves running jobs alone; later runners are
+ * exec'd, and work. */
+static void test_local_fork_server_death_falls_back_to_exec(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 1.0);
+    exec_job a = make_job(f, 0, "sleep", 0);
+    json_t *params = json_pack("{s:f}", "seconds", 1.0);
+    a.params = params;
+    start_ok(ex, &a);
+    wait_running(ex);
+    pid_t server = child_named("tessera-forksrv");
+    assert_true(server > 0);
+    kill(server, SIGKILL);
+    exec_job b = make_job(f, 1, "sleep", 0);
+    b.params = params;
+    start_ok(ex, &b); /* finds the server gone, execs */
+    assert_true(child_named("tessera-job") > 0); /* a still runs */
+    collected c = {0};
+    collect(ex, &c, 2, 20);
+    json_decref(params);
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    assert_string_equal(exited_event(&c, 1)->outcome, "succeeded");
+    ex->ops->destroy(ex);
+}
+
+static void test_local_fork_server_can_be_turned_off(void **state) {
+    fixture *f = *state;
+    setenv("TESSERA_FORK_SERVER", "0", 1);
+    executor *ex = new_exec(f->self, 1.0);
+    unsetenv("TESSERA_FORK_SERVER");
+    assert_int_equal(child_named("tessera-forksrv"), -1);
+    ex->ops->destroy(ex);
+    /* Nor for another program than this one. */
+    ex = new_exec(f->runner, 1.0);
+    assert_int_equal(child_named("tessera-forksrv"), -1);
+    ex->ops->destroy(ex);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "run-job") == 0) return jobs_run_main(argv[2]);
+    if (argc == 2 && strcmp(argv[1], FORKSERVER_ARG) == 0) return forkserver_main(jobs_run_attempt);
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_local_success_reports_progress_and_log),
@@ -612,6 +772,10 @@ int main(int argc, char **argv) {
         T(test_local_start_error_names_path),
         T(test_local_real_runner_sleep_publishes),
         T(test_local_real_runner_cancel_leaves_no_result),
+        T(test_local_forked_runner_is_like_exec),
+        T(test_local_forked_runner_dies_with_scheduler),
+        T(test_local_fork_server_death_falls_back_to_exec),
+        T(test_local_fork_server_can_be_turned_off),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,99 @@
+/*
+ * forkserver.h - starting job runners with a fork instead of an exec
+ * (issue 16). Used only by the local executor (local.c).
+ *
+ * Why: `tessera run-job` links ~77 shared libraries; exec'ing it costs tens
+ * of milliseconds per job, the ceiling for thousands of short jobs. The
+ * fork server is one `SELF fork-server` process per executor, exec'd once
+ * (libraries loaded and relocated, admin-defined tools registered from the
+ * environment as every runner does), that forks a runner per job and calls
+ * the runner's entry point (jobs_run_attempt) in the child.
+ *
+ * Contract of a runner started here, the same as an exec'd one (local.c):
+ *   - it is a child of the executor's process, not of the fork server
+ *     (clone with CLONE_PARENT): the executor waits for it, kills its
+ *     process group and sees its exit status exactly as for an exec'd
+ *     runner, and the fork server's death does not touch running jobs;
+ *   - it leads a process group of its own (setpgid in the child; the
+ *     executor calls setpgid too);
+ *   - it gets SIGKILL as its parent-death signal, which the runner swaps for
+ *     its own teardown signal: the executor's death kills the job and
+ *     everything below it; the fork server dies with the executor too;
+ *   - its fds are exactly 0 (/dev/null), 1 and 2 (the attempt's job.log) and
+ *     3 (the progress pipe), from the executor; everything else the fork
+ *     server had is closed; all signal dispositions are default and the
+ *     signal mask is empty;
+ *   - its environment is the executor's at fork-server start-up with the
+ *     attempt's mark (proctree.h) set, visible in /proc/PID/environ (the
+ *     fork server was exec'd with room reserved for the mark, which the
+ *     child overwrites in place), so proctree_kill_marked finds it;
+ *   - it runs the same file protocol (spec, progress, exit marker) and exits
+ *     with jobs_run_attempt's status.
+ * Differences from exec, by design: the runner's memory is a copy of the
+ * idle fork server's (never of the scheduler's: no store handles or
+ * sockets), and changes to the executor's environment after start-up are
+ * not seen. glibc's cached thread id in the child is the fork server's
+ * (a raw clone skips glibc's fork bookkeeping); it matters only for PI or
+ * robust mutexes and pthread_*_np calls on the main thread, which the
+ * runner does not use.
+ *
+ * The wire: a SOCK_SEQPACKET socket pair. A request is one message
+ * "SPEC_PATH\0MARK\0" with three fds (stdin, log, progress pipe) as
+ * SCM_RIGHTS; the answer is one forkserver_reply. The fork server exits when
+ * the executor's end closes.
+ */
+#ifndef TESSERA_EXEC_FORKSERVER_H
+#define TESSERA_EXEC_FORKSERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The argument that makes the tessera binary a fork server:
+ * `SELF fork-server` with the request socket as fd 3. */
+#define FORKSERVER_ARG "fork-server"
+
+/* How many bytes of the mark value (after "TESSERA_ATTEMPT=") the fork
+ * server reserves in its environment; a longer mark is refused and the
+ * executor execs that runner instead. */
+#define FORKSERVER_MARK_MAX 4200
+
+typedef struct forkserver forkserver;
+
+/* What the child runs: the runner's entry point (jobs_run_attempt). */
+typedef int (*forkserver_run_fn)(const char *spec_path, int progress_fd);
+
+/* Starts the fork server: fork + exec of `self_exe fork-server` in its own
+ * process group, with SIGKILL as its parent-death signal. Call from the
+ * thread that will wait for the runners (the parent-death signal follows
+ * the forking thread). envp: the environment to give it (the caller's,
+ * without any attempt mark). NULL with a reason when it cannot start; the
+ * caller then execs runners. */
+forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err, size_t errlen);
+
+/* Asks for a runner: returns its pid (a child of the caller) or -1 with a
+ * reason. After -1, forkserver_alive() says whether the server is still
+ * usable (a refused request) or gone (it died, hung past a timeout, or the
+ * socket broke; it was then killed and reaped). mark: the whole environment
+ * entry "TESSERA_ATTEMPT=...". */
+pid_t forkserver_spawn(forkserver *fs, const char *spec_path, const char *mark, int stdin_fd,
+                       int log_fd, int progress_fd, char *err, size_t errlen);
+
+bool forkserver_alive(const forkserver *fs);
+pid_t forkserver_pid(const forkserver *fs);
+
+/* Closes the socket (the server exits), reaps the server and frees. NULL is
+ * fine. */
+void forkserver_stop(forkserver *fs);
+
+/* `SELF fork-server`: the server's loop on fd 3; returns its exit status
+ * (0 when the executor closed its end). Never returns in a runner child: it
+ * runs run() and _exit()s with its status. */
+int forkserver_main(forkserver_run_fn run);
+
+/* The shared child side of both ways to start a runner: moves in, out and
+ * progress to fds 0, 1 and 2, and 3, closes every other fd, resets every
+ * signal disposition and the mask. Async-signal-safe; _exit(127) on failure. */
+void forkserver_child_stdio(int in, int out, int progress);
+
+#endif
