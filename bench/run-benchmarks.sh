@@ -6,6 +6,7 @@ build=${1:?usage: bench/run-benchmarks.sh BUILD_DIR}
 "$build/bench/sched_bench" "$build/tessera"
 # What an fsync per commit costs: submits on this disk against the same on tmpfs.
 "$build/bench/commit_bench" 500 .
+bench/dag_vs_make.sh "$build"
 bench/http_bench.sh "$build/tessera" 5 32
 if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ]; then
     node bench/ws_latency.mjs "$build/tessera" 1000

@@ -5,7 +5,10 @@
  * and executor; and, in the same run, the same DAG as a Makefile of `true`
  * recipes under `make -j$(nproc)`, as the baseline.
  *
- *   build/bench/sched_bench BUILD/tessera [BRANCHES [JOBS_PER_BRANCH]]
+ *   build/bench/sched_bench BUILD/tessera [BRANCHES [JOBS_PER_BRANCH [CPUS]]]
+ *
+ * CPUS (default: the online CPUs) is both make's -j and tessera's
+ * --concurrency-limit.
  *
  * Prints jobs/s for both, their ratio, and the latency from a job's last
  * predecessor finishing to its start (p50, p99, max), read from the store.
@@ -163,7 +166,7 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: sched_bench TESSERA_BINARY [BRANCHES [JOBS_PER_BRANCH]]\n");
+        fprintf(stderr, "usage: sched_bench TESSERA_BINARY [BRANCHES [JOBS_PER_BRANCH [CPUS]]]\n");
         return 2;
     }
     char tessera[4096];
@@ -171,7 +174,8 @@ int main(int argc, char **argv) {
         perror(argv[1]);
         return 2;
     }
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long cpus = argc > 4 ? atol(argv[4]) : sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
     scenario wide = {"DAG", argc > 2 ? atoi(argv[2]) : 100, argc > 3 ? atoi(argv[3]) : 100};
     /* A chain never waits for a slot: its latency is pure dispatch cost. */
     scenario chain = {"chain", 1, argc > 2 ? wide.branches * wide.per / 10 : 1000};

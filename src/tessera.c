@@ -68,9 +68,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "evaluate") == 0) return cmd_evaluate(argc - 2, argv + 2);
     if (strcmp(cmd, "demo-slide") == 0) return cmd_demo_slide(argc - 2, argv + 2);
     if (strcmp(cmd, "run-job") == 0) return cmd_run_job(argc - 2, argv + 2);
-    if (strcmp(cmd, FORKSERVER_ARG) == 0 && argc == 2) { /* (internal) the local executor's */
+    if (strcmp(cmd, FORKSERVER_ARG) == 0) { /* (internal) the local executor's */
         if (cli_runner_load_tools() != CLI_OK) return CLI_USAGE;
-        return forkserver_main(jobs_run_attempt);
+        return forkserver_main(jobs_run_attempt, argc, argv);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("tessera %s\n", TESSERA_VERSION);

@@ -33,6 +33,8 @@
 #define SERVER_FD 3          /* the request socket inside the fork server */
 #define REPLY_TIMEOUT_MS 10000 /* a fork takes well under a millisecond; a hung server is dead */
 #define REQUEST_MAX 16384    /* spec path + mark, both bounded by PATH_MAX-ish sizes */
+#define SLOT_NAME "TESSERA_FORK_SLOT" /* the environment entry a runner child overwrites */
+#define ARGV_ROOM 4200       /* bytes of argv a runner child rewrites to "run-job SPEC" */
 
 typedef struct forkserver_reply {
     int32_t pid;   /* > 0: the runner; else -1 */
@@ -71,24 +73,32 @@ void forkserver_child_stdio(int in, int out, int progress) {
 
 /* ---- the executor's side ---- */
 
-/* envp plus the reserved mark entry, for the server's exec. */
+/* A string of n spaces (freshly allocated): room reserved in the server's
+ * exec'd argv and environment for what a runner child writes there. */
+static char *room(const char *prefix, size_t n) {
+    size_t plen = strlen(prefix);
+    char *r = ts_malloc(plen + n + 1);
+    memcpy(r, prefix, plen);
+    memset(r + plen, ' ', n);
+    r[plen + n] = '\0';
+    return r;
+}
+
+/* envp plus the slot where a runner child writes its mark, for the
+ * server's exec. The slot has a name of its own, so the server itself
+ * carries no attempt's mark. */
 static char **server_env(char *const envp[]) {
     size_t n = 0;
     while (envp && envp[n]) n++;
     char **env = ts_calloc(n + 2, sizeof(char *));
     memcpy(env, envp, n * sizeof(char *));
-    size_t name = strlen(PROCTREE_MARK) + 1;
-    char *slot = ts_malloc(name + FORKSERVER_MARK_MAX + 1);
-    memcpy(slot, PROCTREE_MARK "=", name);
-    memset(slot + name, '.', FORKSERVER_MARK_MAX); /* no real mark starts with '.' */
-    slot[name + FORKSERVER_MARK_MAX] = '\0';
-    env[n] = slot;
+    env[n] = room(SLOT_NAME "=", strlen(PROCTREE_MARK) + 1 + FORKSERVER_MARK_MAX);
     return env;
 }
 
 forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err, size_t errlen) {
     int sv[2] = {-1, -1}, devnull = -1;
-    char **env = NULL;
+    char **env = NULL, *args_room = NULL;
     forkserver *fs = NULL;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
         ts_errf(err, errlen, "fork server: socketpair: %s", strerror(errno));
@@ -99,7 +109,8 @@ forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err
         goto cleanup;
     }
     env = server_env(envp);
-    char *argv[] = {(char *)self_exe, FORKSERVER_ARG, NULL};
+    args_room = room("", ARGV_ROOM);
+    char *argv[] = {(char *)self_exe, FORKSERVER_ARG, args_room, NULL};
     pid_t parent = getpid();
     fflush(NULL);
     pid_t pid = fork();
@@ -127,6 +138,7 @@ cleanup:
         free(env[n]); /* the slot; the rest is borrowed */
         free(env);
     }
+    free(args_room);
     if (sv[0] >= 0) close(sv[0]);
     if (sv[1] >= 0) close(sv[1]);
     if (devnull >= 0) close(devnull);
@@ -231,23 +243,51 @@ void forkserver_stop(forkserver *fs) {
 
 /* ---- the server ---- */
 
-/* The reserved mark in our own environment block: the memory that
- * /proc/PID/environ shows. It came from server_env via execve, untouched
- * since (nothing here calls setenv). */
-static char *mark_slot(size_t *cap) {
-    size_t name = strlen(PROCTREE_MARK) + 1;
+/* Memory of ours that /proc/PID/environ or /proc/PID/cmdline shows, which
+ * a runner child overwrites so that it looks like an exec'd runner there:
+ * the environment entry SLOT_NAME (from server_env via execve, untouched
+ * since: nothing here calls setenv) and argv[1..2] ("fork-server" and the
+ * room after it, contiguous as execve laid them out). */
+typedef struct shown {
+    char *env;
+    size_t env_cap;
+    char *args;
+    size_t args_cap;
+    char comm[16]; /* our name before we took our own: an exec'd runner's */
+} shown;
+
+static int find_shown(int argc, char **argv, shown *sh) {
+    size_t name = strlen(SLOT_NAME) + 1;
+    memset(sh, 0, sizeof(*sh));
     for (char **e = environ; e && *e; e++)
-        if (strncmp(*e, PROCTREE_MARK "=", name) == 0) {
-            *cap = strlen(*e + name);
-            return *e + name;
+        if (strncmp(*e, SLOT_NAME "=", name) == 0) {
+            sh->env = *e;
+            sh->env_cap = strlen(*e);
         }
-    *cap = 0;
-    return NULL;
+    if (argc != 3 || strcmp(argv[1], FORKSERVER_ARG) != 0 || argv[2] != argv[1] + strlen(argv[1]) + 1)
+        return TS_ERR;
+    sh->args = argv[1];
+    sh->args_cap = strlen(argv[1]) + 1 + strlen(argv[2]);
+    return sh->env && sh->env_cap >= strlen(PROCTREE_MARK) + 1 + FORKSERVER_MARK_MAX &&
+                   sh->args_cap >= ARGV_ROOM
+               ? TS_OK
+               : TS_ERR;
+}
+
+/* Writes the NUL-separated strings a and b at dst, zeroing the rest of
+ * cap bytes (b may be NULL); false when they do not fit. */
+static bool overwrite(char *dst, size_t cap, const char *a, const char *b) {
+    size_t la = strlen(a) + 1, lb = b ? strlen(b) + 1 : 0;
+    if (la + lb > cap + 1) return false; /* cap excludes the final NUL already there */
+    memcpy(dst, a, la);
+    if (b) memcpy(dst + la, b, lb);
+    memset(dst + la + lb, '\0', cap + 1 - la - lb);
+    return true;
 }
 
 typedef struct request {
     const char *spec_path;
-    const char *mark_value;
+    const char *mark; /* the whole entry */
     int fds[3];
     int n_fds;
 } request;
@@ -286,45 +326,47 @@ static int recv_request(char *buf, size_t cap, request *rq) {
         return -2;
     }
     rq->spec_path = buf;
-    rq->mark_value = nul + 1 + name;
+    rq->mark = nul + 1;
     return 1;
 }
 
 /* The runner child: becomes what an exec'd runner is (forkserver.h), then
  * runs the attempt. Never returns. */
 __attribute__((noreturn)) static void runner_child(const request *rq, pid_t executor,
-                                                   char *slot, size_t cap,
-                                                   forkserver_run_fn run) {
+                                                   const shown *sh, forkserver_run_fn run) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != executor) _exit(127); /* the executor died before the prctl */
     setpgid(0, 0);
-    size_t len = strlen(rq->mark_value);
-    memcpy(slot, rq->mark_value, len);
-    memset(slot + len, '\0', cap - len);
+    /* Checked by the server before the clone: both fit. */
+    overwrite(sh->env, sh->env_cap, rq->mark, NULL);
+    overwrite(sh->args, sh->args_cap, "run-job", rq->spec_path);
+    prctl(PR_SET_NAME, sh->comm);
     forkserver_child_stdio(rq->fds[0], rq->fds[1], rq->fds[2]);
-    prctl(PR_SET_NAME, "tessera-job");
     int status = run(rq->spec_path, 3);
     fflush(NULL);
     _exit(status);
 }
 
-int forkserver_main(forkserver_run_fn run) {
+int forkserver_main(forkserver_run_fn run, int argc, char **argv) {
     pid_t executor = getppid();
-    size_t cap = 0;
-    char *slot = mark_slot(&cap);
-    if (slot == NULL || cap < FORKSERVER_MARK_MAX || fcntl(SERVER_FD, F_GETFD) < 0) {
-        fprintf(stderr, "tessera fork-server: started without the executor's socket and mark\n");
+    shown sh;
+    if (find_shown(argc, argv, &sh) != TS_OK || fcntl(SERVER_FD, F_GETFD) < 0) {
+        fprintf(stderr, "tessera fork-server: started without the executor's socket, argv room "
+                        "and environment slot\n");
         return 2;
     }
+    prctl(PR_GET_NAME, sh.comm);
     prctl(PR_SET_NAME, "tessera-forksrv");
     static char buf[REQUEST_MAX];
     for (;;) {
         request rq;
         int got = recv_request(buf, sizeof(buf), &rq);
-        if (got == 0) return 0;   /* the executor closed its end */
+        if (got == 0) return 0; /* the executor closed its end */
         if (got == -1) return 1;
         forkserver_reply r = {.pid = -1, .error = EINVAL};
-        if (got == 1 && strlen(rq.mark_value) > cap) r.error = ENAMETOOLONG;
+        if (got == 1 && (strlen(rq.mark) > sh.env_cap ||
+                         strlen("run-job") + 1 + strlen(rq.spec_path) > sh.args_cap))
+            r.error = ENAMETOOLONG;
         else if (got == 1) {
             if (getppid() != executor) return 0; /* our parent-death signal is on its way */
             fflush(NULL);
@@ -332,7 +374,7 @@ int forkserver_main(forkserver_run_fn run) {
              * single-threaded, so no lock can be held across it. */
             long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL,
                                NULL, 0UL);
-            if (pid == 0) runner_child(&rq, executor, slot, cap, run);
+            if (pid == 0) runner_child(&rq, executor, &sh, run);
             r.pid = pid > 0 ? (int32_t)pid : -1;
             r.error = pid > 0 ? 0 : errno;
         }

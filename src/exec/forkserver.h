@@ -24,9 +24,11 @@
  *     server had is closed; all signal dispositions are default and the
  *     signal mask is empty;
  *   - its environment is the executor's at fork-server start-up with the
- *     attempt's mark (proctree.h) set, visible in /proc/PID/environ (the
- *     fork server was exec'd with room reserved for the mark, which the
- *     child overwrites in place), so proctree_kill_marked finds it;
+ *     attempt's mark (proctree.h) set, and its command line reads
+ *     `SELF run-job SPEC`, both where /proc/PID/environ and /proc/PID/cmdline
+ *     show them: the fork server was exec'd with room reserved in its
+ *     environment (TESSERA_FORK_SLOT) and argv, which the child overwrites
+ *     in place; proctree_kill_marked, ps and pgrep -f find it as before;
  *   - it runs the same file protocol (spec, progress, exit marker) and exits
  *     with jobs_run_attempt's status.
  * Differences from exec, by design: the runner's memory is a copy of the
@@ -50,7 +52,8 @@
 #include <sys/types.h>
 
 /* The argument that makes the tessera binary a fork server:
- * `SELF fork-server` with the request socket as fd 3. */
+ * `SELF fork-server ROOM` with the request socket as fd 3 (ROOM: spaces,
+ * space for a runner's command line). */
 #define FORKSERVER_ARG "fork-server"
 
 /* How many bytes of the mark value (after "TESSERA_ATTEMPT=") the fork
@@ -63,7 +66,7 @@ typedef struct forkserver forkserver;
 /* What the child runs: the runner's entry point (jobs_run_attempt). */
 typedef int (*forkserver_run_fn)(const char *spec_path, int progress_fd);
 
-/* Starts the fork server: fork + exec of `self_exe fork-server` in its own
+/* Starts the fork server: fork + exec of `self_exe fork-server ROOM` in its own
  * process group, with SIGKILL as its parent-death signal. Call from the
  * thread that will wait for the runners (the parent-death signal follows
  * the forking thread). envp: the environment to give it (the caller's,
@@ -86,10 +89,11 @@ pid_t forkserver_pid(const forkserver *fs);
  * fine. */
 void forkserver_stop(forkserver *fs);
 
-/* `SELF fork-server`: the server's loop on fd 3; returns its exit status
- * (0 when the executor closed its end). Never returns in a runner child: it
- * runs run() and _exit()s with its status. */
-int forkserver_main(forkserver_run_fn run);
+/* main()'s argc and argv of `SELF fork-server ROOM`: the server's loop on fd 3; returns its
+ * exit status (0 when the executor closed its end, 2 when not started by
+ * forkserver_start). Never returns in a runner child: it runs run() and
+ * _exit()s with its status. */
+int forkserver_main(forkserver_run_fn run, int argc, char **argv);
 
 /* The shared child side of both ways to start a runner: moves in, out and
  * progress to fds 0, 1 and 2, and 3, closes every other fd, resets every

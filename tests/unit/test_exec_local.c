@@ -594,8 +594,9 @@ static void test_local_real_runner_cancel_leaves_no_result(void **state) {
 
 /* ---- the fork server (forkserver.h): its runners are like exec'd ones ---- */
 
-/* The first child of ours named comm (/proc/PID/comm), or -1. */
-static pid_t child_named(const char *comm) {
+/* The first live child of ours named comm (/proc/PID/comm) whose command
+ * line has cmd in it (NULL: any), or -1. */
+static pid_t child_matching(const char *comm, const char *cmd) {
     DIR *d = opendir("/proc");
     assert_non_null(d);
     pid_t found = -1;
@@ -614,11 +615,33 @@ static pid_t child_named(const char *comm) {
         snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
         text = test_slurp(path);
         text[strcspn(text, "\n")] = '\0';
-        if (strcmp(text, comm) == 0) found = (pid_t)pid;
+        int match = strcmp(text, comm) == 0;
         free(text);
+        if (match && cmd) {
+            snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+            FILE *fp = fopen(path, "r");
+            char line[8192] = "";
+            size_t n = fp ? fread(line, 1, sizeof(line) - 1, fp) : 0;
+            if (fp) fclose(fp);
+            for (size_t i = 0; i < n; i++)
+                if (line[i] == '\0') line[i] = ' ';
+            line[n] = '\0';
+            match = strstr(line, cmd) != NULL;
+        }
+        if (match) found = (pid_t)pid;
     }
     closedir(d);
     return found;
+}
+
+/* A runner child of ours, exec'd or forked: both read `SELF run-job SPEC`
+ * in ps, under this program's name. */
+static pid_t runner_child(void) {
+    char comm[16] = "";
+    FILE *fp = fopen("/proc/self/comm", "r");
+    if (fp && fgets(comm, sizeof(comm), fp)) comm[strcspn(comm, "\n")] = '\0';
+    if (fp) fclose(fp);
+    return child_matching(comm, " run-job /");
 }
 
 /* Waits for the first progress event: the runner is running its job. */
@@ -638,12 +661,27 @@ static void test_local_forked_runner_is_like_exec(void **state) {
     a.params = params;
     start_ok(ex, &a);
     wait_running(ex);
-    pid_t server = child_named("tessera-forksrv"); /* named once it runs: after the start */
+    pid_t server = child_matching("tessera-forksrv", NULL); /* named once it runs: after the start */
     assert_true(server > 0);
     /* Our child, not the server's, leading its own process group. */
-    pid_t runner = child_named("tessera-job");
+    pid_t runner = runner_child();
     assert_true(runner > 0);
     assert_int_equal(getpgid(runner), runner);
+    /* Forked, not exec'd: its command line is the fork server's room,
+     * rewritten in place (an exec'd runner's is a few hundred bytes). */
+    char cmdline[128];
+    snprintf(cmdline, sizeof(cmdline), "/proc/%ld/cmdline", (long)runner);
+    FILE *fp = fopen(cmdline, "r");
+    assert_non_null(fp);
+    char big[8192];
+    size_t cmd_len = fread(big, 1, sizeof(big), fp);
+    fclose(fp);
+    assert_true(cmd_len > 4000);
+    /* No environment slot left, the mark in its place. */
+    snprintf(cmdline, sizeof(cmdline), "/proc/%ld/environ", (long)runner);
+    char *env = test_slurp(cmdline);
+    assert_null(strstr(env, "TESSERA_FORK_SLOT"));
+    free(env);
     /* Fds 0-3 are /dev/null, job.log twice and the progress pipe; any other
      * is one the runner opened itself in its work dir (the progress file):
      * nothing of the executor's (sockets, the store) leaked in. */
@@ -694,7 +732,7 @@ static void test_local_forked_runner_dies_with_scheduler(void **state) {
         a.params = params;
         start_ok(ex, &a);
         wait_running(ex);
-        pid_t pids[2] = {child_named("tessera-forksrv"), child_named("tessera-job")};
+        pid_t pids[2] = {child_matching("tessera-forksrv", NULL), runner_child()};
         if (write(ready[1], pids, sizeof(pids)) != (ssize_t)sizeof(pids)) _exit(1);
         for (;;) pause();
     }
@@ -719,13 +757,13 @@ static void test_local_fork_server_death_falls_back_to_exec(void **state) {
     a.params = params;
     start_ok(ex, &a);
     wait_running(ex);
-    pid_t server = child_named("tessera-forksrv");
+    pid_t server = child_matching("tessera-forksrv", NULL);
     assert_true(server > 0);
     kill(server, SIGKILL);
     exec_job b = make_job(f, 1, "sleep", 0);
     b.params = params;
     start_ok(ex, &b); /* finds the server gone, execs */
-    assert_true(child_named("tessera-job") > 0); /* a still runs */
+    assert_true(runner_child() > 0); /* a still runs */
     collected c = {0};
     collect(ex, &c, 2, 20);
     json_decref(params);
@@ -739,17 +777,18 @@ static void test_local_fork_server_can_be_turned_off(void **state) {
     setenv("TESSERA_FORK_SERVER", "0", 1);
     executor *ex = new_exec(f->self, 1.0);
     unsetenv("TESSERA_FORK_SERVER");
-    assert_int_equal(child_named("tessera-forksrv"), -1);
+    assert_int_equal(child_matching("tessera-forksrv", NULL), -1);
     ex->ops->destroy(ex);
     /* Nor for another program than this one. */
     ex = new_exec(f->runner, 1.0);
-    assert_int_equal(child_named("tessera-forksrv"), -1);
+    assert_int_equal(child_matching("tessera-forksrv", NULL), -1);
     ex->ops->destroy(ex);
 }
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "run-job") == 0) return jobs_run_main(argv[2]);
-    if (argc == 2 && strcmp(argv[1], FORKSERVER_ARG) == 0) return forkserver_main(jobs_run_attempt);
+    if (argc > 1 && strcmp(argv[1], FORKSERVER_ARG) == 0)
+        return forkserver_main(jobs_run_attempt, argc, argv);
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_local_success_reports_progress_and_log),
