@@ -72,7 +72,10 @@ int eval_polys_add(eval_polys *p, const double *xy, const size_t *ring_len, size
     size_t total = 0, kept_rings = 0, kept_pts = 0;
     for (size_t k = 0; k < n_rings; k++) total += ring_len[k];
     if (check_coords(xy, 2 * total, err, errlen) != TS_OK) return TS_ERR;
+    /* An empty ring is skipped before any pointer arithmetic: a reader
+     * that met only empty rings passes xy == NULL (found by fuzz_geojson). */
     for (size_t k = 0, off = 0; k < n_rings; off += ring_len[k], k++) {
+        if (ring_len[k] == 0) continue;
         size_t m = kept_len(xy + 2 * off, ring_len[k]);
         kept_rings += m > 0;
         kept_pts += m;
@@ -86,7 +89,7 @@ int eval_polys_add(eval_polys *p, const double *xy, const size_t *ring_len, size
     p->ring_pt[0] = 0;
     eval_bbox b = {INFINITY, INFINITY, -INFINITY, -INFINITY};
     for (size_t k = 0, off = 0; k < n_rings; off += ring_len[k], k++) {
-        size_t m = kept_len(xy + 2 * off, ring_len[k]);
+        size_t m = ring_len[k] == 0 ? 0 : kept_len(xy + 2 * off, ring_len[k]);
         if (m == 0) continue;
         memcpy(p->xy + 2 * p->n_points, xy + 2 * off, 2 * m * sizeof(double));
         for (size_t v = 0; v < m; v++) {

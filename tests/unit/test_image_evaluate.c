@@ -278,6 +278,21 @@ static void test_flat_ring_covers_nothing(void **state) {
     eval_polys_free(&p);
 }
 
+/* A polygon whose only ring is empty ("coordinates": [[]]) reaches
+ * eval_polys_add with xy == NULL: it is an object with no rings, and no
+ * pointer arithmetic is done on NULL (fuzz_geojson, clang's UBSan; the
+ * reproducer is in tests/fuzz/corpus/geojson/crash-empty-ring-null-xy). */
+static void test_empty_ring_without_points(void **state) {
+    (void)state;
+    eval_polys p;
+    eval_polys_init(&p);
+    size_t len = 0;
+    char err[TS_ERRLEN];
+    assert_int_equal(eval_polys_add(&p, NULL, &len, 1, err, sizeof(err)), TS_OK);
+    assert_int_equal(eval_object_area(&p, 0), 0);
+    eval_polys_free(&p);
+}
+
 static void test_hole_is_excluded(void **state) {
     (void)state;
     eval_polys t, p;
@@ -712,6 +727,7 @@ int main(void) {
         cmocka_unit_test(test_one_truth_split_into_two_predictions),
         cmocka_unit_test(test_pixel_centre_rule),
         cmocka_unit_test(test_flat_ring_covers_nothing),
+        cmocka_unit_test(test_empty_ring_without_points),
         cmocka_unit_test(test_hole_is_excluded),
         cmocka_unit_test_setup_teardown(test_geojson_forms, setup, teardown),
         cmocka_unit_test(test_multipolygon_matching),
