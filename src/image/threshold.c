@@ -49,6 +49,42 @@ int threshold_otsu_bins(const uint64_t *hist, int nbins) {
     return best_t;
 }
 
+void threshold_background(const uint64_t *hist, int n, int *mode, double *spread) {
+    double best = -1;
+    *mode = 0;
+    *spread = 1;
+    for (int b = 0; b < n; b++) {
+        /* triangular weights 1 2 3 2 1: a single-bin spike keeps its bin */
+        double s = 0, wsum = 0;
+        for (int k = -2; k <= 2; k++) {
+            if (b + k < 0 || b + k >= n) continue;
+            double wk = 3 - abs(k);
+            s += wk * (double)hist[b + k];
+            wsum += wk;
+        }
+        s /= wsum;
+        if (s > best) {
+            best = s;
+            *mode = b;
+        }
+    }
+    /* Count up to the middle of the mode bin, then walk down to 31.73% of it. */
+    double below = (double)hist[*mode] / 2;
+    for (int b = 0; b < *mode; b++) below += (double)hist[b];
+    if (below <= 0) return;
+    double want = 0.3173 * below, seen = 0;
+    for (int b = 0; b < *mode; b++) {
+        if (seen + (double)hist[b] >= want) {
+            /* linear within bin b */
+            double frac = hist[b] ? (want - seen) / (double)hist[b] : 0;
+            double d = *mode + 0.5 - (b + frac);
+            *spread = d < 1 ? 1 : d;
+            return;
+        }
+        seen += (double)hist[b];
+    }
+}
+
 /* The bin where the running count of hist from bin `from` reaches want. */
 static int hist_quantile(const uint64_t *hist, int from, uint64_t want) {
     uint64_t seen = 0;

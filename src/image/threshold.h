@@ -19,6 +19,16 @@ int threshold_otsu(const uint64_t hist[256]);
  * maximising the between-class variance of {bin <= t} and {bin > t}. */
 int threshold_otsu_bins(const uint64_t *hist, int n);
 
+/* The background level of a histogram whose largest population is
+ * background with a minority of brighter (larger) foreground: *mode is the
+ * bin of the highest count after a 1-2-3-2-1 weighted mean (the background's
+ * level), *spread its left half-width: the distance in bins from the mode
+ * down to where the running count reaches 31.73% of the count up to the
+ * mode (one standard deviation for a Gaussian), taken on the side that
+ * the foreground's tail does not reach. At least 1 bin; an empty
+ * histogram gives mode 0, spread 1. */
+void threshold_background(const uint64_t *hist, int n, int *mode, double *spread);
+
 #define THRESHOLD_OD_BINS 600     /* histogram of |OD| from 0 to THRESHOLD_OD_RANGE */
 #define THRESHOLD_OD_RANGE 1.5
 #define THRESHOLD_GLASS_PERCENTILE 2.0 /* the palest pixels: glass, if the image shows any */

@@ -4,14 +4,20 @@
  * threshold and neighbouring tiles agree (issue 15):
  *
  *   stain vectors: estimated (image/stain.h, Macenko) from the tissue
- *     pixels of windows sampled over the slide, unless the user gave
- *     stain_vectors; Ruifrok–Johnston H&E or H-DAB when the estimate is
- *     refused;
- *   threshold "auto": Otsu's threshold of the hematoxylin OD (after the
- *     job's background subtraction and smoothing, i.e. the very signal the
- *     tiles threshold) over the tissue pixels of the same windows, scaled
- *     by SURVEY_OTSU_FACTOR and kept within [SURVEY_MIN_THRESHOLD,
- *     SURVEY_MAX_THRESHOLD].
+ *     pixels of the windows, at the analysis resolution (coarser pixels
+ *     mix nuclei with their surroundings and measured worse: see
+ *     choose_stains), unless the user gave stain_vectors; Ruifrok–Johnston
+ *     H&E or H-DAB when the estimate is refused;
+ *   threshold "auto": from the hematoxylin OD (after the job's background
+ *     subtraction and smoothing, i.e. the very signal the tiles threshold)
+ *     of the analysis windows' tissue pixels: its background level (the
+ *     histogram's mode: stroma, cytoplasm, crosstalk) b and that level's
+ *     spread s (left half-width), and Otsu's level o; the threshold is
+ *     the larger of b + SURVEY_OTSU_FACTOR (o - b) and
+ *     b + SURVEY_NOISE_SPREADS s, kept within [SURVEY_MIN_THRESHOLD,
+ *     SURVEY_MAX_THRESHOLD]. Measured from the background rather than
+ *     from zero, so that pale, noisy slides whose stroma carries some
+ *     hematoxylin are not thresholded inside their own background.
  *
  * Windows: up to SURVEY_WINDOWS windows of SURVEY_SIDE analysis pixels,
  * centred on the job's tiles taken at an even stride, skipping tiles the
@@ -37,6 +43,7 @@
 #define SURVEY_MAX_TRIES 96
 #define SURVEY_TISSUE_OD 0.08f /* |OD| of glass is ~0.04 */
 #define SURVEY_OTSU_FACTOR 0.5
+#define SURVEY_NOISE_SPREADS 6.0
 #define SURVEY_MIN_THRESHOLD 0.03
 #define SURVEY_MAX_THRESHOLD 1.0
 #define SURVEY_NO_TISSUE_THRESHOLD 0.1 /* no tissue sampled: the former fixed default */
@@ -46,6 +53,7 @@ typedef struct survey_grid {
     slide *s;
     int level;
     double downsample, factor; /* level-0 px per analysis px; level px per analysis px */
+    double mpp;                /* µm per analysis px */
     int64_t aw, ah;            /* analysis image */
     int tile, nx, ny;          /* the job's tiles */
 } survey_grid;
@@ -62,7 +70,11 @@ typedef struct survey_result {
     double threshold;          /* the threshold every tile uses */
     bool threshold_auto;
     double otsu;               /* Otsu's threshold before scaling and limits */
+    double background;         /* the tissue's background hematoxylin (histogram mode) */
+    double spread;             /* its left half-width (noise and crosstalk) */
     int windows;               /* windows that held tissue */
+    int stain_level;           /* pyramid level the stains were estimated from */
+    double stain_mpp;          /* and its resolution, µm per pixel */
     uint64_t tissue_pixels;    /* over those windows */
 } survey_result;
 

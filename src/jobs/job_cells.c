@@ -211,7 +211,7 @@ static int survey(run *r, char *err, size_t errlen) {
     double given[3][3];
     int n_given = params_vectors(ctx->params, "stain_vectors", given);
     survey_grid g = {.s = r->s, .level = r->level, .downsample = r->downsample, .factor = r->factor,
-                     .aw = r->aw, .ah = r->ah, .tile = r->tile, .nx = r->nx, .ny = r->ny};
+                     .mpp = r->mpp, .aw = r->aw, .ah = r->ah, .tile = r->tile, .nx = r->nx, .ny = r->ny};
     bool is_auto = params_is_auto(cells_params, N_PARAMS, ctx->params, "threshold");
     job_progress(ctx, 0, (double)r->tiles_total + 1, "estimating stains and threshold");
     if (survey_run(&g, kind, given, n_given, is_auto, P("threshold"), &r->cp,
@@ -450,16 +450,24 @@ static json_t *stain_json(const survey_result *sv) {
     const char *source = sv->stain_given ? "params.stain_vectors"
                          : e->estimated  ? "estimated (Macenko)"
                                          : "default (Ruifrok-Johnston)";
-    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:i}", "type", dab ? "hdab" : "he",
-                     "source", source, "hematoxylin", vec_json(e->v1), dab ? "dab" : "eosin",
-                     vec_json(e->v2), "second_stain", dab ? "DAB" : "Eosin", "note", e->reason,
-                     "pixels", (json_int_t)e->pixels, "windows", sv->windows);
+    json_t *j = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:I, s:i}", "type", dab ? "hdab" : "he",
+                          "source", source, "hematoxylin", vec_json(e->v1), dab ? "dab" : "eosin",
+                          vec_json(e->v2), "second_stain", dab ? "DAB" : "Eosin", "note", e->reason,
+                          "pixels", (json_int_t)e->pixels, "windows", sv->windows);
+    if (!sv->stain_given) {
+        json_object_set_new(j, "level_read", json_integer(sv->stain_level));
+        json_object_set_new(j, "mpp", json_real(sv->stain_mpp));
+    }
+    return j;
 }
 
 static json_t *threshold_json(const survey_result *sv) {
     if (!sv->threshold_auto) return json_pack("{s:s, s:f}", "method", "given", "value", sv->threshold);
-    return json_pack("{s:s, s:f, s:f, s:f, s:I, s:i}", "method", "auto (Otsu of tissue hematoxylin)",
-                     "value", sv->threshold, "otsu", sv->otsu, "factor", SURVEY_OTSU_FACTOR,
+    return json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i}", "method",
+                     "auto (tissue hematoxylin: half-way from its background to Otsu, above its noise)",
+                     "value", sv->threshold, "otsu", sv->otsu, "background", sv->background,
+                     "background_spread", sv->spread, "factor", SURVEY_OTSU_FACTOR,
+                     "noise_spreads", SURVEY_NOISE_SPREADS,
                      "tissue_pixels", (json_int_t)sv->tissue_pixels, "windows", sv->windows);
 }
 

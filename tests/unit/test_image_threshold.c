@@ -88,12 +88,48 @@ static void test_threshold_otsu_bins_splits_two_clusters(void **state) {
     assert_true(t >= 119 && t < 600);
 }
 
+/* The background level: a Gaussian population (mode bin 200, sd 10 bins)
+ * with a heavy tail of brighter foreground on its right is found at its
+ * mode, its spread from the left side only, so the tail does not widen it. */
+static void test_threshold_background_ignores_the_foreground_tail(void **state) {
+    (void)state;
+    uint64_t hist[1000] = {0};
+    for (int b = 0; b < 1000; b++) {
+        double z = (b - 200) / 10.0;
+        hist[b] = (uint64_t)llround(100000 * exp(-0.5 * z * z));
+        if (b > 200) hist[b] += 3000; /* foreground spread over everything brighter */
+    }
+    int mode;
+    double spread;
+    threshold_background(hist, 1000, &mode, &spread);
+    assert_true(mode >= 199 && mode <= 201);
+    assert_true(spread > 9 && spread < 11.5);
+}
+
+/* Degenerate histograms: empty gives mode 0, spread 1; a single bin gives
+ * that bin and the minimum spread. */
+static void test_threshold_background_degenerate(void **state) {
+    (void)state;
+    uint64_t hist[50] = {0};
+    int mode = -1;
+    double spread = 0;
+    threshold_background(hist, 50, &mode, &spread);
+    assert_int_equal(mode, 0);
+    assert_true(spread == 1);
+    hist[30] = 1000;
+    threshold_background(hist, 50, &mode, &spread);
+    assert_int_equal(mode, 30);
+    assert_true(spread == 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threshold_glass_he),
         cmocka_unit_test(test_threshold_glass_faint_tissue),
         cmocka_unit_test(test_threshold_glass_all_tissue),
         cmocka_unit_test(test_threshold_otsu_bins_splits_two_clusters),
+        cmocka_unit_test(test_threshold_background_ignores_the_foreground_tail),
+        cmocka_unit_test(test_threshold_background_degenerate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
