@@ -54,7 +54,7 @@ static const job_param cells_params[] = {
      .description = "Gaussian smoothing before the threshold, µm."},
     {.name = "threshold", .type = PARAM_NUMBER_AUTO, .min = 0, .max = 5, .def_string = "auto",
      .description = "Hematoxylin optical density above which a pixel is nucleus; \"auto\": "
-                    "chosen once per slide from its tissue (Otsu)."},
+                    "chosen once per slide from its tissue's hematoxylin (background level and noise, Otsu)."},
     {.name = "min_area_um2", .type = PARAM_NUMBER, .min = 0, .max = 1e6, .def_number = 10,
      .description = "Smallest nucleus kept, µm²."},
     {.name = "max_area_um2", .type = PARAM_NUMBER, .min = 0, .max = 1e6, .def_number = 400,
