@@ -17,6 +17,9 @@
 #define REFINE_SIGMA 1.0f     /* pixels: enough to calm chromatin texture */
 #define REFINE_FRACTION 0.5f  /* the outline sits at half the nucleus's peak */
 #define TIGHT_FRACTION 0.75f /* seeds: above this share of the local peak, necks are narrow */
+#define LARGE_FACTOR 1.6      /* an object this many times the median area is split again... */
+#define LARGE_RATIO 1.12f     /* ...with this weaker seed ratio */
+#define LARGE_MIN_OBJECTS 8   /* a median needs a few objects */
 
 /* Per-label sums gathered in one pass over a label image. */
 typedef struct region {
@@ -221,6 +224,57 @@ static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     morph_fill_holes(ws->tight, w, h, (long)(p->max_area / 4));
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median area of the labels 1..count of at least min_area, from
+ * ws->nreg (areas filled in); 0 when there are fewer than
+ * LARGE_MIN_OBJECTS. */
+static double median_area(const cellseg_ws *ws, int count, const cellseg_params *p) {
+    float *areas = ts_malloc(((size_t)count + 1) * sizeof(float));
+    size_t k = 0;
+    for (int l = 1; l <= count; l++)
+        if (ws->nreg[l].area >= p->min_area) areas[k++] = (float)ws->nreg[l].area;
+    double m = 0;
+    if (k >= LARGE_MIN_OBJECTS) {
+        qsort(areas, k, sizeof(float), cmp_float);
+        m = areas[k / 2];
+    }
+    free(areas);
+    return m;
+}
+
+/* Objects much larger than the typical nucleus (LARGE_FACTOR x
+ * p->typical_area, the slide's, or else the window's median) are most
+ * often touching nuclei whose neck is too wide for seed_ratio: they are
+ * split again with the weaker LARGE_RATIO (a single nucleus, convex, has
+ * one maximum of its distance transform at any ratio). Relative to the
+ * nuclei seen, so it holds whatever the nucleus size of the slide. */
+static int split_large(cellseg_ws *ws, int w, int h, int *count, const cellseg_params *p) {
+    size_t n = (size_t)w * (size_t)h;
+    reserve_regions(ws, (size_t)*count);
+    memset(ws->nreg, 0, ((size_t)*count + 1) * sizeof(region));
+    for (size_t i = 0; i < n; i++)
+        if (ws->nuclei[i] > 0) ws->nreg[ws->nuclei[i]].area += 1;
+    double typical = p->typical_area > 0 ? p->typical_area : median_area(ws, *count, p);
+    if (typical <= 0) return TS_OK;
+    double limit = LARGE_FACTOR * typical;
+    size_t big = 0;
+    for (size_t i = 0; i < n; i++) {
+        ws->big[i] = ws->nuclei[i] > 0 && ws->nreg[ws->nuclei[i]].area > limit;
+        big += ws->big[i];
+    }
+    if (big == 0) return TS_OK;
+    int pieces = split_region(ws, ws->big, w, h, LARGE_RATIO);
+    if (pieces < 0) return TS_ERR;
+    for (size_t i = 0; i < n; i++)
+        if (ws->big[i] && ws->seeds[i] > 0) ws->nuclei[i] = *count + ws->seeds[i];
+    *count += pieces;
+    return TS_OK;
+}
+
 /* Detected components that no seed reached (no tight pixel in them) get a
  * label each, after *count: a faint nucleus is still a nucleus. */
 static void label_leftovers(cellseg_ws *ws, int w, int h, int *count) {
@@ -255,20 +309,24 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     for (size_t i = 0; i < n; i++) ws->work[i] = -ws->dist[i];
     if (watershed_flood(ws->work, ws->mask, w, h, ws->nuclei) != TS_OK) return -1;
     label_leftovers(ws, w, h, &count);
+    if (split_large(ws, w, h, &count, p) != TS_OK) return -1;
     if (split_oversized(ws, w, h, &count, p) != TS_OK) return -1;
     return count;
 }
 
-/* Moves each nucleus's outline to where its stain falls to half of its
- * peak (on a lightly smoothed image): smoothing by sigma finds nuclei
- * reliably but spreads every outline outwards by about a sigma, which for
- * small nuclei doubles their area. Never below the detection threshold. */
+/* Moves each nucleus's outline to where its stain (lightly smoothed)
+ * falls to half of its peak: smoothing by sigma finds nuclei reliably but
+ * spreads every outline outwards by about a sigma, which for small nuclei
+ * doubles their area. The peak is taken on the stain smoothed by sigma: a
+ * dark nucleolus or chromatin clump in the lightly smoothed stain would
+ * put the cut above the rest of a pale nucleus and leave only a sliver of
+ * it. Never below the detection threshold. */
 static void refine_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     for (size_t l = 0; l <= count; l++) ws->peak[l] = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t l = ws->nuclei[i];
-        if (l > 0 && ws->hfine[i] > ws->peak[l]) ws->peak[l] = ws->hfine[i];
+        if (l > 0 && ws->h[i] > ws->peak[l]) ws->peak[l] = ws->h[i];
     }
     for (size_t i = 0; i < n; i++) {
         int32_t l = ws->nuclei[i];

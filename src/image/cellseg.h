@@ -11,10 +11,14 @@
  *      transform d, seeds at the maxima of
  *      log(1 + d) rising more than log(seed_ratio) above their saddles
  *      (a neck must be narrower than the nuclei on both sides by that
- *      ratio, whatever their size), watershed; objects still larger than
- *      max_area are split again with ever weaker seeds, never dropped
+ *      ratio, whatever their size), watershed; objects larger than
+ *      1.6 x typical_area (the slide's median nucleus, or the window's)
+ *      split again with the weaker ratio 1.12 (touching nuclei whose neck
+ *      is wide); objects still larger than max_area are split again with
+ *      ever weaker seeds, never dropped
  *   -> outlines refined (optional): each nucleus keeps the pixels where
- *      its lightly smoothed stain reaches half of its peak
+ *      its lightly smoothed stain reaches half of the peak of its
+ *      smoothed stain (a nucleolus's sharp peak would cut it down)
  *   -> area filter [min_area, max_area]
  *   -> cells: nuclei grown by at most `expansion` pixels, each pixel going to
  *      its nearest nucleus (a watershed on the distance to the nuclei)
@@ -45,6 +49,8 @@ typedef struct cellseg_params {
     bool refine;             /* move outlines to half the nucleus's peak stain */
     float expansion;         /* pixels; 0 = cells are their nuclei */
     float seed_ratio;        /* > 1: (1 + peak distance) / (1 + saddle distance) of a seed */
+    float typical_area;      /* pixels: the slide's median nucleus (before refinement); 0 = the
+                                window's own median */
     float peak_radius;       /* pixels: the neighbourhood whose peak stain shapes the tight mask */
     float simplify;          /* outline tolerance in pixels */
 } cellseg_params;

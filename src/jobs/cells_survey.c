@@ -165,6 +165,47 @@ static void choose_threshold(window *wins, int n, const cellseg_params *p, surve
     free(hist);
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The slide's typical nucleus: the median area (before refinement) of the
+ * nuclei found in the windows with the chosen stains and threshold, so
+ * that every tile splits "larger than typical" objects alike. 0 when
+ * splitting is off or too few nuclei were found. */
+static void choose_typical_area(window *wins, int n, const cellseg_params *p, survey_result *out) {
+    out->typical_area = 0;
+    if (!p->split) return;
+    cellseg_params q = *p;
+    q.stains = &out->stains;
+    q.threshold = (float)out->threshold;
+    q.refine = false;
+    q.expansion = 0;
+    q.typical_area = 0;
+    cellseg_ws *ws = cellseg_ws_new(SURVEY_SIDE, SURVEY_SIDE);
+    size_t cap = 4096, k = 0;
+    double *areas = ts_malloc(cap * sizeof(double));
+    for (int i = 0; i < n; i++) {
+        cellseg_cell *cells;
+        size_t m = 0;
+        if (cellseg_window(ws, wins[i].rgb, wins[i].w, wins[i].h, &q, 0, 0, wins[i].w, wins[i].h,
+                           NULL, NULL, &cells, &m) != TS_OK)
+            continue;
+        for (size_t j = 0; j < m; j++) {
+            if (k == cap) areas = ts_realloc(areas, (cap *= 2) * sizeof(double));
+            areas[k++] = cells[j].nucleus_area;
+        }
+    }
+    cellseg_ws_free(ws);
+    if (k >= SURVEY_MIN_NUCLEI) {
+        qsort(areas, k, sizeof(double), cmp_double);
+        out->typical_area = areas[k / 2];
+    }
+    out->typical_nuclei = k;
+    free(areas);
+}
+
 int survey_run(const survey_grid *g, stain_kind kind, const double given[3][3], int n_given,
                bool threshold_auto, double threshold, const cellseg_params *p,
                survey_tissue_fn tissue, survey_tile_fn tile_has_tissue, void *arg,
@@ -185,6 +226,7 @@ int survey_run(const survey_grid *g, stain_kind kind, const double given[3][3], 
         choose_threshold(wins, n, p, out);
     else
         out->threshold = threshold;
+    choose_typical_area(wins, n, p, out);
     rc = TS_OK;
 cleanup:
     for (int i = 0; i < SURVEY_WINDOWS; i++) {

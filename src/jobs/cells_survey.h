@@ -17,7 +17,11 @@
  *     b + SURVEY_NOISE_SPREADS s, kept within [SURVEY_MIN_THRESHOLD,
  *     SURVEY_MAX_THRESHOLD]. Measured from the background rather than
  *     from zero, so that pale, noisy slides whose stroma carries some
- *     hematoxylin are not thresholded inside their own background.
+ *     hematoxylin are not thresholded inside their own background;
+ *   the typical nucleus (split): the median area, before refinement, of
+ *     the nuclei the windows give with those stains and that threshold
+ *     (at least SURVEY_MIN_NUCLEI of them), so that every tile splits
+ *     objects much larger than typical alike (cellseg.h).
  *
  * Windows: up to SURVEY_WINDOWS windows of SURVEY_SIDE analysis pixels,
  * centred on the job's tiles taken at an even stride, skipping tiles the
@@ -47,6 +51,7 @@
 #define SURVEY_MIN_THRESHOLD 0.03
 #define SURVEY_MAX_THRESHOLD 1.0
 #define SURVEY_NO_TISSUE_THRESHOLD 0.1 /* no tissue sampled: the former fixed default */
+#define SURVEY_MIN_NUCLEI 20 /* fewer give no typical nucleus area */
 
 /* Where and how to read: the job's analysis grid. */
 typedef struct survey_grid {
@@ -73,6 +78,8 @@ typedef struct survey_result {
     double background;         /* the tissue's background hematoxylin (histogram mode) */
     double spread;             /* its left half-width (noise and crosstalk) */
     int windows;               /* windows that held tissue */
+    double typical_area;       /* median nucleus area in analysis px (0: none) */
+    size_t typical_nuclei;     /* nuclei it was taken over */
     int stain_level;           /* pyramid level the stains were estimated from */
     double stain_mpp;          /* and its resolution, µm per pixel */
     uint64_t tissue_pixels;    /* over those windows */

@@ -220,6 +220,7 @@ static int survey(run *r, char *err, size_t errlen) {
         return TS_ERR;
     r->cp.stains = &r->survey.stains;
     r->cp.threshold = (float)r->survey.threshold;
+    r->cp.typical_area = (float)r->survey.typical_area;
     return TS_OK;
 }
 
@@ -494,6 +495,11 @@ static json_t *summary_json(const run *r, double seconds, int threads) {
                      "cells.geojson", "table", "cells.csv");
     json_object_set_new(out, "stain", stain_json(&r->survey));
     json_object_set_new(out, "threshold", threshold_json(&r->survey));
+    json_object_set_new(out, "typical_nucleus",
+                        json_pack("{s:f, s:I, s:s}", "area_um2",
+                                  r->survey.typical_area * r->mpp * r->mpp, "nuclei",
+                                  (json_int_t)r->survey.typical_nuclei, "use",
+                                  "objects over 1.6 times this area are split with weaker seeds"));
     return out;
 }
 

@@ -1,8 +1,9 @@
 /*
  * test_image_cellseg.c - one window's nuclei (src/image/cellseg.c) on
  * drawn images whose nuclei are known: touching nuclei of different sizes
- * are split, a single elongated nucleus is not, and an object larger than
- * max_area is split rather than dropped.
+ * are split, a single elongated nucleus is not, an object larger than
+ * max_area is split rather than dropped, and one much larger than the
+ * window's typical nucleus is split with weaker seeds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,12 +102,38 @@ static void test_cellseg_oversized_split_not_dropped(void **state) {
     assert_int_equal(segment(one, 1, &p), 1);
 }
 
+/* Nine single nuclei of radius 6 (the window's typical size) and d[9..]. */
+static size_t segment_among_singles(const disc *extra, int n_extra) {
+    disc d[16];
+    int n = 0;
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < 3; i++) d[n++] = (disc){25 + 45 * i, 20 + 25 * j, 6, 6};
+    for (int i = 0; i < n_extra; i++) d[n++] = extra[i];
+    cellseg_params p = params();
+    return segment(d, n, &p);
+}
+
+/* A pair of radius-6 nuclei overlapping by a quarter of their radii (a
+ * wide neck: one object to seed_ratio alone) is split when the window's
+ * other nuclei show that it is twice their size; an elongated nucleus of
+ * the same area is not. */
+static void test_cellseg_splits_object_twice_the_typical_size(void **state) {
+    (void)state;
+    disc pair[] = {{70, 120, 6, 6}, {70 + 9, 120, 6, 6}};
+    cellseg_params p = params();
+    assert_int_equal(segment(pair, 2, &p), 1); /* alone: no typical size to compare with */
+    assert_int_equal(segment_among_singles(pair, 2), 9 + 2);
+    disc ell[] = {{80, 125, 11, 6}};
+    assert_int_equal(segment_among_singles(ell, 1), 9 + 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cellseg_splits_touching_pair_of_different_sizes),
         cmocka_unit_test(test_cellseg_splits_cluster_of_four),
         cmocka_unit_test(test_cellseg_keeps_elongated_nucleus_whole),
         cmocka_unit_test(test_cellseg_oversized_split_not_dropped),
+        cmocka_unit_test(test_cellseg_splits_object_twice_the_typical_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
