@@ -56,6 +56,17 @@ http_reply api_job_slide(http_request *req);
 http_reply api_job_slide_dzi(http_request *req);
 http_reply api_job_slide_tile(http_request *req);
 
+/* What a scrape reads besides the shared counters: the line and the leader
+ * from the request's store (left NULL in sc when it cannot be read), the
+ * limits, the state directory's file system, the time. qs and leader hold
+ * what sc points to. */
+void api_scrape_gather(http_request *req, metrics_scrape *sc, store_queue_stats *qs,
+                       store_leader_info *leader);
+
+/* The operator's view (api_admin.c): administrators only; anyone else is
+ * answered exactly as for a path that does not exist (404 not_found). */
+http_reply api_admin_overview(http_request *req);
+
 /* The rest. */
 http_reply api_queue(http_request *req);
 http_reply api_events(http_request *req);

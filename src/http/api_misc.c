@@ -194,13 +194,15 @@ http_reply api_events(http_request *req) {
 }
 
 /* The cookie for user, bound to token_hash (the token signed in with) or,
- * when NULL, to header mode. */
-static http_reply session_for(http_request *req, const char *user, const char *token_hash) {
+ * when NULL, to header mode; an administrator's token makes an
+ * administrator's session. */
+static http_reply session_for(http_request *req, const char *user, const char *token_hash,
+                              bool admin) {
     char value[400];
-    if (auth_session_issue(req->ctx->auth, user, token_hash, ts_now(), value, sizeof(value)) !=
-        TS_OK)
+    if (auth_session_issue_as(req->ctx->auth, user, token_hash, admin && token_hash, ts_now(),
+                              value, sizeof(value)) != TS_OK)
         return http_error(500, "session_error", "could not sign a session", NULL);
-    http_reply r = http_json(200, json_pack("{ss}", "user", user));
+    http_reply r = http_json(200, json_pack("{ss sb}", "user", user, "admin", admin && token_hash));
     snprintf(r.set_cookie, sizeof(r.set_cookie),
              "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%.0f", AUTH_COOKIE_NAME, value,
              req->ctx->auth->session_ttl_s);
@@ -255,7 +257,7 @@ http_reply api_session_create(http_request *req) {
         return r;
     }
     if (rc != TS_OK) return http_error(401, "invalid_credentials", err, NULL);
-    return session_for(req, who, token_hash[0] ? token_hash : NULL);
+    return session_for(req, who, token_hash[0] ? token_hash : NULL, admin);
 }
 
 /* Who the browser is signed in as, and how to sign in: the UI shows a user
@@ -264,6 +266,7 @@ http_reply api_session_create(http_request *req) {
 http_reply api_session_get(http_request *req) {
     json_t *o = json_pack("{ss}", "auth_mode", req->ctx->auth->header_mode ? "header" : "token");
     json_object_set_new(o, "user", req->user[0] ? json_string(req->user) : json_null());
+    json_object_set_new(o, "admin", json_boolean(req->user[0] && req->admin));
     return http_json(200, o);
 }
 
@@ -286,19 +289,26 @@ static void state_dir_space(const char *dir, double *free_bytes, double *size_by
     *size_bytes = (double)vs.f_blocks * (double)vs.f_frsize;
 }
 
+/* See api.h. */
+void api_scrape_gather(http_request *req, metrics_scrape *sc, store_queue_stats *qs,
+                       store_leader_info *leader) {
+    char err[TS_ERRLEN];
+    bool ok = store_queue_stats_get(req->st, qs, err, sizeof(err)) == TS_OK;
+    bool led = ok && store_leader_get(req->st, leader, err, sizeof(err)) == TS_OK;
+    *sc = (metrics_scrape){.stats = ok ? qs : NULL, .leader = led ? leader : NULL,
+                           .max_active_users = req->ctx->cfg->max_active_users,
+                           .concurrency_limit = req->ctx->cfg->concurrency_limit, .now = ts_now()};
+    state_dir_space(req->ctx->cfg->state_dir, &sc->state_free_bytes, &sc->state_size_bytes);
+}
+
 /* Prometheus text. Public (DESIGN §4): a scraper has no user; nothing in it
  * names a user or a workflow. A store that cannot be read still gives the
  * process's own counters, with tessera_store_up 0. */
 http_reply api_metrics(http_request *req) {
-    store_queue_stats s;
-    char err[TS_ERRLEN];
+    store_queue_stats qs;
     store_leader_info leader;
-    bool ok = store_queue_stats_get(req->st, &s, err, sizeof(err)) == TS_OK;
-    bool led = ok && store_leader_get(req->st, &leader, err, sizeof(err)) == TS_OK;
-    metrics_scrape sc = {.stats = ok ? &s : NULL, .leader = led ? &leader : NULL,
-                         .max_active_users = req->ctx->cfg->max_active_users,
-                         .concurrency_limit = req->ctx->cfg->concurrency_limit, .now = ts_now()};
-    state_dir_space(req->ctx->cfg->state_dir, &sc.state_free_bytes, &sc.state_size_bytes);
+    metrics_scrape sc;
+    api_scrape_gather(req, &sc, &qs, &leader);
     size_t len;
     char *text = metrics_render(req->ctx->m, &sc, &len);
     http_reply r = {.status = 200, .kind = REPLY_TEXT, .text = text, .text_len = len, .fd = -1,

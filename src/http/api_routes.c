@@ -24,6 +24,7 @@ const http_route http_routes[] = {
     {"GET", "/api/queue", api_queue, false},
     {"GET", "/api/events", api_events, false},
     {"GET", "/api/job-types", api_job_types, false},
+    {"GET", "/api/admin/overview", api_admin_overview, false},
     {"GET", "/api/session", api_session_get, true},
     {"POST", "/api/session", api_session_create, true},
     {"DELETE", "/api/session", api_session_delete, true},

@@ -11,8 +11,9 @@
  *     cookie or token (a proxy may add it) and refused when it is alone, so
  *     that a client configured for header mode learns why it is turned away
  *     instead of hearing "who are you?";
- *   - only a bearer token carries the admin flag (the cookie format has no
- *     room for it and X-User-ID is a bare assertion).
+ *   - only a token carries the admin flag: a bearer token, or a session
+ *     cookie made from an administrator's token (binding "a"); X-User-ID is
+ *     a bare assertion and never makes an administrator.
  *
  * The session secret file holds the secret as hex text (what we create, and
  * what `openssl rand -hex 32` prints); a trailing newline is allowed. It is
@@ -402,14 +403,19 @@ static double session_ttl(const auth_config *cfg) {
 }
 
 /* The binding of a session made from the token whose SHA-256 (hex) is
- * token_hash: "t" + 16 hex of HMAC(secret, "token:" + hash). Keyed, so the
- * cookie says nothing checkable about the token offline; 64 bits, so a
- * replaced token gives another binding. out: 18 bytes. */
-static void token_binding(const auth_config *cfg, const char *token_hash, char out[18]) {
+ * token_hash: "t" + 16 hex of HMAC(secret, "token:" + hash), or, for an
+ * administrator's token, "a" + 16 hex of HMAC(secret, "admin-token:" +
+ * hash). Keyed, so the cookie says nothing checkable about the token
+ * offline; 64 bits, so a replaced token gives another binding. The admin
+ * flag can ride on the binding because it changes only with the token
+ * (store_user_put sets both; `tessera user add` always makes a new token).
+ * out: 18 bytes. */
+static void token_binding(const auth_config *cfg, const char *token_hash, bool admin,
+                          char out[18]) {
     char msg[80], mac[65];
-    int n = snprintf(msg, sizeof(msg), "token:%s", token_hash);
+    int n = snprintf(msg, sizeof(msg), "%s:%s", admin ? "admin-token" : "token", token_hash);
     session_mac(cfg, msg, (size_t)n, mac);
-    out[0] = 't';
+    out[0] = admin ? 'a' : 't';
     memcpy(out + 1, mac, 16);
     out[17] = '\0';
     OPENSSL_cleanse(mac, sizeof(mac));
@@ -420,11 +426,18 @@ static void token_binding(const auth_config *cfg, const char *token_hash, char o
  * buffer that is too small. */
 int auth_session_issue(const auth_config *cfg, const char *user, const char *token_hash,
                        double now, char *out, size_t outlen) {
+    return auth_session_issue_as(cfg, user, token_hash, false, now, out, outlen);
+}
+
+/* See auth.h. */
+int auth_session_issue_as(const auth_config *cfg, const char *user, const char *token_hash,
+                          bool admin, double now, char *out, size_t outlen) {
     char mac[65], binding[18] = "h";
     if (cfg->secret_len == 0 || user == NULL || !config_user_valid(user)) return TS_ERR;
+    if (admin && token_hash == NULL) return TS_ERR; /* only a token makes an administrator */
     if (token_hash != NULL) {
         if (strlen(token_hash) != 64 || !all_hex(token_hash, 64)) return TS_ERR;
-        token_binding(cfg, token_hash, binding);
+        token_binding(cfg, token_hash, admin, binding);
     }
     long long expires = (long long)(now + session_ttl(cfg));
     int n = snprintf(out, outlen, "v2.%s.%s.%lld", binding, user, expires);
@@ -434,7 +447,7 @@ int auth_session_issue(const auth_config *cfg, const char *user, const char *tok
     return TS_OK;
 }
 
-/* A cookie's parts: the binding ("h" or "t" + 16 hex), the user, the
+/* A cookie's parts: the binding ("h", or "t" or "a" + 16 hex), the user, the
  * expiry, and how much of the value the HMAC covers. */
 typedef struct session_parts {
     char binding[18];
@@ -452,7 +465,8 @@ static bool session_split(const char *value, session_parts *p) {
     const char *b = value + 3, *b_end = strchr(b, '.');
     if (b_end == NULL) return false;
     size_t b_len = (size_t)(b_end - b);
-    if (!(b_len == 1 && b[0] == 'h') && !(b_len == 17 && b[0] == 't' && all_hex(b + 1, 16)))
+    if (!(b_len == 1 && b[0] == 'h') &&
+        !(b_len == 17 && (b[0] == 't' || b[0] == 'a') && all_hex(b + 1, 16)))
         return false;
     const char *mac = strrchr(value, '.');
     if (mac == NULL || strlen(mac + 1) != 64 || !all_hex(mac + 1, 64)) return false;
@@ -500,7 +514,7 @@ static int session_binding_check(const auth_config *cfg, store *st, const sessio
         ts_errf(err, errlen, "could not check the session: %s", dberr);
         return TS_ERR;
     }
-    token_binding(cfg, hash, binding);
+    token_binding(cfg, hash, p->binding[0] == 'a', binding);
     bool same = CRYPTO_memcmp(binding, p->binding, sizeof(binding)) == 0;
     OPENSSL_cleanse(hash, sizeof(hash));
     return same ? TS_OK
@@ -513,10 +527,11 @@ static int session_binding_check(const auth_config *cfg, store *st, const sessio
  * credential behind it, so that a forged value is called forged whatever
  * it claims. */
 static int session_check(const auth_config *cfg, store *st, const char *value, double now,
-                         char user[129], char *err, size_t errlen) {
+                         char user[129], bool *admin, char *err, size_t errlen) {
     char mac[65];
     session_parts p;
     user[0] = '\0';
+    *admin = false;
     if (cfg->secret_len == 0)
         return invalid(err, errlen, "sessions are not enabled on this server");
     if (strncmp(value, "v1.", 3) == 0)
@@ -531,7 +546,10 @@ static int session_check(const auth_config *cfg, store *st, const char *value, d
         return invalid(err, errlen, "session names an invalid user id: sign in again");
     if ((double)p.expires <= now) return invalid(err, errlen, "session expired: sign in again");
     int rc = session_binding_check(cfg, st, &p, err, errlen);
-    if (rc == TS_OK) ts_strlcpy(user, p.user, 129);
+    if (rc == TS_OK) {
+        ts_strlcpy(user, p.user, 129);
+        *admin = p.binding[0] == 'a';
+    }
     return rc;
 }
 
@@ -542,7 +560,8 @@ int auth_session_verify(const auth_config *cfg, store *st, const char *value, do
         user[0] = '\0';
         return AUTH_INVALID;
     }
-    return session_check(cfg, st, value, now, user, NULL, 0);
+    bool admin;
+    return session_check(cfg, st, value, now, user, &admin, NULL, 0);
 }
 
 /*
@@ -672,13 +691,14 @@ static int agree(char user[129], const char *name, char *err, size_t errlen) {
 /* The cookie, if one: TS_OK with name ("" if absent), AUTH_INVALID, or
  * TS_ERR (the store could not be asked about its token). */
 static int identify_cookie(const auth_config *cfg, store *st, const char *header, char name[129],
-                           char *err, size_t errlen) {
+                           bool *admin, char *err, size_t errlen) {
     char value[COOKIE_VALUE_MAX + 1];
     name[0] = '\0';
+    *admin = false;
     int found = cookie_find(header, value, sizeof(value));
     if (found < 0) return invalid(err, errlen, "malformed session cookie: sign in again");
     if (found == 0) return TS_OK;
-    return session_check(cfg, st, value, ts_now(), name, err, errlen);
+    return session_check(cfg, st, value, ts_now(), name, admin, err, errlen);
 }
 
 /* See auth.h and the top of this file for the rules. */
@@ -688,8 +708,10 @@ int auth_identify(const auth_config *cfg, store *st, const auth_request *req, ch
     bool has_token = req->authorization != NULL && req->authorization[0] != '\0';
     user[0] = '\0';
     *admin = false;
-    int rc = identify_cookie(cfg, st, req->cookie, name, err, errlen);
+    bool cookie_admin = false;
+    int rc = identify_cookie(cfg, st, req->cookie, name, &cookie_admin, err, errlen);
     if (rc == TS_OK && name[0]) rc = agree(user, name, err, errlen);
+    if (rc == TS_OK) *admin = cookie_admin;
     if (rc == TS_OK && has_token) {
         bool token_admin = false;
         rc = bearer_check(st, req->authorization, name, &token_admin, err, errlen);

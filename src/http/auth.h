@@ -18,7 +18,10 @@
  *     constant-time. The binding says which credential the session was
  *     made from, and the cookie is valid only while that credential is:
  *     "h" (header mode: valid while the server is in header mode) or "t"
- *     and 16 hex digits of HMAC(secret, "token:" + the token's SHA-256)
+ *     and 16 hex digits of HMAC(secret, "token:" + the token's SHA-256), or
+ *     "a" and 16 hex digits of HMAC(secret, "admin-token:" + that SHA-256)
+ *     for a session made from an administrator's token (the request is then
+ *     an administrator's, as with the token itself)
  *     (valid while that token is its user's current one: rotating it with
  *     `tessera user add` or `tessera user revoke` ends every such session).
  *     Checking a token binding reads the store (store_user_token).
@@ -70,6 +73,10 @@ int auth_identify(const auth_config *cfg, store *st, const auth_request *req, ch
  * user signed in with, or NULL for a header-mode sign-in. */
 int auth_session_issue(const auth_config *cfg, const char *user, const char *token_hash,
                        double now, char *out, size_t outlen);
+/* The same for a session made from a token of an administrator (admin
+ * true: binding "a"); TS_ERR when admin is asked without a token_hash. */
+int auth_session_issue_as(const auth_config *cfg, const char *user, const char *token_hash,
+                          bool admin, double now, char *out, size_t outlen);
 /* TS_OK with user; AUTH_INVALID (forged, expired, malformed, or its
  * credential no longer in force); TS_ERR when the store cannot be asked
  * about a token binding (st may be NULL for header-mode cookies only). */

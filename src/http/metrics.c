@@ -405,3 +405,140 @@ char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len) {
     *len = b.len;
     return b.p;
 }
+
+/* ---- JSON for the operator's page ------------------------------------------------ */
+
+/* Adds b's counts into into (bucket by bucket): sums histograms of one
+ * bucket layout. */
+static void hist_add(histogram *into, histogram *b) {
+    for (int k = 0; k <= M_BUCKETS; k++)
+        atomic_fetch_add(&into->count[k], atomic_load(&b->count[k]));
+    atomic_fetch_add(&into->sum_us, atomic_load(&b->sum_us));
+}
+
+static json_t *hist_json(histogram *h, const double *le) {
+    json_t *bounds = json_array(), *counts = json_array();
+    uint64_t cum = 0;
+    for (int k = 0; k <= M_BUCKETS; k++) {
+        cum += atomic_load(&h->count[k]);
+        if (k == M_BUCKETS) break;
+        json_array_append_new(bounds, json_real(le[k]));
+        json_array_append_new(counts, json_integer((json_int_t)cum));
+    }
+    return json_pack("{so so sI sf}", "le", bounds, "counts", counts, "count", (json_int_t)cum,
+                     "sum", (double)atomic_load(&h->sum_us) / 1e6);
+}
+
+static uint64_t hist_count(histogram *h) {
+    uint64_t n = 0;
+    for (int k = 0; k <= M_BUCKETS; k++) n += atomic_load(&h->count[k]);
+    return n;
+}
+
+/* HTTP totals, latency over every route but the event stream (a WebSocket's
+ * upgrade says nothing about request latency), and each route with traffic. */
+static json_t *http_part_json(metrics *m) {
+    histogram all = {0};
+    uint64_t requests = 0, server_errors = 0, client_errors = 0;
+    json_t *routes = json_array();
+    for (int r = 0; r <= M_ROUTES; r++) {
+        if (r < M_ROUTES && r >= (int)http_routes_count) continue;
+        uint64_t n = 0, e5 = 0, e4 = 0;
+        for (int s = 100; s < M_STATUS; s++) {
+            uint64_t c = atomic_load(&m->http[r][s]);
+            n += c;
+            if (s >= 500) e5 += c;
+            else if (s >= 400) e4 += c;
+        }
+        if (n == 0) continue;
+        requests += n;
+        server_errors += e5;
+        client_errors += e4;
+        bool events = r < M_ROUTES && strcmp(http_routes[r].pattern, "/api/events") == 0;
+        if (!events) hist_add(&all, &m->http_latency[r]);
+        json_array_append_new(
+            routes, json_pack("{ss ss sI sI sI so}", "method", r < M_ROUTES ? http_routes[r].method : "other",
+                              "route", r < M_ROUTES ? http_routes[r].pattern : "unmatched",
+                              "requests", (json_int_t)n, "server_errors", (json_int_t)e5,
+                              "client_errors", (json_int_t)e4, "latency",
+                              hist_json(&m->http_latency[r], fast_le)));
+    }
+    return json_pack("{sI sI sI so so}", "requests", (json_int_t)requests, "server_errors",
+                     (json_int_t)server_errors, "client_errors", (json_int_t)client_errors,
+                     "latency", hist_json(&all, fast_le), "routes", routes);
+}
+
+static json_t *jobs_json(metrics *m) {
+    json_t *types = json_array();
+    for (int t = 0; t < M_JOB_TYPES; t++) {
+        if (!atomic_load(&m->type_ready[t])) continue;
+        json_t *finished = json_object(), *failures = json_object();
+        for (int o = 0; o < M_OUTCOMES; o++)
+            json_object_set_new(finished, outcomes[o],
+                                json_integer((json_int_t)atomic_load(&m->finished[t][o])));
+        for (int r = 0; r < M_REASONS; r++)
+            json_object_set_new(failures, reasons[r],
+                                json_integer((json_int_t)atomic_load(&m->failures[t][r])));
+        json_array_append_new(types, json_pack("{ss so so so so}", "job_type", m->type_name[t],
+                                               "finished", finished, "failures", failures, "wait",
+                                               hist_json(&m->wait[t], bucket_le), "run",
+                                               hist_json(&m->run[t], bucket_le)));
+    }
+    return types;
+}
+
+/* Store calls of every process of this instance, all calls together. */
+static json_t *store_json(metrics *m, bool up) {
+    histogram all = {0};
+    uint64_t errors = 0;
+    for (int i = 0; i < M_CALLS; i++) {
+        if (!atomic_load(&m->call_ready[i])) continue;
+        hist_add(&all, &m->calls[i]);
+        errors += atomic_load(&m->call_errors[i]);
+    }
+    return json_pack("{sb sI sI so}", "up", up, "calls", (json_int_t)hist_count(&all), "errors",
+                     (json_int_t)errors, "latency", hist_json(&all, fast_le));
+}
+
+json_t *metrics_json(metrics *m, const metrics_scrape *sc) {
+    json_t *o = json_object();
+    const store_queue_stats *st = sc->stats;
+    if (st) {
+        double oldest = st->oldest_queued_at > 0 && sc->now > st->oldest_queued_at
+                            ? sc->now - st->oldest_queued_at
+                            : 0;
+        int free_cpus = sc->concurrency_limit - st->running_cpus;
+        json_object_set_new(o, "line",
+                            json_pack("{si sf si si si}", "queued_workflows", st->queued_workflows,
+                                      "oldest_wait_s", oldest, "waiting_users", st->waiting_users,
+                                      "active_users", st->active_users, "max_active_users",
+                                      sc->max_active_users));
+        json_object_set_new(o, "cpus", json_pack("{si si si si}", "running", st->running_cpus,
+                                                 "free", free_cpus > 0 ? free_cpus : 0, "limit",
+                                                 sc->concurrency_limit, "running_jobs",
+                                                 st->running_jobs));
+    } else {
+        json_object_set_new(o, "line", json_null());
+        json_object_set_new(o, "cpus", json_null());
+    }
+    const store_leader_info *l = sc->leader;
+    json_object_set_new(o, "leader",
+                        l ? json_pack("{ss sI sf sb}", "owner", l->owner, "term", (json_int_t)l->term,
+                                      "lease_s", l->expires_in, "up",
+                                      l->owner[0] && l->expires_in > 0)
+                          : json_null());
+    json_object_set_new(o, "state_dir",
+                        sc->state_free_bytes >= 0
+                            ? json_pack("{sf sf}", "free_bytes", sc->state_free_bytes, "size_bytes",
+                                        sc->state_size_bytes)
+                            : json_null());
+    json_object_set_new(o, "http", http_part_json(m));
+    json_object_set_new(o, "jobs", jobs_json(m));
+    json_object_set_new(o, "store", store_json(m, st != NULL));
+    json_object_set_new(o, "websocket",
+                        json_pack("{sI sI so}", "clients",
+                                  (json_int_t)atomic_load(&m->ws_connections), "events_delivered",
+                                  (json_int_t)atomic_load(&m->events_delivered), "delivery",
+                                  hist_json(&m->event_delay, fast_le)));
+    return o;
+}

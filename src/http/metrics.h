@@ -11,6 +11,7 @@
 #ifndef TESSERA_HTTP_METRICS_H
 #define TESSERA_HTTP_METRICS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,5 +73,14 @@ typedef struct metrics_scrape {
 /* The exposition text (malloc'd): Prometheus text format 0.0.4, every
  * family with HELP and TYPE, units in names, counters ending in _total. */
 char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len);
+
+/* The same figures as JSON for the operator's page (api_admin.c): the
+ * line, cpus, leader, state directory and store (null when unknown), HTTP
+ * totals with latency over every route but the event stream and per route
+ * with traffic, job figures by type, store calls and WebSocket clients.
+ * Histograms are {"le": [bounds], "counts": [cumulative counts per bound],
+ * "count": all, "sum": seconds}; the +Inf bucket is "count". Counters are
+ * since the instance started: a client takes differences between polls. */
+json_t *metrics_json(metrics *m, const metrics_scrape *sc);
 
 #endif

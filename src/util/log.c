@@ -116,6 +116,10 @@ void log_set_instance(const char *instance) {
     ts_strlcpy(log_instance, instance ? instance : "", sizeof(log_instance));
 }
 
+const char *log_instance_name(void) {
+    return log_instance;
+}
+
 /* Emits one line if level passes the threshold. errno is preserved so a
  * caller can log a failure and still report errno afterwards. */
 void log_emit(log_level level, const char *run_id, const char *job_id, const char *msg,

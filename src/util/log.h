@@ -28,6 +28,8 @@ void log_close(void);
  * from now on, so that the logs of several instances sharing one database
  * can be told apart and merged. Set once at start-up, before fork. */
 void log_set_instance(const char *instance);
+/* The instance's name as set by log_set_instance ("" when none). */
+const char *log_instance_name(void);
 
 /* Parses "debug", "info", "warn", "error". */
 int log_level_parse(const char *name, log_level *out);

@@ -651,6 +651,43 @@ static void test_cookie_bound_to_its_token(void **state) {
     assert_int_equal(auth_session_issue(&f->cfg, "alice", "abc", T0, v, sizeof(v)), TS_ERR);
 }
 
+/* A session made from an administrator's token is an administrator's
+ * (binding "a"), as long as that token is the user's; the letter cannot be
+ * changed without breaking the signature, and a header-mode or plain token
+ * session never is one. */
+static void test_cookie_admin_binding(void **state) {
+    fx *f = *state;
+    char v[400], h[600], user[129], token[65], hash[65], err[TS_ERRLEN];
+    bool admin = false;
+    f->cfg.header_mode = false;
+    add_user(f, "root", true, token);
+    auth_token_hash(token, hash);
+    assert_int_equal(auth_session_issue_as(&f->cfg, "root", hash, true, ts_now(), v, sizeof(v)), TS_OK);
+    assert_int_equal(strncmp(v, "v2.a", 4), 0);
+    snprintf(h, sizeof(h), "%s=%s", AUTH_COOKIE_NAME, v);
+    auth_request req = {.cookie = h};
+    assert_int_equal(identify(f, &req, user, &admin, err), TS_OK);
+    assert_string_equal(user, "root");
+    assert_true(admin);
+    /* the letter swapped to "t": the signature no longer holds */
+    h[strlen(AUTH_COOKIE_NAME) + 4] = 't';
+    assert_int_equal(identify(f, &req, user, &admin, err), AUTH_INVALID);
+    assert_false(admin);
+    /* a plain session of the same token is no administrator's */
+    assert_int_equal(auth_session_issue_as(&f->cfg, "root", hash, false, ts_now(), v, sizeof(v)), TS_OK);
+    snprintf(h, sizeof(h), "%s=%s", AUTH_COOKIE_NAME, v);
+    assert_int_equal(identify(f, &req, user, &admin, err), TS_OK);
+    assert_false(admin);
+    /* admin without a token: refused (header mode never makes one) */
+    assert_int_equal(auth_session_issue_as(&f->cfg, "root", NULL, true, ts_now(), v, sizeof(v)), TS_ERR);
+    /* the token replaced by a plain one: the admin session ends */
+    assert_int_equal(auth_session_issue_as(&f->cfg, "root", hash, true, ts_now(), v, sizeof(v)), TS_OK);
+    add_user(f, "root", false, token);
+    snprintf(h, sizeof(h), "%s=%s", AUTH_COOKIE_NAME, v);
+    assert_int_equal(identify(f, &req, user, &admin, err), AUTH_INVALID);
+    assert_false(admin);
+}
+
 /* TESSERA_SESSION_SECRET=a was accepted and brute-forced from one cookie. */
 static void test_secret_env_refuses_short(void **state) {
     fx *f = *state;
@@ -713,6 +750,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_store_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookie_bound_to_header_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cookie_bound_to_its_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cookie_admin_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_env_refuses_short, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_user_revoke, setup, teardown),
     };
