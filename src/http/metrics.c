@@ -34,6 +34,12 @@ static const char *const reasons[] = {"exit_status", "signal", "start_failed", "
                                       "interrupted"};
 #define M_REASONS (int)(sizeof(reasons) / sizeof(reasons[0]))
 
+/* Requests that match no route: the web UI's files (answered from disk,
+ * any status below 400) and everything else (404s of unknown paths). */
+#define ROW_UNMATCHED M_ROUTES
+#define ROW_STATIC (M_ROUTES + 1)
+#define M_ROWS (M_ROUTES + 2)
+
 #define M_CALLS 48
 #define M_CALL_NAME 32
 #define M_FAST_BUCKETS 12
@@ -48,8 +54,9 @@ typedef struct histogram {
 } histogram;
 
 struct metrics {
-    _Atomic uint64_t http[M_ROUTES + 1][M_STATUS]; /* last route row = unmatched */
-    histogram http_latency[M_ROUTES + 1];          /* fast_le buckets */
+    _Atomic uint64_t http[M_ROWS][M_STATUS];       /* rows: routes, then ROW_UNMATCHED
+                                                      and ROW_STATIC */
+    histogram http_latency[M_ROWS];                /* fast_le buckets */
     _Atomic int64_t ws_connections;
     _Atomic uint64_t events_delivered;
     _Atomic int type_claimed[M_JOB_TYPES];
@@ -84,7 +91,7 @@ void metrics_destroy(metrics *m) {
 
 void metrics_http(metrics *m, int route, int status, double seconds) {
     if (!m || status < 0 || status >= M_STATUS) return;
-    int row = route < 0 || route >= M_ROUTES ? M_ROUTES : route;
+    int row = route >= 0 && route < M_ROUTES ? route : status < 400 ? ROW_STATIC : ROW_UNMATCHED;
     atomic_fetch_add(&m->http[row][status], 1);
     observe_in(&m->http_latency[row], fast_le, seconds);
 }
@@ -292,8 +299,8 @@ static void render_cluster(buf *b, metrics *m, const store_leader_info *leader) 
 
 /* The method and route template labels of a route row. */
 static bool route_labels(int r, char *out, size_t n) {
-    if (r == M_ROUTES) {
-        snprintf(out, n, "method=\"other\",route=\"unmatched\"");
+    if (r == ROW_UNMATCHED || r == ROW_STATIC) {
+        snprintf(out, n, "method=\"other\",route=\"%s\"", r == ROW_STATIC ? "static" : "unmatched");
         return true;
     }
     if (r >= (int)http_routes_count) return false;
@@ -307,7 +314,7 @@ static void render_http(buf *b, metrics *m) {
     bprintf(b, "# HELP tessera_http_requests_total HTTP requests answered, by route template and status.\n"
                "# TYPE tessera_http_requests_total counter\n");
     char labels[192];
-    for (int r = 0; r <= M_ROUTES; r++) {
+    for (int r = 0; r < M_ROWS; r++) {
         if (!route_labels(r, labels, sizeof(labels))) continue;
         for (int s = 100; s < M_STATUS; s++) {
             uint64_t n = atomic_load(&m->http[r][s]);
@@ -318,7 +325,7 @@ static void render_http(buf *b, metrics *m) {
     }
     bprintf(b, "# HELP tessera_http_request_duration_seconds From a request's arrival to its reply, by route template.\n"
                "# TYPE tessera_http_request_duration_seconds histogram\n");
-    for (int r = 0; r <= M_ROUTES; r++) {
+    for (int r = 0; r < M_ROWS; r++) {
         uint64_t seen = 0;
         for (int k = 0; k <= M_BUCKETS; k++) seen += atomic_load(&m->http_latency[r].count[k]);
         if (seen && route_labels(r, labels, sizeof(labels)))
@@ -441,7 +448,7 @@ static json_t *http_part_json(metrics *m) {
     histogram all = {0};
     uint64_t requests = 0, server_errors = 0, client_errors = 0;
     json_t *routes = json_array();
-    for (int r = 0; r <= M_ROUTES; r++) {
+    for (int r = 0; r < M_ROWS; r++) {
         if (r < M_ROUTES && r >= (int)http_routes_count) continue;
         uint64_t n = 0, e5 = 0, e4 = 0;
         for (int s = 100; s < M_STATUS; s++) {
@@ -458,7 +465,9 @@ static json_t *http_part_json(metrics *m) {
         if (!events) hist_add(&all, &m->http_latency[r]);
         json_array_append_new(
             routes, json_pack("{ss ss sI sI sI so}", "method", r < M_ROUTES ? http_routes[r].method : "other",
-                              "route", r < M_ROUTES ? http_routes[r].pattern : "unmatched",
+                              "route", r < M_ROUTES    ? http_routes[r].pattern
+                                       : r == ROW_STATIC ? "static"
+                                                         : "unmatched",
                               "requests", (json_int_t)n, "server_errors", (json_int_t)e5,
                               "client_errors", (json_int_t)e4, "latency",
                               hist_json(&m->http_latency[r], fast_le)));

@@ -3,7 +3,9 @@
 // interval) with deploy/prometheus's rule files, scrapes a running service;
 // queries through Prometheus's HTTP API return the service's series with
 // the values the service reports, and every recording and alert rule
-// evaluates without error against real data. Both are stopped at the end.
+// evaluates without error against real data; every query of the Grafana
+// dashboard (deploy/grafana/tessera.json) is accepted by Prometheus and
+// names only series the service exports. Both are stopped at the end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -147,4 +149,21 @@ test('Prometheus scrapes the service and answers queries with its series', { tim
   assert.ok(alerts.length >= 10, `the alert rules are loaded (${alerts.length})`);
   const active = alerts.filter((r) => r.state !== 'inactive').map((r) => r.name);
   assert.deepEqual(active, [], 'a healthy idle service raises no alert');
+});
+
+test('every query of the Grafana dashboard runs and names the service\'s series', { timeout: 120000 }, async () => {
+  const dash = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'grafana', 'tessera.json'), 'utf8'));
+  const exprs = dash.panels.flatMap((p) => (p.targets || []).map((t) => ({ panel: p.title, expr: t.expr })));
+  assert.ok(exprs.length >= 20, `the dashboard has queries (${exprs.length})`);
+  const exported = new Set((await httpRequest(`${server.url}/metrics`)).text.split('\n')
+    .map((l) => /^# TYPE (\S+)/.exec(l)).filter(Boolean).map((m) => m[1]));
+  for (const { panel, expr } of exprs) {
+    const q = expr.replaceAll('$job', 'tessera').replaceAll('$__rate_interval', '1m');
+    await query(q); // asserts status success: the query parses and evaluates
+    for (const m of q.matchAll(/\b(tessera_[a-z_]+)/g)) {
+      const family = m[1].replace(/_(bucket|sum|count)$/, '');
+      // The Slurm executor's figures exist only with --executor slurm.
+      if (!family.startsWith('tessera_slurm_')) assert.ok(exported.has(family), `${panel}: ${family} is not exported by /metrics`);
+    }
+  }
 });

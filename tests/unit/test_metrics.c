@@ -184,6 +184,8 @@ static void test_http_by_route_template(void **state) {
     metrics_http(m, get, 200, 0.2);
     metrics_http(m, get, 503, 7.0);
     metrics_http(m, -1, 404, 0.0001); /* a path no route matches */
+    metrics_http(m, -1, 200, 0.0001); /* a file of the web UI */
+    metrics_http(m, -1, 304, 0.0001);
     char *text = render(m, NULL, NULL, 0);
     check_format(text);
     const char *l = "method=\"GET\",route=\"/api/workflows/{id}\"";
@@ -194,6 +196,10 @@ static void test_http_by_route_template(void **state) {
     assert_true(sample(text, series) == 1);
     assert_true(sample(text, "tessera_http_requests_total{method=\"other\",route=\"unmatched\","
                              "status=\"404\"}") == 1);
+    assert_true(sample(text, "tessera_http_requests_total{method=\"other\",route=\"static\","
+                             "status=\"200\"}") == 1);
+    assert_true(sample(text, "tessera_http_request_duration_seconds_count{method=\"other\","
+                             "route=\"static\"}") == 2);
     snprintf(series, sizeof(series), "tessera_http_request_duration_seconds_bucket{%s,le=\"0.0025\"}", l);
     assert_true(sample(text, series) == 1);
     snprintf(series, sizeof(series), "tessera_http_request_duration_seconds_bucket{%s,le=\"0.25\"}", l);

@@ -5,6 +5,9 @@
 //   #/submit                     a new analysis         (views/submit.js)
 //   #/workflows/ID               one workflow           (views/workflow.js)
 //   #/workflows/ID/view/JOB      results on the slide   (views/viewer.js)
+//   #/ops                        operations, administrators only (views/ops.js);
+//                                anyone else gets "page not found", as for any
+//                                path that does not exist
 //
 // A view is mount(container, params, app) -> {onEvent(ev), onResync(),
 // unmount()}. Views read their own snapshots over HTTP and are told about
@@ -17,11 +20,13 @@ import * as listView from './views/list.js';
 import * as submitView from './views/submit.js';
 import * as workflowView from './views/workflow.js';
 import * as viewerView from './views/viewer.js';
+import * as opsView from './views/ops.js';
 
 const CONN_TEXT = { live: 'Live', connecting: 'Reconnecting…', polling: 'Polling', offline: 'Offline — retrying' };
 
 const app = {
   user: null,
+  admin: false,
   authMode: 'header',
   view: null,
   live: null,
@@ -35,6 +40,7 @@ function route() {
   let m;
   if (hash === '/' || hash === '') return { view: listView, params: {}, nav: '#/' };
   if (hash === '/submit') return { view: submitView, params: {}, nav: '#/submit' };
+  if (hash === '/ops' && app.admin) return { view: opsView, params: {}, nav: '#/ops' };
   if ((m = hash.match(/^\/workflows\/([^/]+)\/view\/([^/]+)$/)))
     return { view: viewerView, params: { id: decodeURIComponent(m[1]), job: decodeURIComponent(m[2]) } };
   if ((m = hash.match(/^\/workflows\/([^/]+)$/)))
@@ -76,8 +82,10 @@ function setConn(state) {
       : 'Not connected to the service; the page keeps retrying';
 }
 
-async function startSession(user) {
+async function startSession(user, admin = false) {
   app.user = user;
+  app.admin = admin === true;
+  $('#nav-ops').hidden = !app.admin;
   $('#signin-page').hidden = true;
   $('#main').hidden = false;
   $('.nav').hidden = false;
@@ -98,6 +106,7 @@ async function startSession(user) {
 
 function showSignIn(message = '') {
   app.user = null;
+  app.admin = false;
   if (app.live) app.live.stop();
   if (app.view) app.view.unmount();
   app.view = null;
@@ -126,7 +135,7 @@ async function onSignIn(e) {
   try {
     const res = await api.signIn(token ? { token: value } : { user: value });
     $('#signin-token').value = '';
-    await startSession(res.user);
+    await startSession(res.user, res.admin);
   } catch (err) {
     // The API speaks of headers; the form of user names.
     $('#signin-error').textContent = err.message.replace(/^invalid X-User-ID: /i, 'This user name cannot be used: ');
@@ -158,7 +167,7 @@ async function boot() {
   $('#signin-hint').textContent = app.authMode === 'header'
     ? 'Enter your user name. (The service trusts names given on this machine; on a shared server it asks for a token instead.)'
     : 'Enter the API token an administrator created for you with tessera user add.';
-  if (session.user) await startSession(session.user);
+  if (session.user) await startSession(session.user, session.admin);
   else showSignIn();
 }
 
