@@ -185,6 +185,10 @@ static bool verdict_place(const char *path, char out[PATH_MAX]) {
             continue;
         }
         ts_strlcpy(cur, cand, sizeof(cur));
+        /* Anything after a component that is not a directory - even "/."
+         * or "/.." - is ENOTDIR, decided at that component: the kernel
+         * never walks back out of a file with "..". */
+        if (!S_ISDIR(st.st_mode) && pending[0] != '\0') break;
     }
     ts_strlcpy(out, cur[0] ? cur : "/", PATH_MAX);
     return true;
