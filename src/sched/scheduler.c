@@ -494,17 +494,19 @@ static int64_t commands_seen(const scheduler *s) {
     return seen;
 }
 
-static int decide_and_act(scheduler *s, char *err, size_t errlen) {
+/* Takes in new workflows and commands from the store (reads only). */
+static int take_in(scheduler *s, char *err, size_t errlen) {
     int rc = load_new(s, err, errlen);
     if (rc != TS_OK) return rc;
-    rc = store_commands_since(s->st, commands_seen(s), on_command, s, err, errlen);
-    if (rc != TS_OK) return rc;
+    return store_commands_since(s->st, commands_seen(s), on_command, s, err, errlen);
+}
+
+/* Admits workflows and claims free slots in the engine; recorded later,
+ * with everything else of the loop. */
+static void decide(scheduler *s) {
     double now = ts_now();
     engine_admit(s->eng, now, &s->changes);
     if (s->claiming) engine_schedule(s->eng, now, &s->changes);
-    if ((rc = record(s, err, errlen)) != TS_OK) return rc;
-    act(s);
-    return TS_OK;
 }
 
 /* The wait after a round the store refused: doubles from the minimum up to
@@ -523,9 +525,15 @@ static void take_exec_events(scheduler *s, double budget, int wake_fd) {
     for (int i = 0; i < n; i++) on_exec_event(s, &s->events[i]);
 }
 
+/* One loop: take in what the store has, decide, wait for job events (not
+ * at all when decisions are pending), decide again with the slots the
+ * exits freed, then record every change of the loop - exits, the jobs they
+ * made ready, claims, admissions, applied commands - in one transaction
+ * and act on it. One commit per loop instead of one per phase: on SQLite
+ * each commit is an fsync, the scheduler's cost per job. */
 int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t errlen) {
     int rc = heartbeat(s, err, errlen);
-    if (rc == TS_OK && s->leader) rc = decide_and_act(s, err, errlen);
+    if (rc == TS_OK && s->leader) rc = take_in(s, err, errlen);
     if (rc == STORE_UNAVAILABLE) {
         /* Jobs are still reaped (their exits wait in s->changes); the wake
          * fd is not watched: a doorbell cannot make the store come back. */
@@ -533,11 +541,13 @@ int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t err
         return rc;
     }
     if (rc != TS_OK) return rc;
+    if (s->leader) decide(s);
     take_exec_events(s, wait_budget(s, max_wait), wake_fd);
     if (!s->leader) {
         s->backoff = 0;
         return TS_OK;
     }
+    decide(s);
     if ((rc = record(s, err, errlen)) != TS_OK) return rc;
     s->backoff = 0;
     act(s);

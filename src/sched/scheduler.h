@@ -13,7 +13,8 @@
  *   - A job is started only after its claim (state, lease, slot within the
  *     concurrency limit) is committed. Every change is committed before the
  *     scheduler acts on it; if a commit fails, the engine is rebuilt from the
- *     store.
+ *     store. Each step records all its changes (job exits, the jobs they
+ *     made ready, claims, admissions, applied commands) in one transaction.
  *   - While the store is unavailable (STORE_UNAVAILABLE: a full disk, a
  *     missing or corrupt database) nothing new starts; decisions and job
  *     exits wait, in order, and are recorded when it is back. Each step then
