@@ -81,7 +81,14 @@ typedef struct pg_store pg_store;
 STORE_BACKEND_DECLARE(sqlite, sqlite_store)
 STORE_BACKEND_DECLARE(pg, pg_store)
 
-/* Notifications (store.h, store_listener): PostgreSQL only. */
+/* Notifications (store.h, store_listener). SQLite: events only, between
+ * the processes of one machine (sqlite_listen.c). */
+typedef struct sq_listener sq_listener;
+int sq_listener_open(const char *db_path, sq_listener **out, char *err, size_t errlen);
+int sq_listener_fd(const sq_listener *l);
+int sq_listener_drain(sq_listener *l, int64_t *newest_seq);
+void sq_listener_close(sq_listener *l);
+
 typedef struct pg_listener pg_listener;
 int pg_listener_open(const char *url, bool events, bool work, pg_listener **out, char *err,
                      size_t errlen);

@@ -198,6 +198,7 @@ int sqlite_open(const char *url, sqlite_store **out, char *err, size_t errlen) {
     if (check_target(url, err, errlen) != TS_OK) return TS_ERR;
     sqlite_store *st = ts_calloc(1, sizeof(*st));
     st->path = ts_strdup(url);
+    st->ringer = sq_ringer_new(url);
     if (sql_connect(st, true, err, errlen) != TS_OK) {
         sqlite_close(st);
         return TS_ERR;
@@ -214,6 +215,7 @@ int sqlite_open_existing(const char *url, sqlite_store **out, char *err, size_t 
     if (check_target(url, err, errlen) != TS_OK) return TS_ERR;
     sqlite_store *st = ts_calloc(1, sizeof(*st));
     st->path = ts_strdup(url);
+    st->ringer = sq_ringer_new(url);
     sql_connect(st, false, cerr, sizeof(cerr));
     *out = st;
     return TS_OK;
@@ -224,6 +226,7 @@ int sqlite_open_existing(const char *url, sqlite_store **out, char *err, size_t 
 void sqlite_close(sqlite_store *st) {
     if (st == NULL) return;
     sql_disconnect(st);
+    sq_ringer_free(st->ringer);
     free(st->path);
     free(st);
 }
@@ -253,6 +256,7 @@ int sqlite_commit(sqlite_store *st, char *err, size_t errlen) {
 
 /* Safe to call with no transaction open (error paths call it freely). */
 void sqlite_rollback(sqlite_store *st) {
+    st->wake_seq = 0;
     if (!in_txn(st)) return;
     run_simple(st, ST_ROLLBACK, "ROLLBACK", NULL, 0, "rolling back");
 }

@@ -80,7 +80,8 @@ int sql_event_append(sqlite_store *st, const sql_event *ev, int64_t *seq, char *
     if (ev->attempt > 0) sqlite3_bind_int(s, 8, ev->attempt);
     if (ev->queue_position > 0) sqlite3_bind_int(s, 9, ev->queue_position);
     SQL_TRY(stmt_exec(st, s, err, errlen, "recording an event"));
-    if (seq != NULL) *seq = sqlite3_last_insert_rowid(st->db);
+    st->wake_seq = sqlite3_last_insert_rowid(st->db); /* listeners are rung at the commit */
+    if (seq != NULL) *seq = st->wake_seq;
     return TS_OK;
 }
 

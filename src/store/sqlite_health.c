@@ -279,7 +279,12 @@ int sql_usable(sqlite_store *st, char *err, size_t errlen) {
 /* See sqlite_internal.h. The commit went to the inode SQLite had open; if
  * that is no longer the file at the path, nobody will read it again. */
 int sql_after_commit(sqlite_store *st, char *err, size_t errlen) {
-    if (st->db == NULL || !file_moved(st)) return TS_OK;
+    int64_t seq = st->wake_seq;
+    st->wake_seq = 0;
+    if (st->db == NULL || !file_moved(st)) {
+        if (seq > 0) sq_wake_ring(st->ringer, seq); /* committed: readers may look now */
+        return TS_OK;
+    }
     st->moved = true;
     ts_errf(err, errlen, "store unavailable: %s; the last write is not kept", st->why);
     return STORE_UNAVAILABLE;

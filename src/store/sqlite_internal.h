@@ -111,6 +111,8 @@ struct sqlite_store {
     unsigned long long db_ino; /* the file `corrupt` is about */
     char why[512]; /* why the store is unavailable, while it is */
     int stmt_fail_rc; /* the class of stmt_get's last failure (stmt_failed) */
+    int64_t wake_seq;  /* the newest event of the open transaction; 0 = none */
+    struct sq_ringer *ringer; /* wakes the listeners after a commit with events */
 };
 
 /* The fields of one event besides seq, ts and type (NULL / negative = absent). */
@@ -171,6 +173,16 @@ int txn_end(sqlite_store *st, bool own, int rc, char *err, size_t errlen);
  * unless a transaction is already open. */
 int read_enter(sqlite_store *st, bool *own, char *err, size_t errlen);
 void read_end(sqlite_store *st, bool own);
+
+/* ---- sqlite_listen.c ----------------------------------------------------- */
+
+/* Wake-ups between the processes sharing the file (see sqlite_listen.c):
+ * listeners in "<path>-wake/", rung by commits that recorded events. */
+typedef struct sq_ringer sq_ringer; /* the listeners are in backends.h */
+sq_ringer *sq_ringer_new(const char *db_path);
+void sq_ringer_free(sq_ringer *r);
+/* Sends seq to every listener; never blocks, never fails loudly. */
+void sq_wake_ring(sq_ringer *r, int64_t seq);
 
 /* ---- sqlite_health.c ----------------------------------------------------- */
 

@@ -236,27 +236,47 @@ int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t e
 
 /* ---- listeners -------------------------------------------------------------- */
 
-/* A store_listener is the PostgreSQL listener itself (SQLite has none). */
+/* A store_listener wraps the backend's: PostgreSQL's LISTEN connection, or
+ * SQLite's datagram socket (events only: on SQLite the scheduler's work
+ * wake-up is the doorbell, sched/doorbell.h). */
+struct store_listener {
+    pg_listener *pg;
+    sq_listener *sq;
+};
+
 int store_listener_open(const char *url, int what, store_listener **out, char *err,
                         size_t errlen) {
     *out = NULL;
-    if (!store_is_postgresql(url)) return TS_OK;
-    pg_listener *l = NULL;
-    int rc = pg_listener_open(url, (what & STORE_WAKE_EVENTS) != 0, (what & STORE_WAKE_WORK) != 0,
-                              &l, err, errlen);
-    *out = (store_listener *)l;
+    pg_listener *pl = NULL;
+    sq_listener *sl = NULL;
+    int rc = TS_OK;
+    if (store_is_postgresql(url))
+        rc = pg_listener_open(url, (what & STORE_WAKE_EVENTS) != 0, (what & STORE_WAKE_WORK) != 0,
+                              &pl, err, errlen);
+    else if (what & STORE_WAKE_EVENTS)
+        rc = sq_listener_open(url, &sl, err, errlen);
+    if (rc == TS_OK && (pl || sl)) {
+        *out = ts_calloc(1, sizeof(**out));
+        (*out)->pg = pl;
+        (*out)->sq = sl;
+    }
     return rc;
 }
 
 int store_listener_fd(const store_listener *l) {
-    return l ? pg_listener_fd((const pg_listener *)l) : -1;
+    if (l == NULL) return -1;
+    return l->pg ? pg_listener_fd(l->pg) : sq_listener_fd(l->sq);
 }
 
 int store_listener_drain(store_listener *l, int64_t *newest_seq) {
     *newest_seq = 0;
-    return l ? pg_listener_drain((pg_listener *)l, newest_seq) : 0;
+    if (l == NULL) return 0;
+    return l->pg ? pg_listener_drain(l->pg, newest_seq) : sq_listener_drain(l->sq, newest_seq);
 }
 
 void store_listener_close(store_listener *l) {
-    pg_listener_close((pg_listener *)l);
+    if (l == NULL) return;
+    pg_listener_close(l->pg);
+    sq_listener_close(l->sq);
+    free(l);
 }

@@ -314,8 +314,11 @@ int store_user_revoke(store *st, const char *name, char *err, size_t errlen);
  * readers still read the store by cursor and keep polling, since a
  * notification can be lost (a reconnect says so). PostgreSQL: LISTEN on a
  * connection of its own (NOTIFY is sent once per commit, the payload the
- * newest seq only). SQLite has none: store_listener_open gives *out = NULL
- * and TS_OK, and callers use the local doorbell and polling. */
+ * newest seq only). SQLite, one machine: events only, a Unix datagram
+ * socket per listener in "<database>-wake/", sent the newest seq by every
+ * commit that recorded events (sqlite_listen.c); for STORE_WAKE_WORK alone
+ * store_listener_open gives *out = NULL and TS_OK, and the scheduler uses
+ * its doorbell and polling. */
 typedef struct store_listener store_listener;
 #define STORE_WAKE_EVENTS 1
 #define STORE_WAKE_WORK 2

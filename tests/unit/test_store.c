@@ -23,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1020,6 +1023,50 @@ static void test_delete_finished_only(void **state) {
 
 /* ---- other processes ------------------------------------------------------------------- */
 
+
+/* SQLite: a commit that records events wakes every listener at once with
+ * the newest seq (issue 16: the WebSocket hubs need not poll), and a
+ * listener's socket left by a process that died is removed by the next
+ * ring. PostgreSQL's NOTIFY is covered by test_store_pg. */
+static void test_sqlite_listener_woken_by_commit(void **state) {
+    fx *f = *state;
+    if (pg_url) skip();
+    char err[TS_ERRLEN];
+    store_listener *a = NULL, *b = NULL, *work = NULL;
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &a, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &b, err, sizeof(err)), TS_OK);
+    assert_non_null(a);
+    assert_non_null(b);
+    /* The scheduler's work wake-up stays the doorbell on SQLite. */
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_WORK, &work, err, sizeof(err)), TS_OK);
+    assert_null(work);
+    /* A listener whose process died: bound, closed, its file left. */
+    char stale[600];
+    snprintf(stale, sizeof(stale), "%s-wake/e1-0", f->path);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    ts_strlcpy(addr.sun_path, stale, sizeof(addr.sun_path));
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    close(fd);
+    int64_t newest = 0;
+    assert_int_equal(store_listener_drain(a, &newest), 0); /* nothing yet */
+    submit_parallel(f->st, "alice", 2, T0);
+    int64_t last = 0;
+    assert_int_equal(store_events_last_seq(f->st, &last, err, sizeof(err)), TS_OK);
+    assert_true(last > 0);
+    store_listener *both[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        struct pollfd p = {.fd = store_listener_fd(both[i]), .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 0), 1); /* already there when submit returned */
+        assert_true(store_listener_drain(both[i], &newest) > 0);
+        assert_int_equal(newest, last);
+        assert_int_equal(store_listener_drain(both[i], &newest), 0);
+    }
+    assert_int_equal(access(stale, F_OK), -1);
+    store_listener_close(a);
+    store_listener_close(b);
+}
+
 /* The child of the durability test: submit, report the id, wait to die. */
 static void durability_child(const char *path, int fd) {
     store *st = NULL;
@@ -1210,6 +1257,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_events_since_filters_and_limit, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_position_derived, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_listener_woken_by_commit, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_queue_stats, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_delete_finished_only, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_durability_acknowledged_submit_survives_kill9,
