@@ -1,32 +1,67 @@
 // ws_latency.mjs - event delivery latency over WebSocket: from the moment the
 // scheduler records an event (its "ts") to the moment a client receives it,
-// with 1 connected client (baseline) and then with 1,000 clients spread over 10
-// users, against a real `tessera serve` on loopback.
+// for 1, 1,000 and 10,000 connected clients spread over 100 users (each
+// receiving only its own users' events, which the bench checks), against a
+// real `tessera serve` on loopback with SQLite; and the memory each
+// connected client costs the service (RSS of the serve process tree with the
+// clients connected minus without, per client).
 //
-//   node bench/ws_latency.mjs BUILD/tessera [CLIENTS]
+//   node bench/ws_latency.mjs BUILD/tessera [CLIENTS,CLIENTS,...] [BASELINE_BINARY]
 //
-// Prints p50/p99/max for both and the ratio. Bounded: a fixed number of small
-// workflows per phase, and a time limit.
+// CLIENTS defaults to 1,1000,10000 (raise `ulimit -n` to 25000 or more for
+// 10,000: both this process and the workers hold one fd per client).
+// BASELINE_BINARY: another tessera build measured the same way in the same
+// run (e.g. one whose hubs poll SQLite instead of being woken), with ratios.
+// Bounded: a fixed number of small workflows per phase, and a time limit.
+import { readFileSync, readdirSync } from 'node:fs';
 import { startTessera } from './serve.mjs';
 import WebSocket from 'ws';
 
 const bin = process.argv[2] || 'build/tessera';
-const CLIENTS = Number(process.argv[3] || 1000);
-const USERS = 10;
+const COUNTS = (process.argv[3] || '1,1000,10000').split(',').map(Number);
+const baselineBin = process.argv[4] || '';
+const USERS = 100;
 const WORKFLOWS = 40;
 
 function percentile(sorted, p) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
 }
 
-function connect(url, user, latencies) {
+/** RSS in KiB of pid and all its descendants. */
+function treeRssKiB(root) {
+  const children = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(d));
+    } catch { /* gone */ }
+  }
+  let total = 0;
+  const todo = [root];
+  while (todo.length) {
+    const pid = todo.pop();
+    try {
+      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+      if (m) total += Number(m[1]);
+    } catch { /* gone */ }
+    for (const c of children.get(pid) || []) todo.push(c);
+  }
+  return total;
+}
+
+function connect(url, user, ctx) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url.replace('http', 'ws') + '/api/events?since=0', { headers: { 'X-User-ID': user } });
     ws.on('open', () => resolve(ws));
     ws.on('error', reject);
     ws.on('message', (data) => {
+      if (!ws.measuring) return;
       const ev = JSON.parse(data);
-      if (ws.measuring) latencies.push(Date.now() - Date.parse(ev.ts));
+      ctx.latencies.push(Date.now() - Date.parse(ev.ts));
+      ctx.seen.push([user, ev.workflow_id]);
     });
   });
 }
@@ -50,34 +85,59 @@ async function waitDone(url, ids, deadline) {
   }
 }
 
-async function phase(url, nClients) {
-  const latencies = [];
+async function phase(srv, nClients, owner) {
+  const ctx = { latencies: [], seen: [] };
   const sockets = [];
-  for (let i = 0; i < nClients; i++) sockets.push(await connect(url, `user${i % USERS}`, latencies));
-  await new Promise((r) => setTimeout(r, 500)); // let replays drain
+  const rssBefore = treeRssKiB(srv.proc.pid);
+  for (let i = 0; i < nClients; i += 200) {
+    const batch = [];
+    for (let k = i; k < Math.min(nClients, i + 200); k++) batch.push(connect(srv.url, `user${k % USERS}`, ctx));
+    sockets.push(...(await Promise.all(batch)));
+  }
+  await new Promise((r) => setTimeout(r, 1000)); // let replays drain
+  const rssAfter = treeRssKiB(srv.proc.pid);
   for (const ws of sockets) ws.measuring = true;
   const ids = [];
   for (let i = 0; i < WORKFLOWS; i++) {
     const user = `user${i % USERS}`;
-    ids.push([user, await submit(url, user, i)]);
+    const id = await submit(srv.url, user, i);
+    owner.set(id, user);
+    ids.push([user, id]);
   }
-  await waitDone(url, ids, Date.now() + 120000);
-  await new Promise((r) => setTimeout(r, 500)); // the last events
+  await waitDone(srv.url, ids, Date.now() + 300000);
+  await new Promise((r) => setTimeout(r, 1000)); // the last events
   for (const ws of sockets) ws.close();
-  latencies.sort((a, b) => a - b);
-  return latencies;
+  ctx.latencies.sort((a, b) => a - b);
+  const foreign = ctx.seen.filter(([user, wf]) => owner.has(wf) && owner.get(wf) !== user).length;
+  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients };
 }
 
-const { url, stop } = await startTessera(bin, 'ws', ['--workers', '2', '--concurrency-limit', '2',
-  '--max-active-users', String(USERS), '--poll-seconds', '0.1']);
-try {
-  const base = await phase(url, 1);
-  const many = await phase(url, CLIENTS);
-  const fmt = (l) => `p50 ${percentile(l, 0.5)} ms, p99 ${percentile(l, 0.99)} ms, max ${l[l.length - 1]} ms (${l.length} deliveries)`;
-  console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} workflows per phase:`);
-  console.log(`  1 client (baseline):  ${fmt(base)}`);
-  console.log(`  ${CLIENTS} clients, ${USERS} users: ${fmt(many)}`);
-  console.log(`  p99 ratio ${CLIENTS} clients / 1 client: ${(percentile(many, 0.99) / Math.max(1, percentile(base, 0.99))).toFixed(2)}`);
-} finally {
-  await stop();
+async function measure(binary) {
+  const srv = await startTessera(binary, 'ws', ['--workers', '2', '--concurrency-limit', '2',
+    '--max-active-users', String(USERS), '--poll-seconds', '1']);
+  const out = [];
+  try {
+    const owner = new Map();
+    for (const n of COUNTS) out.push([n, await phase(srv, n, owner)]);
+  } finally {
+    await srv.stop();
+  }
+  return out;
 }
+
+const fmt = (r) => `p50 ${percentile(r.lat, 0.5)} ms, p99 ${percentile(r.lat, 0.99)} ms, max ${r.lat[r.lat.length - 1]} ms` +
+  ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client`;
+console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1:`);
+const mine = await measure(bin);
+for (const [n, r] of mine) console.log(`  ${bin}: ${n} client(s): ${fmt(r)}`);
+if (baselineBin) {
+  const base = await measure(baselineBin);
+  for (const [n, r] of base) console.log(`  ${baselineBin} (baseline): ${n} client(s): ${fmt(r)}`);
+  for (let i = 0; i < mine.length; i++) {
+    const [n, r] = mine[i];
+    const b = base[i][1];
+    console.log(`  ${n} client(s): p50 ${(percentile(b.lat, 0.5) / Math.max(1, percentile(r.lat, 0.5))).toFixed(1)}x, ` +
+      `p99 ${(percentile(b.lat, 0.99) / Math.max(1, percentile(r.lat, 0.99))).toFixed(1)}x lower than the baseline`);
+  }
+}
+for (const [, r] of mine) if (r.foreign) { console.log('FAIL: a client received another user\'s events'); process.exitCode = 1; }
