@@ -494,6 +494,7 @@ int cmd_serve(int argc, char **argv) {
     }
     name_instance(&ms, port);
     log_set_instance(ms.instance);
+    store_set_instance_name(ms.instance);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);

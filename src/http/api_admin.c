@@ -2,7 +2,8 @@
  * api_admin.c - GET /api/admin/overview, the figures behind the web UI's
  * operations page (issue 18): the admission line, cpus, job throughput and
  * latency by type, HTTP and store errors and latency, WebSocket clients, the
- * leader and this instance, as JSON (metrics_json), read by the page every
+ * leader, this instance and every instance using the store, as JSON
+ * (metrics_json, store_instances), read by the page every
  * few seconds. Counters are this instance's since it started (the scheduler's
  * job figures are on the leading instance); the page takes differences.
  *
@@ -11,8 +12,6 @@
  * exist, the project's rule for what a caller may not see (http.h): the
  * answer does not tell that the page exists.
  */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,27 +19,31 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* Does this instance lead? The lease's owner is "host:pid:start" of a
- * scheduler (sched/service.c); ours is a child of our master, as this
- * worker is: same host name, and that pid's parent is our parent. */
-static bool instance_leads(const store_leader_info *leader) {
-    char host[128] = "localhost", want[160];
-    gethostname(host, sizeof(host) - 1);
-    int n = snprintf(want, sizeof(want), "%s:", host);
-    if (!leader || leader->expires_in <= 0 || strncmp(leader->owner, want, (size_t)n) != 0)
-        return false;
-    long pid = strtol(leader->owner + n, NULL, 10);
-    char path[64], stat[512];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
-    if (!f) return false;
-    size_t len = fread(stat, 1, sizeof(stat) - 1, f);
-    fclose(f);
-    stat[len] = '\0';
-    const char *close = strrchr(stat, ')'); /* the command name may hold spaces */
-    char state;
-    long ppid;
-    return close && sscanf(close + 1, " %c %ld", &state, &ppid) == 2 && ppid == (long)getppid();
+/* Does the named instance hold the lease? Under `tessera serve` the lease's
+ * owner is "<instance>:<pid>:<start>" (sched/service.c). */
+static bool leads(const store_leader_info *leader, const char *instance) {
+    size_t n = strlen(instance);
+    return leader && n && leader->expires_in > 0 && strncmp(leader->owner, instance, n) == 0 &&
+           leader->owner[n] == ':';
+}
+
+#define MAX_INSTANCES 64
+
+/* The instances using the store (store_instances), this one marked; null
+ * when the store cannot say. */
+static json_t *instances_json(http_request *req, const store_leader_info *leader, const char *me) {
+    store_instance in[MAX_INSTANCES];
+    size_t n = 0;
+    char err[TS_ERRLEN];
+    if (store_instances(req->st, in, MAX_INSTANCES, &n, err, sizeof(err)) != TS_OK)
+        return json_null();
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_pack("{ss si sf sb sb}", "name", in[i].name,
+                                              "connections", in[i].connections, "since",
+                                              in[i].since, "self", strcmp(in[i].name, me) == 0,
+                                              "leads", leads(leader, in[i].name)));
+    return list;
 }
 
 http_reply api_admin_overview(http_request *req) {
@@ -55,7 +58,8 @@ http_reply api_admin_overview(http_request *req) {
     const char *me = log_instance_name();
     json_object_set_new(o, "instance",
                         json_pack("{ss sI sb}", "name", me, "pid", (json_int_t)getppid(),
-                                  "leads", instance_leads(sc.leader)));
+                                  "leads", leads(sc.leader, me)));
+    json_object_set_new(o, "instances", sc.stats ? instances_json(req, sc.leader, me) : json_null());
     json_object_set_new(o, "time", json_real(sc.now));
     return http_json(200, o);
 }

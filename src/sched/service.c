@@ -29,9 +29,13 @@ static void on_stop(int sig) {
 }
 
 static void make_owner(char *buf, size_t n) {
+    /* Under `tessera serve` the instance's name (host:port) comes first, so
+     * that the lease says which instance leads (the operations page,
+     * tessera_leader_info); the pid and start time make it unique. */
     char host[128] = "localhost";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(buf, n, "%s:%d:%.0f", host, (int)getpid(), ts_now() * 1000);
+    const char *instance = log_instance_name();
+    if (instance[0] == '\0') gethostname(host, sizeof(host) - 1);
+    snprintf(buf, n, "%s:%d:%.0f", instance[0] ? instance : host, (int)getpid(), ts_now() * 1000);
 }
 
 /* Sleeps seconds in slices, ticking the liveness slot (the master replaces

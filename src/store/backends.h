@@ -81,6 +81,13 @@ typedef struct pg_store pg_store;
 STORE_BACKEND_DECLARE(sqlite, sqlite_store)
 STORE_BACKEND_DECLARE(pg, pg_store)
 
+/* The instances sharing a PostgreSQL database (store.h, store_instances):
+ * connections are named "tessera <instance>" once pg_set_instance_name was
+ * called ("tessera" before). */
+void pg_set_instance_name(const char *name);
+int pg_instances(pg_store *st, store_instance *out, size_t max, size_t *n, char *err,
+                 size_t errlen);
+
 /* Notifications (store.h, store_listener). SQLite: events only, between
  * the processes of one machine (sqlite_listen.c). */
 typedef struct sq_listener sq_listener;

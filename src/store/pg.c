@@ -134,13 +134,24 @@ int pg_simple(pg_store *st, const char *sql, char *err, size_t errlen, const cha
     return rc;
 }
 
+/* The application_name of our connections: "tessera <instance>" once the
+ * instance is named (pg_set_instance_name, configuration set before fork),
+ * which is how store_instances finds the instances. 63 bytes: PostgreSQL's
+ * limit (NAMEDATALEN - 1). */
+static char app_name[64] = "tessera";
+
+void pg_set_instance_name(const char *name) {
+    snprintf(app_name, sizeof(app_name), "tessera%s%s", name && name[0] ? " " : "",
+             name ? name : "");
+}
+
 /* Opens st->conn. Our defaults come before the URL, so that parameters in
  * the URL (sslmode, connect_timeout...) win. */
 static int connect_now(pg_store *st, char *err, size_t errlen) {
     static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle",
                                        "keepalives_interval", "keepalives_count",
                                        "tcp_user_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"5", "1", "5", "2", "3", "15000", "tessera", st->url, NULL};
+    const char *vals[] = {"5", "1", "5", "2", "3", "15000", app_name, st->url, NULL};
     PQfinish(st->conn);
     memset(st->prepared, 0, sizeof(st->prepared));
     st->conn = PQconnectdbParams(keys, vals, 1);

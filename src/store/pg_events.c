@@ -213,6 +213,31 @@ int pg_queue_stats_get(pg_store *st, store_queue_stats *out, char *err, size_t e
     return rc;
 }
 
+/* ---- instances (store_instances) ------------------------------------------------ */
+
+/* Sessions of this database named by pg_set_instance_name ("tessera NAME").
+ * Ordinary roles see the application_name of their own role's sessions,
+ * which is what the instances share. */
+static const char SQL_INSTANCES[] =
+    "SELECT substr(application_name, 9), count(*), extract(epoch FROM min(backend_start))"
+    " FROM pg_stat_activity WHERE datname = current_database()"
+    " AND application_name LIKE 'tessera %' GROUP BY 1 ORDER BY 1";
+
+int pg_instances(pg_store *st, store_instance *out, size_t max, size_t *n, char *err,
+                 size_t errlen) {
+    PGresult *r = NULL;
+    *n = 0;
+    int rc = pg_run(st, PS_INSTANCES, SQL_INSTANCES, NULL, &r, err, errlen, "listing instances");
+    for (int i = 0; rc == TS_OK && i < PQntuples(r) && *n < max; i++) {
+        store_instance *in = &out[(*n)++];
+        ts_strlcpy(in->name, pg_text(r, i, 0), sizeof(in->name));
+        in->connections = (int)pg_int(r, i, 1);
+        in->since = pg_double(r, i, 2);
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* ---- users ------------------------------------------------------------------------- */
 
 int pg_user_put(pg_store *st, const char *name, const char *token_hash, bool admin, double now,

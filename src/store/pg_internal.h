@@ -84,6 +84,7 @@ typedef enum pg_stmt {
     PS_USER_BY_TOKEN,
     PS_USER_TOKEN,
     PS_USER_REVOKE,
+    PS_INSTANCES,
     PS_COUNT
 } pg_stmt;
 

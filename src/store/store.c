@@ -32,6 +32,33 @@ struct store {
     if (st->observer) st->observer(st->observer_ctx, #NAME, ts_monotonic() - t0_, rc_); \
     return rc_
 
+/* This process's instance name (store_set_instance_name): configuration,
+ * set once at start-up before fork. */
+static char instance_name[128];
+
+void store_set_instance_name(const char *name) {
+    ts_strlcpy(instance_name, name ? name : "", sizeof(instance_name));
+    pg_set_instance_name(instance_name);
+}
+
+/* See store.h. SQLite serves one instance: this one. */
+int store_instances(store *st, store_instance *out, size_t max, size_t *n, char *err,
+                    size_t errlen) {
+    if (st->pg) {
+        double t0 = st->observer ? ts_monotonic() : 0;
+        int rc = pg_instances(st->pg, out, max, n, err, errlen);
+        if (st->observer) st->observer(st->observer_ctx, "instances", ts_monotonic() - t0, rc);
+        return rc;
+    }
+    *n = 0;
+    if (instance_name[0] && max > 0) {
+        out[0] = (store_instance){.connections = -1};
+        ts_strlcpy(out[0].name, instance_name, sizeof(out[0].name));
+        *n = 1;
+    }
+    return TS_OK;
+}
+
 void store_set_observer(store *st, store_observer fn, void *ctx) {
     st->observer = fn;
     st->observer_ctx = ctx;

@@ -348,4 +348,26 @@ typedef struct store_queue_stats {
 
 int store_queue_stats_get(store *st, store_queue_stats *out, char *err, size_t errlen);
 
+/* ---- the service's instances ------------------------------------------------- */
+
+/* Names this process's store connections after its instance (host:port of
+ * `tessera serve`), so that the instances sharing a PostgreSQL database can
+ * be listed (store_instances). Configuration: set once at start-up, before
+ * any store is opened and before fork. */
+void store_set_instance_name(const char *name);
+
+typedef struct store_instance {
+    char name[128];  /* host:port */
+    int connections; /* its open store connections (-1: not known) */
+    double since;    /* epoch seconds of its oldest connection (0: not known) */
+} store_instance;
+
+/* The instances using the store now, by name, at most max into out (*n of
+ * them). PostgreSQL: the instance names of the database's sessions
+ * (pg_stat_activity), which disappear with the processes that held them, so
+ * a dead instance drops out at once. SQLite (one instance by design): this
+ * process's own instance, if named. */
+int store_instances(store *st, store_instance *out, size_t max, size_t *n, char *err,
+                    size_t errlen);
+
 #endif

@@ -72,6 +72,8 @@ browserTest('an administrator watches the line, cpus, throughput and errors live
   await waitText(page, '#ops-leader', (t) => /term \d+/.test(t), 'the leader and its term');
   await waitText(page, '#ops-instance', (t) => t.includes(`:${fixture.server.port}`) && t.includes('leads'), 'this instance, leading');
   await waitText(page, '#ops-store', (t) => t.startsWith('up'), 'the store up');
+  await waitText(page, '#ops-instances tbody', (t) => t.includes(`:${fixture.server.port}`) && t.includes('leads the scheduler'),
+    'the instance listed, leading');
   // The charts have drawn lines from several reads, in SVG.
   for (const key of ['queued', 'runningCpus', 'jobsPerMin']) {
     const d = await page.locator(`figure[data-chart="${key}"] path.ops-line`).getAttribute('d');

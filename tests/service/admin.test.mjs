@@ -6,7 +6,11 @@
 // signed in gets 401 as on every other API route.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, runCli, submit, wfId, waitFinal, waitFor, noop, workflow } from './harness.mjs';
+import {
+  startServer, runCli, submit, wfId, waitFinal, waitFor, noop, workflow, createPgDatabase, dropPgDatabase,
+} from './harness.mjs';
+
+const PG = process.env.TESSERA_TEST_PG_URL;
 
 let server;
 let rootToken;
@@ -55,6 +59,11 @@ describe('/api/admin/overview', () => {
     assert.deepEqual(o.cpus, { running: 0, free: 3, limit: 3, running_jobs: 0 });
     assert.ok(o.instance.name.endsWith(`:${server.port}`), o.instance.name);
     assert.equal(o.instance.leads, true, 'the only instance leads');
+    assert.equal(o.instances.length, 1, JSON.stringify(o.instances));
+    assert.equal(o.instances[0].name, o.instance.name);
+    assert.equal(o.instances[0].self, true);
+    assert.equal(o.instances[0].leads, true);
+    assert.ok(o.leader.owner.startsWith(`${o.instance.name}:`), `the lease names the instance: ${o.leader.owner}`);
     assert.ok(o.leader.term >= 1);
     assert.equal(o.store.up, true);
     assert.ok(o.store.calls > 0);
@@ -120,6 +129,46 @@ describe('header mode', () => {
       assert.equal((await h.api({ cookie: c }, 'GET', '/api/admin/overview')).status, 404);
     } finally {
       await h.cleanup();
+    }
+  });
+});
+
+describe('several instances on PostgreSQL', () => {
+  test('every instance using the database is listed, the leader marked; a stopped one drops out', { skip: PG ? false : 'TESSERA_TEST_PG_URL is not set', timeout: 120000 }, async () => {
+    const db = createPgDatabase();
+    const a = await startServer({ workers: 1, auth: 'token', db });
+    const b = await startServer({ workers: 1, auth: 'token', db });
+    try {
+      const r = runCli(['user', 'add', 'root', '--admin'], { env: a.cliEnv(), cwd: a.tmpDir });
+      assert.equal(r.status, 0, r.stderr);
+      const token = r.stdout.match(/\b[0-9a-f]{64}\b/)[0];
+      const read = async (s) => {
+        const res = await s.api({ token }, 'GET', '/api/admin/overview');
+        assert.equal(res.status, 200, res.text);
+        return res.json;
+      };
+      let o;
+      await waitFor(async () => {
+        o = await read(b);
+        return o.instances.length === 2 && o.instances.some((x) => x.leads);
+      }, 30000, { what: 'both instances listed, one leading' });
+      const names = o.instances.map((x) => x.name).sort();
+      assert.ok(names.some((n) => n.endsWith(`:${a.port}`)) && names.some((n) => n.endsWith(`:${b.port}`)), names.join(' '));
+      assert.equal(o.instances.filter((x) => x.self).length, 1);
+      assert.ok(o.instances.find((x) => x.self).name.endsWith(`:${b.port}`), 'B marks itself');
+      assert.equal(o.instances.filter((x) => x.leads).length, 1, 'one leader');
+      assert.ok(o.instances.every((x) => x.connections >= 1 && x.since > 0));
+      // Both answer the same list.
+      const fromA = (await read(a)).instances.map((x) => x.name).sort();
+      assert.deepEqual(fromA, names);
+      await b.stop();
+      await waitFor(async () => (await read(a)).instances.length === 1, 30000, { what: 'B gone from the list' });
+      o = await read(a);
+      assert.ok(o.instances[0].name.endsWith(`:${a.port}`));
+    } finally {
+      await a.cleanup();
+      await b.cleanup();
+      dropPgDatabase(db);
     }
   });
 });

@@ -977,6 +977,56 @@ static void test_queue_stats(void **state) {
     assert_true(fabs(qs.oldest_queued_at - (T0 + 2)) < 1e-6);
 }
 
+/* store_instances: the instances using the store. PostgreSQL lists the
+ * names of the database's sessions, so two handles opened under two names
+ * are two instances and a closed one drops out; SQLite lists this process's
+ * own name. Names are set before opening, as serve does before fork. */
+static void test_instances(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store_instance in[8];
+    size_t n = 99;
+    store_set_instance_name(""); /* the fixture's handle is unnamed */
+    assert_int_equal(store_instances(f->st, in, 8, &n, err, sizeof(err)), TS_OK);
+    assert_int_equal(n, 0);
+    store *a = NULL, *b = NULL;
+    store_set_instance_name("host-a:8080");
+    assert_int_equal(store_open(f->path, &a, err, sizeof(err)), TS_OK);
+    store_set_instance_name("host-b:8081");
+    assert_int_equal(store_open(f->path, &b, err, sizeof(err)), TS_OK);
+    /* PostgreSQL connects lazily on the first call: make each handle talk. */
+    store_queue_stats qs;
+    assert_int_equal(store_queue_stats_get(a, &qs, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_queue_stats_get(b, &qs, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_instances(a, in, 8, &n, err, sizeof(err)), TS_OK);
+    if (pg_url) {
+        assert_int_equal(n, 2);
+        assert_string_equal(in[0].name, "host-a:8080");
+        assert_string_equal(in[1].name, "host-b:8081");
+        assert_true(in[0].connections >= 1 && in[1].connections >= 1);
+        assert_true(in[0].since > 1e9 && in[0].since <= ts_now() + 5);
+        assert_int_equal(store_instances(a, in, 1, &n, err, sizeof(err)), TS_OK);
+        assert_int_equal(n, 1); /* at most max */
+        store_close(b);
+        b = NULL;
+        /* The server ends the session when the client goes: poll for it. */
+        for (int i = 0; i < 200; i++) {
+            assert_int_equal(store_instances(a, in, 8, &n, err, sizeof(err)), TS_OK);
+            if (n == 1) break;
+            usleep(20000);
+        }
+        assert_int_equal(n, 1);
+        assert_string_equal(in[0].name, "host-a:8080");
+    } else {
+        assert_int_equal(n, 1); /* one instance by design: this process's */
+        assert_string_equal(in[0].name, "host-b:8081");
+        assert_int_equal(in[0].connections, -1);
+    }
+    store_close(a);
+    store_close(b);
+    store_set_instance_name("");
+}
+
 static void test_delete_finished_only(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
@@ -1259,6 +1309,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_queue_position_derived, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_listener_woken_by_commit, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_queue_stats, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_instances, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_delete_finished_only, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_durability_acknowledged_submit_survives_kill9,
                                         setup_closed, teardown),

@@ -1,6 +1,6 @@
 // views/ops.js - "Operations" (#/ops), for administrators only (issue 18):
 // the admission line, cpus, job throughput and latency, errors, the leader
-// and this instance, read from GET /api/admin/overview every POLL_MS and
+// and the instances using the store, read from GET /api/admin/overview every POLL_MS and
 // drawn as figures and small SVG charts of the last few minutes. Nothing but
 // the service's own figures: no dashboard server, nothing fetched from
 // elsewhere. The arithmetic (rates, quantiles, chart paths) is ops_model.js.
@@ -69,6 +69,7 @@ export function mount(root) {
     disk: figure('ops-disk', 'State dir free'),
   };
   const charts = CHARTS.map(chart);
+  const instancesBody = h('tbody');
   const typesBody = h('tbody');
   const routesBody = h('tbody');
   const page = h('div', { id: 'ops-page' },
@@ -76,6 +77,10 @@ export function mount(root) {
     instance, error,
     h('section', { class: 'ops-figures', 'aria-label': 'Now' }, Object.values(f).map((x) => x.el)),
     h('section', { class: 'ops-charts', 'aria-label': 'The last minutes' }, charts.map((c) => c.el)),
+    h('h2', {}, 'Instances'),
+    h('table', { class: 'grid', id: 'ops-instances' },
+      h('thead', {}, h('tr', {}, ['Instance', 'Role', 'Store connections', 'Up since'].map((t) => h('th', { scope: 'col' }, t)))),
+      instancesBody),
     h('h2', {}, 'Jobs by type'),
     h('table', { class: 'grid', id: 'ops-types' },
       h('thead', {}, h('tr', {}, ['Type', 'Succeeded', 'Failed', 'Timed out', 'Cancelled', 'Failures by reason', 'Wait (mean)', 'Run (mean)'].map((t) => h('th', { scope: 'col' }, t)))),
@@ -132,6 +137,13 @@ export function mount(root) {
       c.now.textContent = show1(c.c.unit, last);
       c.top.textContent = `top ${show1(c.c.unit, top)}`;
     }
+    const list = o.instances || [];
+    clear(instancesBody).append(...list.map((x) => h('tr', { 'data-instance': x.name },
+      h('td', {}, h('code', {}, x.name), x.self ? ' (this page\'s)' : ''),
+      h('td', {}, x.leads ? 'leads the scheduler' : 'serves'),
+      h('td', {}, x.connections >= 0 ? String(x.connections) : '–'),
+      h('td', {}, x.since > 0 ? new Date(x.since * 1000).toLocaleString() : '–'))));
+    if (!list.length) instancesBody.append(h('tr', {}, h('td', { colspan: 4 }, o.instances ? 'none named' : 'the store cannot say now')));
     clear(typesBody).append(...o.jobs.map((t) => h('tr', { 'data-type': t.job_type },
       h('td', {}, t.job_type), h('td', {}, t.finished.succeeded), h('td', {}, t.finished.failed),
       h('td', {}, t.finished.timeout), h('td', {}, t.finished.cancelled),
