@@ -36,12 +36,13 @@ test('GET /api/job-types lists every type with typed params, defaults and ranges
 test('GET /api/session says how to sign in, and who is signed in', async () => {
   const anon = await server.api(null, 'GET', '/api/session');
   assert.equal(anon.status, 200);
-  assert.deepEqual(anon.json, { auth_mode: 'header', user: null });
+  assert.deepEqual(anon.json, { auth_mode: 'header', user: null, admin: false });
   const signed = await server.api(null, 'POST', '/api/session', { user: 'carol' });
   assert.equal(signed.status, 200, signed.text);
   const cookie = String(signed.headers['set-cookie']).split(';')[0];
   const me = await server.api(null, 'GET', '/api/session', undefined, { Cookie: cookie });
   assert.equal(me.json.user, 'carol');
+  assert.equal(me.json.admin, false, 'a header-mode user is no administrator');
 });
 
 test('dry_run checks a workflow with every rule and stores nothing', async () => {
