@@ -33,6 +33,7 @@ static const struct {
     {"--server", "TESSERA_SERVER"},
     {"--token", "TESSERA_TOKEN"},
     {"--tools", "TESSERA_TOOLS"},
+    {"--executor", "TESSERA_EXECUTOR"},
 };
 
 static bool in_list(const char *const *list, const char *s) {

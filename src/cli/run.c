@@ -20,6 +20,7 @@
 #include "core/spec.h"
 #include "jobs/jobs.h"
 #include "sched/scheduler.h"
+#include "sched/setup.h"
 #include "util/layout.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -30,7 +31,7 @@
 
 static const char *const run_config_flags[] = {
     "--db", "--state-dir", "--user", "--concurrency-limit", "--max-active-users",
-    "--poll-seconds", "--log", "--log-level", "--tools", "--data-root", NULL};
+    "--poll-seconds", "--log", "--log-level", "--tools", "--data-root", "--executor", NULL};
 static const char *const run_bool_flags[] = {"--quiet", NULL};
 
 static const cli_spec run_spec = {
@@ -54,6 +55,8 @@ static const cli_spec run_spec = {
         "  --log FILE|-             JSON-lines log (TESSERA_LOG; default STATE_DIR/tessera.log)\n"
         "  --log-level LEVEL        debug, info, warn, error (TESSERA_LOG_LEVEL)\n"
         "  --tools FILE             admin-defined tools, docs/tools.md (TESSERA_TOOLS; none)\n"
+        "  --executor local|slurm   where jobs run (TESSERA_EXECUTOR; local); slurm: sbatch\n"
+        "                           with TESSERA_SLURM_* settings, docs/slurm.md\n"
         "  --data-root DIR          where images may be read from; repeatable\n"
         "                           (TESSERA_DATA_ROOTS, colon-separated; STATE_DIR/data)\n"
         "  --quiet                  no progress output\n",
@@ -177,17 +180,14 @@ static int drive(const cli_args *a, store *st, watch *w, progress_view *pv) {
         return CLI_FAILED;
     }
     self[len] = '\0';
-    executor *ex = exec_local_new(self, 5.0, err, sizeof(err));
+    executor *ex = sched_setup_executor(&a->cfg, self, err, sizeof(err));
     if (!ex) {
         fprintf(stderr, "tessera run: %s\n", err);
         return CLI_FAILED;
     }
     make_owner(owner, sizeof(owner));
-    sched_config sc = {.state_dir = a->cfg.state_dir, .data_roots = a->cfg.data_roots,
-                       .max_active_users = a->cfg.max_active_users,
-                       .concurrency_limit = a->cfg.concurrency_limit,
-                       .poll_seconds = a->cfg.queue_poll_seconds, .lease_ttl = 5.0,
-                       .kill_grace_s = 5.0};
+    sched_config sc;
+    sched_setup_config(&a->cfg, &sc);
     scheduler *s = sched_new(&sc, owner, st, ex);
     int rc = CLI_OK;
     bool unavailable = false;

@@ -38,6 +38,7 @@
 #include "cli/cli.h"
 #include "http/http.h"
 #include "sched/service.h"
+#include "sched/setup.h"
 #include "util/layout.h"
 #include "util/liveness.h"
 #include "util/log.h"
@@ -49,7 +50,8 @@
 
 static const char *const serve_config_flags[] = {
     "--listen", "--workers", "--db", "--state-dir", "--data-root", "--max-active-users",
-    "--concurrency-limit", "--poll-seconds", "--auth", "--log", "--log-level", "--tools", NULL};
+    "--concurrency-limit", "--poll-seconds", "--auth", "--log", "--log-level", "--tools",
+    "--executor", NULL};
 
 static const cli_spec serve_spec = {
     .name = "serve",
@@ -75,6 +77,8 @@ static const cli_spec serve_spec = {
         "  --log FILE|-             JSON-lines log (TESSERA_LOG; STATE_DIR/tessera.log)\n"
         "  --log-level LEVEL        debug, info, warn, error (TESSERA_LOG_LEVEL)\n"
         "  --tools FILE             admin-defined tools, docs/tools.md (TESSERA_TOOLS; none)\n"
+        "  --executor local|slurm   where jobs run (TESSERA_EXECUTOR; local); slurm: sbatch\n"
+        "                           with TESSERA_SLURM_* settings, docs/slurm.md\n"
         "\n"
         "A scheduler or worker whose loop has not turned for TESSERA_STALL_SECONDS (60), or a\n"
         "worker with a request in its handler for TESSERA_REQUEST_TIMEOUT_SECONDS (60), is\n"
@@ -488,6 +492,12 @@ int cmd_serve(int argc, char **argv) {
     if (tightened)
         log_emit(LOG_WARN, NULL, NULL, "state directory was readable by other accounts; made it 0700",
                  json_pack("{s:s}", "state_dir", ms.a.cfg.state_dir));
+    /* The scheduler process builds the same executor; refusing here says
+     * why once, instead of a scheduler restarted in a loop. */
+    if (sched_setup_check(&ms.a.cfg, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "tessera serve: %s\n", err);
+        return CLI_USAGE;
+    }
     if (prepare(&ms, err, sizeof(err)) != TS_OK || bind_listen(&ms, &port, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera serve: %s\n", err);
         return CLI_FAILED;

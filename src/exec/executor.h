@@ -12,14 +12,27 @@
  *     deadline, SIGKILL after the grace period; outcome "timeout".
  *   - cancel() sends SIGTERM to the process group and SIGKILL after grace_s;
  *     the attempt then ends with outcome "cancelled".
- *   - Jobs do not outlive the executor's process: if the scheduler dies, its
- *     local jobs are killed (the restarted scheduler re-runs them).
- * Implementations: exec_local (child processes on this machine).
+ *   - Local jobs do not outlive the executor's process: if the scheduler
+ *     dies, its local jobs are killed (the restarted scheduler re-runs them).
+ *   - A batch executor (ops->detached: Slurm) is the opposite: its jobs live
+ *     in the batch system and outlive the scheduler. It records an intent
+ *     (journal, below) before each submission and the batch system's id
+ *     after it, and a restarted scheduler hands each running attempt to
+ *     adopt() instead of re-running it; the executor then looks it up (by
+ *     id, or by the attempt's token in the job name) and reports what became
+ *     of it. Such an executor never submits an attempt whose intent could
+ *     not be recorded, and never submits an attempt a second time.
+ *   - EXEC_EXITED with outcome "interrupted" (node failure, preemption, an
+ *     attempt found never submitted after a restart) means: not the job's
+ *     fault, run it again as a new attempt without counting a failure.
+ * Implementations: exec_local (child processes on this machine), exec_slurm
+ * (exec/slurm.h).
  */
 #ifndef TESSERA_EXEC_EXECUTOR_H
 #define TESSERA_EXEC_EXECUTOR_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,11 +63,23 @@ typedef struct exec_event {
     int attempt;
     double progress;  /* 0..1 (EXEC_PROGRESS, and the last known for EXEC_EXITED) */
     char message[256]; /* progress message, or why the attempt ended */
-    const char *outcome; /* EXEC_EXITED: "succeeded", "failed", "timeout", "cancelled" */
+    const char *outcome; /* EXEC_EXITED: "succeeded", "failed", "timeout", "cancelled",
+                            "interrupted" (see the top) */
     int exit_code;       /* EXEC_EXITED: exit status, or 128 + signal number */
 } exec_event;
 
 typedef struct executor executor;
+
+/* Where a batch executor records, durably, what it is about to do. */
+typedef struct exec_journal {
+    /* Records for the attempt its token (the batch job's name) and the
+     * batch system's id; external_id "" is the intent, written before the
+     * submission. TS_OK only once it is on stable storage; on any other
+     * return the executor does not submit (it tries again later). */
+    int (*record)(void *ctx, int64_t workflow_id, int32_t job_index, int attempt,
+                  const char *token, const char *external_id, char *err, size_t errlen);
+    void *ctx;
+} exec_journal;
 
 typedef struct executor_ops {
     int (*start)(executor *ex, const exec_job *job, char *err, size_t errlen);
@@ -64,12 +89,24 @@ typedef struct executor_ops {
      * timeout_s passes; stores up to max events and returns how many. */
     int (*wait)(executor *ex, double timeout_s, int wake_fd, exec_event *events, size_t max);
     size_t (*running)(executor *ex);
-    /* Kills every running job (SIGKILL to each group) and frees. */
+    /* Kills every running job (SIGKILL to each group) and frees. A detached
+     * executor frees only: its jobs go on in the batch system. */
     void (*destroy)(executor *ex);
+    /* Batch executors only (NULL otherwise). */
+    bool detached;
+    /* Takes over a running attempt recorded by a scheduler that is gone;
+     * external_id is the recorded id ("" = only the intent was recorded).
+     * Its fate is then reported by wait() like any started job's. */
+    int (*adopt)(executor *ex, const exec_job *job, const char *external_id, char *err,
+                 size_t errlen);
+    /* Stops tracking every job without touching it (the lead was lost: the
+     * next leader adopts them). */
+    void (*release)(executor *ex);
 } executor_ops;
 
 struct executor {
     const executor_ops *ops;
+    exec_journal journal; /* set by the scheduler; used by batch executors */
 };
 
 /* self_exe: the tessera binary to run as `self_exe run-job SPEC`.

@@ -261,6 +261,9 @@ static void catch_stop_signals(struct sigaction *old_term, struct sigaction *old
     run_stop = 0;
     sigaction(SIGTERM, &sa, old_term);
     sigaction(SIGINT, &sa, old_int);
+    /* Slurm's warning before the time limit (sbatch --signal=B:USR1@60,
+     * exec/slurm.h): stop like on SIGTERM and leave the marker in time. */
+    sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* Leaves the attempt's exit marker (protocol.h). A marker that cannot be

@@ -28,6 +28,7 @@ struct scheduler {
     bool leader;
     int64_t term; /* the store's term of our lead (store_leader_term) */
     bool claiming;
+    bool adopting;     /* start_or_adopt adopts rather than starts */
     int64_t last_loaded_id;
     int64_t last_command_id; /* the highest command applied and committed */
     int64_t *cmd_pending;    /* commands taken this round, marked applied on commit */
@@ -48,6 +49,21 @@ static int64_t job_key(int64_t workflow_id, int32_t job_index) {
     return workflow_id * 16777216 + job_index;
 }
 
+/* The executor's journal (executor.h): a batch job's token and id on the
+ * running attempt, committed before the executor goes on. */
+static int journal_record(void *ctx, int64_t workflow_id, int32_t job_index, int attempt,
+                          const char *token, const char *external_id, char *err,
+                          size_t errlen) {
+    scheduler *s = ctx;
+    int rc = store_begin(s->st, err, errlen);
+    if (rc == TS_OK)
+        rc = store_attempt_external(s->st, workflow_id, job_index, attempt, token, external_id,
+                                    err, errlen);
+    if (rc == TS_OK) return store_commit(s->st, err, errlen);
+    store_rollback(s->st);
+    return rc;
+}
+
 scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, executor *ex) {
     scheduler *s = ts_calloc(1, sizeof(*s));
     s->cfg = *cfg;
@@ -55,6 +71,7 @@ scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, exec
     s->owner = ts_strdup(owner);
     s->st = st;
     s->ex = ex;
+    s->ex->journal = (exec_journal){journal_record, s};
     s->claiming = true;
     map_init(&s->started);
     map_init(&s->ready_at);
@@ -102,6 +119,27 @@ static spec_workflow *spec_clone(const spec_workflow *spec) {
     return copy;
 }
 
+static void start_or_adopt(scheduler *s, int64_t workflow_id, int32_t job_index, int attempt,
+                           const char *external_id);
+
+/* A job a gone scheduler left running in a batch system (executor.h,
+ * detached): the executor takes it over instead of it being re-run. Its
+ * recorded id (or only the intent) comes from the attempt row. */
+static int adopt_job(scheduler *s, const store_workflow *wf, const store_job *j) {
+    store_attempt *at = NULL;
+    size_t n = 0;
+    char err[TS_ERRLEN];
+    if (store_attempts(s->st, wf->id, j->index, &at, &n, err, sizeof(err)) != TS_OK) return TS_ERR;
+    char ext[64] = "";
+    for (size_t k = 0; k < n; k++)
+        if (at[k].attempt == j->attempt) ts_strlcpy(ext, at[k].external_id, sizeof(ext));
+    free(at);
+    s->adopting = true;
+    start_or_adopt(s, wf->id, j->index, j->attempt, ext);
+    s->adopting = false;
+    return map_get_id(&s->started, job_key(wf->id, j->index)) ? TS_OK : TS_ERR;
+}
+
 typedef struct load_ctx {
     scheduler *s;
     char *err;
@@ -139,6 +177,7 @@ static int load_one(void *ctx, const store_workflow *wf) {
         const store_job *j = &wf->jobs[i];
         if (j->state != JOB_RUNNING || map_get_id(&s->started, job_key(wf->id, j->index)))
             continue;
+        if (s->ex->ops->adopt && adopt_job(s, wf, j) == TS_OK) continue;
         char reason[200];
         snprintf(reason, sizeof(reason), "interrupted: scheduler %s stopped while attempt %d ran",
                  j->lease_owner[0] ? j->lease_owner : "(unknown)", j->attempt);
@@ -326,29 +365,38 @@ static json_t *upstream_inputs(const scheduler *s, int64_t workflow_id, const sp
     return inputs;
 }
 
-static void start_job(scheduler *s, const core_change *ch) {
-    const spec_workflow *spec = engine_spec(s->eng, ch->workflow_id);
-    const spec_job *sj = &spec->jobs[ch->job_index];
-    json_t *inputs = upstream_inputs(s, ch->workflow_id, spec, ch->job_index);
-    char *work = layout_work_dir(s->cfg.state_dir, ch->workflow_id, sj->job_id);
-    char *result = layout_result_dir(s->cfg.state_dir, ch->workflow_id, sj->job_id);
-    exec_job job = {.workflow_id = ch->workflow_id, .job_index = ch->job_index,
-                    .attempt = ch->attempt, .job_id = sj->job_id, .job_type = sj->job_type,
+/* Hands an attempt to the executor: a new start, or (s->adopting) the
+ * adoption of one a gone scheduler left in a batch system. */
+static void start_or_adopt(scheduler *s, int64_t workflow_id, int32_t job_index, int attempt,
+                           const char *external_id) {
+    const spec_workflow *spec = engine_spec(s->eng, workflow_id);
+    if (!spec) return;
+    const spec_job *sj = &spec->jobs[job_index];
+    json_t *inputs = upstream_inputs(s, workflow_id, spec, job_index);
+    char *work = layout_work_dir(s->cfg.state_dir, workflow_id, sj->job_id);
+    char *result = layout_result_dir(s->cfg.state_dir, workflow_id, sj->job_id);
+    exec_job job = {.workflow_id = workflow_id, .job_index = job_index,
+                    .attempt = attempt, .job_id = sj->job_id, .job_type = sj->job_type,
                     .image_path = sj->image_path, .data_roots = s->data_roots,
                     .params = sj->params, .cpus = sj->cpus,
                     .timeout_s = sj->timeout_s, .work_dir = work, .result_dir = result,
                     .inputs = inputs};
     char err[TS_ERRLEN];
-    if (s->ex->ops->start(s->ex, &job, err, sizeof(err)) == TS_OK) {
-        map_put_id(&s->started, job_key(ch->workflow_id, ch->job_index),
-                   (void *)(intptr_t)(ch->attempt + 1));
-    } else {
-        engine_job_exited(s->eng, (job_ref){ch->workflow_id, ch->job_index}, ch->attempt, "failed",
-                          -1, err, ts_now(), &s->changes);
+    int rc = s->adopting ? s->ex->ops->adopt(s->ex, &job, external_id, err, sizeof(err))
+                         : s->ex->ops->start(s->ex, &job, err, sizeof(err));
+    if (rc == TS_OK) {
+        map_put_id(&s->started, job_key(workflow_id, job_index), (void *)(intptr_t)(attempt + 1));
+    } else if (!s->adopting) {
+        engine_job_exited(s->eng, (job_ref){workflow_id, job_index}, attempt, "failed", -1, err,
+                          ts_now(), &s->changes);
     }
     json_decref(inputs);
     free(work);
     free(result);
+}
+
+static void start_job(scheduler *s, const core_change *ch) {
+    start_or_adopt(s, ch->workflow_id, ch->job_index, ch->attempt, NULL);
 }
 
 /* Times kept in the maps as microseconds, to fit a pointer-sized value. */
@@ -408,8 +456,10 @@ static void act(scheduler *s) {
 static void drop_lead(scheduler *s) {
     job_ref_list running = {0};
     if (s->eng) engine_running_jobs(s->eng, &running);
-    for (size_t i = 0; i < running.n; i++)
+    /* Jobs in a batch system stay there: the next leader adopts them. */
+    for (size_t i = 0; !s->ex->ops->detached && i < running.n; i++)
         s->ex->ops->cancel(s->ex, running.v[i].workflow_id, running.v[i].job_index, 0);
+    if (s->ex->ops->detached) s->ex->ops->release(s->ex);
     job_ref_list_free(&running);
     map_free(&s->started);
     map_init(&s->started);
@@ -468,8 +518,11 @@ static void on_exec_event(scheduler *s, const exec_event *ev) {
         return;
     }
     map_del_id(&s->started, job_key(ev->workflow_id, ev->job_index));
-    engine_job_exited(s->eng, ref, ev->attempt, ev->outcome, ev->exit_code, ev->message, now,
-                      &s->changes);
+    if (strcmp(ev->outcome, "interrupted") == 0) /* not the job's fault: a new attempt */
+        engine_interrupt(s->eng, ref, ev->message, now, &s->changes);
+    else
+        engine_job_exited(s->eng, ref, ev->attempt, ev->outcome, ev->exit_code, ev->message, now,
+                          &s->changes);
 }
 
 /* How long the loop may sleep: until the next heartbeat, retry time or poll,
@@ -556,6 +609,14 @@ int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t err
 
 int sched_shutdown(scheduler *s, const char *reason, char *err, size_t errlen) {
     if (!s->leader) return TS_OK;
+    if (s->ex->ops->detached) {
+        /* Batch jobs go on without us; the next scheduler adopts them.
+         * Recording them interrupted would run them twice. */
+        int rc = record(s, err, errlen);
+        if (rc == TS_OK) act(s);
+        drop_lead(s);
+        return store_leader_release(s->st, s->owner, err, errlen) != TS_OK ? TS_ERR : rc;
+    }
     job_ref_list running = {0};
     engine_running_jobs(s->eng, &running);
     double now = ts_now();

@@ -13,6 +13,7 @@
 
 #include "sched/doorbell.h"
 #include "sched/scheduler.h"
+#include "sched/setup.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -90,7 +91,7 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path, const sc
     }
     self[len] = '\0';
     if (obs->store_call) store_set_observer(st, obs->store_call, obs->ctx);
-    if (!(ex = exec_local_new(self, 5.0, err, sizeof(err)))) {
+    if (!(ex = sched_setup_executor(cfg, self, err, sizeof(err)))) {
         log_emit(LOG_ERROR, NULL, NULL, "scheduler cannot start", json_pack("{ss}", "error", err));
         store_close(st);
         return 1;
@@ -111,12 +112,11 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path, const sc
         epoll_ctl(wake, EPOLL_CTL_ADD, store_listener_fd(listener), &e);
     }
     make_owner(owner, sizeof(owner));
-    sched_config sc = {.state_dir = cfg->state_dir, .data_roots = cfg->data_roots,
-                       .max_active_users = cfg->max_active_users,
-                       .concurrency_limit = cfg->concurrency_limit,
-                       .poll_seconds = cfg->queue_poll_seconds, .lease_ttl = 5.0,
-                       .kill_grace_s = 5.0, .on_job_timing = obs->job_timing,
-                       .on_job_end = obs->job_end, .timing_ctx = obs->ctx};
+    sched_config sc;
+    sched_setup_config(cfg, &sc);
+    sc.on_job_timing = obs->job_timing;
+    sc.on_job_end = obs->job_end;
+    sc.timing_ctx = obs->ctx;
     scheduler *s = sched_new(&sc, owner, st, ex);
     log_emit(LOG_INFO, NULL, NULL, "scheduler started", json_pack("{ss}", "owner", owner));
     int rc = 0, failures = 0;

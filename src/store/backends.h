@@ -70,6 +70,9 @@ typedef struct pg_store pg_store;
     int P##_events_last_seq(H *st, int64_t *seq, char *err, size_t errlen);                    \
     int P##_attempts(H *st, int64_t workflow_id, int32_t job_index, store_attempt **out,       \
                      size_t *n, char *err, size_t errlen);                                     \
+    int P##_attempt_external(H *st, int64_t workflow_id, int32_t job_index, int attempt,       \
+                             const char *token, const char *external_id, char *err,            \
+                             size_t errlen);                                                   \
     int P##_user_put(H *st, const char *name, const char *token_hash, bool admin, double now,  \
                      char *err, size_t errlen);                                                \
     int P##_user_by_token(H *st, const char *token_hash, char *name, bool *admin, char *err,   \

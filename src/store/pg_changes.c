@@ -324,3 +324,32 @@ int pg_renew_leases(pg_store *st, const char *owner, double lease_expires, char 
     rc = pg_exec(st, PS_LEASE_RENEW, SQL_LEASE_RENEW, &p, NULL, err, errlen, "renewing leases");
     return pg_txn_end(st, own, rc, err, errlen);
 }
+
+static const char SQL_ATTEMPT_EXTERNAL[] =
+    "UPDATE attempts SET token = $4, external_id = $5"
+    " WHERE workflow_id = $1 AND idx = $2 AND attempt = $3 AND outcome = 'running'";
+
+/* As sqlite_attempt_external: the open attempt row only; a leader-only
+ * write (fenced by the term at commit). */
+int pg_attempt_external(pg_store *st, int64_t workflow_id, int32_t job_index, int attempt,
+                        const char *token, const char *external_id, char *err, size_t errlen) {
+    bool own = false;
+    pg_params p = {0};
+    long changed = 0;
+    int rc = pg_txn_enter(st, &own, err, errlen);
+    if (rc != TS_OK) return rc;
+    st->leader_write = true;
+    pgp_int(&p, workflow_id);
+    pgp_int(&p, job_index);
+    pgp_int(&p, attempt);
+    pgp_text(&p, token);
+    pgp_text(&p, external_id);
+    rc = pg_exec(st, PS_ATTEMPT_EXTERNAL, SQL_ATTEMPT_EXTERNAL, &p, &changed, err, errlen,
+                 "recording an attempt's batch job");
+    if (rc == TS_OK && changed != 1) {
+        ts_errf(err, errlen, "attempt %d of job %d of workflow %lld is not running", attempt,
+                (int)job_index, (long long)workflow_id);
+        rc = STORE_NOTFOUND;
+    }
+    return pg_txn_end(st, own, rc, err, errlen);
+}

@@ -37,8 +37,8 @@ static const char SQL_QUEUE_AHEAD[] =
 static const char SQL_JOB_EXISTS[] = "SELECT 1 FROM jobs WHERE workflow_id = $1 AND idx = $2";
 
 static const char SQL_ATTEMPTS[] =
-    "SELECT attempt, started_at, finished_at, outcome, exit_code, reason, idx FROM attempts"
-    " WHERE workflow_id = $1 AND ($2 < 0 OR idx = $2) ORDER BY idx, attempt";
+    "SELECT attempt, started_at, finished_at, outcome, exit_code, reason, idx, token,"
+    " external_id FROM attempts WHERE workflow_id = $1 AND ($2 < 0 OR idx = $2) ORDER BY idx, attempt";
 
 static const char SQL_QUEUE_STATS[] =
     "SELECT"
@@ -172,6 +172,8 @@ static int attempts_read(pg_store *st, int64_t workflow_id, int32_t job_index,
         a->exit_code = (int)pg_int(r, i, 4);
         ts_strlcpy(a->reason, pg_text(r, i, 5), sizeof(a->reason));
         a->job_index = (int32_t)pg_int(r, i, 6);
+        ts_strlcpy(a->token, pg_text(r, i, 7), sizeof(a->token));
+        ts_strlcpy(a->external_id, pg_text(r, i, 8), sizeof(a->external_id));
     }
     *n = (size_t)rows;
     PQclear(r);

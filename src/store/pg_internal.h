@@ -26,7 +26,7 @@
 #include "store/backends.h"
 
 /* The schema version this build migrates to (pg_schema.c). */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
 /* Advisory transaction lock keys (pg_advisory_xact_lock). */
 #define PG_LOCK_MIGRATE 0x7465737301LL /* schema migrations */
@@ -62,6 +62,7 @@ typedef enum pg_stmt {
     PS_ADMIT_CHECK,
     PS_WF_WAIT_REASON,
     PS_LEASE_RENEW,
+    PS_ATTEMPT_EXTERNAL,
     PS_LEADER_ACQUIRE,
     PS_LEADER_RELEASE,
     PS_LEADER_GET,

@@ -118,8 +118,15 @@ static const char MIGRATION_1[] =
     " admin boolean NOT NULL DEFAULT false,"
     " created_at double precision NOT NULL);";
 
+/* A batch executor's handle of each attempt (store_attempt_external): the
+ * token in the batch job's name and the batch system's id, so that a
+ * restarted scheduler finds its jobs in Slurm instead of re-running them. */
+static const char MIGRATION_2[] =
+    "ALTER TABLE attempts ADD COLUMN token text NOT NULL DEFAULT '';"
+    "ALTER TABLE attempts ADD COLUMN external_id text NOT NULL DEFAULT '';";
+
 /* migrations[i] takes the schema from version i to i + 1. */
-static const char *const migrations[PG_SCHEMA_VERSION] = {MIGRATION_1};
+static const char *const migrations[PG_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2};
 
 /* The version row, creating the table on a fresh database. */
 static int read_version(pg_store *st, int *version, char *err, size_t errlen) {

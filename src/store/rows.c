@@ -188,3 +188,25 @@ int rows_command_check(const char *kind, int32_t job_index, char *err, size_t er
     }
     return TS_OK;
 }
+
+/* Printable ASCII without spaces, within [min, max] bytes: a batch job's
+ * name and id, which tools print and parse as single words. */
+static bool word_ok(const char *s, size_t min, size_t max) {
+    size_t n = s ? strlen(s) : 0;
+    if (!s || n < min || n > max) return false;
+    for (; *s; s++)
+        if (*s <= ' ' || *s > '~') return false;
+    return true;
+}
+
+int rows_check_external(const char *token, const char *external_id, char *err, size_t errlen) {
+    if (!word_ok(token, 1, 95)) {
+        ts_errf(err, errlen, "token: must be 1-95 printable characters without spaces");
+        return TS_ERR;
+    }
+    if (!word_ok(external_id, 0, 63)) {
+        ts_errf(err, errlen, "external_id: must be 0-63 printable characters without spaces");
+        return TS_ERR;
+    }
+    return TS_OK;
+}

@@ -58,6 +58,10 @@ int rows_user_put_check(const char *name, const char *token_hash, char *err, siz
 /* store_command_add's: kind "cancel" or "retry", job_index -1 or more. */
 int rows_command_check(const char *kind, int32_t job_index, char *err, size_t errlen);
 
+/* store_attempt_external's: a token of 1-95 printable ASCII characters
+ * without spaces, an external id of 0-63 of them. */
+int rows_check_external(const char *token, const char *external_id, char *err, size_t errlen);
+
 /* True for changes that concern one job (job_index, job states). */
 bool rows_is_job_change(change_kind k);
 

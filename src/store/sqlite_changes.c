@@ -84,6 +84,10 @@ static const char SQL_ACTIVE_USERS[] =
 static const char SQL_LEASE_RENEW[] =
     "UPDATE jobs SET lease_expires = ?2 WHERE state = 'running' AND lease_owner = ?1";
 
+static const char SQL_ATTEMPT_EXTERNAL[] =
+    "UPDATE attempts SET token = ?4, external_id = ?5"
+    " WHERE workflow_id = ?1 AND idx = ?2 AND attempt = ?3 AND outcome = 'running'";
+
 /* ---- checks ------------------------------------------------------------------ */
 
 /* The "stale change" message, naming the state the row really has. */
@@ -371,4 +375,24 @@ int sqlite_renew_leases(sqlite_store *st, const char *owner, double lease_expire
     bind_text(s, 1, owner);
     sqlite3_bind_double(s, 2, lease_expires);
     return stmt_exec(st, s, err, errlen, "renewing leases");
+}
+
+/* The open attempt row only (outcome 'running'): an attempt that already
+ * ended keeps what it had. */
+int sqlite_attempt_external(sqlite_store *st, int64_t workflow_id, int32_t job_index, int attempt,
+                            const char *token, const char *external_id, char *err,
+                            size_t errlen) {
+    sqlite3_stmt *s = stmt_get(st, ST_ATTEMPT_EXTERNAL, SQL_ATTEMPT_EXTERNAL, err, errlen);
+    if (s == NULL) return stmt_failed(st);
+    sqlite3_bind_int64(s, 1, workflow_id);
+    sqlite3_bind_int(s, 2, job_index);
+    sqlite3_bind_int(s, 3, attempt);
+    bind_text(s, 4, token);
+    bind_text(s, 5, external_id);
+    int rc = stmt_exec(st, s, err, errlen, "recording an attempt's batch job");
+    if (rc != TS_OK) return rc;
+    if (sqlite3_changes(st->db) == 1) return TS_OK;
+    ts_errf(err, errlen, "attempt %d of job %d of workflow %lld is not running", attempt,
+            (int)job_index, (long long)workflow_id);
+    return STORE_NOTFOUND;
 }

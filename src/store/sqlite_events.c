@@ -50,8 +50,8 @@ static const char SQL_JOB_EXISTS[] = "SELECT 1 FROM jobs WHERE workflow_id = ?1 
 
 /* ?2 = -1 reads every job's attempts in one go (the workflow view). */
 static const char SQL_ATTEMPTS[] =
-    "SELECT attempt, started_at, finished_at, outcome, exit_code, reason, idx FROM attempts"
-    " WHERE workflow_id = ?1 AND (?2 < 0 OR idx = ?2) ORDER BY idx, attempt";
+    "SELECT attempt, started_at, finished_at, outcome, exit_code, reason, idx, token,"
+    " external_id FROM attempts WHERE workflow_id = ?1 AND (?2 < 0 OR idx = ?2) ORDER BY idx, attempt";
 
 static const char SQL_QUEUE_STATS[] =
     "SELECT"
@@ -201,6 +201,8 @@ static int attempts_read(sqlite_store *st, int64_t workflow_id, int32_t job_inde
         a->exit_code = sqlite3_column_int(s, 4);
         ts_strlcpy(a->reason, col_text(s, 5), sizeof(a->reason));
         a->job_index = sqlite3_column_int(s, 6);
+        ts_strlcpy(a->token, col_text(s, 7), sizeof(a->token));
+        ts_strlcpy(a->external_id, col_text(s, 8), sizeof(a->external_id));
     }
     if (step != SQLITE_DONE) rc = db_fail(st, err, errlen, "reading attempts");
     stmt_done(s);

@@ -28,7 +28,7 @@
 #include "store/backends.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
-#define SQL_SCHEMA_VERSION 4
+#define SQL_SCHEMA_VERSION 5
 
 typedef enum stmt_id {
     ST_BEGIN_IMMEDIATE,
@@ -58,6 +58,7 @@ typedef enum stmt_id {
     ST_USER_ACTIVE,
     ST_ACTIVE_USERS,
     ST_LEASE_RENEW,
+    ST_ATTEMPT_EXTERNAL,
     /* sqlite_commands.c */
     ST_LEADER_GET,
     ST_LEADER_PUT,

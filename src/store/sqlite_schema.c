@@ -131,9 +131,17 @@ static const char MIGRATION_3[] =
  * store_leader_term). */
 static const char MIGRATION_4[] = "ALTER TABLE leader ADD COLUMN term INTEGER NOT NULL DEFAULT 0;";
 
+/* A batch executor's handle of each attempt (store_attempt_external): the
+ * token in the batch job's name and the batch system's id, so that a
+ * restarted scheduler finds its jobs in Slurm instead of re-running them. */
+static const char MIGRATION_5[] =
+    "ALTER TABLE attempts ADD COLUMN token TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE attempts ADD COLUMN external_id TEXT NOT NULL DEFAULT '';";
+
 /* migrations[i] takes the schema from version i to i + 1. */
 static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2,
-                                                             MIGRATION_3, MIGRATION_4};
+                                                             MIGRATION_3, MIGRATION_4,
+                                                             MIGRATION_5};
 
 /* Reads PRAGMA user_version into *version. */
 int sql_schema_read(sqlite_store *st, int *version, char *err, size_t errlen) {

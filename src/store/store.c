@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "store/backends.h"
+#include "store/rows.h"
 #include "util/util.h"
 
 struct store {
@@ -187,6 +188,14 @@ int store_claim(store *st, const core_change *ch, const char *owner, double leas
 int store_admit(store *st, const core_change *ch, int max_active_users, char *err,
                 size_t errlen) {
     STORE_CALL(admit, ch, max_active_users, err, errlen);
+}
+
+int store_attempt_external(store *st, int64_t workflow_id, int32_t job_index, int attempt,
+                           const char *token, const char *external_id, char *err,
+                           size_t errlen) {
+    if (rows_check_external(token, external_id, err, errlen) != TS_OK) return TS_ERR;
+    STORE_CALL(attempt_external, workflow_id, job_index, attempt, token, external_id, err,
+               errlen);
 }
 
 int store_renew_leases(store *st, const char *owner, double lease_expires, char *err,

@@ -276,6 +276,8 @@ typedef struct store_attempt {
     char outcome[16]; /* "running", "succeeded", "failed", "cancelled", "retrying", "interrupted" */
     int exit_code;
     char reason[256];
+    char token[96];       /* a batch executor's name for the attempt ("" = none) */
+    char external_id[64]; /* the batch system's job id ("" = none, or only the intent) */
 } store_attempt;
 
 /* The attempts of one job, oldest first (*out malloc'd, caller frees);
@@ -283,6 +285,16 @@ typedef struct store_attempt {
  * ordered by job then attempt. */
 int store_attempts(store *st, int64_t workflow_id, int32_t job_index, store_attempt **out,
                    size_t *n, char *err, size_t errlen);
+
+/* Records a batch executor's handle of the running attempt (exec/executor.h,
+ * exec_journal): its token (1-95 bytes, the batch job's name) and the batch
+ * system's id (0-63 bytes; "" = the intent, recorded before submitting).
+ * A leader-only write; inside the caller's transaction or in one of its
+ * own. STORE_NOTFOUND (nothing written) when that attempt of the job is not
+ * running. */
+int store_attempt_external(store *st, int64_t workflow_id, int32_t job_index, int attempt,
+                           const char *token, const char *external_id, char *err,
+                           size_t errlen);
 
 /* ---- users and tokens (auth) --------------------------------------------- */
 

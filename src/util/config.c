@@ -40,6 +40,9 @@ static bool check_auth(const char *value, char *why, size_t whylen);
 static bool check_log_level(const char *value, char *why, size_t whylen);
 static bool check_server(const char *value, char *why, size_t whylen);
 static bool check_origins(const char *value, char *why, size_t whylen);
+static bool check_executor(const char *value, char *why, size_t whylen);
+static bool check_slurm_name(const char *value, char *why, size_t whylen);
+static bool check_slurm_extra(const char *value, char *why, size_t whylen);
 
 #define TEXT(n, field, lo, check) \
     {n, OPT_TEXT, offsetof(ts_config, field), sizeof(((ts_config *)0)->field), lo, \
@@ -74,6 +77,14 @@ static const opt options[] = {
     NUM("TESSERA_RATE_LIMIT", OPT_NUMBER, rate_limit, 0, 1000000),
     NUM("TESSERA_RATE_BURST", OPT_NUMBER, rate_burst, 0, 1000000),
     NUM("TESSERA_HTTP_THREADS", OPT_INT, http_threads, 1, 256),
+    TEXT("TESSERA_EXECUTOR", executor, 1, check_executor),
+    TEXT("TESSERA_SLURM_PARTITION", slurm_partition, 0, check_slurm_name),
+    TEXT("TESSERA_SLURM_ACCOUNT", slurm_account, 0, check_slurm_name),
+    TEXT("TESSERA_SLURM_EXTRA_ARGS", slurm_extra_args, 0, check_slurm_extra),
+    NUM("TESSERA_SLURM_MAX_SUBMITTED", OPT_INT, slurm_max_submitted, 1, 100000),
+    NUM("TESSERA_SLURM_SUBMIT_RATE", OPT_NUMBER, slurm_submit_rate, 0.1, 1000),
+    NUM("TESSERA_SLURM_POLL_SECONDS", OPT_NUMBER, slurm_poll_seconds, 0.2, 600),
+    NUM("TESSERA_SLURM_MARKER_WAIT_SECONDS", OPT_NUMBER, slurm_marker_wait_seconds, 0, 3600),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -147,6 +158,69 @@ static bool check_origins(const char *value, char *why, size_t whylen) {
     return true;
 }
 
+static bool check_executor(const char *value, char *why, size_t whylen) {
+    if (strcmp(value, "local") == 0 || strcmp(value, "slurm") == 0) return true;
+    ts_errf(why, whylen, "must be \"local\" or \"slurm\"");
+    return false;
+}
+
+/* Partition and account names go to sbatch as one argument each; Slurm's
+ * own names are letters, digits and . _ - (a space or comma would change
+ * what is asked for). */
+static bool check_slurm_name(const char *value, char *why, size_t whylen) {
+    for (const char *p = value; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-", *p)) {
+            ts_errf(why, whylen, "must be a Slurm name: letters, digits, '.', '_' and '-' only");
+            return false;
+        }
+    return true;
+}
+
+/* The options tessera sets itself, with their short forms: an extra
+ * argument that changed them would break the executor's guarantees (job
+ * name = token, no requeue, output into the job log, time limit). */
+static const char *const slurm_owned[] = {
+    "--job-name", "-J", "--output", "-o", "--error", "-e", "--time", "-t", "--cpus-per-task",
+    "-c", "--requeue", "--no-requeue", "--signal", "--parsable", "--wrap",
+    "--chdir", "-D", "--partition", "-p", "--account", "-A", "--array", "-a", "--dependency",
+    "-d", "--export", "--uid", "--gid", "--hold", "-H", "--wait", "-W", NULL};
+
+/* TESSERA_SLURM_EXTRA_ARGS: options separated by spaces, each starting with
+ * '-', no quotes or shell characters (they are passed to sbatch as they
+ * are, never through a shell), none of those tessera owns. */
+static bool check_slurm_extra(const char *value, char *why, size_t whylen) {
+    for (const char *p = value; *p;) {
+        p += strspn(p, " ");
+        size_t n = strcspn(p, " ");
+        if (n == 0) break;
+        if (p[0] != '-') {
+            ts_errf(why, whylen, "\"%.*s\" is not an option: each entry must start with '-'",
+                    (int)(n > 100 ? 100 : n), p);
+            return false;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (!isgraph((unsigned char)p[i]) || strchr("'\"\\`$;&|<>(){}*?", p[i])) {
+                ts_errf(why, whylen, "\"%.*s\": quotes and shell characters are not allowed",
+                        (int)(n > 100 ? 100 : n), p);
+                return false;
+            }
+        size_t name = strcspn(p, "= ");
+        for (size_t k = 0; slurm_owned[k]; k++) {
+            size_t len = strlen(slurm_owned[k]);
+            bool is_short = slurm_owned[k][1] != '-';
+            /* "-c4" is -c with value 4; "--mem=1G" is --mem. */
+            if ((is_short && strncmp(p, slurm_owned[k], len) == 0 && p[1] != '-') ||
+                (!is_short && name == len && strncmp(p, slurm_owned[k], len) == 0)) {
+                ts_errf(why, whylen, "\"%.*s\": tessera sets %s itself; it cannot be given here",
+                        (int)(n > 100 ? 100 : n), p, slurm_owned[k]);
+                return false;
+            }
+        }
+        p += n;
+    }
+    return true;
+}
+
 static bool check_auth(const char *value, char *why, size_t whylen) {
     if (strcmp(value, "header") == 0 || strcmp(value, "token") == 0) return true;
     ts_errf(why, whylen, "must be \"header\" or \"token\"");
@@ -180,6 +254,11 @@ void config_defaults(ts_config *cfg) {
     cfg->stall_seconds = 60;
     cfg->request_timeout_seconds = 60;
     cfg->http_threads = 8;
+    ts_strlcpy(cfg->executor, "local", sizeof(cfg->executor));
+    cfg->slurm_max_submitted = 1000;
+    cfg->slurm_submit_rate = 20;
+    cfg->slurm_poll_seconds = 2;
+    cfg->slurm_marker_wait_seconds = 60;
     const char *user = getenv("USER");
     ts_strlcpy(cfg->user, user && config_user_valid(user) ? user : "local", sizeof(cfg->user));
 }

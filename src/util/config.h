@@ -53,6 +53,24 @@ typedef struct ts_config {
                                 rate applies, 0 = twice the rate (at least 1), 0..1e6 */
     int http_threads;        /* TESSERA_HTTP_THREADS: request handler threads per HTTP worker,
                                 default 8, 1..256 */
+    /* Where jobs run (docs/slurm.md). Set by the admin; tenants cannot
+     * choose any of these. */
+    char executor[16];       /* TESSERA_EXECUTOR: "local" (default) or "slurm" */
+    char slurm_partition[128]; /* TESSERA_SLURM_PARTITION: sbatch --partition, "" = the cluster's
+                                  default */
+    char slurm_account[128]; /* TESSERA_SLURM_ACCOUNT: sbatch --account, "" = the user's default */
+    char slurm_extra_args[1024]; /* TESSERA_SLURM_EXTRA_ARGS: more sbatch options, separated by
+                                    spaces (e.g. "--qos=short --constraint=avx2"); options tessera
+                                    sets itself are refused */
+    int slurm_max_submitted; /* TESSERA_SLURM_MAX_SUBMITTED: jobs tessera keeps in Slurm at once
+                                (pending + running), default 1000, 1..100000 */
+    double slurm_submit_rate; /* TESSERA_SLURM_SUBMIT_RATE: sbatch calls per second at most,
+                                 default 20, 0.1..1000 */
+    double slurm_poll_seconds; /* TESSERA_SLURM_POLL_SECONDS: one squeue per this many seconds,
+                                  default 2, 0.2..600 */
+    double slurm_marker_wait_seconds; /* TESSERA_SLURM_MARKER_WAIT_SECONDS: how long a job that
+                                         left Slurm without an exit marker is waited for (shared
+                                         filesystem lag) before it fails, default 60, 0..3600 */
 } ts_config;
 
 /* The user id rule of DESIGN §4: 1-128 characters of [A-Za-z0-9._@-]. */

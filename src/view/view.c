@@ -128,6 +128,10 @@ int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *e
         json_object_set_new(o, "finished_at", time_or_null(a[k].finished_at));
         json_object_set_new(o, "exit_code",
                             a[k].exit_code >= 0 ? json_integer(a[k].exit_code) : json_null());
+        /* Where it ran in a batch system (the Slurm job id), for the user
+         * who asks the cluster's tools about it. */
+        if (a[k].external_id[0])
+            json_object_set_new(o, "external_id", json_string(a[k].external_id));
         json_array_append_new(arr, o);
     }
     free(a);

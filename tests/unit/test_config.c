@@ -127,6 +127,56 @@ static void test_config_set_validates_and_names_rule(void **state) {
     assert_non_null(strstr(err, "TESSERA_NOPE: unknown variable (known: TESSERA_LISTEN,"));
 }
 
+/* The executor and the Slurm settings: defaults, and every bad value
+ * refused with the variable's name and the rule, leaving cfg unchanged. */
+static void test_config_executor_and_slurm(void **state) {
+    (void)state;
+    ts_config cfg;
+    char err[TS_ERRLEN];
+    config_defaults(&cfg);
+    assert_string_equal(cfg.executor, "local");
+    assert_int_equal(cfg.slurm_max_submitted, 1000);
+    assert_int_equal(config_set(&cfg, "TESSERA_EXECUTOR", "slurm", err, sizeof(err)), TS_OK);
+    assert_string_equal(cfg.executor, "slurm");
+    assert_int_equal(config_set(&cfg, "TESSERA_EXECUTOR", "pbs", err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "TESSERA_EXECUTOR: must be \"local\" or \"slurm\"");
+    assert_string_equal(cfg.executor, "slurm");
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_PARTITION", "gpu-a100", err, sizeof(err)),
+                     TS_OK);
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_PARTITION", "a,b", err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "TESSERA_SLURM_PARTITION: must be a Slurm name"));
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_ACCOUNT", "lab 1", err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "TESSERA_SLURM_ACCOUNT:"));
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_EXTRA_ARGS", "--qos=short  --mem=2G -C avx",
+                                err, sizeof(err)),
+                     TS_ERR); /* "avx" is not an option */
+    assert_non_null(strstr(err, "TESSERA_SLURM_EXTRA_ARGS: \"avx\" is not an option"));
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_EXTRA_ARGS", "--qos=short --mem=2G -Cavx",
+                                err, sizeof(err)),
+                     TS_OK);
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_EXTRA_ARGS", "--time=5", err, sizeof(err)),
+                     TS_ERR);
+    assert_non_null(strstr(err, "tessera sets --time itself"));
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_EXTRA_ARGS", "-J x", err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "tessera sets -J itself"));
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_EXTRA_ARGS", "--requeue", err, sizeof(err)),
+                     TS_ERR);
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_EXTRA_ARGS", "--comment=$(id)", err,
+                                sizeof(err)),
+                     TS_ERR);
+    assert_non_null(strstr(err, "shell characters"));
+    assert_string_equal(cfg.slurm_extra_args, "--qos=short --mem=2G -Cavx");
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_MAX_SUBMITTED", "0", err, sizeof(err)),
+                     TS_ERR);
+    assert_string_equal(err, "TESSERA_SLURM_MAX_SUBMITTED: must be an integer from 1 to 100000");
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_SUBMIT_RATE", "0", err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "TESSERA_SLURM_SUBMIT_RATE: must be a number from 0.1 to 1000");
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_POLL_SECONDS", "0.5", err, sizeof(err)),
+                     TS_OK);
+    assert_int_equal(config_set(&cfg, "TESSERA_SLURM_MARKER_WAIT_SECONDS", "-1", err, sizeof(err)),
+                     TS_ERR);
+}
+
 static void test_config_finish_keeps_explicit_values(void **state) {
     (void)state;
     ts_config cfg;
@@ -244,6 +294,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_config_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_user_default_from_user_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_set_validates_and_names_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_executor_and_slurm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_finish_keeps_explicit_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_dotenv_quoting_and_comments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_dotenv_errors_name_file_and_line, setup,

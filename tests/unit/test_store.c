@@ -575,6 +575,57 @@ static void test_apply_job_transitions_and_attempts(void **state) {
     assert_non_null(strstr(err, "illegal"));
 }
 
+/* A batch executor's intent (token, no id) and then its id are kept on the
+ * running attempt only; a finished attempt or another attempt number is
+ * not found and nothing changes; bad values are refused before any SQL. */
+static void test_attempt_external_id(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    int64_t id = submit_json(f->st, "alice", TWO_JOBS, T0);
+    admit_ok(f->st, id, T0 + 1);
+    core_change ch = job_change(id, 0, "job-1", JOB_PENDING, JOB_READY, T0 + 2);
+    apply_ok(f->st, &ch);
+    assert_int_equal(claim(f->st, id, 0, "job-1", 1, "sched-a", 8, T0 + 3), TS_OK);
+    assert_int_equal(store_attempt_external(f->st, id, 0, 1, "ts.x.1.0.1", "", err, sizeof(err)),
+                     TS_OK);
+    store_attempt *at = NULL;
+    size_t n = 0;
+    assert_int_equal(store_attempts(f->st, id, 0, &at, &n, err, sizeof(err)), TS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(at[0].token, "ts.x.1.0.1");
+    assert_string_equal(at[0].external_id, "");
+    free(at);
+    /* inside the caller's transaction, as the scheduler records it */
+    assert_int_equal(store_begin(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_attempt_external(f->st, id, 0, 1, "ts.x.1.0.1", "4711", err,
+                                            sizeof(err)),
+                     TS_OK);
+    assert_int_equal(store_commit(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_attempt_external(f->st, id, 0, 2, "ts.x.1.0.2", "1", err, sizeof(err)),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_attempt_external(f->st, id, 1, 1, "ts.x.1.1.1", "1", err, sizeof(err)),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_attempt_external(f->st, id, 0, 1, "has space", "1", err, sizeof(err)),
+                     TS_ERR);
+    assert_non_null(strstr(err, "token"));
+    assert_int_equal(store_attempt_external(f->st, id, 0, 1, "t", "12 3", err, sizeof(err)),
+                     TS_ERR);
+    assert_non_null(strstr(err, "external_id"));
+    ch = job_change(id, 0, "job-1", JOB_RUNNING, JOB_SUCCEEDED, T0 + 4);
+    ch.attempt = 1;
+    ch.exit_code = 0;
+    ch.progress = 1;
+    ch.outcome = "succeeded";
+    apply_ok(f->st, &ch);
+    assert_int_equal(store_attempt_external(f->st, id, 0, 1, "ts.x.1.0.1", "9", err, sizeof(err)),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_attempts(f->st, id, -1, &at, &n, err, sizeof(err)), TS_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(at[0].external_id, "4711");
+    assert_string_equal(at[0].outcome, "succeeded");
+    free(at);
+}
+
 static void test_apply_skip_finish_and_manual_retry(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
@@ -1291,6 +1342,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_load_unfinished_skips_final, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_apply_job_transitions_and_attempts, setup_open,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_attempt_external_id, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_apply_skip_finish_and_manual_retry, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_apply_progress_and_queue_position_events,
