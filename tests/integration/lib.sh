@@ -83,6 +83,38 @@ t_use_slurm() {
     fi
 }
 
+# Skips the whole test, loudly, when a private Slurm cluster cannot exist
+# here at all (not root, or Slurm's daemons not installed); anything else
+# that stops the cluster from starting is a failure (t_use_slurm).
+t_slurm_or_skip() {
+    why=""
+    [ "$(id -u)" -eq 0 ] || why="not root (slurmd starts jobs as their user)"
+    for cmd in munged slurmctld slurmd sbatch squeue scancel scontrol; do
+        [ -n "$why" ] || command -v "$cmd" >/dev/null 2>&1 || why="$cmd is missing (scripts/install-deps.sh)"
+    done
+    [ -z "$why" ] && return 0
+    echo "#"
+    echo "# SKIPPED: $(basename "$0") needs a private Slurm cluster: $why"
+    echo "#"
+    summary
+    exit 0
+}
+
+# Runs another integration test file ($1) here, with the environment as it
+# is (e.g. TESSERA_EXECUTOR=slurm and this test's cluster), and adds its
+# checks to ours.
+t_run_suite() {
+    out="$T_DIR/suite-$(basename "$1").out"
+    sh "$1" >"$out" 2>&1
+    rc=$?
+    sed "s|^|[$(basename "$1" .sh)] |" "$out" | grep -v '] ok - '
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+    p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/'); p=${p:-0}
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/'); f=${f:-0}
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    T_PASSED=$((T_PASSED + p)); T_FAILED=$((T_FAILED + f))
+}
+
 summary() {
     echo "$T_PASSED passed, $T_FAILED failed"
     [ "$T_FAILED" -eq 0 ]
