@@ -235,7 +235,8 @@ static void spawn(master *ms, child *c, child_kind kind) {
     if (kind == CHILD_SCHEDULER) {
         close(ms->listen_fd);
         sched_observers obs = {.job_timing = job_timing, .job_end = job_end,
-                               .store_call = metrics_store_call, .ctx = ms->m};
+                               .store_call = metrics_store_call,
+                               .slurm_stats = metrics_slurm, .ctx = ms->m};
         rc = sched_service_main(&ms->a.cfg, ms->doorbell, &obs, live);
     } else {
         rc = http_worker_main(&ms->a.cfg, &ms->auth, ms->m, ms->limits, ms->listen_fd,

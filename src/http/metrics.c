@@ -73,6 +73,12 @@ struct metrics {
     _Atomic uint64_t call_errors[M_CALLS];
     _Atomic uint64_t wakeups[2];   /* [0] poll timer, [1] notification */
     histogram event_delay;         /* fast_le buckets */
+    /* The Slurm executor's, copied from the scheduler (metrics_slurm). */
+    _Atomic int slurm_set;
+    _Atomic uint64_t slurm_counters[6]; /* slurm_counter_names[] */
+    _Atomic int64_t slurm_jobs[3];      /* waiting, pending, running */
+    _Atomic int slurm_up;
+    _Atomic uint64_t slurm_squeue_us_sum, slurm_squeue_us_last;
 };
 
 static void observe_in(struct histogram *h, const double *le, double seconds);
@@ -383,6 +389,57 @@ static void render_line(buf *b, const metrics_scrape *sc) {
             st->running_jobs, sc->concurrency_limit);
 }
 
+/* ---- Slurm ------------------------------------------------------------------------ */
+
+static const char *const slurm_counter_names[6][2] = {
+    {"tessera_slurm_submissions_total", "sbatch calls that returned a Slurm job id."},
+    {"tessera_slurm_submit_failures_total", "sbatch calls that failed (refused, or Slurm unreachable)."},
+    {"tessera_slurm_squeue_calls_total", "squeue calls (one per poll for all of tessera's jobs)."},
+    {"tessera_slurm_squeue_failures_total", "squeue calls that failed (Slurm unreachable)."},
+    {"tessera_slurm_sacct_calls_total", "sacct calls (explicit job ids, for jobs that left squeue)."},
+    {"tessera_slurm_scancel_calls_total", "scancel calls (cancels and timeouts)."},
+};
+
+void metrics_slurm(void *mp, const exec_slurm_stats *st) {
+    metrics *m = mp;
+    if (!m || !st) return;
+    uint64_t c[6] = {st->submitted, st->submit_failures, st->squeue_calls, st->squeue_failures,
+                     st->sacct_calls, st->scancel_calls};
+    for (int i = 0; i < 6; i++) atomic_store(&m->slurm_counters[i], c[i]);
+    atomic_store(&m->slurm_jobs[0], st->waiting);
+    atomic_store(&m->slurm_jobs[1], st->pending);
+    atomic_store(&m->slurm_jobs[2], st->running);
+    atomic_store(&m->slurm_up, st->reachable ? 1 : 0);
+    atomic_store(&m->slurm_squeue_us_sum, (uint64_t)(st->squeue_seconds_sum * 1e6));
+    atomic_store(&m->slurm_squeue_us_last, (uint64_t)(st->squeue_seconds_last * 1e6));
+    atomic_store(&m->slurm_set, 1);
+}
+
+static void render_slurm(buf *b, metrics *m) {
+    if (!atomic_load(&m->slurm_set)) return;
+    for (int i = 0; i < 6; i++)
+        bprintf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", slurm_counter_names[i][0],
+                slurm_counter_names[i][1], slurm_counter_names[i][0], slurm_counter_names[i][0],
+                (unsigned long long)atomic_load(&m->slurm_counters[i]));
+    bprintf(b, "# HELP tessera_slurm_squeue_seconds_total Time spent in squeue calls.\n"
+               "# TYPE tessera_slurm_squeue_seconds_total counter\n"
+               "tessera_slurm_squeue_seconds_total %.6f\n"
+               "# HELP tessera_slurm_squeue_last_seconds How long the last squeue call took.\n"
+               "# TYPE tessera_slurm_squeue_last_seconds gauge\n"
+               "tessera_slurm_squeue_last_seconds %.6f\n"
+               "# HELP tessera_slurm_up Whether the last squeue call succeeded (1) or Slurm was unreachable (0).\n"
+               "# TYPE tessera_slurm_up gauge\ntessera_slurm_up %d\n"
+               "# HELP tessera_slurm_jobs Attempts by where they are: waiting in tessera to be submitted, pending or running in Slurm.\n"
+               "# TYPE tessera_slurm_jobs gauge\n"
+               "tessera_slurm_jobs{state=\"waiting\"} %lld\n"
+               "tessera_slurm_jobs{state=\"pending\"} %lld\n"
+               "tessera_slurm_jobs{state=\"running\"} %lld\n",
+            (double)atomic_load(&m->slurm_squeue_us_sum) / 1e6,
+            (double)atomic_load(&m->slurm_squeue_us_last) / 1e6, atomic_load(&m->slurm_up),
+            (long long)atomic_load(&m->slurm_jobs[0]), (long long)atomic_load(&m->slurm_jobs[1]),
+            (long long)atomic_load(&m->slurm_jobs[2]));
+}
+
 char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len) {
     buf b = {ts_malloc(16384), 0, 16384};
     bprintf(&b, "# HELP tessera_store_up Whether this scrape could read the store (1) or not (0).\n"
@@ -409,6 +466,7 @@ char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len) {
     render_histogram(&b, "tessera_job_run_seconds", m->run, m);
     render_outcomes(&b, m);
     render_cluster(&b, m, sc->leader);
+    render_slurm(&b, m);
     *len = b.len;
     return b.p;
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exec/slurm.h"
 #include "store/store.h"
 
 typedef struct metrics metrics;
@@ -47,6 +48,11 @@ void metrics_job_end(metrics *m, const char *job_type, const char *outcome, int 
  * started), "timeout", "interrupted" (its scheduler went away); NULL when
  * it is no failure (succeeded, cancelled). */
 const char *metrics_failure_reason(const char *outcome, int exit_code);
+
+/* The Slurm executor's figures (exec/slurm.h), as the scheduler process
+ * last saw them: copied in after each of its loops; rendered as
+ * tessera_slurm_* only once set (a service on the local executor has none). */
+void metrics_slurm(void *m, const exec_slurm_stats *st);
 
 /* A store call of any process (store_set_observer): latency by call. */
 void metrics_store_call(void *m, const char *call, double seconds, int rc);

@@ -126,6 +126,11 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path, const sc
         if (bell >= 0) doorbell_drain(bell);
         if (listener) store_listener_drain(listener, &newest);
         int step = sched_step(s, cfg->queue_poll_seconds, wake, err, sizeof(err));
+        if (obs && obs->slurm_stats && strcmp(cfg->executor, "slurm") == 0) {
+            exec_slurm_stats figures;
+            exec_slurm_stats_get(ex, &figures);
+            obs->slurm_stats(obs->ctx, &figures);
+        }
         if (step == STORE_UNAVAILABLE) { /* sched_step waited its backoff, reaping jobs */
             if (failures++ % 20 == 0)
                 log_emit(LOG_WARN, NULL, NULL, "store unavailable; the scheduler waits",

@@ -62,6 +62,13 @@ check_eq "every job is cancelled" "$(jq '[.jobs[] | select(.state == "cancelled"
 check "nothing of it is left pending or running in Slurm" wait_for 30 sh -c \
     "[ -z \"\$(squeue --me -h -t pending,running,completing -o %j | grep '^ts\.')\" ]"
 check_eq "its three Slurm jobs ended CANCELLED" "$(count_state CANCELLED)" 3
+slurm_metrics() {
+    curl -fs "$URL/metrics" > metrics.txt &&
+        grep -Eq '^tessera_slurm_submissions_total [3-9]' metrics.txt &&
+        grep -q '^tessera_slurm_up 1' metrics.txt &&
+        grep -Eq '^tessera_slurm_squeue_calls_total [1-9]' metrics.txt
+}
+check "/metrics has the Slurm figures (submissions, squeue calls, up)" wait_for 30 slurm_metrics
 kill -TERM "$SERVE_PID"
 check "serve stops on SIGTERM" wait_for 30 sh -c "! kill -0 $SERVE_PID 2>/dev/null"
 

@@ -302,6 +302,34 @@ static void test_store_and_events(void **state) {
     metrics_destroy(m);
 }
 
+/* The Slurm executor's figures appear once the scheduler has set them,
+ * well-formed, with their Prometheus names. */
+static void test_slurm(void **state) {
+    (void)state;
+    metrics *m = metrics_create_shared();
+    char *text = render(m, NULL, NULL, 0);
+    assert_null(strstr(text, "tessera_slurm_"));
+    free(text);
+    exec_slurm_stats st = {.submitted = 7, .submit_failures = 1, .squeue_calls = 40,
+                           .squeue_failures = 2, .squeue_seconds_sum = 1.5,
+                           .squeue_seconds_last = 0.02, .sacct_calls = 1, .scancel_calls = 3,
+                           .waiting = 4, .pending = 2, .running = 1, .reachable = true};
+    metrics_slurm(m, &st);
+    text = render(m, NULL, NULL, 0);
+    check_format(text);
+    assert_true(sample(text, "tessera_slurm_submissions_total") == 7);
+    assert_true(sample(text, "tessera_slurm_submit_failures_total") == 1);
+    assert_true(sample(text, "tessera_slurm_squeue_calls_total") == 40);
+    assert_true(sample(text, "tessera_slurm_squeue_failures_total") == 2);
+    assert_true(sample(text, "tessera_slurm_squeue_seconds_total") == 1.5);
+    assert_true(sample(text, "tessera_slurm_up") == 1);
+    assert_true(sample(text, "tessera_slurm_jobs{state=\"waiting\"}") == 4);
+    assert_true(sample(text, "tessera_slurm_jobs{state=\"pending\"}") == 2);
+    assert_true(sample(text, "tessera_slurm_jobs{state=\"running\"}") == 1);
+    free(text);
+    metrics_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_and_cpus),
@@ -309,6 +337,7 @@ int main(void) {
         cmocka_unit_test(test_failure_reasons),
         cmocka_unit_test(test_jobs_across_fork),
         cmocka_unit_test(test_store_and_events),
+        cmocka_unit_test(test_slurm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
