@@ -8,6 +8,7 @@
 #define TESSERA_HTTP_API_H
 
 #include "http/http.h"
+#include "view/view.h"
 
 /* Seconds a client is told to wait (Retry-After) while the store cannot be
  * used: long enough not to hammer a full disk, short enough to notice soon
@@ -26,6 +27,9 @@ http_reply api_store_failed(int rc, const char *err);
 bool api_load_workflow(http_request *req, store_workflow **wf, http_reply *fail);
 /* The full view of a workflow; NULL with *fail set when the store fails. */
 json_t *api_workflow_view(http_request *req, store_workflow *wf, http_reply *fail);
+/* The same with only the jobs of page (view.h). */
+json_t *api_workflow_view_page(http_request *req, store_workflow *wf, view_page page,
+                               http_reply *fail);
 http_reply api_command(http_request *req, int32_t job_index, const char *kind);
 /* A static file under root for a request path; 404 reply if absent. */
 http_reply api_static_file(const char *root, const char *rel_path);

@@ -60,12 +60,14 @@ static json_t *view_job(const store_workflow *wf, size_t i, const job_state *sta
     return o;
 }
 
+/* Jobs [first, end) of the workflow; the states of all of them, since a
+ * job's waiting reason names its unfinished dependencies. */
 static json_t *view_jobs(const store_workflow *wf, const store_queue_stats *stats,
-                         const view_limits *lim, double now) {
+                         const view_limits *lim, double now, size_t first, size_t end) {
     job_state *states = ts_malloc(wf->n_jobs * sizeof(job_state));
     for (size_t i = 0; i < wf->n_jobs; i++) states[i] = wf->jobs[i].state;
     json_t *jobs = json_array();
-    for (size_t i = 0; i < wf->n_jobs; i++)
+    for (size_t i = first; i < end; i++)
         json_array_append_new(jobs, view_job(wf, i, states, stats, lim, now));
     free(states);
     return jobs;
@@ -82,6 +84,19 @@ static json_t *view_counts(const store_workflow *wf) {
 
 json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
                       const view_limits *lim, double now) {
+    return view_workflow_page(wf, stats, lim, now, VIEW_ALL_JOBS);
+}
+
+/* "jobs_page": where this page is in the workflow's jobs, and where the
+ * next one starts (null after the last). */
+static json_t *page_json(const store_workflow *wf, view_page page, size_t end) {
+    return json_pack("{sI sI sI so}", "offset", (json_int_t)page.offset, "limit",
+                     (json_int_t)page.limit, "total", (json_int_t)wf->n_jobs, "next_offset",
+                     end < wf->n_jobs ? json_integer((json_int_t)end) : json_null());
+}
+
+json_t *view_workflow_page(const store_workflow *wf, const store_queue_stats *stats,
+                           const view_limits *lim, double now, view_page page) {
     json_t *o = json_pack("{sI ss ss si ss si}", "id", (json_int_t)wf->id, "name", wf->name,
                           "user", wf->user, "priority", wf->priority, "state",
                           wf_state_name(wf->state), "n_jobs", (int)wf->n_jobs);
@@ -106,7 +121,12 @@ json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
     json_object_set_new(o, "progress", json_real(view_workflow_progress(wf)));
     if (wf->jobs) {
         json_object_set_new(o, "counts", view_counts(wf));
-        json_object_set_new(o, "jobs", view_jobs(wf, stats, lim, now));
+        if (page.none) return o;
+        size_t first = page.offset < wf->n_jobs ? page.offset : wf->n_jobs;
+        size_t end = page.limit < wf->n_jobs - first ? first + page.limit : wf->n_jobs;
+        json_object_set_new(o, "jobs", view_jobs(wf, stats, lim, now, first, end));
+        if (first > 0 || end < wf->n_jobs || page.limit != SIZE_MAX)
+            json_object_set_new(o, "jobs_page", page_json(wf, page, end));
     }
     return o;
 }
@@ -114,13 +134,19 @@ json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
 int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *err,
                       size_t errlen) {
     json_t *jobs = json_object_get(view, "jobs");
+    if (jobs == NULL) return TS_OK; /* the compact form */
+    /* A page holds jobs from its offset on: job i is element i - offset. */
+    json_int_t offset = json_integer_value(json_object_get(json_object_get(view, "jobs_page"),
+                                                           "offset"));
     store_attempt *a = NULL;
     size_t n = 0;
     if (store_attempts(st, wf->id, -1, &a, &n, err, errlen) != TS_OK) return TS_ERR;
     for (size_t i = 0; i < json_array_size(jobs); i++)
         json_object_set_new(json_array_get(jobs, i), "attempts", json_array());
     for (size_t k = 0; k < n; k++) {
-        json_t *arr = json_object_get(json_array_get(jobs, (size_t)a[k].job_index), "attempts");
+        if (a[k].job_index < offset) continue;
+        json_t *arr = json_object_get(json_array_get(jobs, (size_t)(a[k].job_index - offset)),
+                                      "attempts");
         if (!arr) continue;
         json_t *o = json_pack("{si ss ss}", "attempt", a[k].attempt, "outcome", a[k].outcome,
                               "reason", a[k].reason);

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "store/store.h"
 
@@ -27,9 +28,24 @@ void view_time(double t, char *buf, size_t n);
 json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
                       const view_limits *lim, double now);
 
+/* Which jobs a workflow view carries: jobs [offset, offset + limit) in
+ * workflow order, or none at all (the compact form: state, progress and
+ * counts only). A view of some of the jobs says where they are in
+ * "jobs_page": {offset, limit, total, next_offset (null after the last)}. */
+typedef struct view_page {
+    size_t offset, limit;
+    bool none;
+} view_page;
+#define VIEW_ALL_JOBS ((view_page){0, SIZE_MAX, false})
+
+/* view_workflow with only the jobs of page. */
+json_t *view_workflow_page(const store_workflow *wf, const store_queue_stats *stats,
+                           const view_limits *lim, double now, view_page page);
+
 /* Adds "attempts": [{attempt, started_at, finished_at, outcome, exit_code,
- * reason}] to each job of a workflow view (from view_workflow with jobs),
- * read from the store. TS_OK or TS_ERR. */
+ * reason}] to each job of a workflow view (from view_workflow with jobs, or
+ * a page of them; nothing for the compact form), read from the store.
+ * TS_OK or TS_ERR. */
 int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *err,
                       size_t errlen);
 
