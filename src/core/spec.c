@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -767,9 +768,17 @@ json_t *spec_to_json(const spec_workflow *wf) {
 
 /* Frees a workflow from spec_from_json(), including one that failed half
  * way (its unset fields are NULL). */
+spec_workflow *spec_retain(spec_workflow *wf) {
+    if (wf != NULL) ((spec_workflow_impl *)wf)->extra_refs++;
+    return wf;
+}
+
 void spec_free(spec_workflow *wf) {
     if (wf == NULL) return;
     spec_workflow_impl *impl = (spec_workflow_impl *)wf;
+    /* Atomic: a reference held by one thread may be dropped while another
+     * drops its own. */
+    if (atomic_fetch_sub(&impl->extra_refs, 1) > 0) return;
     for (size_t i = 0; i < wf->n_jobs; i++) {
         spec_job *job = &wf->jobs[i];
         free(job->job_id);

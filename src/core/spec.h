@@ -124,6 +124,12 @@ json_t *spec_to_json(const spec_workflow *wf);
 /* Index of the job with this id, or -1. */
 int spec_find_job(const spec_workflow *wf, const char *job_id);
 
+/* Drops one reference: the last frees. */
 void spec_free(spec_workflow *wf);
+
+/* One more reference to a parsed workflow, which nobody may change from
+ * then on (a cache of parsed stored specs hands the same one to several
+ * readers); each is dropped by spec_free. Returns wf. */
+spec_workflow *spec_retain(spec_workflow *wf);
 
 #endif

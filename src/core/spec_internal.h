@@ -23,6 +23,7 @@ typedef struct spec_workflow_impl {
     spec_workflow wf;
     uint32_t *id_slots; /* open addressing: job index + 1, 0 = empty */
     size_t id_cap;      /* power of two, at least twice n_jobs */
+    _Atomic int extra_refs; /* spec_retain()s not yet matched by a spec_free() */
 } spec_workflow_impl;
 
 /* Fills err (which may be NULL). job is the index of the job at fault or -1

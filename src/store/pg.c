@@ -319,6 +319,7 @@ void pg_close(pg_store *st) {
     if (st == NULL) return;
     PQfinish(st->conn);
     json_decref(st->events);
+    rows_spec_cache_clear(&st->specs);
     free(st->url);
     free(st);
 }

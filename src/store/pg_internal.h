@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "store/backends.h"
+#include "store/rows.h"
 
 /* The schema version this build migrates to (pg_schema.c). */
 #define PG_SCHEMA_VERSION 2
@@ -90,6 +91,7 @@ typedef enum pg_stmt {
 } pg_stmt;
 
 struct pg_store {
+    rows_spec_cache specs; /* parsed stored specs (rows.h) */
     PGconn *conn;
     char *url;
     bool prepared[PS_COUNT];

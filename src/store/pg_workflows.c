@@ -237,7 +237,7 @@ static int wf_full_from_row(pg_store *st, const PGresult *r, int i, store_workfl
     store_workflow *wf = NULL;
     if (wf_from_row(r, i, &wf, err, errlen) != TS_OK) return TS_ERR;
     const char *text = pg_text(r, i, 13);
-    int rc = rows_load_spec(wf, text, strlen(text), err, errlen);
+    int rc = rows_load_spec_cached(&st->specs, wf, text, strlen(text), err, errlen);
     if (rc == TS_OK) rc = load_jobs(st, wf, err, errlen);
     if (rc != TS_OK) {
         store_workflow_free(wf);

@@ -74,6 +74,50 @@ int rows_load_spec(store_workflow *wf, const char *text, size_t len, char *err, 
     return TS_OK;
 }
 
+/* ---- the parsed-spec cache --------------------------------------------------- */
+
+static rows_spec_entry *cache_find(rows_spec_cache *c, const store_workflow *wf, size_t len) {
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i].id == wf->id && c->e[i].len == len && c->e[i].submitted_at == wf->submitted_at)
+            return &c->e[i];
+    return NULL;
+}
+
+/* Drops the least recently used entry. */
+static void cache_evict(rows_spec_cache *c) {
+    size_t lru = 0;
+    for (size_t i = 1; i < c->n; i++)
+        if (c->e[i].used < c->e[lru].used) lru = i;
+    c->jobs -= c->e[lru].spec->n_jobs;
+    spec_free(c->e[lru].spec);
+    c->e[lru] = c->e[--c->n];
+}
+
+int rows_load_spec_cached(rows_spec_cache *c, store_workflow *wf, const char *text, size_t len,
+                          char *err, size_t errlen) {
+    rows_spec_entry *hit = cache_find(c, wf, len);
+    if (hit) {
+        hit->used = ++c->clock;
+        wf->spec = spec_retain(hit->spec);
+        return TS_OK;
+    }
+    if (rows_load_spec(wf, text, len, err, errlen) != TS_OK) return TS_ERR;
+    size_t n_jobs = wf->spec->n_jobs;
+    if (n_jobs > ROWS_SPEC_CACHE_JOBS) return TS_OK; /* bigger than the whole cache */
+    while (c->n > 0 && (c->n == ROWS_SPEC_CACHE_SLOTS || c->jobs + n_jobs > ROWS_SPEC_CACHE_JOBS))
+        cache_evict(c);
+    c->e[c->n++] = (rows_spec_entry){wf->id, wf->submitted_at, len, spec_retain(wf->spec),
+                                     ++c->clock};
+    c->jobs += n_jobs;
+    return TS_OK;
+}
+
+void rows_spec_cache_clear(rows_spec_cache *c) {
+    for (size_t i = 0; i < c->n; i++) spec_free(c->e[i].spec);
+    c->n = 0;
+    c->jobs = 0;
+}
+
 /* ---- changes ---------------------------------------------------------------- */
 
 /* Changes that concern one job (job_index, job states). */

@@ -41,6 +41,39 @@ json_t *rows_json_string(const char *v);
  * even if those were lowered since). */
 int rows_load_spec(store_workflow *wf, const char *text, size_t len, char *err, size_t errlen);
 
+/* Parsed stored specs kept by a store handle, so that reading a workflow
+ * again neither parses its spec nor rebuilds its DAG (issue 16: GET
+ * /api/workflows/{id} did both on every request). A stored spec never
+ * changes, so an entry is valid as long as its row is the same row: the
+ * key is (workflow id, submitted_at, text length), which a database
+ * deleted and created again cannot repeat in practice. Bounded by
+ * ROWS_SPEC_CACHE_JOBS jobs in all (least recently used out first). One
+ * per handle, used by the handle's thread only; the specs it hands out are
+ * shared (spec_retain) and freed by whoever frees the last reference. */
+#define ROWS_SPEC_CACHE_SLOTS 64
+#define ROWS_SPEC_CACHE_JOBS 200000
+
+typedef struct rows_spec_entry {
+    int64_t id;
+    double submitted_at;
+    size_t len;
+    spec_workflow *spec;
+    uint64_t used; /* the cache's clock at the last hit */
+} rows_spec_entry;
+
+typedef struct rows_spec_cache {
+    rows_spec_entry e[ROWS_SPEC_CACHE_SLOTS];
+    size_t n, jobs;
+    uint64_t clock;
+} rows_spec_cache;
+
+/* rows_load_spec through the cache: wf->id and wf->submitted_at must be
+ * set. wf->spec is then shared with the cache (store_workflow_free frees
+ * only its own reference). */
+int rows_load_spec_cached(rows_spec_cache *c, store_workflow *wf, const char *text, size_t len,
+                          char *err, size_t errlen);
+void rows_spec_cache_clear(rows_spec_cache *c);
+
 /* ---- arguments both backends check before anything is written ---- */
 
 /* store_submit's: a user id of 1-128 characters and a spec with jobs;

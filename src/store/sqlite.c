@@ -227,6 +227,7 @@ void sqlite_close(sqlite_store *st) {
     if (st == NULL) return;
     sql_disconnect(st);
     sq_ringer_free(st->ringer);
+    rows_spec_cache_clear(&st->specs);
     free(st->path);
     free(st);
 }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "store/backends.h"
+#include "store/rows.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
 #define SQL_SCHEMA_VERSION 5
@@ -114,6 +115,7 @@ struct sqlite_store {
     int stmt_fail_rc; /* the class of stmt_get's last failure (stmt_failed) */
     int64_t wake_seq;  /* the newest event of the open transaction; 0 = none */
     struct sq_ringer *ringer; /* wakes the listeners after a commit with events */
+    rows_spec_cache specs;    /* parsed stored specs (rows.h) */
 };
 
 /* The fields of one event besides seq, ts and type (NULL / negative = absent). */

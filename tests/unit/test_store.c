@@ -1125,6 +1125,29 @@ static void test_delete_finished_only(void **state) {
 /* ---- other processes ------------------------------------------------------------------- */
 
 
+
+/* A workflow read twice through one handle shares one parsed spec (issue
+ * 16: reads neither parse the stored spec nor rebuild its DAG again); each
+ * read frees its own reference, and another workflow has its own. */
+static void test_spec_parsed_once_per_handle(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    int64_t id = submit_parallel(f->st, "alice", 3, T0);
+    int64_t other = submit_parallel(f->st, "alice", 4, T0 + 1);
+    store_workflow *a = NULL, *b = NULL, *c = NULL;
+    assert_int_equal(store_workflow_get(f->st, id, NULL, &a, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_workflow_get(f->st, id, "alice", &b, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_workflow_get(f->st, other, NULL, &c, err, sizeof(err)), TS_OK);
+    assert_ptr_equal(a->spec, b->spec);
+    assert_ptr_not_equal(a->spec, c->spec);
+    assert_int_equal(c->spec->n_jobs, 4);
+    store_workflow_free(a);
+    assert_int_equal(b->spec->n_jobs, 3); /* still the cache's and b's */
+    assert_int_equal(spec_find_job(b->spec, "j2"), 2);
+    store_workflow_free(b);
+    store_workflow_free(c);
+}
+
 /* SQLite: a commit that records events wakes every listener at once with
  * the newest seq (issue 16: the WebSocket hubs need not poll), and a
  * listener's socket left by a process that died is removed by the next
@@ -1360,6 +1383,7 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_queue_position_derived, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_listener_woken_by_commit, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_spec_parsed_once_per_handle, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_queue_stats, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_instances, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_delete_finished_only, setup_open, teardown),
