@@ -1,45 +1,93 @@
 #!/bin/sh
 # HTTP throughput of tessera serve, measured with wrk on loopback:
 #   GET /healthz               baseline: the server's floor (no store access)
-#   GET /api/workflows/{id}    one workflow with its jobs, from SQLite
-#   POST /api/workflows        submit (validation + one write transaction)
-# Prints requests/s for each and the ratio to the baseline, same run.
-#   bench/http_bench.sh BUILD/tessera [SECONDS] [CONNECTIONS]
+#   GET /api/workflows/{id}    one workflow of 21 jobs with its jobs, from SQLite
+#   POST /api/workflows        submit a 10-job workflow (validation + one durable commit)
+#   GET of a 10,000-job workflow: whole, a page of 100 jobs (?jobs_offset=5000&jobs_limit=100),
+#                                  and the compact form (?jobs=none)
+# Prints requests/s for each with p50/p99 latency and the ratio to /healthz
+# of the same server, in the same run. With BASELINE_BINARY, the same
+# measurements of that build follow (an older build answers the page and
+# compact queries with the whole workflow), and the ratios between the two.
+#   bench/http_bench.sh BUILD/tessera [SECONDS] [CONNECTIONS] [BASELINE_BINARY]
 set -eu
-bin=$(realpath "${1:?usage: bench/http_bench.sh TESSERA_BINARY [SECONDS] [CONNECTIONS]}")
+bin=$(realpath "${1:?usage: bench/http_bench.sh TESSERA_BINARY [SECONDS] [CONNECTIONS] [BASELINE_BINARY]}")
 secs=${2:-5}
 conns=${3:-32}
+baseline=${4:+$(realpath "$4")}
 command -v wrk >/dev/null || { echo "http_bench: wrk is not installed (scripts/install-deps.sh)"; exit 1; }
 dir=$(mktemp -d /tmp/tessera-httpbench.XXXXXX)
+pid=""
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null; fi; rm -rf "$dir"' EXIT
 workers=$(nproc)
-"$bin" serve --listen 127.0.0.1:0 --state-dir "$dir/var" --workers "$workers" \
-    --concurrency-limit 1 --log "$dir/log" >"$dir/serve.out" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-# The port the kernel chose is in the first line serve prints.
-for i in $(seq 100); do grep -q 'http://' "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's|.*\(http://[0-9.]*:[0-9]*\)/.*|\1|p' "$dir/serve.out" | head -n 1)
-for i in $(seq 100); do curl -fs "$url/healthz" >/dev/null && break; sleep 0.1; done
-
-# A workflow of 20 jobs to read back (they stay queued behind a long one).
-jobs=$(awk 'BEGIN { for (i = 0; i < 20; i++) printf "%s{\"job_id\":\"j%d\",\"job_type\":\"noop\",\"branch\":\"b%d\"}", (i ? "," : ""), i, i % 4 }')
-curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
-    -d "{\"name\":\"read me\",\"jobs\":[$jobs]}" "$url/api/workflows" >/dev/null
 
 cat > "$dir/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-User-ID"] = "bench"
-wrk.body = '{"name":"bench","jobs":[{"job_id":"a","job_type":"noop"},{"job_id":"b","job_type":"noop","depends_on":["a"]}]}'
+local jobs = {}
+for i = 0, 9 do
+  local dep = i > 0 and string.format(',"depends_on":["j%d"]', i - 1) or ''
+  jobs[#jobs + 1] = string.format('{"job_id":"j%d","job_type":"noop"%s}', i, dep)
+end
+wrk.body = '{"name":"bench","jobs":[' .. table.concat(jobs, ",") .. ']}'
 LUA
 
-rps() { # prints requests/s from wrk's output
-    wrk -t2 -c"$conns" -d"${secs}s" "$@" 2>&1 | awk '/Requests\/sec/ { print $2 }'
+# wrk's requests/s, p50 and p99 (ms) as "RPS P50 P99".
+run_wrk() {
+    wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" 2>&1 | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec/ { rps = $2 }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        END { printf "%s %s %s\n", rps, p50, p99 }'
 }
-echo "http benchmark: $workers workers, wrk -t2 -c$conns -d${secs}s on loopback"
-base=$(rps "$url/healthz")
-get=$(rps -H 'X-User-ID: bench' "$url/api/workflows/1")
-post=$(rps -s "$dir/post.lua" "$url/api/workflows")
-printf '  GET /healthz (baseline):     %10.0f req/s\n' "$base"
-printf '  GET /api/workflows/{id}:     %10.0f req/s  (%.2f of baseline)\n' "$get" "$(echo "$get $base" | awk '{print $1/$2}')"
-printf '  POST /api/workflows:         %10.0f req/s  (%.2f of baseline)\n' "$post" "$(echo "$post $base" | awk '{print $1/$2}')"
+
+# measure BINARY LABEL: starts a server, prints its figures, stops it; the
+# requests/s of each line also go to $dir/LABEL.rps for the ratios.
+measure() {
+    state="$dir/$2"
+    "$1" serve --listen 127.0.0.1:0 --state-dir "$state/var" --workers "$workers" \
+        --concurrency-limit 1 --log "$state.log" >"$state.out" 2>&1 &
+    pid=$!
+    for i in $(seq 100); do grep -q 'http://' "$state.out" 2>/dev/null && break; sleep 0.1; done
+    url=$(sed -n 's|.*\(http://[0-9.]*:[0-9]*\)/.*|\1|p' "$state.out" | head -n 1)
+    for i in $(seq 100); do curl -fs "$url/healthz" >/dev/null && break; sleep 0.1; done
+    # A long job first takes the only slot: what is read below stays queued.
+    curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
+        -d '{"name":"hold","jobs":[{"job_id":"s","job_type":"sleep","params":{"seconds":3600}}]}' \
+        "$url/api/workflows" >/dev/null
+    jobs=$(awk 'BEGIN { for (i = 0; i < 21; i++) printf "%s{\"job_id\":\"j%d\",\"job_type\":\"noop\",\"branch\":\"b%d\"}", (i ? "," : ""), i, i % 4 }')
+    curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
+        -d "{\"name\":\"read me\",\"jobs\":[$jobs]}" "$url/api/workflows" >/dev/null
+    awk 'BEGIN { printf "{\"name\":\"big\",\"jobs\":["; for (i = 0; i < 10000; i++) printf "%s{\"job_id\":\"j%d\",\"job_type\":\"noop\",\"branch\":\"b%d\"}", (i ? "," : ""), i, i % 20; print "]}" }' > "$dir/big.json"
+    curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
+        --data-binary @"$dir/big.json" "$url/api/workflows" >/dev/null
+    echo "$2: $1, $workers workers, wrk -t2 -c$conns -d${secs}s on loopback"
+    rps_file="$dir/$2.rps"
+    : > "$rps_file"
+    base=""
+    for what in "GET /healthz|$url/healthz" \
+        "GET /api/workflows/{id} (21 jobs)|-H|X-User-ID: bench|$url/api/workflows/2" \
+        "POST /api/workflows (10 jobs)|-s|$dir/post.lua|$url/api/workflows" \
+        "GET 10,000-job workflow, whole|-H|X-User-ID: bench|$url/api/workflows/3" \
+        "GET 10,000-job workflow, page of 100|-H|X-User-ID: bench|$url/api/workflows/3?jobs_offset=5000&jobs_limit=100" \
+        "GET 10,000-job workflow, ?jobs=none|-H|X-User-ID: bench|$url/api/workflows/3?jobs=none"; do
+        label=${what%%|*}
+        args=${what#*|}
+        old_ifs=$IFS; IFS='|'; set -- $args; IFS=$old_ifs
+        set -- $(run_wrk "$@")
+        [ -n "$base" ] || base=$1
+        printf '  %-40s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  (%.3f of /healthz)\n' "$label" "$1" "$2" "$3" \
+            "$(echo "$1 $base" | awk '{print $1/$2}')"
+        echo "$label|$1" >> "$rps_file"
+    done
+    kill $pid; wait $pid 2>/dev/null || true; pid=""
+}
+
+measure "$bin" new
+if [ -n "$baseline" ]; then
+    measure "$baseline" baseline
+    echo "new / baseline, requests/s:"
+    paste -d'|' "$dir/new.rps" "$dir/baseline.rps" | awk -F'|' '{ printf "  %-40s %.2fx\n", $1, $2 / $4 }'
+fi
