@@ -148,6 +148,8 @@ int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double 
         st->work_notify = true;
     }
     if (own) rc = pg_txn_end(st, own, rc, err, errlen);
+    /* The answer's read-back takes the parsed spec from the cache. */
+    if (rc == TS_OK) rows_spec_cache_put(&st->specs, *id, now, strlen(spec_text), spec);
     free(spec_text);
     return rc;
 }

@@ -102,14 +102,23 @@ int rows_load_spec_cached(rows_spec_cache *c, store_workflow *wf, const char *te
         return TS_OK;
     }
     if (rows_load_spec(wf, text, len, err, errlen) != TS_OK) return TS_ERR;
-    size_t n_jobs = wf->spec->n_jobs;
-    if (n_jobs > ROWS_SPEC_CACHE_JOBS) return TS_OK; /* bigger than the whole cache */
+    rows_spec_cache_put(c, wf->id, wf->submitted_at, len, wf->spec);
+    return TS_OK;
+}
+
+void rows_spec_cache_put(rows_spec_cache *c, int64_t id, double submitted_at, size_t len,
+                         const spec_workflow *spec) {
+    size_t n_jobs = spec->n_jobs;
+    if (n_jobs > ROWS_SPEC_CACHE_JOBS) return; /* bigger than the whole cache */
+    store_workflow key = {.id = id, .submitted_at = submitted_at};
+    if (cache_find(c, &key, len)) return;
     while (c->n > 0 && (c->n == ROWS_SPEC_CACHE_SLOTS || c->jobs + n_jobs > ROWS_SPEC_CACHE_JOBS))
         cache_evict(c);
-    c->e[c->n++] = (rows_spec_entry){wf->id, wf->submitted_at, len, spec_retain(wf->spec),
+    /* The reference is the cache's: counting it changes no field of the
+     * workflow the caller sees. */
+    c->e[c->n++] = (rows_spec_entry){id, submitted_at, len, spec_retain((spec_workflow *)spec),
                                      ++c->clock};
     c->jobs += n_jobs;
-    return TS_OK;
 }
 
 void rows_spec_cache_clear(rows_spec_cache *c) {

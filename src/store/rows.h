@@ -73,6 +73,11 @@ typedef struct rows_spec_cache {
 int rows_load_spec_cached(rows_spec_cache *c, store_workflow *wf, const char *text, size_t len,
                           char *err, size_t errlen);
 void rows_spec_cache_clear(rows_spec_cache *c);
+/* Keeps spec (a reference to it) as the parsed form of the stored text of
+ * len bytes of workflow id: what a submit just stored, so that the read
+ * that answers the POST parses nothing. */
+void rows_spec_cache_put(rows_spec_cache *c, int64_t id, double submitted_at, size_t len,
+                         const spec_workflow *spec);
 
 /* ---- arguments both backends check before anything is written ---- */
 

@@ -343,6 +343,9 @@ int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec,
     if (rc == TS_OK) rc = insert_jobs(st, *id, spec, err, errlen);
     if (rc == TS_OK) rc = submit_events(st, *id, now, err, errlen);
     rc = txn_end(st, own, rc, err, errlen);
+    /* Committed (or to be, with the caller's transaction): the answer's
+     * read-back takes the parsed spec from the cache. */
+    if (rc == TS_OK) rows_spec_cache_put(&st->specs, *id, now, strlen(spec_text), spec);
 
 cleanup:
     free(spec_text);

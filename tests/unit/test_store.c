@@ -1146,6 +1146,16 @@ static void test_spec_parsed_once_per_handle(void **state) {
     assert_int_equal(spec_find_job(b->spec, "j2"), 2);
     store_workflow_free(b);
     store_workflow_free(c);
+    /* What a submit stored is read back without a parse: the submitted
+     * spec itself, kept by the handle when the commit succeeded. */
+    spec_workflow *spec = parse("{\"name\": \"kept\", \"jobs\": [{\"job_id\": \"a\", \"job_type\": \"noop\"}]}");
+    int64_t kept = 0;
+    assert_int_equal(store_submit(f->st, "alice", spec, T0 + 2, &kept, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_workflow_get(f->st, kept, NULL, &a, err, sizeof(err)), TS_OK);
+    assert_ptr_equal(a->spec, spec);
+    spec_free(spec); /* the submitter's reference; the cache's and a's remain */
+    assert_string_equal(a->spec->jobs[0].job_id, "a");
+    store_workflow_free(a);
 }
 
 /* SQLite: a commit that records events wakes every listener at once with
