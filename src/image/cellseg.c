@@ -359,7 +359,8 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     edt_squared(ws->mask, w, h, ws->dist);
     float r2 = p->expansion * p->expansion;
     for (size_t i = 0; i < n; i++) ws->mask[i] = ws->dist[i] <= r2;
-    return watershed_flood(ws->dist, ws->mask, w, h, ws->cells);
+    /* Squared distances are whole numbers: the bucket-queue flood. */
+    return watershed_flood_levels(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->cells);
 }
 
 static double ring_perimeter(const contour_ring *r) {

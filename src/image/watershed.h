@@ -27,4 +27,11 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
  * drawn (every reached pixel gets a label). Returns TS_OK or TS_ERR. */
 int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, int32_t *labels);
 
+/* watershed_flood for elevations that are whole numbers in [0, levels)
+ * (e.g. squared Euclidean distances in pixels; values outside are
+ * clamped, fractions truncated): the same labels as watershed_flood gives
+ * for such an image, in time linear in the pixels (a bucket queue). */
+int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
+                           int32_t *labels);
+
 #endif

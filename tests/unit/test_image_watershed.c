@@ -293,6 +293,39 @@ static void test_watershed_flood_labels_every_connected_pixel_on_random_images(v
     }
 }
 
+/* The bucket-queue flood gives the heap flood's labels, pixel for pixel,
+ * on random whole-number elevations (plateaus included), masks with holes
+ * and markers, some outside the mask; and it rejects what the heap flood
+ * rejects. */
+static void test_watershed_flood_levels_equals_heap_flood(void **state) {
+    (void)state;
+    const int w = 61, h = 47;
+    size_t n = (size_t)w * h;
+    float *elev = malloc(n * sizeof(float));
+    uint8_t *mask = malloc(n);
+    int32_t *a = malloc(n * sizeof(int32_t)), *b = malloc(n * sizeof(int32_t));
+    unsigned seed = 12345;
+    for (int round = 0; round < 40; round++) {
+        int levels = 1 + round % 9 * 3;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            elev[i] = (float)((seed >> 8) % (unsigned)levels);
+            mask[i] = ((seed >> 20) % 7) != 0;
+            a[i] = ((seed >> 4) % 97) == 0 ? (int32_t)((seed >> 12) % 5 + 1) : 0;
+        }
+        memcpy(b, a, n * sizeof(int32_t));
+        assert_int_equal(watershed_flood(elev, mask, w, h, a), TS_OK);
+        assert_int_equal(watershed_flood_levels(elev, levels, mask, w, h, b), TS_OK);
+        assert_memory_equal(a, b, n * sizeof(int32_t));
+    }
+    assert_int_equal(watershed_flood_levels(elev, 0, mask, w, h, b), TS_ERR);
+    assert_int_equal(watershed_flood_levels(NULL, 4, mask, w, h, b), TS_ERR);
+    free(elev);
+    free(mask);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watershed_maxima_hand_computed_profile),
@@ -303,6 +336,7 @@ int main(void) {
         cmocka_unit_test(test_watershed_flood_hand_computed_basins_and_mask),
         cmocka_unit_test(test_watershed_flood_is_8_connected_and_drops_markers_outside_mask),
         cmocka_unit_test(test_watershed_flood_labels_every_connected_pixel_on_random_images),
+        cmocka_unit_test(test_watershed_flood_levels_equals_heap_flood),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
