@@ -165,16 +165,75 @@ static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
     morph_fill_holes(ws->mask, w, h, (long)p->max_area);
 }
 
-/* Seeds in `mask` at maxima of ws->dist (log(1 + d), smoothed) rising more
- * than log(ratio), flooded over -dist within mask into ws->seeds. Returns
- * the seed count, -1 on error. */
-static int split_region(cellseg_ws *ws, const uint8_t *mask, int w, int h, float ratio) {
+/* Splits every label whose area (ws->nreg[].area, filled in) exceeds
+ * limit, each in its own bounding box: seeds at the maxima of ws->dist
+ * rising more than log(ratio) within the object, flooded over -dist; the
+ * pieces get labels after *count (an object with a single seed keeps its
+ * label). Working in each object's box rather than over the whole window
+ * keeps the cost to the objects' own pixels. Returns how many objects were
+ * over the limit, -1 on error. */
+static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, float ratio) {
+    int labels = *count, flagged = 0;
+    int (*box)[4] = ts_malloc(((size_t)labels + 1) * sizeof(*box));
+    for (int l = 0; l <= labels; l++) box[l][0] = w, box[l][1] = h, box[l][2] = box[l][3] = -1;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int32_t l = ws->nuclei[(size_t)y * (size_t)w + (size_t)x];
+            if (l <= 0 || ws->nreg[l].area <= limit) continue;
+            if (box[l][2] < 0) flagged++;
+            if (x < box[l][0]) box[l][0] = x;
+            if (y < box[l][1]) box[l][1] = y;
+            if (x > box[l][2]) box[l][2] = x;
+            if (y > box[l][3]) box[l][3] = y;
+        }
+    size_t cap = 0;
+    for (int l = 1; l <= labels; l++)
+        if (box[l][2] >= 0) {
+            size_t a = (size_t)(box[l][2] - box[l][0] + 1) * (size_t)(box[l][3] - box[l][1] + 1);
+            cap = a > cap ? a : cap;
+        }
+    float *d = ts_malloc((cap + 1) * sizeof(float)), *work = ts_malloc((cap + 1) * sizeof(float));
+    uint8_t *m = ts_malloc(cap + 1);
+    int32_t *seeds = ts_malloc((cap + 1) * sizeof(int32_t));
+    int rc = flagged;
+    for (int l = 1; l <= labels && rc >= 0; l++) {
+        if (box[l][2] < 0) continue;
+        int x0 = box[l][0], y0 = box[l][1], bw = box[l][2] - x0 + 1, bh = box[l][3] - y0 + 1;
+        for (int y = 0; y < bh; y++)
+            for (int x = 0; x < bw; x++) {
+                size_t i = (size_t)(y + y0) * (size_t)w + (size_t)(x + x0), j = (size_t)y * (size_t)bw + (size_t)x;
+                m[j] = ws->nuclei[i] == l;
+                d[j] = ws->dist[i];
+                work[j] = -d[j];
+            }
+        int k = watershed_maxima(d, m, bw, bh, logf(ratio), seeds);
+        if (k < 0 || (k > 1 && watershed_flood(work, m, bw, bh, seeds) != TS_OK)) {
+            rc = -1;
+            break;
+        }
+        if (k <= 1) continue;
+        for (int y = 0; y < bh; y++)
+            for (int x = 0; x < bw; x++) {
+                size_t i = (size_t)(y + y0) * (size_t)w + (size_t)(x + x0), j = (size_t)y * (size_t)bw + (size_t)x;
+                if (m[j] && seeds[j] > 0) ws->nuclei[i] = *count + seeds[j];
+            }
+        *count += k;
+    }
+    free(box);
+    free(d);
+    free(work);
+    free(m);
+    free(seeds);
+    return rc;
+}
+
+/* Fills ws->nreg[1..*count].area. */
+static void label_areas(cellseg_ws *ws, int w, int h, int count) {
     size_t n = (size_t)w * (size_t)h;
-    int count = watershed_maxima(ws->dist, mask, w, h, logf(ratio), ws->seeds);
-    if (count < 0) return -1;
-    for (size_t i = 0; i < n; i++) ws->work[i] = -ws->dist[i];
-    if (watershed_flood(ws->work, mask, w, h, ws->seeds) != TS_OK) return -1;
-    return count;
+    reserve_regions(ws, (size_t)count);
+    memset(ws->nreg, 0, ((size_t)count + 1) * sizeof(region));
+    for (size_t i = 0; i < n; i++)
+        if (ws->nuclei[i] > 0) ws->nreg[ws->nuclei[i]].area += 1;
 }
 
 /* Labels with more than max_area pixels: split again with weaker seeds
@@ -182,24 +241,11 @@ static int split_region(cellseg_ws *ws, const uint8_t *mask, int w, int h, float
  * that cannot be split is kept whole: a large nucleus is still a nucleus. */
 static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cellseg_params *p) {
     static const float weaker[] = {0.5f, 0.25f, 0.1f}; /* fractions of log(seed_ratio) */
-    size_t n = (size_t)w * (size_t)h;
     for (size_t k = 0; k < sizeof(weaker) / sizeof(weaker[0]); k++) {
-        reserve_regions(ws, (size_t)*count);
-        memset(ws->nreg, 0, ((size_t)*count + 1) * sizeof(region));
-        for (size_t i = 0; i < n; i++)
-            if (ws->nuclei[i] > 0) ws->nreg[ws->nuclei[i]].area += 1;
-        size_t big = 0;
-        for (size_t i = 0; i < n; i++) {
-            ws->big[i] = ws->nuclei[i] > 0 && ws->nreg[ws->nuclei[i]].area > p->max_area;
-            big += ws->big[i];
-        }
+        label_areas(ws, w, h, *count);
+        int big = split_labels(ws, w, h, count, p->max_area, expf(weaker[k] * logf(p->seed_ratio)));
+        if (big < 0) return TS_ERR;
         if (big == 0) return TS_OK;
-        float ratio = expf(weaker[k] * logf(p->seed_ratio));
-        int pieces = split_region(ws, ws->big, w, h, ratio);
-        if (pieces < 0) return TS_ERR;
-        for (size_t i = 0; i < n; i++)
-            if (ws->big[i] && ws->seeds[i] > 0) ws->nuclei[i] = *count + ws->seeds[i];
-        *count += pieces;
     }
     return TS_OK;
 }
@@ -253,26 +299,10 @@ static double median_area(const cellseg_ws *ws, int count, const cellseg_params 
  * one maximum of its distance transform at any ratio). Relative to the
  * nuclei seen, so it holds whatever the nucleus size of the slide. */
 static int split_large(cellseg_ws *ws, int w, int h, int *count, const cellseg_params *p) {
-    size_t n = (size_t)w * (size_t)h;
-    reserve_regions(ws, (size_t)*count);
-    memset(ws->nreg, 0, ((size_t)*count + 1) * sizeof(region));
-    for (size_t i = 0; i < n; i++)
-        if (ws->nuclei[i] > 0) ws->nreg[ws->nuclei[i]].area += 1;
+    label_areas(ws, w, h, *count);
     double typical = p->typical_area > 0 ? p->typical_area : median_area(ws, *count, p);
     if (typical <= 0) return TS_OK;
-    double limit = LARGE_FACTOR * typical;
-    size_t big = 0;
-    for (size_t i = 0; i < n; i++) {
-        ws->big[i] = ws->nuclei[i] > 0 && ws->nreg[ws->nuclei[i]].area > limit;
-        big += ws->big[i];
-    }
-    if (big == 0) return TS_OK;
-    int pieces = split_region(ws, ws->big, w, h, LARGE_RATIO);
-    if (pieces < 0) return TS_ERR;
-    for (size_t i = 0; i < n; i++)
-        if (ws->big[i] && ws->seeds[i] > 0) ws->nuclei[i] = *count + ws->seeds[i];
-    *count += pieces;
-    return TS_OK;
+    return split_labels(ws, w, h, count, LARGE_FACTOR * typical, LARGE_RATIO) < 0 ? TS_ERR : TS_OK;
 }
 
 /* Detected components that no seed reached (no tight pixel in them) get a
