@@ -7,8 +7,9 @@
 # tuning slides (seeds 1-3, variations 1001-1003) by mean nucleus F1 over a
 # small grid of cell_segmentation parameters, then REPORTED on held-out
 # slides (seeds 21-28, variations 3001-3008) that neither the choice nor the
-# method's development ever saw. (Seeds 11-18 with variations 2001-2008
-# were looked at while the method was developed; they are not reported.)
+# method's development ever saw. (Seeds 11-18 with variations 2001-2008,
+# and seeds 31-42 with variations 4001-4012, were looked at while the
+# method was developed; they are not reported.)
 # Each run is tissue_mask -> cell_segmentation through `tessera run`,
 # scored with `tessera evaluate` against the slide's ground truth: nucleus
 # F1 at IoU 0.5, recall on nuclei touching others, PQ; tissue Dice.
