@@ -402,7 +402,11 @@ static const char *const slurm_counter_names[6][2] = {
 
 void metrics_slurm(void *mp, const exec_slurm_stats *st) {
     metrics *m = mp;
-    if (!m || !st) return;
+    if (!m) return;
+    if (!st) {
+        atomic_store(&m->slurm_set, 0);
+        return;
+    }
     uint64_t c[6] = {st->submitted, st->submit_failures, st->squeue_calls, st->squeue_failures,
                      st->sacct_calls, st->scancel_calls};
     for (int i = 0; i < 6; i++) atomic_store(&m->slurm_counters[i], c[i]);
@@ -602,6 +606,18 @@ json_t *metrics_json(metrics *m, const metrics_scrape *sc) {
     json_object_set_new(o, "http", http_part_json(m));
     json_object_set_new(o, "jobs", jobs_json(m));
     json_object_set_new(o, "store", store_json(m, st != NULL));
+    json_object_set_new(
+        o, "slurm",
+        atomic_load(&m->slurm_set)
+            ? json_pack("{sb sI sI sI si si si sI}", "up", atomic_load(&m->slurm_up) != 0,
+                        "submissions", (json_int_t)atomic_load(&m->slurm_counters[0]),
+                        "submit_failures", (json_int_t)atomic_load(&m->slurm_counters[1]),
+                        "squeue_failures", (json_int_t)atomic_load(&m->slurm_counters[3]),
+                        "waiting", (int)atomic_load(&m->slurm_jobs[0]), "pending",
+                        (int)atomic_load(&m->slurm_jobs[1]), "running",
+                        (int)atomic_load(&m->slurm_jobs[2]), "squeue_calls",
+                        (json_int_t)atomic_load(&m->slurm_counters[2]))
+            : json_null());
     json_object_set_new(o, "websocket",
                         json_pack("{sI sI so}", "clients",
                                   (json_int_t)atomic_load(&m->ws_connections), "events_delivered",

@@ -50,8 +50,11 @@ void metrics_job_end(metrics *m, const char *job_type, const char *outcome, int 
 const char *metrics_failure_reason(const char *outcome, int exit_code);
 
 /* The Slurm executor's figures (exec/slurm.h), as the scheduler process
- * last saw them: copied in after each of its loops; rendered as
- * tessera_slurm_* only once set (a service on the local executor has none). */
+ * last saw them: copied in after each of its loops while it leads; rendered
+ * as tessera_slurm_* only while set (a service on the local executor has
+ * none). st NULL clears them: a scheduler that does not lead (a standby's
+ * idle executor never calls squeue, and would report Slurm as reachable
+ * whatever it is) says nothing. */
 void metrics_slurm(void *m, const exec_slurm_stats *st);
 
 /* A store call of any process (store_set_observer): latency by call. */

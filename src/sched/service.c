@@ -127,9 +127,11 @@ int sched_service_main(const ts_config *cfg, const char *doorbell_path, const sc
         if (listener) store_listener_drain(listener, &newest);
         int step = sched_step(s, cfg->queue_poll_seconds, wake, err, sizeof(err));
         if (obs && obs->slurm_stats && strcmp(cfg->executor, "slurm") == 0) {
+            /* Only the leader's executor talks to Slurm: a standby's would
+             * report an idle, "reachable" Slurm (metrics_slurm). */
             exec_slurm_stats figures;
-            exec_slurm_stats_get(ex, &figures);
-            obs->slurm_stats(obs->ctx, &figures);
+            if (sched_is_leader(s)) exec_slurm_stats_get(ex, &figures);
+            obs->slurm_stats(obs->ctx, sched_is_leader(s) ? &figures : NULL);
         }
         if (step == STORE_UNAVAILABLE) { /* sched_step waited its backoff, reaping jobs */
             if (failures++ % 20 == 0)

@@ -23,7 +23,8 @@ typedef struct sched_observers {
     void (*job_timing)(void *ctx, const char *job_type, bool is_wait, double seconds);
     void (*job_end)(void *ctx, const char *job_type, const char *outcome, int exit_code);
     store_observer store_call;
-    /* The Slurm executor's figures after each loop (only with TESSERA_EXECUTOR=slurm). */
+    /* The Slurm executor's figures after each loop while this scheduler
+     * leads, NULL while it does not (only with TESSERA_EXECUTOR=slurm). */
     void (*slurm_stats)(void *ctx, const exec_slurm_stats *st);
     void *ctx;
 } sched_observers;

@@ -87,6 +87,11 @@ kill "$(cat "$SLURM_TEST_DIR/run/slurmctld.pid")"
 unreachable_said() { events "$1" | grep -q 'Slurm unreachable'; }
 check "the job says Slurm is unreachable" wait_for 60 unreachable_said "$w"
 check_eq "... and is still running" "$(attempt_json "$w" '.jobs[0].state')" running
+# What an operator sees (issue 18): squeue down and its failures counted.
+check "/metrics: tessera_slurm_up 0 while slurmctld is away" wait_for 30 sh -c \
+    "curl -fs '$URL/metrics' | grep -qx 'tessera_slurm_up 0'"
+check "/metrics: the failed squeue calls are counted" sh -c \
+    "curl -fs '$URL/metrics' | awk '\$1 == \"tessera_slurm_squeue_failures_total\" && \$2 > 0 {ok = 1} END {exit !ok}'"
 slurmctld -f "$SLURM_CONF"
 check "it succeeds once Slurm is back" wait_for 90 wf_is "$w" .state succeeded
 check_eq "... in its first attempt" "$(attempt_json "$w" '.jobs[0].attempt')" 1

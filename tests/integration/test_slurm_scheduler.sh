@@ -52,6 +52,8 @@ check "one job runs and two wait in Slurm" wait_for 60 sh -c \
     "[ \$(squeue --me -h -t running -o %j | grep -c '^ts\.') -eq 1 ] && [ \$(squeue --me -h -t pending -o %j | grep -c '^ts\.') -eq 2 ]"
 check "a job pending in Slurm says why (a progress event)" wait_for 30 sh -c \
     "curl -fs -H 'X-User-ID: alice' '$URL/api/events?since=0' | grep -Eq 'Slurm job [0-9]+ PENDING \\((Resources|Priority)\\)'"
+check "/metrics: one job running and two pending in Slurm (the leader's view)" wait_for 30 sh -c \
+    "curl -fs '$URL/metrics' | grep -qx 'tessera_slurm_jobs{state=\"running\"} 1' && curl -fs '$URL/metrics' | grep -qx 'tessera_slurm_jobs{state=\"pending\"} 2'"
 check "progress of the running job reaches the store" wait_for 30 jq_true \
     '[.jobs[] | select(.progress > 0)] | length >= 1' "$TESSERA_BIN" status "$cid" --all --json
 "$TESSERA_BIN" cancel "$cid" --server "$URL" --user alice > /dev/null

@@ -327,6 +327,29 @@ static void test_slurm(void **state) {
     assert_true(sample(text, "tessera_slurm_jobs{state=\"pending\"}") == 2);
     assert_true(sample(text, "tessera_slurm_jobs{state=\"running\"}") == 1);
     free(text);
+    /* The same for the Operations page. */
+    metrics_scrape sc = {.state_free_bytes = -1};
+    json_t *o = metrics_json(m, &sc);
+    json_t *sl = json_object_get(o, "slurm");
+    assert_true(json_is_true(json_object_get(sl, "up")));
+    assert_int_equal(json_integer_value(json_object_get(sl, "submissions")), 7);
+    assert_int_equal(json_integer_value(json_object_get(sl, "submit_failures")), 1);
+    assert_int_equal(json_integer_value(json_object_get(sl, "pending")), 2);
+    assert_int_equal(json_integer_value(json_object_get(sl, "running")), 1);
+    json_decref(o);
+    /* Unreachable; then no longer leading: nothing at all. */
+    st.reachable = false;
+    metrics_slurm(m, &st);
+    text = render(m, NULL, NULL, 0);
+    assert_true(sample(text, "tessera_slurm_up") == 0);
+    free(text);
+    metrics_slurm(m, NULL);
+    text = render(m, NULL, NULL, 0);
+    assert_null(strstr(text, "tessera_slurm_"));
+    free(text);
+    o = metrics_json(m, &sc);
+    assert_true(json_is_null(json_object_get(o, "slurm")));
+    json_decref(o);
     metrics_destroy(m);
 }
 

@@ -67,6 +67,7 @@ export function mount(root) {
     leader: figure('ops-leader', 'Leader'),
     clients: figure('ops-clients', 'WebSocket clients'),
     disk: figure('ops-disk', 'State dir free'),
+    slurm: figure('ops-slurm', 'Slurm'),
   };
   const charts = CHARTS.map(chart);
   const instancesBody = h('tbody');
@@ -125,6 +126,15 @@ export function mount(root) {
     const freePct = sd && sd.size_bytes > 0 ? (100 * sd.free_bytes) / sd.size_bytes : null;
     f.disk.value.textContent = freePct === null ? '–' : `${freePct.toFixed(1)} %`;
     f.disk.el.dataset.bad = String(freePct !== null && freePct < 10);
+    // Only while the leading scheduler runs jobs on Slurm (and this
+    // instance leads): squeue's state, jobs in Slurm, refused submissions.
+    const sl = o.slurm;
+    f.slurm.el.hidden = !sl;
+    if (sl) {
+      f.slurm.value.textContent = `${sl.up ? 'up' : 'UNREACHABLE'} · ${sl.pending} pending · ${sl.running} running` +
+        (sl.submit_failures ? ` · ${sl.submit_failures} refused` : '');
+      f.slurm.el.dataset.bad = String(!sl.up);
+    }
     instance.textContent = `Instance ${o.instance.name}${o.instance.leads ? ' (leads the scheduler)' : ''}` +
       (l && l.owner ? ` · leader ${l.owner}` : '') +
       ' · counters are this instance\'s since it started; job figures come from the leading instance.';
