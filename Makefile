@@ -4,6 +4,8 @@
 #   make test       install missing packages, build, run every test; last line "N passed, N failed"
 #   make run        install missing packages, build, start the service on 127.0.0.1:8080
 #   make run-cluster  PostgreSQL, two instances and nginx on loopback (scripts/run-cluster.sh)
+#   make test-deploy  the container image, the compose stack and the systemd unit, for real
+#                     (tests/deploy/run.sh; podman: scripts/install-deps.sh --deploy)
 #   make bench      run the benchmarks under bench/
 #   make torture KILLS=N   the kill -9 torture run (tests/torture/; N random kills, default 20)
 #   make SANITIZE=1 test   the same with AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)
@@ -58,7 +60,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 KILLS ?= 20
 
-.PHONY: all deps test unit integration run run-cluster bench torture clean fuzz fuzz-replay fuzz-build fuzz-bins
+.PHONY: all deps deploy-deps test-deploy test unit integration run run-cluster bench torture clean fuzz fuzz-replay fuzz-build fuzz-bins
 
 all: $(BUILD)/tessera
 
@@ -118,6 +120,16 @@ run: deps
 # acknowledged is lost, nothing runs twice and nothing is left behind.
 torture: $(BUILD)/tessera
 	@TESSERA_BIN=$(BUILD)/tessera node tests/torture/torture.mjs --kills $(KILLS)
+
+# The deployment test: images built from a clean checkout of HEAD, the
+# compose stack (PostgreSQL, two instances, nginx) driven through nginx with
+# a restart mid-run, the systemd unit verified; TAP, time and image size.
+# Its packages (podman, ...) are a list of their own: deps/deploy-packages.txt.
+deploy-deps:
+	@scripts/install-deps.sh --deploy --if-missing
+
+test-deploy: deploy-deps
+	@nice tests/deploy/run.sh
 
 # The distributed setup on one machine: PostgreSQL, two instances, nginx.
 run-cluster: deps

@@ -2,9 +2,21 @@
 # Installs the Debian packages listed in deps/debian-packages.txt.
 #   scripts/install-deps.sh              install (apt-get update first)
 #   scripts/install-deps.sh --if-missing do nothing when every package is installed
+#   scripts/install-deps.sh --deploy [--if-missing]
+#                                        the container tools of deps/deploy-packages.txt
+#                                        instead (make test-deploy); no npm packages
 set -eu
 cd "$(dirname "$0")/.."
-pkgs=$(grep -v '^[[:space:]]*#' deps/debian-packages.txt | grep -v '^[[:space:]]*$' | tr '\n' ' ')
+list=deps/debian-packages.txt
+if_missing=0
+for arg in "$@"; do
+    case $arg in
+        --if-missing) if_missing=1 ;;
+        --deploy) list=deps/deploy-packages.txt ;;
+        *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+pkgs=$(grep -v '^[[:space:]]*#' "$list" | grep -v '^[[:space:]]*$' | tr '\n' ' ')
 
 missing=""
 for p in $pkgs; do
@@ -14,16 +26,18 @@ for p in $pkgs; do
 done
 
 # Node (tests, web assets): Debian's nodejs and npm when the machine has no node.
-if ! command -v node >/dev/null 2>&1; then missing="$missing nodejs npm"; fi
+if [ "$list" = deps/debian-packages.txt ] && ! command -v node >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 
 npm_install() { # the npm packages of package.json, from the lock file
-    if [ -f package.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then
+    if [ "$list" = deps/debian-packages.txt ] && [ -f package.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then
         echo "install-deps: npm packages"
         npm ci --no-audit --no-fund --loglevel=error && touch node_modules
     fi
 }
 
-if [ "${1:-}" = "--if-missing" ] && [ -z "$missing" ]; then
+if [ "$if_missing" = 1 ] && [ -z "$missing" ]; then
     npm_install
     exit 0
 fi
@@ -37,7 +51,7 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing
 npm_install
