@@ -123,7 +123,7 @@ EOF
     export CONTAINERS_CONF="$work/containers.conf"
 fi
 export BUILDAH_FORMAT=docker
-echo "# podman $(podman --version | awk '{print $3}'), $(podman-compose version 2>/dev/null | grep -i 'podman-compose version' | head -n 1)"
+echo "# podman $(podman --version | awk '{print $3}'), $(podman-compose version 2>/dev/null | awk '/version/ { v = $NF } END { print "podman-compose " v }')"
 
 commit=$(git -C "$root" rev-parse --short HEAD)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no)" ] ||
@@ -185,7 +185,7 @@ check_unit() {
     : >"$r/etc/tessera/tessera.env"
     c=$(podman create "$image") || return 1
     podman cp "$c:/opt/tessera/bin/tessera" "$r/usr/local/bin/tessera"
-    podman rm "$c" >/dev/null
+    podman rm -v "$c" >/dev/null
     # verify exits 0 on settings it ignores: any message is a failure.
     out=$(systemd-analyze verify --root="$r" tessera.service 2>&1)
     echo "$out"
