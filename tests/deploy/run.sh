@@ -123,7 +123,7 @@ EOF
     export CONTAINERS_CONF="$work/containers.conf"
 fi
 export BUILDAH_FORMAT=docker
-echo "# podman $(podman --version | awk '{print $3}'), $(podman-compose version 2>/dev/null | awk '/version/ { v = $NF } END { print "podman-compose " v }')"
+echo "# podman $(podman --version | awk '{print $3}'), $(podman-compose version 2>/dev/null | awk '/^podman-compose/ { v = $NF } END { print "podman-compose " v }')"
 
 commit=$(git -C "$root" rev-parse --short HEAD)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no)" ] ||
@@ -250,6 +250,26 @@ done <"$work/stack.out"
 [ "$stack_rc" = 0 ] || [ "$failed" -gt 0 ] || not_ok "stack.mjs exited $stack_rc"
 step "both instances healthy again after the restart" wait_for 120 both_healthy
 podman logs "${proj}_nginx_1" 2>&1 | grep 'tessera-nginx:' | diag
+
+# Figures for sizing (docs/deployment.md): memory now, the state's size
+# after these three workflows.
+# shellcheck disable=SC2046
+podman stats --no-stream --format '{{.Name}} {{.MemUsage}}' \
+    $(podman ps -q --filter "label=io.podman.compose.project=$proj") 2>/dev/null | sed 's/^/memory: /' | diag
+podman exec "${proj}_tessera1_1" du -sh /var/lib/tessera 2>/dev/null | sed 's/^/state volume: /' | diag
+
+# The backup docs/deployment.md describes, of the running stack: a dump
+# that pg_restore can read and that holds tessera's tables.
+backup() {
+    podman exec "${proj}_postgres_1" pg_dump -U tessera -Fc tessera >"$work/tessera.dump" || return 1
+    # (the container's pg_restore: the host need not have PostgreSQL)
+    podman exec -i "${proj}_postgres_1" pg_restore -l <"$work/tessera.dump" >"$work/dump.list" || return 1
+    tables=$(grep -c ' TABLE ' "$work/dump.list")
+    echo "dump: $(wc -c <"$work/tessera.dump") bytes, $tables tables"
+    grep -q ' TABLE public workflows ' "$work/dump.list" && [ "$tables" -ge 5 ]
+}
+step "pg_dump of the running stack (pg_restore -l reads it: tessera's tables)" backup &&
+    grep '^dump:' "$log" | tail -n 1 | diag
 
 # ---- down ----------------------------------------------------------------------
 t0=$(date +%s)

@@ -67,7 +67,8 @@ async function api(method, path, body) {
 // (the instance behind it restarts: 1001, or nginx cuts it) a new one
 // resumes after the last seq seen.
 class Follower {
-  constructor() {
+  constructor(origin) {
+    this.origin = origin;
     this.events = [];
     this.connections = 0;
     this.closes = [];
@@ -78,9 +79,12 @@ class Follower {
   open() {
     if (this.stopped) return;
     const since = this.events.length ? this.events[this.events.length - 1].seq : 0;
-    const ws = new WebSocket(`${wsUrl}/api/events?since=${since}`, { headers: { cookie }, handshakeTimeout: 10000 });
+    const headers = { cookie };
+    if (this.origin) headers.origin = this.origin;
+    const ws = new WebSocket(`${wsUrl}/api/events?since=${since}`, { headers, handshakeTimeout: 10000 });
     this.ws = ws;
     ws.on('open', () => { this.connections++; });
+    ws.on('unexpected-response', (req, res) => { this.refused = res.statusCode; this.stopped = true; req.destroy(); });
     ws.on('message', (data) => {
       try { this.events.push(JSON.parse(data.toString('utf8'))); } catch { this.nonJson = (this.nonJson || 0) + 1; }
     });
@@ -128,11 +132,16 @@ async function main() {
   check(me.status === 200 && me.text.includes('alice'), 'the session names the user on the next request', me.text);
 
   // Two streams: nginx balances them over both instances, so one of them
-  // is likely on the instance that restarts and is cut.
-  const follows = [new Follower(), new Follower()];
-  await waitFor(() => follows.every((f) => f.connections > 0), 30000, 'the WebSockets through nginx');
-  check(true, 'two WebSockets to /api/events upgraded through nginx');
-  const finished = (id) => follows.every((f) => f.finished(id));
+  // is likely on the instance that restarts and is cut. The second is the
+  // web UI's: a browser sends its page's Origin, which the service compares
+  // with the Host nginx passes on (port included).
+  const follows = [new Follower(), new Follower(url)];
+  await waitFor(() => follows.every((f) => f.connections > 0 || f.refused), 30000, 'the WebSockets through nginx');
+  check(follows[0].connections > 0, 'a WebSocket to /api/events upgraded through nginx');
+  check(follows[1].connections > 0, `a WebSocket with the page's Origin (${url}) upgraded through nginx`,
+    `refused: ${follows[1].refused}`);
+  const live = follows.filter((f) => f.connections > 0);
+  const finished = (id) => live.every((f) => f.finished(id));
 
   const demo = JSON.parse(readFileSync(join(examples, 'demo-analysis.json'), 'utf8'));
   const sleeps = JSON.parse(readFileSync(join(examples, 'two-branches.json'), 'utf8'));
@@ -145,10 +154,10 @@ async function main() {
   const demoId = ids[0];
 
   // Mid-run: the cell segmentation has started (and reported progress).
-  await waitFor(() => follows[0].events.some((e) => String(e.workflow_id) === String(demoId) && e.job_id === 'cells' &&
+  await waitFor(() => live[0].events.some((e) => String(e.workflow_id) === String(demoId) && e.job_id === 'cells' &&
     (e.type === 'job.progress' || e.type === 'job.started')), 600000, 'the cells job to start');
   const leader = await waitFor(leaderHost, 30000, 'a leader in /metrics');
-  const beforeRestart = follows[0].events.length;
+  const beforeRestart = live[0].events.length;
   note(`restarting ${leader} (the leading instance) while cells runs; ${beforeRestart} events so far`);
   try {
     execFileSync('/bin/sh', ['-c', restartCmd, 'restart', leader], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120000 });
@@ -160,7 +169,7 @@ async function main() {
   for (const id of ids) {
     await waitFor(() => finished(id), 900000, `workflow ${id} to finish`).catch((e) => note(e.message));
   }
-  for (const [i, f] of follows.entries()) {
+  for (const [i, f] of live.entries()) {
     check(ids.every((id) => f.finished(id)), `WebSocket ${i + 1} followed every workflow to workflow.finished ` +
       `(${f.connections} connection(s), closed with ${JSON.stringify(f.closes)})`);
     f.stop();
@@ -184,7 +193,7 @@ async function main() {
   // Nothing lost, nothing twice, in order: the WebSocket's events (across
   // reconnections) are exactly the stored events.
   const polled = (await pollAll()).map((e) => e.seq);
-  for (const [i, f] of follows.entries()) {
+  for (const [i, f] of live.entries()) {
     const seqs = f.events.map((e) => e.seq);
     const ordered = seqs.every((q, k) => k === 0 || q > seqs[k - 1]);
     check(ordered, `WebSocket ${i + 1}: seq strictly increasing across ${f.connections} connection(s)`, seqs.join(','));
@@ -192,7 +201,7 @@ async function main() {
       `WebSocket ${i + 1}: every stored event delivered once (${seqs.length} events)`,
       `ws ${seqs.length}: ${seqs.slice(-20)} / stored ${polled.length}: ${polled.slice(-20)}`);
   }
-  const retried = follows[0].events.filter((e) => String(e.workflow_id) === String(demoId) &&
+  const retried = live[0].events.filter((e) => String(e.workflow_id) === String(demoId) &&
     (e.type === 'job.retrying' || (e.type === 'job.started' && e.job_id === 'cells')));
   note(`cells job events after the restart: ${JSON.stringify(retried.map((e) => [e.type, e.job_id, e.attempt ?? '', e.message ?? '']))}`);
 }
