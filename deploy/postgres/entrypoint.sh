@@ -1,8 +1,9 @@
 #!/bin/sh
 # The entry point of deploy/postgres/Containerfile: on the first start (no
 # cluster in PGDATA) initdb with POSTGRES_USER as the superuser and
-# POSTGRES_PASSWORD for it (SCRAM, also on the local socket), then the
-# database POSTGRES_DB owned by that user; then, and on every later start,
+# POSTGRES_PASSWORD for it (SCRAM over the network; on the local socket the
+# container's user postgres may be that user), then the database POSTGRES_DB
+# owned by it; then, and on every later start,
 # the server in the foreground as PID 1 (it gets the stop signal itself and
 # shuts down cleanly).
 #
@@ -30,6 +31,11 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     # Other containers reach it over the compose network (initdb allows
     # only loopback); the durability settings tessera relies on, explicitly.
     echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
+    # On the socket inside the container (podman exec ... pg_dump), the
+    # container's user postgres may be $user without the password.
+    sed -i 's/^local\([[:space:]]\{1,\}all[[:space:]]\{1,\}all[[:space:]]\{1,\}\)scram-sha-256$/local\1peer map=container/' \
+        "$PGDATA/pg_hba.conf"
+    echo "container postgres $user" >>"$PGDATA/pg_ident.conf"
     cat >>"$PGDATA/postgresql.conf" <<EOF
 listen_addresses = '*'
 unix_socket_directories = '/run/postgresql'

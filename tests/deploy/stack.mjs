@@ -131,6 +131,17 @@ async function main() {
   const me = await api('GET', '/api/session');
   check(me.status === 200 && me.text.includes('alice'), 'the session names the user on the next request', me.text);
 
+  // nginx must never pass a client's X-User-ID on (with header mode the
+  // instances would trust it). In token mode an instance that sees one says
+  // so ("X-User-ID is not accepted"); without it, "no credentials". Both of
+  // nginx's locations: the API and the event stream.
+  for (const path of ['/api/workflows', '/api/events?since=0']) {
+    const r = await fetch(url + path, { headers: { 'x-user-id': 'alice' } });
+    const text = await r.text();
+    check(r.status === 401 && /no credentials/.test(text) && !/X-User-ID/.test(text),
+      `nginx drops a client's X-User-ID (${path}: 401 no credentials)`, `${r.status} ${text}`);
+  }
+
   // Two streams: nginx balances them over both instances, so one of them
   // is likely on the instance that restarts and is cut. The second is the
   // web UI's: a browser sends its page's Origin, which the service compares

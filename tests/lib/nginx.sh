@@ -46,7 +46,7 @@ render() {
         /client_body_temp_path .*# @prefix/ { print "    client_body_temp_path " dir "/tmp/body;"; next }
         /proxy_temp_path .*# @prefix/ { print "    proxy_temp_path " dir "/tmp/proxy;"; next }
         /listen .*# @listen/ { print "        listen 127.0.0.1:" port ";"; next }
-        /X-User-ID .*# @identity/ { print "        proxy_set_header X-User-ID $http_x_user_id;"; next }
+        /X-User-ID .*# @identity/ { print "            proxy_set_header X-User-ID $http_x_user_id;"; next }
         { print }
     ' "$root/deploy/nginx.conf" | sed 's/\\n/\n/g' >"$dir/nginx.conf"
 }
