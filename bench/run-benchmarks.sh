@@ -8,6 +8,7 @@ build=${1:?usage: bench/run-benchmarks.sh BUILD_DIR}
 "$build/bench/commit_bench" 500 .
 bench/dag_vs_make.sh "$build"
 bench/http_bench.sh "$build/tessera" 5 32
+bench/metrics_bench.sh "$build/tessera" 5 16
 if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ]; then
     node bench/ws_latency.mjs "$build/tessera" 1000
     # One tenant reading a 10,000-job workflow in a loop beside another's small GETs.
