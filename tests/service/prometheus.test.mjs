@@ -14,7 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   startServer, freePort, httpRequest, submit, wfId, waitFinal, waitFor, noop, workflow, REPO_ROOT,
+  createPgDatabase, dropPgDatabase,
 } from './harness.mjs';
+
+const PG = process.env.TESSERA_TEST_PG_URL;
 
 const PROMETHEUS = process.env.TESSERA_PROMETHEUS || '/usr/bin/prometheus';
 const DEPLOY = path.join(REPO_ROOT, 'deploy', 'prometheus');
@@ -22,8 +25,9 @@ const DEPLOY = path.join(REPO_ROOT, 'deploy', 'prometheus');
 let server;
 let prom; // { proc, url, dir, output }
 
-/** Starts Prometheus scraping target every second; resolves once ready. */
-async function startPrometheus(target) {
+/** Starts Prometheus scraping targets (one or a list) every second;
+ *  resolves once ready. */
+async function startPrometheus(targets) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-prom-'));
   // The deploy rule files, with the recording group's 30 s interval made
   // 1 s so the test need not wait for it (nothing else changes).
@@ -43,7 +47,7 @@ async function startPrometheus(target) {
     'scrape_configs:',
     '  - job_name: tessera',
     '    static_configs:',
-    `      - targets: ['${target}']`,
+    `      - targets: [${[].concat(targets).map((t) => `'${t}'`).join(', ')}]`,
     '',
   ].join('\n'));
   const port = await freePort();
@@ -83,8 +87,8 @@ async function stopPrometheus(p) {
 }
 
 /** An instant query through Prometheus's HTTP API: the result vector. */
-async function query(q) {
-  const r = await httpRequest(`${prom.url}/api/v1/query?query=${encodeURIComponent(q)}`);
+async function query(q, p = prom) {
+  const r = await httpRequest(`${p.url}/api/v1/query?query=${encodeURIComponent(q)}`);
   assert.equal(r.status, 200, `query ${q}: ${r.status} ${r.text}`);
   const j = JSON.parse(r.text);
   assert.equal(j.status, 'success', r.text);
@@ -176,5 +180,46 @@ test('every query of the Grafana dashboard runs and names the service\'s series'
       // The Slurm executor's figures exist only with --executor slurm.
       if (!family.startsWith('tessera_slurm_')) assert.ok(exported.has(family), `${panel}: ${family} is not exported by /metrics`);
     }
+  }
+});
+
+test('two instances on one PostgreSQL database: both scraped, store figures not doubled', { skip: PG ? false : 'TESSERA_TEST_PG_URL is not set', timeout: 180000 }, async () => {
+  const db = createPgDatabase();
+  const a = await startServer({ workers: 1, concurrencyLimit: 5, db });
+  const b = await startServer({ workers: 1, concurrencyLimit: 5, db });
+  let p2 = null;
+  try {
+    const targets = [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`];
+    p2 = await startPrometheus(targets);
+    let up;
+    await waitFor(async () => {
+      up = await query('up{job="tessera"} == 1', p2);
+      return up.length === 2;
+    }, 60000, { interval: 500, what: 'both instances up' });
+    assert.deepEqual(up.map((x) => x.metric.instance).sort(), [...targets].sort());
+    // Each instance reports the store's figures; the recording rules take
+    // max(), so the cluster's free cpus are 5, not 10.
+    await waitFor(async () => (await query('tessera_free_cpus', p2)).length === 2, 60000,
+      { interval: 500, what: 'both report free cpus' });
+    let free;
+    await waitFor(async () => {
+      free = await query('tessera:free_cpus:max', p2);
+      return free.length === 1;
+    }, 60000, { interval: 500, what: 'the recording rule over both' });
+    assert.equal(free[0].value[1], '5');
+    // One leader, seen from both.
+    let leaders;
+    await waitFor(async () => {
+      leaders = await query('tessera_leader_info', p2);
+      return leaders.length === 2 && leaders[0].metric.owner === leaders[1].metric.owner;
+    }, 60000, { interval: 500, what: 'both name the same leader' });
+    // The owner is "<host>:<port>:<pid>:<start>": the port is one of ours.
+    const port = leaders[0].metric.owner.split(':')[1];
+    assert.ok([String(a.port), String(b.port)].includes(port), `the leader is one of the instances: ${leaders[0].metric.owner}`);
+  } finally {
+    await stopPrometheus(p2);
+    await a.cleanup();
+    await b.cleanup();
+    dropPgDatabase(db);
   }
 });
