@@ -59,6 +59,8 @@ typedef struct srun {
     double timeout_s;
     double deadline;     /* monotonic; 0 = not running yet or no timeout */
     double ended_at;     /* monotonic time the phase became ENDED */
+    double retry_at;     /* monotonic: a failed intent, id record or scancel is tried again
+                            no sooner (once per poll, not in a tight loop) */
     int slurm_exit;      /* from sacct, -1 = unknown */
     off_t progress_off;
     proto_lines lines;
@@ -296,13 +298,16 @@ static void finish(slurm_exec *ex, size_t i, const char *outcome, int exit_code,
 }
 
 /* Submits r (phase WAITING): intent, sbatch, id. */
-static void submit_one(slurm_exec *ex, size_t i) {
+static void submit_one(slurm_exec *ex, size_t i, double now) {
     srun *r = ex->runs[i];
     char err[TS_ERRLEN];
     if (journal(ex, r, "", err, sizeof(err)) != TS_OK) {
-        emit_status(ex, r, "waiting to submit: the intent could not be recorded");
-        log_emit(LOG_WARN, NULL, r->job_id, "slurm: intent not recorded; not submitting",
-                 json_pack("{ss}", "error", err));
+        static const char msg[] = "waiting to submit: the intent could not be recorded";
+        if (strcmp(r->last_status, msg) != 0)
+            log_emit(LOG_WARN, NULL, r->job_id, "slurm: intent not recorded; not submitting",
+                     json_pack("{ss}", "error", err));
+        emit_status(ex, r, msg);
+        r->retry_at = now + ex->cfg.poll_s;
         return;
     }
     log_line(r, "submitting to Slurm as %s%s", r->token, "");
@@ -364,6 +369,11 @@ static void submit_due(slurm_exec *ex, double now) {
             i++;
             continue;
         }
+        if (now < r->retry_at) { /* its intent could not be recorded a moment ago */
+            waiting++;
+            i++;
+            continue;
+        }
         if (room <= 0 || ex->tokens < 1.0 || ex->unreachable) {
             waiting++;
             if (room <= 0) {
@@ -378,7 +388,7 @@ static void submit_due(slurm_exec *ex, double now) {
         ex->tokens -= 1.0;
         room--;
         size_t before = ex->n_runs;
-        submit_one(ex, i);
+        submit_one(ex, i, now);
         if (ex->n_runs == before) i++; /* else slot i holds another run now */
     }
     ex->stats.waiting = waiting;
@@ -386,14 +396,15 @@ static void submit_due(slurm_exec *ex, double now) {
 
 /* ---- tracking ---- */
 
-static void scancel(slurm_exec *ex, srun *r) {
-    if (r->cancel_sent || !r->slurm_id[0]) return;
+static void scancel(slurm_exec *ex, srun *r, double now) {
+    if (r->cancel_sent || !r->slurm_id[0] || now < r->retry_at) return;
     char *argv[] = {"scancel", r->slurm_id, NULL};
     slurm_cmd_result res;
     ex->stats.scancel_calls++;
     slurm_cmd_run(argv, ex->cfg.command_timeout_s, &res);
     r->cancel_sent = res.status == 0;
     if (!r->cancel_sent) {
+        r->retry_at = now + ex->cfg.poll_s;
         char line[200];
         slurm_first_line(res.errtext, line, sizeof(line));
         log_emit(LOG_WARN, NULL, r->job_id, "slurm: scancel failed; will retry",
@@ -642,13 +653,14 @@ static void local_checks(slurm_exec *ex, double now) {
             read_progress(ex, r, now);
             if (r->deadline > 0 && now >= r->deadline && r->why == WHY_NONE) {
                 r->why = WHY_TIMEOUT;
-                scancel(ex, r);
+                scancel(ex, r, now);
             } else if (r->why != WHY_NONE && r->ph == PH_SUBMITTED) {
-                scancel(ex, r); /* a no-op once it was sent */
+                scancel(ex, r, now); /* a no-op once it was sent */
             }
-            if (!r->id_recorded && r->ph == PH_SUBMITTED) {
+            if (!r->id_recorded && r->ph == PH_SUBMITTED && now >= r->retry_at) {
                 char err[TS_ERRLEN];
                 r->id_recorded = journal(ex, r, r->slurm_id, err, sizeof(err)) == TS_OK;
+                if (!r->id_recorded) r->retry_at = now + ex->cfg.poll_s;
             }
         }
         i++;
@@ -714,7 +726,7 @@ static void sx_cancel(executor *base, int64_t workflow_id, int32_t job_index, do
             finish(ex, i, "cancelled", -1, "cancelled before it was submitted to Slurm");
             return;
         }
-        scancel(ex, r);
+        scancel(ex, r, ts_monotonic());
         return;
     }
 }

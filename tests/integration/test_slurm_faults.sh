@@ -5,7 +5,8 @@
 # once the node is back); Slurm unreachable (jobs keep their state and say
 # why); kill -9 of the whole service mid-run, and kill -9 between the
 # recorded intent and sbatch - on restart every job is adopted, none runs
-# twice, none is lost. Each ends in the right state with its reason.
+# twice, none is lost; an sbatch that died before reaching Slurm is found
+# absent and the attempt re-run. Each ends in the right state with its reason.
 . "$(dirname "$0")/lib.sh"
 t_slurm_or_skip
 t_use_slurm
@@ -147,6 +148,23 @@ check "the restarted service finishes it" wait_for 120 wf_is "$w" .state succeed
 check_eq "in its first attempt" "$(attempt_json "$w" '.jobs[0].attempt')" 1
 check_eq "submitted once" "$(slurm_jobs_of "$w" | wc -l)" 1
 check_eq "and run once" "$(grep -c 'run-job: .*succeeded' "$TESSERA_STATE_DIR/work/$w/i/job.log")" 1
+# The same, but the sbatch dies without reaching Slurm: after the restart
+# the token is nowhere in Slurm, so the attempt never ran; it is re-run as
+# attempt 2 (not counted as a failure) - never submitted blindly.
+mkdir -p lostbin
+printf '#!/bin/sh\ntouch "%s/sbatch.lost"\nsleep 3\nexit 1\n' "$T_DIR" > lostbin/sbatch
+chmod +x lostbin/sbatch
+kill -TERM "$SERVE_PID"; wait_for 30 sh -c "! kill -0 $SERVE_PID 2>/dev/null"
+start_serve "$T_DIR/lostbin:"
+w=$(submit intent.json)
+check "the doomed sbatch is running" wait_for 60 test -e "$T_DIR/sbatch.lost"
+kill9_serve
+start_serve
+check "the restarted service finishes it" wait_for 120 wf_is "$w" .state succeeded
+"$TESSERA_BIN" status "$w" --all --json > lost.st
+check "attempt 1 is interrupted: never submitted" grep -q '"reason": *"not found in Slurm after the scheduler restarted' lost.st
+check_eq "attempt 2 ran, no failure counted" "$(jq -r '"\(.jobs[0].attempt) \(.jobs[0].failures)"' lost.st)" "2 0"
+check_eq "one Slurm job in all" "$(slurm_jobs_of "$w" | wc -l)" 1
 kill -TERM "$SERVE_PID"
 check "serve stops on SIGTERM" wait_for 30 sh -c "! kill -0 $SERVE_PID 2>/dev/null"
 summary
