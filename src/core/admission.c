@@ -35,10 +35,11 @@ static void admit(engine *e, ewf *wf, double now, change_list *out) {
 /* Reloaded workflows may hold states that need follow-up the store could not
  * record before a crash: a requested cancel, ready jobs, completion. */
 static void sweep_reloaded(engine *e, double now, change_list *out) {
-    for (size_t i = 0; i < e->n_all; i++) {
+    for (size_t i = 0; i < e->n_all && e->n_to_sweep > 0; i++) {
         ewf *wf = e->all[i];
         if (!wf->needs_sweep) continue;
         wf->needs_sweep = false;
+        e->n_to_sweep--;
         if (wf->cancel_requested) {
             job_ref_list kill = {0};
             engine_cancel_workflow(e, wf->id, "cancelled by the user", now, out, &kill);
@@ -63,6 +64,9 @@ void engine_admit(engine *e, double now, change_list *out) {
         }
         admit(e, head, now, out);
     }
+    /* Positions move only when the line does. */
+    if (!e->line_changed) return;
+    e->line_changed = false;
     for (size_t i = 0; i < e->n_line; i++) {
         ewf *wf = e->line[i];
         int pos = (int)(i + 1);

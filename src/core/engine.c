@@ -94,6 +94,7 @@ void line_insert(engine *e, ewf *wf) {
     }
     e->line[i] = wf;
     e->n_line++;
+    e->line_changed = true;
 }
 
 /* Checks that recorded job states could have come from the rules: a job is
@@ -217,6 +218,7 @@ int engine_add(engine *e, int64_t id, const char *user, wf_state state, bool can
         change_list_free(&scratch);
         account_recorded(e, wf);
         wf->needs_sweep = true;
+        e->n_to_sweep++;
     }
     ewf_register(e, wf);
     return TS_OK;
@@ -310,6 +312,7 @@ void engine_forget_finished(engine *e) {
     for (size_t i = 0; i < e->n_all; i++) {
         ewf *wf = e->all[i];
         if (wf_state_final(wf->state)) {
+            if (wf->needs_sweep) e->n_to_sweep--;
             map_del_id(&e->wfs, wf->id);
             ewf_free(wf);
         } else {

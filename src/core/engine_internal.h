@@ -62,8 +62,11 @@ struct engine {
     ewf **line;
     size_t n_line, cap_line;
     int running_cpus;
-    int active_users;
+    int active_users; /* users with a running workflow: kept by wf_set_state, never counted */
     uint64_t serve_clock;
+    /* So that a loop's admission costs what changed, not what is queued: */
+    bool line_changed; /* the line gained or lost a workflow: positions to re-derive */
+    size_t n_to_sweep; /* reloaded workflows with needs_sweep set */
 };
 
 /* Appends a change for wf (job_index -1 = the workflow itself) and returns

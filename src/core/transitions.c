@@ -153,6 +153,7 @@ static void line_remove(engine *e, const ewf *wf) {
         if (e->line[i] == wf) {
             memmove(&e->line[i], &e->line[i + 1], (e->n_line - i - 1) * sizeof(ewf *));
             e->n_line--;
+            e->line_changed = true;
             return;
         }
 }
