@@ -241,8 +241,16 @@ step "both instances healthy (the image's HEALTHCHECK: /healthz)" wait_for 300 b
 step "GET /readyz through nginx on the published port" wait_for 120 ready || fatal
 echo "# stack up: $(($(date +%s) - t0)) s"
 
-token=$(podman exec "${proj}_tessera1_1" tessera user add alice 2>>"$log")
-if [ -n "$token" ]; then ok "tessera user add alice (in an instance's container)"; else not_ok "tessera user add alice"; fatal; fi
+token=$(podman exec "${proj}_tessera1_1" tessera user add alice 2>"$work/useradd.err")
+if [ -n "$token" ]; then
+    ok "tessera user add alice (in an instance's container)"
+else
+    not_ok "tessera user add alice (in an instance's container)"
+    { grep -v 'systemd connection' "$work/useradd.err"
+      podman ps -a --filter "label=io.podman.compose.project=$proj" --format '{{.Names}} {{.Status}}'
+      podman logs --tail 15 "${proj}_tessera1_1" 2>&1; } | diag
+    fatal
+fi
 
 echo "== stack.mjs" >>"$log"
 restart="podman restart -t 60 \"${proj}_\$1_1\" >/dev/null"
