@@ -289,8 +289,8 @@ int store_listener_open(const char *url, int what, store_listener **out, char *e
     if (store_is_postgresql(url))
         rc = pg_listener_open(url, (what & STORE_WAKE_EVENTS) != 0, (what & STORE_WAKE_WORK) != 0,
                               &pl, err, errlen);
-    else if (what & STORE_WAKE_EVENTS)
-        rc = sq_listener_open(url, &sl, err, errlen);
+    else if ((what & STORE_WAKE_EVENTS) && sq_listener_open(url, &sl, err, errlen) != TS_OK)
+        sl = NULL; /* no socket here (path too long, no sockets on this file system): poll */
     if (rc == TS_OK && (pl || sl)) {
         *out = ts_calloc(1, sizeof(**out));
         (*out)->pg = pl;

@@ -328,9 +328,11 @@ int store_user_revoke(store *st, const char *name, char *err, size_t errlen);
  * connection of its own (NOTIFY is sent once per commit, the payload the
  * newest seq only). SQLite, one machine: events only, a Unix datagram
  * socket per listener in "<database>-wake/", sent the newest seq by every
- * commit that recorded events (sqlite_listen.c); for STORE_WAKE_WORK alone
- * store_listener_open gives *out = NULL and TS_OK, and the scheduler uses
- * its doorbell and polling. */
+ * commit that recorded events (sqlite_listen.c); for STORE_WAKE_WORK alone,
+ * or when that socket cannot be made (a path too long for a Unix socket, a
+ * file system without sockets), store_listener_open gives *out = NULL and
+ * TS_OK (err says why), and callers poll (the scheduler also has its
+ * doorbell). */
 typedef struct store_listener store_listener;
 #define STORE_WAKE_EVENTS 1
 #define STORE_WAKE_WORK 2
