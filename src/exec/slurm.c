@@ -13,9 +13,12 @@
  *   ENDED      Slurm says it ended, or it left squeue: waiting for the exit
  *              marker (bounded) before deciding.
  * Everything runs in the scheduler's thread inside wait(); nothing blocks
- * except the Slurm commands, which are bounded in time.
+ * except the Slurm commands, which are bounded in time. squeue and sacct
+ * and what their answers mean are in slurm_track.c; the records are in
+ * slurm_internal.h.
  */
 #include "exec/slurm.h"
+#include "exec/slurm_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,63 +38,12 @@
 
 #define LOCAL_CHECK_S 0.25     /* markers of running jobs are looked for this often */
 #define PROGRESS_INTERVAL_S 1.0 /* at most one progress event per job per second */
-#define SACCT_RETRY_S 600.0    /* after sacct failed (no accounting), try again this late */
 #define WARNING_SIGNAL "--signal=B:USR1@60"
-
-typedef enum phase { PH_WAITING, PH_LOOKUP, PH_SUBMITTED, PH_ENDED } phase;
-typedef enum why_end { WHY_NONE, WHY_CANCEL, WHY_TIMEOUT } why_end;
-
-typedef struct srun {
-    int64_t workflow_id;
-    int32_t job_index;
-    int attempt;
-    char *job_id, *work_dir, *log_path;
-    char token[96];
-    char slurm_id[32];
-    char state[32];      /* last state Slurm reported ("" = none yet or vanished) */
-    char reason[96];     /* Slurm's reason for a pending job */
-    phase ph;
-    bool adopted;        /* from a scheduler that is gone */
-    bool id_recorded;    /* the id is in the journal */
-    bool cancel_sent;    /* scancel succeeded */
-    why_end why;
-    int cpus;
-    double timeout_s;
-    double deadline;     /* monotonic; 0 = not running yet or no timeout */
-    double ended_at;     /* monotonic time the phase became ENDED */
-    double retry_at;     /* monotonic: a failed intent, id record or scancel is tried again
-                            no sooner (once per poll, not in a tight loop) */
-    int slurm_exit;      /* from sacct, -1 = unknown */
-    off_t progress_off;
-    proto_lines lines;
-    proto_progress progress;
-    bool progress_pending;
-    double last_emit;
-    char last_status[200]; /* the last status message emitted (pending reason etc.) */
-} srun;
-
-typedef struct slurm_exec {
-    executor base;
-    exec_slurm_config cfg;
-    char *self_exe, *instance, *partition, *account;
-    char **extra;        /* extra_args split */
-    size_t n_extra;
-    char prefix[64];     /* "ts.<instance>." */
-    srun **runs;
-    size_t n_runs, cap_runs;
-    exec_event *queue;
-    size_t q_len, q_cap;
-    double next_poll, next_local;
-    double tokens, tokens_at; /* submission rate bucket */
-    double sacct_after;       /* monotonic: sacct is not tried before (no accounting) */
-    bool unreachable;
-    char unreachable_why[160];
-    exec_slurm_stats stats;
-} slurm_exec;
 
 /* ---- small helpers ---- */
 
-static exec_event *enqueue(slurm_exec *ex, exec_event_kind kind, const srun *r) {
+/* (slurm_internal.h) */
+exec_event *slurm_enqueue(slurm_exec *ex, exec_event_kind kind, const srun *r) {
     if (ex->q_len == ex->q_cap) {
         ex->q_cap = ex->q_cap ? ex->q_cap * 2 : 16;
         ex->queue = ts_realloc(ex->queue, ex->q_cap * sizeof(exec_event));
@@ -128,16 +80,16 @@ static void drop_run(slurm_exec *ex, size_t i) {
 
 /* A status message for the job's progress line (what the UI shows under
  * its bar): once per change, so the store sees a handful, not a stream. */
-static void emit_status(slurm_exec *ex, srun *r, const char *msg) {
+void slurm_emit_status(slurm_exec *ex, srun *r, const char *msg) {
     if (strcmp(r->last_status, msg) == 0) return;
     ts_strlcpy(r->last_status, msg, sizeof(r->last_status));
-    exec_event *e = enqueue(ex, EXEC_PROGRESS, r);
+    exec_event *e = slurm_enqueue(ex, EXEC_PROGRESS, r);
     proto_copy_utf8(e->message, msg, sizeof(e->message));
 }
 
 /* Appends one line to the job's log (job.log): what tessera did with the
  * attempt, between the runner's own output. */
-static void log_line(const srun *r, const char *fmt, const char *a, const char *b) {
+void slurm_log_line(const srun *r, const char *fmt, const char *a, const char *b) {
     FILE *f = fopen(r->log_path, "a");
     if (!f) return;
     char when[32];
@@ -273,21 +225,21 @@ static char **sbatch_argv(slurm_exec *ex, const srun *r, char *strs[7]) {
 }
 
 /* Records r's token and id (id "" = intent). */
-static int journal(slurm_exec *ex, srun *r, const char *id, char *err, size_t errlen) {
+int slurm_journal(slurm_exec *ex, srun *r, const char *id, char *err, size_t errlen) {
     if (!ex->base.journal.record) return TS_OK;
     return ex->base.journal.record(ex->base.journal.ctx, r->workflow_id, r->job_index,
                                    r->attempt, r->token, id, err, errlen);
 }
 
 /* Ends r now with outcome and message. */
-static void finish(slurm_exec *ex, size_t i, const char *outcome, int exit_code,
+void slurm_finish(slurm_exec *ex, size_t i, const char *outcome, int exit_code,
                    const char *msg) {
     srun *r = ex->runs[i];
     if (r->progress_pending) {
-        exec_event *p = enqueue(ex, EXEC_PROGRESS, r);
+        exec_event *p = slurm_enqueue(ex, EXEC_PROGRESS, r);
         proto_copy_utf8(p->message, r->progress.message, sizeof(p->message));
     }
-    exec_event *e = enqueue(ex, EXEC_EXITED, r);
+    exec_event *e = slurm_enqueue(ex, EXEC_EXITED, r);
     e->outcome = outcome;
     e->exit_code = exit_code;
     proto_copy_utf8(e->message, msg, sizeof(e->message));
@@ -301,16 +253,16 @@ static void finish(slurm_exec *ex, size_t i, const char *outcome, int exit_code,
 static void submit_one(slurm_exec *ex, size_t i, double now) {
     srun *r = ex->runs[i];
     char err[TS_ERRLEN];
-    if (journal(ex, r, "", err, sizeof(err)) != TS_OK) {
+    if (slurm_journal(ex, r, "", err, sizeof(err)) != TS_OK) {
         static const char msg[] = "waiting to submit: the intent could not be recorded";
         if (strcmp(r->last_status, msg) != 0)
             log_emit(LOG_WARN, NULL, r->job_id, "slurm: intent not recorded; not submitting",
                      json_pack("{ss}", "error", err));
-        emit_status(ex, r, msg);
+        slurm_emit_status(ex, r, msg);
         r->retry_at = now + ex->cfg.poll_s;
         return;
     }
-    log_line(r, "submitting to Slurm as %s%s", r->token, "");
+    slurm_log_line(r, "submitting to Slurm as %s%s", r->token, "");
     char *strs[7];
     char **argv = sbatch_argv(ex, r, strs);
     slurm_cmd_result res;
@@ -323,9 +275,9 @@ static void submit_one(slurm_exec *ex, size_t i, double now) {
         ex->stats.submitted++;
         ts_strlcpy(r->slurm_id, line, sizeof(r->slurm_id));
         r->ph = PH_SUBMITTED;
-        log_line(r, "Slurm job %s%s", r->slurm_id, "");
-        r->id_recorded = journal(ex, r, r->slurm_id, err, sizeof(err)) == TS_OK;
-        emit_status(ex, r, "submitted to Slurm");
+        slurm_log_line(r, "Slurm job %s%s", r->slurm_id, "");
+        r->id_recorded = slurm_journal(ex, r, r->slurm_id, err, sizeof(err)) == TS_OK;
+        slurm_emit_status(ex, r, "submitted to Slurm");
     } else {
         ex->stats.submit_failures++;
         char why[300];
@@ -334,12 +286,12 @@ static void submit_one(slurm_exec *ex, size_t i, double now) {
             /* It may have reached slurmctld: look for the token before any
              * new submission. */
             r->ph = PH_LOOKUP;
-            emit_status(ex, r, why);
+            slurm_emit_status(ex, r, why);
             log_emit(LOG_WARN, NULL, r->job_id, "slurm: sbatch failed; will look the job up",
                      json_pack("{ss ss}", "token", r->token, "error", why));
         } else {
-            log_line(r, "%s%s", why, "");
-            finish(ex, i, "failed", -1, why);
+            slurm_log_line(r, "%s%s", why, "");
+            slurm_finish(ex, i, "failed", -1, why);
         }
     }
     for (int k = 0; k < 7; k++) free(strs[k]);
@@ -380,7 +332,7 @@ static void submit_due(slurm_exec *ex, double now) {
                 char msg[160];
                 snprintf(msg, sizeof(msg), "waiting to submit: %d jobs in Slurm "
                          "(TESSERA_SLURM_MAX_SUBMITTED)", ex->cfg.max_submitted);
-                emit_status(ex, r, msg);
+                slurm_emit_status(ex, r, msg);
             }
             i++;
             continue;
@@ -410,183 +362,10 @@ static void scancel(slurm_exec *ex, srun *r, double now) {
         log_emit(LOG_WARN, NULL, r->job_id, "slurm: scancel failed; will retry",
                  json_pack("{ss ss}", "slurm_job", r->slurm_id, "error", line));
     } else {
-        log_line(r, "scancel %s (%s)", r->slurm_id,
+        slurm_log_line(r, "scancel %s (%s)", r->slurm_id,
                  r->why == WHY_TIMEOUT ? "timeout" : "cancelled");
     }
     slurm_cmd_free(&res);
-}
-
-/* Finds the row of r in the squeue output (by id, or by token when the id
- * is unknown). */
-static const slurm_row *row_of(const srun *r, const slurm_row *rows, size_t n) {
-    for (size_t k = 0; k < n; k++) {
-        if (r->slurm_id[0] ? strcmp(rows[k].id, r->slurm_id) == 0
-                           : strcmp(rows[k].name, r->token) == 0)
-            return &rows[k];
-    }
-    return NULL;
-}
-
-/* What squeue says of one submitted job. */
-static void track_seen(slurm_exec *ex, srun *r, const slurm_row *row, double now) {
-    bool changed = strcmp(r->state, row->state) != 0 || strcmp(r->reason, row->reason) != 0;
-    ts_strlcpy(r->state, row->state, sizeof(r->state));
-    ts_strlcpy(r->reason, row->reason, sizeof(r->reason));
-    if (strcmp(row->state, "RUNNING") == 0 && r->deadline == 0 && r->timeout_s > 0)
-        r->deadline = now + r->timeout_s;
-    if (slurm_state_final(row->state)) {
-        r->ph = PH_ENDED;
-        r->ended_at = now;
-        return;
-    }
-    if (changed && strcmp(row->state, "RUNNING") != 0) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "Slurm job %s %s%s%s%s", r->slurm_id, row->state,
-                 row->reason[0] && strcmp(row->reason, "None") ? " (" : "",
-                 row->reason[0] && strcmp(row->reason, "None") ? row->reason : "",
-                 row->reason[0] && strcmp(row->reason, "None") ? ")" : "");
-        emit_status(ex, r, msg);
-    }
-}
-
-/* squeue's answer applied to every tracked job. */
-static void apply_rows(slurm_exec *ex, const slurm_row *rows, size_t n, double now) {
-    int pending = 0, running = 0;
-    for (size_t i = 0; i < ex->n_runs;) {
-        srun *r = ex->runs[i];
-        const slurm_row *row = r->ph == PH_SUBMITTED || r->ph == PH_LOOKUP ? row_of(r, rows, n)
-                                                                           : NULL;
-        if (r->ph == PH_LOOKUP) {
-            if (row) { /* it was submitted after all: adopt its id */
-                ts_strlcpy(r->slurm_id, row->id, sizeof(r->slurm_id));
-                r->ph = PH_SUBMITTED;
-                char err[TS_ERRLEN];
-                r->id_recorded = journal(ex, r, r->slurm_id, err, sizeof(err)) == TS_OK;
-                log_line(r, "found in Slurm as job %s%s", r->slurm_id, "");
-            } else {
-                proto_exit m;
-                char merr[TS_ERRLEN];
-                if (proto_exit_read(r->work_dir, r->attempt, &m, merr, sizeof(merr)) == TS_OK) {
-                    r->ph = PH_ENDED; /* it ran and ended long ago: the marker decides */
-                    r->ended_at = now - ex->cfg.marker_wait_s;
-                } else if (r->why == WHY_CANCEL) {
-                    finish(ex, i, "cancelled", -1, "cancelled");
-                    continue;
-                } else if (r->adopted) {
-                    finish(ex, i, "interrupted", -1,
-                           "not found in Slurm after the scheduler restarted (never submitted)");
-                    continue;
-                } else {
-                    r->ph = PH_WAITING; /* sbatch did not reach Slurm: submit again */
-                }
-            }
-        }
-        if (r->ph == PH_SUBMITTED) {
-            if (row) {
-                track_seen(ex, r, row, now);
-            } else { /* left squeue (MinJobAge passed, or a lost job) */
-                r->state[0] = '\0';
-                r->ph = PH_ENDED;
-                r->ended_at = now;
-            }
-        }
-        if (r->ph == PH_SUBMITTED && strcmp(r->state, "PENDING") == 0) pending++;
-        if (r->ph == PH_SUBMITTED && strcmp(r->state, "PENDING") != 0) running++;
-        i++;
-    }
-    ex->stats.pending = pending;
-    ex->stats.running = running;
-}
-
-/* One squeue for all of our jobs; on failure every job keeps its state and
- * says why. */
-static void poll_slurm(slurm_exec *ex, double now) {
-    char *argv[] = {"squeue", "--me", "--noheader", "--states=all", "--format=%i|%T|%r|%j", NULL};
-    slurm_cmd_result res;
-    slurm_cmd_run(argv, ex->cfg.command_timeout_s, &res);
-    ex->stats.squeue_calls++;
-    ex->stats.squeue_seconds_last = res.seconds;
-    ex->stats.squeue_seconds_sum += res.seconds;
-    if (res.status != 0) {
-        ex->stats.squeue_failures++;
-        char line[140];
-        slurm_first_line(res.errtext, line, sizeof(line));
-        if (!ex->unreachable)
-            log_emit(LOG_WARN, NULL, NULL, "slurm: unreachable; jobs keep their state",
-                     json_pack("{ss}", "error", line));
-        ex->unreachable = true;
-        ex->stats.reachable = false;
-        snprintf(ex->unreachable_why, sizeof(ex->unreachable_why), "Slurm unreachable: %s",
-                 line[0] ? line : "squeue failed");
-        for (size_t i = 0; i < ex->n_runs; i++) emit_status(ex, ex->runs[i], ex->unreachable_why);
-        slurm_cmd_free(&res);
-        return;
-    }
-    if (ex->unreachable) log_emit(LOG_INFO, NULL, NULL, "slurm: reachable again", NULL);
-    ex->unreachable = false;
-    ex->stats.reachable = true;
-    slurm_row *rows = NULL;
-    size_t n = 0, cap = 0;
-    size_t plen = strlen(ex->prefix);
-    for (char *line = res.out; *line;) {
-        char *end = line + strcspn(line, "\n");
-        char saved = *end;
-        *end = '\0';
-        slurm_row row;
-        if (slurm_row_parse(line, &row) && strncmp(row.name, ex->prefix, plen) == 0) {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                rows = ts_realloc(rows, cap * sizeof(slurm_row));
-            }
-            rows[n++] = row;
-        }
-        *end = saved;
-        line = *end ? end + 1 : end;
-    }
-    apply_rows(ex, rows, n, now);
-    free(rows);
-    slurm_cmd_free(&res);
-}
-
-/* sacct with explicit ids for jobs that left squeue without a state, where
- * the cluster keeps accounting; without it (here) once per SACCT_RETRY_S. */
-static void ask_sacct(slurm_exec *ex, double now) {
-    if (now < ex->sacct_after) return;
-    char *ids = NULL;
-    for (size_t i = 0; i < ex->n_runs; i++) {
-        srun *r = ex->runs[i];
-        if (r->ph != PH_ENDED || r->state[0] || !r->slurm_id[0]) continue;
-        char *more = ts_asprintf("%s%s%s", ids ? ids : "", ids ? "," : "", r->slurm_id);
-        free(ids);
-        ids = more;
-    }
-    if (!ids) return;
-    char *argv[] = {"sacct", "--noheader", "--parsable2", "--allocations", "--jobs", ids,
-                    "--format=JobID,State,ExitCode", NULL};
-    slurm_cmd_result res;
-    ex->stats.sacct_calls++;
-    slurm_cmd_run(argv, ex->cfg.command_timeout_s, &res);
-    if (res.status != 0) {
-        char line[160];
-        slurm_first_line(res.errtext, line, sizeof(line));
-        log_emit(LOG_INFO, NULL, NULL, "slurm: sacct unavailable; relying on exit markers",
-                 json_pack("{ss}", "error", line));
-        ex->sacct_after = now + SACCT_RETRY_S;
-    }
-    for (char *line = res.status == 0 ? res.out : ""; *line;) {
-        char id[32] = "", state[32] = "";
-        int code = -1, sig = 0;
-        if (sscanf(line, "%31[^|]|%31[^|]|%d:%d", id, state, &code, &sig) >= 2)
-            for (size_t i = 0; i < ex->n_runs; i++)
-                if (strcmp(ex->runs[i]->slurm_id, id) == 0 && ex->runs[i]->ph == PH_ENDED) {
-                    ts_strlcpy(ex->runs[i]->state, state, sizeof(ex->runs[i]->state));
-                    ex->runs[i]->slurm_exit = code;
-                }
-        line += strcspn(line, "\n");
-        if (*line) line++;
-    }
-    slurm_cmd_free(&res);
-    free(ids);
 }
 
 /* ---- deciding ---- */
@@ -600,27 +379,27 @@ static bool decide(slurm_exec *ex, size_t i, double now) {
     int mrc = proto_exit_read(r->work_dir, r->attempt, &m, merr, sizeof(merr));
     if (mrc == TS_OK && strcmp(m.outcome, "succeeded") == 0) {
         snprintf(msg, sizeof(msg), "Slurm job %s succeeded on %s", r->slurm_id, m.host);
-        finish(ex, i, "succeeded", m.exit_code, msg);
+        slurm_finish(ex, i, "succeeded", m.exit_code, msg);
         return true;
     }
     if (r->ph != PH_ENDED) return false; /* a failure marker waits for Slurm's word */
     bool slurm_said = r->state[0] && strcmp(r->state, "COMPLETED") != 0 &&
                       strncmp(r->state, "FAILED", 6) != 0;
     if (r->why == WHY_CANCEL) {
-        finish(ex, i, "cancelled", mrc == TS_OK ? m.exit_code : -1, "cancelled");
+        slurm_finish(ex, i, "cancelled", mrc == TS_OK ? m.exit_code : -1, "cancelled");
     } else if (r->why == WHY_TIMEOUT) {
         snprintf(msg, sizeof(msg), "timed out after %g s (Slurm job %s cancelled)", r->timeout_s,
                  r->slurm_id);
-        finish(ex, i, "timeout", mrc == TS_OK ? m.exit_code : -1, msg);
+        slurm_finish(ex, i, "timeout", mrc == TS_OK ? m.exit_code : -1, msg);
     } else if (mrc == TS_OK && !slurm_said) {
         snprintf(msg, sizeof(msg), "exited with status %d: %s", m.exit_code, m.reason);
-        finish(ex, i, "failed", m.exit_code, msg);
+        slurm_finish(ex, i, "failed", m.exit_code, msg);
     } else if (slurm_said || now - r->ended_at >= ex->cfg.marker_wait_s) {
         char why[200];
         const char *outcome = slurm_state_outcome(r->state, r->slurm_exit, why, sizeof(why));
         snprintf(msg, sizeof(msg), "%s (Slurm job %s)", why, r->slurm_id);
-        log_line(r, "%s%s", msg, "");
-        finish(ex, i, outcome, r->slurm_exit, msg);
+        slurm_log_line(r, "%s%s", msg, "");
+        slurm_finish(ex, i, outcome, r->slurm_exit, msg);
     } else {
         return false; /* the marker may still be on its way (shared filesystem) */
     }
@@ -636,7 +415,7 @@ static void read_progress(slurm_exec *ex, srun *r, double now) {
     proto_progress_poll(path, &r->progress_off, &r->lines, &r->progress, &changed);
     free(path);
     if (!changed) return;
-    exec_event *e = enqueue(ex, EXEC_PROGRESS, r);
+    exec_event *e = slurm_enqueue(ex, EXEC_PROGRESS, r);
     proto_copy_utf8(e->message, r->progress.message, sizeof(e->message));
     ts_strlcpy(r->last_status, r->progress.message, sizeof(r->last_status));
     r->progress_pending = false;
@@ -659,7 +438,7 @@ static void local_checks(slurm_exec *ex, double now) {
             }
             if (!r->id_recorded && r->ph == PH_SUBMITTED && now >= r->retry_at) {
                 char err[TS_ERRLEN];
-                r->id_recorded = journal(ex, r, r->slurm_id, err, sizeof(err)) == TS_OK;
+                r->id_recorded = slurm_journal(ex, r, r->slurm_id, err, sizeof(err)) == TS_OK;
                 if (!r->id_recorded) r->retry_at = now + ex->cfg.poll_s;
             }
         }
@@ -694,8 +473,8 @@ static int sx_wait(executor *base, double timeout_s, int wake_fd, exec_event *ev
     for (bool turned = false;; turned = true) {
         double now = ts_monotonic();
         if (now >= ex->next_poll && needs_squeue(ex)) {
-            poll_slurm(ex, now);
-            ask_sacct(ex, now);
+            slurm_poll(ex, now);
+            slurm_ask_sacct(ex, now);
             ex->next_poll = now + ex->cfg.poll_s;
         }
         if (now >= ex->next_local) {
@@ -723,7 +502,7 @@ static void sx_cancel(executor *base, int64_t workflow_id, int32_t job_index, do
         if (r->why != WHY_NONE) return;
         r->why = WHY_CANCEL;
         if (r->ph == PH_WAITING) {
-            finish(ex, i, "cancelled", -1, "cancelled before it was submitted to Slurm");
+            slurm_finish(ex, i, "cancelled", -1, "cancelled before it was submitted to Slurm");
             return;
         }
         scancel(ex, r, ts_monotonic());
