@@ -3,7 +3,7 @@
 # (tests/lib/slurm.sh): sbatch refusing the job; scancel from outside
 # tessera; the node set down under a running job (NODE_FAIL: a new attempt
 # once the node is back); Slurm unreachable (jobs keep their state and say
-# why); kill -9 of the whole service mid-run, and kill -9 between the
+# why); SIGTERM and kill -9 of the whole service mid-run, and kill -9 between the
 # recorded intent and sbatch - on restart every job is adopted, none runs
 # twice, none is lost; an sbatch that died before reaching Slurm is found
 # absent and the attempt re-run. Each ends in the right state with its reason.
@@ -81,7 +81,9 @@ check_eq "... and not counted as a failure" "$(jq -r '.jobs[0].failures' node.st
 
 # Slurm unreachable (slurmctld stopped): the running job keeps its state,
 # says why, and finishes when Slurm is back.
-echo '{"name": "away", "jobs": [{"job_id": "u", "job_type": "sleep", "params": {"seconds": 6}}]}' > away.json
+# (20 s: a failing squeue can take 10 s to give up, and a job whose exit
+# marker appears meanwhile rightly succeeds without Slurm.)
+echo '{"name": "away", "jobs": [{"job_id": "u", "job_type": "sleep", "params": {"seconds": 20}}]}' > away.json
 w=$(submit away.json)
 check "the job runs in Slurm" wait_for 60 running_is "$w" 1
 kill "$(cat "$SLURM_TEST_DIR/run/slurmctld.pid")"
@@ -123,6 +125,23 @@ done
 check_eq "each ran exactly once (its log)" "$ran" 4
 check "the adopted attempts kept their Slurm ids" jq -e \
     '[.jobs[].attempts[0].external_id | select(. != null and . != "")] | length == 4' k9.st
+
+# A clean stop (SIGTERM) hands the running jobs over the same way: they
+# stay in Slurm and the next service adopts them; nothing is re-run.
+cat > term.json <<'J'
+{"name": "term", "jobs": [
+ {"job_id": "a", "job_type": "sleep", "params": {"seconds": 5}, "branch": "a"},
+ {"job_id": "b", "job_type": "sleep", "params": {"seconds": 5}, "branch": "b"}]}
+J
+w=$(submit term.json)
+check "two jobs run in Slurm" wait_for 60 running_is "$w" 2
+kill -TERM "$SERVE_PID"
+check "serve stops on SIGTERM" wait_for 30 sh -c "! kill -0 $SERVE_PID 2>/dev/null"
+check "its jobs keep running in Slurm" test "$(running_of "$w")" -eq 2
+start_serve
+check "the next service finishes them" wait_for 120 wf_is "$w" .state succeeded
+check_eq "each in its first attempt" "$(attempt_json "$w" '[.jobs[].attempt] | join(",")')" "1,1"
+check_eq "two Slurm jobs in all" "$(slurm_jobs_of "$w" | wc -l)" 2
 
 # kill -9 between the recorded intent and sbatch's answer (Galaxy #6246):
 # an sbatch that takes its time, the service killed meanwhile; sbatch goes
