@@ -206,7 +206,9 @@ static char **sbatch_argv(slurm_exec *ex, const srun *r, char *strs[7]) {
     long minutes = slurm_time_minutes(r->timeout_s);
     strs[0] = ts_asprintf("--job-name=%s", r->token);
     strs[1] = ts_asprintf("--cpus-per-task=%d", r->cpus);
-    strs[2] = ts_asprintf("--output=%s", r->log_path);
+    char *log = slurm_filename_escape(r->log_path);
+    strs[2] = ts_asprintf("--output=%s", log);
+    free(log);
     strs[3] = minutes > 0 ? ts_asprintf("--time=%ld", minutes) : NULL;
     strs[4] = ex->partition[0] ? ts_asprintf("--partition=%s", ex->partition) : NULL;
     strs[5] = ex->account[0] ? ts_asprintf("--account=%s", ex->account) : NULL;

@@ -114,6 +114,10 @@ bool slurm_error_transient(const char *stderr_text);
  * meaning no --time, the partition's limit applies). */
 long slurm_time_minutes(double timeout_s);
 
+/* s as an sbatch --output file name (new string): '%' starts a
+ * replacement there (%j, %u...), so a literal one is written "%%". */
+char *slurm_filename_escape(const char *s);
+
 /* Quotes s for a POSIX shell (single quotes) into a new string. */
 char *slurm_shell_quote(const char *s);
 

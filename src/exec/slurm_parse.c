@@ -141,3 +141,15 @@ char *slurm_shell_quote(const char *s) {
     *o = '\0';
     return out;
 }
+
+char *slurm_filename_escape(const char *s) {
+    size_t n = 1;
+    for (const char *p = s; *p; p++) n += *p == '%' ? 2 : 1;
+    char *out = ts_malloc(n), *o = out;
+    for (const char *p = s; *p; p++) {
+        *o++ = *p;
+        if (*p == '%') *o++ = '%';
+    }
+    *o = '\0';
+    return out;
+}

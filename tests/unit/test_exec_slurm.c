@@ -91,6 +91,9 @@ static void test_time_and_quote(void **state) {
     char *q = slurm_shell_quote("/a b/it's");
     assert_string_equal(q, "'/a b/it'\\''s'");
     free(q);
+    q = slurm_filename_escape("/srv/100%/job.log");
+    assert_string_equal(q, "/srv/100%%/job.log");
+    free(q);
 }
 
 static void test_cmd_run(void **state) {
