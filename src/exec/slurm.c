@@ -67,6 +67,7 @@ static srun *find_run(slurm_exec *ex, int64_t workflow_id, int32_t job_index) {
 
 static void free_run(srun *r) {
     free(r->job_id);
+    free(r->user);
     free(r->work_dir);
     free(r->log_path);
     free(r);
@@ -108,6 +109,7 @@ static srun *new_run(slurm_exec *ex, const exec_job *job) {
     r->job_index = job->job_index;
     r->attempt = job->attempt;
     r->job_id = ts_strdup(job->job_id);
+    r->user = ts_strdup(job->user && job->user[0] ? job->user : "-");
     r->work_dir = ts_strdup(job->work_dir);
     r->log_path = layout_job_log_in(job->work_dir);
     r->cpus = job->cpus > 0 ? job->cpus : 1;
@@ -200,7 +202,7 @@ static int sx_adopt(executor *base, const exec_job *job, const char *external_id
 
 /* The sbatch command line for r; argv entries point into strs (freed by
  * the caller, NULL entries allowed). */
-static char **sbatch_argv(slurm_exec *ex, const srun *r, char *strs[7]) {
+static char **sbatch_argv(slurm_exec *ex, const srun *r, char *strs[8]) {
     char **argv = ts_calloc(24 + ex->n_extra, sizeof(char *));
     size_t n = 0;
     long minutes = slurm_time_minutes(r->timeout_s);
@@ -212,16 +214,20 @@ static char **sbatch_argv(slurm_exec *ex, const srun *r, char *strs[7]) {
     strs[3] = minutes > 0 ? ts_asprintf("--time=%ld", minutes) : NULL;
     strs[4] = ex->partition[0] ? ts_asprintf("--partition=%s", ex->partition) : NULL;
     strs[5] = ex->account[0] ? ts_asprintf("--account=%s", ex->account) : NULL;
-    strs[6] = layout_attempt_path(r->work_dir, r->attempt, LAYOUT_BATCH_SCRIPT);
+    /* Who and what it is, for the cluster's admins (squeue -o %k): the
+     * tenant, workflow and job (all from checked character sets). */
+    strs[6] = ts_asprintf("--comment=tessera user=%s workflow=%lld job=%s", r->user,
+                          (long long)r->workflow_id, r->job_id);
+    strs[7] = layout_attempt_path(r->work_dir, r->attempt, LAYOUT_BATCH_SCRIPT);
     argv[n++] = "sbatch";
     argv[n++] = "--parsable";
     argv[n++] = "--no-requeue";
     argv[n++] = WARNING_SIGNAL;
     argv[n++] = "--open-mode=append";
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (strs[i]) argv[n++] = strs[i];
     for (size_t i = 0; i < ex->n_extra; i++) argv[n++] = ex->extra[i];
-    argv[n++] = strs[6];
+    argv[n++] = strs[7];
     argv[n] = NULL;
     return argv;
 }
@@ -265,7 +271,7 @@ static void submit_one(slurm_exec *ex, size_t i, double now) {
         return;
     }
     slurm_log_line(r, "submitting to Slurm as %s%s", r->token, "");
-    char *strs[7];
+    char *strs[8];
     char **argv = sbatch_argv(ex, r, strs);
     slurm_cmd_result res;
     slurm_cmd_run(argv, ex->cfg.command_timeout_s, &res);
@@ -296,7 +302,7 @@ static void submit_one(slurm_exec *ex, size_t i, double now) {
             slurm_finish(ex, i, "failed", -1, why);
         }
     }
-    for (int k = 0; k < 7; k++) free(strs[k]);
+    for (int k = 0; k < 8; k++) free(strs[k]);
     free(argv);
     slurm_cmd_free(&res);
 }

@@ -6,7 +6,8 @@
  * Contract (beyond executor.h, which it implements with ops->detached):
  *   - Submission: `sbatch --parsable --no-requeue --job-name TOKEN
  *     --time=MIN --cpus-per-task=N --signal=B:USR1@60 --open-mode=append
- *     -o WORK/job.log [--partition] [--account] [extra args] WORK/attempt-N.sbatch`.
+ *     -o WORK/job.log --comment="tessera user=U workflow=W job=J" [--partition]
+ *     [--account] [extra args] WORK/attempt-N.sbatch`.
  *     TOKEN = "ts.<instance>.<workflow>.<job index>.<attempt>" names exactly
  *     one attempt of one installation. The intent (token, no id) goes to
  *     the journal before sbatch runs; nothing is submitted without it, and

@@ -22,6 +22,7 @@ typedef struct srun {
     int32_t job_index;
     int attempt;
     char *job_id, *work_dir, *log_path;
+    char *user;          /* the workflow's owner (tenant), for --comment */
     char token[96];
     char slurm_id[32];
     char state[32];      /* last state Slurm reported ("" = none yet or vanished) */

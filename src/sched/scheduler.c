@@ -119,8 +119,8 @@ static spec_workflow *spec_clone(const spec_workflow *spec) {
     return copy;
 }
 
-static void start_or_adopt(scheduler *s, int64_t workflow_id, int32_t job_index, int attempt,
-                           const char *external_id);
+static void start_or_adopt(scheduler *s, int64_t workflow_id, const char *user,
+                           int32_t job_index, int attempt, const char *external_id);
 
 /* A job a gone scheduler left running in a batch system (executor.h,
  * detached): the executor takes it over instead of it being re-run. Its
@@ -135,7 +135,7 @@ static int adopt_job(scheduler *s, const store_workflow *wf, const store_job *j)
         if (at[k].attempt == j->attempt) ts_strlcpy(ext, at[k].external_id, sizeof(ext));
     free(at);
     s->adopting = true;
-    start_or_adopt(s, wf->id, j->index, j->attempt, ext);
+    start_or_adopt(s, wf->id, wf->user, j->index, j->attempt, ext);
     s->adopting = false;
     return map_get_id(&s->started, job_key(wf->id, j->index)) ? TS_OK : TS_ERR;
 }
@@ -367,8 +367,8 @@ static json_t *upstream_inputs(const scheduler *s, int64_t workflow_id, const sp
 
 /* Hands an attempt to the executor: a new start, or (s->adopting) the
  * adoption of one a gone scheduler left in a batch system. */
-static void start_or_adopt(scheduler *s, int64_t workflow_id, int32_t job_index, int attempt,
-                           const char *external_id) {
+static void start_or_adopt(scheduler *s, int64_t workflow_id, const char *user,
+                           int32_t job_index, int attempt, const char *external_id) {
     const spec_workflow *spec = engine_spec(s->eng, workflow_id);
     if (!spec) return;
     const spec_job *sj = &spec->jobs[job_index];
@@ -377,6 +377,7 @@ static void start_or_adopt(scheduler *s, int64_t workflow_id, int32_t job_index,
     char *result = layout_result_dir(s->cfg.state_dir, workflow_id, sj->job_id);
     exec_job job = {.workflow_id = workflow_id, .job_index = job_index,
                     .attempt = attempt, .job_id = sj->job_id, .job_type = sj->job_type,
+                    .user = user,
                     .image_path = sj->image_path, .data_roots = s->data_roots,
                     .params = sj->params, .cpus = sj->cpus,
                     .timeout_s = sj->timeout_s, .work_dir = work, .result_dir = result,
@@ -396,7 +397,7 @@ static void start_or_adopt(scheduler *s, int64_t workflow_id, int32_t job_index,
 }
 
 static void start_job(scheduler *s, const core_change *ch) {
-    start_or_adopt(s, ch->workflow_id, ch->job_index, ch->attempt, NULL);
+    start_or_adopt(s, ch->workflow_id, ch->user, ch->job_index, ch->attempt, NULL);
 }
 
 /* Times kept in the maps as microseconds, to fit a pointer-sized value. */

@@ -183,7 +183,7 @@ static const char *const slurm_owned[] = {
     "--job-name", "-J", "--output", "-o", "--error", "-e", "--time", "-t", "--cpus-per-task",
     "-c", "--requeue", "--no-requeue", "--signal", "--parsable", "--wrap",
     "--chdir", "-D", "--partition", "-p", "--account", "-A", "--array", "-a", "--dependency",
-    "-d", "--export", "--uid", "--gid", "--hold", "-H", "--wait", "-W", NULL};
+    "-d", "--export", "--comment", "--uid", "--gid", "--hold", "-H", "--wait", "-W", NULL};
 
 /* TESSERA_SLURM_EXTRA_ARGS: options separated by spaces, each starting with
  * '-', no quotes or shell characters (they are passed to sbatch as they

@@ -91,6 +91,8 @@ ids=$(jq -r '[.jobs[0].attempts[].external_id] | unique | length' timeout.st)
 check_eq "each attempt was its own Slurm job" "$ids" 2
 check "no attempt is left running in Slurm" wait_for 30 sh -c \
     "[ -z \"\$(squeue --me -h -t pending,running,completing -o %j | grep '^ts\.')\" ]"
+check "a job's Slurm comment names its tenant, workflow and job" sh -c \
+    "squeue --me -h -t all -o '%k' | grep -qx 'tessera user=bob workflow=$(( cid + 1 )) job=t'"
 check_eq "every Slurm job carries an attempt's token in its name" \
     "$(ours | awk '{print $3}' | grep -Evc '^ts\.[0-9a-f]{16}\.[0-9]+\.[0-9]+\.[0-9]+$')" 0
 summary
