@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,30 @@ static char *sink_take(sink *s) {
     return s->buf;
 }
 
+/* What the service holds but a batch job must never carry: sbatch exports
+ * its whole environment into the job (and slurmctld keeps it in its state
+ * files), and the runner needs none of these. The session secret signs
+ * every tenant's cookies; the database URL and libpq's variables may hold
+ * a password; a token is a tenant's credential. */
+static bool secret_variable(const char *entry) {
+    static const char *const names[] = {"TESSERA_SESSION_SECRET=", "TESSERA_DB=", "TESSERA_TOKEN=",
+                                        "PGPASSWORD=", "PGPASSFILE="};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strncmp(entry, names[i], strlen(names[i])) == 0) return true;
+    return false;
+}
+
+/* The environment for the Slurm commands: ours without the secrets
+ * (borrowed strings; the caller frees the array). */
+static char **command_environment(void) {
+    size_t n = 0, k = 0;
+    while (environ[n]) n++;
+    char **env = ts_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        if (!secret_variable(environ[i])) env[k++] = environ[i];
+    return env;
+}
+
 /* Spawns argv with stdout and stderr on pipes; *pid, fds[0..1] set. */
 static int spawn(char *const argv[], pid_t *pid, int fds[2], char *why, size_t whylen) {
     int out[2] = {-1, -1}, err[2] = {-1, -1}, rc = -1;
@@ -70,7 +95,9 @@ static int spawn(char *const argv[], pid_t *pid, int fds[2], char *why, size_t w
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    int e = posix_spawnp(pid, argv[0], &fa, &attr, argv, environ);
+    char **env = command_environment();
+    int e = posix_spawnp(pid, argv[0], &fa, &attr, argv, env);
+    free(env);
     if (e != 0) {
         ts_errf(why, whylen, "cannot run %s: %s", argv[0], strerror(e));
         goto cleanup;

@@ -38,7 +38,10 @@ cat > cancel.json <<'J'
  {"job_id": "c3", "job_type": "sleep", "params": {"seconds": 120}, "cpus": 2, "branch": "c"}]}
 J
 # Through the service (cancel is a command to it): serve on a free port.
-"$TESSERA_BIN" serve --listen 127.0.0.1:0 --workers 1 --poll-seconds 0.2 --concurrency-limit 8 \
+# With a session secret and a database password in its environment, which a
+# batch job must not carry (sbatch exports its environment into the job).
+TESSERA_SESSION_SECRET=0123456789abcdef0123456789abcdef-not-for-jobs PGPASSWORD=not-for-jobs-either \
+    "$TESSERA_BIN" serve --listen 127.0.0.1:0 --workers 1 --poll-seconds 0.2 --concurrency-limit 8 \
     > serve.out 2>&1 &
 SERVE_PID=$!
 T_PIDS="$T_PIDS $SERVE_PID"
@@ -56,6 +59,14 @@ check "/metrics: one job running and two pending in Slurm (the leader's view)" w
     "curl -fs '$URL/metrics' | grep -qx 'tessera_slurm_jobs{state=\"running\"} 1' && curl -fs '$URL/metrics' | grep -qx 'tessera_slurm_jobs{state=\"pending\"} 2'"
 check "progress of the running job reaches the store" wait_for 30 jq_true \
     '[.jobs[] | select(.progress > 0)] | length >= 1' "$TESSERA_BIN" status "$cid" --all --json
+# The one running job's runner, started by slurmstepd: its environment.
+runner_env() {
+    for p in $(pgrep -f ' run-job '); do tr '\0' '\n' < "/proc/$p/environ"; done > runner.env 2>/dev/null
+    grep -q '^SLURM_JOB_ID=' runner.env
+}
+check "the running batch job's runner is found" wait_for 20 runner_env
+check "the batch job carries no session secret" sh -c "! grep -q '^TESSERA_SESSION_SECRET=' runner.env"
+check "nor the database password" sh -c "! grep -q '^PGPASSWORD=' runner.env"
 "$TESSERA_BIN" cancel "$cid" --server "$URL" --user alice > /dev/null
 check "the workflow ends after the cancel" wait_for 60 wf_is "$cid" .state cancelled
 wf_json "$cid" > cancel.st
