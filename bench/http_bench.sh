@@ -33,15 +33,7 @@ end
 wrk.body = '{"name":"bench","jobs":[' .. table.concat(jobs, ",") .. ']}'
 LUA
 
-# wrk's requests/s, p50 and p99 (ms) as "RPS P50 P99".
-run_wrk() {
-    wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" 2>&1 | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ { rps = $2 }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        END { printf "%s %s %s\n", rps, p50, p99 }'
-}
+. "$(dirname "$0")/wrk.sh"
 
 # Waits until requests left over from the previous wrk run (the server
 # still works through what closed connections had sent) are done: a small

@@ -17,15 +17,7 @@ dir=$(mktemp -d /tmp/tessera-metricsbench.XXXXXX)
 pid=""
 trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null; fi; rm -rf "$dir"' EXIT
 
-# wrk's requests/s, p50 and p99 (ms) as "RPS P50 P99".
-run_wrk() {
-    wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" 2>&1 | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ { rps = $2 }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        END { printf "%s %s %s\n", rps, p50, p99 }'
-}
+. "$(dirname "$0")/wrk.sh"
 
 export TESSERA_STATE_DIR="$dir/var"
 "$bin" serve --listen 127.0.0.1:0 --workers 2 --auth token --concurrency-limit 4 \

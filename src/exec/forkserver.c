@@ -62,13 +62,7 @@ void forkserver_child_stdio(int in, int out, int progress) {
         rlim_t max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
         for (rlim_t fd = 4; fd < max && fd < 65536; fd++) close((int)fd);
     }
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    ts_signals_default();
 }
 
 /* ---- the executor's side ---- */

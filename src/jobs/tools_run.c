@@ -74,13 +74,7 @@ __attribute__((noreturn)) static void child_exec(const spawn_args *a) {
     if (dup2(a->devnull, 0) < 0 || dup2(a->out_w, 1) < 0) child_fail(a, 0);
     if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
         for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    ts_signals_default();
     if (chdir(a->work_dir) != 0) child_fail(a, 1);
     execve(a->argv[0], a->argv, a->envp);
     child_fail(a, 2);

@@ -67,4 +67,10 @@ int ts_mkdir_p(const char *path, char *err, size_t errlen);
  * (errno says why). */
 int ts_rmtree(const char *path);
 
+/* Every signal back to its default action and none blocked: what a fresh
+ * child (a runner, a tool) starts with, whatever its parent caught or
+ * blocked. Only sigaction and sigprocmask, so it may run between fork and
+ * exec. */
+void ts_signals_default(void);
+
 #endif
