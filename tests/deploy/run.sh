@@ -241,7 +241,19 @@ step "both instances healthy (the image's HEALTHCHECK: /healthz)" wait_for 300 b
 step "GET /readyz through nginx on the published port" wait_for 120 ready || fatal
 echo "# stack up: $(($(date +%s) - t0)) s"
 
-token=$(podman exec "${proj}_tessera1_1" tessera user add alice 2>"$work/useradd.err")
+# A store that is unavailable for a moment is retried, as an operator would:
+# podman's DNS (aardvark-dns) has been seen to miss "postgres" for a new
+# exec while the stack was still settling, though both instances were
+# connected and ready (once in about ten runs).
+tries=0
+while :; do
+    tries=$((tries + 1))
+    token=$(podman exec "${proj}_tessera1_1" tessera user add alice 2>"$work/useradd.err")
+    [ -n "$token" ] && break
+    grep -q 'unavailable' "$work/useradd.err" && [ "$tries" -lt 15 ] || break
+    echo "# tessera user add: $(grep -v 'systemd connection' "$work/useradd.err" | head -n 1); again in 2 s"
+    sleep 2
+done
 if [ -n "$token" ]; then
     ok "tessera user add alice (in an instance's container)"
 else
