@@ -206,8 +206,9 @@ static void fake_destroy(executor *ex) {
 }
 
 static void run_scheduler(void) {
-    static const executor_ops ops = {fake_start, fake_cancel, fake_wait, fake_running, fake_destroy};
-    static fake_executor fx = {.base = {&ops}};
+    static const executor_ops ops = {.start = fake_start, .cancel = fake_cancel, .wait = fake_wait,
+                                     .running = fake_running, .destroy = fake_destroy};
+    static fake_executor fx = {.base = {.ops = &ops}};
     sched_config sc = {.state_dir = cfg.state_dir, .data_roots = cfg.data_roots,
                        .max_active_users = 3, .concurrency_limit = 4, .poll_seconds = 1,
                        .lease_ttl = 3600, .kill_grace_s = 1};
