@@ -214,6 +214,17 @@ static int claim(store *st, int64_t wf, int32_t idx, const char *job_id, int att
     return store_claim(st, &ch, owner, at + 30, limit, err, sizeof(err));
 }
 
+/* alice's TWO_JOBS submitted at T0, admitted at T0+1, its first job
+ * made ready at T0+2 and claimed as attempt 1 by sched-a at T0+3. */
+static int64_t submit_and_claim_first(store *st) {
+    int64_t id = submit_json(st, "alice", TWO_JOBS, T0);
+    admit_ok(st, id, T0 + 1);
+    core_change ch = job_change(id, 0, "job-1", JOB_PENDING, JOB_READY, T0 + 2);
+    apply_ok(st, &ch);
+    assert_int_equal(claim(st, id, 0, "job-1", 1, "sched-a", 8, T0 + 3), TS_OK);
+    return id;
+}
+
 static store_workflow *get(store *st, int64_t id, const char *user) {
     char err[TS_ERRLEN];
     store_workflow *wf = NULL;
@@ -494,11 +505,7 @@ static void test_load_unfinished_skips_final(void **state) {
 static void test_apply_job_transitions_and_attempts(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
-    int64_t id = submit_json(f->st, "alice", TWO_JOBS, T0);
-    admit_ok(f->st, id, T0 + 1);
-    core_change ch = job_change(id, 0, "job-1", JOB_PENDING, JOB_READY, T0 + 2);
-    apply_ok(f->st, &ch);
-    assert_int_equal(claim(f->st, id, 0, "job-1", 1, "sched-a", 8, T0 + 3), TS_OK);
+    int64_t id = submit_and_claim_first(f->st);
 
     store_workflow *wf = get(f->st, id, "alice");
     assert_int_equal(wf->state, WF_RUNNING);
@@ -512,7 +519,7 @@ static void test_apply_job_transitions_and_attempts(void **state) {
     store_workflow_free(wf);
 
     /* the attempt fails with retries left: back to ready, attempt closed */
-    ch = job_change(id, 0, "job-1", JOB_RUNNING, JOB_READY, T0 + 4);
+    core_change ch = job_change(id, 0, "job-1", JOB_RUNNING, JOB_READY, T0 + 4);
     ch.attempt = 1;
     ch.failures = 1;
     ch.not_before = T0 + 14;
@@ -581,11 +588,7 @@ static void test_apply_job_transitions_and_attempts(void **state) {
 static void test_attempt_external_id(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
-    int64_t id = submit_json(f->st, "alice", TWO_JOBS, T0);
-    admit_ok(f->st, id, T0 + 1);
-    core_change ch = job_change(id, 0, "job-1", JOB_PENDING, JOB_READY, T0 + 2);
-    apply_ok(f->st, &ch);
-    assert_int_equal(claim(f->st, id, 0, "job-1", 1, "sched-a", 8, T0 + 3), TS_OK);
+    int64_t id = submit_and_claim_first(f->st);
     assert_int_equal(store_attempt_external(f->st, id, 0, 1, "ts.x.1.0.1", "", err, sizeof(err)),
                      TS_OK);
     store_attempt *at = NULL;
@@ -611,7 +614,7 @@ static void test_attempt_external_id(void **state) {
     assert_int_equal(store_attempt_external(f->st, id, 0, 1, "t", "12 3", err, sizeof(err)),
                      TS_ERR);
     assert_non_null(strstr(err, "external_id"));
-    ch = job_change(id, 0, "job-1", JOB_RUNNING, JOB_SUCCEEDED, T0 + 4);
+    core_change ch = job_change(id, 0, "job-1", JOB_RUNNING, JOB_SUCCEEDED, T0 + 4);
     ch.attempt = 1;
     ch.exit_code = 0;
     ch.progress = 1;
