@@ -56,20 +56,6 @@ static void etag_for(const char *key, char *out, size_t n) {
     snprintf(out, n, "\"%016llx\"", (unsigned long long)slide_cache_hash(key));
 }
 
-/* Does If-None-Match (a list of entity tags, or "*") name etag? Weak
- * comparison, as RFC 9110 prescribes for If-None-Match. */
-static bool etag_matches(const char *header, const char *etag) {
-    size_t n = strlen(etag);
-    for (const char *p = header; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
-        if (p[0] == '*') return true;
-        if (strncmp(p, "W/", 2) == 0) p += 2;
-        if (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')) return true;
-        p = strchr(p, ',');
-    }
-    return false;
-}
-
 /* r with the caching headers: the validator and how long a browser may
  * keep it. */
 static http_reply with_cache_headers(http_reply r, const char *etag, const char *cache_control) {
@@ -85,7 +71,7 @@ static http_reply with_cache_headers(http_reply r, const char *etag, const char 
 static bool not_modified(http_request *req, const char *etag, const char *cache_control,
                          http_reply *out) {
     const char *inm = http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    if (!inm || !etag_matches(inm, etag)) return false;
+    if (!inm || !http_etag_matches(inm, etag)) return false;
     *out = with_cache_headers(http_bytes(304, NULL, NULL, 0), etag, cache_control);
     return true;
 }

@@ -205,47 +205,6 @@ http_reply api_list(http_request *req) {
                                     "event_seq", (json_int_t)event_seq));
 }
 
-/* The jobs a GET asks for: ?jobs=none (the compact form), or a page by
- * ?jobs_offset=N (default 0) and ?jobs_limit=M (default all), so that a
- * 10,000-job workflow can be read in parts. False with a 400 naming the
- * field when a value is bad. */
-static bool jobs_page_query(http_request *req, view_page *page, http_reply *fail) {
-    const char *jobs = http_query(req, "jobs"), *off = http_query(req, "jobs_offset"),
-               *lim = http_query(req, "jobs_limit");
-    long offset = 0, limit = -1;
-    *page = VIEW_ALL_JOBS;
-    if (jobs && strcmp(jobs, "none") != 0 && strcmp(jobs, "all") != 0) {
-        *fail = http_error(400, "invalid_query", "jobs: must be \"all\" or \"none\"",
-                           json_pack("{ss}", "field", "jobs"));
-        return false;
-    }
-    if (off && ts_parse_int(off, 0, 100000000, &offset) != TS_OK) {
-        *fail = http_error(400, "invalid_query", "jobs_offset: must be an integer from 0",
-                           json_pack("{ss}", "field", "jobs_offset"));
-        return false;
-    }
-    if (lim && ts_parse_int(lim, 1, 100000, &limit) != TS_OK) {
-        *fail = http_error(400, "invalid_query", "jobs_limit: must be an integer from 1 to 100000",
-                           json_pack("{ss}", "field", "jobs_limit"));
-        return false;
-    }
-    page->none = jobs && strcmp(jobs, "none") == 0;
-    page->offset = (size_t)offset;
-    if (limit > 0) page->limit = (size_t)limit;
-    return true;
-}
-
-http_reply api_get(http_request *req) {
-    store_workflow *wf = NULL;
-    http_reply fail;
-    view_page page;
-    if (!jobs_page_query(req, &page, &fail)) return fail;
-    if (!api_load_workflow(req, &wf, &fail)) return fail;
-    json_t *view = api_workflow_view_page(req, wf, page, &fail);
-    store_workflow_free(wf);
-    return view ? http_json(200, view) : fail;
-}
-
 http_reply api_progress(http_request *req) {
     store_workflow *wf = NULL;
     http_reply fail;

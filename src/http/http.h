@@ -61,6 +61,8 @@ typedef struct http_ctx {
     liveness_slot *live;       /* where handler calls are shown to the master; may be NULL */
     ratelimit *limits;         /* per-user request limits shared by the workers; NULL = none */
     http_pool *pool;           /* the request threads (server.c hands requests to them) */
+    struct view_cache *views;  /* this worker's rendered workflow views (view_cache.h);
+                                  NULL = every GET renders */
 } http_ctx;
 
 /* A header or query argument of a request made in process, without
@@ -106,6 +108,10 @@ typedef struct http_reply {
     char *text;           /* REPLY_TEXT (owned, malloc'd; any bytes, text_len long; NULL
                              with text_len 0 for no body, e.g. 304) */
     size_t text_len;
+    void (*release)(void *); /* REPLY_TEXT: when set, text is not owned: release(release_cls)
+                                is called once it is sent or dropped (shared bytes, sent
+                                without a copy) */
+    void *release_cls;
     const char *content_type; /* REPLY_TEXT, REPLY_FILE; NULL = no Content-Type */
     int fd;               /* REPLY_FILE: an open file, given to libmicrohttpd */
     uint64_t file_size;
@@ -147,6 +153,14 @@ http_reply http_error(int status, const char *code, const char *message, json_t 
 http_reply http_text(int status, const char *content_type, const char *text, size_t len);
 /* A reply of len bytes that takes data (malloc'd; freed after sending). */
 http_reply http_bytes(int status, const char *content_type, void *data, size_t len);
+
+/* Frees what a reply holds without sending it (what libmicrohttpd does
+ * after sending): the JSON, owned or shared text, a file, an upgrade. */
+void http_reply_release(http_reply *r);
+
+/* True when an If-None-Match header value names etag (a list, weak or
+ * strong, or "*"), compared weakly as RFC 9110 prescribes. */
+bool http_etag_matches(const char *if_none_match, const char *etag);
 
 /* Reads a query argument (NULL when absent). */
 const char *http_query(http_request *req, const char *name);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "http/api.h"
 #include "util/util.h"
@@ -57,6 +58,37 @@ http_reply http_bytes(int status, const char *content_type, void *data, size_t l
     http_reply r = {.status = status, .kind = REPLY_TEXT, .fd = -1, .content_type = content_type,
                     .text = data, .text_len = len};
     return r;
+}
+
+void http_reply_release(http_reply *r) {
+    json_decref(r->json);
+    r->json = NULL;
+    if (r->release) r->release(r->release_cls);
+    else free(r->text);
+    r->text = NULL;
+    r->release = NULL;
+    if (r->kind == REPLY_FILE && r->fd >= 0) close(r->fd);
+    r->fd = -1;
+    if (r->kind == REPLY_UPGRADE) {
+        /* Never sent: libmicrohttpd never calls the upgrade handler. */
+        if (r->upgrade) MHD_destroy_response(r->upgrade);
+        free(r->upgrade_ctx);
+        r->upgrade = NULL;
+        r->upgrade_ctx = NULL;
+    }
+}
+
+/* Each entity tag of the list in turn; "*" matches anything. */
+bool http_etag_matches(const char *header, const char *etag) {
+    size_t n = strlen(etag);
+    for (const char *p = header; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        if (p[0] == '*') return true;
+        if (strncmp(p, "W/", 2) == 0) p += 2;
+        if (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ')) return true;
+        p = strchr(p, ',');
+    }
+    return false;
 }
 
 /* A header or query argument: from libmicrohttpd, or from the fields of a

@@ -88,6 +88,13 @@ static struct MHD_Response *build_response(http_reply *r) {
         resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    } else if (r->kind == REPLY_TEXT && r->release) {
+        /* Shared bytes (a cached view): sent as they are, released after. */
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(r->text_len, r->text,
+                                                                      r->release, r->release_cls);
+        if (!resp) r->release(r->release_cls);
+        if (resp && r->content_type)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
     } else if (r->kind == REPLY_TEXT) {
         resp = MHD_create_response_from_buffer(r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
         if (r->content_type)

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http/view_cache.h"
 #include "sched/doorbell.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -168,11 +169,12 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
     http_ctx ctx = {.cfg = cfg, .auth = auth, .hub = hub, .m = m, .web_root = web_root,
                     .vendor_root = vendor_root, .doorbell_path = doorbell_path,
                     .slides = slide_cache_new(NULL), .live = live, .limits = limits,
-                    .pool = pool};
+                    .pool = pool, .views = view_cache_new(VIEW_CACHE_DEFAULT_BYTES)};
     struct MHD_Daemon *d = http_daemon_start(&ctx, listen_fd, err, sizeof(err));
     if (!d) {
         log_emit(LOG_ERROR, NULL, NULL, "worker cannot serve", json_pack("{ss}", "error", err));
         slide_cache_free(ctx.slides);
+        view_cache_free(ctx.views);
         ws_hub_stop(hub);
         ws_hub_free(hub);
         http_pool_stop(pool);
@@ -194,6 +196,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
     http_pool_stop(pool);   /* idle now: every request was answered */
     ws_hub_free(hub);       /* only now: no request can reach it any more */
     slide_cache_free(ctx.slides); /* likewise */
+    view_cache_free(ctx.views);   /* likewise; replies still held release their bytes */
     log_emit(LOG_INFO, NULL, NULL, "worker stopped", NULL);
     return 0;
 }

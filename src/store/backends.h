@@ -41,6 +41,10 @@ typedef struct pg_store pg_store;
                    int64_t *id, char *err, size_t errlen);                                     \
     int P##_workflow_get(H *st, int64_t id, const char *user, store_workflow **out,            \
                          char *err, size_t errlen);                                            \
+    int P##_workflow_stamp_get(H *st, int64_t id, const char *user, unsigned want,          \
+                               store_workflow_stamp *out, char *err, size_t errlen);          \
+    int P##_workflow_summary(H *st, int64_t id, const char *user, store_workflow **out,        \
+                             size_t counts[JOB_STATE_COUNT], char *err, size_t errlen);       \
     int P##_workflow_list(H *st, const char *user, int state, int64_t before_id,               \
                           size_t limit, store_workflow_cb cb, void *ctx, char *err,            \
                           size_t errlen);                                                      \

@@ -329,6 +329,9 @@ static const char SQL_ATTEMPT_EXTERNAL[] =
     "UPDATE attempts SET token = $4, external_id = $5"
     " WHERE workflow_id = $1 AND idx = $2 AND attempt = $3 AND outcome = 'running'";
 
+static const char SQL_WF_HANDLES[] =
+    "UPDATE workflows SET batch_handles = batch_handles + 1 WHERE id = $1";
+
 /* As sqlite_attempt_external: the open attempt row only; a leader-only
  * write (fenced by the term at commit). */
 int pg_attempt_external(pg_store *st, int64_t workflow_id, int32_t job_index, int attempt,
@@ -350,6 +353,12 @@ int pg_attempt_external(pg_store *st, int64_t workflow_id, int32_t job_index, in
         ts_errf(err, errlen, "attempt %d of job %d of workflow %lld is not running", attempt,
                 (int)job_index, (long long)workflow_id);
         rc = STORE_NOTFOUND;
+    }
+    if (rc == TS_OK) { /* no event: the workflow's stamp counts it (store.h) */
+        pg_params w = {0};
+        pgp_int(&w, workflow_id);
+        rc = pg_exec(st, PS_WF_HANDLES, SQL_WF_HANDLES, &w, NULL, err, errlen,
+                     "recording an attempt's batch job");
     }
     return pg_txn_end(st, own, rc, err, errlen);
 }

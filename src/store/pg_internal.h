@@ -27,7 +27,7 @@
 #include "store/rows.h"
 
 /* The schema version this build migrates to (pg_schema.c). */
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 
 /* Advisory transaction lock keys (pg_advisory_xact_lock). */
 #define PG_LOCK_MIGRATE 0x7465737301LL /* schema migrations */
@@ -52,6 +52,10 @@ typedef enum pg_stmt {
     PS_JOBS_OF_WF,
     PS_WF_OWNER_STATE,
     PS_WF_DELETE,
+    PS_WF_STAMP,
+    PS_WF_ROW,
+    PS_JOB_COUNTS,
+    PS_WF_HANDLES,
     PS_JOB_UPDATE,
     PS_JOB_CLAIM,
     PS_JOB_STATE,

@@ -125,8 +125,13 @@ static const char MIGRATION_2[] =
     "ALTER TABLE attempts ADD COLUMN token text NOT NULL DEFAULT '';"
     "ALTER TABLE attempts ADD COLUMN external_id text NOT NULL DEFAULT '';";
 
+/* As SQLite's migration 6: batch ids recorded on a workflow's attempts,
+ * counted, for the workflow's stamp (store_workflow_stamp_get). */
+static const char MIGRATION_3[] =
+    "ALTER TABLE workflows ADD COLUMN batch_handles bigint NOT NULL DEFAULT 0;";
+
 /* migrations[i] takes the schema from version i to i + 1. */
-static const char *const migrations[PG_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2};
+static const char *const migrations[PG_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2, MIGRATION_3};
 
 /* The version row, creating the table on a fresh database. */
 static int read_version(pg_store *st, int *version, char *err, size_t errlen) {

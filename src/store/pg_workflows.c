@@ -54,6 +54,25 @@ static const char SQL_WF_UNFINISHED[] = "SELECT " WF_COLUMNS ", spec FROM workfl
                                         " WHERE id > $1 AND state IN ('queued', 'running')"
                                         " ORDER BY id";
 
+/* As sqlite_workflows.c's: the figures of the line only when asked. */
+static const char SQL_WF_STAMP[] =
+    "SELECT state,"
+    " CASE WHEN state = 'queued' THEN 1 + (SELECT COUNT(*) FROM workflows q"
+    " WHERE q.state = 'queued' AND q.id < w.id) ELSE 0 END,"
+    " (SELECT COALESCE(MAX(seq), 0) FROM events e WHERE e.workflow_id = w.id),"
+    " batch_handles,"
+    " CASE WHEN $3::boolean THEN (SELECT COALESCE(SUM(cpus), 0) FROM jobs"
+    " WHERE state = 'running') ELSE -1 END,"
+    " CASE WHEN $4::boolean THEN (SELECT COUNT(DISTINCT user_id) FROM workflows"
+    " WHERE state = 'running') ELSE -1 END"
+    " FROM workflows w WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)";
+
+static const char SQL_WF_ROW[] = "SELECT " WF_COLUMNS " FROM workflows w"
+                                 " WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)";
+
+static const char SQL_JOB_COUNTS[] =
+    "SELECT state, COUNT(*) FROM jobs WHERE workflow_id = $1 GROUP BY state";
+
 static const char SQL_JOBS_OF_WF[] =
     "SELECT idx, job_id, state, attempt, failures, cpus, not_before, progress, ready_at,"
     " started_at, finished_at, exit_code, reason, lease_owner, lease_expires"
@@ -265,6 +284,80 @@ int pg_workflow_get(pg_store *st, int64_t id, const char *user, store_workflow *
     else if (rc == TS_OK) rc = wf_full_from_row(st, r, 0, out, err, errlen);
     PQclear(r);
     pg_read_end(st, own);
+    return rc;
+}
+
+/* See store.h: one statement, one snapshot. */
+int pg_workflow_stamp_get(pg_store *st, int64_t id, const char *user, unsigned want,
+                          store_workflow_stamp *out, char *err, size_t errlen) {
+    pg_params p = {0};
+    PGresult *r = NULL;
+    pgp_int(&p, id);
+    pgp_text(&p, user);
+    pgp_bool(&p, (want & STORE_STAMP_RUNNING_CPUS) != 0);
+    pgp_bool(&p, (want & STORE_STAMP_ACTIVE_USERS) != 0);
+    int rc = pg_run(st, PS_WF_STAMP, SQL_WF_STAMP, &p, &r, err, errlen,
+                    "reading a workflow's stamp");
+    if (rc == TS_OK && PQntuples(r) == 0) {
+        rc = STORE_NOTFOUND;
+    } else if (rc == TS_OK && wf_state_parse(pg_text(r, 0, 0), &out->state) != TS_OK) {
+        ts_errf(err, errlen, "workflow %lld has an unknown state \"%s\" in the database",
+                (long long)id, pg_text(r, 0, 0));
+        rc = TS_ERR;
+    } else if (rc == TS_OK) {
+        out->queue_position = (int)pg_int(r, 0, 1);
+        out->last_seq = pg_int(r, 0, 2);
+        out->batch_handles = pg_int(r, 0, 3);
+        out->running_cpus = (int)pg_int(r, 0, 4);
+        out->active_users = (int)pg_int(r, 0, 5);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* The job counts by state of workflow id, added to counts. */
+static int job_counts(pg_store *st, int64_t id, size_t counts[JOB_STATE_COUNT], char *err,
+                      size_t errlen) {
+    pg_params p = {0};
+    PGresult *r = NULL;
+    pgp_int(&p, id);
+    int rc = pg_run(st, PS_JOB_COUNTS, SQL_JOB_COUNTS, &p, &r, err, errlen, "counting jobs");
+    for (int i = 0; rc == TS_OK && i < PQntuples(r); i++) {
+        job_state js;
+        if (job_state_parse(pg_text(r, i, 0), &js) != TS_OK) {
+            ts_errf(err, errlen, "workflow %lld has a job in an unknown state \"%s\"",
+                    (long long)id, pg_text(r, i, 0));
+            rc = TS_ERR;
+        } else {
+            counts[js] += (size_t)pg_int(r, i, 1);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* See store.h: the row and the counts in one snapshot. */
+int pg_workflow_summary(pg_store *st, int64_t id, const char *user, store_workflow **out,
+                        size_t counts[JOB_STATE_COUNT], char *err, size_t errlen) {
+    bool own = false;
+    pg_params p = {0};
+    PGresult *r = NULL;
+    *out = NULL;
+    memset(counts, 0, JOB_STATE_COUNT * sizeof(size_t));
+    int rc = pg_read_enter(st, &own, err, errlen);
+    if (rc != TS_OK) return rc;
+    pgp_int(&p, id);
+    pgp_text(&p, user);
+    rc = pg_run(st, PS_WF_ROW, SQL_WF_ROW, &p, &r, err, errlen, "reading a workflow");
+    if (rc == TS_OK && PQntuples(r) == 0) rc = STORE_NOTFOUND;
+    else if (rc == TS_OK) rc = wf_from_row(r, 0, out, err, errlen);
+    PQclear(r);
+    if (rc == TS_OK) rc = job_counts(st, id, counts, err, errlen);
+    pg_read_end(st, own);
+    if (rc != TS_OK) {
+        store_workflow_free(*out);
+        *out = NULL;
+    }
     return rc;
 }
 

@@ -88,6 +88,10 @@ static const char SQL_ATTEMPT_EXTERNAL[] =
     "UPDATE attempts SET token = ?4, external_id = ?5"
     " WHERE workflow_id = ?1 AND idx = ?2 AND attempt = ?3 AND outcome = 'running'";
 
+/* Records no event: the workflow's stamp counts it instead (store.h). */
+static const char SQL_WF_HANDLES[] =
+    "UPDATE workflows SET batch_handles = batch_handles + 1 WHERE id = ?1";
+
 /* ---- checks ------------------------------------------------------------------ */
 
 /* The "stale change" message, naming the state the row really has. */
@@ -378,10 +382,11 @@ int sqlite_renew_leases(sqlite_store *st, const char *owner, double lease_expire
 }
 
 /* The open attempt row only (outcome 'running'): an attempt that already
- * ended keeps what it had. */
-int sqlite_attempt_external(sqlite_store *st, int64_t workflow_id, int32_t job_index, int attempt,
-                            const char *token, const char *external_id, char *err,
-                            size_t errlen) {
+ * ended keeps what it had. The workflow's batch_handles grows in the same
+ * transaction, so a cached view of it is not served after the change. */
+static int attempt_external_write(sqlite_store *st, int64_t workflow_id, int32_t job_index,
+                                  int attempt, const char *token, const char *external_id,
+                                  char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_ATTEMPT_EXTERNAL, SQL_ATTEMPT_EXTERNAL, err, errlen);
     if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, workflow_id);
@@ -389,10 +394,24 @@ int sqlite_attempt_external(sqlite_store *st, int64_t workflow_id, int32_t job_i
     sqlite3_bind_int(s, 3, attempt);
     bind_text(s, 4, token);
     bind_text(s, 5, external_id);
-    int rc = stmt_exec(st, s, err, errlen, "recording an attempt's batch job");
-    if (rc != TS_OK) return rc;
-    if (sqlite3_changes(st->db) == 1) return TS_OK;
-    ts_errf(err, errlen, "attempt %d of job %d of workflow %lld is not running", attempt,
-            (int)job_index, (long long)workflow_id);
-    return STORE_NOTFOUND;
+    SQL_TRY(stmt_exec(st, s, err, errlen, "recording an attempt's batch job"));
+    if (sqlite3_changes(st->db) != 1) {
+        ts_errf(err, errlen, "attempt %d of job %d of workflow %lld is not running", attempt,
+                (int)job_index, (long long)workflow_id);
+        return STORE_NOTFOUND;
+    }
+    s = stmt_get(st, ST_WF_HANDLES, SQL_WF_HANDLES, err, errlen);
+    if (s == NULL) return stmt_failed(st);
+    sqlite3_bind_int64(s, 1, workflow_id);
+    return stmt_exec(st, s, err, errlen, "recording an attempt's batch job");
+}
+
+int sqlite_attempt_external(sqlite_store *st, int64_t workflow_id, int32_t job_index, int attempt,
+                            const char *token, const char *external_id, char *err,
+                            size_t errlen) {
+    bool own = false;
+    SQL_TRY(txn_enter(st, &own, err, errlen));
+    int rc = attempt_external_write(st, workflow_id, job_index, attempt, token, external_id, err,
+                                    errlen);
+    return txn_end(st, own, rc, err, errlen);
 }

@@ -29,7 +29,7 @@
 #include "store/rows.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
-#define SQL_SCHEMA_VERSION 5
+#define SQL_SCHEMA_VERSION 6
 
 typedef enum stmt_id {
     ST_BEGIN_IMMEDIATE,
@@ -47,6 +47,10 @@ typedef enum stmt_id {
     ST_JOBS_OF_WF,
     ST_WF_OWNER_STATE,
     ST_WF_DELETE,
+    ST_WF_STAMP,
+    ST_WF_ROW,
+    ST_JOB_COUNTS,
+    ST_WF_HANDLES,
     /* sqlite_changes.c */
     ST_JOB_UPDATE,
     ST_JOB_STATE,

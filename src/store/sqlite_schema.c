@@ -138,10 +138,16 @@ static const char MIGRATION_5[] =
     "ALTER TABLE attempts ADD COLUMN token TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE attempts ADD COLUMN external_id TEXT NOT NULL DEFAULT '';";
 
+/* A count of the batch ids recorded on a workflow's attempts
+ * (store_attempt_external records no event), so that a workflow's stamp
+ * (store_workflow_stamp_get) changes with every change a read shows. */
+static const char MIGRATION_6[] =
+    "ALTER TABLE workflows ADD COLUMN batch_handles INTEGER NOT NULL DEFAULT 0;";
+
 /* migrations[i] takes the schema from version i to i + 1. */
 static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2,
                                                              MIGRATION_3, MIGRATION_4,
-                                                             MIGRATION_5};
+                                                             MIGRATION_5, MIGRATION_6};
 
 /* Reads PRAGMA user_version into *version. */
 int sql_schema_read(sqlite_store *st, int *version, char *err, size_t errlen) {

@@ -59,6 +59,27 @@ static const char SQL_WF_OWNER_STATE[] = "SELECT user_id, state FROM workflows W
 
 static const char SQL_WF_DELETE[] = "DELETE FROM workflows WHERE id = ?1";
 
+/* The stamp: the row by its key, the workflow's newest event by the
+ * (workflow_id, seq) index; the line's figures only when ?3 / ?4 ask (a
+ * subquery in a CASE branch not taken is not run). */
+static const char SQL_WF_STAMP[] =
+    "SELECT state,"
+    " CASE WHEN state = 'queued' THEN 1 + (SELECT COUNT(*) FROM workflows q"
+    " WHERE q.state = 'queued' AND q.id < w.id) ELSE 0 END,"
+    " (SELECT COALESCE(MAX(seq), 0) FROM events e WHERE e.workflow_id = w.id),"
+    " batch_handles,"
+    " CASE WHEN ?3 THEN (SELECT COALESCE(SUM(cpus), 0) FROM jobs WHERE state = 'running')"
+    " ELSE -1 END,"
+    " CASE WHEN ?4 THEN (SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running')"
+    " ELSE -1 END"
+    " FROM workflows w WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
+
+static const char SQL_WF_ROW[] = "SELECT " WF_COLUMNS " FROM workflows w"
+                                 " WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
+
+static const char SQL_JOB_COUNTS[] =
+    "SELECT state, COUNT(*) FROM jobs WHERE workflow_id = ?1 GROUP BY state";
+
 /* A workflow (without spec and jobs) from a row of WF_COLUMNS. */
 static int wf_from_row(sqlite3_stmt *s, store_workflow **out, char *err, size_t errlen) {
     wf_state state;
@@ -182,6 +203,90 @@ int sqlite_workflow_get(sqlite_store *st, int64_t id, const char *user, store_wo
     if (step == SQLITE_DONE) rc = STORE_NOTFOUND;
     else if (step != SQLITE_ROW) rc = db_fail(st, err, errlen, "reading a workflow");
     else rc = wf_full_from_row(st, s, out, err, errlen);
+
+cleanup:
+    stmt_done(s);
+    read_end(st, own);
+    return rc;
+}
+
+/* See store.h: one statement, so one snapshot. */
+int sqlite_workflow_stamp_get(sqlite_store *st, int64_t id, const char *user, unsigned want,
+                              store_workflow_stamp *out, char *err, size_t errlen) {
+    sqlite3_stmt *s = stmt_get(st, ST_WF_STAMP, SQL_WF_STAMP, err, errlen);
+    if (s == NULL) return stmt_failed(st);
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, user);
+    sqlite3_bind_int(s, 3, (want & STORE_STAMP_RUNNING_CPUS) != 0);
+    sqlite3_bind_int(s, 4, (want & STORE_STAMP_ACTIVE_USERS) != 0);
+    int step = sqlite3_step(s), rc = TS_OK;
+    if (step == SQLITE_DONE) {
+        rc = STORE_NOTFOUND;
+    } else if (step != SQLITE_ROW) {
+        rc = db_fail(st, err, errlen, "reading a workflow's stamp");
+    } else if (wf_state_parse(col_text(s, 0), &out->state) != TS_OK) {
+        ts_errf(err, errlen, "workflow %lld has an unknown state \"%s\" in the database",
+                (long long)id, col_text(s, 0));
+        rc = TS_ERR;
+    } else {
+        out->queue_position = sqlite3_column_int(s, 1);
+        out->last_seq = sqlite3_column_int64(s, 2);
+        out->batch_handles = sqlite3_column_int64(s, 3);
+        out->running_cpus = sqlite3_column_int(s, 4);
+        out->active_users = sqlite3_column_int(s, 5);
+    }
+    stmt_done(s);
+    return rc;
+}
+
+/* Adds the job counts by state of wf to counts. */
+static int job_counts(sqlite_store *st, int64_t id, size_t counts[JOB_STATE_COUNT], char *err,
+                      size_t errlen) {
+    sqlite3_stmt *s = stmt_get(st, ST_JOB_COUNTS, SQL_JOB_COUNTS, err, errlen);
+    if (s == NULL) return stmt_failed(st);
+    sqlite3_bind_int64(s, 1, id);
+    int step, rc = TS_OK;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        job_state js;
+        if (job_state_parse(col_text(s, 0), &js) != TS_OK) {
+            ts_errf(err, errlen, "workflow %lld has a job in an unknown state \"%s\"",
+                    (long long)id, col_text(s, 0));
+            rc = TS_ERR;
+            break;
+        }
+        counts[js] += (size_t)sqlite3_column_int64(s, 1);
+    }
+    if (rc == TS_OK && step != SQLITE_DONE) rc = db_fail(st, err, errlen, "counting jobs");
+    stmt_done(s);
+    return rc;
+}
+
+/* See store.h: the row and the counts in one read snapshot. */
+int sqlite_workflow_summary(sqlite_store *st, int64_t id, const char *user, store_workflow **out,
+                            size_t counts[JOB_STATE_COUNT], char *err, size_t errlen) {
+    bool own = false;
+    int rc = TS_ERR;
+    *out = NULL;
+    memset(counts, 0, JOB_STATE_COUNT * sizeof(size_t));
+    SQL_TRY(read_enter(st, &own, err, errlen));
+    sqlite3_stmt *s = stmt_get(st, ST_WF_ROW, SQL_WF_ROW, err, errlen);
+    if (s == NULL) {
+        rc = stmt_failed(st);
+        goto cleanup;
+    }
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, user);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_DONE) rc = STORE_NOTFOUND;
+    else if (step != SQLITE_ROW) rc = db_fail(st, err, errlen, "reading a workflow");
+    else rc = wf_from_row(s, out, err, errlen);
+    stmt_done(s);
+    s = NULL;
+    if (rc == TS_OK) rc = job_counts(st, id, counts, err, errlen);
+    if (rc != TS_OK) {
+        store_workflow_free(*out);
+        *out = NULL;
+    }
 
 cleanup:
     stmt_done(s);

@@ -162,6 +162,16 @@ int store_workflow_get(store *st, int64_t id, const char *user, store_workflow *
     STORE_CALL(workflow_get, id, user, out, err, errlen);
 }
 
+int store_workflow_stamp_get(store *st, int64_t id, const char *user, unsigned want,
+                             store_workflow_stamp *out, char *err, size_t errlen) {
+    STORE_CALL(workflow_stamp_get, id, user, want, out, err, errlen);
+}
+
+int store_workflow_summary(store *st, int64_t id, const char *user, store_workflow **out,
+                           size_t counts[JOB_STATE_COUNT], char *err, size_t errlen) {
+    STORE_CALL(workflow_summary, id, user, out, counts, err, errlen);
+}
+
 int store_workflow_list(store *st, const char *user, int state, int64_t before_id, size_t limit,
                         store_workflow_cb cb, void *ctx, char *err, size_t errlen) {
     STORE_CALL(workflow_list, user, state, before_id, limit, cb, ctx, err, errlen);

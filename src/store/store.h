@@ -147,6 +147,40 @@ int store_submit(store *st, const char *user, const spec_workflow *spec, double 
 int store_workflow_get(store *st, int64_t id, const char *user, store_workflow **out, char *err,
                        size_t errlen);
 
+/* What a cached rendering of a workflow (http/view_cache.h) is checked
+ * against: every write that changes anything store_workflow_get or
+ * store_attempts return for the workflow changes last_seq (each such change
+ * records an event of the workflow) or batch_handles (a batch system's id
+ * recorded on a running attempt, store_attempt_external, which records no
+ * event). queue_position is derived from other workflows, so it is read as
+ * well; running_cpus and active_users (the line's figures some waiting
+ * reasons quote) only when asked for in want, else -1. */
+typedef struct store_workflow_stamp {
+    wf_state state;
+    int queue_position;    /* as store_workflow.queue_position */
+    int64_t last_seq;      /* the workflow's newest event seq */
+    int64_t batch_handles; /* batch ids recorded on its attempts */
+    int running_cpus;      /* store_queue_stats.running_cpus, or -1 */
+    int active_users;      /* store_queue_stats.active_users, or -1 */
+} store_workflow_stamp;
+#define STORE_STAMP_RUNNING_CPUS 1u
+#define STORE_STAMP_ACTIVE_USERS 2u
+
+/* The stamp of workflow id, in one statement (one snapshot), without
+ * reading its jobs: an index lookup and a range of its events. user NULL
+ * reads any user's; another user's workflow is STORE_NOTFOUND, exactly as
+ * for store_workflow_get. */
+int store_workflow_stamp_get(store *st, int64_t id, const char *user, unsigned want,
+                             store_workflow_stamp *out, char *err, size_t errlen);
+
+/* The workflow without its jobs (spec and jobs NULL, as a list row:
+ * jobs_done and queue_position set) and how many of its jobs are in each
+ * state, counted in the store: the compact view of a 10,000-job workflow
+ * without loading 10,000 rows. Same snapshot and isolation rules as
+ * store_workflow_get. */
+int store_workflow_summary(store *st, int64_t id, const char *user, store_workflow **out,
+                           size_t counts[JOB_STATE_COUNT], char *err, size_t errlen);
+
 /* Calls cb for each matching workflow, newest first, without jobs (spec and
  * jobs NULL; n_jobs set). user NULL = all users; state < 0 = any state;
  * before_id > 0 = only ids below it (pagination cursor); limit 0 = no limit.

@@ -73,13 +73,17 @@ static json_t *view_jobs(const store_workflow *wf, const store_queue_stats *stat
     return jobs;
 }
 
-static json_t *view_counts(const store_workflow *wf) {
-    size_t count[JOB_STATE_COUNT] = {0};
-    for (size_t i = 0; i < wf->n_jobs; i++) count[wf->jobs[i].state]++;
+static json_t *counts_json(const size_t count[JOB_STATE_COUNT]) {
     json_t *o = json_object();
     for (int s = 0; s < JOB_STATE_COUNT; s++)
         json_object_set_new(o, job_state_name((job_state)s), json_integer((json_int_t)count[s]));
     return o;
+}
+
+static json_t *view_counts(const store_workflow *wf) {
+    size_t count[JOB_STATE_COUNT] = {0};
+    for (size_t i = 0; i < wf->n_jobs; i++) count[wf->jobs[i].state]++;
+    return counts_json(count);
 }
 
 json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
@@ -129,6 +133,33 @@ json_t *view_workflow_page(const store_workflow *wf, const store_queue_stats *st
             json_object_set_new(o, "jobs_page", page_json(wf, page, end));
     }
     return o;
+}
+
+json_t *view_workflow_counted(const store_workflow *wf, const size_t counts[JOB_STATE_COUNT],
+                              const store_queue_stats *stats, const view_limits *lim, double now) {
+    json_t *o = view_workflow_page(wf, stats, lim, now, (view_page){0, SIZE_MAX, true});
+    if (!wf->jobs) json_object_set_new(o, "counts", counts_json(counts));
+    return o;
+}
+
+/* Mirrors the conditions under which view_workflow_page and view_job quote
+ * the line or the clock: a ready job's reason in a running workflow, a
+ * queued workflow's reason when the scheduler recorded none. */
+void view_depends(const store_workflow *wf, const store_queue_stats *stats, double now,
+                  unsigned *want, double *valid_until) {
+    *want = 0;
+    *valid_until = 0;
+    if (!stats) return;
+    if (wf->state == WF_QUEUED && !(wf->reason && wf->reason[0]))
+        *want |= STORE_STAMP_ACTIVE_USERS;
+    if (wf->state != WF_RUNNING || !wf->jobs) return;
+    for (size_t i = 0; i < wf->n_jobs; i++) {
+        const store_job *j = &wf->jobs[i];
+        if (j->state != JOB_READY) continue;
+        *want |= STORE_STAMP_RUNNING_CPUS;
+        if (j->not_before > now && (*valid_until <= 0 || j->not_before < *valid_until))
+            *valid_until = j->not_before;
+    }
 }
 
 int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *err,

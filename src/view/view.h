@@ -42,6 +42,21 @@ typedef struct view_page {
 json_t *view_workflow_page(const store_workflow *wf, const store_queue_stats *stats,
                            const view_limits *lim, double now, view_page page);
 
+/* The compact view (page.none) of a workflow read without its jobs
+ * (store_workflow_summary): counts[s] jobs in state s. The same JSON as
+ * view_workflow_page with the jobs loaded and page.none. */
+json_t *view_workflow_counted(const store_workflow *wf, const size_t counts[JOB_STATE_COUNT],
+                              const store_queue_stats *stats, const view_limits *lim, double now);
+
+/* What a view of wf made at now with stats (NULL: none) depends on besides
+ * the workflow itself, for a cache of views (http/view_cache.h): in *want
+ * the line's figures it quotes (STORE_STAMP_RUNNING_CPUS when a ready job
+ * gives a waiting reason, STORE_STAMP_ACTIVE_USERS when a queued workflow
+ * without a recorded reason does), in *valid_until the moment a ready
+ * job's "retrying after" reason expires (0: none). */
+void view_depends(const store_workflow *wf, const store_queue_stats *stats, double now,
+                  unsigned *want, double *valid_until);
+
 /* Adds "attempts": [{attempt, started_at, finished_at, outcome, exit_code,
  * reason}] to each job of a workflow view (from view_workflow with jobs, or
  * a page of them; nothing for the compact form), read from the store.

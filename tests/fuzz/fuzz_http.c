@@ -474,15 +474,7 @@ static void parsed_free(parsed *p) {
 
 /* Frees what a reply holds, as send_reply and libmicrohttpd would. */
 static void release(http_reply *r) {
-    json_decref(r->json);
-    free(r->text);
-    if (r->kind == REPLY_FILE && r->fd >= 0) close(r->fd);
-    if (r->kind == REPLY_UPGRADE) {
-        /* The client went away before the 101 was sent: libmicrohttpd never
-         * calls the upgrade handler, and the request's end frees its closure. */
-        if (r->upgrade) MHD_destroy_response(r->upgrade);
-        free(r->upgrade_ctx);
-    }
+    http_reply_release(r);
 }
 
 static bool has_control(const char *s) {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http/view_cache.h"
 #include "testlib.h"
 #include "util/util.h"
 
@@ -78,8 +79,17 @@ static http_reply call(fx *f, const char *method, const char *path, const http_f
 }
 
 static void done(http_reply *r) {
-    json_decref(r->json);
-    free(r->text);
+    http_reply_release(r);
+}
+
+/* A reply's JSON body, whether built (r->json) or sent as bytes (a view,
+ * api_workflow_get.c); the caller decrefs it. */
+static json_t *body_of(const http_reply *r) {
+    if (r->json) return json_incref(r->json);
+    assert_non_null(r->text);
+    json_t *v = json_loadb(r->text, r->text_len, 0, NULL);
+    assert_non_null(v);
+    return v;
 }
 
 /* The error code of a JSON error reply. */
@@ -100,7 +110,9 @@ static void test_submit_get_and_isolation(void **state) {
     done(&r);
     r = call(f, "GET", "/api/workflows/1", alice, 1, &f->loopback, NULL);
     assert_int_equal(r.status, 200);
-    assert_string_equal(json_string_value(json_object_get(r.json, "name")), "w");
+    json_t *v = body_of(&r);
+    assert_string_equal(json_string_value(json_object_get(v, "name")), "w");
+    json_decref(v);
     done(&r);
     http_field bob[] = {{MHD_HEADER_KIND, "X-User-ID", "bob"}};
     r = call(f, "GET", "/api/workflows/1", bob, 1, &f->loopback, NULL);
@@ -182,6 +194,66 @@ static void test_session_cookie_round_trip(void **state) {
     done(&r);
 }
 
+/* A GET of a workflow through the worker's view cache: the second read is
+ * a hit with the same bytes and ETag, If-None-Match gets a 304, another
+ * user gets 404 (also with the ETag in hand), and a change to the workflow
+ * shows at once. */
+static void test_cached_get_follows_changes(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN], etag[80];
+    f->ctx.views = view_cache_new(1u << 20);
+    http_field alice[] = {{MHD_HEADER_KIND, "X-User-ID", "alice"},
+                          {MHD_HEADER_KIND, "Content-Type", "application/json"}};
+    http_reply r = call(f, "POST", "/api/workflows", alice, 2, &f->loopback, WORKFLOW);
+    assert_int_equal(r.status, 201);
+    done(&r);
+    r = call(f, "GET", "/api/workflows/1", alice, 1, &f->loopback, NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(r.etag[0] == '"');
+    ts_strlcpy(etag, r.etag, sizeof(etag));
+    json_t *v = body_of(&r);
+    assert_string_equal(json_string_value(json_object_get(v, "reason")), "");
+    json_decref(v);
+    done(&r);
+    r = call(f, "GET", "/api/workflows/1", alice, 1, &f->loopback, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.etag, etag);
+    done(&r);
+    view_cache_stats vs;
+    view_cache_get_stats(f->ctx.views, &vs);
+    assert_int_equal(vs.hits, 1);
+    assert_int_equal(vs.misses, 1);
+
+    http_field revalidate[] = {{MHD_HEADER_KIND, "X-User-ID", "alice"},
+                               {MHD_HEADER_KIND, "If-None-Match", etag}};
+    r = call(f, "GET", "/api/workflows/1", revalidate, 2, &f->loopback, NULL);
+    assert_int_equal(r.status, 304);
+    assert_int_equal(r.text_len, 0);
+    assert_string_equal(r.etag, etag);
+    done(&r);
+    http_field bob[] = {{MHD_HEADER_KIND, "X-User-ID", "bob"},
+                        {MHD_HEADER_KIND, "If-None-Match", etag}};
+    r = call(f, "GET", "/api/workflows/1", bob, 2, &f->loopback, NULL);
+    assert_int_equal(r.status, 404);
+    assert_string_equal(code_of(&r), "not_found");
+    done(&r);
+
+    core_change ch = {.kind = CHANGE_QUEUE_POSITION, .workflow_id = 1, .user = "alice",
+                      .job_index = -1, .from = WF_QUEUED, .to = WF_QUEUED, .queue_position = 1,
+                      .at = ts_now(), .event_type = "queue.position"};
+    ts_strlcpy(ch.reason, "second in line", sizeof(ch.reason));
+    assert_int_equal(store_apply(f->ctx.st, &ch, NULL, err, sizeof(err)), TS_OK);
+    r = call(f, "GET", "/api/workflows/1", revalidate, 2, &f->loopback, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_not_equal(r.etag, etag);
+    v = body_of(&r);
+    assert_string_equal(json_string_value(json_object_get(v, "reason")), "second in line");
+    json_decref(v);
+    done(&r);
+    view_cache_free(f->ctx.views);
+    f->ctx.views = NULL;
+}
+
 /* A WebSocket upgrade's reply carries its handler's closure for the server
  * to free when the request ends: libmicrohttpd never calls the handler when
  * the client goes away before the 101 is sent, and the closure leaked then
@@ -210,6 +282,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_query_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_cookie_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_reply_owns_its_closure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cached_get_follows_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -629,6 +629,104 @@ static void test_attempt_external_id(void **state) {
     free(at);
 }
 
+static store_workflow_stamp stamp_of(store *st, int64_t id, const char *user, unsigned want) {
+    char err[TS_ERRLEN];
+    store_workflow_stamp s;
+    memset(&s, 0, sizeof(s));
+    int rc = store_workflow_stamp_get(st, id, user, want, &s, err, sizeof(err));
+    if (rc != TS_OK) fprintf(stderr, "store_workflow_stamp_get: %s\n", err);
+    assert_int_equal(rc, TS_OK);
+    return s;
+}
+
+/* The stamp a cached view is checked against (http/view_cache.h) changes
+ * with every write a read of the workflow shows: admission, a job's state,
+ * its progress, a batch id on its attempt (which records no event), and
+ * the place in line that another workflow's admission moves; another
+ * user's workflow is STORE_NOTFOUND, as for store_workflow_get. */
+static void test_workflow_stamp_follows_every_change(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store_workflow_stamp s;
+    int64_t id = submit_json(f->st, "alice", TWO_JOBS, T0);
+    int64_t later = submit_parallel(f->st, "bob", 2, T0);
+    store_workflow_stamp a0 = stamp_of(f->st, id, "alice", 0);
+    assert_int_equal(a0.state, WF_QUEUED);
+    assert_int_equal(a0.queue_position, 1);
+    assert_true(a0.last_seq > 0);
+    assert_int_equal(a0.batch_handles, 0);
+    assert_int_equal(a0.running_cpus, -1);
+    assert_int_equal(a0.active_users, -1);
+    assert_int_equal(store_workflow_stamp_get(f->st, later, "alice", 0, &s, err, sizeof(err)),
+                     STORE_NOTFOUND);
+    assert_int_equal(store_workflow_stamp_get(f->st, 999, NULL, 0, &s, err, sizeof(err)),
+                     STORE_NOTFOUND);
+    store_workflow_stamp b0 = stamp_of(f->st, later, NULL, 0);
+    assert_int_equal(b0.queue_position, 2);
+
+    admit_ok(f->st, id, T0 + 1);
+    store_workflow_stamp a1 = stamp_of(f->st, id, "alice",
+                                       STORE_STAMP_RUNNING_CPUS | STORE_STAMP_ACTIVE_USERS);
+    assert_int_equal(a1.state, WF_RUNNING);
+    assert_true(a1.last_seq > a0.last_seq);
+    assert_int_equal(a1.running_cpus, 0);
+    assert_int_equal(a1.active_users, 1);
+    store_workflow_stamp b1 = stamp_of(f->st, later, "bob", 0);
+    assert_int_equal(b1.last_seq, b0.last_seq); /* nothing of bob's was written... */
+    assert_int_equal(b1.queue_position, 1);     /* ...but it moved up the line */
+
+    core_change ch = job_change(id, 0, "job-1", JOB_PENDING, JOB_READY, T0 + 2);
+    apply_ok(f->st, &ch);
+    assert_int_equal(claim(f->st, id, 0, "job-1", 1, "sched-a", 8, T0 + 3), TS_OK);
+    store_workflow_stamp a2 = stamp_of(f->st, id, "alice", STORE_STAMP_RUNNING_CPUS);
+    assert_true(a2.last_seq > a1.last_seq);
+    assert_int_equal(a2.running_cpus, 2); /* job-1 has 2 cpus */
+    assert_int_equal(a2.active_users, -1);
+
+    ch = job_change(id, 0, "job-1", JOB_RUNNING, JOB_RUNNING, T0 + 4);
+    ch.kind = CHANGE_JOB_PROGRESS;
+    ch.attempt = 1;
+    ch.progress = 0.5;
+    apply_ok(f->st, &ch);
+    store_workflow_stamp a3 = stamp_of(f->st, id, "alice", 0);
+    assert_true(a3.last_seq > a2.last_seq);
+
+    assert_int_equal(store_attempt_external(f->st, id, 0, 1, "ts.x.1.0.1", "4711", err,
+                                            sizeof(err)),
+                     TS_OK);
+    store_workflow_stamp a4 = stamp_of(f->st, id, "alice", 0);
+    assert_int_equal(a4.last_seq, a3.last_seq);
+    assert_int_equal(a4.batch_handles, a3.batch_handles + 1);
+    /* a refused one changes nothing */
+    assert_int_equal(store_attempt_external(f->st, id, 1, 1, "ts.x.1.1.1", "1", err, sizeof(err)),
+                     STORE_NOTFOUND);
+    assert_int_equal(stamp_of(f->st, id, "alice", 0).batch_handles, a4.batch_handles);
+}
+
+/* The compact read: the row and the counts by state, no job rows. */
+static void test_workflow_summary_counts_without_jobs(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    size_t counts[JOB_STATE_COUNT];
+    store_workflow *wf = NULL;
+    int64_t id = submit_and_claim_first(f->st);
+    assert_int_equal(store_workflow_summary(f->st, id, "alice", &wf, counts, err, sizeof(err)),
+                     TS_OK);
+    assert_null(wf->jobs);
+    assert_null(wf->spec);
+    assert_int_equal(wf->n_jobs, 2);
+    assert_int_equal(wf->state, WF_RUNNING);
+    assert_string_equal(wf->user, "alice");
+    assert_int_equal(counts[JOB_RUNNING], 1);
+    assert_int_equal(counts[JOB_PENDING], 1);
+    assert_int_equal(counts[JOB_SUCCEEDED], 0);
+    store_workflow_free(wf);
+    wf = NULL;
+    assert_int_equal(store_workflow_summary(f->st, id, "bob", &wf, counts, err, sizeof(err)),
+                     STORE_NOTFOUND);
+    assert_null(wf);
+}
+
 static void test_apply_skip_finish_and_manual_retry(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
@@ -1389,6 +1487,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_apply_job_transitions_and_attempts, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_attempt_external_id, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_stamp_follows_every_change, setup_open,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_workflow_summary_counts_without_jobs, setup_open,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_apply_skip_finish_and_manual_retry, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_apply_progress_and_queue_position_events,
