@@ -77,29 +77,36 @@ static http_reply bytes_reply(http_request *req, view_bytes *b) {
     return r;
 }
 
-/* The view of the workflow, read under the caller's name: its jobs (all or
- * a page) with their attempts, or for page.none only its row and counts.
+/* The view of the workflow as text, read under the caller's name: its
+ * jobs (all or a page) with their attempts, written straight to text
+ * (view_workflow_text), or for page.none only its row and job counts.
  * NULL with *fail (404, 503, 500). */
-static json_t *read_view(http_request *req, int64_t id, view_page page,
-                         const store_queue_stats *stats, double now, store_workflow **wf,
-                         http_reply *fail) {
+static char *read_view(http_request *req, int64_t id, view_page page,
+                       const store_queue_stats *stats, double now, store_workflow **wf,
+                       size_t *len, http_reply *fail) {
     char err[TS_ERRLEN];
     view_limits lim = {req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit};
-    json_t *v = NULL;
+    char *text = NULL;
     int rc;
     if (page.none) {
         size_t counts[JOB_STATE_COUNT];
         rc = store_workflow_summary(req->st, id, req->user, wf, counts, err, sizeof(err));
-        if (rc == TS_OK) v = view_workflow_counted(*wf, counts, stats, &lim, now);
+        json_t *v = rc == TS_OK ? view_workflow_counted(*wf, counts, stats, &lim, now) : NULL;
+        text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        json_decref(v);
+        *len = text ? strlen(text) : 0;
     } else {
+        store_attempt *a = NULL;
+        size_t n = 0;
         rc = store_workflow_get(req->st, id, req->user, wf, err, sizeof(err));
-        if (rc == TS_OK) v = view_workflow_page(*wf, stats, &lim, now, page);
-        if (rc == TS_OK) rc = view_add_attempts(req->st, *wf, v, err, sizeof(err));
+        if (rc == TS_OK) rc = store_attempts(req->st, id, -1, &a, &n, err, sizeof(err));
+        if (rc == TS_OK) text = view_workflow_text(*wf, a, n, stats, &lim, now, page, len);
+        free(a);
     }
-    if (rc == TS_OK) return v;
-    json_decref(v);
-    *fail = rc == STORE_NOTFOUND ? api_not_found("workflow", req->params[0])
-                                 : api_store_failed(rc, err);
+    if (rc == TS_OK && text) return text;
+    if (rc == TS_OK) *fail = http_error(500, "internal", "the reply could not be encoded", NULL);
+    else if (rc == STORE_NOTFOUND) *fail = api_not_found("workflow", req->params[0]);
+    else *fail = api_store_failed(rc, err);
     return NULL;
 }
 
@@ -115,8 +122,9 @@ static view_bytes *render(http_request *req, int64_t id, view_page page,
     bool have_stats = store_queue_stats_get(req->st, &stats, err, sizeof(err)) == TS_OK;
     double now = ts_now();
     store_workflow *wf = NULL;
-    json_t *v = read_view(req, id, page, have_stats ? &stats : NULL, now, &wf, fail);
-    if (!v) {
+    size_t len = 0;
+    char *text = read_view(req, id, page, have_stats ? &stats : NULL, now, &wf, &len, fail);
+    if (!text) {
         store_workflow_free(wf);
         return NULL;
     }
@@ -127,13 +135,7 @@ static view_bytes *render(http_request *req, int64_t id, view_page page,
     deps->active_users = have_stats ? stats.active_users : -1;
     *cacheable = have_stats;
     store_workflow_free(wf);
-    char *text = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    if (!text) {
-        *fail = http_error(500, "internal", "the reply could not be encoded", NULL);
-        return NULL;
-    }
-    return view_bytes_new(text, strlen(text));
+    return view_bytes_new(text, len);
 }
 
 http_reply api_get(http_request *req) {

@@ -164,16 +164,23 @@ void view_depends(const store_workflow *wf, const store_queue_stats *stats, doub
 
 int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *err,
                       size_t errlen) {
-    json_t *jobs = json_object_get(view, "jobs");
-    if (jobs == NULL) return TS_OK; /* the compact form */
-    /* A page holds jobs from its offset on: job i is element i - offset. */
-    json_int_t offset = json_integer_value(json_object_get(json_object_get(view, "jobs_page"),
-                                                           "offset"));
+    if (json_object_get(view, "jobs") == NULL) return TS_OK; /* the compact form */
     store_attempt *a = NULL;
     size_t n = 0;
     if (store_attempts(st, wf->id, -1, &a, &n, err, errlen) != TS_OK) return TS_ERR;
+    view_put_attempts(view, a, n);
+    free(a);
+    return TS_OK;
+}
+
+void view_put_attempts(json_t *view, const store_attempt *a, size_t n) {
+    json_t *jobs = json_object_get(view, "jobs");
+    if (jobs == NULL) return;
+    json_int_t offset = json_integer_value(json_object_get(json_object_get(view, "jobs_page"),
+                                                           "offset"));
     for (size_t i = 0; i < json_array_size(jobs); i++)
         json_object_set_new(json_array_get(jobs, i), "attempts", json_array());
+    /* A page holds jobs from its offset on: job i is element i - offset. */
     for (size_t k = 0; k < n; k++) {
         if (a[k].job_index < offset) continue;
         json_t *arr = json_object_get(json_array_get(jobs, (size_t)(a[k].job_index - offset)),
@@ -191,6 +198,4 @@ int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *e
             json_object_set_new(o, "external_id", json_string(a[k].external_id));
         json_array_append_new(arr, o);
     }
-    free(a);
-    return TS_OK;
 }

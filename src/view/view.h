@@ -42,6 +42,15 @@ typedef struct view_page {
 json_t *view_workflow_page(const store_workflow *wf, const store_queue_stats *stats,
                            const view_limits *lim, double now, view_page page);
 
+/* view_workflow_page followed by view_add_attempts, written straight to
+ * JSON text: byte for byte what json_dumps(JSON_COMPACT) makes of those
+ * (view_text.c), without building jansson values. attempts are the
+ * workflow's (store_attempts with job_index -1: ordered by job, then
+ * attempt). Returns the malloc'd text, its length in *len. */
+char *view_workflow_text(const store_workflow *wf, const store_attempt *attempts,
+                         size_t n_attempts, const store_queue_stats *stats,
+                         const view_limits *lim, double now, view_page page, size_t *len);
+
 /* The compact view (page.none) of a workflow read without its jobs
  * (store_workflow_summary): counts[s] jobs in state s. The same JSON as
  * view_workflow_page with the jobs loaded and page.none. */
@@ -63,6 +72,10 @@ void view_depends(const store_workflow *wf, const store_queue_stats *stats, doub
  * TS_OK or TS_ERR. */
 int view_add_attempts(store *st, const store_workflow *wf, json_t *view, char *err,
                       size_t errlen);
+
+/* view_add_attempts' second half: adds attempts a[0..n) (any order) to
+ * the jobs of view. */
+void view_put_attempts(json_t *view, const store_attempt *a, size_t n);
 
 /* Fraction of the workflow done, 0..1: finished jobs count 1, running ones
  * their progress. */
