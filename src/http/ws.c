@@ -4,6 +4,16 @@
  * socket, reading, writing, limits and closing. The hub's thread, store
  * polling and fan-out are in ws_hub.c.
  *
+ * Writing. Event frames do not go through wslay: the hub builds each
+ * event's frame once (ws_outq.h) and every connection that receives it
+ * queues a reference, written together with the connection's other queued
+ * frames by one sendmsg - instead of a copy, a header and two send(2)s per
+ * event and connection (with TCP_NODELAY, two segments). wslay keeps the
+ * control frames (pongs, pings, the close) and the reading. The two never
+ * interleave inside a frame: wslay only writes when no event frame is half
+ * written, and event frames only when wslay has nothing left to write (it
+ * may have stopped in the middle of one of its frames).
+ *
  * Closing. A close (ours or the peer's) starts a deadline of CLOSE_GRACE_S.
  * The socket is handed back to MHD (MHD_upgrade_action CLOSE, never
  * close(2)) when both close frames have crossed, when the peer is gone or
@@ -26,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <wslay/wslay.h>
 
 #include "http/ws_internal.h"
@@ -33,6 +44,7 @@
 #include "util/util.h"
 
 #define WS_KEY_LEN 24 /* base64 of 16 bytes: 22 characters and "==" */
+#define WRITE_IOV 64  /* event frames per sendmsg */
 
 /* Is c a character of the base64 alphabet (RFC 4648 §4, not URL-safe)? */
 static bool is_base64_char(char c) {
@@ -91,8 +103,10 @@ void ws_hub_config_default(ws_hub_config *cfg) {
 void ws_conn_mark(ws_hub *h, ws_conn *c) {
     if (c->dirty) return;
     c->dirty = true;
-    c->dnext = h->dirty;
-    h->dirty = c;
+    c->dnext = NULL;
+    if (h->dirty_tail) h->dirty_tail->dnext = c;
+    else h->dirty = c;
+    h->dirty_tail = c;
 }
 
 /* A close frame is queued or was received: no more events for c. */
@@ -186,6 +200,7 @@ static void conn_frame_end_cb(wslay_event_context_ptr ctx, void *user_data) {
 void ws_conn_free(ws_conn *c) {
     if (c == NULL) return;
     wslay_event_context_free(c->ws);
+    ws_outq_free(&c->out);
     free(c->user);
     free(c->extra);
     free(c);
@@ -256,10 +271,48 @@ void ws_conn_read(ws_conn *c) {
         c->close_deadline = c->hub->now + CLOSE_GRACE_S;
 }
 
-/* Sends what is queued, as far as the socket takes it without blocking. */
+/* Writes queued event frames, up to WRITE_IOV per sendmsg, until the queue
+ * is empty (true) or the socket takes no more or failed (false). first_only:
+ * only the rest of the first frame, so that wslay's frames can go next. */
+static bool conn_send_events(ws_conn *c, bool first_only) {
+    struct iovec iov[WRITE_IOV];
+    while (!ws_outq_empty(&c->out)) {
+        size_t n = ws_outq_iov(&c->out, iov, first_only ? 1 : WRITE_IOV), offered = 0;
+        for (size_t i = 0; i < n; i++) offered += iov[i].iov_len;
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t got;
+        do got = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (got < 0 && errno == EINTR);
+        if (got < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) c->failed = true;
+            return false;
+        }
+        ws_outq_consume(&c->out, (size_t)got);
+        if ((size_t)got < offered) return false;
+        if (first_only) break;
+    }
+    return true;
+}
+
+/* Sends what is queued, as far as the socket takes it without blocking:
+ * the rest of a half-written event frame first, then wslay's control
+ * frames (a pong or the close does not wait behind a backlog of events,
+ * as with wslay's own queues), then the other event frames (see the file
+ * comment). A closing
+ * connection sends no event frame it has not started: nothing may follow
+ * the close frame, which goes ahead of queued data (as in wslay). */
 void ws_conn_write(ws_conn *c) {
-    if (!c->failed && wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0)
-        c->failed = true;
+    if (c->failed) return;
+    if (ws_conn_closing(c)) ws_outq_drop_unstarted(&c->out);
+    if (ws_outq_partial(&c->out) && !conn_send_events(c, true)) return;
+    if (wslay_event_want_write(c->ws)) {
+        if (wslay_event_send(c->ws) != 0) {
+            c->failed = true;
+            return;
+        }
+        if (wslay_event_want_write(c->ws)) return; /* full, maybe inside one of its frames */
+    }
+    if (!ws_conn_closing(c)) conn_send_events(c, false);
 }
 
 /* Is the connection over: failed, both closes exchanged (or ours sent and
@@ -323,7 +376,7 @@ void ws_conn_update(ws_hub *h, ws_conn *c) {
         return;
     }
     uint32_t ev = c->eof ? 0 : EPOLLIN;
-    if (wslay_event_want_write(c->ws)) ev |= EPOLLOUT;
+    if (wslay_event_want_write(c->ws) || !ws_outq_empty(&c->out)) ev |= EPOLLOUT;
     if (ev == 0) { /* nothing can happen any more */
         ws_conn_release(h, c);
         return;
@@ -347,18 +400,22 @@ void ws_conn_on_event(ws_hub *h, ws_conn *c, uint32_t events) {
 /* The unsent-data limit, checked after a send attempt so that what the
  * kernel accepted does not count: a client is "slow" only if it really
  * does not read. */
+size_t ws_conn_unsent(const ws_conn *c) {
+    return ws_outq_bytes(&c->out) + wslay_event_get_queued_msg_length(c->ws);
+}
+
 void ws_conn_check_queue(ws_hub *h, ws_conn *c) {
     if (ws_conn_closing(c) || c->failed) return;
-    if (wslay_event_get_queued_msg_length(c->ws) <= h->cfg.max_queue_bytes) return;
+    if (ws_conn_unsent(c) <= h->cfg.max_queue_bytes) return;
     ws_conn_close(c, 1013, "too much unsent data; reconnect with since");
     ws_conn_write(c);
 }
 
-/* Queues one event as a text frame; c->since follows it so that the same
- * event is never queued twice (replay and fan-out both check it). */
-void ws_conn_queue_event(ws_hub *h, ws_conn *c, const store_event *ev) {
-    struct wslay_event_msg msg = {WSLAY_TEXT_FRAME, (const uint8_t *)ev->json, strlen(ev->json)};
-    if (wslay_event_queue_msg(c->ws, &msg) == 0) h->delivered++;
-    c->since = ev->seq;
+/* Queues one event's frame; c->since follows it so that the same event is
+ * never queued twice (replay and fan-out both check it). */
+void ws_conn_queue_frame(ws_hub *h, ws_conn *c, ws_frame *f, int64_t seq) {
+    ws_outq_push(&c->out, f);
+    h->delivered++;
+    c->since = seq;
     ws_conn_mark(h, c);
 }

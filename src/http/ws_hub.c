@@ -86,18 +86,22 @@ static void hub_refresh_seq(ws_hub *h) {
     if (seq > h->hub_seq) h->hub_seq = seq;
 }
 
+/* One new event to the live connections of its user: its frame is built
+ * once, when the first of them wants it, and shared by all. */
 static int fanout_cb(void *ctx, const store_event *ev) {
     ws_hub *h = ctx;
     h->hub_seq = ev->seq;
     h->page_rows++;
     ws_user *u = map_get_str(&h->users, ev->user);
-    bool sent = false;
+    ws_frame *frame = NULL;
     for (ws_conn *c = u ? u->conns : NULL; c; c = c->unext) {
         if (c->replaying || ws_conn_closing(c) || ev->seq <= c->since) continue;
         if (c->workflow_id > 0 && c->workflow_id != ev->workflow_id) continue;
-        ws_conn_queue_event(h, c, ev);
-        sent = true;
+        if (frame == NULL) frame = ws_frame_text(ev->json, strlen(ev->json));
+        ws_conn_queue_frame(h, c, frame, ev->seq);
     }
+    bool sent = frame != NULL;
+    ws_frame_unref(frame);
     if (sent && h->cfg.on_event_delay)
         h->cfg.on_event_delay(h->cfg.metrics_ctx, h->poll_wall - ev->ts);
     return 0;
@@ -145,8 +149,10 @@ static int replay_cb(void *ctx, const store_event *ev) {
         return 1;
     }
     p->rows++;
-    ws_conn_queue_event(p->hub, p->conn, ev);
-    if (wslay_event_get_queued_msg_length(p->conn->ws) >= replay_budget(p->hub)) {
+    ws_frame *frame = ws_frame_text(ev->json, strlen(ev->json));
+    ws_conn_queue_frame(p->hub, p->conn, frame, ev->seq);
+    ws_frame_unref(frame);
+    if (ws_conn_unsent(p->conn) >= replay_budget(p->hub)) {
         p->throttled = true;
         return 1;
     }
@@ -162,7 +168,7 @@ static void conn_replay_page(ws_hub *h, ws_conn *c) {
         ws_conn_replay_unlink(h, c);
         return;
     }
-    if (wslay_event_get_queued_msg_length(c->ws) >= replay_budget(h)) return;
+    if (ws_conn_unsent(c) >= replay_budget(h)) return;
     replay_page p = {.hub = h, .conn = c};
     if (store_events_since(h->st, c->since, c->user, c->workflow_id, PAGE_EVENTS, replay_cb, &p,
                            err, sizeof(err)) != TS_OK) {
@@ -292,6 +298,7 @@ static void hub_flush(ws_hub *h) {
     while (h->dirty) {
         ws_conn *c = h->dirty;
         h->dirty = c->dnext;
+        if (h->dirty == NULL) h->dirty_tail = NULL;
         c->dirty = false;
         ws_conn_write(c);
         ws_conn_check_queue(h, c);
@@ -344,7 +351,7 @@ static void hub_iterate(ws_hub *h) {
 /* Releases everything (the end of ws_hub_stop), including hand-overs that
  * never joined. */
 static void hub_release_all(ws_hub *h) {
-    h->dirty = NULL;
+    h->dirty = h->dirty_tail = NULL;
     while (h->conns) ws_conn_release(h, h->conns);
     pthread_mutex_lock(&h->mu);
     ws_conn *list = h->pending;

@@ -14,6 +14,7 @@
 
 #include "core/map.h"
 #include "http/ws.h"
+#include "http/ws_outq.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -25,7 +26,8 @@ typedef struct ws_conn {
     ws_hub *hub;
     MHD_socket fd;
     struct MHD_UpgradeResponseHandle *urh;
-    wslay_event_context_ptr ws;
+    wslay_event_context_ptr ws; /* reading, and the control frames (ping, pong, close) */
+    ws_outq out;                /* event frames, written by ws_conn_write with sendmsg */
     char *user;
     int64_t workflow_id;   /* 0 = all of the user's workflows */
     int64_t since;         /* the last seq queued here (or the client's since) */
@@ -40,7 +42,7 @@ typedef struct ws_conn {
     struct ws_conn *prev, *next;   /* hub->conns (next also links the pending list) */
     struct ws_conn *uprev, *unext; /* the user's connections */
     struct ws_conn *rprev, *rnext; /* hub->replay */
-    struct ws_conn *dnext;         /* hub->dirty */
+    struct ws_conn *dnext;         /* hub->dirty, in the order marked */
     ws_user *bucket;
 } ws_conn;
 
@@ -70,7 +72,7 @@ struct ws_hub {
     bool notified;            /* the next poll is a notification's */
     double poll_wall;         /* ts_now() of the current poll, for event delays */
     double now; /* ts_monotonic() at the top of the current iteration */
-    ws_conn *conns, *replay, *dirty;
+    ws_conn *conns, *replay, *dirty, *dirty_tail;
     size_t n_conns;
     map users;
     int64_t hub_seq;
@@ -103,11 +105,15 @@ void ws_conn_release(ws_hub *h, ws_conn *c);
 bool ws_conn_closing(const ws_conn *c);
 /* Queues a close frame (only the first counts) and starts the grace period. */
 void ws_conn_close(ws_conn *c, uint16_t code, const char *reason);
-/* Queues one event as a text frame; c->since becomes its seq. */
-void ws_conn_queue_event(ws_hub *h, ws_conn *c, const store_event *ev);
+/* Queues an event's frame (c takes a reference); c->since becomes seq. */
+void ws_conn_queue_frame(ws_hub *h, ws_conn *c, ws_frame *f, int64_t seq);
+/* Bytes queued on c and not yet accepted by its socket (events and
+ * wslay's control frames). */
+size_t ws_conn_unsent(const ws_conn *c);
 /* Closes with 1013 if more than max_queue_bytes are still unsent. */
 void ws_conn_check_queue(ws_hub *h, ws_conn *c);
-/* Schedules c for a flush at the end of the loop iteration. */
+/* Schedules c for a flush at the end of the loop iteration; connections are
+ * flushed in the order they were first marked (the oldest event first). */
 void ws_conn_mark(ws_hub *h, ws_conn *c);
 /* Ends c's replay (removes it from hub->replay). */
 void ws_conn_replay_unlink(ws_hub *h, ws_conn *c);

@@ -7,7 +7,9 @@
  *
  * Checked: replay then live delivery in seq order exactly once (also while a
  * writer commits concurrently with connects), reconnecting with since,
- * isolation between users, the workflow filter, a client that does not read
+ * isolation between users (also with one frame shared by several connections
+ * of a user), frames written in pieces with pings between them, the
+ * workflow filter, a client that does not read
  * closed with 1013 while another keeps up, 1009 for a frame too big, 1003
  * for a binary frame, 1001 for an idle client and on ws_hub_stop, the
  * connection limit, and the client's report of a refused upgrade.
@@ -708,6 +710,125 @@ static void test_connect_while_writing(void **state) {
     store_close(rd);
 }
 
+/* Live events fanned out to several connections of each user, one frame
+ * shared by all of a user's connections: each connection still gets
+ * exactly its own user's events, in order, and never another user's. */
+static void test_shared_frames_isolated(void **state) {
+    fx *f = *state;
+    start_default(f);
+    enum { USERS = 3, PER_USER = 4 };
+    const char *users[USERS] = {"alice", "bob", "carol"};
+    int64_t wf[USERS];
+    ws_client *c[USERS][PER_USER];
+    for (int u = 0; u < USERS; u++) wf[u] = submit(f->st, users[u]);
+    int64_t start_seq = 0;
+    assert_int_equal(store_events_last_seq(f->st, &start_seq, NULL, 0), TS_OK);
+    for (int u = 0; u < USERS; u++)
+        for (int k = 0; k < PER_USER; k++) c[u][k] = connect_to(f, users[u], 0, start_seq);
+    wait_connections(f, USERS * PER_USER);
+    for (int round = 0; round < 10; round++)
+        for (int u = 0; u < USERS; u++) progress(f->st, wf[u], 1 + (round + u) % 3, 40);
+    for (int u = 0; u < USERS; u++) {
+        seqs want;
+        expected(f->st, start_seq, users[u], 0, &want);
+        assert_true(want.n >= 10);
+        for (int k = 0; k < PER_USER; k++) {
+            seqs got;
+            assert_int_equal(recv_n(c[u][k], want.n, 5, &got), want.n);
+            assert_same(&got, &want);
+            for (size_t i = 0; i < got.n; i++) assert_int_equal(got.wf[i], wf[u]);
+            expect_quiet(c[u][k], k == 0 ? 0.1 : 0.01);
+            ws_client_close(c[u][k], 1000);
+        }
+    }
+}
+
+/* Reads one server frame slowly (a pause first, so the server's socket
+ * fills and its frames are written in pieces) and checks its form: FIN, no
+ * mask, no reserved bits, and text or ping. */
+static int slow_read_frame(int fd, int *opcode, unsigned char **payload, size_t *len) {
+    usleep(300);
+    unsigned char h[2];
+    if (read_full(fd, h, 1, ts_monotonic() + 5) != 0) return -1;
+    if ((h[0] & 0xf0) != 0x80) fail_msg("frame byte 0 is %#x: not a final frame", h[0]);
+    int op = h[0] & 0x0f;
+    if (op != 1 && op != 9) fail_msg("opcode %d where a text frame or a ping was expected", op);
+    int rc = 0;
+    if (read_full(fd, h + 1, 1, ts_monotonic() + 5) != 0) return -1;
+    if (h[1] & 0x80) fail_msg("a masked server frame");
+    uint64_t n = h[1] & 0x7f;
+    unsigned char ext[8];
+    if (n == 126) {
+        rc = read_full(fd, ext, 2, ts_monotonic() + 5);
+        n = ((uint64_t)ext[0] << 8) | ext[1];
+    } else if (n == 127) {
+        fail_msg("an event frame over 64 KiB");
+    }
+    if (rc != 0) return -1;
+    *opcode = op;
+    *len = n;
+    *payload = malloc(n + 1);
+    if (read_full(fd, *payload, n, ts_monotonic() + 5) != 0) {
+        free(*payload);
+        return -1;
+    }
+    (*payload)[n] = '\0';
+    return 0;
+}
+
+/* A client whose socket buffers are tiny and that reads slowly, while the
+ * hub pings it every 10 ms: event frames are written in pieces, pings are
+ * queued meanwhile, and the client still reads well-formed frames only -
+ * every event whole, once, in order, pings between frames, never inside
+ * one (the hub writes event frames itself and control frames through
+ * wslay; ws.c). */
+static void test_split_frames_and_pings(void **state) {
+    fx *f = *state;
+    ws_hub_config cfg;
+    config(f, &cfg);
+    cfg.ping_interval_s = 0.01;
+    cfg.idle_timeout_s = 60; /* this client never answers pings */
+    start(f, &cfg);
+    int64_t a = submit(f->st, "alice");
+    int fd = raw_connect(f, "/events?user=alice&since=0&sndbuf=4096", 4096);
+    wait_connections(f, 1);
+    for (int i = 0; i < 6; i++) progress(f->st, a, 100, 200);
+    seqs *want = malloc(sizeof(*want));
+    expected(f->st, 0, "alice", 0, want);
+    size_t texts = 0, pings = 0;
+    while (texts < want->n) {
+        int op = 0;
+        unsigned char *p = NULL;
+        size_t len = 0;
+        if (slow_read_frame(fd, &op, &p, &len) != 0) fail_msg("the stream ended or stalled");
+        if (op == 9) {
+            pings++;
+        } else {
+            json_t *ev = json_loadb((const char *)p, len, 0, NULL);
+            if (ev == NULL) fail_msg("event %zu is not JSON: %.60s", texts, p);
+            assert_int_equal(json_integer_value(json_object_get(ev, "seq")), want->seq[texts]);
+            json_decref(ev);
+            texts++;
+        }
+        free(p);
+    }
+    /* pings come on (they are the hub's heartbeat) and are whole too */
+    for (;;) {
+        int op = 0;
+        unsigned char *p = NULL;
+        size_t len = 0;
+        if (slow_read_frame(fd, &op, &p, &len) != 0) fail_msg("no ping after the events");
+        free(p);
+        if (op == 9) break;
+        fail_msg("an event frame after the last event");
+    }
+    print_message("%zu events, %zu pings between them\n", texts, pings);
+    raw_send_frame(fd, 8, "\x03\xe8", 2);
+    wait_connections(f, 0);
+    close(fd);
+    free(want);
+}
+
 /* ---- tests: limits and closes ---------------------------------------------------- */
 
 /* A client that never reads is closed with 1013 once its unsent data passes
@@ -915,6 +1036,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_users_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workflow_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connect_while_writing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_frames_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_frames_and_pings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_closed_1013, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_frame_1009, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_frame_1003, setup, teardown),
