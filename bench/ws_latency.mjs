@@ -13,6 +13,13 @@
 // BASELINE_BINARY: another tessera build measured the same way in the same
 // run (e.g. one whose hubs poll SQLite instead of being woken), with ratios.
 // Bounded: a fixed number of small workflows per phase, and a time limit.
+// The workflows of a phase belong to the users that have clients (user0
+// alone with one client), so every event is measured: with one client of
+// user0 among 100 users' workflows, a phase had 12 deliveries and its "p99"
+// was their maximum. Each server first gets an unmeasured warm-up round (one
+// client, a few workflows): without it the first phase of the first binary
+// also measured the bench's own cold start, which added 10-30 ms to the
+// first events of whichever binary came first.
 import { readFileSync, readdirSync } from 'node:fs';
 import { startTessera } from './serve.mjs';
 import WebSocket from 'ws';
@@ -85,7 +92,7 @@ async function waitDone(url, ids, deadline) {
   }
 }
 
-async function phase(srv, nClients, owner) {
+async function phase(srv, nClients, owner, workflows = WORKFLOWS) {
   const ctx = { latencies: [], seen: [] };
   const sockets = [];
   const rssBefore = treeRssKiB(srv.proc.pid);
@@ -98,8 +105,8 @@ async function phase(srv, nClients, owner) {
   const rssAfter = treeRssKiB(srv.proc.pid);
   for (const ws of sockets) ws.measuring = true;
   const ids = [];
-  for (let i = 0; i < WORKFLOWS; i++) {
-    const user = `user${i % USERS}`;
+  for (let i = 0; i < workflows; i++) {
+    const user = `user${i % Math.min(USERS, nClients)}`;
     const id = await submit(srv.url, user, i);
     owner.set(id, user);
     ids.push([user, id]);
@@ -118,6 +125,7 @@ async function measure(binary) {
   const out = [];
   try {
     const owner = new Map();
+    await phase(srv, 1, owner, 10); // warm-up, not reported
     for (const n of COUNTS) out.push([n, await phase(srv, n, owner)]);
   } finally {
     await srv.stop();
