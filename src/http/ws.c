@@ -412,10 +412,13 @@ void ws_conn_check_queue(ws_hub *h, ws_conn *c) {
 }
 
 /* Queues one event's frame; c->since follows it so that the same event is
- * never queued twice (replay and fan-out both check it). */
+ * never queued twice (replay and fan-out both check it). A closing
+ * connection takes none (nothing may follow its close frame): not queued,
+ * not counted as delivered. */
 void ws_conn_queue_frame(ws_hub *h, ws_conn *c, ws_frame *f, int64_t seq) {
+    c->since = seq;
+    if (ws_conn_closing(c)) return;
     ws_outq_push(&c->out, f);
     h->delivered++;
-    c->since = seq;
     ws_conn_mark(h, c);
 }

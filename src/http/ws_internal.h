@@ -105,7 +105,8 @@ void ws_conn_release(ws_hub *h, ws_conn *c);
 bool ws_conn_closing(const ws_conn *c);
 /* Queues a close frame (only the first counts) and starts the grace period. */
 void ws_conn_close(ws_conn *c, uint16_t code, const char *reason);
-/* Queues an event's frame (c takes a reference); c->since becomes seq. */
+/* Queues an event's frame (c takes a reference) unless c is closing;
+ * c->since becomes seq. */
 void ws_conn_queue_frame(ws_hub *h, ws_conn *c, ws_frame *f, int64_t seq);
 /* Bytes queued on c and not yet accepted by its socket (events and
  * wslay's control frames). */
