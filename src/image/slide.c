@@ -28,9 +28,11 @@
 #include <unistd.h>
 
 #include "image/slide.h"
+#include "image/tiffjpeg.h"
 #include "util/util.h"
 
 #define LEVEL_TOLERANCE 1e-3 /* downsamples like 3.99997 count as 4 */
+#define WHOLE_PIXEL 1e-3     /* a level position this close to a whole pixel is that pixel */
 #define CHECK_READ_SIDE 64   /* pixels read at submission to prove the image decodes */
 
 #define OPEN_FLAGS (O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
@@ -40,6 +42,7 @@ struct slide {
     slide_info info;
     slide_level *levels;
     int fd; /* the checked file, open for the handle's life (see the top) */
+    tiffjpeg *direct; /* levels read without OpenSlide (tiffjpeg.h); NULL = none */
 };
 
 /* A property as a positive number, or 0 when absent or not a number. */
@@ -146,6 +149,23 @@ static const char *openslide_path(int fd, const struct stat *checked, const char
     return name;
 }
 
+/* The direct read of JPEG-tiled TIFF levels (tiffjpeg.h) for the formats
+ * whose levels are plain TIFF directories read tile by tile: generic tiled
+ * TIFF and Aperio SVS. Other TIFF-based formats (Ventana's overlapping
+ * tiles, Philips, Leica, NDPI, ...) place their tiles in ways of their own
+ * and stay with OpenSlide. */
+static void open_direct(slide *s) {
+    if (strcmp(s->info.vendor, "generic-tiff") != 0 && strcmp(s->info.vendor, "aperio") != 0)
+        return;
+    int64_t(*dims)[2] = ts_malloc((size_t)s->info.levels * sizeof(*dims));
+    for (int i = 0; i < s->info.levels; i++) {
+        dims[i][0] = s->levels[i].w;
+        dims[i][1] = s->levels[i].h;
+    }
+    s->direct = tiffjpeg_open(s->fd, (const int64_t(*)[2])dims, s->info.levels);
+    free(dims);
+}
+
 /* Opens the file fd refers to with OpenSlide, taking fd (closed on error).
  * name is what messages and multi-file formats use. */
 static int open_fd(int fd, const char *name, slide **out, char *err, size_t errlen) {
@@ -186,6 +206,7 @@ static int open_fd(int fd, const char *name, slide **out, char *err, size_t errl
         goto fail;
     }
     read_mpp(s);
+    open_direct(s);
     *out = s;
     return TS_OK;
 fail:
@@ -207,6 +228,7 @@ int slide_open(const char *path, slide **out, char *err, size_t errlen) {
 void slide_close(slide *s) {
     if (s == NULL) return;
     if (s->osr) openslide_close(s->osr);
+    tiffjpeg_close(s->direct);
     if (s->fd >= 0) close(s->fd); /* after OpenSlide: it may reopen through it until then */
     free(s->levels);
     free(s);
@@ -233,10 +255,40 @@ int slide_best_level(const slide *s, double downsample) {
     return slide_pick_level(s->levels, s->info.levels, downsample);
 }
 
+bool slide_level_direct(const slide *s, int level) {
+    return tiffjpeg_level(s->direct, level);
+}
+
+/* The level pixel where a read from level-0 coordinate v starts, as
+ * OpenSlide places it: a negative v is cut off (the level's pixel 0 lands
+ * (-v) / downsample pixels in, truncated); otherwise v / downsample, which
+ * the direct read can only match when it is a whole pixel (within
+ * WHOLE_PIXEL, below what cairo's compositing resolves). false when it is
+ * not: OpenSlide then reads it. */
+static bool level_origin(int64_t v, double downsample, int64_t *out) {
+    if (v < 0) {
+        *out = -(int64_t)((double)-v / downsample);
+        return true;
+    }
+    double p = (double)v / downsample;
+    *out = llround(p);
+    return fabs(p - (double)*out) < WHOLE_PIXEL;
+}
+
 int slide_read(slide *s, int level, int64_t x0, int64_t y0, int w, int h, uint32_t *buf,
                char *err, size_t errlen) {
     if (level < 0 || level >= s->info.levels || w < 1 || h < 1) {
         ts_errf(err, errlen, "bad region: level %d, %d x %d", level, w, h);
+        return TS_ERR;
+    }
+    int64_t lx, ly;
+    if (tiffjpeg_level(s->direct, level) && level_origin(x0, s->levels[level].downsample, &lx) &&
+        level_origin(y0, s->levels[level].downsample, &ly)) {
+        if (tiffjpeg_read(s->direct, level, lx, ly, w, h, buf, err, errlen) == TS_OK) return TS_OK;
+        char why[TS_ERRLEN];
+        ts_strlcpy(why, err, sizeof(why));
+        ts_errf(err, errlen, "cannot decode the slide at level %d, (%lld, %lld): %s", level,
+                (long long)x0, (long long)y0, why);
         return TS_ERR;
     }
     openslide_read_region(s->osr, buf, x0, y0, level, w, h);

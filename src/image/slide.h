@@ -7,12 +7,18 @@
  * inch) is the fallback. A slide whose resolution is unknown has mpp 0 and
  * the jobs that need physical units refuse it with a message saying so.
  *
+ * Levels stored as JPEG tiles of plain TIFF directories are read without
+ * OpenSlide's compositing, with the same pixels (slide_level_direct); the
+ * rest through OpenSlide.
+ *
  * A slide handle may be shared by threads (OpenSlide's reads are
- * thread-safe); each thread reads into its own buffer.
+ * thread-safe, and so are the direct ones); each thread reads into its own
+ * buffer.
  */
 #ifndef TESSERA_IMAGE_SLIDE_H
 #define TESSERA_IMAGE_SLIDE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +71,15 @@ int slide_pick_level(const slide_level *levels, int n, double downsample);
  * unusable (OpenSlide latches errors). */
 int slide_read(slide *s, int level, int64_t x0, int64_t y0, int w, int h, uint32_t *buf,
                char *err, size_t errlen);
+
+/* Whether reads of level at whole-pixel positions of the level skip
+ * OpenSlide's compositing: the level is JPEG tiles of a plain TIFF
+ * directory (generic TIFF, Aperio; see tiffjpeg.h), decoded straight into
+ * the window with the same pixels OpenSlide gives. Reads at positions
+ * between the level's pixels (a level-0 x0 that is no whole multiple of a
+ * non-integer downsample) still go through OpenSlide, which interpolates
+ * them. For tests and benchmarks; slide_read chooses by itself. */
+bool slide_level_direct(const slide *s, int level);
 
 /* The submission check (DESIGN §3, §4): path must be absolute, resolve
  * (symlinks followed) to a regular file inside one of data_roots

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@
 #include <tiffio.h>
 #include <unistd.h>
 
+#include <openslide/openslide.h>
+
+#include "image/demo.h"
 #include "image/slide.h"
 #include "image/tiff_write.h"
 #include "util/util.h"
@@ -293,6 +297,78 @@ static void test_slide_read_reports_a_corrupt_tile(void **state) {
     slide_close(s);
 }
 
+/* Reads the window through slide_read and through OpenSlide alone and
+ * says whether every pixel is the same. */
+static bool same_as_openslide(slide *s, openslide_t *o, int level, int64_t x, int64_t y, int w,
+                              int h) {
+    char err[TS_ERRLEN];
+    uint32_t *a = malloc((size_t)w * h * 4), *b = malloc((size_t)w * h * 4);
+    assert_int_equal(slide_read(s, level, x, y, w, h, a, err, sizeof(err)), TS_OK);
+    openslide_read_region(o, b, x, y, level, w, h);
+    assert_null(openslide_get_error(o));
+    bool same = memcmp(a, b, (size_t)w * h * 4) == 0;
+    if (!same) fprintf(stderr, "differs: level %d (%lld, %lld) %d x %d\n", level, (long long)x, (long long)y, w, h);
+    free(a);
+    free(b);
+    return same;
+}
+
+/* Compares slide_read with OpenSlide over 240 windows of a w x h demo
+ * slide: inside, across tile seams, across the slide's edges and corners
+ * (transparent there), with negative origins, on every level. */
+static void compare_on_demo(const char *path, int w0, int h0) {
+    char err[TS_ERRLEN];
+    demo_options o;
+    demo_options_default(&o);
+    o.width = w0;
+    o.height = h0;
+    o.tile_size = 128;
+    o.threads = 1;
+    assert_int_equal(demo_slide_write(path, &o, NULL, err, sizeof(err)), TS_OK);
+    slide *s = NULL;
+    assert_int_equal(slide_open(path, &s, err, sizeof(err)), TS_OK);
+    openslide_t *os = openslide_open(path);
+    assert_non_null(os);
+    const slide_info *in = slide_get_info(s);
+    assert_true(in->levels >= 3);
+    for (int level = 0; level < in->levels; level++) assert_true(slide_level_direct(s, level));
+    uint32_t seed = 11;
+    for (int k = 0; k < 240; k++) {
+        int level = k % in->levels;
+        const slide_level *l = slide_get_level(s, level);
+        seed = seed * 1103515245u + 12345u;
+        int w = 1 + (int)((seed >> 8) % 300);
+        seed = seed * 1103515245u + 12345u;
+        int h = 1 + (int)((seed >> 8) % 300);
+        seed = seed * 1103515245u + 12345u;
+        int64_t lx = (int64_t)((seed >> 8) % (uint32_t)(l->w + 200)) - 100 - (k % 5 == 0 ? w : 0);
+        seed = seed * 1103515245u + 12345u;
+        int64_t ly = (int64_t)((seed >> 8) % (uint32_t)(l->h + 200)) - 100 - (k % 7 == 0 ? h : 0);
+        /* whole level pixels, then level-0 pixels that may fall between */
+        int64_t x = (int64_t)llround((double)lx * l->downsample), y = (int64_t)llround((double)ly * l->downsample);
+        if (k % 2) x = (int64_t)ceil((double)lx * l->downsample), y = (int64_t)ceil((double)ly * l->downsample) + 1;
+        assert_true(same_as_openslide(s, os, level, x, y, w, h));
+    }
+    assert_true(same_as_openslide(s, os, 0, -5000, -5000, 64, 64)); /* wholly outside */
+    assert_true(same_as_openslide(s, os, 0, 0, 0, (int)in->w, (int)in->h)); /* all of it */
+    openslide_close(os);
+    slide_close(s);
+}
+
+/* The direct read of JPEG-tiled TIFF levels (tiffjpeg.h) gives exactly
+ * OpenSlide's pixels, on a slide whose downsamples are whole (2, 4, ...:
+ * every level is read directly) and on one whose odd size makes them
+ * fractional (level-0 positions between a level's pixels then go through
+ * OpenSlide, the others do not). */
+static void test_direct_read_gives_openslides_pixels(void **state) {
+    fixture *f = *state;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/even.tiff", f->dir);
+    compare_on_demo(path, 1536, 1024);
+    snprintf(path, sizeof(path), "%s/odd.tiff", f->dir);
+    compare_on_demo(path, 1501, 1103);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_slide_open_reads_levels_and_mpp_from_tiff_resolution, setup, teardown),
@@ -303,6 +379,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_special_files_never_reach_openslide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_check_path_refuses_a_truncated_tiff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slide_read_reports_a_corrupt_tile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_read_gives_openslides_pixels, setup, teardown),
     };
     return cmocka_run_group_tests_name("image_slide", tests, NULL, NULL);
 }
