@@ -386,8 +386,8 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     memcpy(ws->cells, ws->nuclei, n * sizeof(int32_t));
     if (p->expansion <= 0) return TS_OK;
     for (size_t i = 0; i < n; i++) ws->mask[i] = ws->nuclei[i] == 0;
-    edt_squared(ws->mask, w, h, ws->dist);
     float r2 = p->expansion * p->expansion;
+    edt_squared_within(ws->mask, w, h, r2, ws->dist); /* only distances up to r2 are used */
     for (size_t i = 0; i < n; i++) ws->mask[i] = ws->dist[i] <= r2;
     /* Squared distances are whole numbers: the bucket-queue flood. */
     return watershed_flood_levels(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->cells);

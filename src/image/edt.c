@@ -8,7 +8,9 @@
  * built only over the columns whose g is finite: an infinite g never
  * contributes, and leaving it out keeps the intersection arithmetic free of
  * infinities. Distances are small integers, exact in double and, up to
- * 2^24, in the float output.
+ * 2^24, in the float output. The envelope is built run by run of
+ * foreground in the row (edt_row_runs), so a mostly background mask costs
+ * little beyond pass 1.
  */
 #include "image/edt.h"
 
@@ -25,36 +27,43 @@ typedef struct edt_row_scratch {
     double *z; /* w + 1: z[k]..z[k+1] is where parabola k is lowest */
 } edt_row_scratch;
 
-/* Vertical distances (in pixels, INFINITY when the column has no zero)
- * into out; returns whether the mask has any zero pixel at all. */
-static int edt_columns(const uint8_t *mask, int w, int h, float *out) {
+/* Vertical distances (in pixels, INFINITY when the column has no zero, or
+ * none within cap rows) into out; returns whether the mask has any zero
+ * pixel at all. */
+static int edt_columns(const uint8_t *mask, int w, int h, float cap, float *out) {
     int any_zero = 0;
-    for (int y = 0; y < h; y++) {
+    for (int x = 0; x < w; x++) {
+        any_zero |= mask[x] == 0;
+        out[x] = mask[x] == 0 ? 0.0f : INFINITY;
+    }
+    for (int y = 1; y < h; y++) { /* branch-free selects: the loops vectorise */
         const uint8_t *m = mask + (size_t)y * w;
         float *d = out + (size_t)y * w;
-        const float *above = y > 0 ? d - w : NULL;
+        const float *above = d - w;
+        int zeros = 0;
         for (int x = 0; x < w; x++) {
-            if (m[x] == 0) {
-                d[x] = 0;
-                any_zero = 1;
-            } else {
-                d[x] = above ? above[x] + 1 : INFINITY;
-            }
+            zeros |= m[x] == 0;
+            d[x] = m[x] == 0 ? 0.0f : above[x] + 1.0f;
         }
+        any_zero |= zeros;
     }
+    float *last = out + (size_t)(h - 1) * w;
+    for (int x = 0; x < w; x++) last[x] = last[x] > cap ? INFINITY : last[x];
     for (int y = h - 2; y >= 0; y--) {
-        float *d = out + (size_t)y * w, *below = d + w;
-        for (int x = 0; x < w; x++)
-            if (below[x] + 1 < d[x]) d[x] = below[x] + 1;
+        float *d = out + (size_t)y * w;
+        const float *below = d + w;
+        for (int x = 0; x < w; x++) {
+            float v = below[x] + 1.0f < d[x] ? below[x] + 1.0f : d[x];
+            d[x] = v > cap ? INFINITY : v;
+        }
     }
     return any_zero;
 }
 
-/* Lower envelope over one row: row[x] holds the vertical distance on
- * entry and the squared 2-D distance on exit. The caller guarantees at
- * least one finite entry (a column containing a zero is finite in every
- * row). */
-static void edt_row(float *row, int w, edt_row_scratch *s) {
+/* Lower envelope over one row segment: row[x] holds the vertical distance
+ * on entry and the squared 2-D distance on exit (far where no finite
+ * entry exists in the segment). */
+static void edt_row(float *row, int w, edt_row_scratch *s, float far) {
     int k = -1;
     for (int q = 0; q < w; q++) {
         s->f[q] = isinf(row[q]) ? INFINITY : (double)row[q] * row[q];
@@ -78,6 +87,10 @@ static void edt_row(float *row, int w, edt_row_scratch *s) {
         s->z[k] = sq;
         s->z[k + 1] = INFINITY;
     }
+    if (k < 0) {
+        for (int q = 0; q < w; q++) row[q] = far;
+        return;
+    }
     k = 0;
     for (int q = 0; q < w; q++) {
         while (s->z[k + 1] < q) k++;
@@ -86,10 +99,30 @@ static void edt_row(float *row, int w, edt_row_scratch *s) {
     }
 }
 
-int edt_squared(const uint8_t *mask, int w, int h, float *out) {
+/* One row of the second pass, run by run: a background pixel (vertical
+ * distance 0) is at distance 0, and for a pixel in a run of non-zero
+ * entries the background pixel just outside the run on either side is
+ * nearer than any site beyond it, so the envelope is built over the run
+ * and those two pixels only. Exact, and on sparse foreground it costs the
+ * foreground rather than the whole row. */
+static void edt_row_runs(float *row, int w, edt_row_scratch *s, float far) {
+    for (int x = 0; x < w;) {
+        if (row[x] == 0) {
+            x++;
+            continue;
+        }
+        int start = x;
+        while (x < w && row[x] != 0) x++;
+        int lo = start > 0 ? start - 1 : 0, hi = x < w ? x : w - 1;
+        edt_row(row + lo, hi - lo + 1, s, far);
+    }
+}
+
+/* Both passes; cap bounds the vertical distances kept (INFINITY: all). */
+static int edt_run(const uint8_t *mask, int w, int h, float cap, float far, float *out) {
     if (mask == NULL || out == NULL || w < 1 || h < 1) return TS_ERR;
     size_t n = (size_t)w * h;
-    if (!edt_columns(mask, w, h, out)) {
+    if (!edt_columns(mask, w, h, cap, out)) {
         for (size_t i = 0; i < n; i++) out[i] = EDT_FAR;
         return TS_OK;
     }
@@ -98,7 +131,21 @@ int edt_squared(const uint8_t *mask, int w, int h, float *out) {
     edt_row_scratch s = {.f = (double *)block};
     s.z = s.f + w;
     s.v = (int *)(s.z + w + 1);
-    for (int y = 0; y < h; y++) edt_row(out + (size_t)y * w, w, &s);
+    for (int y = 0; y < h; y++) edt_row_runs(out + (size_t)y * w, w, &s, far);
     free(block);
     return TS_OK;
+}
+
+int edt_squared(const uint8_t *mask, int w, int h, float *out) {
+    return edt_run(mask, w, h, INFINITY, EDT_FAR, out);
+}
+
+/* Vertical distances beyond floor(sqrt(limit)) cannot be part of a
+ * distance within limit: dropping them leaves few sites per row. */
+int edt_squared_within(const uint8_t *mask, int w, int h, float limit, float *out) {
+    if (!(limit >= 0)) return TS_ERR;
+    float cap = limit >= 1e12f ? INFINITY : floorf(sqrtf(limit));
+    while ((cap + 1) * (cap + 1) <= limit) cap++; /* sqrtf rounding, either way */
+    while (cap > 0 && cap * cap > limit) cap--;
+    return edt_run(mask, w, h, cap, EDT_FAR, out);
 }

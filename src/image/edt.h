@@ -15,4 +15,11 @@
 #define EDT_FAR 1e20f
 int edt_squared(const uint8_t *mask, int w, int h, float *out);
 
+/* The same where it is at most limit (>= 0): out[i] is the exact squared
+ * distance when that is <= limit, and some value > limit otherwise
+ * (EDT_FAR when no background pixel lies within limit). For callers that
+ * only look near the background (growing objects by a fixed distance): it
+ * skips the far sites. TS_OK / TS_ERR. */
+int edt_squared_within(const uint8_t *mask, int w, int h, float limit, float *out);
+
 #endif

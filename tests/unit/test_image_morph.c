@@ -269,6 +269,35 @@ static void test_edt_matches_brute_force_on_random_masks(void **state) {
     }
 }
 
+/* The bounded transform: exact wherever the distance is within the limit
+ * (including exactly on it), above the limit everywhere else; random masks
+ * of every density, limits from 0 to beyond the image. */
+static void test_edt_within_is_exact_up_to_the_limit(void **state) {
+    (void)state;
+    uint64_t s = 77;
+    enum { W = 31, H = 23 };
+    const int density[5] = {3, 30, 70, 95, 100};
+    const float limits[6] = {0, 1, 2, 8, 25.5f, 5000};
+    uint8_t m[W * H];
+    float full[W * H], got[W * H];
+    for (int trial = 0; trial < 30; trial++) {
+        rnd_mask(&s, m, W * H, density[trial % 5]);
+        if (trial % 5 == 4) m[(trial * 13) % (W * H)] = 0;
+        assert_int_equal(edt_squared(m, W, H, full), TS_OK);
+        for (int li = 0; li < 6; li++) {
+            float limit = limits[li];
+            assert_int_equal(edt_squared_within(m, W, H, limit, got), TS_OK);
+            for (int p = 0; p < W * H; p++) {
+                if (full[p] <= limit && got[p] != full[p])
+                    fail_msg("limit %g pixel %d: %g != %g", limit, p, got[p], full[p]);
+                if (full[p] > limit && !(got[p] > limit))
+                    fail_msg("limit %g pixel %d: %g not above (exact %g)", limit, p, got[p], full[p]);
+            }
+        }
+    }
+    assert_int_equal(edt_squared_within(m, W, H, -1, got), TS_ERR);
+}
+
 static void test_edt_rejects_bad_arguments(void **state) {
     (void)state;
     uint8_t m[1] = {0};
@@ -517,6 +546,7 @@ int main(void) {
         cmocka_unit_test(test_label_rejects_bad_arguments),
         cmocka_unit_test(test_edt_hand_computed_rows_and_corner),
         cmocka_unit_test(test_edt_matches_brute_force_on_random_masks),
+        cmocka_unit_test(test_edt_within_is_exact_up_to_the_limit),
         cmocka_unit_test(test_edt_rejects_bad_arguments),
         cmocka_unit_test(test_morph_dilate_single_pixel_gives_disk),
         cmocka_unit_test(test_morph_erode_hand_computed_and_border_is_foreground),
