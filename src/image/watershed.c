@@ -24,8 +24,9 @@
 
 #include "util/util.h"
 
-static const int WS_DX[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
-static const int WS_DY[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
+/* Neighbours are always visited in one order, (dx, dy) = (-1,-1) (0,-1)
+ * (1,-1) (-1,0) (1,0) (-1,1) (0,1) (1,1): the fronts' FIFO order, and so
+ * the labels where fronts meet, depend on it. */
 
 /* Shared argument check; labels are int32, so w*h must fit. */
 static int ws_check(const void *img, const uint8_t *mask, int w, int h, const int32_t *out) {
@@ -34,12 +35,49 @@ static int ws_check(const void *img, const uint8_t *mask, int w, int h, const in
     return TS_OK;
 }
 
-/* Index of the k-th 8-neighbour of (x, y) inside the mask, or -1. */
-static int32_t ws_neighbour(const uint8_t *mask, int w, int h, int x, int y, int k) {
-    int nx = x + WS_DX[k], ny = y + WS_DY[k];
-    if (nx < 0 || ny < 0 || nx >= w || ny >= h) return -1;
-    int32_t q = (int32_t)ny * w + nx;
-    return mask[q] ? q : -1;
+/* The 8-neighbours of pixel p inside the image, in the order above (row above left to right, left, right, row below), into q;
+ * returns how many. One division per pixel instead of two, and no bounds
+ * test per neighbour: the loops over the neighbours are the hot part of
+ * every flood. */
+static inline int ws_around(int32_t p, int w, int32_t npx, int32_t q[8]) {
+    int x = p % w, n = 0;
+    int left = x > 0, right = x < w - 1, up = p >= w, down = p < npx - w;
+    if (up) {
+        if (left) q[n++] = p - w - 1;
+        q[n++] = p - w;
+        if (right) q[n++] = p - w + 1;
+    }
+    if (left) q[n++] = p - 1;
+    if (right) q[n++] = p + 1;
+    if (down) {
+        if (left) q[n++] = p + w - 1;
+        q[n++] = p + w;
+        if (right) q[n++] = p + w + 1;
+    }
+    return n;
+}
+
+/* The neighbours of p that follow it in raster order (right, row below),
+ * or precede it (row above, left) when before is set, in that order. */
+static inline int ws_half(int32_t p, int w, int32_t npx, int before, int32_t q[4]) {
+    int x = p % w, n = 0;
+    int left = x > 0, right = x < w - 1;
+    if (before) {
+        if (p >= w) {
+            if (left) q[n++] = p - w - 1;
+            q[n++] = p - w;
+            if (right) q[n++] = p - w + 1;
+        }
+        if (left) q[n++] = p - 1;
+    } else {
+        if (right) q[n++] = p + 1;
+        if (p < npx - w) {
+            if (left) q[n++] = p + w - 1;
+            q[n++] = p + w;
+            if (right) q[n++] = p + w + 1;
+        }
+    }
+    return n;
 }
 
 /* ---- h-maxima ---------------------------------------------------------- */
@@ -72,24 +110,23 @@ static int32_t ws_queue_pop(ws_recon *r) {
 }
 
 /* One sweep: rec[p] = min(max of rec over p and the neighbours already
- * visited in this direction, img[p]). The forward sweep uses neighbours k
- * = 0..3 (above and left), the backward one k = 4..7; the backward sweep
- * also queues p when a later neighbour could still be raised by it. */
+ * visited in this direction, img[p]). The forward sweep uses the four
+ * neighbours before p (above and left), the backward one the four after
+ * it; the backward sweep also queues p when a later neighbour could still
+ * be raised by it. */
 static void ws_recon_sweep(ws_recon *r, int backward) {
-    int w = r->w, h = r->h;
-    for (int i = 0; i < w * h; i++) {
-        int32_t p = backward ? w * h - 1 - i : i;
+    int32_t npx = (int32_t)(r->w * r->h), nb[4];
+    for (int32_t i = 0; i < npx; i++) {
+        int32_t p = backward ? npx - 1 - i : i;
         if (!r->mask[p]) continue;
-        int x = p % w, y = p / w;
+        int n = ws_half(p, r->w, npx, !backward, nb);
         float v = r->rec[p];
-        for (int k = backward ? 4 : 0; k < (backward ? 8 : 4); k++) {
-            int32_t q = ws_neighbour(r->mask, w, h, x, y, k);
-            if (q >= 0 && r->rec[q] > v) v = r->rec[q];
-        }
+        for (int k = 0; k < n; k++)
+            if (r->mask[nb[k]] && r->rec[nb[k]] > v) v = r->rec[nb[k]];
         r->rec[p] = v < r->img[p] ? v : r->img[p];
-        for (int k = 4; backward && k < 8; k++) {
-            int32_t q = ws_neighbour(r->mask, w, h, x, y, k);
-            if (q >= 0 && r->rec[q] < r->rec[p] && r->rec[q] < r->img[q]) {
+        for (int k = 0; backward && k < n; k++) {
+            int32_t q = nb[k];
+            if (r->mask[q] && r->rec[q] < r->rec[p] && r->rec[q] < r->img[q]) {
                 ws_queue_push(r, p);
                 break;
             }
@@ -100,12 +137,13 @@ static void ws_recon_sweep(ws_recon *r, int backward) {
 /* FIFO propagation: each popped pixel raises its neighbours towards its
  * own level, capped by img. */
 static void ws_recon_propagate(ws_recon *r) {
+    int32_t npx = (int32_t)(r->w * r->h), nb[8];
     while (r->count > 0) {
         int32_t p = ws_queue_pop(r);
-        int x = p % r->w, y = p / r->w;
-        for (int k = 0; k < 8; k++) {
-            int32_t q = ws_neighbour(r->mask, r->w, r->h, x, y, k);
-            if (q < 0 || r->rec[q] >= r->rec[p] || r->rec[q] == r->img[q]) continue;
+        int n = ws_around(p, r->w, npx, nb);
+        for (int k = 0; k < n; k++) {
+            int32_t q = nb[k];
+            if (!r->mask[q] || r->rec[q] >= r->rec[p] || r->rec[q] == r->img[q]) continue;
             r->rec[q] = r->rec[p] < r->img[q] ? r->rec[p] : r->img[q];
             ws_queue_push(r, q);
         }
@@ -121,11 +159,12 @@ static size_t ws_plateau(ws_recon *r, int32_t start, int32_t *list, int *is_max)
     list[n++] = start;
     r->inq[start] = 1;
     *is_max = 1;
+    int32_t npx = (int32_t)(r->w * r->h), nb[8];
     for (size_t i = 0; i < n; i++) {
-        int x = list[i] % r->w, y = list[i] / r->w;
-        for (int k = 0; k < 8; k++) {
-            int32_t q = ws_neighbour(r->mask, r->w, r->h, x, y, k);
-            if (q < 0) continue;
+        int m = ws_around(list[i], r->w, npx, nb);
+        for (int k = 0; k < m; k++) {
+            int32_t q = nb[k];
+            if (!r->mask[q]) continue;
             if (r->rec[q] > v) *is_max = 0;
             if (r->rec[q] == v && !r->inq[q]) {
                 r->inq[q] = 1;
@@ -230,12 +269,13 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
         if (!mask[p] || labels[p] < 0) labels[p] = 0;
         if (labels[p] > 0) ws_heap_push(&hp, elevation[p], (int32_t)p);
     }
+    int32_t nb[8];
     while (hp.n > 0) {
         ws_entry top = ws_heap_pop(&hp);
-        int x = top.pixel % w, y = top.pixel / w;
-        for (int k = 0; k < 8; k++) {
-            int32_t q = ws_neighbour(mask, w, h, x, y, k);
-            if (q < 0 || labels[q] != 0) continue;
+        int n = ws_around(top.pixel, w, (int32_t)npx, nb);
+        for (int k = 0; k < n; k++) {
+            int32_t q = nb[k];
+            if (!mask[q] || labels[q] != 0) continue;
             labels[q] = labels[top.pixel];
             ws_heap_push(&hp, elevation[q], q);
         }
@@ -279,10 +319,11 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
         }
         head[cur] = next[p];
         if (head[cur] < 0) tail[cur] = -1;
-        int x = p % w, y = p / w;
-        for (int k = 0; k < 8; k++) {
-            int32_t q = ws_neighbour(mask, w, h, x, y, k);
-            if (q < 0 || labels[q] != 0) continue;
+        int32_t nb[8];
+        int n = ws_around(p, w, (int32_t)npx, nb);
+        for (int k = 0; k < n; k++) {
+            int32_t q = nb[k];
+            if (!mask[q] || labels[q] != 0) continue;
             labels[q] = labels[p];
             WS_PUSH(q);
         }
