@@ -333,7 +333,11 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     for (size_t i = 0; i < n; i++) ws->dist[i] = ws->tight[i] ? sqrtf(ws->dist[i]) : 0;
     /* A little smoothing keeps a ragged outline from seeding twice. */
     filter_gaussian(ws->dist, w, h, 1.0f);
-    for (size_t i = 0; i < n; i++) ws->dist[i] = logf(1.0f + ws->dist[i]);
+    /* Only pixels of the nuclei mask are ever looked at from here on (the
+     * seeds within the tight mask, the floods within the mask): the
+     * logarithm elsewhere would be wasted. */
+    for (size_t i = 0; i < n; i++)
+        ws->dist[i] = ws->mask[i] || ws->tight[i] ? logf(1.0f + ws->dist[i]) : 0.0f;
     int count = watershed_maxima(ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
     if (count < 0) return -1;
     for (size_t i = 0; i < n; i++) ws->work[i] = -ws->dist[i];
