@@ -41,6 +41,10 @@
  * int and the filter would be meaningless on a tile anyway. */
 #define FILTER_MAX_GAUSS_RADIUS (1 << 24)
 
+/* Windows up to this many pixels take the doubling running minimum (at
+ * most 5 vectorised passes), longer ones van Herk / Gil-Werman. */
+#define FILTER_DOUBLING_MAX 32
+
 /* Scratch for the min filter, one allocation: the padded image and its
  * twin for the cross pass, and the three line buffers of van Herk. */
 typedef struct filter_min_scratch {
@@ -124,18 +128,50 @@ static inline float filter_lesser(float a, float b) {
     return b < a ? b : a;
 }
 
-/* van Herk / Gil-Werman running minimum of radius r over line[0..n), the
- * window clipped to the line, in place. The line is embedded in ext with r
- * +inf on the left and padded with +inf to a whole number of blocks of
- * k = 2r+1; per block, suffix minima go to suf and prefix minima are made
- * in place in ext, and the window [i-r, i+r] is min(suf[i], ext[i+2r]).
- * ext and suf need n + 4r + 1 floats. */
+/* One doubling step: dst[i] = min(src[i], src[i + shift]), i < n; distinct
+ * buffers, so the loop vectorises without a runtime overlap test. */
+static void filter_min_shifted(const float *restrict src, int shift, int n, float *restrict dst) {
+    for (int i = 0; i < n; i++) dst[i] = filter_lesser(src[i], src[i + shift]);
+}
+
+/* Window minima of width k (>= 1) by doubling: out[i] = min(in[i ..
+ * i+k-1]) for i in [0, n), in holding n + k - 1 values. Minima of width
+ * 1, 2, 4, ... are built alternately in in and tmp (each step one
+ * elementwise minimum of a row with itself shifted), and the window is
+ * two overlapping blocks of the largest width. in is destroyed; tmp needs
+ * n + k - 1 floats. */
+static void filter_window_min(float *in, float *tmp, int n, int k, float *out) {
+    int width = 1, len = n + k - 1;
+    float *cur = in, *other = tmp;
+    while (2 * width <= k) {
+        filter_min_shifted(cur, width, len - width, other);
+        len -= width;
+        width *= 2;
+        float *t = cur;
+        cur = other;
+        other = t;
+    }
+    for (int i = 0; i < n; i++) out[i] = filter_lesser(cur[i], cur[i + (k - width)]);
+}
+
+/* Running minimum of radius r over line[0..n), the window clipped to the
+ * line, in place. The line is embedded in ext with r +inf on either side.
+ * Short windows take the doubling (log2(2r+1) vectorised passes); long
+ * ones van Herk / Gil-Werman (three comparisons per pixel whatever r,
+ * but sequential): per block of k = 2r+1, suffix minima go to suf and
+ * prefix minima are made in place in ext, and the window [i-r, i+r] is
+ * min(suf[i], ext[i+2r]). ext and suf need n + 4r + 1 floats. */
 static void filter_line_min(float *line, int n, int r, float *ext, float *suf) {
     if (r > n - 1) r = n - 1; /* a wider window sees the same clipped line */
     if (r <= 0) return;
     int k = 2 * r + 1, len = ((n + 2 * r + k - 1) / k) * k;
     for (int j = 0; j < r; j++) ext[j] = INFINITY;
     memcpy(ext + r, line, (size_t)n * sizeof(float));
+    if (k <= FILTER_DOUBLING_MAX) {
+        for (int j = r + n; j < n + 2 * r; j++) ext[j] = INFINITY;
+        filter_window_min(ext, suf, n, k, line);
+        return;
+    }
     for (int j = r + n; j < len; j++) ext[j] = INFINITY;
     for (int b = 0; b < len; b += k) {
         suf[b + k - 1] = ext[b + k - 1];
@@ -200,11 +236,46 @@ static void filter_square_min(float *img, int w, int h, int a, filter_min_scratc
     filter_columns_min(img, w, h, a);
 }
 
+/* One diagonal segment of radius m on the padded image, directly: each
+ * output row is the elementwise minimum of the 2m+1 rows around it, each
+ * shifted by its distance along the diagonal (dir 1: x - y constant; -1:
+ * x + y constant), points outside the padded image left out as the
+ * strided walk leaves them out. Vectorises; for short segments it is much
+ * cheaper than gathering every diagonal line. Swaps the buffers. */
+static void filter_diagonal_direct(filter_min_scratch *s, int m, int dir) {
+    int pw = s->pw, ph = s->ph;
+    for (int y = 0; y < ph; y++) {
+        float *restrict out = s->pad2 + (size_t)y * pw;
+        memcpy(out, s->pad + (size_t)y * pw, (size_t)pw * sizeof(float));
+        for (int k = 1; k <= m && k < pw; k++) {
+            int dx = k * dir; /* row y + k is shifted by dx, row y - k by -dx */
+            if (y + k < ph) {
+                const float *restrict src = s->pad + (size_t)(y + k) * pw;
+                int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? pw - dx : pw;
+                for (int x = x0; x < x1; x++) out[x] = filter_lesser(out[x], src[x + dx]);
+            }
+            if (y - k >= 0) {
+                const float *restrict src = s->pad + (size_t)(y - k) * pw;
+                int x0 = dx > 0 ? dx : 0, x1 = dx < 0 ? pw + dx : pw;
+                for (int x = x0; x < x1; x++) out[x] = filter_lesser(out[x], src[x - dx]);
+            }
+        }
+    }
+    float *t = s->pad;
+    s->pad = s->pad2;
+    s->pad2 = t;
+}
+
 /* Both diagonal segments of radius m on the padded image: every line
  * x - y = const (stride pw+1), then every line x + y = const (stride
  * 1-pw, walking up and to the right). */
 static void filter_diagonals_min(filter_min_scratch *s, int m) {
     int pw = s->pw, ph = s->ph;
+    if (2 * m + 1 <= FILTER_DOUBLING_MAX) {
+        filter_diagonal_direct(s, m, 1);
+        filter_diagonal_direct(s, m, -1);
+        return;
+    }
     for (int d = -(ph - 1); d <= pw - 1; d++) { /* x - y = d */
         int x0 = d > 0 ? d : 0, y0 = x0 - d;
         int n = (pw - x0 < ph - y0) ? pw - x0 : ph - y0;
