@@ -16,6 +16,7 @@
  */
 #include "image/morph.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,83 +81,100 @@ static void morph_areas(const int32_t *labels, size_t npx, int n, int64_t *area)
     for (size_t i = 0; i < npx; i++) area[labels[i]]++;
 }
 
-/* Scanline flood of the 4-connected background from the seeds already on
- * the stack (x, y pairs; *top of them): each popped seed is widened to its
- * whole run of unseen background in the row, the run is marked seen (and
- * appended to spans, as y, x0, x1, when spans is not NULL), and the first
- * pixel of every unseen background run touching it in the rows above and
- * below is pushed. Works run by run, not pixel by pixel. Returns the
- * pixels marked. */
-static size_t morph_flood_background(const uint8_t *mask, int w, int h, uint8_t *seen,
-                                     int32_t *stack, size_t *top, int32_t *spans,
-                                     size_t *n_spans) {
-    size_t filled = 0;
-    while (*top > 0) {
-        *top -= 2;
-        int x = stack[*top], y = stack[*top + 1];
-        const uint8_t *m = mask + (size_t)y * w;
-        uint8_t *sn = seen + (size_t)y * w;
-        if (m[x] || sn[x]) continue;
-        int x0 = x, x1 = x;
-        while (x0 > 0 && !m[x0 - 1] && !sn[x0 - 1]) x0--;
-        while (x1 < w - 1 && !m[x1 + 1] && !sn[x1 + 1]) x1++;
-        memset(sn + x0, 1, (size_t)(x1 - x0 + 1));
-        filled += (size_t)(x1 - x0 + 1);
-        if (spans) {
-            spans[3 * *n_spans] = y, spans[3 * *n_spans + 1] = x0, spans[3 * *n_spans + 2] = x1;
-            (*n_spans)++;
-        }
-        for (int dy = -1; dy <= 1; dy += 2) {
-            int ny = y + dy;
-            if (ny < 0 || ny >= h) continue;
-            const uint8_t *nm = mask + (size_t)ny * w, *ns = seen + (size_t)ny * w;
-            for (int i = x0; i <= x1; i++) {
-                if (nm[i] || ns[i] || (i > x0 && !nm[i - 1] && !ns[i - 1])) continue;
-                stack[(*top)++] = i;
-                stack[(*top)++] = ny;
-            }
-        }
+/* Runs of background (mask == 0) found row by row, joined into
+ * 4-connected components by union-find: a run joins every run of the row
+ * above whose columns overlap its own. Per component (at its root): pixel
+ * count and whether it touches the image border. */
+typedef struct bg_runs {
+    int32_t *x0, *x1, *y, *parent;
+    int64_t *area;
+    uint8_t *border;
+    size_t n, cap;
+} bg_runs;
+
+static void bg_runs_add(bg_runs *r, int y, int x0, int x1, bool border) {
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 4096;
+        r->x0 = ts_realloc(r->x0, r->cap * sizeof(int32_t));
+        r->x1 = ts_realloc(r->x1, r->cap * sizeof(int32_t));
+        r->y = ts_realloc(r->y, r->cap * sizeof(int32_t));
+        r->parent = ts_realloc(r->parent, r->cap * sizeof(int32_t));
+        r->area = ts_realloc(r->area, r->cap * sizeof(int64_t));
+        r->border = ts_realloc(r->border, r->cap);
     }
-    return filled;
+    size_t i = r->n++;
+    r->x0[i] = x0, r->x1[i] = x1, r->y[i] = y, r->parent[i] = (int32_t)i;
+    r->area[i] = x1 - x0 + 1;
+    r->border[i] = border;
+}
+
+static int32_t bg_find(bg_runs *r, int32_t i) {
+    while (r->parent[i] != i) {
+        r->parent[i] = r->parent[r->parent[i]]; /* path halving */
+        i = r->parent[i];
+    }
+    return i;
+}
+
+static void bg_union(bg_runs *r, int32_t a, int32_t b) {
+    a = bg_find(r, a), b = bg_find(r, b);
+    if (a == b) return;
+    if (a > b) {
+        int32_t t = a;
+        a = b, b = t;
+    }
+    r->parent[b] = a;
+    r->area[a] += r->area[b];
+    r->border[a] |= r->border[b];
+}
+
+/* The end of the run of bytes equal to (m[x] != 0) that starts at x:
+ * eight bytes at a time while they are all zero or all set. */
+static int run_end(const uint8_t *m, int x, int w) {
+    bool set = m[x] != 0;
+    x++;
+    while (x + 8 <= w) {
+        uint64_t v;
+        memcpy(&v, m + x, 8);
+        if (set ? (((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull) != 0) : v != 0) break;
+        x += 8;
+    }
+    while (x < w && (m[x] != 0) == set) x++;
+    return x;
 }
 
 /* Holes are the 4-connected components of the background (the dual of
  * treating the foreground as 8-connected, as morph_remove_small does) that
- * do not reach the border. The background reached from the border is
- * flooded once; each remaining piece is then flooded on its own and filled
- * when small enough. O(pixels), run by run; no labelling of the whole
- * background. */
+ * do not reach the border. Background runs are joined into components in
+ * one raster pass (union-find over runs, not pixels), and the runs of
+ * every small enough hole are then filled. */
 int morph_fill_holes(uint8_t *mask, int w, int h, long max_area) {
     if (morph_check(mask, w, h, 0) != TS_OK) return TS_ERR;
-    size_t n = (size_t)w * h, top = 0, n_spans = 0;
-    if ((int64_t)n >= INT32_MAX / 3) return TS_ERR;
-    uint8_t *seen = ts_calloc(n, 1);
-    int32_t *stack = ts_malloc((2 * n + 8) * sizeof(int32_t));
-    int32_t *spans = ts_malloc((3 * n + 3) * sizeof(int32_t));
-    for (int x = 0; x < w; x++) {
-        stack[top++] = x, stack[top++] = 0;
-        stack[top++] = x, stack[top++] = h - 1;
-    }
+    bg_runs r = {0};
+    size_t above = 0, above_end = 0; /* runs of the previous row: [above, above_end) */
     for (int y = 0; y < h; y++) {
-        stack[top++] = 0, stack[top++] = y;
-        stack[top++] = w - 1, stack[top++] = y;
+        const uint8_t *m = mask + (size_t)y * w;
+        size_t first = r.n;
+        for (int x = 0; x < w;) {
+            int end = run_end(m, x, w);
+            if (m[x] == 0) {
+                bg_runs_add(&r, y, x, end - 1, y == 0 || y == h - 1 || x == 0 || end == w);
+                int32_t me = (int32_t)(r.n - 1);
+                while (above < above_end && r.x1[above] < x) above++;
+                for (size_t k = above; k < above_end && r.x0[k] <= end - 1; k++) bg_union(&r, me, (int32_t)k);
+            }
+            x = end;
+        }
+        above = first, above_end = r.n;
     }
-    morph_flood_background(mask, w, h, seen, stack, &top, NULL, NULL);
-    for (size_t i = 0; i < n; i++) {
-        if (mask[i] || seen[i]) continue;
-        stack[0] = (int32_t)(i % (size_t)w), stack[1] = (int32_t)(i / (size_t)w);
-        top = 2;
-        n_spans = 0;
-        size_t area = morph_flood_background(mask, w, h, seen, stack, &top, spans, &n_spans);
-        if (max_area >= 0 && (long)area > max_area) continue;
-        for (size_t k = 0; k < n_spans; k++)
-            memset(mask + (size_t)spans[3 * k] * w + spans[3 * k + 1], 1,
-                   (size_t)(spans[3 * k + 2] - spans[3 * k + 1] + 1));
+    for (size_t i = 0; i < r.n; i++) {
+        int32_t root = bg_find(&r, (int32_t)i);
+        if (r.border[root] || (max_area >= 0 && r.area[root] > max_area)) continue;
+        memset(mask + (size_t)r.y[i] * w + r.x0[i], 1, (size_t)(r.x1[i] - r.x0[i] + 1));
     }
+    size_t n = (size_t)w * h;
     for (size_t i = 0; i < n; i++) mask[i] = mask[i] != 0;
-    free(spans);
-    free(stack);
-    free(seen);
+    free(r.x0), free(r.x1), free(r.y), free(r.parent), free(r.area), free(r.border);
     return TS_OK;
 }
 

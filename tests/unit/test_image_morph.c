@@ -496,14 +496,16 @@ static void test_morph_remove_small_uses_8_connectivity(void **state) {
 
 /* Brute force on random masks: fill_holes(-1) fills exactly the 4-connected
  * background components not touching the border (via the flood-fill
- * reference), and remove_small keeps exactly the 8-components >= min. */
+ * reference), fill_holes(max) those of them of at most max pixels, and
+ * remove_small keeps exactly the 8-components >= min. Sparse and dense
+ * masks too, whose long runs take the eight-bytes-at-a-time scan. */
 static void test_morph_fill_and_remove_match_flood_fill_on_random_masks(void **state) {
     (void)state;
     uint64_t s = 99;
     uint8_t m[RW * RH], inv[RW * RH], got[RW * RH];
     int32_t l[RW * RH];
-    for (int trial = 0; trial < 40; trial++) {
-        rnd_mask(&s, m, RW * RH, 40 + trial);
+    for (int trial = 0; trial < 60; trial++) {
+        rnd_mask(&s, m, RW * RH, trial < 40 ? 40 + trial : (trial % 2 ? 3 : 97));
         for (int i = 0; i < RW * RH; i++) inv[i] = m[i] == 0;
         int n = brute_label(inv, RW, RH, 4, l);
         uint8_t *border = calloc((size_t)n + 1, 1);
@@ -512,6 +514,13 @@ static void test_morph_fill_and_remove_match_flood_fill_on_random_masks(void **s
         memcpy(got, m, sizeof(m));
         assert_int_equal(morph_fill_holes(got, RW, RH, -1), TS_OK);
         for (int p = 0; p < RW * RH; p++) assert_int_equal(got[p], m[p] != 0 || !border[l[p]]);
+        long *hole = calloc((size_t)n + 1, sizeof(long)), max_area = trial % 5;
+        for (int p = 0; p < RW * RH; p++) hole[l[p]] += inv[p];
+        memcpy(got, m, sizeof(m));
+        assert_int_equal(morph_fill_holes(got, RW, RH, max_area), TS_OK);
+        for (int p = 0; p < RW * RH; p++)
+            assert_int_equal(got[p], m[p] != 0 || (!border[l[p]] && hole[l[p]] <= max_area));
+        free(hole);
         free(border);
         n = brute_label(m, RW, RH, 8, l);
         long *area = calloc((size_t)n + 1, sizeof(long));
