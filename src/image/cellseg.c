@@ -161,7 +161,10 @@ static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                          const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     hematoxylin(ws, rgb, w, h, p);
-    for (size_t i = 0; i < n; i++) ws->mask[i] = ws->h[i] > p->threshold;
+    uint8_t *mask = ws->mask; /* locals: a byte store could alias ws->mask itself */
+    const float *hs = ws->h;
+    const float threshold = p->threshold;
+    for (size_t i = 0; i < n; i++) mask[i] = hs[i] > threshold;
     morph_fill_holes(ws->mask, w, h, (long)p->max_area);
 }
 
@@ -232,8 +235,10 @@ static void label_areas(cellseg_ws *ws, int w, int h, int count) {
     size_t n = (size_t)w * (size_t)h;
     reserve_regions(ws, (size_t)count);
     memset(ws->nreg, 0, ((size_t)count + 1) * sizeof(region));
+    const int32_t *nuclei = ws->nuclei;
+    region *reg = ws->nreg;
     for (size_t i = 0; i < n; i++)
-        if (ws->nuclei[i] > 0) ws->nreg[ws->nuclei[i]].area += 1;
+        if (nuclei[i] > 0) reg[nuclei[i]].area += 1;
 }
 
 /* Labels with more than max_area pixels: split again with weaker seeds
@@ -263,9 +268,13 @@ static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     memcpy(ws->local, ws->h, n * sizeof(float));
     filter_max_square(ws->local, w, h, (int)lroundf(p->peak_radius));
+    const float *local = ws->local, *hfine = ws->hfine;
+    const uint8_t *mask = ws->mask;
+    uint8_t *tight = ws->tight;
+    const float threshold = p->threshold;
     for (size_t i = 0; i < n; i++) {
-        float cut = TIGHT_FRACTION * ws->local[i];
-        ws->tight[i] = ws->mask[i] && ws->hfine[i] >= (cut > p->threshold ? cut : p->threshold);
+        float cut = TIGHT_FRACTION * local[i];
+        tight[i] = mask[i] && hfine[i] >= (cut > threshold ? cut : threshold);
     }
     morph_fill_holes(ws->tight, w, h, (long)(p->max_area / 4));
 }
@@ -309,9 +318,12 @@ static int split_large(cellseg_ws *ws, int w, int h, int *count, const cellseg_p
  * label each, after *count: a faint nucleus is still a nucleus. */
 static void label_leftovers(cellseg_ws *ws, int w, int h, int *count) {
     size_t n = (size_t)w * (size_t)h, any = 0;
+    uint8_t *big = ws->big;
+    const uint8_t *mask = ws->mask;
+    const int32_t *nuclei = ws->nuclei;
     for (size_t i = 0; i < n; i++) {
-        ws->big[i] = ws->mask[i] && ws->nuclei[i] == 0;
-        any += ws->big[i];
+        big[i] = mask[i] && nuclei[i] == 0;
+        any += big[i];
     }
     if (any == 0) return;
     int extra = label_components(ws->big, w, h, 8, ws->seeds);
@@ -330,17 +342,19 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     if (!p->split) return label_components(ws->mask, w, h, 8, ws->nuclei);
     tight_mask(ws, w, h, p);
     edt_squared(ws->tight, w, h, ws->dist);
-    for (size_t i = 0; i < n; i++) ws->dist[i] = ws->tight[i] ? sqrtf(ws->dist[i]) : 0;
+    float *dist = ws->dist;
+    const uint8_t *tight = ws->tight, *mask = ws->mask;
+    for (size_t i = 0; i < n; i++) dist[i] = tight[i] ? sqrtf(dist[i]) : 0;
     /* A little smoothing keeps a ragged outline from seeding twice. */
     filter_gaussian(ws->dist, w, h, 1.0f);
     /* Only pixels of the nuclei mask are ever looked at from here on (the
      * seeds within the tight mask, the floods within the mask): the
      * logarithm elsewhere would be wasted. */
-    for (size_t i = 0; i < n; i++)
-        ws->dist[i] = ws->mask[i] || ws->tight[i] ? logf(1.0f + ws->dist[i]) : 0.0f;
+    for (size_t i = 0; i < n; i++) dist[i] = mask[i] || tight[i] ? logf(1.0f + dist[i]) : 0.0f;
     int count = watershed_maxima(ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
     if (count < 0) return -1;
-    for (size_t i = 0; i < n; i++) ws->work[i] = -ws->dist[i];
+    float *work = ws->work;
+    for (size_t i = 0; i < n; i++) work[i] = -dist[i];
     if (watershed_flood(ws->work, ws->mask, w, h, ws->nuclei) != TS_OK) return -1;
     label_leftovers(ws, w, h, &count);
     if (split_large(ws, w, h, &count, p) != TS_OK) return -1;
@@ -357,16 +371,20 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
  * it. Never below the detection threshold. */
 static void refine_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    for (size_t l = 0; l <= count; l++) ws->peak[l] = 0;
+    int32_t *nuclei = ws->nuclei;
+    float *peak = ws->peak;
+    const float *hs = ws->h, *hfine = ws->hfine;
+    const float threshold = p->threshold;
+    for (size_t l = 0; l <= count; l++) peak[l] = 0;
     for (size_t i = 0; i < n; i++) {
-        int32_t l = ws->nuclei[i];
-        if (l > 0 && ws->h[i] > ws->peak[l]) ws->peak[l] = ws->h[i];
+        int32_t l = nuclei[i];
+        if (l > 0 && hs[i] > peak[l]) peak[l] = hs[i];
     }
     for (size_t i = 0; i < n; i++) {
-        int32_t l = ws->nuclei[i];
+        int32_t l = nuclei[i];
         if (l <= 0) continue;
-        float cut = REFINE_FRACTION * ws->peak[l];
-        if (ws->hfine[i] < (cut > p->threshold ? cut : p->threshold)) ws->nuclei[i] = 0;
+        float cut = REFINE_FRACTION * peak[l];
+        if (hfine[i] < (cut > threshold ? cut : threshold)) nuclei[i] = 0;
     }
 }
 
@@ -379,8 +397,9 @@ static void filter_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
     for (size_t l = 1; l <= count; l++)
         r[l].valid = r[l].area > 0 && r[l].area >= p->min_area && (p->split || r[l].area <= p->max_area);
     size_t n = (size_t)w * (size_t)h;
+    int32_t *nuclei = ws->nuclei;
     for (size_t i = 0; i < n; i++)
-        if (ws->nuclei[i] > 0 && !r[ws->nuclei[i]].valid) ws->nuclei[i] = 0;
+        if (nuclei[i] > 0 && !r[nuclei[i]].valid) nuclei[i] = 0;
 }
 
 /* Grows every nucleus by up to p->expansion pixels, each pixel to its
@@ -389,10 +408,13 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     memcpy(ws->cells, ws->nuclei, n * sizeof(int32_t));
     if (p->expansion <= 0) return TS_OK;
-    for (size_t i = 0; i < n; i++) ws->mask[i] = ws->nuclei[i] == 0;
+    uint8_t *mask = ws->mask;
+    const int32_t *nuclei = ws->nuclei;
+    const float *dist = ws->dist;
+    for (size_t i = 0; i < n; i++) mask[i] = nuclei[i] == 0;
     float r2 = p->expansion * p->expansion;
-    edt_squared_within(ws->mask, w, h, r2, ws->dist); /* only distances up to r2 are used */
-    for (size_t i = 0; i < n; i++) ws->mask[i] = ws->dist[i] <= r2;
+    edt_squared_within(mask, w, h, r2, ws->dist); /* only distances up to r2 are used */
+    for (size_t i = 0; i < n; i++) mask[i] = dist[i] <= r2;
     /* Squared distances are whole numbers: the bucket-queue flood. */
     return watershed_flood_levels(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->cells);
 }

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/vectorise.h"
 #include "util/util.h"
 
 /* Largest Gaussian radius accepted; beyond it the kernel would not fit an
@@ -72,7 +73,7 @@ static void filter_gauss_kernel(float *k, int r, float sigma) {
  * checks. The tap loop is outside the pixel loop so that the inner loop is
  * a plain multiply-add over contiguous floats, which the compiler turns
  * into vector instructions. */
-static void filter_gauss_row(const float *row, int w, const float *k, int r, float *padded,
+IMAGE_VECTORISED static void filter_gauss_row(const float *row, int w, const float *k, int r, float *padded,
                              float *out) {
     for (int i = 0; i < r; i++) {
         padded[i] = row[0];
@@ -89,7 +90,7 @@ static void filter_gauss_row(const float *row, int w, const float *k, int r, flo
 
 /* Vertical pass, accumulated row by row (not column by column) so that
  * memory is walked sequentially; rows beyond the edge are clamped. */
-static void filter_gauss_columns(const float *src, float *dst, int w, int h, const float *k, int r) {
+IMAGE_VECTORISED static void filter_gauss_columns(const float *src, float *dst, int w, int h, const float *k, int r) {
     for (int y = 0; y < h; y++) {
         float *d = dst + (size_t)y * w;
         const float *c = src + (size_t)y * w;
