@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/util.h"
 
@@ -31,33 +32,31 @@ typedef struct edt_row_scratch {
  * none within cap rows) into out; returns whether the mask has any zero
  * pixel at all. */
 static int edt_columns(const uint8_t *mask, int w, int h, float cap, float *out) {
-    int any_zero = 0;
-    for (int x = 0; x < w; x++) {
-        any_zero |= mask[x] == 0;
-        out[x] = mask[x] == 0 ? 0.0f : INFINITY;
-    }
+    if (memchr(mask, 0, (size_t)w * h) == NULL) return 0;
+    for (int x = 0; x < w; x++) out[x] = mask[x] == 0 ? 0.0f : INFINITY;
     for (int y = 1; y < h; y++) { /* branch-free selects: the loops vectorise */
-        const uint8_t *m = mask + (size_t)y * w;
-        float *d = out + (size_t)y * w;
-        const float *above = d - w;
-        int zeros = 0;
-        for (int x = 0; x < w; x++) {
-            zeros |= m[x] == 0;
-            d[x] = m[x] == 0 ? 0.0f : above[x] + 1.0f;
+        const uint8_t *restrict m = mask + (size_t)y * w;
+        float *restrict d = out + (size_t)y * w;
+        const float *restrict above = out + (size_t)(y - 1) * w;
+        for (int x = 0; x < w; x++) { /* v, or +0 where m is 0, by a bit mask */
+            float v = above[x] + 1.0f;
+            uint32_t bits;
+            memcpy(&bits, &v, sizeof(bits));
+            bits &= -(uint32_t)(m[x] != 0);
+            memcpy(&d[x], &bits, sizeof(bits));
         }
-        any_zero |= zeros;
     }
     float *last = out + (size_t)(h - 1) * w;
     for (int x = 0; x < w; x++) last[x] = last[x] > cap ? INFINITY : last[x];
     for (int y = h - 2; y >= 0; y--) {
-        float *d = out + (size_t)y * w;
-        const float *below = d + w;
+        float *restrict d = out + (size_t)y * w;
+        const float *restrict below = out + (size_t)(y + 1) * w;
         for (int x = 0; x < w; x++) {
-            float v = below[x] + 1.0f < d[x] ? below[x] + 1.0f : d[x];
+            float b = below[x] + 1.0f, v = b < d[x] ? b : d[x];
             d[x] = v > cap ? INFINITY : v;
         }
     }
-    return any_zero;
+    return 1;
 }
 
 /* Lower envelope over one row segment: row[x] holds the vertical distance
