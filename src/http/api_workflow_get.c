@@ -138,6 +138,31 @@ static view_bytes *render(http_request *req, int64_t id, view_page page,
     return view_bytes_new(text, len);
 }
 
+/* The cached entry for key when it is current: reads the stamp (the owner
+ * check), true with *bytes to send; false with *stamp for a rendering, or
+ * with *fail (404, 503) when *failed. */
+static bool current_entry(http_request *req, int64_t id, const view_key *key,
+                          store_workflow_stamp *stamp, view_bytes **bytes, bool *failed,
+                          http_reply *fail) {
+    view_cache *cache = req->ctx->views;
+    view_deps deps;
+    char err[TS_ERRLEN];
+    *bytes = NULL;
+    *failed = false;
+    bool have = cache && view_cache_find(cache, key, bytes, &deps);
+    int rc = store_workflow_stamp_get(req->st, id, req->user, have ? deps.want : 0, stamp, err,
+                                      sizeof(err));
+    if (rc == TS_OK && have && view_deps_current(&deps, stamp, ts_now())) return true;
+    view_bytes_release(*bytes);
+    *bytes = NULL;
+    if (rc != TS_OK) {
+        *failed = true;
+        *fail = rc == STORE_NOTFOUND ? api_not_found("workflow", req->params[0])
+                                     : api_store_failed(rc, err);
+    }
+    return false;
+}
+
 http_reply api_get(http_request *req) {
     http_reply fail;
     view_page page;
@@ -148,28 +173,27 @@ http_reply api_get(http_request *req) {
     /* The compact form is one reply whatever the page says. */
     view_key key = {id, page.none ? 0 : page.offset, page.none ? 0 : page.limit, page.none};
     view_bytes *b = NULL;
-    view_deps deps;
-    bool have = cache && view_cache_find(cache, &key, &b, &deps);
     store_workflow_stamp stamp;
-    char err[TS_ERRLEN];
-    int rc = store_workflow_stamp_get(req->st, id, req->user, have ? deps.want : 0, &stamp, err,
-                                      sizeof(err));
-    if (rc != TS_OK) {
-        view_bytes_release(b);
-        return rc == STORE_NOTFOUND ? api_not_found("workflow", req->params[0])
-                                    : api_store_failed(rc, err);
+    bool failed = false, flying = false;
+    /* A stale entry is rendered by one thread while the others wait for
+     * it, then check again (at most twice: under constant change a waiter
+     * renders for itself rather than wait behind every rendering). */
+    for (int round = 0;; round++) {
+        if (current_entry(req, id, &key, &stamp, &b, &failed, &fail)) {
+            view_cache_count(cache, true);
+            return bytes_reply(req, b);
+        }
+        if (failed) return fail;
+        if (!cache || round == 2) break;
+        if ((flying = view_cache_render_begin(cache, &key))) break;
     }
-    if (have && view_deps_current(&deps, &stamp, ts_now())) {
-        view_cache_count(cache, true);
-        return bytes_reply(req, b);
-    }
-    view_bytes_release(b);
+    view_deps deps;
     bool cacheable = false;
     b = render(req, id, page, &stamp, &deps, &cacheable, &fail);
-    if (!b) return fail;
     if (cache) {
         view_cache_count(cache, false);
-        if (cacheable) view_cache_put(cache, &key, b, &deps);
+        if (b && cacheable) view_cache_put(cache, &key, b, &deps);
+        if (flying) view_cache_render_end(cache, &key);
     }
-    return bytes_reply(req, b);
+    return b ? bytes_reply(req, b) : fail;
 }

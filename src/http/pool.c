@@ -177,6 +177,8 @@ http_pool *http_pool_start(const char *db_url, int threads, int max_per_key, cha
         p->threads[i].pool = p;
         if (db_url && store_open_existing(db_url, &p->threads[i].st, err, errlen) != TS_OK)
             goto fail;
+        /* One parsed copy of a stored spec per worker, not per thread. */
+        if (i > 0) store_share_spec_cache(p->threads[i].st, p->threads[0].st);
     }
     sigset_t all, old;
     sigfillset(&all);

@@ -89,8 +89,18 @@ typedef struct entry {
     struct entry *prev, *next; /* the recency list */
 } entry;
 
+/* A rendering in progress; freed by whoever leaves it last. */
+typedef struct flight {
+    view_key key;
+    bool done;
+    int waiters;
+    struct flight *next;
+} flight;
+
 struct view_cache {
     pthread_mutex_t mu;
+    pthread_cond_t landed; /* a flight is done */
+    flight *flights;
     entry **buckets;
     size_t n_buckets, n_entries, bytes, max_bytes;
     entry *head, *tail; /* most and least recently used */
@@ -112,6 +122,7 @@ static bool key_equal(const view_key *a, const view_key *b) {
 view_cache *view_cache_new(size_t max_bytes) {
     view_cache *c = ts_calloc(1, sizeof(*c));
     pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->landed, NULL);
     c->n_buckets = 64;
     c->buckets = ts_calloc(c->n_buckets, sizeof(entry *));
     c->max_bytes = max_bytes;
@@ -130,6 +141,7 @@ void view_cache_free(view_cache *c) {
         entry_free(e);
     }
     free(c->buckets);
+    pthread_cond_destroy(&c->landed);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -222,6 +234,39 @@ void view_cache_put(view_cache *c, const view_key *key, view_bytes *bytes, const
     pthread_mutex_unlock(&c->mu);
 }
 
+bool view_cache_render_begin(view_cache *c, const view_key *key) {
+    pthread_mutex_lock(&c->mu);
+    flight *f = c->flights;
+    while (f && !key_equal(&f->key, key)) f = f->next;
+    if (!f) {
+        f = ts_calloc(1, sizeof(*f));
+        f->key = *key;
+        f->next = c->flights;
+        c->flights = f;
+        pthread_mutex_unlock(&c->mu);
+        return true;
+    }
+    f->waiters++;
+    while (!f->done) pthread_cond_wait(&c->landed, &c->mu);
+    if (--f->waiters == 0) free(f);
+    pthread_mutex_unlock(&c->mu);
+    return false;
+}
+
+void view_cache_render_end(view_cache *c, const view_key *key) {
+    pthread_mutex_lock(&c->mu);
+    flight **p = &c->flights;
+    while (*p && !key_equal(&(*p)->key, key)) p = &(*p)->next;
+    flight *f = *p;
+    if (f) {
+        *p = f->next;
+        f->done = true;
+        if (f->waiters == 0) free(f);
+        else pthread_cond_broadcast(&c->landed);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 void view_cache_count(view_cache *c, bool hit) {
     pthread_mutex_lock(&c->mu);
     if (hit) c->hits++;
@@ -232,6 +277,10 @@ void view_cache_count(view_cache *c, bool hit) {
 void view_cache_get_stats(view_cache *c, view_cache_stats *out) {
     pthread_mutex_lock(&c->mu);
     *out = (view_cache_stats){c->n_entries, c->bytes, c->max_bytes, c->hits, c->misses,
-                              c->evictions};
+                              c->evictions, 0, 0};
+    for (const flight *f = c->flights; f; f = f->next) {
+        out->rendering++;
+        out->waiting += (size_t)f->waiters;
+    }
     pthread_mutex_unlock(&c->mu);
 }

@@ -78,6 +78,7 @@ typedef struct view_cache view_cache;
 typedef struct view_cache_stats {
     size_t entries, bytes, max_bytes;
     uint64_t hits, misses, evictions;
+    size_t rendering, waiting; /* renderings in progress, threads waiting for one */
 } view_cache_stats;
 
 view_cache *view_cache_new(size_t max_bytes);
@@ -92,6 +93,15 @@ bool view_cache_find(view_cache *c, const view_key *key, view_bytes **bytes, vie
 /* Stores bytes (the cache takes its own reference) under key, replacing
  * what was there, and evicts least recently used entries beyond the bound. */
 void view_cache_put(view_cache *c, const view_key *key, view_bytes *bytes, const view_deps *deps);
+
+/* One rendering per key at a time, so that a burst of requests for a view
+ * that just changed (four clients polling a 10,000-job workflow) renders
+ * it once, not once each. True: the caller renders, then calls
+ * view_cache_render_end. False: another thread was rendering it; this one
+ * waited until it finished and should look the entry up again (it may
+ * still be stale for the caller, who may then render). */
+bool view_cache_render_begin(view_cache *c, const view_key *key);
+void view_cache_render_end(view_cache *c, const view_key *key);
 
 /* Counts a request served from the cache (hit) or rendered (miss). */
 void view_cache_count(view_cache *c, bool hit);

@@ -41,6 +41,7 @@ typedef struct pg_store pg_store;
                    int64_t *id, char *err, size_t errlen);                                     \
     int P##_workflow_get(H *st, int64_t id, const char *user, store_workflow **out,            \
                          char *err, size_t errlen);                                            \
+    void P##_share_specs(H *st, H *with);                                                      \
     int P##_workflow_stamp_get(H *st, int64_t id, const char *user, unsigned want,          \
                                store_workflow_stamp *out, char *err, size_t errlen);          \
     int P##_workflow_summary(H *st, int64_t id, const char *user, store_workflow **out,        \

@@ -248,6 +248,7 @@ int pg_open(const char *url, pg_store **out, char *err, size_t errlen) {
     *out = NULL;
     pg_store *st = ts_calloc(1, sizeof(*st));
     st->url = ts_strdup(url);
+    st->specs = rows_spec_cache_new();
     int rc = connect_now(st, err, errlen);
     if (rc == STORE_UNAVAILABLE && st->conn != NULL && PQstatus(st->conn) == CONNECTION_BAD &&
         strstr(err, "authentication") != NULL)
@@ -273,6 +274,7 @@ int pg_open_existing(const char *url, pg_store **out, char *err, size_t errlen) 
     *out = NULL;
     pg_store *st = ts_calloc(1, sizeof(*st));
     st->url = ts_strdup(url);
+    st->specs = rows_spec_cache_new();
     int rc = connect_now(st, err, errlen);
     if (rc == TS_OK) {
         int v = pg_schema_version(st);
@@ -314,12 +316,19 @@ int pg_integrity_check(pg_store *st, char *err, size_t errlen) {
     return rc;
 }
 
+/* See store_share_spec_cache. */
+void pg_share_specs(pg_store *st, pg_store *with) {
+    rows_spec_cache *c = rows_spec_cache_retain(with->specs);
+    rows_spec_cache_release(st->specs);
+    st->specs = c;
+}
+
 /* Closing the connection rolls back an open transaction on the server. */
 void pg_close(pg_store *st) {
     if (st == NULL) return;
     PQfinish(st->conn);
     json_decref(st->events);
-    rows_spec_cache_clear(&st->specs);
+    rows_spec_cache_release(st->specs);
     free(st->url);
     free(st);
 }

@@ -95,7 +95,7 @@ typedef enum pg_stmt {
 } pg_stmt;
 
 struct pg_store {
-    rows_spec_cache specs; /* parsed stored specs (rows.h) */
+    rows_spec_cache *specs; /* parsed stored specs (rows.h) */
     PGconn *conn;
     char *url;
     bool prepared[PS_COUNT];

@@ -168,7 +168,7 @@ int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double 
     }
     if (own) rc = pg_txn_end(st, own, rc, err, errlen);
     /* The answer's read-back takes the parsed spec from the cache. */
-    if (rc == TS_OK) rows_spec_cache_put(&st->specs, *id, now, strlen(spec_text), spec);
+    if (rc == TS_OK) rows_spec_cache_put(st->specs, *id, now, strlen(spec_text), spec);
     free(spec_text);
     return rc;
 }
@@ -258,7 +258,7 @@ static int wf_full_from_row(pg_store *st, const PGresult *r, int i, store_workfl
     store_workflow *wf = NULL;
     if (wf_from_row(r, i, &wf, err, errlen) != TS_OK) return TS_ERR;
     const char *text = pg_text(r, i, 13);
-    int rc = rows_load_spec_cached(&st->specs, wf, text, strlen(text), err, errlen);
+    int rc = rows_load_spec_cached(st->specs, wf, text, strlen(text), err, errlen);
     if (rc == TS_OK) rc = load_jobs(st, wf, err, errlen);
     if (rc != TS_OK) {
         store_workflow_free(wf);

@@ -3,6 +3,7 @@
  */
 #include "store/rows.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,14 +94,18 @@ static void cache_evict(rows_spec_cache *c) {
     c->e[lru] = c->e[--c->n];
 }
 
+/* The parse happens outside the mutex: another thread's lookups of other
+ * specs do not wait for it. */
 int rows_load_spec_cached(rows_spec_cache *c, store_workflow *wf, const char *text, size_t len,
                           char *err, size_t errlen) {
+    pthread_mutex_lock(&c->mu);
     rows_spec_entry *hit = cache_find(c, wf, len);
     if (hit) {
         hit->used = ++c->clock;
         wf->spec = spec_retain(hit->spec);
-        return TS_OK;
     }
+    pthread_mutex_unlock(&c->mu);
+    if (hit) return TS_OK;
     if (rows_load_spec(wf, text, len, err, errlen) != TS_OK) return TS_ERR;
     rows_spec_cache_put(c, wf->id, wf->submitted_at, len, wf->spec);
     return TS_OK;
@@ -111,20 +116,37 @@ void rows_spec_cache_put(rows_spec_cache *c, int64_t id, double submitted_at, si
     size_t n_jobs = spec->n_jobs;
     if (n_jobs > ROWS_SPEC_CACHE_JOBS) return; /* bigger than the whole cache */
     store_workflow key = {.id = id, .submitted_at = submitted_at};
-    if (cache_find(c, &key, len)) return;
-    while (c->n > 0 && (c->n == ROWS_SPEC_CACHE_SLOTS || c->jobs + n_jobs > ROWS_SPEC_CACHE_JOBS))
-        cache_evict(c);
-    /* The reference is the cache's: counting it changes no field of the
-     * workflow the caller sees. */
-    c->e[c->n++] = (rows_spec_entry){id, submitted_at, len, spec_retain((spec_workflow *)spec),
-                                     ++c->clock};
-    c->jobs += n_jobs;
+    pthread_mutex_lock(&c->mu);
+    if (!cache_find(c, &key, len)) {
+        while (c->n > 0 &&
+               (c->n == ROWS_SPEC_CACHE_SLOTS || c->jobs + n_jobs > ROWS_SPEC_CACHE_JOBS))
+            cache_evict(c);
+        /* The reference is the cache's: counting it changes no field of
+         * the workflow the caller sees. */
+        c->e[c->n++] = (rows_spec_entry){id, submitted_at, len,
+                                         spec_retain((spec_workflow *)spec), ++c->clock};
+        c->jobs += n_jobs;
+    }
+    pthread_mutex_unlock(&c->mu);
 }
 
-void rows_spec_cache_clear(rows_spec_cache *c) {
+rows_spec_cache *rows_spec_cache_new(void) {
+    rows_spec_cache *c = ts_calloc(1, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    atomic_init(&c->refs, 1);
+    return c;
+}
+
+rows_spec_cache *rows_spec_cache_retain(rows_spec_cache *c) {
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+void rows_spec_cache_release(rows_spec_cache *c) {
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1) return;
     for (size_t i = 0; i < c->n; i++) spec_free(c->e[i].spec);
-    c->n = 0;
-    c->jobs = 0;
+    pthread_mutex_destroy(&c->mu);
+    free(c);
 }
 
 /* ---- changes ---------------------------------------------------------------- */

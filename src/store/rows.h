@@ -8,10 +8,9 @@
 #define TESSERA_STORE_ROWS_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <jansson.h>
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/store.h"
@@ -47,9 +46,13 @@ int rows_load_spec(store_workflow *wf, const char *text, size_t len, char *err, 
  * changes, so an entry is valid as long as its row is the same row: the
  * key is (workflow id, submitted_at, text length), which a database
  * deleted and created again cannot repeat in practice. Bounded by
- * ROWS_SPEC_CACHE_JOBS jobs in all (least recently used out first). One
- * per handle, used by the handle's thread only; the specs it hands out are
- * shared (spec_retain) and freed by whoever frees the last reference. */
+ * ROWS_SPEC_CACHE_JOBS jobs in all (least recently used out first). Each
+ * handle has one; the handles of one process may share one
+ * (store_share_spec_cache: a worker's request threads parse a spec once
+ * between them), so it is guarded by a mutex, held only to look up or
+ * insert, never while parsing; two threads that miss at once both parse,
+ * and the second insert is dropped. The specs it hands out are shared
+ * (spec_retain) and freed by whoever frees the last reference. */
 #define ROWS_SPEC_CACHE_SLOTS 64
 #define ROWS_SPEC_CACHE_JOBS 200000
 
@@ -62,6 +65,8 @@ typedef struct rows_spec_entry {
 } rows_spec_entry;
 
 typedef struct rows_spec_cache {
+    pthread_mutex_t mu;
+    _Atomic int refs; /* the handles using it */
     rows_spec_entry e[ROWS_SPEC_CACHE_SLOTS];
     size_t n, jobs;
     uint64_t clock;
@@ -72,7 +77,11 @@ typedef struct rows_spec_cache {
  * only its own reference). */
 int rows_load_spec_cached(rows_spec_cache *c, store_workflow *wf, const char *text, size_t len,
                           char *err, size_t errlen);
-void rows_spec_cache_clear(rows_spec_cache *c);
+/* A new, empty cache with one reference; retain and release count the
+ * handles that use it (the last release frees it and its specs). */
+rows_spec_cache *rows_spec_cache_new(void);
+rows_spec_cache *rows_spec_cache_retain(rows_spec_cache *c);
+void rows_spec_cache_release(rows_spec_cache *c);
 /* Keeps spec (a reference to it) as the parsed form of the stored text of
  * len bytes of workflow id: what a submit just stored, so that the read
  * that answers the POST parses nothing. */

@@ -199,6 +199,7 @@ int sqlite_open(const char *url, sqlite_store **out, char *err, size_t errlen) {
     sqlite_store *st = ts_calloc(1, sizeof(*st));
     st->path = ts_strdup(url);
     st->ringer = sq_ringer_new(url);
+    st->specs = rows_spec_cache_new();
     if (sql_connect(st, true, err, errlen) != TS_OK) {
         sqlite_close(st);
         return TS_ERR;
@@ -216,6 +217,7 @@ int sqlite_open_existing(const char *url, sqlite_store **out, char *err, size_t 
     sqlite_store *st = ts_calloc(1, sizeof(*st));
     st->path = ts_strdup(url);
     st->ringer = sq_ringer_new(url);
+    st->specs = rows_spec_cache_new();
     sql_connect(st, false, cerr, sizeof(cerr));
     *out = st;
     return TS_OK;
@@ -227,9 +229,16 @@ void sqlite_close(sqlite_store *st) {
     if (st == NULL) return;
     sql_disconnect(st);
     sq_ringer_free(st->ringer);
-    rows_spec_cache_clear(&st->specs);
+    rows_spec_cache_release(st->specs);
     free(st->path);
     free(st);
+}
+
+/* See store_share_spec_cache. */
+void sqlite_share_specs(sqlite_store *st, sqlite_store *with) {
+    rows_spec_cache *c = rows_spec_cache_retain(with->specs);
+    rows_spec_cache_release(st->specs);
+    st->specs = c;
 }
 
 /* ---- transactions ---------------------------------------------------------- */
@@ -345,7 +354,7 @@ int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec,
     rc = txn_end(st, own, rc, err, errlen);
     /* Committed (or to be, with the caller's transaction): the answer's
      * read-back takes the parsed spec from the cache. */
-    if (rc == TS_OK) rows_spec_cache_put(&st->specs, *id, now, strlen(spec_text), spec);
+    if (rc == TS_OK) rows_spec_cache_put(st->specs, *id, now, strlen(spec_text), spec);
 
 cleanup:
     free(spec_text);

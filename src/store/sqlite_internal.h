@@ -119,7 +119,7 @@ struct sqlite_store {
     int stmt_fail_rc; /* the class of stmt_get's last failure (stmt_failed) */
     int64_t wake_seq;  /* the newest event of the open transaction; 0 = none */
     struct sq_ringer *ringer; /* wakes the listeners after a commit with events */
-    rows_spec_cache specs;    /* parsed stored specs (rows.h) */
+    rows_spec_cache *specs;    /* parsed stored specs (rows.h) */
 };
 
 /* The fields of one event besides seq, ts and type (NULL / negative = absent). */

@@ -171,7 +171,7 @@ static int wf_full_from_row(sqlite_store *st, sqlite3_stmt *s, store_workflow **
     SQL_TRY(wf_from_row(s, &wf, err, errlen));
     const char *text = (const char *)sqlite3_column_text(s, 13);
     size_t len = (size_t)sqlite3_column_bytes(s, 13);
-    int rc = rows_load_spec_cached(&st->specs, wf, text ? text : "", len, err, errlen);
+    int rc = rows_load_spec_cached(st->specs, wf, text ? text : "", len, err, errlen);
     if (rc == TS_OK) rc = load_jobs(st, wf, err, errlen);
     if (rc != TS_OK) {
         store_workflow_free(wf);

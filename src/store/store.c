@@ -152,6 +152,12 @@ void store_rollback(store *st) {
     else sqlite_rollback(st->sq);
 }
 
+void store_share_spec_cache(store *st, store *with) {
+    if (st == NULL || with == NULL || st == with || (st->pg == NULL) != (with->pg == NULL)) return;
+    if (st->pg) pg_share_specs(st->pg, with->pg);
+    else sqlite_share_specs(st->sq, with->sq);
+}
+
 int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
                  char *err, size_t errlen) {
     STORE_CALL(submit, user, spec, now, id, err, errlen);

@@ -100,6 +100,13 @@ int store_begin(store *st, char *err, size_t errlen);
 int store_commit(store *st, char *err, size_t errlen);
 void store_rollback(store *st);
 
+/* Makes st use the parsed-spec cache of with (both opened on the same
+ * backend; otherwise nothing changes), so that the handles of one process
+ * - a worker's request threads - parse a stored spec once between them
+ * instead of once each. Call before the handles are used concurrently;
+ * the cache itself is thread-safe. */
+void store_share_spec_cache(store *st, store *with);
+
 /* ---- workflows ---------------------------------------------------------- */
 
 typedef struct store_job {

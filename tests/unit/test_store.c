@@ -1259,6 +1259,34 @@ static void test_spec_parsed_once_per_handle(void **state) {
     store_workflow_free(a);
 }
 
+/* Handles sharing one spec cache (a worker's request threads,
+ * store_share_spec_cache) read one parsed copy: what one handle parsed or
+ * stored, another reads without parsing, and closing the first keeps the
+ * cache for the others. */
+static void test_spec_cache_shared_between_handles(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store *b = NULL, *c = NULL;
+    assert_int_equal(store_open_existing(f->path, &b, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_open_existing(f->path, &c, err, sizeof(err)), TS_OK);
+    store_share_spec_cache(b, c); /* b and c share; f->st keeps its own */
+    int64_t id = submit_parallel(f->st, "alice", 3, T0);
+    store_workflow *x = NULL, *y = NULL, *z = NULL;
+    assert_int_equal(store_workflow_get(c, id, "alice", &x, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_workflow_get(b, id, "alice", &y, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_workflow_get(f->st, id, "alice", &z, err, sizeof(err)), TS_OK);
+    assert_ptr_equal(x->spec, y->spec);     /* parsed once, by c, for both */
+    assert_ptr_not_equal(x->spec, z->spec); /* the submitter's own handle */
+    store_workflow_free(x);
+    store_workflow_free(y);
+    store_workflow_free(z);
+    store_close(c); /* the cache lives on with b */
+    assert_int_equal(store_workflow_get(b, id, NULL, &x, err, sizeof(err)), TS_OK);
+    assert_int_equal(spec_find_job(x->spec, "j1"), 1);
+    store_workflow_free(x);
+    store_close(b);
+}
+
 /* SQLite: a commit that records events wakes every listener at once with
  * the newest seq (issue 16: the WebSocket hubs need not poll), and a
  * listener's socket left by a process that died is removed by the next
@@ -1509,6 +1537,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_queue_position_derived, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_listener_woken_by_commit, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_spec_parsed_once_per_handle, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_spec_cache_shared_between_handles, setup_open,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_queue_stats, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_instances, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_delete_finished_only, setup_open, teardown),

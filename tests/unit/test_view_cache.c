@@ -2,7 +2,8 @@
  * test_view_cache.c - the worker's cache of rendered workflow views
  * (http/view_cache.h): keys, replacement, the byte bound with least
  * recently used eviction, bytes outliving their entry while a reply holds
- * them, which stamp differences make an entry stale, and If-None-Match.
+ * them, which stamp differences make an entry stale, one rendering per key
+ * at a time, and If-None-Match.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +150,50 @@ static void test_deps_current(void **state) {
     assert_false(view_deps_current(&d, &s, 150));
 }
 
+typedef struct flyer {
+    view_cache *c;
+    view_key key;
+    bool began;
+} flyer;
+
+static void *second_renderer(void *arg) {
+    flyer *f = arg;
+    f->began = view_cache_render_begin(f->c, &f->key);
+    if (f->began) view_cache_render_end(f->c, &f->key);
+    return NULL;
+}
+
+/* One rendering per key at a time: a second thread asking to render the
+ * same view waits until the first is done and is then told to look again;
+ * another key renders at once. */
+static void test_single_flight(void **state) {
+    (void)state;
+    view_cache *c = view_cache_new(1 << 20);
+    view_key k = key_of(7), other = key_of(8);
+    assert_true(view_cache_render_begin(c, &k));
+    assert_true(view_cache_render_begin(c, &other)); /* not held up by k */
+    view_cache_render_end(c, &other);
+    flyer f = {c, k, true};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, second_renderer, &f), 0);
+    view_cache_stats st;
+    for (;;) { /* until the second thread waits for k's rendering */
+        view_cache_get_stats(c, &st);
+        if (st.waiting == 1) break;
+        sched_yield();
+    }
+    assert_int_equal(st.rendering, 1);
+    view_cache_render_end(c, &k);
+    pthread_join(t, NULL);
+    assert_false(f.began);
+    view_cache_get_stats(c, &st);
+    assert_int_equal(st.rendering, 0);
+    assert_int_equal(st.waiting, 0);
+    assert_true(view_cache_render_begin(c, &k)); /* free again */
+    view_cache_render_end(c, &k);
+    view_cache_free(c);
+}
+
 static void test_etag(void **state) {
     (void)state;
     view_bytes *a = bytes_of('a', 5), *b = bytes_of('b', 5);
@@ -170,6 +217,7 @@ int main(void) {
         cmocka_unit_test(test_find_put_replace),
         cmocka_unit_test(test_bound_and_lru),
         cmocka_unit_test(test_deps_current),
+        cmocka_unit_test(test_single_flight),
         cmocka_unit_test(test_etag),
     };
     return cmocka_run_group_tests_name("view_cache", tests, NULL, NULL);
