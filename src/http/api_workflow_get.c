@@ -181,6 +181,7 @@ http_reply api_get(http_request *req) {
     for (int round = 0;; round++) {
         if (current_entry(req, id, &key, &stamp, &b, &failed, &fail)) {
             view_cache_count(cache, true);
+            metrics_view_read(req->ctx->m, true);
             return bytes_reply(req, b);
         }
         if (failed) return fail;
@@ -190,6 +191,7 @@ http_reply api_get(http_request *req) {
     view_deps deps;
     bool cacheable = false;
     b = render(req, id, page, &stamp, &deps, &cacheable, &fail);
+    metrics_view_read(req->ctx->m, false);
     if (cache) {
         view_cache_count(cache, false);
         if (b && cacheable) view_cache_put(cache, &key, b, &deps);

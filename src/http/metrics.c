@@ -59,6 +59,7 @@ struct metrics {
     histogram http_latency[M_ROWS];                /* fast_le buckets */
     _Atomic int64_t ws_connections;
     _Atomic uint64_t events_delivered;
+    _Atomic uint64_t view_reads[2]; /* [0] rendered, [1] from the view cache */
     _Atomic int type_claimed[M_JOB_TYPES];
     char type_name[M_JOB_TYPES][M_TYPE_NAME];
     _Atomic int type_ready[M_JOB_TYPES];
@@ -104,6 +105,10 @@ void metrics_http(metrics *m, int route, int status, double seconds) {
 
 void metrics_ws_connections(metrics *m, int delta) {
     if (m) atomic_fetch_add(&m->ws_connections, delta);
+}
+
+void metrics_view_read(metrics *m, bool hit) {
+    if (m) atomic_fetch_add(&m->view_reads[hit ? 1 : 0], 1);
 }
 
 void metrics_events_delivered(metrics *m, uint64_t n) {
@@ -463,6 +468,12 @@ char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len) {
                 "tessera_events_delivered_total %llu\n",
             (long long)atomic_load(&m->ws_connections),
             (unsigned long long)atomic_load(&m->events_delivered));
+    bprintf(&b, "# HELP tessera_workflow_reads_total GETs of a workflow, served from a worker's view cache (hit) or rendered from the store (miss).\n"
+                "# TYPE tessera_workflow_reads_total counter\n"
+                "tessera_workflow_reads_total{result=\"hit\"} %llu\n"
+                "tessera_workflow_reads_total{result=\"miss\"} %llu\n",
+            (unsigned long long)atomic_load(&m->view_reads[1]),
+            (unsigned long long)atomic_load(&m->view_reads[0]));
     render_http(&b, m);
     bprintf(&b, "# HELP tessera_job_wait_seconds From a job being ready to its start, by job type.\n");
     render_histogram(&b, "tessera_job_wait_seconds", m->wait, m);

@@ -33,6 +33,9 @@ void metrics_destroy(metrics *m);
 void metrics_http(metrics *m, int route, int status, double seconds);
 void metrics_ws_connections(metrics *m, int delta);
 void metrics_events_delivered(metrics *m, uint64_t n);
+/* A GET of a workflow served from the worker's view cache (hit) or
+ * rendered from the store (miss; http/view_cache.h). */
+void metrics_view_read(metrics *m, bool hit);
 /* Job timings by job type: wait = ready -> started, run = started -> ended. */
 void metrics_job_wait(metrics *m, const char *job_type, double seconds);
 void metrics_job_run(metrics *m, const char *job_type, double seconds);

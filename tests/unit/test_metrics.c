@@ -289,6 +289,9 @@ static void test_store_and_events(void **state) {
     metrics_ws_connections(m, -1);
     metrics_events_delivered(m, 5);
     metrics_event_delay(m, 0.02);
+    metrics_view_read(m, true);
+    metrics_view_read(m, true);
+    metrics_view_read(m, false);
     char *text = render(m, NULL, NULL, 0);
     check_format(text);
     assert_true(sample(text, "tessera_store_call_seconds_count{call=\"submit\"}") == 2);
@@ -296,6 +299,8 @@ static void test_store_and_events(void **state) {
     assert_true(sample(text, "tessera_store_call_errors_total{call=\"get\"}") == 0);
     assert_true(sample(text, "tessera_websocket_connections") == 1);
     assert_true(sample(text, "tessera_events_delivered_total") == 5);
+    assert_true(sample(text, "tessera_workflow_reads_total{result=\"hit\"}") == 2);
+    assert_true(sample(text, "tessera_workflow_reads_total{result=\"miss\"}") == 1);
     assert_true(sample(text, "tessera_event_delivery_seconds_bucket{le=\"0.025\"}") == 1);
     assert_true(sample(text, "tessera_event_delivery_seconds_count") == 1);
     free(text);
