@@ -67,11 +67,18 @@ static const char SQL_WF_STAMP[] =
     " WHERE state = 'running') ELSE -1 END"
     " FROM workflows w WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)";
 
-static const char SQL_WF_ROW[] = "SELECT " WF_COLUMNS " FROM workflows w"
-                                 " WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)";
+/* WF_COLUMNS without the jobs' progress (column 12 is 0): the summary
+ * sums it with the counts, in the one pass over the jobs it makes. */
+static const char SQL_WF_ROW[] =
+    "SELECT id, user_id, name, priority, state, cancel_requested, n_jobs, reason, submitted_at,"
+    " admitted_at, finished_at,"
+    " CASE WHEN state = 'queued' THEN 1 + (SELECT COUNT(*) FROM workflows q"
+    " WHERE q.state = 'queued' AND q.id < w.id) ELSE 0 END, 0"
+    " FROM workflows w WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)";
 
 static const char SQL_JOB_COUNTS[] =
-    "SELECT state, COUNT(*) FROM jobs WHERE workflow_id = $1 GROUP BY state";
+    "SELECT state, COUNT(*), COALESCE(SUM(progress), 0) FROM jobs WHERE workflow_id = $1"
+    " GROUP BY state";
 
 static const char SQL_JOBS_OF_WF[] =
     "SELECT idx, job_id, state, attempt, failures, cpus, not_before, progress, ready_at,"
@@ -315,9 +322,11 @@ int pg_workflow_stamp_get(pg_store *st, int64_t id, const char *user, unsigned w
     return rc;
 }
 
-/* The job counts by state of workflow id, added to counts. */
-static int job_counts(pg_store *st, int64_t id, size_t counts[JOB_STATE_COUNT], char *err,
-                      size_t errlen) {
+/* The job counts by state of workflow id, added to counts, and its jobs'
+ * progress as a list row has it (finished 1, running its fraction) to
+ * *done. */
+static int job_counts(pg_store *st, int64_t id, size_t counts[JOB_STATE_COUNT], double *done,
+                      char *err, size_t errlen) {
     pg_params p = {0};
     PGresult *r = NULL;
     pgp_int(&p, id);
@@ -330,6 +339,8 @@ static int job_counts(pg_store *st, int64_t id, size_t counts[JOB_STATE_COUNT], 
             rc = TS_ERR;
         } else {
             counts[js] += (size_t)pg_int(r, i, 1);
+            if (job_state_final(js)) *done += (double)pg_int(r, i, 1);
+            else if (js == JOB_RUNNING) *done += pg_double(r, i, 2);
         }
     }
     PQclear(r);
@@ -352,7 +363,7 @@ int pg_workflow_summary(pg_store *st, int64_t id, const char *user, store_workfl
     if (rc == TS_OK && PQntuples(r) == 0) rc = STORE_NOTFOUND;
     else if (rc == TS_OK) rc = wf_from_row(r, 0, out, err, errlen);
     PQclear(r);
-    if (rc == TS_OK) rc = job_counts(st, id, counts, err, errlen);
+    if (rc == TS_OK) rc = job_counts(st, id, counts, &(*out)->jobs_done, err, errlen);
     pg_read_end(st, own);
     if (rc != TS_OK) {
         store_workflow_free(*out);

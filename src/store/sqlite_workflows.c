@@ -74,11 +74,17 @@ static const char SQL_WF_STAMP[] =
     " ELSE -1 END"
     " FROM workflows w WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
 
-static const char SQL_WF_ROW[] = "SELECT " WF_COLUMNS " FROM workflows w"
-                                 " WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
+/* WF_COLUMNS without the jobs' progress (column 12 is 0): the summary
+ * sums it with the counts, in the one pass over the jobs it makes. */
+static const char SQL_WF_ROW[] =
+    "SELECT id, user_id, name, priority, state, cancel_requested, n_jobs, reason, submitted_at,"
+    " admitted_at, finished_at,"
+    " CASE WHEN state = 'queued' THEN 1 + (SELECT COUNT(*) FROM workflows q"
+    " WHERE q.state = 'queued' AND q.id < w.id) ELSE 0 END, 0"
+    " FROM workflows w WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
 
 static const char SQL_JOB_COUNTS[] =
-    "SELECT state, COUNT(*) FROM jobs WHERE workflow_id = ?1 GROUP BY state";
+    "SELECT state, COUNT(*), TOTAL(progress) FROM jobs WHERE workflow_id = ?1 GROUP BY state";
 
 /* A workflow (without spec and jobs) from a row of WF_COLUMNS. */
 static int wf_from_row(sqlite3_stmt *s, store_workflow **out, char *err, size_t errlen) {
@@ -239,9 +245,11 @@ int sqlite_workflow_stamp_get(sqlite_store *st, int64_t id, const char *user, un
     return rc;
 }
 
-/* Adds the job counts by state of wf to counts. */
-static int job_counts(sqlite_store *st, int64_t id, size_t counts[JOB_STATE_COUNT], char *err,
-                      size_t errlen) {
+/* Adds the job counts by state of wf to counts, and its jobs' progress as
+ * a list row has it (a finished job counts 1, a running one its fraction)
+ * to *done. */
+static int job_counts(sqlite_store *st, int64_t id, size_t counts[JOB_STATE_COUNT], double *done,
+                      char *err, size_t errlen) {
     sqlite3_stmt *s = stmt_get(st, ST_JOB_COUNTS, SQL_JOB_COUNTS, err, errlen);
     if (s == NULL) return stmt_failed(st);
     sqlite3_bind_int64(s, 1, id);
@@ -255,6 +263,8 @@ static int job_counts(sqlite_store *st, int64_t id, size_t counts[JOB_STATE_COUN
             break;
         }
         counts[js] += (size_t)sqlite3_column_int64(s, 1);
+        if (job_state_final(js)) *done += (double)sqlite3_column_int64(s, 1);
+        else if (js == JOB_RUNNING) *done += sqlite3_column_double(s, 2);
     }
     if (rc == TS_OK && step != SQLITE_DONE) rc = db_fail(st, err, errlen, "counting jobs");
     stmt_done(s);
@@ -282,7 +292,7 @@ int sqlite_workflow_summary(sqlite_store *st, int64_t id, const char *user, stor
     else rc = wf_from_row(s, out, err, errlen);
     stmt_done(s);
     s = NULL;
-    if (rc == TS_OK) rc = job_counts(st, id, counts, err, errlen);
+    if (rc == TS_OK) rc = job_counts(st, id, counts, &(*out)->jobs_done, err, errlen);
     if (rc != TS_OK) {
         store_workflow_free(*out);
         *out = NULL;

@@ -710,8 +710,14 @@ static void test_workflow_summary_counts_without_jobs(void **state) {
     size_t counts[JOB_STATE_COUNT];
     store_workflow *wf = NULL;
     int64_t id = submit_and_claim_first(f->st);
+    core_change ch = job_change(id, 0, "job-1", JOB_RUNNING, JOB_RUNNING, T0 + 4);
+    ch.kind = CHANGE_JOB_PROGRESS;
+    ch.attempt = 1;
+    ch.progress = 0.25;
+    apply_ok(f->st, &ch);
     assert_int_equal(store_workflow_summary(f->st, id, "alice", &wf, counts, err, sizeof(err)),
                      TS_OK);
+    assert_true(wf->jobs_done > 0.2499 && wf->jobs_done < 0.2501); /* as a list row has it */
     assert_null(wf->jobs);
     assert_null(wf->spec);
     assert_int_equal(wf->n_jobs, 2);
