@@ -94,6 +94,25 @@ static json_t *acknowledged(int64_t id) {
     return json_pack("{sI sb}", "id", (json_int_t)id, "view_unavailable", 1);
 }
 
+/* The answer to a submission, from what it has: the spec, the time and
+ * the receipt (its place in the line and the active users at the commit)
+ * make the same view a GET would give right after the commit, with no
+ * read of the store. */
+static json_t *submitted_view(http_request *req, const spec_workflow *spec, double now,
+                              const store_receipt *got) {
+    store_workflow *wf = store_workflow_submitted(req->user, spec, now, got);
+    /* A queued workflow's view takes only the active users from the line's
+     * figures (its waiting reason); its jobs show no waiting reasons. */
+    store_queue_stats stats = {.active_users = got->active_users};
+    view_limits lim = {req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit};
+    json_t *v = view_workflow(wf, &stats, &lim, now);
+    json_t *jobs = json_object_get(v, "jobs");
+    for (size_t i = 0; i < json_array_size(jobs); i++)
+        json_object_set_new(json_array_get(jobs, i), "attempts", json_array());
+    store_workflow_free(wf);
+    return v;
+}
+
 static http_reply spec_rejected(const spec_error *se) {
     json_t *details = json_pack("{ss}", "field", se->field);
     if (se->job_id[0]) json_object_set_new(details, "job_id", json_string(se->job_id));
@@ -122,24 +141,18 @@ http_reply api_submit(http_request *req) {
         return http_json(200, json_pack("{sb si}", "valid", 1, "n_jobs", (int)n));
     }
     char err[TS_ERRLEN];
-    int64_t id;
-    int rc = store_submit(req->st, req->user, spec, ts_now(), &id, err, sizeof(err));
-    spec_free(spec);
-    if (rc != TS_OK) return api_store_failed(rc, err);
-    http_ring_scheduler(req);
-    store_workflow *wf = NULL;
-    http_reply fail;
-    json_t *view = NULL;
-    if (store_workflow_get(req->st, id, req->user, &wf, err, sizeof(err)) == TS_OK)
-        view = api_workflow_view(req, wf, &fail);
-    if (view == NULL) json_decref(fail.json);
-    if (view == NULL) {
-        view = acknowledged(id);
-        json_object_set_new(view, "state", json_string("queued"));
+    store_receipt got;
+    double now = ts_now();
+    int rc = store_submit_receipt(req->st, req->user, spec, now, &got, err, sizeof(err));
+    if (rc != TS_OK) {
+        spec_free(spec);
+        return api_store_failed(rc, err);
     }
-    http_reply r = http_json(201, view);
-    snprintf(r.location, sizeof(r.location), "/api/workflows/%lld", (long long)id);
-    store_workflow_free(wf);
+    /* Once per commit, however many submissions it held. */
+    if (got.wake) http_ring_scheduler(req);
+    http_reply r = http_json(201, submitted_view(req, spec, now, &got));
+    snprintf(r.location, sizeof(r.location), "/api/workflows/%lld", (long long)got.id);
+    spec_free(spec);
     return r;
 }
 

@@ -50,7 +50,12 @@ struct http_pool {
     bool stopping;
     worker_thread *threads;
     int n_threads;
+    store_batcher *batcher; /* the threads' submissions commit together */
 };
+
+/* The most submissions one commit holds: each thread has at most one in
+ * flight, so this only bounds a commit's size for very many threads. */
+#define POOL_MAX_BATCH 64
 
 static lane *lane_find(http_pool *p, uint64_t key) {
     for (lane *l = p->first; l; l = l->next)
@@ -173,12 +178,14 @@ http_pool *http_pool_start(const char *db_url, int threads, int max_per_key, cha
     p->n_threads = threads > 0 ? threads : 1;
     p->max_per_key = max_per_key > 0 ? max_per_key : (p->n_threads / 2 > 0 ? p->n_threads / 2 : 1);
     p->threads = ts_calloc((size_t)p->n_threads, sizeof(worker_thread));
+    p->batcher = store_batcher_new(POOL_MAX_BATCH);
     for (int i = 0; i < p->n_threads; i++) {
         p->threads[i].pool = p;
         if (db_url && store_open_existing(db_url, &p->threads[i].st, err, errlen) != TS_OK)
             goto fail;
         /* One parsed copy of a stored spec per worker, not per thread. */
         if (i > 0) store_share_spec_cache(p->threads[i].st, p->threads[0].st);
+        if (p->threads[i].st) store_set_batcher(p->threads[i].st, p->batcher);
     }
     sigset_t all, old;
     sigfillset(&all);
@@ -210,6 +217,7 @@ void http_pool_stop(http_pool *p) {
         if (p->threads[i].st) store_close(p->threads[i].st);
     }
     free(p->threads);
+    store_batcher_free(p->batcher);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->mu);
     free(p);

@@ -24,6 +24,8 @@
  *   - http_pool_submit() never blocks and never fails; fn(job, st) runs
  *     exactly once on a pool thread, with that thread's store handle (NULL
  *     only if db_url was NULL).
+ *   - The threads' handles share one store_batcher: submissions running on
+ *     several threads at once are one commit (store.h, group commit).
  *   - http_pool_stop() runs what is still queued, then joins the threads and
  *     closes their stores. No submit may race with it.
  */

@@ -38,7 +38,7 @@ typedef struct pg_store pg_store;
     int P##_commit(H *st, char *err, size_t errlen);                                           \
     void P##_rollback(H *st);                                                                  \
     int P##_submit(H *st, const char *user, const spec_workflow *spec, double now,             \
-                   int64_t *id, char *err, size_t errlen);                                     \
+                   store_receipt *out, char *err, size_t errlen);                              \
     int P##_workflow_get(H *st, int64_t id, const char *user, store_workflow **out,            \
                          char *err, size_t errlen);                                            \
     void P##_share_specs(H *st, H *with);                                                      \
@@ -88,6 +88,47 @@ typedef struct pg_store pg_store;
 
 STORE_BACKEND_DECLARE(sqlite, sqlite_store)
 STORE_BACKEND_DECLARE(pg, pg_store)
+
+/* ---- group commit (store_batcher, batch.c; SQLite only) ------------------- */
+
+/* One submission on its way into a batch: the caller's arguments, checked
+ * and serialised before it joins, and the results the committer fills in. */
+typedef struct store_submit_item {
+    const char *user;
+    const spec_workflow *spec;
+    double now;
+    char *spec_text;        /* the normalised spec as stored (malloc'd) */
+    int rc;                 /* the call's return code */
+    store_receipt receipt;  /* when rc is TS_OK */
+    char *err;              /* the caller's message buffer */
+    size_t errlen;
+    struct store_submit_item *next; /* the batcher's queue */
+    bool done;                      /* its commit is over (batcher's mutex) */
+} store_submit_item;
+
+/* Checks a submission's arguments (user, spec, no transaction open on st)
+ * and serialises its spec; TS_ERR with it->err filled when they are bad. */
+int sqlite_submit_prepare(sqlite_store *st, store_submit_item *it);
+/* BEGIN IMMEDIATE for a batch: waits for the database's write lock. */
+int sqlite_submit_begin(sqlite_store *st, char *err, size_t errlen);
+/* Inside the transaction sqlite_submit_begin opened: stores each item in a
+ * savepoint of its own, in order, then commits once; sets every item's rc
+ * (and receipt) - after a failed commit or a failure that ends the
+ * transaction, every item has that failure. Ends the transaction. */
+void sqlite_submit_batch(sqlite_store *st, store_submit_item *const *items, size_t n);
+/* Puts a stored item's parsed spec in st's cache (the handle of the thread
+ * that asked, which reads it next). */
+void sqlite_submit_cache(sqlite_store *st, const store_submit_item *it);
+
+/* The batcher (batch.c): queues it and returns once a commit holding it is
+ * over, it->rc set. The caller that finds no commit under way runs one on
+ * its own handle through ops: begin (taking the write lock), then the
+ * batch of what is queued by then. */
+typedef struct batch_ops {
+    int (*begin)(void *handle, char *err, size_t errlen);
+    void (*run)(void *handle, store_submit_item *const *items, size_t n);
+} batch_ops;
+int batch_submit(store_batcher *b, const batch_ops *ops, void *handle, store_submit_item *it);
 
 /* The instances sharing a PostgreSQL database (store.h, store_instances):
  * connections are named "tessera <instance>" once pg_set_instance_name was

@@ -43,6 +43,7 @@ typedef enum pg_stmt {
     PS_FENCE,
     PS_SLOTS_LOCK,
     PS_SUBMIT_LOCK,
+    PS_SUBMIT_ACTIVE_USERS,
     PS_WF_INSERT,
     PS_JOB_INSERT,
     PS_WF_GET,

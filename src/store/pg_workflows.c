@@ -27,6 +27,9 @@
 /* Submissions take the event counter's row lock first (see pg_submit). */
 static const char SQL_SUBMIT_LOCK[] = "SELECT last_seq FROM event_counter FOR UPDATE";
 
+static const char SQL_ACTIVE_USERS_NOW[] =
+    "SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running'";
+
 static const char SQL_WF_INSERT[] =
     "INSERT INTO workflows (user_id, name, priority, state, spec, n_jobs, submitted_at)"
     " VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING id";
@@ -146,10 +149,12 @@ static int insert_rows(pg_store *st, const char *user, const spec_workflow *spec
  * takes its id (as it would at commit anyway): submissions take their ids
  * in commit order, one at a time, as on SQLite.
  */
-int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
-              char *err, size_t errlen) {
+int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double now,
+              store_receipt *out, char *err, size_t errlen) {
     bool own = false;
     int pos = 0;
+    int64_t wf_id = 0;
+    PGresult *users = NULL;
     if (rows_submit_check(user, spec, st->in_txn, err, errlen) != TS_OK) return TS_ERR;
     json_t *doc = spec_to_json(spec);
     char *spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -162,10 +167,13 @@ int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double 
     if (rc == TS_OK)
         rc = pg_exec(st, PS_SUBMIT_LOCK, SQL_SUBMIT_LOCK, NULL, NULL, err, errlen,
                      "waiting for other submissions");
-    if (rc == TS_OK) rc = insert_rows(st, user, spec, spec_text, now, id, err, errlen);
-    if (rc == TS_OK) rc = pg_queue_position(st, *id, &pos, err, errlen);
+    if (rc == TS_OK) rc = insert_rows(st, user, spec, spec_text, now, &wf_id, err, errlen);
+    if (rc == TS_OK) rc = pg_queue_position(st, wf_id, &pos, err, errlen);
+    if (rc == TS_OK)
+        rc = pg_run(st, PS_SUBMIT_ACTIVE_USERS, SQL_ACTIVE_USERS_NOW, NULL, &users, err, errlen,
+                    "counting active users");
     if (rc == TS_OK) {
-        pg_event ev = {.ts = now, .type = "workflow.submitted", .workflow_id = *id,
+        pg_event ev = {.ts = now, .type = "workflow.submitted", .workflow_id = wf_id,
                        .job_index = -1, .state = "queued", .progress = -1};
         pg_event_add(st, &ev);
         ev.type = "workflow.queued";
@@ -174,8 +182,13 @@ int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double 
         st->work_notify = true;
     }
     if (own) rc = pg_txn_end(st, own, rc, err, errlen);
-    /* The answer's read-back takes the parsed spec from the cache. */
-    if (rc == TS_OK) rows_spec_cache_put(st->specs, *id, now, strlen(spec_text), spec);
+    /* A later read takes the parsed spec from the cache. */
+    if (rc == TS_OK) {
+        rows_spec_cache_put(st->specs, wf_id, now, strlen(spec_text), spec);
+        *out = (store_receipt){.id = wf_id, .queue_position = pos,
+                               .active_users = (int)pg_int(users, 0, 0), .wake = true};
+    }
+    PQclear(users);
     free(spec_text);
     return rc;
 }

@@ -316,47 +316,163 @@ static int insert_jobs(sqlite_store *st, int64_t id, const spec_workflow *spec, 
     return TS_OK;
 }
 
-/* The two events every new workflow starts with. */
-static int submit_events(sqlite_store *st, int64_t id, double now, char *err, size_t errlen) {
-    int pos = 0;
+/* The two events every new workflow starts with; pos is its place in
+ * the line. */
+static int submit_events(sqlite_store *st, int64_t id, double now, int pos, char *err,
+                         size_t errlen) {
     sql_event ev = {.ts = now, .type = "workflow.submitted", .workflow_id = id, .job_index = -1,
                     .state = "queued", .progress = -1};
     SQL_TRY(sql_event_append(st, &ev, NULL, err, errlen));
-    SQL_TRY(sql_queue_position(st, id, &pos, err, errlen));
     ev.type = "workflow.queued";
     ev.queue_position = pos;
     return sql_event_append(st, &ev, NULL, err, errlen);
 }
 
-/*
- * Stores a new workflow with its jobs and first two events in one
- * transaction. The spec is stored as its normalised JSON (every default
- * filled in), so a later build with other defaults reloads the same
- * workflow. Acknowledged (TS_OK) means committed to the WAL.
- */
-int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
-                 char *err, size_t errlen) {
-    char *spec_text = NULL;
-    int rc = TS_ERR;
-    bool own = false;
-    if (rows_submit_check(user, spec, in_txn(st), err, errlen) != TS_OK) return TS_ERR;
-    json_t *doc = spec_to_json(spec);
-    spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+static const char SQL_ACTIVE_USERS_NOW[] =
+    "SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running'";
+
+/* Users with a running workflow, in the open transaction. */
+static int active_users(sqlite_store *st, int *out, char *err, size_t errlen) {
+    sqlite3_stmt *s = stmt_get(st, ST_SUBMIT_ACTIVE_USERS, SQL_ACTIVE_USERS_NOW, err, errlen);
+    if (s == NULL) return stmt_failed(st);
+    int rc = TS_OK;
+    if (sqlite3_step(s) == SQLITE_ROW) *out = sqlite3_column_int(s, 0);
+    else rc = db_fail(st, err, errlen, "counting active users");
+    stmt_done(s);
+    return rc;
+}
+
+/* See backends.h. The spec is stored as its normalised JSON (every
+ * default filled in), so a later build with other defaults reloads the
+ * same workflow. */
+int sqlite_submit_prepare(sqlite_store *st, store_submit_item *it) {
+    it->spec_text = NULL;
+    if (rows_submit_check(it->user, it->spec, in_txn(st), it->err, it->errlen) != TS_OK)
+        return TS_ERR;
+    json_t *doc = spec_to_json(it->spec);
+    it->spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    if (spec_text == NULL) {
-        ts_errf(err, errlen, "store_submit: the spec could not be serialised");
+    if (it->spec_text == NULL) {
+        ts_errf(it->err, it->errlen, "store_submit: the spec could not be serialised");
         return TS_ERR;
     }
-    if ((rc = txn_enter(st, &own, err, errlen)) != TS_OK) goto cleanup;
-    rc = insert_workflow(st, user, spec, spec_text, now, id, err, errlen);
-    if (rc == TS_OK) rc = insert_jobs(st, *id, spec, err, errlen);
-    if (rc == TS_OK) rc = submit_events(st, *id, now, err, errlen);
-    rc = txn_end(st, own, rc, err, errlen);
-    /* Committed (or to be, with the caller's transaction): the answer's
-     * read-back takes the parsed spec from the cache. */
-    if (rc == TS_OK) rows_spec_cache_put(st->specs, *id, now, strlen(spec_text), spec);
+    return TS_OK;
+}
 
-cleanup:
-    free(spec_text);
+int sqlite_submit_begin(sqlite_store *st, char *err, size_t errlen) {
+    return sqlite_begin(st, err, errlen);
+}
+
+/* One item in its savepoint: its rows and events; *pos is the place in the
+ * line of the previous item stored in this transaction (0: none yet), and
+ * becomes this one's. */
+static int store_item(sqlite_store *st, store_submit_item *it, int *pos) {
+    int64_t id = 0;
+    int rc = insert_workflow(st, it->user, it->spec, it->spec_text, it->now, &id, it->err,
+                             it->errlen);
+    if (rc == TS_OK) rc = insert_jobs(st, id, it->spec, it->err, it->errlen);
+    /* Every workflow stored before this one in the transaction is queued
+     * with a smaller id, so it stands right behind the previous one. */
+    if (rc == TS_OK && *pos == 0) rc = sql_queue_position(st, id, pos, it->err, it->errlen);
+    else if (rc == TS_OK) (*pos)++;
+    if (rc == TS_OK) rc = submit_events(st, id, it->now, *pos, it->err, it->errlen);
+    if (rc == TS_OK) {
+        it->receipt.id = id;
+        it->receipt.queue_position = *pos;
+    }
     return rc;
+}
+
+/* Ends the transaction for every item after a failure that concerns them
+ * all (rc and the message in err). */
+static void fail_all(sqlite_store *st, store_submit_item *const *items, size_t n, int rc,
+                     const char *err) {
+    sqlite_rollback(st);
+    for (size_t i = 0; i < n; i++) {
+        items[i]->rc = rc;
+        if (items[i]->err != err) ts_strlcpy(items[i]->err, err, items[i]->errlen);
+    }
+}
+
+/* Runs a cached savepoint statement. */
+static int savepoint(sqlite_store *st, stmt_id id, const char *sql, char *err, size_t errlen) {
+    return run_simple(st, id, sql, err, errlen, "a submission's savepoint");
+}
+
+/*
+ * See backends.h. A failure in one item's savepoint is rolled back to it
+ * and is that item's alone, unless it ended the whole transaction (SQLite
+ * rolls it all back on a full disk or an I/O error) or says the store is
+ * unavailable: then nothing of the batch can be committed. Acknowledged
+ * (rc TS_OK) means the COMMIT returned, the WAL fsynced (synchronous=FULL).
+ */
+void sqlite_submit_batch(sqlite_store *st, store_submit_item *const *items, size_t n) {
+    char err[TS_ERRLEN];
+    int pos = 0, users = 0, rc = active_users(st, &users, err, sizeof(err));
+    if (rc != TS_OK) {
+        fail_all(st, items, n, rc, err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_submit_item *it = items[i];
+        int prev = pos;
+        if ((rc = savepoint(st, ST_SAVEPOINT, "SAVEPOINT submission", err, sizeof(err))) != TS_OK) {
+            fail_all(st, items, n, rc, err);
+            return;
+        }
+        int64_t wake_seq = st->wake_seq; /* an item rolled back rings nobody */
+        it->rc = store_item(st, it, &pos);
+        if (it->rc == STORE_UNAVAILABLE || !in_txn(st)) {
+            fail_all(st, items, n, it->rc != TS_OK ? it->rc : STORE_UNAVAILABLE, it->err);
+            return;
+        }
+        if (it->rc != TS_OK) {
+            pos = prev;
+            st->wake_seq = wake_seq;
+            rc = savepoint(st, ST_ROLLBACK_TO, "ROLLBACK TO submission", err, sizeof(err));
+        }
+        if (rc == TS_OK) rc = savepoint(st, ST_RELEASE, "RELEASE submission", err, sizeof(err));
+        if (rc != TS_OK) {
+            fail_all(st, items, n, rc, err);
+            return;
+        }
+    }
+    if ((rc = sqlite_commit(st, err, sizeof(err))) != TS_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (items[i]->rc == TS_OK) {
+                items[i]->rc = rc;
+                ts_strlcpy(items[i]->err, err, items[i]->errlen);
+            }
+        return;
+    }
+    bool woken = false;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->rc != TS_OK) continue;
+        items[i]->receipt.active_users = users;
+        items[i]->receipt.wake = !woken;
+        woken = true;
+    }
+}
+
+void sqlite_submit_cache(sqlite_store *st, const store_submit_item *it) {
+    rows_spec_cache_put(st->specs, it->receipt.id, it->now, strlen(it->spec_text), it->spec);
+}
+
+/*
+ * A submission alone: a batch of one, in a transaction of its own. The
+ * answer's read-back takes the parsed spec from the cache.
+ */
+int sqlite_submit(sqlite_store *st, const char *user, const spec_workflow *spec, double now,
+                  store_receipt *out, char *err, size_t errlen) {
+    store_submit_item it = {.user = user, .spec = spec, .now = now, .err = err, .errlen = errlen};
+    store_submit_item *one = &it;
+    it.rc = sqlite_submit_prepare(st, &it);
+    if (it.rc == TS_OK) it.rc = sqlite_submit_begin(st, err, errlen);
+    if (it.rc == TS_OK) sqlite_submit_batch(st, &one, 1);
+    if (it.rc == TS_OK) {
+        sqlite_submit_cache(st, &it);
+        *out = it.receipt;
+    }
+    free(it.spec_text);
+    return it.rc;
 }

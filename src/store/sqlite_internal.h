@@ -39,6 +39,10 @@ typedef enum stmt_id {
     /* sqlite.c: submit */
     ST_WF_INSERT,
     ST_JOB_INSERT,
+    ST_SAVEPOINT,
+    ST_ROLLBACK_TO,
+    ST_RELEASE,
+    ST_SUBMIT_ACTIVE_USERS,
     /* sqlite_workflows.c */
     ST_WF_GET,
     ST_WF_LIST_USER,
@@ -118,6 +122,7 @@ struct sqlite_store {
     char why[512]; /* why the store is unavailable, while it is */
     int stmt_fail_rc; /* the class of stmt_get's last failure (stmt_failed) */
     int64_t wake_seq;  /* the newest event of the open transaction; 0 = none */
+    double busy_since; /* when the current wait for a lock began (busy_wait) */
     struct sq_ringer *ringer; /* wakes the listeners after a commit with events */
     rows_spec_cache *specs;    /* parsed stored specs (rows.h) */
 };

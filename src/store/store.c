@@ -19,6 +19,7 @@ struct store {
     pg_store *pg;
     store_observer observer; /* store_set_observer */
     void *observer_ctx;
+    store_batcher *batcher; /* store_set_batcher; used on SQLite only */
 };
 
 /* Forwards a call to the backend of st: sqlite_NAME or pg_NAME. */
@@ -158,9 +159,84 @@ void store_share_spec_cache(store *st, store *with) {
     else sqlite_share_specs(st->sq, with->sq);
 }
 
+void store_set_batcher(store *st, store_batcher *b) {
+    st->batcher = b;
+}
+
+/* The batcher's view of a SQLite handle. */
+static int batch_begin(void *handle, char *err, size_t errlen) {
+    return sqlite_submit_begin(handle, err, errlen);
+}
+
+static void batch_run(void *handle, store_submit_item *const *items, size_t n) {
+    sqlite_submit_batch(handle, items, n);
+}
+
+static const batch_ops SQLITE_BATCH_OPS = {batch_begin, batch_run};
+
+/* A submission through st's batcher: checked and serialised on the
+ * caller's handle before it joins (bad input never reaches a batch), and
+ * its spec cached on that handle, whichever handle committed it. */
+static int submit_batched(store *st, const char *user, const spec_workflow *spec, double now,
+                          store_receipt *out, char *err, size_t errlen) {
+    store_submit_item it = {.user = user, .spec = spec, .now = now, .err = err, .errlen = errlen};
+    int rc = sqlite_submit_prepare(st->sq, &it);
+    if (rc == TS_OK) rc = batch_submit(st->batcher, &SQLITE_BATCH_OPS, st->sq, &it);
+    if (rc == TS_OK) {
+        sqlite_submit_cache(st->sq, &it);
+        *out = it.receipt;
+    }
+    free(it.spec_text);
+    return rc;
+}
+
+int store_submit_receipt(store *st, const char *user, const spec_workflow *spec, double now,
+                         store_receipt *out, char *err, size_t errlen) {
+    if (st->batcher == NULL || st->sq == NULL) {
+        STORE_CALL(submit, user, spec, now, out, err, errlen);
+    }
+    double t0 = st->observer ? ts_monotonic() : 0;
+    int rc = submit_batched(st, user, spec, now, out, err, errlen);
+    if (st->observer) st->observer(st->observer_ctx, "submit", ts_monotonic() - t0, rc);
+    return rc;
+}
+
 int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
                  char *err, size_t errlen) {
-    STORE_CALL(submit, user, spec, now, id, err, errlen);
+    store_receipt r;
+    int rc = store_submit_receipt(st, user, spec, now, &r, err, errlen);
+    if (rc == TS_OK) *id = r.id;
+    return rc;
+}
+
+/* Everything a reader of the stored rows would see of a new workflow:
+ * rows.c and the backends read the same defaults (exit_code -1, "" for
+ * reasons and lease owners, 0 for times not yet reached). */
+store_workflow *store_workflow_submitted(const char *user, const spec_workflow *spec, double now,
+                                         const store_receipt *r) {
+    store_workflow *wf = ts_calloc(1, sizeof(*wf));
+    wf->id = r->id;
+    wf->user = ts_strdup(user);
+    wf->name = ts_strdup(spec->name);
+    wf->priority = spec->priority;
+    wf->state = WF_QUEUED;
+    wf->submitted_at = now;
+    wf->reason = ts_strdup("");
+    wf->queue_position = r->queue_position;
+    wf->spec = spec_retain((spec_workflow *)spec);
+    wf->n_jobs = spec->n_jobs;
+    wf->jobs = ts_calloc(spec->n_jobs, sizeof(store_job));
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        store_job *j = &wf->jobs[i];
+        j->index = (int32_t)i;
+        j->job_id = ts_strdup(spec->jobs[i].job_id);
+        j->state = JOB_PENDING;
+        j->cpus = spec->jobs[i].cpus;
+        j->exit_code = -1;
+        j->reason = ts_strdup("");
+        j->lease_owner = ts_strdup("");
+    }
+    return wf;
 }
 
 int store_workflow_get(store *st, int64_t id, const char *user, store_workflow **out, char *err,

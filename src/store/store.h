@@ -143,11 +143,73 @@ typedef struct store_workflow {
 
 void store_workflow_free(store_workflow *wf);
 
+/* What a submission stored, as committed: enough to answer it without
+ * reading it back (store_workflow_submitted). */
+typedef struct store_receipt {
+    int64_t id;
+    int queue_position; /* its place in the admission line at the commit (1-based) */
+    int active_users;   /* users with a running workflow at the commit */
+    /* True for exactly one stored submission of each commit (several are
+     * one commit on a handle with a batcher): its caller wakes whoever
+     * waits for new work (the scheduler's doorbell), once per commit. */
+    bool wake;
+} store_receipt;
+
 /* Stores a validated workflow for user: the workflow row (queued), its jobs
- * (pending) and the events workflow.submitted and workflow.queued, in one
- * transaction of its own (not inside store_begin). Sets *id. */
+ * (pending) and the events workflow.submitted and workflow.queued, in a
+ * transaction of its own (not inside store_begin). TS_OK means committed
+ * and on stable storage; *out says what was stored.
+ *
+ * On a SQLite handle with a batcher (store_set_batcher) concurrent calls
+ * from the threads whose handles share it are one transaction and one
+ * fsync (group commit): each call is checked first (a bad argument fails
+ * alone, before it joins), then each is stored in a savepoint of its own
+ * (an insert that fails rolls back only itself: that call gets its error,
+ * the others are stored), and every call returns only after the commit
+ * that holds it; if that commit fails, every call in it gets the failure
+ * (STORE_UNAVAILABLE for a full disk or an I/O error) and nothing of them
+ * is kept. Ids and events are in commit order as always. PostgreSQL
+ * handles ignore the batcher: their connections commit concurrently and
+ * the server groups concurrent commits' WAL flushes itself. */
+int store_submit_receipt(store *st, const char *user, const spec_workflow *spec, double now,
+                         store_receipt *out, char *err, size_t errlen);
+
+/* store_submit_receipt when only the id is wanted. */
 int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
                  char *err, size_t errlen);
+
+/* The workflow exactly as a submission stored it (queued, every job
+ * pending, no attempts), built from what the caller has - its spec, the
+ * submission time and the receipt - without reading it back: for the
+ * answer to the submission. Shares spec (one more reference). Free with
+ * store_workflow_free. */
+store_workflow *store_workflow_submitted(const char *user, const spec_workflow *spec, double now,
+                                         const store_receipt *r);
+
+/* ---- group commit of submissions (one process's threads) ------------------ */
+
+/* Joins concurrent store_submit calls of the handles that share it into
+ * one commit (see store_submit_receipt). The handles must be of one
+ * process and one SQLite database (an HTTP worker's request threads,
+ * each with its own handle); each handle is still used by one thread at a
+ * time. No thread of its own: the first waiting caller commits for all
+ * that are queued (at most max_batch), the others wait for it. */
+typedef struct store_batcher store_batcher;
+
+store_batcher *store_batcher_new(size_t max_batch);
+/* Only once no call is in flight on any handle that uses it. */
+void store_batcher_free(store_batcher *b);
+/* Lets st's submissions join b (NULL: commit alone again). Before st is
+ * used by its thread. */
+void store_set_batcher(store *st, store_batcher *b);
+
+typedef struct store_batcher_stats {
+    uint64_t commits;     /* transactions committed or tried */
+    uint64_t submissions; /* calls that went through them */
+    size_t largest;       /* the most calls in one */
+    size_t waiting;       /* calls queued now, not yet taken into a commit */
+} store_batcher_stats;
+void store_batcher_stats_get(store_batcher *b, store_batcher_stats *out);
 
 /* One workflow with its jobs. user == NULL reads any user's (scheduler,
  * admin); otherwise another user's workflow is STORE_NOTFOUND. */

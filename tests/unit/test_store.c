@@ -401,6 +401,70 @@ static void test_submit_get_round_trip(void **state) {
     evlist_free(ev);
 }
 
+/* The receipt says what was stored, and store_workflow_submitted builds
+ * from it exactly what a read gives right after the commit (the POST's
+ * answer is made from it without reading back). */
+static void test_submit_receipt_matches_stored(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store_receipt r[3];
+    spec_workflow *spec = parse(TWO_JOBS);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_submit_receipt(f->st, i == 2 ? "bob" : "alice", spec, T0 + i,
+                                              &r[i], err, sizeof(err)),
+                         TS_OK);
+        assert_true(r[i].wake); /* alone: every submission is its own commit */
+        assert_int_equal(r[i].queue_position, i + 1);
+        assert_int_equal(r[i].active_users, 0);
+        if (i > 0) assert_true(r[i].id > r[i - 1].id);
+    }
+    store_workflow *built = store_workflow_submitted("bob", spec, T0 + 2, &r[2]);
+    store_workflow *read = get(f->st, r[2].id, "bob");
+    assert_int_equal(built->id, read->id);
+    assert_string_equal(built->user, read->user);
+    assert_string_equal(built->name, read->name);
+    assert_int_equal(built->priority, read->priority);
+    assert_int_equal(built->state, read->state);
+    assert_int_equal(built->cancel_requested, read->cancel_requested);
+    assert_true(built->submitted_at == read->submitted_at);
+    assert_true(built->admitted_at == read->admitted_at && built->finished_at == read->finished_at);
+    assert_string_equal(built->reason, read->reason);
+    assert_int_equal(built->queue_position, read->queue_position);
+    assert_true(built->jobs_done == read->jobs_done);
+    assert_int_equal(built->n_jobs, read->n_jobs);
+    for (size_t i = 0; i < read->n_jobs; i++) {
+        const store_job *a = &built->jobs[i], *b = &read->jobs[i];
+        assert_int_equal(a->index, b->index);
+        assert_string_equal(a->job_id, b->job_id);
+        assert_int_equal(a->state, b->state);
+        assert_int_equal(a->attempt, b->attempt);
+        assert_int_equal(a->failures, b->failures);
+        assert_int_equal(a->cpus, b->cpus);
+        assert_int_equal(a->exit_code, b->exit_code);
+        assert_string_equal(a->reason, b->reason);
+        assert_string_equal(a->lease_owner, b->lease_owner);
+        assert_true(a->not_before == b->not_before && a->progress == b->progress);
+        assert_true(a->ready_at == b->ready_at && a->started_at == b->started_at &&
+                    a->finished_at == b->finished_at && a->lease_expires == b->lease_expires);
+    }
+    json_t *sa = spec_to_json(built->spec), *sb = spec_to_json(read->spec);
+    assert_true(json_equal(sa, sb));
+    json_decref(sa);
+    json_decref(sb);
+    store_workflow_free(built);
+    store_workflow_free(read);
+    /* alice becomes active: the next receipt counts her */
+    admit_ok(f->st, r[0].id, T0 + 5);
+    store_receipt later;
+    assert_int_equal(store_submit_receipt(f->st, "carol", spec, T0 + 6, &later, err,
+                                          sizeof(err)),
+                     TS_OK);
+    assert_int_equal(later.active_users, 1);
+    assert_int_equal(later.queue_position, 3);
+
+    spec_free(spec);
+}
+
 static void test_submit_refused_inside_transaction(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
@@ -1512,6 +1576,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors_are_clear, setup_closed, teardown),
         cmocka_unit_test_setup_teardown(test_submit_get_round_trip, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_receipt_matches_stored, setup_open,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_submit_refused_inside_transaction, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_other_users_workflow_is_notfound, setup_open,

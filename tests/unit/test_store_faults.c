@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/spec.h"
+#include "batch_harness.h"
 #include "store/store.h"
 #include "testlib.h"
 #include "util/util.h"
@@ -45,7 +46,7 @@ static sqlite3_vfs *real_vfs;
 static sqlite3_vfs fault_vfs;
 static int fail_writes; /* an SQLite code for xWrite to return, 0 = none */
 static int fail_reads;  /* likewise for xRead */
-static int wal_unsynced; /* writes to a WAL since its last xSync */
+static _Atomic int wal_unsynced; /* writes to a WAL since its last xSync (any thread) */
 
 #define REAL(f) (((fault_file *)(f))->real)
 
@@ -324,6 +325,51 @@ static void test_commit_returns_after_wal_fsync(void **state) {
     assert_int_equal(wal_unsynced, 0);
 }
 
+/* After-hook of a batch call: what the WAL holds unsynced when it returns. */
+static void note_unsynced(batch_call *c) {
+    c->seen = wal_unsynced;
+}
+
+/* Group commit (store_batcher): concurrent submissions that are one commit
+ * are acknowledged only after that commit's WAL fsync; when the commit
+ * fails (a full disk) every one of them gets the 503's STORE_UNAVAILABLE
+ * and nothing of any is kept; once space is back the same batch commits. */
+static void test_batch_commit_fsynced_or_failed_for_all(void **state) {
+    fx *f = *state;
+    enum { N = 8 };
+    char err[TS_ERRLEN];
+    store_batcher *b = store_batcher_new(64);
+    batch_call calls[N];
+    for (int i = 0; i < N; i++)
+        calls[i] = (batch_call){.user = "ann", .json = TWO_JOBS, .after = note_unsynced};
+    fail_writes = SQLITE_FULL;
+    assert_int_equal(batch_run(f->path, b, calls, N), 0);
+    fail_writes = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(calls[i].rc, STORE_UNAVAILABLE);
+        assert_non_null(strstr(calls[i].err, "store unavailable"));
+    }
+    store_batcher_stats bs;
+    store_batcher_stats_get(b, &bs);
+    assert_int_equal(bs.commits, 1);
+    store_queue_stats qs;
+    assert_int_equal(store_queue_stats_get(f->st, &qs, err, sizeof(err)), TS_OK);
+    assert_int_equal(qs.queued_workflows, 0);
+
+    for (int i = 0; i < N; i++)
+        calls[i] = (batch_call){.user = "ann", .json = TWO_JOBS, .after = note_unsynced,
+                                .seen = -1};
+    assert_int_equal(batch_run(f->path, b, calls, N), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(calls[i].rc, TS_OK);
+        assert_int_equal(calls[i].seen, 0); /* answered after the fsync */
+        assert_int_equal(get_rc(f->st, calls[i].r.id), TS_OK);
+    }
+    store_batcher_stats_get(b, &bs);
+    assert_int_equal(bs.commits, 2);
+    store_batcher_free(b);
+}
+
 static void test_deleted_database_is_unavailable_everywhere(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
@@ -546,6 +592,8 @@ static void test_integrity_check_passes_and_clears_flag(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_returns_after_wal_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_commit_fsynced_or_failed_for_all, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_deleted_database_is_unavailable_everywhere, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_into_deleted_file_not_acknowledged, setup,

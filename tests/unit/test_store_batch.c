@@ -1,0 +1,274 @@
+/*
+ * test_store_batch.c - group commit of submissions (store.h,
+ * store_batcher) on SQLite: concurrent submissions from threads with
+ * handles of their own are one commit, in commit order (ids, queue places,
+ * events), each answered with its own receipt and exactly one of them
+ * told to wake the scheduler; a submission whose insert fails is rolled
+ * back alone and the others are stored; bad arguments fail before they
+ * join; without contention each submission commits alone and nobody
+ * waits. A failing commit is tested with the fault VFS in
+ * test_store_faults.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch_harness.h"
+#include "testlib.h"
+
+#define N_CALLS 12
+
+static const char WF[] = "{\"name\": \"w\", \"jobs\": [{\"job_id\": \"a\", \"job_type\": \"noop\"},"
+                         " {\"job_id\": \"b\", \"job_type\": \"noop\", \"depends_on\": [\"a\"]}]}";
+static const char POISON[] =
+    "{\"name\": \"poison\", \"jobs\": [{\"job_id\": \"a\", \"job_type\": \"noop\"}]}";
+
+typedef struct fx {
+    char dir[64];
+    char path[128];
+    store *st; /* the creator's handle, for reading back */
+    store_batcher *b;
+} fx;
+
+static int setup(void **state) {
+    char err[TS_ERRLEN];
+    fx *f = calloc(1, sizeof(*f));
+    strcpy(f->dir, "/tmp/tessera-batch-XXXXXX");
+    if (f == NULL || mkdtemp(f->dir) == NULL) return -1;
+    snprintf(f->path, sizeof(f->path), "%s/tessera.db", f->dir);
+    if (store_open(f->path, &f->st, err, sizeof(err)) != TS_OK) {
+        fprintf(stderr, "store_open: %s\n", err);
+        return -1;
+    }
+    f->b = store_batcher_new(64);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    store_close(f->st);
+    store_batcher_free(f->b);
+    test_rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* store_workflow_get of any user's workflow id: its code, or -1 when it is
+ * there under another name. */
+static int get_name_rc(store *st, int64_t id, const char *name) {
+    char err[TS_ERRLEN];
+    store_workflow *wf = NULL;
+    int rc = store_workflow_get(st, id, NULL, &wf, err, sizeof(err));
+    if (rc == TS_OK && strcmp(wf->name, name) != 0) rc = -1;
+    store_workflow_free(wf);
+    return rc;
+}
+
+typedef struct seen_events {
+    int64_t seq[4 * N_CALLS], wf[4 * N_CALLS];
+    char type[4 * N_CALLS][32];
+    size_t n;
+} seen_events;
+
+static int collect(void *ctx, const store_event *ev) {
+    seen_events *s = ctx;
+    if (s->n < 4 * N_CALLS) {
+        s->seq[s->n] = ev->seq;
+        s->wf[s->n] = ev->workflow_id;
+        ts_strlcpy(s->type[s->n], ev->type, sizeof(s->type[0]));
+        s->n++;
+    }
+    return 0;
+}
+
+/* Every call of a held batch is one commit: ids consecutive in queue order
+ * of the commit, places in the line 1..n in id order, one wake, and the
+ * events of each workflow right after those of the one before. */
+static void test_concurrent_submissions_are_one_commit(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN], user[N_CALLS][16];
+    batch_call calls[N_CALLS];
+    memset(calls, 0, sizeof(calls));
+    for (int i = 0; i < N_CALLS; i++) {
+        snprintf(user[i], sizeof(user[i]), "u%d", i % 3);
+        calls[i] = (batch_call){.user = user[i], .json = WF};
+    }
+    assert_int_equal(batch_run(f->path, f->b, calls, N_CALLS), 0);
+    store_batcher_stats bs;
+    store_batcher_stats_get(f->b, &bs);
+    assert_int_equal(bs.commits, 1);
+    assert_int_equal(bs.submissions, N_CALLS);
+    assert_int_equal(bs.largest, N_CALLS);
+    assert_int_equal(bs.waiting, 0);
+
+    int wakes = 0;
+    int64_t min_id = INT64_MAX;
+    for (int i = 0; i < N_CALLS; i++) {
+        assert_int_equal(calls[i].rc, TS_OK);
+        wakes += calls[i].r.wake;
+        if (calls[i].r.id < min_id) min_id = calls[i].r.id;
+        assert_int_equal(calls[i].r.active_users, 0);
+    }
+    assert_int_equal(wakes, 1);
+    bool have[N_CALLS] = {false};
+    for (int i = 0; i < N_CALLS; i++) {
+        int64_t k = calls[i].r.id - min_id;
+        assert_true(k >= 0 && k < N_CALLS && !have[k]);
+        have[k] = true;
+        /* the line is FIFO by id, and nothing else was queued */
+        assert_int_equal(calls[i].r.queue_position, (int)k + 1);
+        store_workflow *wf = NULL;
+        assert_int_equal(store_workflow_get(f->st, calls[i].r.id, calls[i].user, &wf, err,
+                                            sizeof(err)),
+                         TS_OK);
+        assert_int_equal(wf->queue_position, calls[i].r.queue_position);
+        assert_int_equal(wf->n_jobs, 2);
+        store_workflow_free(wf);
+    }
+    seen_events ev = {0};
+    assert_int_equal(store_events_since(f->st, 0, NULL, 0, 0, collect, &ev, err, sizeof(err)),
+                     TS_OK);
+    assert_int_equal(ev.n, 2 * N_CALLS);
+    for (size_t i = 0; i < ev.n; i++) {
+        assert_int_equal(ev.wf[i], min_id + (int64_t)(i / 2));
+        assert_string_equal(ev.type[i], i % 2 ? "workflow.queued" : "workflow.submitted");
+        if (i > 0) assert_true(ev.seq[i] > ev.seq[i - 1]);
+    }
+}
+
+/* A constraint of the database (here a trigger standing for a quota)
+ * refuses one submission of the batch after its workflow row went in (at
+ * its first job): it alone fails, with the database's reason, and leaves
+ * nothing - its savepoint takes the row back; the others are stored and their
+ * places in the line close up over it. */
+static void test_failing_member_is_rolled_back_alone(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER quota BEFORE INSERT ON jobs"
+                                  " WHEN (SELECT name FROM workflows"
+                                  " WHERE id = NEW.workflow_id) = 'poison'"
+                                  " BEGIN SELECT RAISE(ABORT, 'over the quota'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    batch_call calls[N_CALLS];
+    memset(calls, 0, sizeof(calls));
+    for (int i = 0; i < N_CALLS; i++)
+        calls[i] = (batch_call){.user = "ann", .json = i == N_CALLS / 2 ? POISON : WF};
+    assert_int_equal(batch_run(f->path, f->b, calls, N_CALLS), 0);
+    store_batcher_stats bs;
+    store_batcher_stats_get(f->b, &bs);
+    assert_int_equal(bs.commits, 1);
+
+    int wakes = 0, stored = 0, positions = 0;
+    for (int i = 0; i < N_CALLS; i++) {
+        if (i == N_CALLS / 2) {
+            assert_int_equal(calls[i].rc, TS_ERR);
+            assert_non_null(strstr(calls[i].err, "over the quota"));
+            continue;
+        }
+        assert_int_equal(calls[i].rc, TS_OK);
+        wakes += calls[i].r.wake;
+        stored++;
+        positions += calls[i].r.queue_position;
+        assert_int_equal(get_name_rc(f->st, calls[i].r.id, "w"), TS_OK);
+    }
+    assert_int_equal(wakes, 1);
+    assert_int_equal(positions, stored * (stored + 1) / 2); /* 1..stored, no gap */
+    store_queue_stats qs;
+    assert_int_equal(store_queue_stats_get(f->st, &qs, err, sizeof(err)), TS_OK);
+    assert_int_equal(qs.queued_workflows, stored);
+    seen_events ev = {0};
+    assert_int_equal(store_events_since(f->st, 0, NULL, 0, 0, collect, &ev, err, sizeof(err)),
+                     TS_OK);
+    assert_int_equal(ev.n, 2 * (size_t)stored);
+}
+
+/* Bad arguments are refused on the caller's own thread, before joining:
+ * no commit is made for them. */
+static void test_bad_arguments_never_join(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store *st = NULL;
+    store_receipt r;
+    spec_workflow *spec = NULL;
+    spec_error e;
+    assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, &spec, &e), TS_OK);
+    assert_int_equal(store_open_existing(f->path, &st, err, sizeof(err)), TS_OK);
+    store_set_batcher(st, f->b);
+    assert_int_equal(store_submit_receipt(st, "", spec, 1.0, &r, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "user id"));
+    assert_int_equal(store_begin(st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_submit_receipt(st, "ann", spec, 1.0, &r, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "transaction of its own"));
+    store_rollback(st);
+    store_batcher_stats bs;
+    store_batcher_stats_get(f->b, &bs);
+    assert_int_equal(bs.commits, 0);
+    /* alone, a submission is its own commit, and wakes */
+    assert_int_equal(store_submit_receipt(st, "ann", spec, 1.0, &r, err, sizeof(err)), TS_OK);
+    assert_true(r.wake);
+    assert_int_equal(r.queue_position, 1);
+    store_batcher_stats_get(f->b, &bs);
+    assert_int_equal(bs.commits, 1);
+    store_close(st);
+    spec_free(spec);
+}
+
+/* Many rounds of unheld concurrent submissions: whatever the batches
+ * happen to be, every call is answered, every id is distinct and stored,
+ * and one wake per commit. */
+static void test_unheld_rounds_lose_nothing(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    enum { THREADS = 6, EACH = 40 };
+    store *st[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(store_open_existing(f->path, &st[i], err, sizeof(err)), TS_OK);
+        store_set_batcher(st[i], f->b);
+    }
+    batch_call calls[THREADS * EACH];
+    memset(calls, 0, sizeof(calls));
+    for (int round = 0; round < EACH; round++) {
+        for (int i = 0; i < THREADS; i++) {
+            batch_call *c = &calls[round * THREADS + i];
+            *c = (batch_call){.user = "ann", .json = WF, .st = st[i]};
+            assert_int_equal(pthread_create(&c->thread, NULL, batch_thread, c), 0);
+        }
+        for (int i = 0; i < THREADS; i++) pthread_join(calls[round * THREADS + i].thread, NULL);
+    }
+    int wakes = 0;
+    for (int i = 0; i < THREADS * EACH; i++) {
+        assert_int_equal(calls[i].rc, TS_OK);
+        wakes += calls[i].r.wake;
+        assert_int_equal(get_name_rc(f->st, calls[i].r.id, "w"), TS_OK);
+        for (int k = 0; k < i; k++) assert_true(calls[k].r.id != calls[i].r.id);
+    }
+    store_batcher_stats bs;
+    store_batcher_stats_get(f->b, &bs);
+    assert_int_equal(bs.submissions, THREADS * EACH);
+    assert_int_equal((int)bs.commits, wakes);
+    for (int i = 0; i < THREADS; i++) store_close(st[i]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_concurrent_submissions_are_one_commit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failing_member_is_rolled_back_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments_never_join, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unheld_rounds_lose_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
