@@ -161,6 +161,50 @@ describe('durability', () => {
     assert.ok(await readyz());
   });
 
+  test('kill -9 of every process during a POST flood: every acknowledged submission is there after the restart', { timeout: 180000 }, async (t) => {
+    // Many submissions in flight at once are group commits (one fsync for
+    // several, store.h): each 201 must still mean "on stable storage".
+    const users = ['flood-u0', 'flood-u1', 'flood-u2'];
+    const acked = new Map(); // id -> {user, name}
+    const failed = [];
+    let stop = false;
+    let n = 0;
+    const jobs = Array.from({ length: 10 }, (_, i) => (i ? { ...noop(`j${i}`), depends_on: [`j${i - 1}`] } : noop('j0')));
+    const loops = Array.from({ length: 24 }, async (_, k) => {
+      const u = users[k % users.length];
+      while (!stop) {
+        const name = `flood-${k}-${n++}`;
+        try {
+          const r = await server.api(u, 'POST', '/api/workflows', workflow(name, jobs), {}, { timeoutMs: 15000 });
+          if (r.status === 201) {
+            assert.equal(r.json.name, name);
+            assert.ok(!acked.has(String(wfId(r.json))), `id ${wfId(r.json)} acknowledged twice`);
+            acked.set(String(wfId(r.json)), { user: u, name });
+          } else failed.push(r.status);
+        } catch (e) {
+          failed.push(e.code || e.message);
+          await sleep(50);
+        }
+      }
+    });
+    try {
+      await waitFor(() => acked.size >= 150, 60000, { what: '150 submissions acknowledged under the flood' });
+      await server.restart({ hard: true });
+      const before = acked.size;
+      await waitFor(() => acked.size >= before + 50, 60000, { what: 'submissions acknowledged after the restart' });
+    } finally {
+      stop = true;
+      await Promise.all(loops);
+    }
+    t.diagnostic(`${acked.size} submissions acknowledged around a kill -9 of every process; ${failed.length} requests failed (in flight at the kill, or refused while it restarted)`);
+    const missing = [];
+    for (const [id, { user, name }] of acked) {
+      const r = await server.api(user, 'GET', `/api/workflows/${id}?jobs=none`);
+      if (r.status !== 200 || r.json.name !== name) missing.push(`${id}: ${r.status} ${r.json?.name}`);
+    }
+    assert.deepEqual(missing.slice(0, 10), [], `${missing.length} acknowledged submissions lost`);
+  });
+
   test('kill -9 of every process: a restart loses no acknowledged workflow', { timeout: 240000 }, async () => {
     const u = 'dur-all';
     const acked = new Map();

@@ -120,6 +120,46 @@ static void test_submit_get_and_isolation(void **state) {
     done(&r);
 }
 
+/* The answer to a POST is made from what the handler has (spec, time,
+ * receipt) without reading the workflow back: it must be the very view a
+ * GET gives right after, for a workflow of several jobs with dependencies,
+ * images and defaults, behind another user's running one. */
+static void test_submit_answer_equals_get(void **state) {
+    fx *f = *state;
+    http_field bob[] = {{MHD_HEADER_KIND, "X-User-ID", "bob"},
+                        {MHD_HEADER_KIND, "Content-Type", "application/json"}};
+    http_reply r = call(f, "POST", "/api/workflows", bob, 2, &f->loopback, WORKFLOW);
+    assert_int_equal(r.status, 201);
+    done(&r);
+    char err[TS_ERRLEN];
+    core_change ch = {.kind = CHANGE_WORKFLOW, .workflow_id = 1, .job_index = -1,
+                      .from = WF_QUEUED, .to = WF_RUNNING, .at = 5, .exit_code = -1};
+    assert_int_equal(store_admit(f->ctx.st, &ch, 10, err, sizeof(err)), TS_OK);
+
+    http_field alice[] = {{MHD_HEADER_KIND, "X-User-ID", "alice"},
+                          {MHD_HEADER_KIND, "Content-Type", "application/json"}};
+    static const char DAG[] =
+        "{\"name\":\"dag\",\"priority\":3,\"jobs\":["
+        "{\"job_id\":\"a\",\"job_type\":\"noop\",\"branch\":\"x\",\"cpus\":2},"
+        "{\"job_id\":\"b\",\"job_type\":\"noop\",\"branch\":\"y\"},"
+        "{\"job_id\":\"c\",\"job_type\":\"noop\",\"depends_on\":[\"a\",\"b\"],"
+        "\"max_retries\":2}]}";
+    r = call(f, "POST", "/api/workflows", alice, 2, &f->loopback, DAG);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.location, "/api/workflows/2");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "queue_position")), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(r.json, "waiting_reason")),
+                           "1 of"));
+    http_reply g = call(f, "GET", "/api/workflows/2", alice, 1, &f->loopback, NULL);
+    assert_int_equal(g.status, 200);
+    char *posted = json_dumps(r.json, JSON_SORT_KEYS), *got = json_dumps(g.json, JSON_SORT_KEYS);
+    assert_string_equal(posted, got);
+    free(posted);
+    free(got);
+    done(&r);
+    done(&g);
+}
+
 static void test_identity_needs_loopback_peer(void **state) {
     fx *f = *state;
     http_field alice[] = {{MHD_HEADER_KIND, "X-User-ID", "alice"}};
@@ -277,6 +317,7 @@ static void test_upgrade_reply_owns_its_closure(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_submit_get_and_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_answer_equals_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_identity_needs_loopback_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing_404_405, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_arguments, setup, teardown),
