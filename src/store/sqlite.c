@@ -328,12 +328,11 @@ static int submit_events(sqlite_store *st, int64_t id, double now, int pos, char
     return sql_event_append(st, &ev, NULL, err, errlen);
 }
 
-static const char SQL_ACTIVE_USERS_NOW[] =
-    "SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running'";
+static const char SQL_ACTIVE_USERS_NOW[] = SQL_COUNT_ACTIVE_USERS;
 
 /* Users with a running workflow, in the open transaction. */
 static int active_users(sqlite_store *st, int *out, char *err, size_t errlen) {
-    sqlite3_stmt *s = stmt_get(st, ST_SUBMIT_ACTIVE_USERS, SQL_ACTIVE_USERS_NOW, err, errlen);
+    sqlite3_stmt *s = stmt_get(st, ST_ACTIVE_USERS, SQL_ACTIVE_USERS_NOW, err, errlen);
     if (s == NULL) return stmt_failed(st);
     int rc = TS_OK;
     if (sqlite3_step(s) == SQLITE_ROW) *out = sqlite3_column_int(s, 0);

@@ -78,8 +78,7 @@ static const char SQL_RUNNING_CPUS[] =
 static const char SQL_USER_ACTIVE[] =
     "SELECT EXISTS (SELECT 1 FROM workflows WHERE state = 'running' AND user_id = ?1)";
 
-static const char SQL_ACTIVE_USERS[] =
-    "SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running'";
+static const char SQL_ACTIVE_USERS[] = SQL_COUNT_ACTIVE_USERS;
 
 static const char SQL_LEASE_RENEW[] =
     "UPDATE jobs SET lease_expires = ?2 WHERE state = 'running' AND lease_owner = ?1";

@@ -29,7 +29,7 @@
 #include "store/rows.h"
 
 /* The schema version this build migrates to (sqlite_schema.c). */
-#define SQL_SCHEMA_VERSION 6
+#define SQL_SCHEMA_VERSION 7
 
 typedef enum stmt_id {
     ST_BEGIN_IMMEDIATE,
@@ -42,7 +42,6 @@ typedef enum stmt_id {
     ST_SAVEPOINT,
     ST_ROLLBACK_TO,
     ST_RELEASE,
-    ST_SUBMIT_ACTIVE_USERS,
     /* sqlite_workflows.c */
     ST_WF_GET,
     ST_WF_LIST_USER,
@@ -139,6 +138,18 @@ typedef struct sql_event {
     int attempt;         /* <= 0 = absent */
     int queue_position;  /* <= 0 = absent */
 } sql_event;
+
+/* How many users have a running workflow: one index lookup per such user
+ * (the smallest user_id after the previous one) on workflows_state_user,
+ * instead of reading every running workflow's row. For admissions
+ * (sqlite_changes.c) and submissions' receipts (sqlite.c), in one slot of
+ * the statement cache, ST_ACTIVE_USERS. */
+#define SQL_COUNT_ACTIVE_USERS                                                                 \
+    "WITH RECURSIVE u(user_id) AS ("                                                           \
+    " SELECT MIN(user_id) FROM workflows WHERE state = 'running'"                              \
+    " UNION ALL SELECT (SELECT MIN(user_id) FROM workflows"                                    \
+    " WHERE state = 'running' AND user_id > u.user_id) FROM u WHERE u.user_id IS NOT NULL)"    \
+    " SELECT COUNT(user_id) FROM u"
 
 /* Returns from the calling function with the code of a call that failed
  * (TS_ERR, STORE_UNAVAILABLE, STORE_NOTFOUND...), so that the class of an

@@ -144,10 +144,19 @@ static const char MIGRATION_5[] =
 static const char MIGRATION_6[] =
     "ALTER TABLE workflows ADD COLUMN batch_handles INTEGER NOT NULL DEFAULT 0;";
 
+/* The active users (running workflows' distinct users) are counted at
+ * every admission and every submission: without this index each count
+ * read the row of every running workflow, and with thousands admitted
+ * (waiting for cpus) the scheduler spent most of its time there. With it
+ * the count is a skip over the index (SQL_COUNT_ACTIVE_USERS), a few
+ * lookups per user. */
+static const char MIGRATION_7[] = "CREATE INDEX workflows_state_user ON workflows(state, user_id);";
+
 /* migrations[i] takes the schema from version i to i + 1. */
 static const char *const migrations[SQL_SCHEMA_VERSION] = {MIGRATION_1, MIGRATION_2,
                                                              MIGRATION_3, MIGRATION_4,
-                                                             MIGRATION_5, MIGRATION_6};
+                                                             MIGRATION_5, MIGRATION_6,
+                                                             MIGRATION_7};
 
 /* Reads PRAGMA user_version into *version. */
 int sql_schema_read(sqlite_store *st, int *version, char *err, size_t errlen) {
