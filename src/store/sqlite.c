@@ -14,7 +14,9 @@
  * usual WAL setting, only write()s the WAL and lost acknowledged workflows
  * when the file system's journal aborted (issue 12, defect 9). The cost is
  * one fsync per transaction; bench/commit_bench.c measures it against the
- * same submits on tmpfs, and the README states the contract.
+ * same submits on tmpfs, and the README states the contract. Concurrent
+ * submissions of one process share that cost: a batch (store_batcher,
+ * batch.c) is one transaction with a savepoint per submission.
  */
 #include <assert.h>
 #include <ctype.h>
