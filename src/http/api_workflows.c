@@ -94,23 +94,30 @@ static json_t *acknowledged(int64_t id) {
     return json_pack("{sI sb}", "id", (json_int_t)id, "view_unavailable", 1);
 }
 
-/* The answer to a submission, from what it has: the spec, the time and
- * the receipt (its place in the line and the active users at the commit)
- * make the same view a GET would give right after the commit, with no
- * read of the store. */
-static json_t *submitted_view(http_request *req, const spec_workflow *spec, double now,
-                              const store_receipt *got) {
+/* The 201 to a submission, from what it has: the spec, the time and the
+ * receipt (its place in the line and the active users at the commit) make
+ * the same view a GET would give right after the commit, with no read of
+ * the store, written straight to text as GET writes it (no attempts yet). */
+static http_reply submitted_reply(http_request *req, const spec_workflow *spec, double now,
+                                  const store_receipt *got) {
     store_workflow *wf = store_workflow_submitted(req->user, spec, now, got);
     /* A queued workflow's view takes only the active users from the line's
      * figures (its waiting reason); its jobs show no waiting reasons. */
     store_queue_stats stats = {.active_users = got->active_users};
     view_limits lim = {req->ctx->cfg->max_active_users, req->ctx->cfg->concurrency_limit};
-    json_t *v = view_workflow(wf, &stats, &lim, now);
-    json_t *jobs = json_object_get(v, "jobs");
-    for (size_t i = 0; i < json_array_size(jobs); i++)
-        json_object_set_new(json_array_get(jobs, i), "attempts", json_array());
+    size_t len = 0;
+    char *text = view_workflow_text(wf, NULL, 0, &stats, &lim, now, VIEW_ALL_JOBS, &len);
     store_workflow_free(wf);
-    return v;
+    http_reply r;
+    if (text) {
+        r = http_bytes(201, "application/json", text, len);
+        ts_strlcpy(r.cache_control, "no-store", sizeof(r.cache_control));
+    } else { /* acknowledged all the same: what is known */
+        r = http_json(201, acknowledged(got->id));
+        json_object_set_new(r.json, "state", json_string("queued"));
+    }
+    snprintf(r.location, sizeof(r.location), "/api/workflows/%lld", (long long)got->id);
+    return r;
 }
 
 static http_reply spec_rejected(const spec_error *se) {
@@ -150,8 +157,7 @@ http_reply api_submit(http_request *req) {
     }
     /* Once per commit, however many submissions it held. */
     if (got.wake) http_ring_scheduler(req);
-    http_reply r = http_json(201, submitted_view(req, spec, now, &got));
-    snprintf(r.location, sizeof(r.location), "/api/workflows/%lld", (long long)got.id);
+    http_reply r = submitted_reply(req, spec, now, &got);
     spec_free(spec);
     return r;
 }

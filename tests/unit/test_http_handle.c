@@ -147,15 +147,20 @@ static void test_submit_answer_equals_get(void **state) {
     r = call(f, "POST", "/api/workflows", alice, 2, &f->loopback, DAG);
     assert_int_equal(r.status, 201);
     assert_string_equal(r.location, "/api/workflows/2");
-    assert_int_equal(json_integer_value(json_object_get(r.json, "queue_position")), 1);
-    assert_non_null(strstr(json_string_value(json_object_get(r.json, "waiting_reason")),
+    json_t *posted_view = body_of(&r);
+    assert_int_equal(json_integer_value(json_object_get(posted_view, "queue_position")), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(posted_view, "waiting_reason")),
                            "1 of"));
+    json_decref(posted_view);
     http_reply g = call(f, "GET", "/api/workflows/2", alice, 1, &f->loopback, NULL);
     assert_int_equal(g.status, 200);
-    char *posted = json_dumps(r.json, JSON_SORT_KEYS), *got = json_dumps(g.json, JSON_SORT_KEYS);
+    json_t *pv = body_of(&r), *gv = body_of(&g);
+    char *posted = json_dumps(pv, JSON_SORT_KEYS), *got = json_dumps(gv, JSON_SORT_KEYS);
     assert_string_equal(posted, got);
     free(posted);
     free(got);
+    json_decref(pv);
+    json_decref(gv);
     done(&r);
     done(&g);
 }
