@@ -6,12 +6,16 @@
 // connected client costs the service (RSS of the serve process tree with the
 // clients connected minus without, per client).
 //
-//   node bench/ws_latency.mjs BUILD/tessera [CLIENTS,CLIENTS,...] [BASELINE_BINARY]
+//   node bench/ws_latency.mjs BUILD/tessera [CLIENTS,CLIENTS,...] [BASELINE_BINARY] [ROUNDS]
 //
 // CLIENTS defaults to 1,1000,10000 (raise `ulimit -n` to 25000 or more for
 // 10,000: both this process and the workers hold one fd per client).
 // BASELINE_BINARY: another tessera build measured the same way in the same
 // run (e.g. one whose hubs poll SQLite instead of being woken), with ratios.
+// ROUNDS (default 1): phases per size and binary; both servers run side by
+// side and the binaries take turns phase by phase (the first alternating),
+// so that a change in the machine's load during the run hits both alike;
+// the rounds' latencies are pooled, memory is their median.
 // Bounded: a fixed number of small workflows per phase, and a time limit.
 // The workflows of a phase belong to the users that have clients (user0
 // alone with one client), so every event is measured: with one client of
@@ -27,6 +31,7 @@ import WebSocket from 'ws';
 const bin = process.argv[2] || 'build/tessera';
 const COUNTS = (process.argv[3] || '1,1000,10000').split(',').map(Number);
 const baselineBin = process.argv[4] || '';
+const ROUNDS = Number(process.argv[5] || 1);
 const USERS = 100;
 const WORKFLOWS = 40;
 
@@ -113,33 +118,69 @@ async function phase(srv, nClients, owner, workflows = WORKFLOWS) {
   }
   await waitDone(srv.url, ids, Date.now() + 300000);
   await new Promise((r) => setTimeout(r, 1000)); // the last events
-  for (const ws of sockets) ws.close();
+  // closed before the next phase opens its own: both at once could pass the fd limit
+  await Promise.all(sockets.map((ws) => new Promise((res) => {
+    ws.on('close', res);
+    ws.close();
+    setTimeout(res, 5000);
+  })));
   ctx.latencies.sort((a, b) => a - b);
   const foreign = ctx.seen.filter(([user, wf]) => owner.has(wf) && owner.get(wf) !== user).length;
   return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients };
 }
 
-async function measure(binary) {
+/** A server with its warm-up round done (not reported). */
+async function startServer(binary) {
   const srv = await startTessera(binary, 'ws', ['--workers', '2', '--concurrency-limit', '2',
     '--max-active-users', String(USERS), '--poll-seconds', '1']);
-  const out = [];
+  const owner = new Map();
   try {
-    const owner = new Map();
-    await phase(srv, 1, owner, 10); // warm-up, not reported
-    for (const n of COUNTS) out.push([n, await phase(srv, n, owner)]);
-  } finally {
+    await phase(srv, 1, owner, 10);
+  } catch (e) {
     await srv.stop();
+    throw e;
   }
-  return out;
+  return { binary, srv, owner };
+}
+
+/** The rounds of one phase size pooled: every latency, the median memory. */
+function pooled(results) {
+  const lat = results.flatMap((r) => r.lat).sort((a, b) => a - b);
+  const kib = results.map((r) => r.kibPerClient).sort((a, b) => a - b);
+  return { lat, foreign: results.reduce((n, r) => n + r.foreign, 0), kibPerClient: kib[Math.floor(kib.length / 2)],
+    p99s: results.map((r) => percentile(r.lat, 0.99)) };
 }
 
 const fmt = (r) => `p50 ${percentile(r.lat, 0.5)} ms, p99 ${percentile(r.lat, 0.99)} ms, max ${r.lat[r.lat.length - 1]} ms` +
-  ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client`;
-console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1:`);
-const mine = await measure(bin);
+  ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client` +
+  (r.p99s.length > 1 ? `; p99 of each round ${r.p99s.join(', ')} ms` : '');
+console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1` +
+  (ROUNDS > 1 ? `, ${ROUNDS} rounds per size, the binaries alternating:` : ':'));
+const servers = [await startServer(bin)];
+const results = [new Map()];
+try {
+  if (baselineBin) {
+    servers.push(await startServer(baselineBin));
+    results.push(new Map());
+  }
+  for (const n of COUNTS) {
+    for (let round = 0; round < ROUNDS; round++) {
+      // who goes first alternates, so that neither always runs right after the other's load
+      const order = servers.map((_, i) => i);
+      if (round % 2 === 1) order.reverse();
+      for (const i of order) {
+        if (!results[i].has(n)) results[i].set(n, []);
+        results[i].get(n).push(await phase(servers[i].srv, n, servers[i].owner));
+      }
+    }
+  }
+} finally {
+  for (const s of servers) await s.srv.stop();
+}
+const mine = COUNTS.map((n) => [n, pooled(results[0].get(n))]);
 for (const [n, r] of mine) console.log(`  ${bin}: ${n} client(s): ${fmt(r)}`);
 if (baselineBin) {
-  const base = await measure(baselineBin);
+  const base = COUNTS.map((n) => [n, pooled(results[1].get(n))]);
   for (const [n, r] of base) console.log(`  ${baselineBin} (baseline): ${n} client(s): ${fmt(r)}`);
   for (let i = 0; i < mine.length; i++) {
     const [n, r] = mine[i];
