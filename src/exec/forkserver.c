@@ -8,6 +8,13 @@
  * before it polls for exits; the child's exit reaches the executor's
  * SIGCHLD signalfd like any child's because CLONE_PARENT makes the executor
  * its parent.
+ *
+ * Spares: the server keeps SPARES children forked ahead of the requests
+ * that will use them (forkserver.h). A spare itself reads a request from
+ * the socket, answers it with its own pid and becomes the runner; closing
+ * its end of a pipe tells the server to fork a replacement, which happens
+ * while the executor goes on. The fork - most of a start's cost, for a
+ * binary with ~77 libraries mapped - is thus off the scheduler's path.
  */
 #include "exec/forkserver.h"
 
@@ -35,6 +42,10 @@
 #define REQUEST_MAX 16384    /* spec path + mark, both bounded by PATH_MAX-ish sizes */
 #define SLOT_NAME "TESSERA_FORK_SLOT" /* the environment entry a runner child overwrites */
 #define ARGV_ROOM 4200       /* bytes of argv a runner child rewrites to "run-job SPEC" */
+#define QUIT_TIMEOUT_MS 1000 /* how long stop waits for a spare's goodbye */
+#define SPARES 2             /* children forked ahead: a loop often starts two jobs in a row */
+#define QUITS_MAX 16         /* quit requests stop sends at most (one per spare, and one more) */
+#define SPARE_NAME "tessera-spare" /* the spare's name until it becomes a runner */
 
 typedef struct forkserver_reply {
     int32_t pid;   /* > 0: the runner; else -1 */
@@ -45,6 +56,12 @@ struct forkserver {
     pid_t pid;
     int sock; /* -1 once dead */
 };
+
+/* The quit request: one NUL byte, no fds. Whoever reads it (a spare, or
+ * the server once it has none) answers with its pid if it is a spare (for
+ * the executor to reap) or -1, and exits; after the first, the server
+ * forks no more spares. */
+static const char QUIT_REQUEST[1] = {'\0'};
 
 /* ---- shared child setup ---- */
 
@@ -139,14 +156,46 @@ cleanup:
     return fs;
 }
 
-/* The server is unusable: kill it (it may hang) and reap it. */
+static int read_reply(int sock, forkserver_reply *r, int timeout_ms);
+
+/* Asks the spares to exit, one quit request each, and reaps them: they
+ * are our children (CLONE_PARENT), and only we can. Stops at the first
+ * answer without a pid (the server itself, which then exits), a socket
+ * that broke, or QUIT_TIMEOUT_MS without an answer; a spare that died
+ * unasked stays a zombie until we exit. */
+static void quit_spares(forkserver *fs) {
+    for (int i = 0; i < QUITS_MAX; i++) {
+        ssize_t n;
+        do n = send(fs->sock, QUIT_REQUEST, sizeof(QUIT_REQUEST), MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        forkserver_reply r;
+        if (n != (ssize_t)sizeof(QUIT_REQUEST) ||
+            read_reply(fs->sock, &r, QUIT_TIMEOUT_MS) != TS_OK || r.pid <= 0)
+            return;
+        while (waitpid(r.pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+/* The server is unusable: kill it (it may hang) and reap it, and its
+ * spares that still answer. */
 static void server_gone(forkserver *fs) {
     if (fs->sock < 0) return;
-    close(fs->sock);
-    fs->sock = -1;
     kill(fs->pid, SIGKILL);
     while (waitpid(fs->pid, NULL, 0) < 0 && errno == EINTR) {
     }
+    quit_spares(fs);
+    close(fs->sock);
+    fs->sock = -1;
+}
+
+/* True once the server has exited (it is not reaped here): the spares it
+ * left would answer a few more requests, and the next would wait for a
+ * spare that never comes. */
+static bool server_exited(const forkserver *fs) {
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    return waitid(P_PID, (id_t)fs->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0;
 }
 
 /* Sends one request with its three fds. */
@@ -175,11 +224,11 @@ static int send_request(int sock, const char *spec_path, const char *mark, const
     return n == (ssize_t)iov.iov_len ? TS_OK : TS_ERR;
 }
 
-/* Waits for the reply, at most REPLY_TIMEOUT_MS. */
-static int read_reply(int sock, forkserver_reply *r) {
+/* Waits for the reply, at most timeout_ms. */
+static int read_reply(int sock, forkserver_reply *r, int timeout_ms) {
     struct pollfd p = {.fd = sock, .events = POLLIN};
     int rc;
-    do rc = poll(&p, 1, REPLY_TIMEOUT_MS);
+    do rc = poll(&p, 1, timeout_ms);
     while (rc < 0 && errno == EINTR);
     if (rc <= 0) return TS_ERR;
     ssize_t n;
@@ -200,10 +249,16 @@ pid_t forkserver_spawn(forkserver *fs, const char *spec_path, const char *mark, 
         ts_errf(err, errlen, "fork server: the work directory's path is too long for it");
         return -1;
     }
+    if (server_exited(fs)) {
+        ts_errf(err, errlen, "the fork server (pid %ld) exited", (long)fs->pid);
+        server_gone(fs);
+        return -1;
+    }
     int fds[3] = {stdin_fd, log_fd, progress_fd};
     forkserver_reply r;
     errno = 0;
-    if (send_request(fs->sock, spec_path, mark, fds) != TS_OK || read_reply(fs->sock, &r) != TS_OK) {
+    if (send_request(fs->sock, spec_path, mark, fds) != TS_OK ||
+        read_reply(fs->sock, &r, REPLY_TIMEOUT_MS) != TS_OK) {
         ts_errf(err, errlen, "the fork server (pid %ld) stopped answering: %s", (long)fs->pid,
                 errno ? strerror(errno) : "no reply");
         server_gone(fs);
@@ -227,7 +282,8 @@ pid_t forkserver_pid(const forkserver *fs) {
 void forkserver_stop(forkserver *fs) {
     if (fs == NULL) return;
     if (fs->sock >= 0) {
-        close(fs->sock); /* EOF: the server exits by itself */
+        quit_spares(fs);
+        close(fs->sock); /* EOF: the server exits by itself (if the quits did not end it) */
         fs->sock = -1;
         while (waitpid(fs->pid, NULL, 0) < 0 && errno == EINTR) {
         }
@@ -286,8 +342,9 @@ typedef struct request {
     int n_fds;
 } request;
 
-/* Receives one request into buf. Returns 1 with a request, 0 at EOF,
- * -1 on a socket error, -2 for a malformed request (fds closed). */
+/* Receives one request into buf. Returns 1 with a request, 2 for the quit
+ * request, 0 at EOF, -1 on a socket error, -2 for a malformed request (fds
+ * closed). */
 static int recv_request(char *buf, size_t cap, request *rq) {
     union {
         char bytes[CMSG_SPACE(3 * sizeof(int))];
@@ -311,6 +368,7 @@ static int recv_request(char *buf, size_t cap, request *rq) {
                 else close(fd);
             }
         }
+    if (n == (ssize_t)sizeof(QUIT_REQUEST) && buf[0] == '\0' && rq->n_fds == 0) return 2;
     char *nul = memchr(buf, '\0', (size_t)n);
     char *nul2 = nul ? memchr(nul + 1, '\0', (size_t)(buf + n - nul - 1)) : NULL;
     size_t name = strlen(PROCTREE_MARK) + 1;
@@ -322,6 +380,23 @@ static int recv_request(char *buf, size_t cap, request *rq) {
     rq->spec_path = buf;
     rq->mark = nul + 1;
     return 1;
+}
+
+/* Sends one reply to the executor; false if the socket is gone. */
+static bool send_reply(forkserver_reply r) {
+    ssize_t n;
+    do n = send(SERVER_FD, &r, sizeof(r), MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(r);
+}
+
+/* The refusal for a request that cannot be served, 0 if it can: a mark or
+ * spec path longer than the room the runner overwrites. */
+static int request_refusal(const request *rq, const shown *sh) {
+    if (strlen(rq->mark) > sh->env_cap ||
+        strlen("run-job") + 1 + strlen(rq->spec_path) > sh->args_cap)
+        return ENAMETOOLONG;
+    return 0;
 }
 
 /* The runner child: becomes what an exec'd runner is (forkserver.h), then
@@ -341,42 +416,153 @@ __attribute__((noreturn)) static void runner_child(const request *rq, pid_t exec
     _exit(status);
 }
 
-int forkserver_main(forkserver_run_fn run, int argc, char **argv) {
-    pid_t executor = getppid();
+typedef struct server {
+    pid_t executor;
     shown sh;
-    if (find_shown(argc, argv, &sh) != TS_OK || fcntl(SERVER_FD, F_GETFD) < 0) {
-        fprintf(stderr, "tessera fork-server: started without the executor's socket, argv room "
-                        "and environment slot\n");
-        return 2;
-    }
-    prctl(PR_GET_NAME, sh.comm);
-    prctl(PR_SET_NAME, "tessera-forksrv");
+    forkserver_run_fn run;
+} server;
+
+/* A raw clone: glibc's fork() has no CLONE_PARENT. The server is
+ * single-threaded, so no lock can be held across it. */
+static long clone_for_executor(void) {
+    fflush(NULL);
+    return syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0UL);
+}
+
+/* A spare's life: it reads requests until one can be served, answers it
+ * with its own pid, tells the server it was taken (closing taken_fd) and
+ * becomes the runner. At the quit request it writes "q" to taken_fd (the
+ * server then forks no more spares), answers with its pid so the executor
+ * reaps it, and exits; at EOF it exits. Never returns. */
+__attribute__((noreturn)) static void spare_main(const server *sv, int taken_fd) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != sv->executor) _exit(127); /* the executor died before the prctl */
+    prctl(PR_SET_NAME, SPARE_NAME);
+    /* The "q" below must not kill us when the server is gone (the runner
+     * gets every disposition back to default). */
+    signal(SIGPIPE, SIG_IGN);
     static char buf[REQUEST_MAX];
     for (;;) {
         request rq;
         int got = recv_request(buf, sizeof(buf), &rq);
-        if (got == 0) return 0; /* the executor closed its end */
-        if (got == -1) return 1;
-        forkserver_reply r = {.pid = -1, .error = EINVAL};
-        if (got == 1 && (strlen(rq.mark) > sh.env_cap ||
-                         strlen("run-job") + 1 + strlen(rq.spec_path) > sh.args_cap))
-            r.error = ENAMETOOLONG;
-        else if (got == 1) {
-            if (getppid() != executor) return 0; /* our parent-death signal is on its way */
-            fflush(NULL);
-            /* A raw clone: glibc's fork() has no CLONE_PARENT. We are
-             * single-threaded, so no lock can be held across it. */
-            long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL,
-                               NULL, 0UL);
-            if (pid == 0) runner_child(&rq, executor, &sh, run);
-            r.pid = pid > 0 ? (int32_t)pid : -1;
-            r.error = pid > 0 ? 0 : errno;
+        if (got == 2) { /* the executor is stopping: no replacement */
+            ssize_t w = write(taken_fd, "q", 1);
+            (void)w;
+            send_reply((forkserver_reply){.pid = (int32_t)getpid(), .error = 0});
+            _exit(0);
+        }
+        if (got == 0 || got == -1) _exit(0);
+        forkserver_reply r = {.pid = -1, .error = got == -2 ? EINVAL : request_refusal(&rq, &sv->sh)};
+        if (r.error == 0) {
+            r.pid = (int32_t)getpid();
+            if (!send_reply(r)) _exit(0);
+            close(taken_fd);
+            runner_child(&rq, sv->executor, &sv->sh, sv->run);
         }
         if (got == 1)
             for (int i = 0; i < 3; i++) close(rq.fds[i]);
-        ssize_t n;
-        do n = send(SERVER_FD, &r, sizeof(r), MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) return 1;
+        if (!send_reply(r)) _exit(0);
+    }
+}
+
+/* Forks the next spare. Returns the read end of its pipe (readable or
+ * hung up once the spare is taken or gone), or -1 if it could not. */
+static int spare_fork(const server *sv) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return -1;
+    long pid = clone_for_executor();
+    if (pid == 0) {
+        close(p[0]);
+        spare_main(sv, p[1]);
+    }
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    return p[0];
+}
+
+/* Serves one request here, forking after it: only while no spare can be
+ * forked ahead (the spare's fork failed). Returns -1 to go on, else the
+ * server's exit status. */
+static int serve_directly(const server *sv) {
+    static char buf[REQUEST_MAX];
+    request rq;
+    int got = recv_request(buf, sizeof(buf), &rq);
+    if (got == 0) return 0; /* the executor closed its end */
+    if (got == -1) return 1;
+    if (got == 2) return send_reply((forkserver_reply){.pid = -1, .error = 0}) ? 0 : 1;
+    forkserver_reply r = {.pid = -1, .error = got == -2 ? EINVAL : request_refusal(&rq, &sv->sh)};
+    if (r.error == 0) {
+        if (getppid() != sv->executor) return 0; /* our parent-death signal is on its way */
+        long pid = clone_for_executor();
+        if (pid == 0) runner_child(&rq, sv->executor, &sv->sh, sv->run);
+        r.pid = pid > 0 ? (int32_t)pid : -1;
+        r.error = pid > 0 ? 0 : errno;
+    }
+    if (got == 1)
+        for (int i = 0; i < 3; i++) close(rq.fds[i]);
+    return send_reply(r) ? -1 : 1;
+}
+
+/* The server's spares: the read end of each one's pipe. */
+typedef struct spares {
+    int taken[SPARES];
+    int n;
+    bool quitting; /* a spare got the quit request: fork no more */
+} spares;
+
+/* Handles what the spares' pipes say: EOF (taken, or gone) frees the slot;
+ * "q" also means the executor is stopping. */
+static void spares_update(spares *sp, const struct pollfd *p) {
+    int kept = 0;
+    int taken[SPARES];
+    for (int i = 0; i < sp->n; i++) {
+        if (!p[i].revents) {
+            taken[kept++] = sp->taken[i];
+            continue;
+        }
+        char q = 0;
+        if (read(sp->taken[i], &q, 1) == 1 && q == 'q') sp->quitting = true;
+        close(sp->taken[i]);
+    }
+    memcpy(sp->taken, taken, sizeof(taken));
+    sp->n = kept;
+}
+
+int forkserver_main(forkserver_run_fn run, int argc, char **argv) {
+    server sv = {.executor = getppid(), .run = run};
+    if (find_shown(argc, argv, &sv.sh) != TS_OK || fcntl(SERVER_FD, F_GETFD) < 0) {
+        fprintf(stderr, "tessera fork-server: started without the executor's socket, argv room "
+                        "and environment slot\n");
+        return 2;
+    }
+    prctl(PR_GET_NAME, sv.sh.comm);
+    prctl(PR_SET_NAME, "tessera-forksrv");
+    spares sp = {.n = 0};
+    for (;;) {
+        if (getppid() != sv.executor) return 0; /* our parent-death signal is on its way */
+        while (!sp.quitting && sp.n < SPARES) {
+            int fd = spare_fork(&sv);
+            if (fd < 0) break;
+            sp.taken[sp.n++] = fd;
+        }
+        if (sp.n == 0) { /* no spare could be forked, or all quit: serve here */
+            int rc = serve_directly(&sv);
+            if (rc < 0) continue;
+            return rc;
+        }
+        /* The server does not read the socket while spares do; it only
+         * watches for the executor hanging up (POLLHUP needs no events). */
+        struct pollfd p[SPARES + 1];
+        for (int i = 0; i < sp.n; i++) p[i] = (struct pollfd){.fd = sp.taken[i], .events = POLLIN};
+        p[sp.n] = (struct pollfd){.fd = SERVER_FD, .events = 0};
+        if (poll(p, (nfds_t)sp.n + 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            return 1;
+        }
+        if (p[sp.n].revents & (POLLHUP | POLLERR | POLLNVAL)) return 0;
+        spares_update(&sp, p);
     }
 }

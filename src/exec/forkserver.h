@@ -39,10 +39,21 @@
  * robust mutexes and pthread_*_np calls on the main thread, which the
  * runner does not use.
  *
+ * Spares: the server forks two children ahead of the requests (each a
+ * child of the executor, named "tessera-spare", without any attempt's
+ * mark); a spare reads a request itself, answers it and becomes that
+ * runner, and the server forks a replacement meanwhile, so a start costs
+ * the executor a round trip, not a fork of this ~77-library process.
+ * forkserver_stop asks each spare to exit and reaps it (they are the
+ * executor's children); a spare killed from outside stays a zombie until
+ * the executor exits. A start checks first that the server has not exited
+ * (its spares would serve a few more requests, then none).
+ *
  * The wire: a SOCK_SEQPACKET socket pair. A request is one message
  * "SPEC_PATH\0MARK\0" with three fds (stdin, log, progress pipe) as
- * SCM_RIGHTS; the answer is one forkserver_reply. The fork server exits when
- * the executor's end closes.
+ * SCM_RIGHTS; the answer is one forkserver_reply. A message of one NUL
+ * byte without fds asks a spare (or the server, once none is left) to
+ * exit. The fork server exits when the executor's end closes.
  */
 #ifndef TESSERA_EXEC_FORKSERVER_H
 #define TESSERA_EXEC_FORKSERVER_H
@@ -85,8 +96,8 @@ pid_t forkserver_spawn(forkserver *fs, const char *spec_path, const char *mark, 
 bool forkserver_alive(const forkserver *fs);
 pid_t forkserver_pid(const forkserver *fs);
 
-/* Closes the socket (the server exits), reaps the server and frees. NULL is
- * fine. */
+/* Asks the spares to exit and reaps them, closes the socket (the server
+ * exits), reaps the server and frees. NULL is fine. */
 void forkserver_stop(forkserver *fs);
 
 /* main()'s argc and argv of `SELF fork-server ROOM`: the server's loop on fd 3; returns its

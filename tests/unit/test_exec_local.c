@@ -772,6 +772,97 @@ static void test_local_fork_server_death_falls_back_to_exec(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* Children of ours named comm: live ones, and zombies too if asked. */
+static int children_named(const char *comm, int with_zombies) {
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = atol(e->d_name);
+        if (pid <= 0) continue;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        char *text = test_slurp(path);
+        char *open_paren = strchr(text, '('), *close_paren = strrchr(text, ')');
+        if (open_paren && close_paren && atol(close_paren + 4) == (long)getpid() &&
+            (with_zombies || close_paren[2] != 'Z') &&
+            (size_t)(close_paren - open_paren - 1) == strlen(comm) &&
+            strncmp(open_paren + 1, comm, strlen(comm)) == 0)
+            n++;
+        free(text);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Waits (up to 10 s) until exactly n live spares are children of ours. */
+static void wait_spares(int n) {
+    for (int i = 0; i < 500 && children_named("tessera-spare", 0) != n; i++) usleep(20000);
+    assert_int_equal(children_named("tessera-spare", 0), n);
+}
+
+/* The fork server keeps two spares forked ahead, children of ours; a used
+ * or killed spare is replaced, and destroy reaps every spare (no zombie
+ * is left). */
+static void test_local_fork_server_keeps_spares(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 1.0);
+    wait_spares(2);
+    exec_job a = make_job(f, 0, "noop", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 20);
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    wait_spares(2); /* the one that became a's runner was replaced */
+    pid_t spare = child_matching("tessera-spare", NULL);
+    assert_true(spare > 0);
+    kill(spare, SIGKILL);
+    assert_int_equal(waitpid(spare, NULL, 0), spare); /* ours to reap: we are its parent */
+    wait_spares(2);
+    exec_job b = make_job(f, 1, "noop", 0);
+    start_ok(ex, &b);
+    collect(ex, &c, 2, 20);
+    assert_string_equal(exited_event(&c, 1)->outcome, "succeeded");
+    pid_t server = child_matching("tessera-forksrv", NULL);
+    assert_true(server > 0);
+    ex->ops->destroy(ex);
+    assert_true(process_gone(server));
+    assert_int_equal(children_named("tessera-spare", 1), 0);
+}
+
+/* With the server gone, its spares are reaped at the next start, which
+ * execs its runner (an exec'd runner's command line is short). */
+static void test_local_fork_server_death_reaps_spares(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 1.0);
+    wait_spares(2);
+    pid_t server = child_matching("tessera-forksrv", NULL);
+    assert_true(server > 0);
+    kill(server, SIGKILL);
+    assert_true(process_gone(server)); /* else a spare may still serve this start */
+    exec_job a = make_job(f, 0, "sleep", 0);
+    json_t *params = json_pack("{s:i}", "seconds", 30);
+    a.params = params;
+    start_ok(ex, &a);
+    assert_int_equal(children_named("tessera-spare", 1), 0);
+    pid_t runner = runner_child();
+    assert_true(runner > 0);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)runner);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char big[8192];
+    size_t cmd_len = fread(big, 1, sizeof(big), fp);
+    fclose(fp);
+    assert_true(cmd_len < 4000);
+    ex->ops->cancel(ex, 1, 0, 5.0);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    json_decref(params);
+    ex->ops->destroy(ex);
+}
+
 static void test_local_fork_server_can_be_turned_off(void **state) {
     fixture *f = *state;
     setenv("TESSERA_FORK_SERVER", "0", 1);
@@ -814,6 +905,8 @@ int main(int argc, char **argv) {
         T(test_local_forked_runner_is_like_exec),
         T(test_local_forked_runner_dies_with_scheduler),
         T(test_local_fork_server_death_falls_back_to_exec),
+        T(test_local_fork_server_keeps_spares),
+        T(test_local_fork_server_death_reaps_spares),
         T(test_local_fork_server_can_be_turned_off),
 #undef T
     };
