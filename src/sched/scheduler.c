@@ -17,6 +17,7 @@
 #include "util/util.h"
 
 #define SCHED_EVENTS_MAX 256
+#define SCHED_PROGRESS_HOLD_S 0.05 /* how long progress may wait for a commit it can share */
 
 struct scheduler {
     sched_config cfg;
@@ -572,11 +573,27 @@ static double backoff_next(scheduler *s) {
     return s->backoff;
 }
 
-/* Waits for job events (up to budget seconds) and takes them in. */
+/* Waits for job events (up to budget seconds) and takes them in. Progress
+ * alone does not end the wait at once: a commit is an fsync, and a job's
+ * last progress line comes a moment before its exit, so progress waits up
+ * to SCHED_PROGRESS_HOLD_S (within the budget) for the next other event
+ * and is recorded in the same commit. */
 static void take_exec_events(scheduler *s, double budget, int wake_fd) {
-    int n = s->ex->ops->wait(s->ex, budget, wake_fd, s->events, SCHED_EVENTS_MAX);
-    if (!s->leader) return;
-    for (int i = 0; i < n; i++) on_exec_event(s, &s->events[i]);
+    double end = ts_monotonic() + budget, hold_end = 0;
+    for (;;) {
+        int n = s->ex->ops->wait(s->ex, budget, wake_fd, s->events, SCHED_EVENTS_MAX);
+        if (!s->leader) return;
+        bool progress_only = n > 0;
+        for (int i = 0; i < n; i++) {
+            on_exec_event(s, &s->events[i]);
+            if (s->events[i].kind != EXEC_PROGRESS) progress_only = false;
+        }
+        if (!progress_only) return;
+        double now = ts_monotonic();
+        if (hold_end == 0) hold_end = now + SCHED_PROGRESS_HOLD_S;
+        budget = fmin(end, hold_end) - now;
+        if (budget <= 0) return;
+    }
 }
 
 /* One loop: take in what the store has, decide, wait for job events (not
