@@ -115,7 +115,12 @@ int ts_parse_double(const char *s, double min, double max, double *out) {
     return TS_OK;
 }
 
+/* The whole path first: a job's directory usually has every parent
+ * already (one system call instead of one per component); only when a
+ * parent is missing (or the call fails otherwise, for the error naming the
+ * component) is it made component by component. */
 int ts_mkdir_p(const char *path, char *err, size_t errlen) {
+    if (path[0] != '\0' && (mkdir(path, 0755) == 0 || errno == EEXIST)) return TS_OK;
     char *p = ts_strdup(path);
     int rc = TS_OK;
     for (char *s = p + 1;; s++) {
