@@ -52,6 +52,10 @@ typedef struct exec_job {
     const char *result_dir; /* where the runner renames its outputs on success */
     json_t *inputs;         /* borrowed array of upstream jobs {job_id, job_type, image_path,
                                result_dir}, nearest first; may be NULL */
+    /* Set by an executor that reads the exit marker at once and never after
+     * a crash (local): the runner writes it atomically but without fsyncs
+     * (protocol.h). false (the default): durable, for batch executors. */
+    bool exit_marker_volatile;
 } exec_job;
 
 typedef enum exec_event_kind { EXEC_PROGRESS, EXEC_EXITED } exec_event_kind;

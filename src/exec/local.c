@@ -303,7 +303,12 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
      * scheduler was killed with it): they go before this one starts. */
     if (job->attempt > 1 && kill_leftovers(mark, job->job_id, err, errlen) != TS_OK)
         goto cleanup;
-    if (proto_spec_write(job, err, errlen) != TS_OK) goto cleanup;
+    /* We read the marker as soon as the runner exits and record the outcome
+     * in the store; after a crash running jobs are re-run, markers unread:
+     * it need not be durable (protocol.h). */
+    exec_job spec_job = *job;
+    spec_job.exit_marker_volatile = true;
+    if (proto_spec_write(&spec_job, err, errlen) != TS_OK) goto cleanup;
     if ((log_fd = open_log(job, log_path, &log_start, err, errlen)) < 0) goto cleanup;
     if (pipe2(p, O_CLOEXEC) != 0) {
         ts_errf(err, errlen, "pipe: %s", strerror(errno));

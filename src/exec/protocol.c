@@ -130,6 +130,9 @@ int proto_spec_write(const exec_job *job, char *err, size_t errlen) {
         job->params ? json_incref(job->params) : json_object(), "cpus", job->cpus, "timeout_s",
         job->timeout_s, "attempt", job->attempt, "work_dir", job->work_dir, "result_dir",
         job->result_dir, "inputs", job->inputs ? json_incref(job->inputs) : json_array());
+    /* Only the exception is written: specs of batch jobs stay as they were. */
+    if (spec != NULL && job->exit_marker_volatile)
+        json_object_set_new(spec, "exit_marker_sync", json_false());
     char *path = layout_attempt_path(job->work_dir, job->attempt, LAYOUT_SPEC);
     int rc = TS_ERR;
     if (spec == NULL) {
@@ -242,6 +245,12 @@ static int spec_fields(proto_spec *s, char *err, size_t errlen) {
     }
     if (spec_inputs(inputs, err, errlen) != TS_OK) return TS_ERR;
     s->inputs = inputs;
+    json_t *sync = json_object_get(r, "exit_marker_sync");
+    if (sync != NULL && !json_is_boolean(sync)) {
+        ts_errf(err, errlen, "field \"exit_marker_sync\": must be true or false");
+        return TS_ERR;
+    }
+    s->exit_marker_sync = sync == NULL || json_is_true(sync);
     return TS_OK;
 }
 
@@ -358,8 +367,8 @@ cleanup:
 
 /* ---- exit marker ---- */
 
-int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, char *err,
-                     size_t errlen) {
+int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, bool durable,
+                     char *err, size_t errlen) {
     char host[64] = "";
     if (e->host[0])
         ts_strlcpy(host, e->host, sizeof(host));
@@ -374,7 +383,7 @@ int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, cha
         ts_errf(err, errlen, "%s: cannot encode the exit marker (invalid UTF-8?)", path);
     } else {
         char *text = dump_line(doc);
-        rc = write_atomic(path, text, strlen(text), true, true, err, errlen);
+        rc = write_atomic(path, text, strlen(text), durable, true, err, errlen);
         free(text);
     }
     json_decref(doc);

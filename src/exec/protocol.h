@@ -16,7 +16,16 @@
  *   exit      attempt-N.exit: the exit marker, one JSON object {"outcome",
  *             "exit_code", "reason", "finished_at", "host"} written once the
  *             attempt has ended, atomically (temp file, fsync, rename, fsync
- *             of the directory) - after the results were published.
+ *             of the directory) - after the results were published (their
+ *             rename is fsynced first, always). When the spec says
+ *             "exit_marker_sync": false the two fsyncs are left out: the
+ *             local executor reads the marker right after the runner exits
+ *             and records the outcome in the store (durable there), and
+ *             after a crash re-runs running jobs as new attempts without
+ *             reading any marker, so the marker itself never needs to
+ *             survive a crash; two device flushes per job less. A batch
+ *             executor's marker (Slurm: read by whichever scheduler adopts
+ *             the job) stays durable.
  *
  * The exit marker is the truth of success: an executor reports an attempt
  * "succeeded" only when its marker says so. A process that exited 0, or a
@@ -55,6 +64,7 @@ typedef struct proto_spec {
     json_t *params;         /* an object, or NULL */
     json_t *inputs;         /* an array of {job_id, job_type, image_path?, result_dir}
                                (checked), possibly empty */
+    bool exit_marker_sync;  /* "exit_marker_sync" (optional boolean, default true) */
 } proto_spec;
 
 /* Writes job's spec to WORK_DIR/attempt-N.json (temp file + rename: the
@@ -120,11 +130,12 @@ typedef struct proto_exit {
     char host[64];     /* where it ran */
 } proto_exit;
 
-/* Writes the marker of attempt in work_dir, durably (see the top). Refuses
- * to replace an existing marker (the first word on an attempt stands):
- * TS_ERR with EEXIST in the message. */
-int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, char *err,
-                     size_t errlen);
+/* Writes the marker of attempt in work_dir, atomically, and durably unless
+ * durable is false (see the top). Refuses to replace an existing marker
+ * (the first word on an attempt stands): TS_ERR with EEXIST in the
+ * message. */
+int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, bool durable,
+                     char *err, size_t errlen);
 
 /* Reads the marker: TS_OK, PROTO_MISSING (not there yet), or TS_ERR when it
  * exists but cannot be read or parsed (the message says why). */

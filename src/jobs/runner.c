@@ -274,7 +274,9 @@ static int leave_marker(const proto_spec *s, int status, const char *reason) {
     ts_strlcpy(e.outcome, status == 0 ? "succeeded" : "failed", sizeof(e.outcome));
     proto_copy_utf8(e.reason, reason ? reason : "", sizeof(e.reason));
     char err[TS_ERRLEN];
-    if (proto_exit_write(s->work_dir, s->attempt, &e, err, sizeof(err)) == TS_OK) return status;
+    if (proto_exit_write(s->work_dir, s->attempt, &e, s->exit_marker_sync, err, sizeof(err)) ==
+        TS_OK)
+        return status;
     fprintf(stderr, "tessera run-job: %s: cannot leave the exit marker: %s\n",
             s->job_id ? s->job_id : "?", err);
     return status == 0 ? 1 : status;

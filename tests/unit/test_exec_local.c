@@ -243,6 +243,8 @@ static void test_local_success_reports_progress_and_log(void **state) {
     assert_int_equal(json_integer_value(json_object_get(spec, "attempt")), 1);
     assert_string_equal(json_string_value(json_object_get(spec, "work_dir")), f->work[0]);
     assert_string_equal(json_string_value(json_object_get(spec, "result_dir")), f->result[0]);
+    /* We read the marker at once and never after a crash: no fsyncs for it. */
+    assert_true(json_is_false(json_object_get(spec, "exit_marker_sync")));
     json_decref(spec);
     json_decref(params);
     ex->ops->destroy(ex);

@@ -232,16 +232,19 @@ static void test_exit_marker_roundtrip_and_first_word_stands(void **state) {
     ts_strlcpy(e.outcome, "failed", sizeof(e.outcome));
     e.exit_code = 1;
     ts_strlcpy(e.reason, "tile 3: \"bad\"\nJPEG", sizeof(e.reason));
-    assert_int_equal(proto_exit_write(dir, 1, &e, err, sizeof(err)), TS_OK);
+    assert_int_equal(proto_exit_write(dir, 1, &e, true, err, sizeof(err)), TS_OK);
     assert_int_equal(proto_exit_read(dir, 1, &got, err, sizeof(err)), TS_OK);
     assert_string_equal(got.outcome, "failed");
     assert_int_equal(got.exit_code, 1);
     assert_string_equal(got.reason, "tile 3: \"bad\"\nJPEG");
     assert_true(got.finished_at > 0);
     assert_true(got.host[0] != '\0');
-    /* A second marker for the same attempt is refused; the first stands. */
+    /* A second marker for the same attempt is refused, durable or not; the
+     * first stands. */
     ts_strlcpy(e.outcome, "succeeded", sizeof(e.outcome));
-    assert_int_equal(proto_exit_write(dir, 1, &e, err, sizeof(err)), TS_ERR);
+    assert_int_equal(proto_exit_write(dir, 1, &e, true, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "exists"));
+    assert_int_equal(proto_exit_write(dir, 1, &e, false, err, sizeof(err)), TS_ERR);
     assert_non_null(strstr(err, "exists"));
     assert_int_equal(proto_exit_read(dir, 1, &got, err, sizeof(err)), TS_OK);
     assert_string_equal(got.outcome, "failed");
@@ -296,6 +299,15 @@ static void test_spec_write_and_load(void **state) {
     assert_string_equal(s.result_dir, result);
     assert_int_equal(json_array_size(s.inputs), 1);
     assert_true(json_real_value(json_object_get(s.params, "sigma_um")) == 1.5);
+    assert_true(s.exit_marker_sync); /* durable unless the executor says otherwise */
+    proto_spec_free(&s);
+    char *text = test_slurp(path);
+    assert_null(strstr(text, "exit_marker_sync")); /* a batch job's spec as before */
+    free(text);
+    job.exit_marker_volatile = true; /* the local executor's */
+    assert_int_equal(proto_spec_write(&job, err, sizeof(err)), TS_OK);
+    if (proto_spec_load(path, &s, err, sizeof(err)) != TS_OK) fail_msg("%s", err);
+    assert_false(s.exit_marker_sync);
     proto_spec_free(&s);
     struct stat st;
     char parent[300];
@@ -317,6 +329,13 @@ static void test_spec_load_names_the_field(void **state) {
                              "9223372036854775807");
     assert_string_equal(s.work_dir, "/w"); /* enough for an exit marker */
     assert_int_equal(s.attempt, 2);
+    proto_spec_free(&s);
+    unlink(path);
+    append(path, "{\"work_dir\": \"/w\", \"attempt\": 1, \"workflow_id\": 1, \"job_index\": 0,"
+                 " \"cpus\": 1, \"job_id\": \"j\", \"job_type\": \"noop\", \"result_dir\": \"/r\","
+                 " \"exit_marker_sync\": \"no\"}");
+    assert_int_equal(proto_spec_load(path, &s, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "field \"exit_marker_sync\": must be true or false");
     proto_spec_free(&s);
     free(path);
 }
