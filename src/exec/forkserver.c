@@ -4,10 +4,11 @@
  *
  * The executor's side (forkserver_start/spawn/stop) runs in the scheduler;
  * forkserver_main runs in the `SELF fork-server` process. A request is
- * answered only after the child exists, so the executor knows the pid
- * before it polls for exits; the child's exit reaches the executor's
- * SIGCHLD signalfd like any child's because CLONE_PARENT makes the executor
- * its parent.
+ * answered only after the child exists; the executor does not wait for the
+ * answer (forkserver_request, forkserver_answer), and reaps a runner whose
+ * pid came after its exit as soon as the pid comes. The child's exit
+ * reaches the executor's SIGCHLD signalfd like any child's because
+ * CLONE_PARENT makes the executor its parent.
  *
  * Spares: the server keeps SPARES children forked ahead of the requests
  * that will use them (forkserver.h). A spare itself reads a request from
@@ -50,6 +51,7 @@
 typedef struct forkserver_reply {
     int32_t pid;   /* > 0: the runner; else -1 */
     int32_t error; /* errno of the failed clone or of a refused request */
+    uint64_t id;   /* the request's (0 for the quit request) */
 } forkserver_reply;
 
 struct forkserver {
@@ -164,14 +166,24 @@ static int read_reply(int sock, forkserver_reply *r, int timeout_ms);
  * that broke, or QUIT_TIMEOUT_MS without an answer; a spare that died
  * unasked stays a zombie until we exit. */
 static void quit_spares(forkserver *fs) {
+    bool send_quit = true;
     for (int i = 0; i < QUITS_MAX; i++) {
-        ssize_t n;
-        do n = send(fs->sock, QUIT_REQUEST, sizeof(QUIT_REQUEST), MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
+        if (send_quit) {
+            ssize_t n;
+            do n = send(fs->sock, QUIT_REQUEST, sizeof(QUIT_REQUEST), MSG_NOSIGNAL);
+            while (n < 0 && errno == EINTR);
+            if (n != (ssize_t)sizeof(QUIT_REQUEST)) return;
+        }
         forkserver_reply r;
-        if (n != (ssize_t)sizeof(QUIT_REQUEST) ||
-            read_reply(fs->sock, &r, QUIT_TIMEOUT_MS) != TS_OK || r.pid <= 0)
-            return;
+        if (read_reply(fs->sock, &r, QUIT_TIMEOUT_MS) != TS_OK || r.pid <= 0) return;
+        /* The answer to a start whose caller gave it up (the server died
+         * meanwhile; the caller execs it instead): that runner must not run
+         * too. The quit's own answer is still to come. */
+        send_quit = r.id == 0;
+        if (r.id != 0) {
+            kill(-r.pid, SIGKILL);
+            kill(r.pid, SIGKILL);
+        }
         while (waitpid(r.pid, NULL, 0) < 0 && errno == EINTR) {
         }
     }
@@ -199,12 +211,14 @@ static bool server_exited(const forkserver *fs) {
 }
 
 /* Sends one request with its three fds. */
-static int send_request(int sock, const char *spec_path, const char *mark, const int fds[3]) {
+static int send_request(int sock, const char *spec_path, const char *mark, uint64_t id,
+                        const int fds[3]) {
     size_t spec_len = strlen(spec_path) + 1, mark_len = strlen(mark) + 1;
-    char *buf = ts_malloc(spec_len + mark_len);
+    char *buf = ts_malloc(spec_len + mark_len + sizeof(id));
     memcpy(buf, spec_path, spec_len);
     memcpy(buf + spec_len, mark, mark_len);
-    struct iovec iov = {.iov_base = buf, .iov_len = spec_len + mark_len};
+    memcpy(buf + spec_len + mark_len, &id, sizeof(id));
+    struct iovec iov = {.iov_base = buf, .iov_len = spec_len + mark_len + sizeof(id)};
     union {
         char bytes[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
@@ -237,38 +251,61 @@ static int read_reply(int sock, forkserver_reply *r, int timeout_ms) {
     return n == (ssize_t)sizeof(*r) ? TS_OK : TS_ERR;
 }
 
-pid_t forkserver_spawn(forkserver *fs, const char *spec_path, const char *mark, int stdin_fd,
-                       int log_fd, int progress_fd, char *err, size_t errlen) {
+int forkserver_request(forkserver *fs, const char *spec_path, const char *mark, uint64_t id,
+                       int stdin_fd, int log_fd, int progress_fd, char *err, size_t errlen) {
     size_t name = strlen(PROCTREE_MARK) + 1;
     if (fs == NULL || fs->sock < 0) {
         ts_errf(err, errlen, "the fork server is not running");
-        return -1;
+        return TS_ERR;
     }
     if (strncmp(mark, PROCTREE_MARK "=", name) != 0 || strlen(mark) - name > FORKSERVER_MARK_MAX ||
-        strlen(spec_path) + strlen(mark) + 2 > REQUEST_MAX) {
+        strlen(spec_path) + strlen(mark) + 2 + sizeof(id) > REQUEST_MAX) {
         ts_errf(err, errlen, "fork server: the work directory's path is too long for it");
-        return -1;
+        return TS_ERR;
     }
     if (server_exited(fs)) {
         ts_errf(err, errlen, "the fork server (pid %ld) exited", (long)fs->pid);
         server_gone(fs);
-        return -1;
+        return TS_ERR;
     }
     int fds[3] = {stdin_fd, log_fd, progress_fd};
+    errno = 0;
+    if (send_request(fs->sock, spec_path, mark, id, fds) != TS_OK) {
+        ts_errf(err, errlen, "the fork server (pid %ld) stopped taking requests: %s",
+                (long)fs->pid, errno ? strerror(errno) : "short write");
+        server_gone(fs);
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
+int forkserver_reply_fd(const forkserver *fs) {
+    return fs != NULL ? fs->sock : -1;
+}
+
+int forkserver_answer(forkserver *fs, int timeout_ms, uint64_t *id, pid_t *pid, char *err,
+                      size_t errlen) {
+    if (fs == NULL || fs->sock < 0) {
+        ts_errf(err, errlen, "the fork server is not running");
+        return -1;
+    }
+    struct pollfd p = {.fd = fs->sock, .events = POLLIN};
+    int rc;
+    do rc = poll(&p, 1, timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0 && timeout_ms == 0) return 0;
     forkserver_reply r;
     errno = 0;
-    if (send_request(fs->sock, spec_path, mark, fds) != TS_OK ||
-        read_reply(fs->sock, &r, REPLY_TIMEOUT_MS) != TS_OK) {
+    if (rc <= 0 || read_reply(fs->sock, &r, 0) != TS_OK) {
         ts_errf(err, errlen, "the fork server (pid %ld) stopped answering: %s", (long)fs->pid,
                 errno ? strerror(errno) : "no reply");
         server_gone(fs);
         return -1;
     }
-    if (r.pid <= 0) {
-        ts_errf(err, errlen, "fork server: %s", strerror(r.error));
-        return -1;
-    }
-    return (pid_t)r.pid;
+    *id = r.id;
+    *pid = r.pid > 0 ? (pid_t)r.pid : -1;
+    if (r.pid <= 0) ts_errf(err, errlen, "fork server: %s", strerror(r.error));
+    return 1;
 }
 
 bool forkserver_alive(const forkserver *fs) {
@@ -338,6 +375,7 @@ static bool overwrite(char *dst, size_t cap, const char *a, const char *b) {
 typedef struct request {
     const char *spec_path;
     const char *mark; /* the whole entry */
+    uint64_t id;      /* echoed in the reply */
     int fds[3];
     int n_fds;
 } request;
@@ -372,6 +410,11 @@ static int recv_request(char *buf, size_t cap, request *rq) {
     char *nul = memchr(buf, '\0', (size_t)n);
     char *nul2 = nul ? memchr(nul + 1, '\0', (size_t)(buf + n - nul - 1)) : NULL;
     size_t name = strlen(PROCTREE_MARK) + 1;
+    rq->id = 0;
+    if (nul2 != NULL && buf + n - (nul2 + 1) == (ptrdiff_t)sizeof(rq->id))
+        memcpy(&rq->id, nul2 + 1, sizeof(rq->id));
+    else
+        nul2 = NULL; /* no id: malformed */
     if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || rq->n_fds != 3 || nul2 == NULL ||
         strncmp(nul + 1, PROCTREE_MARK "=", name) != 0) {
         for (int i = 0; i < rq->n_fds; i++) close(rq->fds[i]);
@@ -452,7 +495,8 @@ __attribute__((noreturn)) static void spare_main(const server *sv, int taken_fd)
             _exit(0);
         }
         if (got == 0 || got == -1) _exit(0);
-        forkserver_reply r = {.pid = -1, .error = got == -2 ? EINVAL : request_refusal(&rq, &sv->sh)};
+        forkserver_reply r = {.pid = -1, .error = got == -2 ? EINVAL : request_refusal(&rq, &sv->sh),
+                              .id = got == 1 ? rq.id : 0};
         if (r.error == 0) {
             r.pid = (int32_t)getpid();
             if (!send_reply(r)) _exit(0);
@@ -493,7 +537,8 @@ static int serve_directly(const server *sv) {
     if (got == 0) return 0; /* the executor closed its end */
     if (got == -1) return 1;
     if (got == 2) return send_reply((forkserver_reply){.pid = -1, .error = 0}) ? 0 : 1;
-    forkserver_reply r = {.pid = -1, .error = got == -2 ? EINVAL : request_refusal(&rq, &sv->sh)};
+    forkserver_reply r = {.pid = -1, .error = got == -2 ? EINVAL : request_refusal(&rq, &sv->sh),
+                          .id = got == 1 ? rq.id : 0};
     if (r.error == 0) {
         if (getppid() != sv->executor) return 0; /* our parent-death signal is on its way */
         long pid = clone_for_executor();

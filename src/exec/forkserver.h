@@ -50,8 +50,9 @@
  * (its spares would serve a few more requests, then none).
  *
  * The wire: a SOCK_SEQPACKET socket pair. A request is one message
- * "SPEC_PATH\0MARK\0" with three fds (stdin, log, progress pipe) as
- * SCM_RIGHTS; the answer is one forkserver_reply. A message of one NUL
+ * "SPEC_PATH\0MARK\0" and an 8-byte id, with three fds (stdin, log,
+ * progress pipe) as SCM_RIGHTS; the answer is one forkserver_reply with the
+ * id (two spares may answer out of order). A message of one NUL
  * byte without fds asks a spare (or the server, once none is left) to
  * exit. The fork server exits when the executor's end closes.
  */
@@ -60,6 +61,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* The argument that makes the tessera binary a fork server:
@@ -85,13 +87,25 @@ typedef int (*forkserver_run_fn)(const char *spec_path, int progress_fd);
  * caller then execs runners. */
 forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err, size_t errlen);
 
-/* Asks for a runner: returns its pid (a child of the caller) or -1 with a
- * reason. After -1, forkserver_alive() says whether the server is still
- * usable (a refused request) or gone (it died, hung past a timeout, or the
- * socket broke; it was then killed and reaped). mark: the whole environment
- * entry "TESSERA_ATTEMPT=...". */
-pid_t forkserver_spawn(forkserver *fs, const char *spec_path, const char *mark, int stdin_fd,
-                       int log_fd, int progress_fd, char *err, size_t errlen);
+/* Asks for a runner without waiting for it: TS_OK once the request is
+ * sent (its answer comes later, forkserver_answer, tagged with id), TS_ERR
+ * with a reason when it cannot be (the server is gone: it was killed and
+ * reaped, and forkserver_alive() says so; or the path is too long). mark:
+ * the whole environment entry "TESSERA_ATTEMPT=...". The caller keeps its
+ * fds until the answer (the server has its own copies). */
+int forkserver_request(forkserver *fs, const char *spec_path, const char *mark, uint64_t id,
+                       int stdin_fd, int log_fd, int progress_fd, char *err, size_t errlen);
+
+/* The fd to poll for answers (readable when one is there); -1 when gone. */
+int forkserver_reply_fd(const forkserver *fs);
+
+/* Reads one answer, waiting up to timeout_ms (0: only one already there).
+ * Returns 1 with *id and *pid (a child of the caller, or -1 when refused,
+ * the reason in err), 0 when timeout_ms was 0 and none is there, -1 when
+ * the server is gone (killed and reaped; every request not yet answered is
+ * lost and its runner was not started, or was killed). */
+int forkserver_answer(forkserver *fs, int timeout_ms, uint64_t *id, pid_t *pid, char *err,
+                      size_t errlen);
 
 bool forkserver_alive(const forkserver *fs);
 pid_t forkserver_pid(const forkserver *fs);

@@ -2,9 +2,11 @@
  * local.c - the local executor: each attempt is a child process
  * `self_exe run-job SPEC` in its own process group (see executor.h).
  *
- * The scheduler drives it from one thread: start() forks, wait() polls the
- * children's progress pipes, a SIGCHLD signalfd and the caller's wake_fd,
- * and turns what it sees into events. Nothing here blocks except poll().
+ * The scheduler drives it from one thread: start() asks the fork server for
+ * the runner (or forks and execs it), wait() polls the children's progress
+ * pipes, a SIGCHLD signalfd, the fork server's answers (a runner's pid) and
+ * the caller's wake_fd, and turns what it sees into events. Nothing here
+ * blocks except poll(), and cancel()/destroy() for the pids still due.
  *
  * SIGCHLD: exec_local_new() blocks SIGCHLD in the calling thread (threads
  * it creates later inherit the mask) so that child exits arrive on the
@@ -66,6 +68,7 @@
 #define TAIL_BYTES 2048          /* how much of job.log to search for the failure reason */
 #define RUNNER_PREFIX "tessera run-job: "
 #define LEFTOVER_WAIT_S 10.0     /* how long a leftover of an attempt may take to die */
+#define ANSWER_WAIT_MS 10000     /* a fork server's answer takes well under a millisecond */
 
 typedef enum end_reason { END_NONE, END_TIMEOUT, END_CANCEL } end_reason;
 
@@ -79,7 +82,9 @@ typedef struct lrun {
     char *log_path;
     char *mark;          /* PROCTREE_MARK "=<work_dir>/attempt-": every attempt's processes */
     off_t log_start;     /* job.log offset where this attempt's output begins */
-    pid_t pid;           /* also its process group id */
+    pid_t pid;           /* also its process group id; 0 while the fork server's answer is due */
+    uint64_t spawn_id;   /* the fork server request awaiting its answer, 0 = none */
+    int spawn_fds[3];    /* stdin, log, progress pipe: kept until then, to exec if refused */
     int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
     proto_lines lines;   /* the pipe's bytes, split into protocol lines */
     double timeout_s;
@@ -97,6 +102,8 @@ typedef struct local_exec {
     double grace_s;
     int sigfd;
     forkserver *fs; /* NULL: every runner is exec'd */
+    uint64_t last_spawn_id;
+    size_t n_pending; /* runs whose pid the fork server has yet to answer */
     lrun **runs; /* a small array: a machine runs tens of jobs, not thousands */
     size_t n_runs, cap_runs;
     exec_event *queue; /* events not yet handed out (beyond `max`) */
@@ -143,8 +150,10 @@ static exec_event *enqueue(local_exec *ex, exec_event_kind kind, const lrun *r) 
     return e;
 }
 
-/* Signals the whole process group, so processes the job started go too. */
+/* Signals the whole process group, so processes the job started go too.
+ * Nothing before the pid is known (never kill(0) or kill(-0)). */
 static void signal_group(const lrun *r, int sig) {
+    if (r->pid <= 0) return;
     if (kill(-r->pid, sig) != 0 && errno == ESRCH) kill(r->pid, sig);
 }
 
@@ -254,6 +263,7 @@ static void add_run(local_exec *ex, const exec_job *job, pid_t pid, int pipe_r, 
     r->log_path = log_path;
     r->log_start = log_start;
     r->pid = pid;
+    r->spawn_fds[0] = r->spawn_fds[1] = r->spawn_fds[2] = -1;
     r->pipe_fd = pipe_r;
     r->timeout_s = job->timeout_s;
     r->deadline = job->timeout_s > 0 ? ts_monotonic() + job->timeout_s : 0;
@@ -265,27 +275,46 @@ static void add_run(local_exec *ex, const exec_job *job, pid_t pid, int pipe_r, 
     ex->runs[ex->n_runs++] = r;
 }
 
-/* Starts the runner through the fork server, if there is one. Returns its
- * pid, or -1 when the caller must exec it: no server, a refused request, or
- * a server that died (said once; every later runner is exec'd). */
-static pid_t start_forked(local_exec *ex, const exec_job *job, const char *spec_path,
-                          const char *mark, int devnull, int log_fd, int pipe_w) {
-    if (!forkserver_alive(ex->fs)) return -1;
-    char why[TS_ERRLEN];
-    char *entry = ts_asprintf("%s%d", mark, job->attempt);
-    pid_t pid = forkserver_spawn(ex->fs, spec_path, entry, devnull, log_fd, pipe_w, why,
-                                 sizeof(why));
-    free(entry);
-    if (pid < 0)
-        log_emit(LOG_WARN, NULL, job->job_id,
-                 forkserver_alive(ex->fs) ? "runner exec'd: the fork server refused it"
-                                          : "fork server gone; runners are exec'd from now on",
-                 json_pack("{ss}", "error", why));
+/* Forks and execs `self_exe run-job SPEC` with the attempt's mark. Returns
+ * its pid, or -1 with the reason. */
+static pid_t exec_runner(local_exec *ex, const char *spec_path, const char *mark, int attempt,
+                         const int fds[3], char *err, size_t errlen) {
+    char **envp = attempt_env(mark, attempt);
+    child_args a = {.parent = getpid(), .devnull = fds[0], .log_fd = fds[1], .pipe_w = fds[2],
+                    .argv = {ex->self_exe, "run-job", (char *)spec_path, NULL}, .envp = envp};
+    pid_t pid = fork();
+    if (pid == 0) child_exec(&a);
+    if (pid < 0) ts_errf(err, errlen, "fork: %s", strerror(errno));
+    free_env(envp);
     return pid;
 }
 
-/* Prepares the files (work dir, spec, log header) and forks the runner.
- * Fails without starting anything, with the path and the system's reason. */
+/* Asks the fork server, if there is one, for the runner: true when the
+ * request went out (its pid comes with the answer, settle_spawns); false
+ * when the caller must exec it (no server, or it is gone: said once). */
+static bool request_forked(local_exec *ex, const exec_job *job, const char *spec_path,
+                           const char *mark, const int fds[3]) {
+    if (!forkserver_alive(ex->fs)) return false;
+    char why[TS_ERRLEN];
+    char *entry = ts_asprintf("%s%d", mark, job->attempt);
+    int rc = forkserver_request(ex->fs, spec_path, entry, ex->last_spawn_id + 1, fds[0], fds[1],
+                                fds[2], why, sizeof(why));
+    free(entry);
+    if (rc == TS_OK) {
+        ex->last_spawn_id++;
+        return true;
+    }
+    log_emit(LOG_WARN, NULL, job->job_id,
+             forkserver_alive(ex->fs) ? "runner exec'd: the fork server refused it"
+                                      : "fork server gone; runners are exec'd from now on",
+             json_pack("{ss}", "error", why));
+    return false;
+}
+
+/* Prepares the files (work dir, spec, log header) and starts the runner:
+ * through the fork server without waiting for its answer (the pid is set
+ * when it comes, settle_spawns), else forked and exec'd here. Fails
+ * without starting anything, with the path and the system's reason. */
 static int lx_start(executor *base, const exec_job *job, char *err, size_t errlen) {
     local_exec *ex = (local_exec *)base;
     if (find_run(ex, job->workflow_id, job->job_index)) {
@@ -296,7 +325,6 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     char *spec_path = layout_attempt_path(job->work_dir, job->attempt, LAYOUT_SPEC);
     char *log_path = layout_job_log_in(job->work_dir);
     char *mark = ts_asprintf("%s=%s/attempt-", PROCTREE_MARK, job->work_dir);
-    char **envp = NULL;
     int log_fd = -1, devnull = -1, p[2] = {-1, -1}, rc = TS_ERR;
     off_t log_start = 0;
     /* An earlier attempt may have left processes in the same work dir (its
@@ -319,26 +347,25 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
         goto cleanup;
     }
     fcntl(p[0], F_SETFL, O_NONBLOCK);
-    pid_t pid = start_forked(ex, job, spec_path, mark, devnull, log_fd, p[1]);
-    if (pid < 0) { /* no fork server (any more), or it refused: exec */
-        envp = attempt_env(mark, job->attempt);
-        child_args a = {.parent = getpid(), .devnull = devnull, .log_fd = log_fd, .pipe_w = p[1],
-                        .argv = {ex->self_exe, "run-job", spec_path, NULL}, .envp = envp};
-        pid = fork();
-        if (pid < 0) {
-            ts_errf(err, errlen, "fork: %s", strerror(errno));
-            goto cleanup;
-        }
-        if (pid == 0) child_exec(&a);
-    }
-    setpgid(pid, pid); /* both sides call it: no window where the group is missing */
+    int fds[3] = {devnull, log_fd, p[1]};
+    pid_t pid = 0;
+    bool forked = request_forked(ex, job, spec_path, mark, fds);
+    if (!forked && (pid = exec_runner(ex, spec_path, mark, job->attempt, fds, err, errlen)) < 0)
+        goto cleanup;
+    if (!forked) setpgid(pid, pid); /* both sides call it: no window without the group */
     add_run(ex, job, pid, p[0], log_path, log_start, mark);
+    if (forked) {
+        lrun *r = ex->runs[ex->n_runs - 1];
+        r->spawn_id = ex->last_spawn_id;
+        memcpy(r->spawn_fds, fds, sizeof(fds));
+        ex->n_pending++;
+        devnull = log_fd = p[1] = -1;
+    }
     p[0] = -1;
     log_path = NULL;
     mark = NULL;
     rc = TS_OK;
 cleanup:
-    free_env(envp);
     free(mark);
     if (p[0] >= 0) close(p[0]);
     if (p[1] >= 0) close(p[1]);
@@ -347,6 +374,83 @@ cleanup:
     free(spec_path);
     free(log_path);
     return rc;
+}
+
+/* Frees a run that is over or never started (its fds closed). */
+static void free_run(lrun *r) {
+    if (r->pipe_fd >= 0) close(r->pipe_fd);
+    for (int i = 0; i < 3; i++)
+        if (r->spawn_fds[i] >= 0) close(r->spawn_fds[i]);
+    free(r->job_id);
+    free(r->work_dir);
+    free(r->log_path);
+    free(r->mark);
+    free(r);
+}
+
+/* The fork server's answer for run i: its pid, or (refused, or the server
+ * gone) an exec of the runner here; a run whose runner cannot be started
+ * at all is reported failed. */
+static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why) {
+    lrun *r = ex->runs[i];
+    ex->n_pending--;
+    r->spawn_id = 0;
+    if (pid <= 0) {
+        log_emit(LOG_WARN, NULL, r->job_id,
+                 forkserver_alive(ex->fs) ? "runner exec'd: the fork server refused it"
+                                          : "fork server gone; runners are exec'd from now on",
+                 json_pack("{ss}", "error", why));
+        char *spec_path = layout_attempt_path(r->work_dir, r->attempt, LAYOUT_SPEC);
+        char err[TS_ERRLEN];
+        pid = exec_runner(ex, spec_path, r->mark, r->attempt, r->spawn_fds, err, sizeof(err));
+        free(spec_path);
+        if (pid < 0) {
+            exec_event *e = enqueue(ex, EXEC_EXITED, r);
+            e->outcome = "failed";
+            e->exit_code = -1;
+            char why_short[200];
+            proto_copy_utf8(why_short, err, sizeof(why_short));
+            snprintf(e->message, sizeof(e->message), "cannot start the runner: %s", why_short);
+            free_run(r);
+            ex->runs[i] = ex->runs[--ex->n_runs];
+            return;
+        }
+    }
+    setpgid(pid, pid);
+    r->pid = pid;
+    for (int k = 0; k < 3; k++) {
+        close(r->spawn_fds[k]);
+        r->spawn_fds[k] = -1;
+    }
+}
+
+/* Takes in the fork server's answers: those already there, or (block)
+ * every one still due. Returns true if a pid became known (the caller
+ * reaps: the runner may have exited already). */
+static bool settle_spawns(local_exec *ex, bool block) {
+    bool settled = false;
+    while (ex->n_pending > 0) {
+        uint64_t id = 0;
+        pid_t pid = -1;
+        char why[TS_ERRLEN] = "";
+        int got = forkserver_answer(ex->fs, block ? ANSWER_WAIT_MS : 0, &id, &pid, why,
+                                    sizeof(why));
+        if (got == 0) break;
+        bool known = false;
+        for (size_t i = ex->n_runs; i-- > 0;) { /* backwards: a run may leave slot i */
+            if (ex->runs[i]->spawn_id == 0 || (got > 0 && ex->runs[i]->spawn_id != id)) continue;
+            spawn_answered(ex, i, got > 0 ? pid : -1, why); /* gone: each one due is exec'd */
+            settled = known = true;
+            if (got > 0) break;
+        }
+        if (got > 0 && !known && pid > 0) { /* for no run of ours: it must not run */
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+        }
+    }
+    return settled;
 }
 
 /* ---- progress ---- */
@@ -456,12 +560,7 @@ static void finish_run(local_exec *ex, size_t i, int status) {
     r->progress_pending |= changed;
     flush_progress(ex, r, ts_monotonic(), true);
     describe_exit(r, status, enqueue(ex, EXEC_EXITED, r));
-    if (r->pipe_fd >= 0) close(r->pipe_fd);
-    free(r->job_id);
-    free(r->work_dir);
-    free(r->log_path);
-    free(r->mark);
-    free(r);
+    free_run(r);
     ex->runs[i] = ex->runs[--ex->n_runs];
 }
 
@@ -473,7 +572,8 @@ static void reap(local_exec *ex) {
         lrun *r = ex->runs[i];
         siginfo_t si;
         memset(&si, 0, sizeof(si));
-        if (waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) {
+        if (r->pid <= 0 || /* its pid is not known yet */
+            waitid(P_PID, (id_t)r->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) {
             i++;
             continue;
         }
@@ -535,24 +635,28 @@ static void reserve_pfds(local_exec *ex, size_t n) {
  * pipes; handles what became ready. Returns true if wake_fd is readable
  * (it is the caller's to drain). */
 static bool poll_once(local_exec *ex, double wait_s, int wake_fd) {
-    reserve_pfds(ex, ex->n_runs + 2);
+    reserve_pfds(ex, ex->n_runs + 3);
     size_t n = 0;
     ex->pfds[n++] = (struct pollfd){.fd = ex->sigfd, .events = POLLIN};
     ex->pfds[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN}; /* fd < 0 is skipped */
+    /* The fork server's answers, while some are due (fd < 0: none). */
+    int answers = ex->n_pending > 0 ? forkserver_reply_fd(ex->fs) : -1;
+    ex->pfds[n++] = (struct pollfd){.fd = answers, .events = POLLIN};
     for (size_t i = 0; i < ex->n_runs; i++) {
         if (ex->runs[i]->pipe_fd < 0) continue;
-        ex->pfd_runs[n - 2] = ex->runs[i];
+        ex->pfd_runs[n - 3] = ex->runs[i];
         ex->pfds[n++] = (struct pollfd){.fd = ex->runs[i]->pipe_fd, .events = POLLIN};
     }
     int ms = wait_s <= 0 ? 0 : (int)ceil(fmin(wait_s, 86400.0) * 1000.0);
     if (poll(ex->pfds, (nfds_t)n, ms) <= 0) return false; /* timeout or EINTR */
-    for (size_t i = 2; i < n; i++)
-        if (ex->pfds[i].revents) read_pipe(ex->pfd_runs[i - 2]);
-    if (ex->pfds[0].revents) {
+    for (size_t i = 3; i < n; i++)
+        if (ex->pfds[i].revents) read_pipe(ex->pfd_runs[i - 3]);
+    bool settled = ex->pfds[2].revents && settle_spawns(ex, false);
+    if (ex->pfds[0].revents || settled) {
         struct signalfd_siginfo si[16];
         while (read(ex->sigfd, si, sizeof(si)) > 0) {
         }
-        reap(ex);
+        reap(ex); /* a runner whose pid just came may have ended already */
     }
     return wake_fd >= 0 && ex->pfds[1].revents != 0;
 }
@@ -591,6 +695,7 @@ static int lx_wait(executor *base, double timeout_s, int wake_fd, exec_event *ev
  * a timeout's grace period) changes nothing. */
 static void lx_cancel(executor *base, int64_t workflow_id, int32_t job_index, double grace_s) {
     local_exec *ex = (local_exec *)base;
+    settle_spawns(ex, true); /* a pid to signal */
     lrun *r = find_run(ex, workflow_id, job_index);
     if (r == NULL || r->reason != END_NONE) return;
     r->reason = END_CANCEL;
@@ -606,6 +711,7 @@ static size_t lx_running(executor *base) {
 static void lx_destroy(executor *base) {
     local_exec *ex = (local_exec *)base;
     if (ex == NULL) return;
+    settle_spawns(ex, true); /* every runner's pid, to kill it */
     for (size_t i = 0; i < ex->n_runs; i++) {
         lrun *r = ex->runs[i];
         signal_group(r, SIGKILL);
@@ -614,12 +720,7 @@ static void lx_destroy(executor *base) {
         char err[TS_ERRLEN];
         if (kill_leftovers(r->mark, r->job_id, err, sizeof(err)) != TS_OK)
             log_emit(LOG_ERROR, NULL, r->job_id, "leftover processes", json_pack("{ss}", "error", err));
-        if (r->pipe_fd >= 0) close(r->pipe_fd);
-        free(r->job_id);
-        free(r->work_dir);
-        free(r->log_path);
-        free(r->mark);
-        free(r);
+        free_run(r);
     }
     forkserver_stop(ex->fs);
     if (ex->sigfd >= 0) close(ex->sigfd);

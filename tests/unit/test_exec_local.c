@@ -865,6 +865,36 @@ static void test_local_fork_server_death_reaps_spares(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* A start does not wait for the fork server's answer: runners started
+ * back to back all run, and a cancel or a destroy right after a start
+ * (before the answer was read) still reaches the runner. */
+static void test_local_forked_starts_do_not_wait(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 1.0);
+    exec_job a = make_job(f, 0, "noop", 0), b = make_job(f, 1, "noop", 0),
+             c = make_job(f, 2, "sleep", 0);
+    json_t *params = json_pack("{s:i}", "seconds", 30);
+    c.params = params;
+    start_ok(ex, &a);
+    start_ok(ex, &b);
+    start_ok(ex, &c);
+    ex->ops->cancel(ex, 1, 2, 1.0);
+    collected got = {0};
+    collect(ex, &got, 3, 20);
+    assert_string_equal(exited_event(&got, 0)->outcome, "succeeded");
+    assert_string_equal(exited_event(&got, 1)->outcome, "succeeded");
+    assert_string_equal(exited_event(&got, 2)->outcome, "cancelled");
+    exec_job d = make_job(f, 3, "sleep", 0);
+    d.params = params;
+    start_ok(ex, &d);
+    ex->ops->destroy(ex); /* kills d, whose pid it had not read yet */
+    char mark[256];
+    snprintf(mark, sizeof(mark), "%s=%s/attempt-1", PROCTREE_MARK, f->work[3]);
+    pid_t marked[4];
+    assert_int_equal(proctree_find_marked(mark, marked, 4), 0);
+    json_decref(params);
+}
+
 static void test_local_fork_server_can_be_turned_off(void **state) {
     fixture *f = *state;
     setenv("TESSERA_FORK_SERVER", "0", 1);
@@ -908,6 +938,7 @@ int main(int argc, char **argv) {
         T(test_local_forked_runner_dies_with_scheduler),
         T(test_local_fork_server_death_falls_back_to_exec),
         T(test_local_fork_server_keeps_spares),
+        T(test_local_forked_starts_do_not_wait),
         T(test_local_fork_server_death_reaps_spares),
         T(test_local_fork_server_can_be_turned_off),
 #undef T
