@@ -192,42 +192,54 @@ static void filter_strided_min(float *img, ptrdiff_t start, ptrdiff_t stride, in
     for (int t = 0; t < n; t++) img[start + t * stride] = s->line[t];
 }
 
-/* The running minimum of radius a down every column at once: van Herk /
- * Gil-Werman as in filter_line_min, but on whole rows (blocks of k = 2a+1
- * rows; suffix minima into suf, prefix minima in place in ext), so every
- * step is an elementwise minimum of two contiguous rows, which vectorises
- * and walks memory in order, instead of a strided walk per column. */
+/* Columns are filtered in strips of this many floats, so that a strip's
+ * buffers (about (h + 4a) x strip floats each) stay in cache. */
+#define FILTER_STRIP 64
+
+/* The running minimum of radius a down the columns [x0, x0 + sw) of img
+ * (row stride W): van Herk / Gil-Werman as in filter_line_min, but on
+ * whole strip rows (blocks of k = 2a+1 rows; suffix minima into suf,
+ * prefix minima in place in ext, both sw floats a row), so every step is
+ * an elementwise minimum of two contiguous rows, which vectorises. */
+IMAGE_VECTORISED static void filter_strip_min(float *img, size_t W, int h, int a, size_t x0,
+                                              size_t sw, float *ext, float *suf) {
+    int k = 2 * a + 1, len = ((h + 2 * a + k - 1) / k) * k;
+    for (int j = 0; j < len; j++) {
+        float *row = ext + (size_t)j * sw;
+        if (j >= a && j < a + h)
+            memcpy(row, img + (size_t)(j - a) * W + x0, sw * sizeof(float));
+        else
+            for (size_t x = 0; x < sw; x++) row[x] = INFINITY;
+    }
+    for (int b = 0; b < len; b += k) {
+        memcpy(suf + (size_t)(b + k - 1) * sw, ext + (size_t)(b + k - 1) * sw, sw * sizeof(float));
+        for (int j = b + k - 2; j >= b; j--) {
+            float *o = suf + (size_t)j * sw;
+            const float *e = ext + (size_t)j * sw, *n = o + sw;
+            for (size_t x = 0; x < sw; x++) o[x] = filter_lesser(e[x], n[x]);
+        }
+        for (int j = b + 1; j < b + k; j++) {
+            float *o = ext + (size_t)j * sw;
+            const float *p = o - sw;
+            for (size_t x = 0; x < sw; x++) o[x] = filter_lesser(o[x], p[x]);
+        }
+    }
+    for (int i = 0; i < h; i++) {
+        const float *sf = suf + (size_t)i * sw, *pf = ext + (size_t)(i + 2 * a) * sw;
+        float *o = img + (size_t)i * W + x0;
+        for (size_t x = 0; x < sw; x++) o[x] = filter_lesser(sf[x], pf[x]);
+    }
+}
+
+/* The running minimum of radius a down every column, strip by strip. */
 static void filter_columns_min(float *img, int w, int h, int a) {
     if (a > h - 1) a = h - 1;
     if (a <= 0) return;
     int k = 2 * a + 1, len = ((h + 2 * a + k - 1) / k) * k;
-    size_t W = (size_t)w;
-    float *ext = ts_malloc((size_t)len * W * sizeof(float) * 2), *suf = ext + (size_t)len * W;
-    for (int j = 0; j < len; j++) {
-        float *row = ext + (size_t)j * W;
-        if (j >= a && j < a + h)
-            memcpy(row, img + (size_t)(j - a) * W, W * sizeof(float));
-        else
-            for (size_t x = 0; x < W; x++) row[x] = INFINITY;
-    }
-    for (int b = 0; b < len; b += k) {
-        memcpy(suf + (size_t)(b + k - 1) * W, ext + (size_t)(b + k - 1) * W, W * sizeof(float));
-        for (int j = b + k - 2; j >= b; j--) {
-            float *o = suf + (size_t)j * W;
-            const float *e = ext + (size_t)j * W, *n = o + W;
-            for (size_t x = 0; x < W; x++) o[x] = filter_lesser(e[x], n[x]);
-        }
-        for (int j = b + 1; j < b + k; j++) {
-            float *o = ext + (size_t)j * W;
-            const float *p = o - W;
-            for (size_t x = 0; x < W; x++) o[x] = filter_lesser(o[x], p[x]);
-        }
-    }
-    for (int i = 0; i < h; i++) {
-        const float *sf = suf + (size_t)i * W, *pf = ext + (size_t)(i + 2 * a) * W;
-        float *o = img + (size_t)i * W;
-        for (size_t x = 0; x < W; x++) o[x] = filter_lesser(sf[x], pf[x]);
-    }
+    size_t W = (size_t)w, strip = W < FILTER_STRIP ? W : FILTER_STRIP;
+    float *ext = ts_malloc((size_t)len * strip * sizeof(float) * 2), *suf = ext + (size_t)len * strip;
+    for (size_t x0 = 0; x0 < W; x0 += strip)
+        filter_strip_min(img, W, h, a, x0, W - x0 < strip ? W - x0 : strip, ext, suf);
     free(ext);
 }
 
