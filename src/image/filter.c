@@ -301,6 +301,16 @@ static void filter_diagonals_min(filter_min_scratch *s, int m) {
     }
 }
 
+/* One row of the 5-point plus minimum: the ends apart, so the inner loop
+ * has no test and vectorises. The order of the minima is the same at
+ * every pixel (centre, up, down, left, right); min is exact anyway. */
+IMAGE_VECTORISED static void filter_cross_row(const float *restrict row, const float *up,
+                                              const float *down, int pw, float *restrict out) {
+    for (int x = 0; x < pw; x++) out[x] = filter_lesser(row[x], filter_lesser(up[x], down[x]));
+    for (int x = 1; x < pw; x++) out[x] = filter_lesser(out[x], row[x - 1]);
+    for (int x = 0; x < pw - 1; x++) out[x] = filter_lesser(out[x], row[x + 1]);
+}
+
 /* 5-point plus minimum of the padded image (clipped at its edge, which
  * only touches padding the result does not depend on); swaps the buffers. */
 static void filter_cross_min(filter_min_scratch *s) {
@@ -308,13 +318,7 @@ static void filter_cross_min(filter_min_scratch *s) {
     for (int y = 0; y < ph; y++) {
         const float *row = s->pad + (size_t)y * pw;
         const float *up = y > 0 ? row - pw : row, *down = y < ph - 1 ? row + pw : row;
-        float *out = s->pad2 + (size_t)y * pw;
-        for (int x = 0; x < pw; x++) {
-            float v = filter_lesser(row[x], filter_lesser(up[x], down[x]));
-            if (x > 0) v = filter_lesser(v, row[x - 1]);
-            if (x < pw - 1) v = filter_lesser(v, row[x + 1]);
-            out[x] = v;
-        }
+        filter_cross_row(row, up, down, pw, s->pad2 + (size_t)y * pw);
     }
     float *t = s->pad;
     s->pad = s->pad2;
@@ -429,6 +433,33 @@ int filter_background_subtract(float *img, int w, int h, float radius) {
     return TS_OK;
 }
 
+/* One row of 2 x 2 min-pooling: o[x] = the least of r0 and r1 at 2x and
+ * 2x + 1 (2x alone at an odd width's last column). The pairs first, the
+ * odd column apart, so the loop has no test and vectorises. */
+IMAGE_VECTORISED static void filter_pool_row(const float *restrict r0, const float *restrict r1,
+                                             int w, float *restrict o) {
+    int pairs = w / 2;
+    for (int x = 0; x < pairs; x++)
+        o[x] = filter_lesser(filter_lesser(r0[2 * x], r0[2 * x + 1]),
+                             filter_lesser(r1[2 * x], r1[2 * x + 1]));
+    if (w % 2) o[pairs] = filter_lesser(filter_lesser(r0[w - 1], r0[w - 1]), filter_lesser(r1[w - 1], r1[w - 1]));
+}
+
+/* One row of the difference with the coarse background b (each coarse
+ * pixel under two fine ones), clamped at 0. */
+IMAGE_VECTORISED static void filter_subtract_row(float *restrict o, int w, const float *restrict b) {
+    int pairs = w / 2;
+    for (int x = 0; x < pairs; x++) {
+        float d0 = o[2 * x] - b[x], d1 = o[2 * x + 1] - b[x];
+        o[2 * x] = d0 > 0 ? d0 : 0;
+        o[2 * x + 1] = d1 > 0 ? d1 : 0;
+    }
+    if (w % 2) {
+        float d = o[w - 1] - b[pairs];
+        o[w - 1] = d > 0 ? d : 0;
+    }
+}
+
 /* Min-pooling by 2 x 2 (the coarse pixel is the least of its block) keeps
  * the coarse opening under every fine pixel of the block, so the
  * difference stays >= 0 like the exact one; the opening's radius halves
@@ -439,25 +470,12 @@ int filter_background_subtract_coarse(float *img, int w, int h, float radius) {
     if (w < 4 || h < 4 || radius < 4) return filter_background_subtract(img, w, h, radius);
     int cw = (w + 1) / 2, ch = (h + 1) / 2;
     float *bg = ts_malloc((size_t)cw * ch * sizeof(float));
-    for (int y = 0; y < ch; y++) {
-        const float *r0 = img + (size_t)(2 * y) * w;
-        const float *r1 = 2 * y + 1 < h ? r0 + w : r0;
-        float *o = bg + (size_t)y * cw;
-        for (int x = 0; x < cw; x++) {
-            int x1 = 2 * x + 1 < w ? 2 * x + 1 : 2 * x;
-            o[x] = filter_lesser(filter_lesser(r0[2 * x], r0[x1]), filter_lesser(r1[2 * x], r1[x1]));
-        }
-    }
+    for (int y = 0; y < ch; y++)
+        filter_pool_row(img + (size_t)(2 * y) * w, 2 * y + 1 < h ? img + (size_t)(2 * y + 1) * w : img + (size_t)(2 * y) * w,
+                        w, bg + (size_t)y * cw);
     filter_min(bg, cw, ch, radius / 2);
     filter_max(bg, cw, ch, radius / 2);
-    for (int y = 0; y < h; y++) {
-        const float *b = bg + (size_t)(y / 2) * cw;
-        float *o = img + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            float d = o[x] - b[x / 2];
-            o[x] = d > 0 ? d : 0;
-        }
-    }
+    for (int y = 0; y < h; y++) filter_subtract_row(img + (size_t)y * w, w, bg + (size_t)(y / 2) * cw);
     free(bg);
     return TS_OK;
 }
