@@ -9,8 +9,8 @@
  * than one pass per grey level. The regional maxima of the result are then
  * found by walking each 8-connected plateau once.
  *
- * Flooding: Meyer's algorithm with a binary heap keyed on (elevation,
- * insertion counter). A pixel is labelled when it is pushed, from the
+ * Flooding: Meyer's algorithm with a heap keyed on (elevation, insertion
+ * counter). A pixel is labelled when it is pushed, from the
  * pixel that reached it, and each pixel is pushed at most once, so the
  * heap never holds more than w*h entries and is allocated once. The
  * counter makes equal elevations come out first-in first-out, so fronts
@@ -21,6 +21,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/util.h"
 
@@ -216,9 +217,11 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
 
 /* ---- flooding ---------------------------------------------------------- */
 
+/* A heap entry: the elevation and the insertion counter packed into one
+ * 64-bit key that orders exactly as (elevation, counter) does, so a
+ * comparison is a single integer compare. */
 typedef struct ws_entry {
-    float level;
-    uint32_t age; /* insertion counter: FIFO among equal levels */
+    uint64_t key;
     int32_t pixel;
 } ws_entry;
 
@@ -228,16 +231,30 @@ typedef struct ws_heap {
     uint32_t next_age;
 } ws_heap;
 
-static int ws_before(const ws_entry *a, const ws_entry *b) {
-    return a->level < b->level || (a->level == b->level && a->age < b->age);
+/* The float's order as an unsigned integer's: negative values have all
+ * bits flipped, the others the sign bit set; -0 is made +0 first (they
+ * compare equal as floats, and so must here, for the counter to decide).
+ * A NaN (never produced by the callers) sorts after +infinity. */
+static uint32_t ws_order_bits(float f) {
+    if (f != f) return UINT32_MAX;
+    f += 0.0f; /* -0 + 0 = +0 */
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
 }
 
+/* 4-ary heap: half the depth of a binary one. Keys are unique (the
+ * counter), so any heap pops them in the same order. */
+#define WS_ARITY 4
+
 static void ws_heap_push(ws_heap *hp, float level, int32_t pixel) {
-    ws_entry x = {level, hp->next_age++, pixel};
+    ws_entry x = {((uint64_t)ws_order_bits(level) << 32) | hp->next_age++, pixel};
     size_t i = hp->n++;
-    while (i > 0 && ws_before(&x, &hp->e[(i - 1) / 2])) {
-        hp->e[i] = hp->e[(i - 1) / 2];
-        i = (i - 1) / 2;
+    while (i > 0) {
+        size_t parent = (i - 1) / WS_ARITY;
+        if (hp->e[parent].key <= x.key) break;
+        hp->e[i] = hp->e[parent];
+        i = parent;
     }
     hp->e[i] = x;
 }
@@ -246,12 +263,15 @@ static ws_entry ws_heap_pop(ws_heap *hp) {
     ws_entry top = hp->e[0], last = hp->e[--hp->n];
     size_t i = 0;
     for (;;) {
-        size_t c = 2 * i + 1;
+        size_t c = WS_ARITY * i + 1, end = c + WS_ARITY;
         if (c >= hp->n) break;
-        if (c + 1 < hp->n && ws_before(&hp->e[c + 1], &hp->e[c])) c++;
-        if (!ws_before(&hp->e[c], &last)) break;
-        hp->e[i] = hp->e[c];
-        i = c;
+        if (end > hp->n) end = hp->n;
+        size_t best = c;
+        for (size_t j = c + 1; j < end; j++)
+            if (hp->e[j].key < hp->e[best].key) best = j;
+        if (hp->e[best].key >= last.key) break;
+        hp->e[i] = hp->e[best];
+        i = best;
     }
     hp->e[i] = last;
     return top;

@@ -294,9 +294,11 @@ static void test_watershed_flood_labels_every_connected_pixel_on_random_images(v
 }
 
 /* The bucket-queue flood gives the heap flood's labels, pixel for pixel,
- * on random whole-number elevations (plateaus included), masks with holes
- * and markers, some outside the mask; and it rejects what the heap flood
- * rejects. */
+ * on random whole-number elevations (plateaus included, -0 among the 0s),
+ * masks with holes and markers, some outside the mask; and it rejects
+ * what the heap flood rejects. The heap flood on the same elevations
+ * shifted below zero gives the same labels (its keys order negative
+ * floats correctly). */
 static void test_watershed_flood_levels_equals_heap_flood(void **state) {
     (void)state;
     const int w = 61, h = 47;
@@ -310,6 +312,7 @@ static void test_watershed_flood_levels_equals_heap_flood(void **state) {
         for (size_t i = 0; i < n; i++) {
             seed = seed * 1103515245u + 12345u;
             elev[i] = (float)((seed >> 8) % (unsigned)levels);
+            if (elev[i] == 0 && (seed >> 28) % 2) elev[i] = -0.0f; /* equal to +0: FIFO decides */
             mask[i] = ((seed >> 20) % 7) != 0;
             a[i] = ((seed >> 4) % 97) == 0 ? (int32_t)((seed >> 12) % 5 + 1) : 0;
         }
@@ -317,6 +320,20 @@ static void test_watershed_flood_levels_equals_heap_flood(void **state) {
         assert_int_equal(watershed_flood(elev, mask, w, h, a), TS_OK);
         assert_int_equal(watershed_flood_levels(elev, levels, mask, w, h, b), TS_OK);
         assert_memory_equal(a, b, n * sizeof(int32_t));
+        /* negative elevations order as the same shape shifted */
+        int32_t *c = malloc(n * sizeof(int32_t));
+        float *low = malloc(n * sizeof(float));
+        seed = seed * 1103515245u + 12345u;
+        for (size_t i = 0; i < n; i++) {
+            low[i] = elev[i] - 1000.5f;
+            c[i] = (i * 7919 + seed) % 101 == 0 ? (int32_t)(i % 3 + 1) : 0;
+        }
+        memcpy(b, c, n * sizeof(int32_t));
+        assert_int_equal(watershed_flood(elev, mask, w, h, c), TS_OK);
+        assert_int_equal(watershed_flood(low, mask, w, h, b), TS_OK);
+        assert_memory_equal(b, c, n * sizeof(int32_t));
+        free(c);
+        free(low);
     }
     assert_int_equal(watershed_flood_levels(elev, 0, mask, w, h, b), TS_ERR);
     assert_int_equal(watershed_flood_levels(NULL, 4, mask, w, h, b), TS_ERR);
