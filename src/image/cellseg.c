@@ -111,6 +111,14 @@ static void reserve_regions(cellseg_ws *ws, size_t n) {
     ws->peak = ts_malloc(ws->reg_cap * sizeof(float));
 }
 
+/* Whether labels[i .. i+8) are all 0 (background, most of a window):
+ * the per-label loops skip such blocks with one vectorised test. */
+static inline bool zero_block(const int32_t *labels, size_t i) {
+    int32_t any = 0;
+    for (int k = 0; k < 8; k++) any |= labels[i + (size_t)k];
+    return any == 0;
+}
+
 /* Sums area, centroid and stain per label (labels 1..n). */
 static void measure(const int32_t *labels, const float *hraw, const float *eraw, int w, int h,
                     region *reg, size_t n) {
@@ -118,6 +126,10 @@ static void measure(const int32_t *labels, const float *hraw, const float *eraw,
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * (size_t)w + (size_t)x;
+            if (x + 8 <= w && zero_block(labels, i)) {
+                x += 7;
+                continue;
+            }
             int32_t l = labels[i];
             if (l <= 0) continue;
             region *r = &reg[l];
@@ -237,8 +249,13 @@ static void label_areas(cellseg_ws *ws, int w, int h, int count) {
     memset(ws->nreg, 0, ((size_t)count + 1) * sizeof(region));
     const int32_t *nuclei = ws->nuclei;
     region *reg = ws->nreg;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i + 8 <= n && zero_block(nuclei, i)) {
+            i += 7;
+            continue;
+        }
         if (nuclei[i] > 0) reg[nuclei[i]].area += 1;
+    }
 }
 
 /* Labels with more than max_area pixels: split again with weaker seeds
@@ -377,10 +394,18 @@ static void refine_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
     const float threshold = p->threshold;
     for (size_t l = 0; l <= count; l++) peak[l] = 0;
     for (size_t i = 0; i < n; i++) {
+        if (i + 8 <= n && zero_block(nuclei, i)) {
+            i += 7;
+            continue;
+        }
         int32_t l = nuclei[i];
         if (l > 0 && hs[i] > peak[l]) peak[l] = hs[i];
     }
     for (size_t i = 0; i < n; i++) {
+        if (i + 8 <= n && zero_block(nuclei, i)) {
+            i += 7;
+            continue;
+        }
         int32_t l = nuclei[i];
         if (l <= 0) continue;
         float cut = REFINE_FRACTION * peak[l];
@@ -398,8 +423,13 @@ static void filter_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
         r[l].valid = r[l].area > 0 && r[l].area >= p->min_area && (p->split || r[l].area <= p->max_area);
     size_t n = (size_t)w * (size_t)h;
     int32_t *nuclei = ws->nuclei;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i + 8 <= n && zero_block(nuclei, i)) {
+            i += 7;
+            continue;
+        }
         if (nuclei[i] > 0 && !r[nuclei[i]].valid) nuclei[i] = 0;
+    }
 }
 
 /* Grows every nucleus by up to p->expansion pixels, each pixel to its

@@ -10,6 +10,7 @@
 
 #include <math.h>
 
+#include "image/vectorise.h"
 #include "util/util.h"
 
 #define COLOR_WHITE 255u
@@ -117,7 +118,7 @@ void color_od_lut(float table[256]) {
 /* c = od x inv (od a row vector), so out1 takes column 0 of inv and out2
  * column 1. Alpha-0 pixels are white, so their OD and concentrations are
  * exactly 0. */
-void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, float *out1,
+IMAGE_VECTORISED void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, float *out1,
                       float *out2) {
     float od[256];
     color_od_table(od);

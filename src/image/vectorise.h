@@ -1,12 +1,12 @@
 /*
- * vectorise.h - IMAGE_VECTORISED: a pixel loop compiled twice, for AVX2
- * and for the baseline x86-64 (SSE2), the one to run chosen once when the
- * program loads (GCC's target_clones, an ifunc). The vectorised float
- * loops of the kernels then do eight pixels per instruction where the CPU
- * allows instead of four, in one binary that still runs anywhere.
+ * vectorise.h - IMAGE_VECTORISED: a pixel loop compiled three times, for
+ * AVX-512, AVX2 and the baseline x86-64 (SSE2), the one to run chosen once
+ * when the program loads (GCC's target_clones, an ifunc). The vectorised
+ * float loops of the kernels then do 16 or 8 pixels per instruction where
+ * the CPU allows instead of four, in one binary that still runs anywhere.
  *
- * The results are bit-identical either way: AVX2 without FMA (not asked
- * for, and -std=c17 keeps GCC from contracting a * b + c anyway) does the
+ * The results are bit-identical either way: the wider units without FMA
+ * (not asked for, and -std=c17 keeps GCC from contracting a * b + c) do the
  * same IEEE operations on each lane in the same order, and GCC does not
  * reorder float reductions. Other compilers and the sanitizer builds get
  * the plain function.
@@ -16,7 +16,7 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_UNDEFINED__)
-#define IMAGE_VECTORISED __attribute__((target_clones("avx2", "default")))
+#define IMAGE_VECTORISED __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define IMAGE_VECTORISED
 #endif
