@@ -18,7 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/vectorise.h"
 #include "util/util.h"
+
+/* edt_squared_within takes the brute-force rows up to this radius (2r+1
+ * vectorised passes a row), the envelope beyond. */
+#define EDT_BRUTE_MAX 24
 
 /* Row-pass scratch: squared column distances of one row, the envelope's
  * parabola apexes and the boundaries between them. */
@@ -139,12 +144,44 @@ int edt_squared(const uint8_t *mask, int w, int h, float *out) {
     return edt_run(mask, w, h, INFINITY, EDT_FAR, out);
 }
 
+/* One row of the bounded transform by brute force over the 2r+1
+ * horizontal offsets: out = min over |dx| <= r of dx^2 + g(x+dx)^2, from
+ * the capped vertical distances g (INFINITY beyond the cap; outside the
+ * row counts as INFINITY too). Each offset is one vectorised pass; for
+ * the small radii of cell growth that beats the envelope's sequential
+ * scan. Values above the limit may be left larger than exact (allowed). */
+IMAGE_VECTORISED static void edt_row_brute(float *row, int w, int r, float *pad) {
+    for (int i = 0; i < r; i++) pad[i] = pad[r + w + i] = INFINITY;
+    for (int x = 0; x < w; x++) pad[r + x] = row[x] * row[x];
+    for (int x = 0; x < w; x++) row[x] = EDT_FAR;
+    for (int dx = -r; dx <= r; dx++) {
+        const float *g = pad + r + dx, d2 = (float)(dx * dx);
+        for (int x = 0; x < w; x++) {
+            float v = d2 + g[x];
+            row[x] = v < row[x] ? v : row[x];
+        }
+    }
+}
+
 /* Vertical distances beyond floor(sqrt(limit)) cannot be part of a
- * distance within limit: dropping them leaves few sites per row. */
+ * distance within limit: dropping them leaves few sites per row, and for
+ * a small limit the rows are done by brute force over the few offsets
+ * that can matter. */
 int edt_squared_within(const uint8_t *mask, int w, int h, float limit, float *out) {
     if (!(limit >= 0)) return TS_ERR;
     float cap = limit >= 1e12f ? INFINITY : floorf(sqrtf(limit));
     while ((cap + 1) * (cap + 1) <= limit) cap++; /* sqrtf rounding, either way */
     while (cap > 0 && cap * cap > limit) cap--;
-    return edt_run(mask, w, h, cap, EDT_FAR, out);
+    if (cap > EDT_BRUTE_MAX) return edt_run(mask, w, h, cap, EDT_FAR, out);
+    if (mask == NULL || out == NULL || w < 1 || h < 1) return TS_ERR;
+    size_t n = (size_t)w * h;
+    if (!edt_columns(mask, w, h, cap, out)) {
+        for (size_t i = 0; i < n; i++) out[i] = EDT_FAR;
+        return TS_OK;
+    }
+    int r = (int)cap;
+    float *pad = ts_malloc(((size_t)w + 2 * (size_t)r) * sizeof(float));
+    for (int y = 0; y < h; y++) edt_row_brute(out + (size_t)y * w, w, r, pad);
+    free(pad);
+    return TS_OK;
 }
