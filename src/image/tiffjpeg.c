@@ -9,9 +9,9 @@
  * libtiff is then closed: reads need no shared state beyond these arrays.
  *
  * A read creates one libjpeg decompressor, loads the level's tables into
- * it once, and decodes every tile the window touches: the tile's rows go
- * through a one-tile scratch buffer (the window rarely holds a whole tile
- * row) and only the part inside the window is copied. Decoding stops at
+ * it once, and decodes every tile the window touches: a tile whose columns
+ * lie inside the window is decoded straight into it, the others through a
+ * one-tile scratch buffer from which the part inside the window is copied. Decoding stops at
  * the last row the window needs; the rows after it are never decoded.
  * libjpeg's errors longjmp back to tiffjpeg_read, which is the only
  * function calling into libjpeg; warnings (corrupt data libjpeg papers
@@ -244,8 +244,8 @@ typedef struct reader {
     jfail fail;
     unsigned char *data; /* one compressed tile */
     size_t data_cap;
-    uint32_t *tile;      /* one decoded tile row band */
-    JSAMPROW *rows;
+    uint32_t *tile;      /* one decoded tile (scratch) */
+    JSAMPROW *rows;      /* where each tile row is decoded to */
 } reader;
 
 /* Reads tile k's bytes into r->data. */
@@ -296,10 +296,20 @@ static void decode_tile(reader *r, const jlevel *l, uint32_t col, uint32_t row, 
     int64_t cx0 = x > tx0 ? x : tx0, cx1 = x1 < tx0 + l->tw ? x1 : tx0 + l->tw;
     int64_t cy0 = y > ty0 ? y : ty0, cy1 = y1 < ty0 + l->th ? y1 : ty0 + l->th;
     JDIMENSION last = (JDIMENSION)(cy1 - ty0); /* rows after it are not needed */
+    /* A tile whose columns all lie in the window is decoded straight into
+     * the window's rows; otherwise rows go through the scratch tile and
+     * their part inside the window is copied. */
+    bool direct = cx0 == tx0 && cx1 == tx0 + l->tw;
+    JSAMPROW *rows = r->rows;
+    for (JDIMENSION i = 0; i < last; i++) {
+        int64_t ly = ty0 + i;
+        rows[i] = direct && ly >= cy0 ? (JSAMPROW)(buf + (size_t)(ly - oy) * (size_t)bw + (size_t)(cx0 - ox))
+                                      : (JSAMPROW)(r->tile + (size_t)i * l->tw);
+    }
     while (c->output_scanline < last) {
         JDIMENSION first = c->output_scanline;
-        JDIMENSION got = jpeg_read_scanlines(c, r->rows + first, last - first);
-        for (JDIMENSION i = first; i < first + got; i++) {
+        JDIMENSION got = jpeg_read_scanlines(c, rows + first, last - first);
+        for (JDIMENSION i = first; i < first + got && !direct; i++) {
             int64_t ly = ty0 + i;
             if (ly < cy0) continue;
             memcpy(buf + (size_t)(ly - oy) * (size_t)bw + (size_t)(cx0 - ox),
@@ -350,7 +360,6 @@ int tiffjpeg_read(const tiffjpeg *t, int level, int64_t x, int64_t y, int w, int
     reader *r = ts_calloc(1, sizeof(*r));
     r->tile = ts_malloc((size_t)l->tw * l->th * sizeof(uint32_t));
     r->rows = ts_malloc((size_t)l->th * sizeof(JSAMPROW));
-    for (uint32_t i = 0; i < l->th; i++) r->rows[i] = (JSAMPROW)(r->tile + (size_t)i * l->tw);
     r->cinfo.err = jpeg_std_error(&r->fail.mgr);
     r->fail.mgr.error_exit = on_error;
     r->fail.mgr.emit_message = on_message;
