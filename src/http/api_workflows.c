@@ -156,7 +156,10 @@ http_reply api_submit(http_request *req) {
         return api_store_failed(rc, err);
     }
     /* Once per commit, however many submissions it held. */
-    if (got.wake) http_ring_scheduler(req);
+    if (got.wake) {
+        http_ring_scheduler(req);
+        metrics_submit_commit(req->ctx->m);
+    }
     http_reply r = submitted_reply(req, spec, now, &got);
     spec_free(spec);
     return r;

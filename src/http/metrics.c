@@ -60,6 +60,7 @@ struct metrics {
     _Atomic int64_t ws_connections;
     _Atomic uint64_t events_delivered;
     _Atomic uint64_t view_reads[2]; /* [0] rendered, [1] from the view cache */
+    _Atomic uint64_t submit_commits;
     _Atomic int type_claimed[M_JOB_TYPES];
     char type_name[M_JOB_TYPES][M_TYPE_NAME];
     _Atomic int type_ready[M_JOB_TYPES];
@@ -109,6 +110,10 @@ void metrics_ws_connections(metrics *m, int delta) {
 
 void metrics_view_read(metrics *m, bool hit) {
     if (m) atomic_fetch_add(&m->view_reads[hit ? 1 : 0], 1);
+}
+
+void metrics_submit_commit(metrics *m) {
+    if (m) atomic_fetch_add(&m->submit_commits, 1);
 }
 
 void metrics_events_delivered(metrics *m, uint64_t n) {
@@ -474,6 +479,10 @@ char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len) {
                 "tessera_workflow_reads_total{result=\"miss\"} %llu\n",
             (unsigned long long)atomic_load(&m->view_reads[1]),
             (unsigned long long)atomic_load(&m->view_reads[0]));
+    bprintf(&b, "# HELP tessera_submit_commits_total Commits that stored submitted workflows; concurrent submissions share one (group commit), so the POSTs answered 201 over this is the submissions per commit.\n"
+                "# TYPE tessera_submit_commits_total counter\n"
+                "tessera_submit_commits_total %llu\n",
+            (unsigned long long)atomic_load(&m->submit_commits));
     render_http(&b, m);
     bprintf(&b, "# HELP tessera_job_wait_seconds From a job being ready to its start, by job type.\n");
     render_histogram(&b, "tessera_job_wait_seconds", m->wait, m);

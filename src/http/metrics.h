@@ -36,6 +36,10 @@ void metrics_events_delivered(metrics *m, uint64_t n);
 /* A GET of a workflow served from the worker's view cache (hit) or
  * rendered from the store (miss; http/view_cache.h). */
 void metrics_view_read(metrics *m, bool hit);
+/* A commit that stored submissions: one per group commit however many it
+ * held (store.h, store_receipt.wake), so 201s of POST /api/workflows over
+ * this is the submissions per commit. */
+void metrics_submit_commit(metrics *m);
 /* Job timings by job type: wait = ready -> started, run = started -> ended. */
 void metrics_job_wait(metrics *m, const char *job_type, double seconds);
 void metrics_job_run(metrics *m, const char *job_type, double seconds);

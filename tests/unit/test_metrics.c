@@ -292,6 +292,7 @@ static void test_store_and_events(void **state) {
     metrics_view_read(m, true);
     metrics_view_read(m, true);
     metrics_view_read(m, false);
+    metrics_submit_commit(m);
     char *text = render(m, NULL, NULL, 0);
     check_format(text);
     assert_true(sample(text, "tessera_store_call_seconds_count{call=\"submit\"}") == 2);
@@ -301,6 +302,7 @@ static void test_store_and_events(void **state) {
     assert_true(sample(text, "tessera_events_delivered_total") == 5);
     assert_true(sample(text, "tessera_workflow_reads_total{result=\"hit\"}") == 2);
     assert_true(sample(text, "tessera_workflow_reads_total{result=\"miss\"}") == 1);
+    assert_true(sample(text, "tessera_submit_commits_total") == 1);
     assert_true(sample(text, "tessera_event_delivery_seconds_bucket{le=\"0.025\"}") == 1);
     assert_true(sample(text, "tessera_event_delivery_seconds_count") == 1);
     free(text);
