@@ -70,8 +70,7 @@ static const char SQL_WF_STAMP[] =
     " batch_handles,"
     " CASE WHEN ?3 THEN (SELECT COALESCE(SUM(cpus), 0) FROM jobs WHERE state = 'running')"
     " ELSE -1 END,"
-    " CASE WHEN ?4 THEN (SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running')"
-    " ELSE -1 END"
+    " CASE WHEN ?4 THEN (" SQL_COUNT_ACTIVE_USERS ") ELSE -1 END"
     " FROM workflows w WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)";
 
 /* WF_COLUMNS without the jobs' progress (column 12 is 0): the summary
