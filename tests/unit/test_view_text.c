@@ -5,7 +5,8 @@
  * with and without a recorded reason, running with pending, ready (also
  * backing off), running and finished jobs, pages, no line figures, and
  * strings jansson escapes or refuses (quotes, control characters, non-ASCII,
- * a reason cut inside a UTF-8 character).
+ * a reason cut inside a UTF-8 character); and what a view depends on
+ * besides the workflow (view_depends).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -161,11 +162,60 @@ static void test_invalid_utf8_left_out(void **state) {
     store_workflow_free(wf);
 }
 
+/* What a view quotes besides the workflow (view_depends), which the view
+ * cache compares before serving it again: the busy cpus when a ready job
+ * gives a waiting reason, the active users when a queued workflow has no
+ * recorded reason, and the moment a "retrying after" reason expires. */
+static void test_depends(void **state) {
+    (void)state;
+    store_queue_stats stats = {.active_users = 2, .running_cpus = 3};
+    unsigned want;
+    double until;
+    job_state pending[] = {JOB_PENDING, JOB_PENDING, JOB_PENDING, JOB_PENDING, JOB_PENDING};
+    store_workflow *wf = make(WF_QUEUED, pending);
+    view_depends(wf, &stats, T0, &want, &until);
+    assert_int_equal(want, STORE_STAMP_ACTIVE_USERS);
+    assert_true(until == 0);
+    view_depends(wf, NULL, T0, &want, &until); /* no figures quoted without them */
+    assert_int_equal(want, 0);
+    free(wf->reason);
+    wf->reason = ts_strdup("waiting: 3 of 3 users active");
+    view_depends(wf, &stats, T0, &want, &until); /* the recorded reason is shown instead */
+    assert_int_equal(want, 0);
+    store_workflow_free(wf);
+
+    wf = make(WF_RUNNING, pending);
+    view_depends(wf, &stats, T0, &want, &until); /* pending reasons name jobs only */
+    assert_int_equal(want, 0);
+    store_workflow_free(wf);
+
+    job_state s[] = {JOB_SUCCEEDED, JOB_READY, JOB_READY, JOB_READY, JOB_PENDING};
+    wf = make(WF_RUNNING, s);
+    wf->jobs[2].not_before = T0 + 50;
+    wf->jobs[3].not_before = T0 + 20;
+    view_depends(wf, &stats, T0 + 10, &want, &until);
+    assert_int_equal(want, STORE_STAMP_RUNNING_CPUS);
+    assert_true(until == T0 + 20);
+    view_depends(wf, &stats, T0 + 30, &want, &until); /* one backoff over, the next one */
+    assert_true(until == T0 + 50);
+    view_depends(wf, &stats, T0 + 60, &want, &until);
+    assert_true(until == 0);
+    store_workflow_free(wf);
+
+    job_state done[] = {JOB_SUCCEEDED, JOB_SUCCEEDED, JOB_FAILED, JOB_SKIPPED, JOB_CANCELLED};
+    wf = make(WF_FAILED, done);
+    view_depends(wf, &stats, T0, &want, &until);
+    assert_int_equal(want, 0);
+    assert_true(until == 0);
+    store_workflow_free(wf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queued),
         cmocka_unit_test(test_running_with_attempts),
         cmocka_unit_test(test_invalid_utf8_left_out),
+        cmocka_unit_test(test_depends),
     };
     return cmocka_run_group_tests_name("view_text", tests, NULL, NULL);
 }
