@@ -331,27 +331,36 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
 }
 
 /* The same flood with integer elevations: a bucket queue per level, each
- * a FIFO list threaded through next[], and the lowest non-empty bucket
- * popped first. Popping by (level, insertion order) is exactly the heap's
- * order, so the labels are identical, at a constant cost per pixel
- * instead of a logarithmic one. */
+ * a FIFO in its own slice of one array (sized by counting the mask's
+ * pixels per level first, so pops read memory in order instead of chasing
+ * a linked list), and the lowest non-empty bucket popped first. Popping by
+ * (level, insertion order) is exactly the heap's order, so the labels are
+ * identical, at a constant cost per pixel instead of a logarithmic one.
+ * A NaN elevation counts as level 0. */
 int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                            int32_t *labels) {
     if (ws_check(elevation, mask, w, h, labels) != TS_OK || levels < 1) return TS_ERR;
     size_t npx = (size_t)w * h;
-    int32_t *next = ts_malloc(npx * sizeof(int32_t));
     ws_grid grid = ws_grid_of(w, h);
-    int32_t *head = ts_malloc((size_t)levels * 2 * sizeof(int32_t)), *tail = head + levels;
-    for (int l = 0; l < levels; l++) head[l] = tail[l] = -1;
+#define WS_LEVEL(p) (!(elevation[p] > 0) ? 0 : elevation[p] >= levels - 1 ? levels - 1 : (int)elevation[p])
+    /* A pixel is queued at most once, at its own level, and only inside
+     * the mask: each level's FIFO gets a slice of one array as long as the
+     * mask's pixels at that level. */
+    int32_t *at = ts_calloc((size_t)levels * 2 + 1, sizeof(int32_t)), *rd = at, *wr = at + levels;
+    for (size_t p = 0; p < npx; p++)
+        if (mask[p]) wr[WS_LEVEL(p)]++;
+    int32_t sum = 0;
+    for (int l = 0; l < levels; l++) {
+        int32_t c = wr[l];
+        rd[l] = wr[l] = sum;
+        sum += c;
+    }
+    int32_t *queue = ts_malloc(((size_t)sum + 1) * sizeof(int32_t));
     int cur = levels;
-#define WS_LEVEL(p) (elevation[p] <= 0 ? 0 : elevation[p] >= levels - 1 ? levels - 1 : (int)elevation[p])
 #define WS_PUSH(p)                                     \
     do {                                               \
         int l_ = WS_LEVEL(p);                          \
-        next[p] = -1;                                  \
-        if (tail[l_] < 0) head[l_] = (p);              \
-        else next[tail[l_]] = (p);                     \
-        tail[l_] = (p);                                \
+        queue[wr[l_]++] = (p);                         \
         if (l_ < cur) cur = l_;                        \
     } while (0)
     for (size_t p = 0; p < npx; p++) {
@@ -359,13 +368,11 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
         if (labels[p] > 0) WS_PUSH((int32_t)p);
     }
     while (cur < levels) {
-        int32_t p = head[cur];
-        if (p < 0) {
+        if (rd[cur] == wr[cur]) {
             cur++;
             continue;
         }
-        head[cur] = next[p];
-        if (head[cur] < 0) tail[cur] = -1;
+        int32_t p = queue[rd[cur]++];
         int32_t nb[8];
         int n = ws_around(p, &grid, nb);
         for (int k = 0; k < n; k++) {
@@ -377,7 +384,7 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
     }
 #undef WS_PUSH
 #undef WS_LEVEL
-    free(next);
-    free(head);
+    free(queue);
+    free(at);
     return TS_OK;
 }
