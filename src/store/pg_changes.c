@@ -76,7 +76,7 @@ static const char SQL_WF_STATE[] = "SELECT state FROM workflows WHERE id = $1";
 static const char SQL_ADMIT_CHECK[] =
     "SELECT w.state = 'queued' AND (EXISTS (SELECT 1 FROM workflows a"
     "  WHERE a.state = 'running' AND a.user_id = w.user_id)"
-    " OR (SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running') < $2)"
+    " OR (" PG_COUNT_ACTIVE_USERS ") < $2)"
     " FROM workflows w WHERE w.id = $1";
 
 static const char SQL_LEASE_RENEW[] =

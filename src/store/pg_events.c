@@ -42,9 +42,10 @@ static const char SQL_ATTEMPTS[] =
 
 static const char SQL_QUEUE_STATS[] =
     "SELECT"
-    " (SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running'),"
-    " (SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'queued'"
-    "   AND user_id NOT IN (SELECT user_id FROM workflows WHERE state = 'running')),"
+    " (" PG_COUNT_ACTIVE_USERS "),"
+    " (SELECT COUNT(DISTINCT user_id) FROM workflows q WHERE state = 'queued'"
+    "   AND NOT EXISTS (SELECT 1 FROM workflows r"
+    "   WHERE r.state = 'running' AND r.user_id = q.user_id)),"
     " (SELECT COUNT(*) FROM workflows WHERE state = 'queued'),"
     " (SELECT COALESCE(SUM(cpus), 0) FROM jobs WHERE state = 'running'),"
     " (SELECT COUNT(*) FROM jobs WHERE state = 'running'),"

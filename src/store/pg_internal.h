@@ -168,6 +168,19 @@ typedef struct pg_event {
     int queue_position;  /* <= 0 = absent */
 } pg_event;
 
+/* How many users have a running workflow: one search of the partial index
+ * workflows_running per such user (the smallest user_id after the
+ * previous one) rather than a pass over every running workflow, which
+ * admissions, submissions' receipts, stamps and the line's figures paid
+ * once thousands were running. The same query as SQLite's
+ * SQL_COUNT_ACTIVE_USERS. */
+#define PG_COUNT_ACTIVE_USERS                                                                  \
+    "WITH RECURSIVE u(user_id) AS ("                                                           \
+    " SELECT MIN(user_id) FROM workflows WHERE state = 'running'"                              \
+    " UNION ALL SELECT (SELECT MIN(user_id) FROM workflows"                                    \
+    " WHERE state = 'running' AND user_id > u.user_id) FROM u WHERE u.user_id IS NOT NULL)"    \
+    " SELECT COUNT(user_id) FROM u"
+
 /* Queues an event of the open transaction; it gets its seq at commit. */
 void pg_event_add(pg_store *st, const pg_event *ev);
 

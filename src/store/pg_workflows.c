@@ -27,8 +27,7 @@
 /* Submissions take the event counter's row lock first (see pg_submit). */
 static const char SQL_SUBMIT_LOCK[] = "SELECT last_seq FROM event_counter FOR UPDATE";
 
-static const char SQL_ACTIVE_USERS_NOW[] =
-    "SELECT COUNT(DISTINCT user_id) FROM workflows WHERE state = 'running'";
+static const char SQL_ACTIVE_USERS_NOW[] = PG_COUNT_ACTIVE_USERS;
 
 static const char SQL_WF_INSERT[] =
     "INSERT INTO workflows (user_id, name, priority, state, spec, n_jobs, submitted_at)"
@@ -66,8 +65,7 @@ static const char SQL_WF_STAMP[] =
     " batch_handles,"
     " CASE WHEN $3::boolean THEN (SELECT COALESCE(SUM(cpus), 0) FROM jobs"
     " WHERE state = 'running') ELSE -1 END,"
-    " CASE WHEN $4::boolean THEN (SELECT COUNT(DISTINCT user_id) FROM workflows"
-    " WHERE state = 'running') ELSE -1 END"
+    " CASE WHEN $4::boolean THEN (" PG_COUNT_ACTIVE_USERS ") ELSE -1 END"
     " FROM workflows w WHERE id = $1 AND ($2::text IS NULL OR user_id = $2)";
 
 /* WF_COLUMNS without the jobs' progress (column 12 is 0): the summary
