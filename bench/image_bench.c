@@ -45,7 +45,9 @@ static cellseg_params default_params(double px) {
     return (cellseg_params){.background_radius = (float)(8 / px), .sigma = (float)(1.5 / px),
                             .threshold = 0.1f, .min_area = (float)(10 / (px * px)),
                             .max_area = (float)(400 / (px * px)), .split = true, .refine = true,
-                            .expansion = (float)(5 / px), .seed_ratio = 1.3f, .peak_radius = (float)(3 / px), .simplify = 0.5f};
+                            .expansion = (float)(5 / px), .seed_ratio = 1.3f, .peak_radius = (float)(3 / px), .simplify = 0.5f,
+                            .concave_depth = (float)(0.5 / px), .concave_smooth = (float)(0.5 / px),
+                            .concave_ratio = 0.5f};
 }
 
 /* CPU seconds of this process. */

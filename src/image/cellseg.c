@@ -7,6 +7,7 @@
 
 #include "image/cellseg.h"
 #include "image/color.h"
+#include "image/concave.h"
 #include "image/edt.h"
 #include "image/filter.h"
 #include "image/label.h"
@@ -20,6 +21,8 @@
 #define LARGE_FACTOR 1.6      /* an object this many times the median area is split again... */
 #define LARGE_RATIO 1.12f     /* ...with this weaker seed ratio */
 #define LARGE_MIN_OBJECTS 8   /* a median needs a few objects */
+#define LARGE_SOLIDITY 0.85   /* ...when less solid than this (a convex nucleus is not split) */
+#define CONCAVE_SOLIDITY 0.85 /* pieces of a concavity cut at least this solid, or no cut */
 
 /* Per-label sums gathered in one pass over a label image. */
 typedef struct region {
@@ -180,6 +183,15 @@ static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
     morph_fill_holes(ws->mask, w, h, (long)p->max_area);
 }
 
+/* The solidity of label l, whose bounding box is b (x0, y0, x1, y1). */
+static double object_solidity(const int32_t *labels, int w, int h, int32_t l, const int b[4]) {
+    for (int y = b[1]; y <= b[3]; y++)
+        for (int x = b[0]; x <= b[2]; x++)
+            if (labels[(size_t)y * (size_t)w + (size_t)x] == l)
+                return concave_solidity(labels, w, h, l, x, y);
+    return 1;
+}
+
 /* Splits every label whose area (ws->nreg[].area, filled in) exceeds
  * limit, each in its own bounding box: seeds at the maxima of ws->dist
  * rising more than log(ratio) within the object, flooded over -dist; the
@@ -187,7 +199,8 @@ static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
  * label). Working in each object's box rather than over the whole window
  * keeps the cost to the objects' own pixels. Returns how many objects were
  * over the limit, -1 on error. */
-static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, float ratio) {
+static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, float ratio,
+                        double max_solidity) {
     int labels = *count, flagged = 0;
     int (*box)[4] = ts_malloc(((size_t)labels + 1) * sizeof(*box));
     for (int l = 0; l <= labels; l++) box[l][0] = w, box[l][1] = h, box[l][2] = box[l][3] = -1;
@@ -221,6 +234,7 @@ static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, 
                 d[j] = ws->dist[i];
                 work[j] = -d[j];
             }
+        if (max_solidity < 1 && object_solidity(ws->nuclei, w, h, l, box[l]) > max_solidity) continue;
         int k = watershed_maxima(d, m, bw, bh, logf(ratio), seeds);
         if (k < 0 || (k > 1 && watershed_flood(work, m, bw, bh, seeds) != TS_OK)) {
             rc = -1;
@@ -265,7 +279,7 @@ static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cells
     static const float weaker[] = {0.5f, 0.25f, 0.1f}; /* fractions of log(seed_ratio) */
     for (size_t k = 0; k < sizeof(weaker) / sizeof(weaker[0]); k++) {
         label_areas(ws, w, h, *count);
-        int big = split_labels(ws, w, h, count, p->max_area, expf(weaker[k] * logf(p->seed_ratio)));
+        int big = split_labels(ws, w, h, count, p->max_area, expf(weaker[k] * logf(p->seed_ratio)), 2.0);
         if (big < 0) return TS_ERR;
         if (big == 0) return TS_OK;
     }
@@ -328,7 +342,9 @@ static int split_large(cellseg_ws *ws, int w, int h, int *count, const cellseg_p
     label_areas(ws, w, h, *count);
     double typical = p->typical_area > 0 ? p->typical_area : median_area(ws, *count, p);
     if (typical <= 0) return TS_OK;
-    return split_labels(ws, w, h, count, LARGE_FACTOR * typical, LARGE_RATIO) < 0 ? TS_ERR : TS_OK;
+    return split_labels(ws, w, h, count, LARGE_FACTOR * typical, LARGE_RATIO, LARGE_SOLIDITY) < 0
+               ? TS_ERR
+               : TS_OK;
 }
 
 /* Detected components that no seed reached (no tight pixel in them) get a
@@ -411,6 +427,20 @@ static void refine_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
         float cut = REFINE_FRACTION * peak[l];
         if (hfine[i] < (cut > threshold ? cut : threshold)) nuclei[i] = 0;
     }
+}
+
+/* Nuclei whose final outline has two notches facing each other across a
+ * short neck are cut there (concave.h): touching nuclei end to end, or a
+ * small one on a large one's flank, whose neck the distance transform
+ * cannot tell from the nuclei's own width. After the refinement, whose
+ * outlines are the ones reported and show the notches sharpest. */
+static int split_concave(cellseg_ws *ws, int w, int h, int *count, const cellseg_params *p) {
+    concave_params cp = {.min_depth = p->concave_depth, .min_ratio = p->concave_ratio,
+                         .smooth = p->concave_smooth, .min_solidity = CONCAVE_SOLIDITY,
+                         .min_area = p->min_area, .max_cuts = 8};
+    if (concave_split(ws->nuclei, w, h, count, &cp) != TS_OK) return TS_ERR;
+    reserve_regions(ws, (size_t)*count);
+    return TS_OK;
 }
 
 /* Drops nuclei under min_area from the label image. Objects over max_area
@@ -500,6 +530,7 @@ int cellseg_window(cellseg_ws *ws, const uint32_t *rgb, int w, int h, const cell
     if (count < 0) return TS_ERR;
     reserve_regions(ws, (size_t)count);
     if (p->refine) refine_nuclei(ws, w, h, (size_t)count, p);
+    if (p->split && p->concave_depth > 0 && split_concave(ws, w, h, &count, p) != TS_OK) return TS_ERR;
     measure(ws->nuclei, ws->hraw, ws->eraw, w, h, ws->nreg, (size_t)count);
     filter_nuclei(ws, w, h, (size_t)count, p);
     if (grow_cells(ws, w, h, p) != TS_OK) return TS_ERR;

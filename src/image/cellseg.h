@@ -14,11 +14,18 @@
  *      ratio, whatever their size), watershed; objects larger than
  *      1.6 x typical_area (the slide's median nucleus, or the window's)
  *      split again with the weaker ratio 1.12 (touching nuclei whose neck
- *      is wide); objects still larger than max_area are split again with
- *      ever weaker seeds, never dropped
+ *      is wide) when they are not convex (solidity under 0.85: a large
+ *      round nucleus has no neck to find, only noise to cut at); objects
+ *      still larger than max_area are split again with ever weaker seeds,
+ *      never dropped
  *   -> outlines refined (optional): each nucleus keeps the pixels where
  *      its lightly smoothed stain reaches half of the peak of its
  *      smoothed stain (a nucleolus's sharp peak would cut it down)
+ *   -> split at concavities (optional, concave_depth > 0, with split):
+ *      an outline (opened by concave_smooth) with two notches facing each
+ *      other across a short neck is cut there (concave.h), when every
+ *      piece is then nearly convex (solidity 0.85): touching nuclei end to
+ *      end, or a small one on a large one's flank
  *   -> area filter [min_area, max_area]
  *   -> cells: nuclei grown by at most `expansion` pixels, each pixel going to
  *      its nearest nucleus (a watershed on the distance to the nuclei)
@@ -52,6 +59,9 @@ typedef struct cellseg_params {
     float typical_area;      /* pixels: the slide's median nucleus (before refinement); 0 = the
                                 window's own median */
     float peak_radius;       /* pixels: the neighbourhood whose peak stain shapes the tight mask */
+    float concave_depth;     /* pixels: notches this deep may cut a nucleus (concave.h); 0 = off */
+    float concave_ratio;     /* (depth_a + depth_b) / cut length of a concavity cut */
+    float concave_smooth;    /* pixels: opening radius before notches are sought */
     float simplify;          /* outline tolerance in pixels */
 } cellseg_params;
 

@@ -35,6 +35,9 @@
 
 #define MAX_MASK_PIXELS (256L * 1024 * 1024)
 #define PEAK_RADIUS_UM 3.0 /* about a small nucleus's radius: see cellseg.h */
+#define CONCAVE_DEPTH_UM 0.5  /* notches shallower than this are outline noise; see concave.h */
+#define CONCAVE_SMOOTH_UM 0.5 /* an outline's spurs and slits this thin are not notches */
+#define CONCAVE_RATIO 0.5f    /* (depth_a + depth_b) / cut length; see concave.h */
 #define SEED_RATIO 1.3f /* (1 + peak) / (1 + saddle) distance of a split; see cellseg.h */
 
 static const char *const stains[] = {"auto", "he", "hdab", NULL};
@@ -349,6 +352,9 @@ static int plan(run *r, char *err, size_t errlen) {
         .expansion = (float)(P("cell_expansion_um") / px),
         .seed_ratio = SEED_RATIO,
         .peak_radius = (float)(PEAK_RADIUS_UM / px),
+        .concave_depth = (float)(CONCAVE_DEPTH_UM / px),
+        .concave_smooth = (float)(CONCAVE_SMOOTH_UM / px),
+        .concave_ratio = CONCAVE_RATIO,
         .simplify = 0.5f,
     };
     r->margin = (int)ceil((2 * r_max + P("cell_expansion_um") + P("background_radius_um") +
@@ -499,7 +505,8 @@ static json_t *summary_json(const run *r, double seconds, int threads) {
                         json_pack("{s:f, s:I, s:s}", "area_um2",
                                   r->survey.typical_area * r->mpp * r->mpp, "nuclei",
                                   (json_int_t)r->survey.typical_nuclei, "use",
-                                  "objects over 1.6 times this area are split with weaker seeds"));
+                                  "objects over 1.6 times this area that are not convex (solidity under 0.85) are split "
+                                  "with weaker seeds"));
     return out;
 }
 

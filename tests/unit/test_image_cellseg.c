@@ -2,8 +2,10 @@
  * test_image_cellseg.c - one window's nuclei (src/image/cellseg.c) on
  * drawn images whose nuclei are known: touching nuclei of different sizes
  * are split, a single elongated nucleus is not, an object larger than
- * max_area is split rather than dropped, and one much larger than the
- * window's typical nucleus is split with weaker seeds.
+ * max_area is split rather than dropped, one much larger than the
+ * window's typical nucleus and not convex is split with weaker seeds, and
+ * nuclei touching with a neck too wide for the distance transform are cut
+ * at the notches of their outline.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,28 +105,49 @@ static void test_cellseg_oversized_split_not_dropped(void **state) {
 }
 
 /* Nine single nuclei of radius 6 (the window's typical size) and d[9..]. */
-static size_t segment_among_singles(const disc *extra, int n_extra) {
+static size_t segment_among_singles(const disc *extra, int n_extra, const cellseg_params *p) {
     disc d[16];
     int n = 0;
     for (int j = 0; j < 3; j++)
         for (int i = 0; i < 3; i++) d[n++] = (disc){25 + 45 * i, 20 + 25 * j, 6, 6};
     for (int i = 0; i < n_extra; i++) d[n++] = extra[i];
-    cellseg_params p = params();
-    return segment(d, n, &p);
+    return segment(d, n, p);
 }
 
-/* A pair of radius-6 nuclei overlapping by a quarter of their radii (a
- * wide neck: one object to seed_ratio alone) is split when the window's
- * other nuclei show that it is twice their size; an elongated nucleus of
- * the same area is not. */
-static void test_cellseg_splits_object_twice_the_typical_size(void **state) {
+/* An L of seven radius-6 nuclei overlapping by a quarter of their radii
+ * (wide necks: one object to seed_ratio alone; not convex) is split when
+ * the window's other nuclei show that it is several times their size; an
+ * elongated nucleus twice their area is not (it is convex). */
+static void test_cellseg_splits_object_larger_than_typical(void **state) {
     (void)state;
-    disc pair[] = {{70, 120, 6, 6}, {70 + 9, 120, 6, 6}};
+    disc ell7[] = {{60, 110, 6, 6}, {69, 110, 6, 6}, {78, 110, 6, 6}, {87, 110, 6, 6},
+                   {60, 119, 6, 6}, {60, 128, 6, 6}, {60, 137, 6, 6}};
     cellseg_params p = params();
-    assert_int_equal(segment(pair, 2, &p), 1); /* alone: no typical size to compare with */
-    assert_int_equal(segment_among_singles(pair, 2), 9 + 2);
+    assert_int_equal(segment(ell7, 7, &p), 1); /* alone: no typical size to compare with */
+    assert_int_equal(segment_among_singles(ell7, 7, &p), 9 + 7);
     disc ell[] = {{80, 125, 11, 6}};
-    assert_int_equal(segment_among_singles(ell, 1), 9 + 1);
+    assert_int_equal(segment_among_singles(ell, 1, &p), 9 + 1);
+}
+
+/* The concavity cut: a pair of radius-6 nuclei overlapping by 15% of their
+ * summed radii (a neck too wide for seed_ratio, the pair nearly convex) is
+ * cut at its two notches; a single nucleus, round, elongated or bent, is
+ * not; nor is a pair when the cut is off. */
+static void test_cellseg_cuts_touching_pair_at_notches(void **state) {
+    (void)state;
+    cellseg_params p = params();
+    disc pair[] = {{70, 80, 6, 6}, {70 + 10.2, 80, 6, 6}};
+    assert_int_equal(segment(pair, 2, &p), 1);
+    p.concave_depth = 1;
+    p.concave_smooth = 1;
+    p.concave_ratio = 0.5f;
+    assert_int_equal(segment(pair, 2, &p), 2);
+    disc end_to_end[] = {{60, 80, 12, 6}, {60 + 21, 80, 10, 5}};
+    assert_int_equal(segment(end_to_end, 2, &p), 2);
+    disc round[] = {{80, 80, 9, 9}}, elongated[] = {{80, 80, 14, 6}};
+    assert_int_equal(segment(round, 1, &p), 1);
+    assert_int_equal(segment(elongated, 1, &p), 1);
+    assert_int_equal(segment(round, 0, &p), 0); /* an empty window */
 }
 
 int main(void) {
@@ -133,7 +156,8 @@ int main(void) {
         cmocka_unit_test(test_cellseg_splits_cluster_of_four),
         cmocka_unit_test(test_cellseg_keeps_elongated_nucleus_whole),
         cmocka_unit_test(test_cellseg_oversized_split_not_dropped),
-        cmocka_unit_test(test_cellseg_splits_object_twice_the_typical_size),
+        cmocka_unit_test(test_cellseg_splits_object_larger_than_typical),
+        cmocka_unit_test(test_cellseg_cuts_touching_pair_at_notches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
