@@ -248,6 +248,15 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
 
 /* ---- flooding ---------------------------------------------------------- */
 
+/* During a flood, pixels outside the mask carry this label, so that one
+ * test (label != 0) tells a neighbour that must not be flooded, whether
+ * labelled already or outside; they are set back to 0 at the end. */
+#define WS_OUTSIDE (-1)
+
+static void ws_clear_outside(int32_t *labels, size_t npx) {
+    for (size_t p = 0; p < npx; p++) labels[p] = labels[p] < 0 ? 0 : labels[p];
+}
+
 /* A heap entry: the elevation and the insertion counter packed into one
  * 64-bit key that orders exactly as (elevation, counter) does, so a
  * comparison is a single integer compare. */
@@ -318,7 +327,7 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
     ws_heap hp = {.e = ts_malloc(npx * sizeof(ws_entry))};
     ws_grid grid = ws_grid_of(w, h);
     for (size_t p = 0; p < npx; p++) {
-        if (!mask[p] || labels[p] < 0) labels[p] = 0;
+        labels[p] = !mask[p] ? WS_OUTSIDE : labels[p] < 0 ? 0 : labels[p];
         if (labels[p] > 0) ws_heap_push(&hp, elevation[p], (int32_t)p);
     }
     int32_t nb[8];
@@ -327,11 +336,12 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
         int n = ws_around(top.pixel, &grid, nb);
         for (int k = 0; k < n; k++) {
             int32_t q = nb[k];
-            if (!mask[q] || labels[q] != 0) continue;
+            if (labels[q] != 0) continue; /* labelled, or outside the mask */
             labels[q] = labels[top.pixel];
             ws_heap_push(&hp, elevation[q], q);
         }
     }
+    ws_clear_outside(labels, npx);
     free(hp.e);
     return TS_OK;
 }
@@ -370,7 +380,7 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
         if (l_ < cur) cur = l_;                        \
     } while (0)
     for (size_t p = 0; p < npx; p++) {
-        if (!mask[p] || labels[p] < 0) labels[p] = 0;
+        labels[p] = !mask[p] ? WS_OUTSIDE : labels[p] < 0 ? 0 : labels[p];
         if (labels[p] > 0) WS_PUSH((int32_t)p);
     }
     while (cur < levels) {
@@ -383,13 +393,14 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
         int n = ws_around(p, &grid, nb);
         for (int k = 0; k < n; k++) {
             int32_t q = nb[k];
-            if (!mask[q] || labels[q] != 0) continue;
+            if (labels[q] != 0) continue; /* labelled, or outside the mask */
             labels[q] = labels[p];
             WS_PUSH(q);
         }
     }
 #undef WS_PUSH
 #undef WS_LEVEL
+    ws_clear_outside(labels, npx);
     free(queue);
     free(at);
     return TS_OK;
