@@ -79,7 +79,13 @@ static void lane_append(http_pool *p, lane *l) {
     p->last = l;
 }
 
-/* See pool.h. */
+/* See pool.h. A thread is woken only when the new job may run now (its
+ * lane is under the cap): a job of a capped lane is taken by the thread
+ * that ends one of the lane's jobs, and waking another only to find nothing
+ * runnable cost a futex round trip and the mutex per request (issue 16).
+ * The signal comes after the unlock, so the woken thread does not block on
+ * the mutex still held here; no wake-up is lost, since a waiter released
+ * the mutex only inside pthread_cond_wait. */
 void http_pool_submit(http_pool *p, uint64_t key, http_pool_fn fn, void *arg) {
     pool_job *j = ts_calloc(1, sizeof(*j));
     j->fn = fn;
@@ -95,8 +101,9 @@ void http_pool_submit(http_pool *p, uint64_t key, http_pool_fn fn, void *arg) {
     else l->head = j;
     l->tail = j;
     p->pending++;
-    pthread_cond_signal(&p->work);
+    bool runnable = l->running < p->max_per_key;
     pthread_mutex_unlock(&p->mu);
+    if (runnable) pthread_cond_signal(&p->work);
 }
 
 /* The next job to run (mutex held), its lane in *from; NULL when no lane
@@ -116,16 +123,22 @@ static pool_job *take(http_pool *p, lane **from) {
     return j;
 }
 
-/* A job of lane l ended (mutex held): the lane goes when it is empty; a
- * lane that was at its cap may now run another, so another thread wakes. */
+/* True if some waiting job may run now (mutex held). */
+static bool any_runnable(const http_pool *p) {
+    for (const lane *l = p->first; l; l = l->next)
+        if (l->head && l->running < p->max_per_key) return true;
+    return false;
+}
+
+/* A job of lane l ended (mutex held): the lane goes when it is empty. A
+ * lane that was at its cap may now run another: the calling thread takes
+ * the next job itself (thread_main), so nobody else needs waking here. */
 static void finished(http_pool *p, lane *l) {
     l->running--;
     p->pending--;
     if (!l->head && l->running == 0) {
         lane_unlink(p, l);
         free(l);
-    } else if (l->head) {
-        pthread_cond_signal(&p->work);
     }
 }
 
@@ -141,7 +154,12 @@ static void *thread_main(void *arg) {
             pthread_cond_wait(&p->work, &p->mu);
             continue;
         }
+        /* Wakes pass on: a thread that took a job wakes another while
+         * runnable jobs remain, so jobs submitted while the threads were
+         * waking up never wait for a running one to end. */
+        bool more = any_runnable(p);
         pthread_mutex_unlock(&p->mu);
+        if (more) pthread_cond_signal(&p->work);
         j->fn(j->arg, t->st);
         free(j);
         pthread_mutex_lock(&p->mu);

@@ -24,6 +24,9 @@ static log_level log_min = LOG_INFO;
 static char log_component[64] = "tessera";
 static char log_instance[128]; /* "" = none; set once at start-up */
 
+/* Lines up to this long (with the newline) are formatted on the stack. */
+#define LOG_LINE_STACK 1024
+
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 /* Opens the destination; the previous one (if a file) is closed only after
@@ -129,8 +132,15 @@ void log_emit(log_level level, const char *run_id, const char *job_id, const cha
     if (level >= log_min) {
         json_t *line = build_line(level, run_id, job_id, msg, fields);
         size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
-        size_t len = json_dumpb(line, NULL, 0, flags);
-        if (len > 0) {
+        /* One pass into a stack buffer for the usual short line (an access
+         * line is ~250 bytes, one per HTTP request); only a longer one is
+         * measured and dumped again into the heap. */
+        char small[LOG_LINE_STACK];
+        size_t len = json_dumpb(line, small, sizeof(small) - 1, flags);
+        if (len > 0 && len < sizeof(small)) {
+            small[len] = '\n';
+            write_all(log_fd, small, len + 1);
+        } else if (len > 0) {
             char *text = ts_malloc(len + 1);
             json_dumpb(line, text, len, flags);
             text[len] = '\n';

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/pool.h"
@@ -106,6 +107,70 @@ static void test_round_robin_over_three_keys(void **state) {
     pthread_mutex_unlock(&g.mu);
     http_pool_stop(p);
     assert_string_equal(lg.order, "xyzxyzxyzxyz");
+}
+
+typedef struct tally {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, running[3], most[3]; /* per key: running now, most at once */
+} tally;
+
+typedef struct counted {
+    tally *t;
+    int key;
+} counted;
+
+static void counted_run(void *arg, store *st) {
+    (void)st;
+    counted *c = arg;
+    tally *t = c->t;
+    pthread_mutex_lock(&t->mu);
+    if (++t->running[c->key] > t->most[c->key]) t->most[c->key] = t->running[c->key];
+    pthread_mutex_unlock(&t->mu);
+    usleep(200);
+    pthread_mutex_lock(&t->mu);
+    t->running[c->key]--;
+    t->done++;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Waits until n jobs are done; false after a minute (a lost wake-up: jobs
+ * left waiting while threads sleep; never a speed check). */
+static bool tally_wait(tally *t, int n) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    pthread_mutex_lock(&t->mu);
+    int rc = 0;
+    while (t->done < n && rc == 0) rc = pthread_cond_timedwait(&t->cv, &t->mu, &until);
+    bool ok = t->done >= n;
+    pthread_mutex_unlock(&t->mu);
+    return ok;
+}
+
+/* Without http_pool_stop to flush them, every queued job still runs: those
+ * of a key at its cap start when one of its jobs ends (no other thread is
+ * woken for them), bursts from several submitters wake enough threads, and
+ * a key never runs more than max_per_key at once. */
+static void test_queued_jobs_run_without_stop(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    tally t = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    http_pool *p = http_pool_start(NULL, 4, 2, err, sizeof(err));
+    assert_non_null(p);
+    enum { ROUNDS = 50, PER_ROUND = 9 };
+    static counted jobs[ROUNDS * PER_ROUND];
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < PER_ROUND; i++) {
+            counted *c = &jobs[r * PER_ROUND + i];
+            *c = (counted){&t, i % 3};
+            http_pool_submit(p, (uint64_t)c->key, counted_run, c);
+        }
+        assert_true(tally_wait(&t, (r + 1) * PER_ROUND));
+    }
+    for (int k = 0; k < 3; k++) assert_true(t.most[k] <= 2);
+    http_pool_stop(p);
 }
 
 /* Each thread opens its own store handle: handlers never share one. */
@@ -210,6 +275,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_take_turns),
         cmocka_unit_test(test_round_robin_over_three_keys),
+        cmocka_unit_test(test_queued_jobs_run_without_stop),
         cmocka_unit_test(test_each_thread_has_its_own_store),
         cmocka_unit_test(test_gcra_burst_then_rate),
         cmocka_unit_test(test_one_budget_across_processes),

@@ -103,6 +103,34 @@ static void test_log_line_has_required_fields(void **state) {
     json_decref(lines);
 }
 
+/* Lines around and far beyond the length formatted on the stack (1024
+ * bytes with the newline) come out whole: one complete JSON line each, the
+ * message intact. */
+static void test_log_lines_of_any_length_are_whole(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open(f->path, "http", LOG_INFO, err, sizeof(err)), TS_OK);
+    static char msg[5000];
+    size_t lens[84], n = 0;
+    lens[n++] = 0;
+    lens[n++] = 4999;
+    for (size_t len = 900; len < 982; len++) lens[n++] = len; /* the line crosses 1024 here */
+    for (size_t i = 0; i < n; i++) {
+        memset(msg, 'm', lens[i]);
+        msg[lens[i]] = '\0';
+        log_emit(LOG_INFO, NULL, NULL, msg, json_pack("{si}", "i", (int)i));
+    }
+    log_close();
+    json_t *lines = read_lines(f->path);
+    assert_int_equal(json_array_size(lines), n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *line = json_array_get(lines, i);
+        assert_int_equal(strlen(str_field(line, "msg")), lens[i]);
+        assert_int_equal(json_integer_value(json_object_get(line, "i")), (json_int_t)i);
+    }
+    json_decref(lines);
+}
+
 static void test_log_level_filter_and_stolen_fields(void **state) {
     fixture *f = *state;
     char err[TS_ERRLEN];
@@ -214,6 +242,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_log_preserves_errno, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_open_error_names_path, setup, teardown),
         cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test_setup_teardown(test_log_lines_of_any_length_are_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_concurrent_writers_do_not_interleave, setup,
                                         teardown),
     };
