@@ -39,8 +39,10 @@ function percentile(sorted, p) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
 }
 
-/** RSS in KiB of pid and all its descendants. */
-function treeRssKiB(root) {
+/** RSS in KiB, and CPU time (user + system, ms) of pid and all its live
+ * descendants (USER_HZ is 100 on Linux); hubCpuMs: of the WebSocket hubs'
+ * threads alone (named tessera-ws), the part the fan-out costs. */
+function treeUsage(root) {
   const children = new Map();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -51,17 +53,26 @@ function treeRssKiB(root) {
       children.get(ppid).push(Number(d));
     } catch { /* gone */ }
   }
-  let total = 0;
+  let rssKiB = 0, cpuMs = 0, hubCpuMs = 0;
   const todo = [root];
   while (todo.length) {
     const pid = todo.pop();
     try {
       const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-      if (m) total += Number(m[1]);
+      if (m) rssKiB += Number(m[1]);
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      cpuMs += (Number(f[11]) + Number(f[12])) * 10;
+      for (const t of readdirSync(`/proc/${pid}/task`)) {
+        const ts = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        if (!ts.includes('(tessera-ws)')) continue;
+        const g = ts.slice(ts.lastIndexOf(')') + 2).split(' ');
+        hubCpuMs += (Number(g[11]) + Number(g[12])) * 10;
+      }
     } catch { /* gone */ }
     for (const c of children.get(pid) || []) todo.push(c);
   }
-  return total;
+  return { rssKiB, cpuMs, hubCpuMs };
 }
 
 // A client resumes from the newest seq a client of its user has seen (the
@@ -114,14 +125,15 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const owner = srvState.owner;
   const ctx = { latencies: [], seen: [], foreign: 0, lastOldWorkflow: Math.max(0, ...owner.keys()) };
   const sockets = [];
-  const rssBefore = treeRssKiB(srv.proc.pid);
+  const rssBefore = treeUsage(srv.proc.pid).rssKiB;
   for (let i = 0; i < nClients; i += 200) {
     const batch = [];
     for (let k = i; k < Math.min(nClients, i + 200); k++) batch.push(connect(srv.url, `user${k % USERS}`, ctx, srvState));
     sockets.push(...(await Promise.all(batch)));
   }
   await new Promise((r) => setTimeout(r, 1000)); // let replays drain
-  const rssAfter = treeRssKiB(srv.proc.pid);
+  const after = treeUsage(srv.proc.pid);
+  const rssAfter = after.rssKiB;
   for (const ws of sockets) ws.measuring = true;
   const ids = [];
   for (let i = 0; i < workflows; i++) {
@@ -132,6 +144,8 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   }
   await waitDone(srv.url, ids, Date.now() + 300000);
   await new Promise((r) => setTimeout(r, 1000)); // the last events
+  const end = treeUsage(srv.proc.pid);
+  const cpuMs = end.cpuMs - after.cpuMs, hubCpuMs = end.hubCpuMs - after.hubCpuMs;
   // closed before the next phase opens its own: both at once could pass the fd limit
   await Promise.all(sockets.map((ws) => new Promise((res) => {
     ws.on('close', res);
@@ -140,7 +154,7 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   })));
   ctx.latencies.sort((a, b) => a - b);
   const foreign = ctx.foreign + ctx.seen.filter(([user, wf]) => owner.has(wf) && owner.get(wf) !== user).length;
-  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients };
+  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs };
 }
 
 /** A server with its warm-up round done (not reported). */
@@ -162,11 +176,13 @@ async function startServer(binary) {
 function pooled(results) {
   const lat = results.flatMap((r) => r.lat).sort((a, b) => a - b);
   return { lat, foreign: results.reduce((n, r) => n + r.foreign, 0), kibPerClient: results[0].kibPerClient,
+    cpuMs: results.reduce((n, r) => n + r.cpuMs, 0), hubCpuMs: results.reduce((n, r) => n + r.hubCpuMs, 0),
     p99s: results.map((r) => percentile(r.lat, 0.99)) };
 }
 
 const fmt = (r) => `p50 ${percentile(r.lat, 0.5)} ms, p99 ${percentile(r.lat, 0.99)} ms, max ${r.lat[r.lat.length - 1]} ms` +
-  ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client` +
+  ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client,` +
+  ` service CPU ${r.cpuMs} ms, of which the hubs' ${r.hubCpuMs} ms (${(r.hubCpuMs / Math.max(1, r.lat.length) * 1000).toFixed(1)} µs per delivery)` +
   (r.p99s.length > 1 ? `; p99 of each round ${r.p99s.join(', ')} ms` : '');
 console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1` +
   (ROUNDS > 1 ? `, ${ROUNDS} rounds per size, the binaries alternating:` : ':'));

@@ -380,6 +380,7 @@ static void hub_started(ws_hub *h, int rc, const char *err) {
 static void *hub_main(void *arg) {
     ws_hub *h = arg;
     char err[TS_ERRLEN];
+    pthread_setname_np(pthread_self(), "tessera-ws"); /* for top -H, perf, the bench's CPU */
     int rc = store_open_existing(h->db_url, &h->st, err, sizeof(err));
     if (rc == TS_OK && h->cfg.on_store_call)
         store_set_observer(h->st, h->cfg.on_store_call, h->cfg.metrics_ctx);
