@@ -307,7 +307,13 @@ const spec_workflow *engine_spec(const engine *e, int64_t workflow_id) {
     return wf ? wf->spec : NULL;
 }
 
+/* A workflow becomes final only through wf_set_state, which counts it:
+ * with none counted there is nothing to free, and the scan over every held
+ * workflow (thousands queued under a submit flood, once per loop) is
+ * skipped. */
 void engine_forget_finished(engine *e) {
+    if (e->n_newly_final == 0) return;
+    e->n_newly_final = 0;
     size_t kept = 0;
     for (size_t i = 0; i < e->n_all; i++) {
         ewf *wf = e->all[i];

@@ -67,6 +67,10 @@ struct engine {
     /* So that a loop's admission costs what changed, not what is queued: */
     bool line_changed; /* the line gained or lost a workflow: positions to re-derive */
     size_t n_to_sweep; /* reloaded workflows with needs_sweep set */
+    /* Workflows that reached a final state since engine_forget_finished
+     * last ran (an upper bound: one revived since is still counted), so
+     * that a loop with nothing finished does not scan every held one. */
+    size_t n_newly_final;
 };
 
 /* Appends a change for wf (job_index -1 = the workflow itself) and returns

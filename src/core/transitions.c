@@ -169,6 +169,7 @@ core_change *wf_set_state(engine *e, ewf *wf, wf_state to, double now, change_li
         wf->last_position = 0;
     }
     wf->state = to;
+    if (wf_state_final(to)) e->n_newly_final++;
     core_change *ch = change_push(out, CHANGE_WORKFLOW, wf, -1, now);
     ch->from = from;
     ch->event_type = to == WF_RUNNING  ? "workflow.admitted"

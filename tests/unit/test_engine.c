@@ -526,6 +526,52 @@ static void test_revive_brings_a_failed_workflow_back_through_the_line(void **st
     engine_free(e);
 }
 
+/* engine_forget_finished frees exactly the workflows that ended, however
+ * they ended (jobs done, cancelled while queued), also one that ended after
+ * a call that found nothing to free, and one revived then finished again;
+ * the others stay held with their states. */
+static void test_forget_finished_frees_only_ended_workflows(void **state) {
+    (void)state;
+    engine *e = make_engine(1, 4);
+    change_list cl = {0};
+    job_ref_list kill = {0};
+    char err[256];
+    wf_state ws;
+    add(e, 1, "u1", one_job);
+    add(e, 2, "u2", one_job);
+    add(e, 3, "u3", one_job);
+    tick(e, 0, &cl);
+    engine_forget_finished(e); /* nothing ended: all held */
+    assert_int_equal(engine_unfinished(e), 3);
+    assert_int_equal(engine_cancel_workflow(e, 3, NULL, 1, &cl, &kill), TS_OK);
+    finish(e, 1, 0, "succeeded", 2, &cl);
+    engine_forget_finished(e);
+    assert_int_equal(engine_workflow_state(e, 1, &ws), TS_ERR);
+    assert_int_equal(engine_workflow_state(e, 3, &ws), TS_ERR);
+    assert_int_equal(wstate(e, 2), WF_QUEUED);
+    tick(e, 3, &cl);
+    engine_forget_finished(e); /* again nothing ended */
+    assert_int_equal(wstate(e, 2), WF_RUNNING);
+    finish(e, 2, 0, "failed", 4, &cl);
+    assert_int_equal(wstate(e, 2), WF_FAILED);
+    engine_forget_finished(e);
+    assert_int_equal(engine_workflow_state(e, 2, &ws), TS_ERR);
+    engine_job_init failed[1] = {{JOB_FAILED, 1, 1, 0, 0}};
+    assert_int_equal(engine_revive(e, 2, "u2", WF_FAILED, parse(one_job), failed, 0, 5, &cl, err,
+                                   sizeof(err)),
+                     TS_OK);
+    engine_forget_finished(e); /* revived: held again */
+    assert_int_equal(wstate(e, 2), WF_QUEUED);
+    tick(e, 6, &cl);
+    finish(e, 2, 0, "succeeded", 7, &cl);
+    engine_forget_finished(e);
+    assert_int_equal(engine_workflow_state(e, 2, &ws), TS_ERR);
+    assert_int_equal(engine_unfinished(e), 0);
+    job_ref_list_free(&kill);
+    change_list_free(&cl);
+    engine_free(e);
+}
+
 static void test_waiting_reasons_name_branch_and_dependency(void **state) {
     (void)state;
     spec_workflow *wf = parse(
@@ -588,6 +634,7 @@ int main(void) {
         cmocka_unit_test(test_reload_rejects_impossible_states),
         cmocka_unit_test(test_retry_revives_job_and_skipped_dependents),
         cmocka_unit_test(test_revive_brings_a_failed_workflow_back_through_the_line),
+        cmocka_unit_test(test_forget_finished_frees_only_ended_workflows),
         cmocka_unit_test(test_waiting_reasons_name_branch_and_dependency),
         cmocka_unit_test(test_state_machine_allows_only_legal_transitions),
     };
