@@ -39,4 +39,22 @@ int log_level_parse(const char *name, log_level *out);
 void log_emit(log_level level, const char *run_id, const char *job_id, const char *msg,
               json_t *fields);
 
+/* An extra field of log_emit_fields: a string (NULL: null), an integer or
+ * a duration in milliseconds (written with three decimals). */
+typedef enum { LOG_FIELD_STR, LOG_FIELD_INT, LOG_FIELD_MS } log_field_kind;
+typedef struct log_field {
+    const char *key; /* plain ASCII */
+    log_field_kind kind;
+    const char *str;
+    long long i;
+    double ms;
+} log_field;
+
+/* The same line as log_emit with these fields, in this order (a name of a
+ * fixed field or one given twice is dropped, as there), formatted straight
+ * into a buffer without building a JSON object: for the line of every HTTP
+ * request, written on the socket thread (issue 16). */
+void log_emit_fields(log_level level, const char *run_id, const char *msg,
+                     const log_field *fields, size_t n);
+
 #endif

@@ -131,6 +131,71 @@ static void test_log_lines_of_any_length_are_whole(void **state) {
     json_decref(lines);
 }
 
+/* log_emit_fields writes the line log_emit writes for the same fields (the
+ * same members in the same order; ts aside, and ms to the microsecond),
+ * whatever the text: quotes, backslashes, control characters, UTF-8, bytes
+ * that are not UTF-8, a value too long for its buffer; fixed names and
+ * repeated names are dropped; levels below the threshold write nothing. */
+static void test_log_emit_fields_matches_log_emit(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    assert_int_equal(log_open(f->path, "http", LOG_INFO, err, sizeof(err)), TS_OK);
+    static char longer[3000];
+    memset(longer, 'p', sizeof(longer) - 1);
+    const char *texts[] = {"/api/workflows/2", "a\"b\\c\n\t\r\b\f\x01\x1f end", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                           "bad \xff\xfe here", "overlong \xc0\xaf", "surrogate \xed\xa0\x80", "",
+                           longer};
+    size_t n = sizeof(texts) / sizeof(texts[0]);
+    for (size_t i = 0; i < n; i++) {
+        log_field fl[] = {
+            {.key = "request_id", .kind = LOG_FIELD_STR, .str = "r-1"},
+            {.key = "path", .kind = LOG_FIELD_STR, .str = texts[i]},
+            {.key = "status", .kind = LOG_FIELD_INT, .i = -404},
+            {.key = "ms", .kind = LOG_FIELD_MS, .ms = 12.3456},
+            {.key = "level", .kind = LOG_FIELD_STR, .str = "forged"},
+            {.key = "path", .kind = LOG_FIELD_STR, .str = "second"},
+            {.key = "user", .kind = LOG_FIELD_STR, .str = NULL},
+        };
+        log_emit_fields(LOG_INFO, "wf-2", "http", fl, sizeof(fl) / sizeof(fl[0]));
+        /* log_emit's fields must be valid UTF-8 (json_pack refuses the
+         * whole object otherwise): the reference gets what log_emit_fields
+         * is to write for text that is not, bytes >= 0x80 as '?'. */
+        char *path = ts_strdup(texts[i]);
+        json_t *probe = json_string(path);
+        for (char *c = path; !probe && *c; c++)
+            if ((unsigned char)*c >= 0x80) *c = '?';
+        json_decref(probe);
+        log_emit(LOG_INFO, "wf-2", NULL, "http",
+                 json_pack("{ss ss si sf ss?}", "request_id", "r-1", "path", path, "status", -404,
+                           "ms", 12.3456, "user", NULL));
+        free(path);
+    }
+    log_emit_fields(LOG_DEBUG, NULL, "dropped", NULL, 0);
+    log_close();
+    json_t *lines = read_lines(f->path);
+    assert_int_equal(json_array_size(lines), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *fast = json_array_get(lines, 2 * i), *slow = json_array_get(lines, 2 * i + 1);
+        assert_int_equal(json_object_size(fast), json_object_size(slow));
+        void *it_f = json_object_iter(fast), *it_s = json_object_iter(slow);
+        for (; it_f && it_s; it_f = json_object_iter_next(fast, it_f),
+                             it_s = json_object_iter_next(slow, it_s)) {
+            const char *key = json_object_iter_key(it_f);
+            assert_string_equal(key, json_object_iter_key(it_s));
+            json_t *vf = json_object_iter_value(it_f), *vs = json_object_iter_value(it_s);
+            if (strcmp(key, "ts") == 0) continue;
+            if (strcmp(key, "ms") == 0) {
+                assert_true(json_number_value(vf) >= 12.345 && json_number_value(vf) <= 12.3465);
+                continue;
+            }
+            if (!json_equal(vf, vs)) fail_msg("line %zu, %s differs", i, key);
+        }
+    }
+    assert_string_equal(str_field(json_array_get(lines, 6), "path"), "bad ?? here");
+    assert_string_equal(str_field(json_array_get(lines, 0), "level"), "info");
+    json_decref(lines);
+}
+
 static void test_log_level_filter_and_stolen_fields(void **state) {
     fixture *f = *state;
     char err[TS_ERRLEN];
@@ -242,6 +307,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_log_preserves_errno, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_open_error_names_path, setup, teardown),
         cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test_setup_teardown(test_log_emit_fields_matches_log_emit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_lines_of_any_length_are_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_concurrent_writers_do_not_interleave, setup,
                                         teardown),
