@@ -62,9 +62,15 @@ static int busy_wait(void *arg, int tries) {
     return 1;
 }
 
-/* PATH + suffix ("-wal", "-corrupt") into buf. */
+/* PATH + suffix ("-wal", "-corrupt") into buf (n > 0), cut to fit. Two
+ * copies, not snprintf: the WAL's name is made for every statement's
+ * identity check (file_moved). */
 static void sibling(const sqlite_store *st, const char *suffix, char *buf, size_t n) {
-    snprintf(buf, n, "%s%s", st->path, suffix);
+    size_t a = strnlen(st->path, n - 1);
+    memcpy(buf, st->path, a);
+    size_t b = strnlen(suffix, n - 1 - a);
+    memcpy(buf + a, suffix, b);
+    buf[a + b] = '\0';
 }
 
 /* Flags the file as corrupt and writes why into PATH-corrupt (best effort:
