@@ -18,22 +18,27 @@ static int split(char *path, char **seg, int n) {
     return count;
 }
 
-/* Does the pattern match these segments? Fills params when it does. */
+/* Does the pattern match these segments? Fills params when it does. The
+ * pattern is read in place (no copy, no split): every request tries most
+ * of the table (issue 16). Empty pattern segments are skipped, as split
+ * skips empty path segments. */
 static bool pattern_matches(const char *pattern, char **seg, int nseg, const char **params) {
-    char pat[256];
-    char *pseg[16];
-    snprintf(pat, sizeof(pat), "%s", pattern);
-    int np = split(pat, pseg, 16);
-    if (np != nseg) return false;
-    int k = 0;
-    for (int i = 0; i < np; i++) {
-        if (pseg[i][0] == '{') {
+    const char *p = pattern;
+    int i = 0, k = 0;
+    for (;;) {
+        while (*p == '/') p++;
+        if (*p == '\0') break;
+        size_t len = strcspn(p, "/");
+        if (i >= nseg) return false;
+        if (p[0] == '{') {
             if (k < HTTP_MAX_PARAMS) params[k++] = seg[i];
-        } else if (strcmp(pseg[i], seg[i]) != 0) {
+        } else if (strncmp(p, seg[i], len) != 0 || seg[i][len] != '\0') {
             return false;
         }
+        i++;
+        p += len;
     }
-    return true;
+    return i == nseg;
 }
 
 int router_match(const char *method, char *path_buf, const char **params, char *allow,
