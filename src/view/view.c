@@ -14,6 +14,16 @@ void view_time(double t, char *buf, size_t n) {
     ts_iso8601(t, buf, n);
 }
 
+/* The recorded reason from the scheduler is the better source; without
+ * one, the line's stats say whether the user is active. */
+void view_waiting_reason(const store_workflow *wf, const store_queue_stats *stats,
+                         const view_limits *lim, char *why, size_t n) {
+    if (wf->reason && wf->reason[0])
+        snprintf(why, n, "%s", wf->reason);
+    else
+        reason_workflow_waiting(false, stats->active_users, lim->max_active_users, why, n);
+}
+
 static json_t *time_or_null(double t) {
     if (t <= 0) return json_null();
     char buf[40];
@@ -112,13 +122,7 @@ json_t *view_workflow_page(const store_workflow *wf, const store_queue_stats *st
         json_object_set_new(o, "queue_position", json_integer(wf->queue_position));
         if (stats) {
             char why[256];
-            /* The user is active iff the line's stats count them; the
-             * recorded reason from the scheduler is the better source. */
-            if (wf->reason && wf->reason[0])
-                snprintf(why, sizeof(why), "%s", wf->reason);
-            else
-                reason_workflow_waiting(false, stats->active_users, lim->max_active_users, why,
-                                        sizeof(why));
+            view_waiting_reason(wf, stats, lim, why, sizeof(why));
             json_object_set_new(o, "waiting_reason", json_string(why));
         }
     }

@@ -32,6 +32,12 @@ json_t *view_workflow(const store_workflow *wf, const store_queue_stats *stats,
  * workflow order, or none at all (the compact form: state, progress and
  * counts only). A view of some of the jobs says where they are in
  * "jobs_page": {offset, limit, total, next_offset (null after the last)}. */
+/* Why a queued workflow waits, into why[0..n): the scheduler's recorded
+ * reason, else one made from the line's stats (stats must not be NULL).
+ * view.c and view_text.c both quote it, so the two renderings agree. */
+void view_waiting_reason(const store_workflow *wf, const store_queue_stats *stats,
+                         const view_limits *lim, char *why, size_t n);
+
 typedef struct view_page {
     size_t offset, limit;
     bool none;

@@ -287,11 +287,7 @@ static void put_head(text *t, const store_workflow *wf, const store_queue_stats 
         put_int(t, wf->queue_position);
         if (stats) {
             char why[256];
-            if (wf->reason && wf->reason[0])
-                snprintf(why, sizeof(why), "%s", wf->reason);
-            else
-                reason_workflow_waiting(false, stats->active_users, lim->max_active_users, why,
-                                        sizeof(why));
+            view_waiting_reason(wf, stats, lim, why, sizeof(why));
             put_key_str(t, ",\"waiting_reason\":", why);
         }
     }
