@@ -186,6 +186,23 @@ static int wf_full_from_row(sqlite_store *st, sqlite3_stmt *s, store_workflow **
     return TS_OK;
 }
 
+/* Steps the statement `which` (sql) bound to (id, user) onto the owner's
+ * workflow row: TS_OK with *out on the row, STORE_NOTFOUND when there is
+ * none for this user, else the store's error. The caller reads the row and
+ * calls stmt_done(*out) in every case (*out may be NULL). Shared by the
+ * full read and the summary, which select different columns. */
+static int wf_row_step(sqlite_store *st, stmt_id which, const char *sql, int64_t id,
+                       const char *user, sqlite3_stmt **out, char *err, size_t errlen) {
+    sqlite3_stmt *s = *out = stmt_get(st, which, sql, err, errlen);
+    if (s == NULL) return stmt_failed(st);
+    sqlite3_bind_int64(s, 1, id);
+    bind_text(s, 2, user);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_DONE) return STORE_NOTFOUND;
+    if (step != SQLITE_ROW) return db_fail(st, err, errlen, "reading a workflow");
+    return TS_OK;
+}
+
 /*
  * One workflow with spec and jobs, read in one snapshot so that the
  * workflow's state and its jobs' states agree. Another user's workflow is
@@ -197,19 +214,9 @@ int sqlite_workflow_get(sqlite_store *st, int64_t id, const char *user, store_wo
     int rc = TS_ERR;
     *out = NULL;
     SQL_TRY(read_enter(st, &own, err, errlen));
-    sqlite3_stmt *s = stmt_get(st, ST_WF_GET, SQL_WF_GET, err, errlen);
-    if (s == NULL) {
-        rc = stmt_failed(st);
-        goto cleanup;
-    }
-    sqlite3_bind_int64(s, 1, id);
-    bind_text(s, 2, user);
-    int step = sqlite3_step(s);
-    if (step == SQLITE_DONE) rc = STORE_NOTFOUND;
-    else if (step != SQLITE_ROW) rc = db_fail(st, err, errlen, "reading a workflow");
-    else rc = wf_full_from_row(st, s, out, err, errlen);
-
-cleanup:
+    sqlite3_stmt *s = NULL;
+    rc = wf_row_step(st, ST_WF_GET, SQL_WF_GET, id, user, &s, err, errlen);
+    if (rc == TS_OK) rc = wf_full_from_row(st, s, out, err, errlen);
     stmt_done(s);
     read_end(st, own);
     return rc;
@@ -278,27 +285,15 @@ int sqlite_workflow_summary(sqlite_store *st, int64_t id, const char *user, stor
     *out = NULL;
     memset(counts, 0, JOB_STATE_COUNT * sizeof(size_t));
     SQL_TRY(read_enter(st, &own, err, errlen));
-    sqlite3_stmt *s = stmt_get(st, ST_WF_ROW, SQL_WF_ROW, err, errlen);
-    if (s == NULL) {
-        rc = stmt_failed(st);
-        goto cleanup;
-    }
-    sqlite3_bind_int64(s, 1, id);
-    bind_text(s, 2, user);
-    int step = sqlite3_step(s);
-    if (step == SQLITE_DONE) rc = STORE_NOTFOUND;
-    else if (step != SQLITE_ROW) rc = db_fail(st, err, errlen, "reading a workflow");
-    else rc = wf_from_row(s, out, err, errlen);
+    sqlite3_stmt *s = NULL;
+    rc = wf_row_step(st, ST_WF_ROW, SQL_WF_ROW, id, user, &s, err, errlen);
+    if (rc == TS_OK) rc = wf_from_row(s, out, err, errlen);
     stmt_done(s);
-    s = NULL;
     if (rc == TS_OK) rc = job_counts(st, id, counts, &(*out)->jobs_done, err, errlen);
     if (rc != TS_OK) {
         store_workflow_free(*out);
         *out = NULL;
     }
-
-cleanup:
-    stmt_done(s);
     read_end(st, own);
     return rc;
 }
