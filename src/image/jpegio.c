@@ -17,23 +17,30 @@
 #include "image/jpegio.h"
 #include "util/util.h"
 
-typedef struct jpeg_failure {
-    struct jpeg_error_mgr mgr; /* first: libjpeg passes a pointer to it */
-    jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
-} jpeg_failure;
-
-/* libjpeg's error_exit: keep the message and return to jpegio_encode. */
+/* libjpeg's error_exit: keep the message and jump back to the caller. */
 static void on_error(j_common_ptr cinfo) {
-    jpeg_failure *f = (jpeg_failure *)cinfo->err;
+    jpegio_failure *f = (jpegio_failure *)cinfo->err;
     f->mgr.format_message(cinfo, f->message);
     longjmp(f->jump, 1);
 }
 
-/* libjpeg's warnings (corrupt input on decode) mean nothing when encoding
- * our own raster; they are not printed to the service's stderr. */
-static void on_message(j_common_ptr cinfo) {
+/* Warnings (level -1: corrupt data) as errors; trace messages ignored. */
+static void on_warning_fatal(j_common_ptr cinfo, int level) {
+    if (level < 0) on_error(cinfo);
+}
+
+/* Nothing libjpeg says goes to the service's stderr. */
+static void on_output(j_common_ptr cinfo) {
     (void)cinfo;
+}
+
+struct jpeg_error_mgr *jpegio_failure_init(jpegio_failure *f, bool warnings_fatal) {
+    struct jpeg_error_mgr *m = jpeg_std_error(&f->mgr);
+    f->message[0] = 0;
+    m->error_exit = on_error;
+    m->output_message = on_output;
+    if (warnings_fatal) m->emit_message = on_warning_fatal;
+    return m;
 }
 
 /* One row of 0xAARRGGBB pixels as R, G, B bytes. */
@@ -60,15 +67,13 @@ int jpegio_encode(const uint32_t *px, int w, int h, int quality, unsigned char *
         return TS_ERR;
     }
     struct jpeg_compress_struct cinfo;
-    jpeg_failure fail;
+    jpegio_failure fail;
     unsigned char *buf = NULL;
     unsigned long len = 0;
     unsigned char *row = ts_malloc((size_t)w * 3);
     int rc = TS_ERR;
     memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&fail.mgr);
-    fail.mgr.error_exit = on_error;
-    fail.mgr.output_message = on_message;
+    cinfo.err = jpegio_failure_init(&fail, false);
     if (setjmp(fail.jump)) {
         ts_errf(err, errlen, "cannot encode JPEG: %s", fail.message);
         goto cleanup;

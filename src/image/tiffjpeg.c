@@ -30,6 +30,7 @@
 #include <tiffio.h>
 
 #include "image/tiffjpeg.h"
+#include "image/jpegio.h"
 #include "util/util.h"
 
 #define MAX_TILE_SIDE 4096          /* larger tiles are left to OpenSlide */
@@ -221,27 +222,10 @@ bool tiffjpeg_level(const tiffjpeg *t, int level) {
     return t != NULL && level >= 0 && level < t->n && t->levels[level].ok;
 }
 
-typedef struct jfail {
-    struct jpeg_error_mgr mgr; /* first: libjpeg passes a pointer to it */
-    jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
-} jfail;
-
-static void on_error(j_common_ptr cinfo) {
-    jfail *f = (jfail *)cinfo->err;
-    f->mgr.format_message(cinfo, f->message);
-    longjmp(f->jump, 1);
-}
-
-/* Warnings (level -1: corrupt data) are errors; trace messages are not. */
-static void on_message(j_common_ptr cinfo, int level) {
-    if (level < 0) on_error(cinfo);
-}
-
 /* The per-read state: the decoder and its buffers. */
 typedef struct reader {
     struct jpeg_decompress_struct cinfo;
-    jfail fail;
+    jpegio_failure fail;
     unsigned char *data; /* one compressed tile */
     size_t data_cap;
     uint32_t *tile;      /* one decoded tile (scratch) */
@@ -360,9 +344,7 @@ int tiffjpeg_read(const tiffjpeg *t, int level, int64_t x, int64_t y, int w, int
     reader *r = ts_calloc(1, sizeof(*r));
     r->tile = ts_malloc((size_t)l->tw * l->th * sizeof(uint32_t));
     r->rows = ts_malloc((size_t)l->th * sizeof(JSAMPROW));
-    r->cinfo.err = jpeg_std_error(&r->fail.mgr);
-    r->fail.mgr.error_exit = on_error;
-    r->fail.mgr.emit_message = on_message;
+    r->cinfo.err = jpegio_failure_init(&r->fail, true);
     int rc = decode_window(t, l, r, cx0, cy0, cx1, cy1, buf, x, y, w, err, errlen);
     jpeg_destroy_decompress(&r->cinfo); /* safe when never created: r is zeroed */
     free(r->data);
