@@ -23,17 +23,7 @@ pids=""
 trap 'for p in $pids; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "$dir"' EXIT
 . "$(dirname "$0")/wrk.sh"
 
-cat > "$dir/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-User-ID"] = "bench"
-local jobs = {}
-for i = 0, 9 do
-  local dep = i > 0 and string.format(',"depends_on":["j%d"]', i - 1) or ''
-  jobs[#jobs + 1] = string.format('{"job_id":"j%d","job_type":"noop"%s}', i, dep)
-end
-wrk.body = '{"name":"bench","jobs":[' .. table.concat(jobs, ",") .. ']}'
-LUA
+post_lua=$(cd "$(dirname "$0")" && pwd)/post_workflow.lua
 
 # start BINARY LABEL: a server whose only slot a long job holds, with the
 # 21-job workflow 2 to read; its pid in $dir/LABEL.pid, url in $dir/LABEL.url.
@@ -90,7 +80,7 @@ for r in $(seq "$rounds"); do
         url=$(cat "$dir/$label.url")
         one "$label" healthz "$url/healthz"
         one "$label" GET -H 'X-User-ID: bench' "$url/api/workflows/2"
-        one "$label" POST -s "$dir/post.lua" "$url/api/workflows"
+        one "$label" POST -s "$post_lua" "$url/api/workflows"
     done
 done
 echo "medians, new / baseline (req/s; CPU and switches per request):"

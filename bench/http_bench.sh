@@ -21,17 +21,7 @@ pid=""
 trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null; fi; rm -rf "$dir"' EXIT
 workers=$(nproc)
 
-cat > "$dir/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-User-ID"] = "bench"
-local jobs = {}
-for i = 0, 9 do
-  local dep = i > 0 and string.format(',"depends_on":["j%d"]', i - 1) or ''
-  jobs[#jobs + 1] = string.format('{"job_id":"j%d","job_type":"noop"%s}', i, dep)
-end
-wrk.body = '{"name":"bench","jobs":[' .. table.concat(jobs, ",") .. ']}'
-LUA
+post_lua=$(cd "$(dirname "$0")" && pwd)/post_workflow.lua
 
 . "$(dirname "$0")/wrk.sh"
 
@@ -72,7 +62,7 @@ measure() {
     base=""
     for what in "GET /healthz|$url/healthz" \
         "GET /api/workflows/{id} (21 jobs)|-H|X-User-ID: bench|$url/api/workflows/2" \
-        "POST /api/workflows (10 jobs)|-s|$dir/post.lua|$url/api/workflows" \
+        "POST /api/workflows (10 jobs)|-s|$post_lua|$url/api/workflows" \
         "GET 10,000-job workflow, ?jobs=none|-H|X-User-ID: bench|$url/api/workflows/3?jobs=none" \
         "GET 10,000-job workflow, page of 100|-H|X-User-ID: bench|$url/api/workflows/3?jobs_offset=5000&jobs_limit=100" \
         "GET 10,000-job workflow, whole|-H|X-User-ID: bench|$url/api/workflows/3"; do
