@@ -424,10 +424,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* One polling thread (for all sockets), suspend and resume (the request
- * threads), upgrades (WebSocket). */
+ * threads), upgrades (WebSocket). poll(), not epoll: libmicrohttpd's epoll
+ * loop (0.9.75 and later) takes at most 128 events per epoll_wait and, when
+ * it gets exactly 128, calls epoll_wait again with the full timeout (up to
+ * the 60 s connection timeout) before handling them, so a burst of a
+ * multiple of 128 requests that then wait for their answers stalled for a
+ * minute. Its poll loop handles what one poll() returns, and upgraded and
+ * suspended connections are not in its poll set (the hubs poll WebSocket
+ * sockets themselves). */
 struct MHD_Daemon *http_daemon_start(http_ctx *ctx, int listen_fd, char *err, size_t errlen) {
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_UPGRADE |
             MHD_ALLOW_SUSPEND_RESUME,
         0, NULL, NULL, on_request, ctx, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx, MHD_OPTION_CONNECTION_TIMEOUT,

@@ -7,8 +7,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import fs from 'node:fs';
 import {
-  startServer, submit, wfId, noop, workflow, assertError, healthy,
+  startServer, submit, wfId, noop, workflow, assertError, healthy, childrenOf, processTitle, waitFor,
 } from './harness.mjs';
 
 /** A request that is never answered (it hangs in its handler): resolves
@@ -81,5 +83,64 @@ describe('per-user request limits (TESSERA_RATE_LIMIT)', () => {
     assert.ok(await healthy(server), '/healthz is not limited');
     await new Promise((r) => setTimeout(r, (retry + 0.5) * 1000));
     assert.equal((await server.api('greedy', 'GET', '/api/workflows')).status, 200, 'after Retry-After');
+  });
+});
+
+/** A keep-alive connection to port that counts the complete answers to
+ *  /healthz it has had (each is one small JSON body). */
+function keptConnection(port) {
+  return new Promise((resolve, reject) => {
+    const c = { sock: net.connect(port, '127.0.0.1'), answers: 0, buf: '' };
+    c.sock.on('data', (d) => {
+      c.buf += d;
+      for (let i; (i = c.buf.indexOf('HTTP/1.1 ')) >= 0 && c.buf.indexOf('}', i) > 0;) {
+        c.answers++;
+        c.buf = c.buf.slice(c.buf.indexOf('}', i) + 1);
+      }
+    });
+    c.sock.on('error', reject);
+    c.sock.on('connect', () => resolve(c));
+  });
+}
+
+// libmicrohttpd's epoll loop reads at most 128 events per epoll_wait and,
+// when it gets exactly 128, waits again with the full timeout (up to the
+// 60 s connection timeout) before handling them: a burst of a multiple of
+// 128 requests that then wait for their answers was stalled for a minute
+// (the "socket hang up" of bench/ws_latency.mjs with 10,000 clients). The
+// worker is stopped while the burst arrives, so that it finds all of it at
+// once. Answers are awaited with a deadline far above the normal case (a
+// fraction of a second) and far below the stall (up to 60 s).
+describe('a burst of requests that a worker finds at once is answered', () => {
+  let server;
+  const conns = [];
+  before(async () => {
+    server = await startServer({ workers: 1 });
+  }, { timeout: 60000 });
+  after(async () => {
+    for (const c of conns) c.sock.destroy();
+    if (server) await server.cleanup();
+  }, { timeout: 60000 });
+
+  test('128 and 256 requests on kept-alive connections', { timeout: 120000 }, async () => {
+    const worker = childrenOf(server.pid).find((p) => processTitle(p).endsWith('[tessera-http]'));
+    assert.ok(worker, 'the HTTP worker process');
+    const ask = (c) => c.sock.write('GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n');
+    for (const n of [128, 256]) {
+      while (conns.length < n) conns.push(await keptConnection(server.port));
+      conns.forEach(ask);
+      await waitFor(() => conns.every((c) => c.answers === 1), 20000, { what: `${n} first answers` });
+      for (const c of conns) c.answers = 0;
+      process.kill(worker, 'SIGSTOP');
+      try {
+        await waitFor(() => /\) T /.test(fs.readFileSync(`/proc/${worker}/stat`, 'utf8')), 5000, { what: 'stopped' });
+        conns.forEach(ask);
+        await new Promise((r) => setTimeout(r, 200)); /* the burst reaches the sockets */
+      } finally {
+        process.kill(worker, 'SIGCONT');
+      }
+      await waitFor(() => conns.every((c) => c.answers === 1), 20000, { what: `${n} answers after the burst` });
+      for (const c of conns) c.answers = 0;
+    }
   });
 });
