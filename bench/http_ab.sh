@@ -20,7 +20,8 @@ command -v wrk >/dev/null || { echo "http_ab: wrk is not installed (scripts/inst
 command -v pstree >/dev/null || { echo "http_ab: pstree is not installed (psmisc)"; exit 1; }
 dir=$(mktemp -d /tmp/tessera-httpab.XXXXXX)
 pids=""
-trap 'for p in $pids; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "$dir"' EXIT
+server_pid=""
+trap 'for p in $pids $server_pid; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "$dir"' EXIT
 . "$(dirname "$0")/wrk.sh"
 
 post_lua=$(cd "$(dirname "$0")" && pwd)/post_workflow.lua
@@ -29,19 +30,9 @@ post_lua=$(cd "$(dirname "$0")" && pwd)/post_workflow.lua
 # 21-job workflow 2 to read; its pid in $dir/LABEL.pid, url in $dir/LABEL.url.
 start() {
     state="$dir/$2"
-    "$1" serve --listen 127.0.0.1:0 --state-dir "$state/var" --workers 2 \
-        --concurrency-limit 1 --log "$state.log" >"$state.out" 2>&1 &
-    echo $! > "$state.pid"
-    pids="$pids $!"
-    for i in $(seq 100); do grep -q 'http://' "$state.out" 2>/dev/null && break; sleep 0.1; done
-    url=$(sed -n 's|.*\(http://[0-9.]*:[0-9]*\)/.*|\1|p' "$state.out" | head -n 1)
-    for i in $(seq 100); do curl -fs "$url/healthz" >/dev/null && break; sleep 0.1; done
-    curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
-        -d '{"name":"hold","jobs":[{"job_id":"s","job_type":"sleep","params":{"seconds":3600}}]}' \
-        "$url/api/workflows" >/dev/null
-    jobs=$(awk 'BEGIN { for (i = 0; i < 21; i++) printf "%s{\"job_id\":\"j%d\",\"job_type\":\"noop\",\"branch\":\"b%d\"}", (i ? "," : ""), i, i % 4 }')
-    curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
-        -d "{\"name\":\"read me\",\"jobs\":[$jobs]}" "$url/api/workflows" >/dev/null
+    start_seeded "$1" "$state" 2
+    echo "$server_pid" > "$state.pid"
+    pids="$pids $server_pid"
     echo "$url" > "$state.url"
 }
 

@@ -18,7 +18,8 @@ baseline=${4:+$(realpath "$4")}
 command -v wrk >/dev/null || { echo "http_bench: wrk is not installed (scripts/install-deps.sh)"; exit 1; }
 dir=$(mktemp -d /tmp/tessera-httpbench.XXXXXX)
 pid=""
-trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null; fi; rm -rf "$dir"' EXIT
+server_pid=""
+trap 'for p in $pid $server_pid; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "$dir"' EXIT
 workers=$(nproc)
 
 post_lua=$(cd "$(dirname "$0")" && pwd)/post_workflow.lua
@@ -40,19 +41,9 @@ drain() {
 # requests/s of each line also go to $dir/LABEL.rps for the ratios.
 measure() {
     state="$dir/$2"
-    "$1" serve --listen 127.0.0.1:0 --state-dir "$state/var" --workers "$workers" \
-        --concurrency-limit 1 --log "$state.log" >"$state.out" 2>&1 &
-    pid=$!
-    for i in $(seq 100); do grep -q 'http://' "$state.out" 2>/dev/null && break; sleep 0.1; done
-    url=$(sed -n 's|.*\(http://[0-9.]*:[0-9]*\)/.*|\1|p' "$state.out" | head -n 1)
-    for i in $(seq 100); do curl -fs "$url/healthz" >/dev/null && break; sleep 0.1; done
     # A long job first takes the only slot: what is read below stays queued.
-    curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
-        -d '{"name":"hold","jobs":[{"job_id":"s","job_type":"sleep","params":{"seconds":3600}}]}' \
-        "$url/api/workflows" >/dev/null
-    jobs=$(awk 'BEGIN { for (i = 0; i < 21; i++) printf "%s{\"job_id\":\"j%d\",\"job_type\":\"noop\",\"branch\":\"b%d\"}", (i ? "," : ""), i, i % 4 }')
-    curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
-        -d "{\"name\":\"read me\",\"jobs\":[$jobs]}" "$url/api/workflows" >/dev/null
+    start_seeded "$1" "$state" "$workers"
+    pid=$server_pid
     awk 'BEGIN { printf "{\"name\":\"big\",\"jobs\":["; for (i = 0; i < 10000; i++) printf "%s{\"job_id\":\"j%d\",\"job_type\":\"noop\",\"branch\":\"b%d\"}", (i ? "," : ""), i, i % 20; print "]}" }' > "$dir/big.json"
     curl -fs -H 'X-User-ID: bench' -H 'Content-Type: application/json' \
         --data-binary @"$dir/big.json" "$url/api/workflows" >/dev/null
@@ -76,7 +67,7 @@ measure() {
             "$(echo "$1 $base" | awk '{print $1/$2}')"
         echo "$label|$1" >> "$rps_file"
     done
-    kill $pid; wait $pid 2>/dev/null || true; pid=""
+    kill $pid; wait $pid 2>/dev/null || true; pid=""; server_pid=""
 }
 
 measure "$bin" new
