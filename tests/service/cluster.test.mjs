@@ -81,6 +81,12 @@ test('a workflow submitted on one instance is followed through nginx and cancell
     assert.match(m, /^tessera_event_wakeups_total\{by="notify"\} [1-9]\d*$/m, 'B was woken by NOTIFY of A\'s commits');
     assert.match(m, /^tessera_store_call_seconds_count\{call="events_since"\} [1-9]\d*$/m);
     assert.match(m, /^tessera_event_delivery_seconds_count [1-9]\d*$/m);
+    // ... and only there: the proxy does not publish it
+    for (const p of ['/metrics', '/metrics?x=1']) {
+      const res = await fetch(`${c.front}${p}`);
+      assert.equal(res.status, 404, `${p} through nginx`);
+      assert.doesNotMatch(await res.text(), /tessera_/, `${p} through nginx`);
+    }
   } finally {
     await c.cleanup();
   }
