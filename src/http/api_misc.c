@@ -163,6 +163,32 @@ static http_reply upgrade(http_request *req, int64_t workflow_id, int64_t since)
     return r;
 }
 
+/* A since beyond the newest event the store has ever recorded names an event
+ * that does not exist: the client kept it from before the database was
+ * restored from a backup or replaced. Served as asked, such a stream would
+ * stay silent until the seq caught up (the client drops events at or below
+ * its since). So it is refused, with the newest seq, before anything is
+ * upgraded: the client re-reads its state and resumes from there. True
+ * (and *out set) when refused; a store that cannot answer refuses too. */
+static bool since_beyond_newest(http_request *req, int64_t since, http_reply *out) {
+    char err[TS_ERRLEN];
+    int64_t newest = 0;
+    int rc = store_events_last_seq(req->st, &newest, err, sizeof(err));
+    if (rc != TS_OK) {
+        *out = api_store_failed(rc, err);
+        return true;
+    }
+    if (since <= newest) return false;
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "since: %lld is beyond the newest event (%lld); the event log was restored or "
+             "replaced: read the state again and resume from since=%lld",
+             (long long)since, (long long)newest, (long long)newest);
+    *out = http_error(400, "invalid_query", msg,
+                      json_pack("{ss sI}", "field", "since", "last_seq", (json_int_t)newest));
+    return true;
+}
+
 http_reply api_events(http_request *req) {
     const char *since_q = http_query(req, "since"), *wf_q = http_query(req, "workflow");
     long since = 0;
@@ -178,6 +204,10 @@ http_reply api_events(http_request *req) {
         store_workflow_free(wf);
         if (rc == STORE_NOTFOUND) return api_not_found("workflow", wf_q);
         if (rc != TS_OK) return api_store_failed(rc, err);
+    }
+    if (since > 0) {
+        http_reply ahead;
+        if (since_beyond_newest(req, since, &ahead)) return ahead;
     }
     const char *up = http_header(req, MHD_HTTP_HEADER_UPGRADE);
     if (up && strcasecmp(up, "websocket") == 0) return upgrade(req, workflow_id, since);

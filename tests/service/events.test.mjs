@@ -157,6 +157,41 @@ describe('event stream', () => {
     }
   });
 
+  test('a since beyond the newest event is refused with the newest seq, over WebSocket and polling', { timeout: 60000 }, async () => {
+    const user = 'ev-ahead';
+    const ws = await server.ws(user, { since: 0 });
+    const w = await submit(server, user, workflow('ahead', [noop('a')]));
+    await waitFinal(server, user, wfId(w), 30000);
+    await ws.waitFor((evs) => evs.some((e) => e.type === 'workflow.finished' && same(e.workflow_id, wfId(w))), 15000);
+    const mine = ws.lastSeq;
+    ws.close();
+    // the newest seq of all, as far as this test can know it: at least mine
+    const ahead = mine + 1000000;
+    for (const how of ['WebSocket', 'polling']) {
+      let status, json;
+      if (how === 'WebSocket') {
+        const err = await server.ws(user, { since: ahead }).then(() => null, (e) => e);
+        assert.ok(err?.rejected, `the WebSocket with since=${ahead} is refused before the upgrade`);
+        ({ status, json } = err.rejected);
+      } else {
+        ({ status, json } = await server.api(user, 'GET', `/api/events?since=${ahead}`));
+      }
+      assert.equal(status, 400, `${how}: since beyond the newest event`);
+      assert.equal(json.error.details.field, 'since', `${how}: names the field`);
+      const newest = json.error.details.last_seq;
+      assert.ok(Number.isInteger(newest) && newest >= mine && newest < ahead, `${how}: last_seq ${newest}`);
+      assert.match(json.error.message, /^since: \d+ is beyond the newest event/, how);
+      // resuming from it works, and from the newest itself too
+      const res = await server.api(user, 'GET', `/api/events?since=${newest}`);
+      assert.equal(res.status, 200, `${how}: since=last_seq is accepted`);
+    }
+    const again = await server.ws(user, { since: mine });
+    const w2 = await submit(server, user, workflow('ahead-2', [noop('a')]));
+    await again.waitFor((evs) => evs.some((e) => e.type === 'workflow.finished' && same(e.workflow_id, wfId(w2))), 30000);
+    assert.ok(again.events.every((e) => e.seq > mine), 'only what came after since');
+    again.close();
+  });
+
   test('a slow client does not slow the others', { timeout: 180000 }, async (t) => {
     const user = 'ev-slow';
     const slow = [];

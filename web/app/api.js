@@ -4,11 +4,12 @@
 // can show "jobs[0].params.threshold: must be ..." next to the right input.
 
 export class ApiError extends Error {
-  constructor(status, message, field = null, code = null) {
+  constructor(status, message, field = null, code = null, details = null) {
     super(message);
     this.status = status;
     this.field = field;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -35,7 +36,8 @@ export async function request(method, path, body) {
     const err = json && json.error;
     if (res.status === 401) unauthorizedListeners.forEach((fn) => fn());
     throw new ApiError(res.status, err ? err.message : `${res.status} ${res.statusText}`,
-      err && err.details ? err.details.field || null : null, err ? err.code : null);
+      err && err.details ? err.details.field || null : null, err ? err.code : null,
+      err && err.details ? err.details : null);
   }
   return json;
 }

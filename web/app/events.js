@@ -7,7 +7,9 @@
 // anything the event log no longer holds. When WebSockets fail but HTTP
 // works (a proxy that does not pass upgrades), the page polls
 // GET /api/events?since= every few seconds instead and keeps trying the
-// WebSocket now and then. The connection state drives the indicator:
+// WebSocket now and then. A since the service refuses as beyond its newest
+// event (its database was restored or replaced) starts over from the newest
+// seq it names, with a resync. The connection state drives the indicator:
 //   live        WebSocket open
 //   connecting  trying to (re)connect
 //   polling     WebSocket unavailable, events fetched over HTTP
@@ -111,6 +113,11 @@ export class LiveEvents {
     if (this.failures >= 3) {
       const httpWorks = await this.pollOnce();
       if (this.stopped) return;
+      if (httpWorks === 'reset') {
+        this.failures = 0;
+        this.connect();
+        return;
+      }
       if (httpWorks) {
         this.setState('polling');
         this.schedule(() => this.pollLoop(Date.now()), POLL_MS);
@@ -124,6 +131,10 @@ export class LiveEvents {
     this.schedule(() => this.connect(), backoff * (0.75 + Math.random() * 0.5));
   }
 
+  // One round of polling: true when HTTP works, false when it does not,
+  // 'reset' when the service refused since as beyond its newest event (the
+  // WebSocket is refused the same way): since becomes that newest seq and
+  // the views re-read their snapshot.
   async pollOnce() {
     try {
       for (let page = 0; page < 20; page++) {
@@ -132,8 +143,12 @@ export class LiveEvents {
         if (!res.events || res.events.length < 1000) break;
       }
       return true;
-    } catch {
-      return false;
+    } catch (e) {
+      const newest = e.status === 400 && e.field === 'since' ? e.details?.last_seq : undefined;
+      if (!Number.isInteger(newest) || newest >= this.since) return false;
+      this.since = newest;
+      this.onResync();
+      return 'reset';
     }
   }
 
@@ -146,6 +161,11 @@ export class LiveEvents {
     }
     const ok = await this.pollOnce();
     if (this.stopped) return;
+    if (ok === 'reset') {
+      this.failures = 0;
+      this.connect();
+      return;
+    }
     if (!ok) {
       this.failed();
       return;
