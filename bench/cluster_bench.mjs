@@ -111,15 +111,29 @@ const dbUrl = (name) => {
   return u.toString();
 };
 const results = [];
+const live = new Set(); // servers running now, stopped by the signal handler too
+// Interrupted (Ctrl-C, a timeout's SIGTERM): the finally blocks below do not
+// run, so stop the servers and PostgreSQL here rather than leave them behind.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, async () => {
+    for (const s of live) await s.stop().catch(() => {});
+    try { execFileSync(PGSERVER, ['stop', `${pgdir}/pg`]); } catch { /* gone */ }
+    rmSync(pgdir, { recursive: true, force: true });
+    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+  });
+}
 try {
   for (const [name, count, db] of [['SQLite, 1 instance', 1, null], ['PostgreSQL, 1 instance', 1, dbUrl('one')],
     ['PostgreSQL, 2 instances', 2, dbUrl('two')]]) {
     const servers = [];
     try {
-      for (let i = 0; i < count; i++) servers.push(await startTessera(bin, `cluster${i}`, db ? [...serveArgs, '--db', db] : serveArgs));
+      for (let i = 0; i < count; i++) {
+        servers.push(await startTessera(bin, `cluster${i}`, db ? [...serveArgs, '--db', db] : serveArgs));
+        live.add(servers[servers.length - 1]);
+      }
       results.push(await measure(name, servers.map((s) => s.url)));
     } finally {
-      for (const s of servers) await s.stop();
+      for (const s of servers) { await s.stop(); live.delete(s); }
     }
   }
 } finally {
