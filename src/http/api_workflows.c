@@ -127,6 +127,58 @@ static http_reply spec_rejected(const spec_error *se) {
                       se->message, details);
 }
 
+/* The answer to a submission whose commit is over (rc TS_OK: on stable
+ * storage) or failed. */
+static http_reply submit_answer(http_request *req, const spec_workflow *spec, double now, int rc,
+                                const store_receipt *got, const char *err) {
+    if (rc != TS_OK) return api_store_failed(rc, err);
+    /* Once per commit, however many submissions it held. */
+    if (got->wake) {
+        http_ring_scheduler(req);
+        metrics_submit_commit(req->ctx->m);
+    }
+    return submitted_reply(req, spec, now, got);
+}
+
+/* A submission waiting for its commit with no request thread held. */
+typedef struct submit_wait {
+    http_request *req;
+    spec_workflow *spec;
+    double now;
+} submit_wait;
+
+/* store_submit_fn of a deferred submission, on the batcher's commit thread
+ * (or at once, on a store without one): the answer, then the request's
+ * finish, after which req is not touched. */
+static void submit_done(void *ctx, int rc, const store_receipt *got, const char *err) {
+    submit_wait *w = ctx;
+    http_request *req = w->req;
+    metrics_submit_waiting(req->ctx->m, -1);
+    http_reply r = submit_answer(req, w->spec, w->now, rc, got, err);
+    spec_free(w->spec);
+    free(w);
+    req->finish(req, &r);
+}
+
+/* Queues the submission for the batcher's commit thread and returns
+ * REPLY_DEFERRED: the request thread goes on to other requests while the
+ * commit waits for the disk, and the 201 is built once the commit is over
+ * (submit_done), never before. A submission refused before it is queued
+ * is answered now. */
+static http_reply submit_deferred(http_request *req, spec_workflow *spec, double now) {
+    submit_wait *w = ts_calloc(1, sizeof(*w));
+    *w = (submit_wait){req, spec, now};
+    char err[TS_ERRLEN];
+    http_ctx *ctx = req->ctx;
+    metrics_submit_waiting(ctx->m, 1);
+    int rc = store_submit_async(req->st, req->user, spec, now, submit_done, w, err, sizeof(err));
+    if (rc == TS_OK) return (http_reply){.kind = REPLY_DEFERRED, .fd = -1};
+    metrics_submit_waiting(ctx->m, -1);
+    free(w);
+    spec_free(spec);
+    return api_store_failed(rc, err);
+}
+
 http_reply api_submit(http_request *req) {
     if (!api_is_json(req)) return api_wrong_type(req);
     spec_limits lim;
@@ -147,20 +199,12 @@ http_reply api_submit(http_request *req) {
         spec_free(spec);
         return http_json(200, json_pack("{sb si}", "valid", 1, "n_jobs", (int)n));
     }
+    double now = ts_now();
+    if (req->finish) return submit_deferred(req, spec, now);
     char err[TS_ERRLEN];
     store_receipt got;
-    double now = ts_now();
     int rc = store_submit_receipt(req->st, req->user, spec, now, &got, err, sizeof(err));
-    if (rc != TS_OK) {
-        spec_free(spec);
-        return api_store_failed(rc, err);
-    }
-    /* Once per commit, however many submissions it held. */
-    if (got.wake) {
-        http_ring_scheduler(req);
-        metrics_submit_commit(req->ctx->m);
-    }
-    http_reply r = submitted_reply(req, spec, now, &got);
+    http_reply r = submit_answer(req, spec, now, rc, &got, err);
     spec_free(spec);
     return r;
 }

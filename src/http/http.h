@@ -82,6 +82,8 @@ typedef struct http_local {
     const struct sockaddr *peer; /* may be NULL (no IP peer) */
 } http_local;
 
+struct http_reply;
+
 typedef struct http_request {
     http_ctx *ctx;
     store *st;                   /* this request's store handle: its thread's (NULL: ctx->st) */
@@ -97,9 +99,22 @@ typedef struct http_request {
     bool admin;
     char request_id[64];
     int route_id;
+    /* Set when the reply may come after the handler returns (a worker's
+     * request thread): a handler that returns REPLY_DEFERRED has arranged
+     * for finish(req, &reply) to be called exactly once, on any thread,
+     * possibly before it returns; it touches req no more after that
+     * arrangement. NULL for requests made in process: answer at once. */
+    void (*finish)(struct http_request *req, struct http_reply *r);
 } http_request;
 
-typedef enum http_reply_kind { REPLY_JSON, REPLY_TEXT, REPLY_FILE, REPLY_UPGRADE } http_reply_kind;
+/* REPLY_DEFERRED: no reply yet (http_request.finish gives it later). */
+typedef enum http_reply_kind {
+    REPLY_JSON,
+    REPLY_TEXT,
+    REPLY_FILE,
+    REPLY_UPGRADE,
+    REPLY_DEFERRED
+} http_reply_kind;
 
 typedef struct http_reply {
     int status;

@@ -61,6 +61,7 @@ struct metrics {
     _Atomic uint64_t events_delivered;
     _Atomic uint64_t view_reads[2]; /* [0] rendered, [1] from the view cache */
     _Atomic uint64_t submit_commits;
+    _Atomic int64_t submits_waiting;
     _Atomic int type_claimed[M_JOB_TYPES];
     char type_name[M_JOB_TYPES][M_TYPE_NAME];
     _Atomic int type_ready[M_JOB_TYPES];
@@ -114,6 +115,10 @@ void metrics_view_read(metrics *m, bool hit) {
 
 void metrics_submit_commit(metrics *m) {
     if (m) atomic_fetch_add(&m->submit_commits, 1);
+}
+
+void metrics_submit_waiting(metrics *m, int delta) {
+    if (m) atomic_fetch_add(&m->submits_waiting, delta);
 }
 
 void metrics_events_delivered(metrics *m, uint64_t n) {
@@ -483,6 +488,10 @@ char *metrics_render(metrics *m, const metrics_scrape *sc, size_t *len) {
                 "# TYPE tessera_submit_commits_total counter\n"
                 "tessera_submit_commits_total %llu\n",
             (unsigned long long)atomic_load(&m->submit_commits));
+    bprintf(&b, "# HELP tessera_submissions_waiting Submissions checked and queued for their commit, not yet answered.\n"
+                "# TYPE tessera_submissions_waiting gauge\n"
+                "tessera_submissions_waiting %lld\n",
+            (long long)atomic_load(&m->submits_waiting));
     render_http(&b, m);
     bprintf(&b, "# HELP tessera_job_wait_seconds From a job being ready to its start, by job type.\n");
     render_histogram(&b, "tessera_job_wait_seconds", m->wait, m);

@@ -40,6 +40,9 @@ void metrics_view_read(metrics *m, bool hit);
  * held (store.h, store_receipt.wake), so 201s of POST /api/workflows over
  * this is the submissions per commit. */
 void metrics_submit_commit(metrics *m);
+/* Submissions queued for their commit and not answered yet (+1 when one
+ * is queued, -1 when its commit is over): the group commit's queue. */
+void metrics_submit_waiting(metrics *m, int delta);
 /* Job timings by job type: wait = ready -> started, run = started -> ended. */
 void metrics_job_wait(metrics *m, const char *job_type, double seconds);
 void metrics_job_run(metrics *m, const char *job_type, double seconds);

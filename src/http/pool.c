@@ -205,6 +205,10 @@ http_pool *http_pool_start(const char *db_url, int threads, int max_per_key, cha
         if (i > 0) store_share_spec_cache(p->threads[i].st, p->threads[0].st);
         if (p->threads[i].st) store_set_batcher(p->threads[i].st, p->batcher);
     }
+    /* Submissions wait for their commit on the batcher's thread, not on a
+     * request thread (store_submit_async). */
+    if (db_url && store_batcher_serve(p->batcher, db_url, p->threads[0].st, err, errlen) != TS_OK)
+        goto fail;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

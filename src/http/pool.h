@@ -24,8 +24,12 @@
  *   - http_pool_submit() never blocks and never fails; fn(job, st) runs
  *     exactly once on a pool thread, with that thread's store handle (NULL
  *     only if db_url was NULL).
- *   - The threads' handles share one store_batcher: submissions running on
- *     several threads at once are one commit (store.h, group commit).
+ *   - The threads' handles share one store_batcher with a committer thread
+ *     of its own (store_batcher_serve): a submission queued there
+ *     (store_submit_async) holds no request thread while it waits for its
+ *     commit, so the cap on a key's threads does not cap how many of its
+ *     submissions one commit holds, and every submission in flight in the
+ *     process is one commit (store.h, group commit).
  *   - http_pool_stop() runs what is still queued, then joins the threads and
  *     closes their stores. No submit may race with it.
  */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <limits.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,11 +292,28 @@ static const char *request_what(const char *method, const char *path,
     return what;
 }
 
-/* On a request thread: the handler, then the response, then the
- * connection resumed. The call is shown to the master while it runs
- * (util/liveness.h), so a handler that never returns gets the worker
- * replaced. cs is not touched after the resume: the polling thread may
- * complete and free it at once. */
+/* The reply of a request handed to a request thread: its response is
+ * built here, on the thread that has the reply, and the connection is
+ * resumed for the polling thread to queue it. cs is not touched after the
+ * resume: the polling thread may complete and free it at once. */
+static void finish_request(http_request *req, http_reply *r) {
+    conn_state *cs = (conn_state *)((char *)req - offsetof(conn_state, req));
+    /* libmicrohttpd calls the upgrade handler only once the 101 is sent,
+     * and the completion callback after it in every case; the closure must
+     * outlive the first and not the second. */
+    if (r->kind == REPLY_UPGRADE) cs->upgrade_ctx = r->upgrade_ctx;
+    cs->status = r->status;
+    cs->resp = make_response(r, &cs->req);
+    atomic_store(&cs->phase, PHASE_DONE);
+    MHD_resume_connection(cs->conn);
+}
+
+/* On a request thread: the handler, then its reply (finish_request), now
+ * or, for a deferred reply, from whoever the handler handed it to (a
+ * submission waiting for its commit). The call is shown to the master
+ * while it runs (util/liveness.h), so a handler that never returns gets
+ * the worker replaced. After a deferred reply cs is not touched: it may
+ * be answered and freed already. */
 static void run_request(void *arg, store *st) {
     conn_state *cs = arg;
     http_ctx *ctx = cs->ctx;
@@ -307,16 +325,10 @@ static void run_request(void *arg, store *st) {
     if (ctx->cfg->test_hang_path[0] && strcmp(cs->req.path, ctx->cfg->test_hang_path) == 0)
         test_hang_forever();
     cs->req.st = st;
+    cs->req.finish = finish_request;
     http_reply r = http_handle(&cs->req);
-    /* libmicrohttpd calls the upgrade handler only once the 101 is sent,
-     * and the completion callback after it in every case; the closure must
-     * outlive the first and not the second. */
-    if (r.kind == REPLY_UPGRADE) cs->upgrade_ctx = r.upgrade_ctx;
-    cs->status = r.status;
-    cs->resp = make_response(&r, &cs->req);
+    if (r.kind != REPLY_DEFERRED) finish_request(&cs->req, &r);
     liveness_request_end(ctx->live, watch);
-    atomic_store(&cs->phase, PHASE_DONE);
-    MHD_resume_connection(cs->conn);
 }
 
 /* The body is complete: suspend the connection and queue the request for

@@ -104,6 +104,9 @@ typedef struct store_submit_item {
     size_t errlen;
     struct store_submit_item *next; /* the batcher's queue */
     bool done;                      /* its commit is over (batcher's mutex) */
+    /* Set: nobody waits for the item; the committer thread calls this once
+     * its commit is over, with the committer's handle (batch_enqueue). */
+    void (*on_done)(struct store_submit_item *it, void *handle);
 } store_submit_item;
 
 /* Checks a submission's arguments (user, spec, no transaction open on st)
@@ -129,6 +132,21 @@ typedef struct batch_ops {
     void (*run)(void *handle, store_submit_item *const *items, size_t n);
 } batch_ops;
 int batch_submit(store_batcher *b, const batch_ops *ops, void *handle, store_submit_item *it);
+
+/* The batcher's committer thread (batch_serve): commits on handle through
+ * ops whatever is queued, as soon as it has the write lock, and calls each
+ * item's on_done after its commit; owned (any store, may be NULL) is closed
+ * when the batcher is freed. While it runs, batch_submit only queues and
+ * waits, and batch_enqueue may be used. TS_ERR when the thread cannot
+ * start (nothing changed then). */
+int batch_serve(store_batcher *b, const batch_ops *ops, void *handle, store *owned, char *err,
+                size_t errlen);
+/* Queues it (on_done set) for the committer thread and returns at once;
+ * on_done runs on that thread, possibly before this returns. Only while a
+ * committer runs (batch_serve). */
+void batch_enqueue(store_batcher *b, store_submit_item *it);
+/* True if b has a committer thread. */
+bool batch_serving(store_batcher *b);
 
 /* The instances sharing a PostgreSQL database (store.h, store_instances):
  * connections are named "tessera <instance>" once pg_set_instance_name was

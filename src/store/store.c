@@ -201,6 +201,75 @@ int store_submit_receipt(store *st, const char *user, const spec_workflow *spec,
     return rc;
 }
 
+/* One submission queued for the committer thread with nobody waiting:
+ * what its completion needs once the commit is over. */
+typedef struct async_submit {
+    store_submit_item it;
+    char err[TS_ERRLEN];
+    store_submit_fn fn;
+    void *ctx;
+    store_observer observer; /* the submitting handle's, timed from the call */
+    void *observer_ctx;
+    double t0;
+} async_submit;
+
+/* on_done of an async_submit, on the committer thread: the spec cached on
+ * the committer's handle (its cache is shared with the request threads'),
+ * then the caller's function. */
+static void async_done(store_submit_item *it, void *handle) {
+    async_submit *a = (async_submit *)it;
+    if (it->rc == TS_OK) sqlite_submit_cache(handle, it);
+    if (a->observer) a->observer(a->observer_ctx, "submit", ts_monotonic() - a->t0, it->rc);
+    a->fn(a->ctx, it->rc, &it->receipt, a->err);
+    free(it->spec_text);
+    free(a);
+}
+
+/* See store.h. Without a committer thread the call is store_submit_receipt
+ * and fn runs before this returns. */
+int store_submit_async(store *st, const char *user, const spec_workflow *spec, double now,
+                       store_submit_fn fn, void *ctx, char *err, size_t errlen) {
+    if (st->sq == NULL || !batch_serving(st->batcher)) {
+        store_receipt got;
+        char why[TS_ERRLEN] = "";
+        int rc = store_submit_receipt(st, user, spec, now, &got, why, sizeof(why));
+        fn(ctx, rc, &got, why);
+        return TS_OK;
+    }
+    async_submit *a = ts_calloc(1, sizeof(*a));
+    a->it = (store_submit_item){.user = user, .spec = spec, .now = now, .err = a->err,
+                                .errlen = sizeof(a->err), .on_done = async_done};
+    a->fn = fn;
+    a->ctx = ctx;
+    a->observer = st->observer;
+    a->observer_ctx = st->observer_ctx;
+    a->t0 = ts_monotonic();
+    if (sqlite_submit_prepare(st->sq, &a->it) != TS_OK) {
+        ts_strlcpy(err, a->err, errlen);
+        free(a->it.spec_text);
+        free(a);
+        return TS_ERR;
+    }
+    batch_enqueue(st->batcher, &a->it);
+    return TS_OK;
+}
+
+/* See store.h. The thread's handle is opened like a request thread's
+ * (never creating the database) and shares cache_of's spec cache, so the
+ * specs it stores are found by the threads that read them next. */
+int store_batcher_serve(store_batcher *b, const char *db_url, store *cache_of, char *err,
+                        size_t errlen) {
+    store *st = NULL;
+    if (store_is_postgresql(db_url)) return TS_OK;
+    if (store_open_existing(db_url, &st, err, errlen) != TS_OK) return TS_ERR;
+    store_share_spec_cache(st, cache_of);
+    if (batch_serve(b, &SQLITE_BATCH_OPS, st->sq, st, err, errlen) != TS_OK) {
+        store_close(st);
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
 int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
                  char *err, size_t errlen) {
     store_receipt r;

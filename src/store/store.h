@@ -174,6 +174,23 @@ typedef struct store_receipt {
 int store_submit_receipt(store *st, const char *user, const spec_workflow *spec, double now,
                          store_receipt *out, char *err, size_t errlen);
 
+/* What becomes of a submission made with store_submit_async: rc and err as
+ * store_submit_receipt's, the receipt when rc is TS_OK. */
+typedef void (*store_submit_fn)(void *ctx, int rc, const store_receipt *got, const char *err);
+
+/* store_submit_receipt without waiting for the commit, for a caller that
+ * can answer later (an HTTP worker's request thread, which then serves
+ * other requests meanwhile): on a handle whose batcher has a committer
+ * thread (store_batcher_serve) the submission is checked and serialised
+ * here, then queued, and fn runs on the committer thread once its commit
+ * is over - rc TS_OK only after the commit is on stable storage, as for
+ * store_submit_receipt. TS_ERR (err filled, fn never called) when the
+ * submission is refused before it is queued. Otherwise (no committer,
+ * PostgreSQL) this is store_submit_receipt and fn runs before the return.
+ * spec and user must stay valid until fn has run. */
+int store_submit_async(store *st, const char *user, const spec_workflow *spec, double now,
+                       store_submit_fn fn, void *ctx, char *err, size_t errlen);
+
 /* store_submit_receipt when only the id is wanted. */
 int store_submit(store *st, const char *user, const spec_workflow *spec, double now, int64_t *id,
                  char *err, size_t errlen);
@@ -192,8 +209,10 @@ store_workflow *store_workflow_submitted(const char *user, const spec_workflow *
  * one commit (see store_submit_receipt). The handles must be of one
  * process and one SQLite database (an HTTP worker's request threads,
  * each with its own handle); each handle is still used by one thread at a
- * time. No thread of its own: the first waiting caller commits for all
- * that are queued (at most max_batch), the others wait for it. */
+ * time. Without a thread of its own the first waiting caller commits for
+ * all that are queued (at most max_batch), the others wait for it; with
+ * one (store_batcher_serve) that thread commits, and submissions may be
+ * queued without waiting (store_submit_async). */
 typedef struct store_batcher store_batcher;
 
 store_batcher *store_batcher_new(size_t max_batch);
@@ -202,6 +221,13 @@ void store_batcher_free(store_batcher *b);
 /* Lets st's submissions join b (NULL: commit alone again). Before st is
  * used by its thread. */
 void store_set_batcher(store *st, store_batcher *b);
+/* Gives b a committer thread with a handle of its own on db_url (SQLite;
+ * nothing on PostgreSQL), sharing cache_of's spec cache: it commits
+ * whatever is queued as soon as it has the write lock, and
+ * store_submit_async can queue without waiting. Before any handle uses b;
+ * store_batcher_free commits what is still queued, then stops it. */
+int store_batcher_serve(store_batcher *b, const char *db_url, store *cache_of, char *err,
+                        size_t errlen);
 
 typedef struct store_batcher_stats {
     uint64_t commits;     /* transactions committed or tried */

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
 import {
   startServer, submit, wfId, noop, workflow, assertError, healthy, childrenOf, processTitle, waitFor,
 } from './harness.mjs';
@@ -142,5 +144,64 @@ describe('a burst of requests that a worker finds at once is answered', () => {
       await waitFor(() => conns.every((c) => c.answers === 1), 20000, { what: `${n} answers after the burst` });
       for (const c of conns) c.answers = 0;
     }
+  });
+});
+
+/** A sample's value in Prometheus text (the first line of that name). */
+function sample(text, name) {
+  const m = new RegExp(`^${name} ([0-9.eE+-]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Holds the SQLite database's write lock from another connection (the
+ *  sqlite3 shell) until release() is called. */
+async function holdWriteLock(dbPath) {
+  const sh = spawn('sqlite3', [dbPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  sh.stdout.on('data', (d) => { out += d; });
+  sh.stdin.write("PRAGMA busy_timeout=20000;\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+  await waitFor(() => out.includes('locked'), 20000, { what: 'the write lock' });
+  const exited = new Promise((r) => sh.on('exit', r));
+  return { release: async () => { sh.stdin.end('COMMIT;\n'); await exited; } };
+}
+
+// Issue 16: a submission waits for its commit (the fsync) on the worker's
+// commit thread, not on a request thread. With 2 request threads a user
+// may hold only 1; before, that one thread waited in the commit, so a
+// user's submissions were committed one at a time and its other requests
+// waited behind them. The write lock is held from outside while they are
+// sent, so they are all queued when it is let go.
+describe('submissions wait for their commit without holding request threads', { skip: process.env.TESSERA_TEST_SERVICE_DB === 'postgresql' && 'SQLite group commit' }, () => {
+  let server;
+  before(async () => {
+    server = await startServer({ workers: 1, env: { TESSERA_HTTP_THREADS: '2' } });
+  }, { timeout: 60000 });
+  after(async () => { if (server) await server.cleanup(); }, { timeout: 60000 });
+
+  test("one user's queued submissions are one commit, and its reads are served meanwhile", { timeout: 120000 }, async () => {
+    const metrics = async () => (await server.api(null, 'GET', '/metrics')).text;
+    const commits0 = sample(await metrics(), 'tessera_submit_commits_total');
+    assert.ok(Number.isFinite(commits0));
+    const lock = await holdWriteLock(path.join(server.stateDir, 'tessera.db'));
+    const n = 12;
+    let posts;
+    try {
+      posts = Array.from({ length: n }, (_, i) =>
+        server.api('flood', 'POST', '/api/workflows', workflow(`w${i}`, [noop('a')]), {}, { timeoutMs: 60000 }));
+      await waitFor(async () => sample(await metrics(), 'tessera_submissions_waiting') === n, 20000,
+        { what: `${n} submissions waiting for their commit` });
+      const read = await server.api('flood', 'GET', '/api/workflows', undefined, {}, { timeoutMs: 30000 });
+      assert.equal(read.status, 200, 'the same user is served while its submissions wait');
+    } finally {
+      await lock.release();
+    }
+    const answers = await Promise.all(posts);
+    for (const r of answers) assert.equal(r.status, 201, r.text);
+    const ids = new Set(answers.map((r) => wfId(r.json)));
+    assert.equal(ids.size, n);
+    const text = await metrics();
+    assert.equal(sample(text, 'tessera_submit_commits_total') - commits0, 1, 'one commit held them all');
+    assert.equal(sample(text, 'tessera_submissions_waiting'), 0);
+    for (const id of ids) assert.equal((await server.api('flood', 'GET', `/api/workflows/${id}`)).status, 200);
   });
 });

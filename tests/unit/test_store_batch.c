@@ -6,7 +6,9 @@
  * told to wake the scheduler; a submission whose insert fails is rolled
  * back alone and the others are stored; bad arguments fail before they
  * join; without contention each submission commits alone and nobody
- * waits. A failing commit is tested with the fault VFS in
+ * waits; with a committer thread, submissions queued by one thread that
+ * waits for none are one commit, each answered after it, and all are
+ * answered before the thread stops. A failing commit is tested with the fault VFS in
  * test_store_faults.c.
  */
 #include <setjmp.h>
@@ -261,6 +263,146 @@ static void test_unheld_rounds_lose_nothing(void **state) {
     for (int i = 0; i < THREADS; i++) store_close(st[i]);
 }
 
+/* What store_submit_async's function was told, per submission. */
+typedef struct async_seen {
+    pthread_mutex_t mu;
+    int calls;
+    int rc[N_CALLS];
+    store_receipt r[N_CALLS];
+    pthread_t thread[N_CALLS];
+} async_seen;
+
+typedef struct async_slot {
+    async_seen *seen;
+    int i;
+} async_slot;
+
+static void async_fn(void *ctx, int rc, const store_receipt *got, const char *err) {
+    (void)err;
+    async_slot *slot = ctx;
+    pthread_mutex_lock(&slot->seen->mu);
+    slot->seen->rc[slot->i] = rc;
+    if (rc == TS_OK) slot->seen->r[slot->i] = *got;
+    slot->seen->thread[slot->i] = pthread_self();
+    slot->seen->calls++;
+    pthread_mutex_unlock(&slot->seen->mu);
+}
+
+static int async_calls(async_seen *seen) {
+    pthread_mutex_lock(&seen->mu);
+    int n = seen->calls;
+    pthread_mutex_unlock(&seen->mu);
+    return n;
+}
+
+/* Queues N_CALLS submissions of WF from this one thread through st. */
+static void submit_all_async(store *st, spec_workflow *spec, async_seen *seen,
+                             async_slot *slots) {
+    char err[TS_ERRLEN];
+    for (int i = 0; i < N_CALLS; i++) {
+        slots[i] = (async_slot){seen, i};
+        assert_int_equal(store_submit_async(st, "ann", spec, 1.0, async_fn, &slots[i], err,
+                                            sizeof(err)),
+                         TS_OK);
+    }
+}
+
+/* With a committer thread, one thread queues N submissions without waiting
+ * for any (as a request thread hands them over and serves other requests):
+ * all N are one commit, each told its own receipt on the committer thread
+ * only after that commit, one of them told to wake; a waiting call
+ * (store_submit_receipt) still works through the same thread. */
+static void test_committer_thread_commits_queued_submissions_together(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store *st = NULL;
+    spec_workflow *spec = NULL;
+    spec_error e;
+    assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, &spec, &e), TS_OK);
+    assert_int_equal(store_open_existing(f->path, &st, err, sizeof(err)), TS_OK);
+    store_set_batcher(st, f->b);
+    assert_int_equal(store_batcher_serve(f->b, f->path, f->st, err, sizeof(err)), TS_OK);
+    sqlite3 *holder = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &holder, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    async_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    async_slot slots[N_CALLS];
+    submit_all_async(st, spec, &seen, slots);
+    assert_int_equal(batch_wait_queued(f->b, N_CALLS - 1), 0); /* the thread may hold one */
+    assert_int_equal(async_calls(&seen), 0); /* the lock is held: nothing committed */
+    assert_int_equal(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(holder);
+    for (int i = 0; i < 20000 && async_calls(&seen) < N_CALLS; i++) usleep(1000);
+    assert_int_equal(async_calls(&seen), N_CALLS);
+    store_batcher_stats bs;
+    store_batcher_stats_get(f->b, &bs);
+    assert_int_equal(bs.commits, 1);
+    assert_int_equal(bs.largest, N_CALLS);
+    int wakes = 0;
+    for (int i = 0; i < N_CALLS; i++) {
+        assert_int_equal(seen.rc[i], TS_OK);
+        assert_false(pthread_equal(seen.thread[i], pthread_self()));
+        wakes += seen.r[i].wake;
+        assert_int_equal(seen.r[i].queue_position, i + 1);
+        if (i > 0) assert_true(seen.r[i].id > seen.r[i - 1].id);
+        assert_int_equal(get_name_rc(f->st, seen.r[i].id, "w"), TS_OK);
+    }
+    assert_int_equal(wakes, 1);
+    store_receipt r;
+    assert_int_equal(store_submit_receipt(st, "ann", spec, 1.0, &r, err, sizeof(err)), TS_OK);
+    assert_int_equal(r.queue_position, N_CALLS + 1);
+    store_batcher_stats_get(f->b, &bs);
+    assert_int_equal(bs.commits, 2);
+    store_close(st);
+    spec_free(spec);
+}
+
+/* Stopping the committer answers everything still queued first: nothing
+ * handed over is dropped unanswered. */
+static void test_committer_answers_queued_submissions_before_it_stops(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store *st = NULL;
+    spec_workflow *spec = NULL;
+    spec_error e;
+    assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, &spec, &e), TS_OK);
+    assert_int_equal(store_open_existing(f->path, &st, err, sizeof(err)), TS_OK);
+    store_set_batcher(st, f->b);
+    assert_int_equal(store_batcher_serve(f->b, f->path, f->st, err, sizeof(err)), TS_OK);
+    async_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    async_slot slots[N_CALLS];
+    submit_all_async(st, spec, &seen, slots);
+    store_batcher_free(f->b);
+    f->b = NULL;
+    assert_int_equal(async_calls(&seen), N_CALLS);
+    for (int i = 0; i < N_CALLS; i++) {
+        assert_int_equal(seen.rc[i], TS_OK);
+        assert_int_equal(get_name_rc(f->st, seen.r[i].id, "w"), TS_OK);
+    }
+    store_close(st);
+    spec_free(spec);
+}
+
+/* Without a committer thread store_submit_async is store_submit_receipt:
+ * the function runs before it returns. */
+static void test_async_without_committer_answers_at_once(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    spec_workflow *spec = NULL;
+    spec_error e;
+    assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, &spec, &e), TS_OK);
+    async_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    async_slot slot = {&seen, 0};
+    assert_int_equal(store_submit_async(f->st, "ann", spec, 1.0, async_fn, &slot, err,
+                                        sizeof(err)),
+                     TS_OK);
+    assert_int_equal(async_calls(&seen), 1);
+    assert_int_equal(seen.rc[0], TS_OK);
+    assert_true(pthread_equal(seen.thread[0], pthread_self()));
+    assert_int_equal(get_name_rc(f->st, seen.r[0].id, "w"), TS_OK);
+    spec_free(spec);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_concurrent_submissions_are_one_commit, setup,
@@ -269,6 +411,12 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments_never_join, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unheld_rounds_lose_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_committer_thread_commits_queued_submissions_together,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_committer_answers_queued_submissions_before_it_stops,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_without_committer_answers_at_once, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
