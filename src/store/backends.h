@@ -15,8 +15,10 @@
  *   2. add its prototype to STORE_BACKEND_DECLARE below;
  *   3. forward it in store.c (STORE_CALL, which also times it);
  *   4. implement sqlite_NAME in src/store/sqlite*.c and pg_NAME in
- *      src/store/pg*.c, and test it in tests/unit/test_store.c, which runs
- *      against both backends.
+ *      src/store/pg*.c, and test it in the conformance suite, which runs
+ *      against both backends: tests/unit/test_store.c (submit, reads),
+ *      test_store_changes.c (changes, claims, leases) or
+ *      test_store_events.c (commands, events, the line).
  */
 #ifndef TESSERA_STORE_BACKENDS_H
 #define TESSERA_STORE_BACKENDS_H
