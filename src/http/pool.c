@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/liveness.h"
 #include "util/util.h"
 
 typedef struct pool_job {
@@ -181,6 +182,21 @@ size_t http_pool_pending(http_pool *p) {
 void http_pool_observe(http_pool *p, store_observer fn, void *ctx) {
     for (int i = 0; i < p->n_threads; i++)
         if (p->threads[i].st) store_set_observer(p->threads[i].st, fn, ctx);
+}
+
+/* The commit thread's commits, shown to the master as handler calls are
+ * (util/liveness.h). */
+static int commit_begin(void *live) {
+    return liveness_request_begin(live, "commit of submissions");
+}
+
+static void commit_end(void *live, int token) {
+    liveness_request_end(live, token);
+}
+
+/* Before the first job is submitted: the batcher reads it unlocked. */
+void http_pool_watch(http_pool *p, liveness_slot *live) {
+    if (live) store_batcher_watch(p->batcher, commit_begin, commit_end, live);
 }
 
 /* Opens the stores first, so a pool that cannot have them starts no thread

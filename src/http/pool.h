@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "util/liveness.h"
 
 typedef struct http_pool http_pool;
 
@@ -55,6 +56,12 @@ http_pool *http_pool_start(const char *db_url, int threads, int max_per_key, cha
 /* Observes every thread's store calls (store_set_observer), for latency
  * metrics. Call before the first http_pool_submit. */
 void http_pool_observe(http_pool *p, store_observer fn, void *ctx);
+
+/* Shows each commit of the submissions' commit thread to the master while
+ * it runs, as a handler call (util/liveness.h): a commit that hangs gets
+ * the worker replaced, as a request thread hung in it did. NULL live does
+ * nothing. Call before the first http_pool_submit. */
+void http_pool_watch(http_pool *p, liveness_slot *live);
 
 void http_pool_submit(http_pool *p, uint64_t key, http_pool_fn fn, void *job);
 

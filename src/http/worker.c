@@ -144,6 +144,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
         return 1;
     }
     http_pool_observe(pool, metrics_store_call, m);
+    http_pool_watch(pool, live);
     ws_hub_config hc;
     ws_hub_config_default(&hc);
     hc.db_url = cfg->db;

@@ -55,6 +55,9 @@ struct store_batcher {
     const batch_ops *ops;
     void *handle;
     store *owned;
+    int (*watch_begin)(void *ctx); /* store_batcher_watch */
+    void (*watch_end)(void *ctx, int token);
+    void *watch_ctx;
 };
 
 store_batcher *store_batcher_new(size_t max_batch) {
@@ -186,9 +189,11 @@ static void *committer_main(void *arg) {
             continue;
         }
         b->committing = true;
+        int token = b->watch_begin ? b->watch_begin(b->watch_ctx) : -1;
         size_t n = commit_queued(b, b->ops, b->handle);
         pthread_mutex_unlock(&b->mu);
         for (size_t i = 0; i < n; i++) b->taken[i]->on_done(b->taken[i], b->handle);
+        if (b->watch_end) b->watch_end(b->watch_ctx, token);
         pthread_mutex_lock(&b->mu);
     }
     pthread_mutex_unlock(&b->mu);
@@ -226,6 +231,15 @@ void batch_enqueue(store_batcher *b, store_submit_item *it) {
     queue_item(b, it);
     pthread_cond_signal(&b->queued);
     pthread_mutex_unlock(&b->mu);
+}
+
+/* See store.h. Set before any submission, so the committer thread reads
+ * the fields without the mutex. */
+void store_batcher_watch(store_batcher *b, int (*begin)(void *ctx),
+                         void (*end)(void *ctx, int token), void *ctx) {
+    b->watch_begin = begin;
+    b->watch_end = end;
+    b->watch_ctx = ctx;
 }
 
 bool batch_serving(store_batcher *b) {

@@ -229,6 +229,14 @@ void store_set_batcher(store *st, store_batcher *b);
 int store_batcher_serve(store_batcher *b, const char *db_url, store *cache_of, char *err,
                         size_t errlen);
 
+/* Shows each commit of b's committer thread to a watchdog while it runs,
+ * from taking the write lock to the last submission answered: begin(ctx)
+ * returns a token that end(ctx, token) gets. A commit that never ends
+ * (the disk hangs) is then seen as a stuck request would be, now that no
+ * request thread waits for it. Before anything is submitted. */
+void store_batcher_watch(store_batcher *b, int (*begin)(void *ctx),
+                         void (*end)(void *ctx, int token), void *ctx);
+
 typedef struct store_batcher_stats {
     uint64_t commits;     /* transactions committed or tried */
     uint64_t submissions; /* calls that went through them */

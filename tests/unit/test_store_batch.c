@@ -295,6 +295,35 @@ static int async_calls(async_seen *seen) {
     return n;
 }
 
+/* A watchdog's view of the committer's commits (store_batcher_watch). */
+typedef struct watch_seen {
+    pthread_mutex_t mu;
+    int begun, ended, last_token;
+} watch_seen;
+
+static int watch_begin(void *ctx) {
+    watch_seen *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    int token = 100 + w->begun++;
+    pthread_mutex_unlock(&w->mu);
+    return token;
+}
+
+static void watch_end(void *ctx, int token) {
+    watch_seen *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->ended++;
+    w->last_token = token;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static bool watch_is(watch_seen *w, int begun, int ended) {
+    pthread_mutex_lock(&w->mu);
+    bool is = w->begun == begun && w->ended == ended;
+    pthread_mutex_unlock(&w->mu);
+    return is;
+}
+
 /* Queues N_CALLS submissions of WF from this one thread through st. */
 static void submit_all_async(store *st, spec_workflow *spec, async_seen *seen,
                              async_slot *slots) {
@@ -311,7 +340,9 @@ static void submit_all_async(store *st, spec_workflow *spec, async_seen *seen,
  * for any (as a request thread hands them over and serves other requests):
  * all N are one commit, each told its own receipt on the committer thread
  * only after that commit, one of them told to wake; a waiting call
- * (store_submit_receipt) still works through the same thread. */
+ * (store_submit_receipt) still works through the same thread. Each commit
+ * is shown to the watchdog from before it has the write lock until its
+ * submissions are answered. */
 static void test_committer_thread_commits_queued_submissions_together(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
@@ -321,6 +352,8 @@ static void test_committer_thread_commits_queued_submissions_together(void **sta
     assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, &spec, &e), TS_OK);
     assert_int_equal(store_open_existing(f->path, &st, err, sizeof(err)), TS_OK);
     store_set_batcher(st, f->b);
+    watch_seen watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    store_batcher_watch(f->b, watch_begin, watch_end, &watch);
     assert_int_equal(store_batcher_serve(f->b, f->path, f->st, err, sizeof(err)), TS_OK);
     sqlite3 *holder = NULL;
     assert_int_equal(sqlite3_open_v2(f->path, &holder, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
@@ -330,6 +363,9 @@ static void test_committer_thread_commits_queued_submissions_together(void **sta
     submit_all_async(st, spec, &seen, slots);
     assert_int_equal(batch_wait_queued(f->b, N_CALLS - 1), 0); /* the thread may hold one */
     assert_int_equal(async_calls(&seen), 0); /* the lock is held: nothing committed */
+    /* the commit waiting for the lock is shown to the watchdog as under way */
+    for (int i = 0; i < 20000 && !watch_is(&watch, 1, 0); i++) usleep(1000);
+    assert_true(watch_is(&watch, 1, 0));
     assert_int_equal(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(holder);
     for (int i = 0; i < 20000 && async_calls(&seen) < N_CALLS; i++) usleep(1000);
@@ -348,11 +384,16 @@ static void test_committer_thread_commits_queued_submissions_together(void **sta
         assert_int_equal(get_name_rc(f->st, seen.r[i].id, "w"), TS_OK);
     }
     assert_int_equal(wakes, 1);
+    for (int i = 0; i < 20000 && !watch_is(&watch, 1, 1); i++) usleep(1000);
+    assert_true(watch_is(&watch, 1, 1));
+    assert_int_equal(watch.last_token, 100);
     store_receipt r;
     assert_int_equal(store_submit_receipt(st, "ann", spec, 1.0, &r, err, sizeof(err)), TS_OK);
     assert_int_equal(r.queue_position, N_CALLS + 1);
     store_batcher_stats_get(f->b, &bs);
     assert_int_equal(bs.commits, 2);
+    for (int i = 0; i < 20000 && !watch_is(&watch, 2, 2); i++) usleep(1000);
+    assert_true(watch_is(&watch, 2, 2));
     store_close(st);
     spec_free(spec);
 }
