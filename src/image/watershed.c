@@ -29,10 +29,11 @@
  * (1,-1) (-1,0) (1,0) (-1,1) (0,1) (1,1): the fronts' FIFO order, and so
  * the labels where fronts meet, depend on it. */
 
-/* Shared argument check; labels are int32, so w*h must fit. */
+/* Shared argument check; labels are int32, so w*h must fit, and so must
+ * the framed grid of the floods, (w + 2) * (h + 2). */
 static int ws_check(const void *img, const uint8_t *mask, int w, int h, const int32_t *out) {
     if (img == NULL || mask == NULL || out == NULL || w < 1 || h < 1) return TS_ERR;
-    if ((int64_t)w * h >= INT32_MAX) return TS_ERR;
+    if (((int64_t)w + 2) * ((int64_t)h + 2) >= INT32_MAX) return TS_ERR;
     return TS_OK;
 }
 
@@ -251,18 +252,66 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
 /* During a flood, pixels outside the mask carry this label, so that one
  * test (label != 0) tells a neighbour that must not be flooded, whether
  * labelled already or outside; they are set back to 0 at the end. */
-#define WS_OUTSIDE (-1)
+#define WS_OUTSIDE (-1) /* all bits set: ws_frame relies on it */
 
-static void ws_clear_outside(int32_t *labels, size_t npx) {
-    for (size_t p = 0; p < npx; p++) labels[p] = labels[p] < 0 ? 0 : labels[p];
+/* The labels of a flood on a grid framed by one pixel of WS_OUTSIDE:
+ * (w + 2) x (h + 2), pixel (x, y) at (y + 1) * pw + x + 1. A pixel's 8
+ * neighbours are then at fixed offsets (pad[k]) with no bounds test and
+ * no column to work out, which was most of the cost of every pop; the
+ * same offsets with the image's width (img[k]) give the neighbour in the
+ * caller's arrays, valid whenever the framed label is not the frame's. */
+typedef struct ws_framed {
+    int32_t *lab;
+    int pw;
+    ptrdiff_t pad[8], img[8]; /* in the order of the top of the file */
+} ws_framed;
+
+/* The framed labels from the caller's: WS_OUTSIDE outside the mask and
+ * in the frame, negative markers cleared to 0. */
+static void ws_frame(ws_framed *f, const uint8_t *mask, const int32_t *labels, int w, int h) {
+    int pw = w + 2;
+    f->pw = pw;
+    f->lab = ts_malloc((size_t)pw * (size_t)(h + 2) * sizeof(int32_t));
+    static const int dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1}, dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
+    for (int k = 0; k < 8; k++) {
+        f->pad[k] = (ptrdiff_t)dy[k] * pw + dx[k];
+        f->img[k] = (ptrdiff_t)dy[k] * w + dx[k];
+    }
+    for (int x = 0; x < pw; x++) {
+        f->lab[x] = WS_OUTSIDE;
+        f->lab[(size_t)(h + 1) * pw + x] = WS_OUTSIDE;
+    }
+    for (int y = 0; y < h; y++) {
+        int32_t *restrict row = f->lab + (size_t)(y + 1) * pw;
+        const uint8_t *restrict m = mask + (size_t)y * w;
+        const int32_t *restrict l = labels + (size_t)y * w;
+        row[0] = row[w + 1] = WS_OUTSIDE;
+        /* bit masks rather than selects, so that the loop vectorises:
+         * max(l, 0) where m is set, all ones (WS_OUTSIDE) where it is not */
+        for (int x = 0; x < w; x++) {
+            int32_t keep = -(int32_t)(m[x] != 0), v = l[x] & ~(l[x] >> 31);
+            row[x + 1] = (v & keep) | ~keep;
+        }
+    }
+}
+
+/* The framed labels back into the caller's (WS_OUTSIDE as 0); frees them. */
+static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h) {
+    for (int y = 0; y < h; y++) {
+        const int32_t *restrict row = f->lab + (size_t)(y + 1) * f->pw + 1;
+        int32_t *restrict l = labels + (size_t)y * w;
+        for (int x = 0; x < w; x++) l[x] = row[x] & ~(row[x] >> 31);
+    }
+    free(f->lab);
 }
 
 /* A heap entry: the elevation and the insertion counter packed into one
  * 64-bit key that orders exactly as (elevation, counter) does, so a
- * comparison is a single integer compare. */
+ * comparison is a single integer compare; the pixel in the frame and in
+ * the image. */
 typedef struct ws_entry {
     uint64_t key;
-    int32_t pixel;
+    int32_t framed, pixel;
 } ws_entry;
 
 typedef struct ws_heap {
@@ -287,8 +336,8 @@ static uint32_t ws_order_bits(float f) {
  * counter), so any heap pops them in the same order. */
 #define WS_ARITY 4
 
-static void ws_heap_push(ws_heap *hp, float level, int32_t pixel) {
-    ws_entry x = {((uint64_t)ws_order_bits(level) << 32) | hp->next_age++, pixel};
+static void ws_heap_push(ws_heap *hp, float level, int32_t framed, int32_t pixel) {
+    ws_entry x = {((uint64_t)ws_order_bits(level) << 32) | hp->next_age++, framed, pixel};
     size_t i = hp->n++;
     while (i > 0) {
         size_t parent = (i - 1) / WS_ARITY;
@@ -325,23 +374,26 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
     if (ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
     size_t npx = (size_t)w * h;
     ws_heap hp = {.e = ts_malloc(npx * sizeof(ws_entry))};
-    ws_grid grid = ws_grid_of(w, h);
-    for (size_t p = 0; p < npx; p++) {
-        labels[p] = !mask[p] ? WS_OUTSIDE : labels[p] < 0 ? 0 : labels[p];
-        if (labels[p] > 0) ws_heap_push(&hp, elevation[p], (int32_t)p);
-    }
-    int32_t nb[8];
+    ws_framed f;
+    ws_frame(&f, mask, labels, w, h);
+    int32_t *lab = f.lab;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int32_t p = y * w + x, fp = (y + 1) * f.pw + x + 1;
+            if (lab[fp] > 0) ws_heap_push(&hp, elevation[p], fp, p);
+        }
     while (hp.n > 0) {
         ws_entry top = ws_heap_pop(&hp);
-        int n = ws_around(top.pixel, &grid, nb);
-        for (int k = 0; k < n; k++) {
-            int32_t q = nb[k];
-            if (labels[q] != 0) continue; /* labelled, or outside the mask */
-            labels[q] = labels[top.pixel];
-            ws_heap_push(&hp, elevation[q], q);
+        int32_t l = lab[top.framed];
+        for (int k = 0; k < 8; k++) {
+            int32_t q = top.framed + (int32_t)f.pad[k];
+            if (lab[q] != 0) continue; /* labelled, or outside the mask or the image */
+            lab[q] = l;
+            int32_t qi = top.pixel + (int32_t)f.img[k];
+            ws_heap_push(&hp, elevation[qi], q, qi);
         }
     }
-    ws_clear_outside(labels, npx);
+    ws_unframe(&f, labels, w, h);
     free(hp.e);
     return TS_OK;
 }
@@ -352,19 +404,31 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
  * a linked list), and the lowest non-empty bucket popped first. Popping by
  * (level, insertion order) is exactly the heap's order, so the labels are
  * identical, at a constant cost per pixel instead of a logarithmic one.
- * A NaN elevation counts as level 0. */
+ * A NaN elevation counts as level 0. The framed grid holds, for a pixel
+ * not yet labelled, -2 - its level: a neighbour's label and level come
+ * from one load (the flood is bound by those scattered loads), and the
+ * queue holds framed positions only. */
 int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                            int32_t *labels) {
     if (ws_check(elevation, mask, w, h, labels) != TS_OK || levels < 1) return TS_ERR;
-    size_t npx = (size_t)w * h;
-    ws_grid grid = ws_grid_of(w, h);
-#define WS_LEVEL(p) (!(elevation[p] > 0) ? 0 : elevation[p] >= levels - 1 ? levels - 1 : (int)elevation[p])
+#define WS_LEVEL(v) (!((v) > 0) ? 0 : (v) >= levels - 1 ? levels - 1 : (int)(v))
     /* A pixel is queued at most once, at its own level, and only inside
      * the mask: each level's FIFO gets a slice of one array as long as the
      * mask's pixels at that level. */
     int32_t *at = ts_calloc((size_t)levels * 2 + 1, sizeof(int32_t)), *rd = at, *wr = at + levels;
-    for (size_t p = 0; p < npx; p++)
-        if (mask[p]) wr[WS_LEVEL(p)]++;
+    ws_framed f;
+    ws_frame(&f, mask, labels, w, h);
+    int32_t *lab = f.lab;
+    for (int y = 0; y < h; y++) {
+        int32_t *row = lab + (size_t)(y + 1) * f.pw + 1;
+        const float *e = elevation + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            if (row[x] == WS_OUTSIDE) continue;
+            int l = WS_LEVEL(e[x]);
+            wr[l]++;
+            if (row[x] == 0) row[x] = -2 - l;
+        }
+    }
     int32_t sum = 0;
     for (int l = 0; l < levels; l++) {
         int32_t c = wr[l];
@@ -373,34 +437,33 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
     }
     int32_t *queue = ts_malloc(((size_t)sum + 1) * sizeof(int32_t));
     int cur = levels;
-#define WS_PUSH(p)                                     \
-    do {                                               \
-        int l_ = WS_LEVEL(p);                          \
-        queue[wr[l_]++] = (p);                         \
-        if (l_ < cur) cur = l_;                        \
-    } while (0)
-    for (size_t p = 0; p < npx; p++) {
-        labels[p] = !mask[p] ? WS_OUTSIDE : labels[p] < 0 ? 0 : labels[p];
-        if (labels[p] > 0) WS_PUSH((int32_t)p);
+    for (int y = 0; y < h; y++) {
+        const int32_t *row = lab + (size_t)(y + 1) * f.pw + 1;
+        const float *e = elevation + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            if (row[x] <= 0) continue;
+            int l = WS_LEVEL(e[x]);
+            queue[wr[l]++] = (int32_t)((y + 1) * f.pw + x + 1);
+            if (l < cur) cur = l;
+        }
     }
     while (cur < levels) {
         if (rd[cur] == wr[cur]) {
             cur++;
             continue;
         }
-        int32_t p = queue[rd[cur]++];
-        int32_t nb[8];
-        int n = ws_around(p, &grid, nb);
-        for (int k = 0; k < n; k++) {
-            int32_t q = nb[k];
-            if (labels[q] != 0) continue; /* labelled, or outside the mask */
-            labels[q] = labels[p];
-            WS_PUSH(q);
+        int32_t p = queue[rd[cur]++], l = lab[p];
+        for (int k = 0; k < 8; k++) {
+            int32_t q = p + (int32_t)f.pad[k], v = lab[q];
+            if (v >= WS_OUTSIDE) continue; /* labelled, or outside the mask or the image */
+            int lq = -2 - v;
+            lab[q] = l;
+            queue[wr[lq]++] = q;
+            if (lq < cur) cur = lq;
         }
     }
-#undef WS_PUSH
 #undef WS_LEVEL
-    ws_clear_outside(labels, npx);
+    ws_unframe(&f, labels, w, h);
     free(queue);
     free(at);
     return TS_OK;

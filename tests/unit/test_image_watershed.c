@@ -343,6 +343,82 @@ static void test_watershed_flood_levels_equals_heap_flood(void **state) {
     free(b);
 }
 
+/* The plain flood the header describes, for reference: the lowest
+ * (elevation, push order) first from a linear scan, each neighbour
+ * bounds-checked, in the order (-1,-1) (0,-1) (1,-1) (-1,0) (1,0) (-1,1)
+ * (0,1) (1,1). Quadratic, for small images only. */
+static void plain_flood(const float *elev, const uint8_t *mask, int w, int h, int32_t *labels) {
+    int n = w * h, len = 0;
+    int *qp = malloc(sizeof(int) * (size_t)n), *qa = malloc(sizeof(int) * (size_t)n), age = 0;
+    uint8_t *alive = calloc((size_t)n, 1);
+    for (int p = 0; p < n; p++) {
+        if (!mask[p] || labels[p] < 0) labels[p] = 0;
+        if (labels[p] > 0) qp[len] = p, qa[len] = age++, alive[len++] = 1;
+    }
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < len; i++) {
+            if (!alive[i]) continue;
+            float eb = best < 0 ? 0 : elev[qp[best]] + 0.0f, ei = elev[qp[i]] + 0.0f;
+            if (best < 0 || ei < eb || (ei == eb && qa[i] < qa[best])) best = i;
+        }
+        if (best < 0) break;
+        alive[best] = 0;
+        int p = qp[best];
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++) {
+                int x = p % w + dx, y = p / w + dy, q = y * w + x;
+                if ((dx == 0 && dy == 0) || x < 0 || y < 0 || x >= w || y >= h) continue;
+                if (!mask[q] || labels[q] != 0) continue;
+                labels[q] = labels[p];
+                qp[len] = q, qa[len] = age++, alive[len++] = 1;
+            }
+    }
+    free(qp);
+    free(qa);
+    free(alive);
+}
+
+/* Both floods (the framed grid, the heap, the packed bucket queue) give
+ * the plain flood's labels pixel for pixel on random images: fractional
+ * and whole elevations with plateaus, masks touching every border, and
+ * markers inside, outside the mask and negative. */
+static void test_watershed_floods_equal_plain_flood_on_random_images(void **state) {
+    (void)state;
+    uint64_t s = 4242;
+    for (int trial = 0; trial < 60; trial++) {
+        int w = 1 + (int)(rnd_next(&s) % 23), h = 1 + (int)(rnd_next(&s) % 19), n = w * h;
+        int levels = 1 + (int)(rnd_next(&s) % 12);
+        float *whole = malloc(sizeof(float) * (size_t)n), *frac = malloc(sizeof(float) * (size_t)n);
+        uint8_t *mask = malloc((size_t)n);
+        int32_t *markers = malloc(sizeof(int32_t) * (size_t)n), *a = malloc(sizeof(int32_t) * (size_t)n),
+                *b = malloc(sizeof(int32_t) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            whole[i] = (float)(rnd_next(&s) % (uint64_t)levels);
+            frac[i] = (float)(rnd_next(&s) % 1000) / 97.0f - 3.0f;
+            mask[i] = rnd_next(&s) % 10 < 8;
+            uint64_t r = rnd_next(&s) % 40;
+            markers[i] = r == 0 ? (int32_t)(1 + rnd_next(&s) % 5) : r == 1 ? -3 : 0;
+        }
+        memcpy(a, markers, sizeof(int32_t) * (size_t)n);
+        memcpy(b, markers, sizeof(int32_t) * (size_t)n);
+        assert_int_equal(watershed_flood(frac, mask, w, h, a), TS_OK);
+        plain_flood(frac, mask, w, h, b);
+        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
+        memcpy(a, markers, sizeof(int32_t) * (size_t)n);
+        memcpy(b, markers, sizeof(int32_t) * (size_t)n);
+        assert_int_equal(watershed_flood_levels(whole, levels, mask, w, h, a), TS_OK);
+        plain_flood(whole, mask, w, h, b);
+        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
+        free(whole);
+        free(frac);
+        free(mask);
+        free(markers);
+        free(a);
+        free(b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watershed_maxima_hand_computed_profile),
@@ -354,6 +430,7 @@ int main(void) {
         cmocka_unit_test(test_watershed_flood_is_8_connected_and_drops_markers_outside_mask),
         cmocka_unit_test(test_watershed_flood_labels_every_connected_pixel_on_random_images),
         cmocka_unit_test(test_watershed_flood_levels_equals_heap_flood),
+        cmocka_unit_test(test_watershed_floods_equal_plain_flood_on_random_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
