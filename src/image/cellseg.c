@@ -156,10 +156,8 @@ static void hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, ws->eraw);
     memcpy(ws->h, ws->hraw, n * sizeof(float));
     if (p->background_radius > 0) filter_background_subtract_coarse(ws->h, w, h, p->background_radius);
-    if (p->refine || p->split) {
-        memcpy(ws->hfine, ws->h, n * sizeof(float));
-        filter_gaussian(ws->hfine, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
-    }
+    if (p->refine || p->split)
+        filter_gaussian_copy(ws->h, ws->hfine, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
     filter_gaussian(ws->h, w, h, p->sigma);
 }
 

@@ -88,39 +88,65 @@ IMAGE_VECTORISED static void filter_gauss_row(const float *row, int w, const flo
     }
 }
 
-/* Vertical pass, accumulated row by row (not column by column) so that
- * memory is walked sequentially; rows beyond the edge are clamped. */
-IMAGE_VECTORISED static void filter_gauss_columns(const float *src, float *dst, int w, int h, const float *k, int r) {
-    for (int y = 0; y < h; y++) {
-        float *d = dst + (size_t)y * w;
-        const float *c = src + (size_t)y * w;
-        for (int x = 0; x < w; x++) d[x] = k[0] * c[x];
-        for (int i = 1; i <= r; i++) {
-            int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
-            const float *a = src + (size_t)ya * w, *b = src + (size_t)yb * w;
-            const float ki = k[i];
-            for (int x = 0; x < w; x++) d[x] += ki * (a[x] + b[x]);
-        }
+/* One output row of the vertical pass: d = k[0] * rows[0] + the sum over
+ * i of k[i] * (rows[-i] + rows[+i]), in that order, the rows given by the
+ * caller (clamped at the image's edges). */
+IMAGE_VECTORISED static void filter_gauss_vrow(const float *const *up, const float *const *down,
+                                               const float *c, int w, const float *k, int r,
+                                               float *restrict d) {
+    for (int x = 0; x < w; x++) d[x] = k[0] * c[x];
+    for (int i = 1; i <= r; i++) {
+        const float *a = up[i], *b = down[i];
+        const float ki = k[i];
+        for (int x = 0; x < w; x++) d[x] += ki * (a[x] + b[x]);
     }
 }
 
-/* Separable: O(r) per pixel per pass; one scratch block holds the kernel,
- * a padded row and the horizontally blurred image. */
-int filter_gaussian(float *img, int w, int h, float sigma) {
-    if (filter_check(img, w, h, sigma) != TS_OK || isinf(sigma)) return TS_ERR;
-    if (sigma == 0) return TS_OK;
+/* Separable: O(r) per pixel per pass. The horizontal pass is kept in a
+ * ring of the 2r + 1 rows the vertical pass needs (row y in slot
+ * y % (2r + 1)), so the horizontally blurred image is never written out
+ * whole: a whole-image intermediate went to memory and back, which cost
+ * as much as the arithmetic. Output row y is written once rows up to
+ * y + r have been blurred horizontally, which no longer need src rows up
+ * to y: so dst may be src (in place). The same operations in the same
+ * order as blurring rows then columns over the whole image. */
+static int filter_gaussian_rows(const float *src, float *dst, int w, int h, float sigma) {
+    if (filter_check(src, w, h, sigma) != TS_OK || dst == NULL || isinf(sigma)) return TS_ERR;
+    if (sigma == 0) {
+        if (dst != src) memcpy(dst, src, (size_t)w * h * sizeof(float));
+        return TS_OK;
+    }
     double rr = ceil(3.0 * (double)sigma);
     if (rr > FILTER_MAX_GAUSS_RADIUS) return TS_ERR;
-    int r = (int)rr;
-    size_t nk = (size_t)r + 1, npad = (size_t)w + 2 * (size_t)r, nimg = (size_t)w * h;
-    float *block = ts_malloc((nk + npad + nimg) * sizeof(float));
-    float *k = block, *padded = block + nk, *tmp = padded + npad;
+    int r = (int)rr, slots = 2 * r + 1;
+    size_t nk = (size_t)r + 1, npad = (size_t)w + 2 * (size_t)r, nring = (size_t)slots * w;
+    /* the row pointers first, so that they are aligned */
+    char *block = ts_malloc(2 * nk * sizeof(float *) + (nk + npad + nring) * sizeof(float));
+    const float **up = (const float **)block, **down = up + nk;
+    float *k = (float *)(down + nk), *padded = k + nk, *ring = padded + npad;
     filter_gauss_kernel(k, r, sigma);
-    for (int y = 0; y < h; y++)
-        filter_gauss_row(img + (size_t)y * w, w, k, r, padded, tmp + (size_t)y * w);
-    filter_gauss_columns(tmp, img, w, h, k, r);
+    int done = 0; /* rows blurred horizontally so far */
+    for (int y = 0; y < h; y++) {
+        int need = y + r < h - 1 ? y + r : h - 1;
+        for (; done <= need; done++)
+            filter_gauss_row(src + (size_t)done * w, w, k, r, padded, ring + (size_t)(done % slots) * w);
+        for (int i = 1; i <= r; i++) {
+            int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
+            up[i] = ring + (size_t)(ya % slots) * w;
+            down[i] = ring + (size_t)(yb % slots) * w;
+        }
+        filter_gauss_vrow(up, down, ring + (size_t)(y % slots) * w, w, k, r, dst + (size_t)y * w);
+    }
     free(block);
     return TS_OK;
+}
+
+int filter_gaussian(float *img, int w, int h, float sigma) {
+    return filter_gaussian_rows(img, img, w, h, sigma);
+}
+
+int filter_gaussian_copy(const float *src, float *dst, int w, int h, float sigma) {
+    return filter_gaussian_rows(src, dst, w, h, sigma);
 }
 
 /* Smaller of two floats. Plain comparison rather than fminf, which the

@@ -14,6 +14,10 @@
  * normalised to sum 1. sigma == 0 leaves img unchanged. */
 int filter_gaussian(float *img, int w, int h, float sigma);
 
+/* The same from src into dst (w x h each; dst == src is allowed): the
+ * result equals copying src to dst, then filter_gaussian on dst. */
+int filter_gaussian_copy(const float *src, float *dst, int w, int h, float sigma);
+
 /* Grey-level erosion (min) / dilation (max) in place with an octagonal
  * structuring element of the given radius (a close approximation of a disk:
  * a square of side 2r'+1 combined with a diamond, in O(1) per pixel per

@@ -133,6 +133,64 @@ static void test_filter_gaussian_matches_brute_force_on_random_images(void **sta
     }
 }
 
+/* The plain separable blur, for reference: every row blurred into a
+ * whole intermediate image (edge pixels replicated), then every column of
+ * it, with the same float kernel and the same order of operations as the
+ * header's filter (k[0] * centre, then k[i] * (before + after) added for
+ * i = 1..r). */
+static void plain_gaussian(float *img, int w, int h, float sigma) {
+    int r = (int)ceil(3.0 * (double)sigma);
+    float *k = malloc(sizeof(float) * (size_t)(r + 1)), *tmp = malloc(sizeof(float) * (size_t)w * h);
+    double sum = 0, tv = 2.0 * (double)sigma * sigma;
+    for (int i = 0; i <= r; i++) sum += (i == 0 ? 1 : 2) * exp(-(double)i * i / tv);
+    for (int i = 0; i <= r; i++) k[i] = (float)(exp(-(double)i * i / tv) / sum);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const float *row = img + (size_t)y * w;
+            float v = k[0] * row[x];
+            for (int i = 1; i <= r; i++) {
+                int a = x - i < 0 ? 0 : x - i, b = x + i >= w ? w - 1 : x + i;
+                v += k[i] * (row[a] + row[b]);
+            }
+            tmp[(size_t)y * w + x] = v;
+        }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float v = k[0] * tmp[(size_t)y * w + x];
+            for (int i = 1; i <= r; i++) {
+                int a = y - i < 0 ? 0 : y - i, b = y + i >= h ? h - 1 : y + i;
+                v += k[i] * (tmp[(size_t)a * w + x] + tmp[(size_t)b * w + x]);
+            }
+            img[(size_t)y * w + x] = v;
+        }
+    free(k);
+    free(tmp);
+}
+
+/* The blur (a ring of horizontally blurred rows, in place or into another
+ * image) equals the plain whole-image separable blur bit for bit, on
+ * random images taller and shorter than the kernel. */
+static void test_filter_gaussian_equals_plain_separable_blur(void **state) {
+    (void)state;
+    uint64_t s = 777;
+    const float sigmas[4] = {0.4f, 1.0f, 1.7f, 3.0f};
+    for (int t = 0; t < 24; t++) {
+        int w = 1 + (int)(rnd_next(&s) % 40), h = 1 + (int)(rnd_next(&s) % 40);
+        float sigma = sigmas[t % 4];
+        size_t n = (size_t)w * h;
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) a[i] = b[i] = rnd_float(&s) * 3 - 1;
+        assert_int_equal(filter_gaussian_copy(a, c, w, h, sigma), TS_OK);
+        assert_int_equal(filter_gaussian(a, w, h, sigma), TS_OK);
+        plain_gaussian(b, w, h, sigma);
+        assert_memory_equal(a, b, n * sizeof(float));
+        assert_memory_equal(c, b, n * sizeof(float));
+        free(a);
+        free(b);
+        free(c);
+    }
+}
+
 /* Radius 3: a+b = 3, 2a+b = floor(3 sqrt 2) = 4, so the element is
  * {|dx| <= 3, |dy| <= 3, |dx| + |dy| <= 4}: rows dy = +-3 keep |dx| <= 1,
  * dy = +-2 keep |dx| <= 2, dy = -1..1 keep |dx| <= 3. Eroding a single 0
@@ -341,6 +399,7 @@ int main(void) {
         cmocka_unit_test(test_filter_gaussian_hand_computed_kernel_and_edges),
         cmocka_unit_test(test_filter_gaussian_keeps_constant_image_constant),
         cmocka_unit_test(test_filter_gaussian_matches_brute_force_on_random_images),
+        cmocka_unit_test(test_filter_gaussian_equals_plain_separable_blur),
         cmocka_unit_test(test_filter_min_radius3_draws_octagon),
         cmocka_unit_test(test_filter_min_max_small_radii_are_cross_and_diamond),
         cmocka_unit_test(test_filter_min_max_match_brute_force_octagon),
