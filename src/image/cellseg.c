@@ -154,8 +154,10 @@ static void hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                         const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, ws->eraw);
-    memcpy(ws->h, ws->hraw, n * sizeof(float));
-    if (p->background_radius > 0) filter_background_subtract_coarse(ws->h, w, h, p->background_radius);
+    if (p->background_radius > 0)
+        filter_background_subtract_coarse_copy(ws->hraw, ws->h, w, h, p->background_radius);
+    else
+        memcpy(ws->h, ws->hraw, n * sizeof(float));
     if (p->refine || p->split)
         filter_gaussian_copy(ws->h, ws->hfine, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
     filter_gaussian(ws->h, w, h, p->sigma);
@@ -295,15 +297,20 @@ static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cells
  * peak_radius. */
 static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    memcpy(ws->local, ws->h, n * sizeof(float));
-    filter_max_square(ws->local, w, h, (int)lroundf(p->peak_radius));
-    const float *local = ws->local, *hfine = ws->hfine;
-    const uint8_t *mask = ws->mask;
-    uint8_t *tight = ws->tight;
+    /* The local maximum as -min(-h): the negation folded into the copy
+     * and into the loop below (the same values as filter_max_square,
+     * whose own two negating passes over the window are saved). */
+    float *restrict neg = ws->local;
+    const float *restrict hs = ws->h;
+    for (size_t i = 0; i < n; i++) neg[i] = -hs[i];
+    filter_min_square(ws->local, w, h, (int)lroundf(p->peak_radius));
+    const float *restrict local = ws->local, *restrict hfine = ws->hfine;
+    const uint8_t *restrict mask = ws->mask;
+    uint8_t *restrict tight = ws->tight;
     const float threshold = p->threshold;
     for (size_t i = 0; i < n; i++) {
-        float cut = TIGHT_FRACTION * local[i];
-        tight[i] = mask[i] && hfine[i] >= (cut > threshold ? cut : threshold);
+        float cut = TIGHT_FRACTION * -local[i];
+        tight[i] = (uint8_t)((mask[i] != 0) & (hfine[i] >= (cut > threshold ? cut : threshold)));
     }
     morph_fill_holes(ws->tight, w, h, (long)(p->max_area / 4));
 }
@@ -373,19 +380,22 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     if (!p->split) return label_components(ws->mask, w, h, 8, ws->nuclei);
     tight_mask(ws, w, h, p);
     edt_squared(ws->tight, w, h, ws->dist);
-    float *dist = ws->dist;
-    const uint8_t *tight = ws->tight, *mask = ws->mask;
+    float *restrict dist = ws->dist;
+    const uint8_t *restrict tight = ws->tight, *restrict mask = ws->mask;
     for (size_t i = 0; i < n; i++) dist[i] = tight[i] ? sqrtf(dist[i]) : 0;
     /* A little smoothing keeps a ragged outline from seeding twice. */
     filter_gaussian(ws->dist, w, h, 1.0f);
     /* Only pixels of the nuclei mask are ever looked at from here on (the
      * seeds within the tight mask, the floods within the mask): the
      * logarithm elsewhere would be wasted. */
-    for (size_t i = 0; i < n; i++) dist[i] = mask[i] || tight[i] ? logf(1.0f + dist[i]) : 0.0f;
+    float *restrict work = ws->work; /* the flood's elevation, -dist, in the same pass */
+    for (size_t i = 0; i < n; i++) {
+        float v = mask[i] || tight[i] ? logf(1.0f + dist[i]) : 0.0f;
+        dist[i] = v;
+        work[i] = -v;
+    }
     int count = watershed_maxima(ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
     if (count < 0) return -1;
-    float *work = ws->work;
-    for (size_t i = 0; i < n; i++) work[i] = -dist[i];
     if (watershed_flood(ws->work, ws->mask, w, h, ws->nuclei) != TS_OK) return -1;
     label_leftovers(ws, w, h, &count);
     if (split_large(ws, w, h, &count, p) != TS_OK) return -1;
@@ -464,12 +474,18 @@ static void filter_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
  * nearest nucleus, into ws->cells. */
 static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    memcpy(ws->cells, ws->nuclei, n * sizeof(int32_t));
-    if (p->expansion <= 0) return TS_OK;
-    uint8_t *mask = ws->mask;
-    const int32_t *nuclei = ws->nuclei;
-    const float *dist = ws->dist;
-    for (size_t i = 0; i < n; i++) mask[i] = nuclei[i] == 0;
+    if (p->expansion <= 0) {
+        memcpy(ws->cells, ws->nuclei, n * sizeof(int32_t));
+        return TS_OK;
+    }
+    uint8_t *restrict mask = ws->mask;
+    const int32_t *restrict nuclei = ws->nuclei;
+    int32_t *restrict cells = ws->cells;
+    const float *restrict dist = ws->dist;
+    for (size_t i = 0; i < n; i++) { /* the copy and the mask in one pass */
+        cells[i] = nuclei[i];
+        mask[i] = nuclei[i] == 0;
+    }
     float r2 = p->expansion * p->expansion;
     edt_squared_within(mask, w, h, r2, ws->dist); /* only distances up to r2 are used */
     for (size_t i = 0; i < n; i++) mask[i] = dist[i] <= r2;

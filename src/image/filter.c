@@ -471,17 +471,17 @@ IMAGE_VECTORISED static void filter_pool_row(const float *restrict r0, const flo
     if (w % 2) o[pairs] = filter_lesser(filter_lesser(r0[w - 1], r0[w - 1]), filter_lesser(r1[w - 1], r1[w - 1]));
 }
 
-/* One row of the difference with the coarse background b (each coarse
- * pixel under two fine ones), clamped at 0. */
-IMAGE_VECTORISED static void filter_subtract_row(float *restrict o, int w, const float *restrict b) {
+/* One row of the difference of src with the coarse background b (each
+ * coarse pixel under two fine ones), clamped at 0, into o (o may be src). */
+IMAGE_VECTORISED static void filter_subtract_row(const float *src, float *o, int w, const float *restrict b) {
     int pairs = w / 2;
     for (int x = 0; x < pairs; x++) {
-        float d0 = o[2 * x] - b[x], d1 = o[2 * x + 1] - b[x];
+        float d0 = src[2 * x] - b[x], d1 = src[2 * x + 1] - b[x];
         o[2 * x] = d0 > 0 ? d0 : 0;
         o[2 * x + 1] = d1 > 0 ? d1 : 0;
     }
     if (w % 2) {
-        float d = o[w - 1] - b[pairs];
+        float d = src[w - 1] - b[pairs];
         o[w - 1] = d > 0 ? d : 0;
     }
 }
@@ -490,18 +490,26 @@ IMAGE_VECTORISED static void filter_subtract_row(float *restrict o, int w, const
  * the coarse opening under every fine pixel of the block, so the
  * difference stays >= 0 like the exact one; the opening's radius halves
  * with the scale. A quarter of the pixels for the two filters that cost
- * most. */
-int filter_background_subtract_coarse(float *img, int w, int h, float radius) {
-    if (filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
-    if (w < 4 || h < 4 || radius < 4) return filter_background_subtract(img, w, h, radius);
+ * most. From src into dst, so a caller that keeps src needs no copy. */
+int filter_background_subtract_coarse_copy(const float *src, float *dst, int w, int h, float radius) {
+    if (filter_check(src, w, h, radius) != TS_OK || dst == NULL) return TS_ERR;
+    if (w < 4 || h < 4 || radius < 4) {
+        if (dst != src) memcpy(dst, src, (size_t)w * h * sizeof(float));
+        return filter_background_subtract(dst, w, h, radius);
+    }
     int cw = (w + 1) / 2, ch = (h + 1) / 2;
     float *bg = ts_malloc((size_t)cw * ch * sizeof(float));
     for (int y = 0; y < ch; y++)
-        filter_pool_row(img + (size_t)(2 * y) * w, 2 * y + 1 < h ? img + (size_t)(2 * y + 1) * w : img + (size_t)(2 * y) * w,
+        filter_pool_row(src + (size_t)(2 * y) * w, 2 * y + 1 < h ? src + (size_t)(2 * y + 1) * w : src + (size_t)(2 * y) * w,
                         w, bg + (size_t)y * cw);
     filter_min(bg, cw, ch, radius / 2);
     filter_max(bg, cw, ch, radius / 2);
-    for (int y = 0; y < h; y++) filter_subtract_row(img + (size_t)y * w, w, bg + (size_t)(y / 2) * cw);
+    for (int y = 0; y < h; y++)
+        filter_subtract_row(src + (size_t)y * w, dst + (size_t)y * w, w, bg + (size_t)(y / 2) * cw);
     free(bg);
     return TS_OK;
+}
+
+int filter_background_subtract_coarse(float *img, int w, int h, float radius) {
+    return filter_background_subtract_coarse_copy(img, img, w, h, radius);
 }

@@ -45,4 +45,8 @@ int filter_background_subtract(float *img, int w, int h, float radius);
  * radii under 4 pixels the exact filter is used. */
 int filter_background_subtract_coarse(float *img, int w, int h, float radius);
 
+/* The same from src into dst (dst == src allowed): equals copying src to
+ * dst, then filter_background_subtract_coarse on dst. */
+int filter_background_subtract_coarse_copy(const float *src, float *dst, int w, int h, float radius);
+
 #endif

@@ -191,6 +191,31 @@ static void test_filter_gaussian_equals_plain_separable_blur(void **state) {
     }
 }
 
+/* The coarse background subtraction from one image into another leaves
+ * the source alone and gives what it gives in place, also below the
+ * coarse path's minimum size and radius (the exact filter then). */
+static void test_filter_background_subtract_coarse_copy_equals_in_place(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    const int sizes[3][2] = {{37, 29}, {3, 9}, {64, 5}};
+    const float radii[3] = {9.0f, 2.5f, 6.0f};
+    for (int t = 0; t < 3; t++) {
+        int w = sizes[t][0], h = sizes[t][1];
+        size_t n = (size_t)w * h;
+        float *src = malloc(n * sizeof(float)), *keep = malloc(n * sizeof(float)),
+              *dst = malloc(n * sizeof(float)), *inplace = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) src[i] = keep[i] = inplace[i] = rnd_float(&s);
+        assert_int_equal(filter_background_subtract_coarse_copy(src, dst, w, h, radii[t]), TS_OK);
+        assert_int_equal(filter_background_subtract_coarse(inplace, w, h, radii[t]), TS_OK);
+        assert_memory_equal(src, keep, n * sizeof(float));
+        assert_memory_equal(dst, inplace, n * sizeof(float));
+        free(src);
+        free(keep);
+        free(dst);
+        free(inplace);
+    }
+}
+
 /* Radius 3: a+b = 3, 2a+b = floor(3 sqrt 2) = 4, so the element is
  * {|dx| <= 3, |dy| <= 3, |dx| + |dy| <= 4}: rows dy = +-3 keep |dx| <= 1,
  * dy = +-2 keep |dx| <= 2, dy = -1..1 keep |dx| <= 3. Eroding a single 0
@@ -400,6 +425,7 @@ int main(void) {
         cmocka_unit_test(test_filter_gaussian_keeps_constant_image_constant),
         cmocka_unit_test(test_filter_gaussian_matches_brute_force_on_random_images),
         cmocka_unit_test(test_filter_gaussian_equals_plain_separable_blur),
+        cmocka_unit_test(test_filter_background_subtract_coarse_copy_equals_in_place),
         cmocka_unit_test(test_filter_min_radius3_draws_octagon),
         cmocka_unit_test(test_filter_min_max_small_radii_are_cross_and_diamond),
         cmocka_unit_test(test_filter_min_max_match_brute_force_octagon),
