@@ -303,6 +303,13 @@ static void decode_tile(reader *r, const jlevel *l, uint32_t col, uint32_t row, 
     jpeg_abort_decompress(c);
 }
 
+/* Zeroes [x0, x1) x [y0, y1) of buf (stride bw); an empty rectangle is
+ * nothing to do. */
+static void clear_rect(uint32_t *buf, int bw, int x0, int y0, int x1, int y1) {
+    if (x0 >= x1) return;
+    for (int y = y0; y < y1; y++) memset(buf + (size_t)y * (size_t)bw + (size_t)x0, 0, (size_t)(x1 - x0) * sizeof(uint32_t));
+}
+
 /* Decodes every tile under the clipped window into buf; TS_ERR with the
  * tile named. The setjmp is here, so every libjpeg call runs below it. */
 static int decode_window(const tiffjpeg *t, const jlevel *l, reader *r, int64_t x, int64_t y,
@@ -322,7 +329,13 @@ static int decode_window(const tiffjpeg *t, const jlevel *l, reader *r, int64_t 
     for (row = (uint32_t)(y / l->th); row <= (uint32_t)((y1 - 1) / l->th); row++)
         for (col = (uint32_t)(x / l->tw); col <= (uint32_t)((x1 - 1) / l->tw); col++) {
             size_t k = (size_t)row * l->cols + col;
-            if (l->bytes[k] == 0) continue; /* a sparse TIFF's missing tile: transparent */
+            if (l->bytes[k] == 0) { /* a sparse TIFF's missing tile: transparent */
+                int64_t tx0 = (int64_t)col * l->tw, ty0 = (int64_t)row * l->th;
+                int64_t rx0 = tx0 > x ? tx0 : x, ry0 = ty0 > y ? ty0 : y;
+                int64_t rx1 = tx0 + l->tw < x1 ? tx0 + l->tw : x1, ry1 = ty0 + l->th < y1 ? ty0 + l->th : y1;
+                clear_rect(buf, bw, (int)(rx0 - ox), (int)(ry0 - oy), (int)(rx1 - ox), (int)(ry1 - oy));
+                continue;
+            }
             if (read_tile_bytes(t, l, r, k, err, errlen) != TS_OK) return TS_ERR;
             decode_tile(r, l, col, row, x, y, x1, y1, buf, ox, oy, bw);
         }
@@ -336,11 +349,19 @@ int tiffjpeg_read(const tiffjpeg *t, int level, int64_t x, int64_t y, int w, int
         return TS_ERR;
     }
     const jlevel *l = &t->levels[level];
-    memset(buf, 0, (size_t)w * (size_t)h * sizeof(uint32_t));
     int64_t cx0 = x > 0 ? x : 0, cy0 = y > 0 ? y : 0;
     int64_t cx1 = x + w < (int64_t)l->w ? x + w : (int64_t)l->w;
     int64_t cy1 = y + h < (int64_t)l->h ? y + h : (int64_t)l->h;
-    if (cx0 >= cx1 || cy0 >= cy1) return TS_OK;
+    if (cx0 >= cx1 || cy0 >= cy1) {
+        memset(buf, 0, (size_t)w * (size_t)h * sizeof(uint32_t));
+        return TS_OK;
+    }
+    /* Only what no tile covers is cleared (missing tiles in decode_window):
+     * clearing the whole window first wrote it twice. */
+    clear_rect(buf, w, 0, 0, w, (int)(cy0 - y));
+    clear_rect(buf, w, 0, (int)(cy1 - y), w, h);
+    clear_rect(buf, w, 0, (int)(cy0 - y), (int)(cx0 - x), (int)(cy1 - y));
+    clear_rect(buf, w, (int)(cx1 - x), (int)(cy0 - y), w, (int)(cy1 - y));
     reader *r = ts_calloc(1, sizeof(*r));
     r->tile = ts_malloc((size_t)l->tw * l->th * sizeof(uint32_t));
     r->rows = ts_malloc((size_t)l->th * sizeof(JSAMPROW));
