@@ -15,6 +15,7 @@
 #include "image/edt.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,13 @@ static void edt_row(float *row, int w, edt_row_scratch *s, float far) {
     }
 }
 
+/* Whether the 16 values from v on are all 0: one vectorised test. */
+static inline bool edt_all_zero16(const float *v) {
+    int any = 0;
+    for (int k = 0; k < 16; k++) any |= v[k] != 0;
+    return any == 0;
+}
+
 /* One row of the second pass, run by run: a background pixel (vertical
  * distance 0) is at distance 0, and for a pixel in a run of non-zero
  * entries the background pixel just outside the run on either side is
@@ -111,6 +119,10 @@ static void edt_row(float *row, int w, edt_row_scratch *s, float far) {
  * foreground rather than the whole row. */
 static void edt_row_runs(float *row, int w, edt_row_scratch *s, float far) {
     for (int x = 0; x < w;) {
+        if (x + 16 <= w && edt_all_zero16(row + x)) { /* background, most of a row */
+            x += 16;
+            continue;
+        }
         if (row[x] == 0) {
             x++;
             continue;
