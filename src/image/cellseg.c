@@ -432,13 +432,21 @@ static void refine_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
     const float *hs = ws->h, *hfine = ws->hfine;
     const float threshold = p->threshold;
     for (size_t l = 0; l <= count; l++) peak[l] = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         if (i + 8 <= n && zero_block(nuclei, i)) {
-            i += 7;
+            i += 8;
             continue;
         }
         int32_t l = nuclei[i];
-        if (l > 0 && hs[i] > peak[l]) peak[l] = hs[i];
+        if (l <= 0) {
+            i++;
+            continue;
+        }
+        /* a run of one label: its peak in a register (a maximum is the
+         * same in any order), stored once */
+        float m = peak[l];
+        for (; i < n && nuclei[i] == l; i++) m = hs[i] > m ? hs[i] : m;
+        peak[l] = m;
     }
     for (size_t i = 0; i < n; i++) {
         if (i + 8 <= n && zero_block(nuclei, i)) {
