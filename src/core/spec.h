@@ -121,6 +121,11 @@ int spec_from_json(json_t *root, const spec_limits *lim, spec_check_job_fn check
  * spec_from_json(spec_to_json(w)) yields an equal workflow. New reference. */
 json_t *spec_to_json(const spec_workflow *wf);
 
+/* json_dumps(spec_to_json(wf), JSON_COMPACT), the same bytes, written
+ * without building the document (spec_text.c says why); its length in
+ * *len when len is not NULL. malloc'd; NULL if a part cannot be written. */
+char *spec_to_text(const spec_workflow *wf, size_t *len);
+
 /* Index of the job with this id, or -1. */
 int spec_find_job(const spec_workflow *wf, const char *job_id);
 

@@ -154,9 +154,7 @@ int pg_submit(pg_store *st, const char *user, const spec_workflow *spec, double 
     int64_t wf_id = 0;
     PGresult *users = NULL;
     if (rows_submit_check(user, spec, st->in_txn, err, errlen) != TS_OK) return TS_ERR;
-    json_t *doc = spec_to_json(spec);
-    char *spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
+    char *spec_text = spec_to_text(spec, NULL);
     if (spec_text == NULL) {
         ts_errf(err, errlen, "store_submit: the spec could not be serialised");
         return TS_ERR;

@@ -350,9 +350,7 @@ int sqlite_submit_prepare(sqlite_store *st, store_submit_item *it) {
     it->spec_text = NULL;
     if (rows_submit_check(it->user, it->spec, in_txn(st), it->err, it->errlen) != TS_OK)
         return TS_ERR;
-    json_t *doc = spec_to_json(it->spec);
-    it->spec_text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
+    it->spec_text = spec_to_text(it->spec, NULL);
     if (it->spec_text == NULL) {
         ts_errf(it->err, it->errlen, "store_submit: the spec could not be serialised");
         return TS_ERR;

@@ -1,7 +1,8 @@
 /*
  * test_spec_dag.c - unit tests for src/core/spec.h's dependency graph:
  * depends_on, branch edges, cycles and their messages, graphs of 10,000
- * jobs (built without recursion), and the round trip through spec_to_json.
+ * jobs (built without recursion), the round trip through spec_to_json, and
+ * spec_to_text writing what json_dumps writes of it.
  * The document, its fields and its jobs are in test_spec.c; the helpers of
  * both are in spec_fixture.h.
  */
@@ -275,6 +276,51 @@ static void test_round_trips_through_to_json(void **state) {
     spec_free(wf);
 }
 
+/* spec_to_text is json_dumps(spec_to_json(wf), JSON_COMPACT), byte for
+ * byte: the stored form of a spec does not depend on which wrote it. */
+static void assert_text_is_dumped_document(const char *json) {
+    spec_workflow *wf = NULL;
+    spec_error err;
+    if (spec_parse(json, strlen(json), NULL, NULL, NULL, &wf, &err) != 0)
+        fail_msg("unexpected rejection: %s", err.message);
+    json_t *doc = spec_to_json(wf);
+    char *want = json_dumps(doc, JSON_COMPACT);
+    size_t len = 0;
+    char *got = spec_to_text(wf, &len);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    assert_int_equal(len, strlen(want));
+    free(got);
+    free(want);
+    json_decref(doc);
+    spec_free(wf);
+}
+
+static void test_writes_the_same_text_as_the_dumped_document(void **state) {
+    (void)state;
+    /* defaults only */
+    assert_text_is_dumped_document("{\"name\": \"w\", \"jobs\": [{\"job_id\": \"a\","
+                                   " \"job_type\": \"noop\"}]}");
+    /* every field; strings with every control character, quotes,
+     * backslashes, a slash, DEL, UTF-8 of 2, 3 and 4 bytes and U+2028;
+     * numbers that are not whole or too large for an integer */
+    char name[64 * 8] = "";
+    for (int c = 1; c < 0x20; c++) snprintf(name + strlen(name), 8, "\\u%04x", c);
+    char json[4096];
+    snprintf(json, sizeof(json),
+             "{\"name\": \"%s \\\" \\\\ / \x7f \xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80\","
+             " \"priority\": -3, \"jobs\": ["
+             "{\"job_id\": \"a\", \"job_type\": \"t\\\"\\\\\\n\","
+             " \"params\": {\"r\": 0.1, \"big\": 1e300, \"s\": \"\\u0001x\\t\","
+             " \"\xc3\xa9\": [true, null, -0.0, 12345678901234]},"
+             " \"cpus\": 2, \"timeout_s\": 0.1, \"max_retries\": 3, \"retry_delay_s\": 1e-7},"
+             "{\"job_id\": \"b\", \"job_type\": \"noop\", \"image_path\": \"/d/\\\"x\\u0007.svs\","
+             " \"branch\": \"left\", \"depends_on\": [\"a\"], \"timeout_s\": 2591999.75,"
+             " \"retry_delay_s\": 2.5}]}",
+             name);
+    assert_text_is_dumped_document(json);
+}
+
 static void test_keeps_params_independent_of_the_document(void **state) {
     (void)state;
     json_t *root = json_pack("{s:s, s:[{s:s, s:s, s:{s:i}}]}", "name", "w", "jobs", "job_id", "a",
@@ -306,6 +352,7 @@ int main(void) {
         cmocka_unit_test(test_searches_10000_deep_forward_chain_without_recursion),
         cmocka_unit_test(test_names_10000_job_cycle_within_message_size),
         cmocka_unit_test(test_round_trips_through_to_json),
+        cmocka_unit_test(test_writes_the_same_text_as_the_dumped_document),
         cmocka_unit_test(test_keeps_params_independent_of_the_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
