@@ -29,6 +29,7 @@ struct scheduler {
     bool leader;
     int64_t term; /* the store's term of our lead (store_leader_term) */
     bool claiming;
+    bool deferred_sync; /* commits fsynced after act, not before (sched_new) */
     bool adopting;     /* start_or_adopt adopts rather than starts */
     int64_t last_loaded_id;
     int64_t last_command_id; /* the highest command applied and committed */
@@ -74,6 +75,13 @@ scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, exec
     s->ex = ex;
     s->ex->journal = (exec_journal){journal_record, s};
     s->claiming = true;
+    /* Jobs that die with us may start before their claim's fsync (see
+     * sync_after_act); a detached executor's outlive us, so theirs waits. */
+    char err[TS_ERRLEN];
+    s->deferred_sync = !ex->ops->detached && store_set_deferred_sync(st, true, err, sizeof(err)) == TS_OK;
+    if (!ex->ops->detached && !s->deferred_sync)
+        log_emit(LOG_WARN, NULL, NULL, "claims are fsynced before their jobs start",
+                 json_pack("{ss}", "error", err));
     map_init(&s->started);
     map_init(&s->ready_at);
     map_init(&s->started_at);
@@ -590,6 +598,30 @@ static void take_exec_events(scheduler *s, double budget, int wake_fd) {
     }
 }
 
+/*
+ * Makes the round's commits durable, after act() started their jobs
+ * (docs/architecture.md, "Starting before the fsync"). With a local
+ * executor a claimed job may start once its claim is committed - visible,
+ * ordered, guarded - without waiting for the device: its process dies with
+ * this scheduler, so a power cut that loses the claim (the WAL keeps a
+ * prefix of the commits) also killed the job, and the restarted scheduler
+ * runs it again. The fsync overlaps the job's start instead of preceding
+ * it. It must still come before anything of the round is published: the
+ * store rings the event listeners (the HTTP workers' WebSocket hubs) only
+ * here, after the fsync, and the scheduler acknowledges nothing itself. A
+ * failed fsync may have lost claims of running jobs: they are stopped and
+ * the lead dropped, so the next round rebuilds from the store.
+ */
+static int sync_after_act(scheduler *s, char *err, size_t errlen) {
+    if (!s->deferred_sync) return TS_OK;
+    int rc = store_sync(s->st, err, errlen);
+    if (rc == TS_OK) return TS_OK;
+    log_emit(LOG_ERROR, NULL, NULL, "the store's fsync failed; stopping this scheduler's jobs",
+             json_pack("{ss}", "error", err));
+    if (s->leader) drop_lead(s);
+    return STORE_UNAVAILABLE;
+}
+
 /* One loop: take in what the store has, decide, wait for job events (not
  * at all when decisions are pending), decide again with the slots the
  * exits freed, then record every change of the loop - exits, the jobs they
@@ -610,13 +642,16 @@ int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t err
     take_exec_events(s, wait_budget(s, max_wait), wake_fd);
     if (!s->leader) {
         s->backoff = 0;
-        return TS_OK;
+        return sync_after_act(s, err, errlen); /* the heartbeat's commit */
     }
     decide(s);
-    if ((rc = record(s, err, errlen)) != TS_OK) return rc;
+    if ((rc = record(s, err, errlen)) != TS_OK) {
+        int src = sync_after_act(s, err, errlen); /* the heartbeat's, if any */
+        return src != TS_OK ? src : rc;
+    }
     s->backoff = 0;
     act(s);
-    return TS_OK;
+    return sync_after_act(s, err, errlen);
 }
 
 int sched_shutdown(scheduler *s, const char *reason, char *err, size_t errlen) {
@@ -641,7 +676,10 @@ int sched_shutdown(scheduler *s, const char *reason, char *err, size_t errlen) {
     job_ref_list_free(&running);
     int rc = record(s, err, errlen);
     if (rc == TS_OK) act(s);
+    if (rc == TS_OK) rc = sync_after_act(s, err, errlen);
     drop_lead(s);
-    if (store_leader_release(s->st, s->owner, err, errlen) != TS_OK) rc = TS_ERR;
+    if (store_leader_release(s->st, s->owner, err, errlen) != TS_OK ||
+        store_sync(s->st, err, errlen) != TS_OK)
+        rc = TS_ERR;
     return rc;
 }

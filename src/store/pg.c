@@ -441,6 +441,24 @@ static int commit_now(pg_store *st, char *err, size_t errlen) {
  * connection was lost: then it is unknown whether COMMIT took effect, and
  * the caller reports STORE_UNAVAILABLE rather than success).
  */
+/* Commits stay synchronous on PostgreSQL (store.h, deferred sync): the
+ * server flushes concurrent commits together already, and a deferred flush
+ * would need a commit of its own to wait for. */
+int pg_set_deferred_sync(pg_store *st, bool on, char *err, size_t errlen) {
+    (void)st;
+    (void)on;
+    (void)err;
+    (void)errlen;
+    return TS_OK;
+}
+
+int pg_sync(pg_store *st, char *err, size_t errlen) {
+    (void)st;
+    (void)err;
+    (void)errlen;
+    return TS_OK;
+}
+
 int pg_commit(pg_store *st, char *err, size_t errlen) {
     if (!st->in_txn) {
         ts_errf(err, errlen, "store_commit: no transaction is open");

@@ -174,7 +174,9 @@ int sql_configure(sqlite_store *st, char *err, size_t errlen) {
                 st->path, mode);
         return TS_ERR;
     }
-    if ((rc = pragma(st, "PRAGMA synchronous=FULL", NULL, 0, err, errlen)) != TS_OK) return rc;
+    if ((rc = pragma(st, st->deferred_sync ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL",
+                     NULL, 0, err, errlen)) != TS_OK)
+        return rc;
     return pragma(st, "PRAGMA foreign_keys=ON", NULL, 0, err, errlen);
 }
 
@@ -303,12 +305,18 @@ int sql_usable(sqlite_store *st, char *err, size_t errlen) {
 }
 
 /* See sqlite_internal.h. The commit went to the inode SQLite had open; if
- * that is no longer the file at the path, nobody will read it again. */
+ * that is no longer the file at the path, nobody will read it again. A
+ * deferred commit (store_sync) rings its listeners after its fsync. */
 int sql_after_commit(sqlite_store *st, char *err, size_t errlen) {
     int64_t seq = st->wake_seq;
     st->wake_seq = 0;
     if (st->db == NULL || !file_moved(st)) {
-        if (seq > 0) sq_wake_ring(st->ringer, seq); /* committed: readers may look now */
+        if (st->deferred_sync) {
+            st->unsynced = true;
+            if (seq > st->unsynced_seq) st->unsynced_seq = seq;
+        } else if (seq > 0) {
+            sq_wake_ring(st->ringer, seq); /* committed and durable: readers may look now */
+        }
         return TS_OK;
     }
     st->moved = true;

@@ -121,6 +121,9 @@ struct sqlite_store {
     char why[512]; /* why the store is unavailable, while it is */
     int stmt_fail_rc; /* the class of stmt_get's last failure (stmt_failed) */
     int64_t wake_seq;  /* the newest event of the open transaction; 0 = none */
+    bool deferred_sync;  /* store_set_deferred_sync: synchronous=NORMAL, store_sync fsyncs */
+    bool unsynced;       /* a commit since the last store_sync (deferred_sync only) */
+    int64_t unsynced_seq; /* the newest event of those commits, rung after the sync; 0 = none */
     double busy_since; /* when the current wait for a lock began (busy_wait) */
     struct sq_ringer *ringer; /* wakes the listeners after a commit with events */
     rows_spec_cache *specs;    /* parsed stored specs (rows.h) */

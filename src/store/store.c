@@ -148,6 +148,14 @@ int store_commit(store *st, char *err, size_t errlen) {
     STORE_CALL(commit, err, errlen);
 }
 
+int store_set_deferred_sync(store *st, bool on, char *err, size_t errlen) {
+    return STORE_FORWARD(set_deferred_sync, on, err, errlen);
+}
+
+int store_sync(store *st, char *err, size_t errlen) {
+    STORE_CALL(sync, err, errlen);
+}
+
 void store_rollback(store *st) {
     if (st->pg) pg_rollback(st->pg);
     else sqlite_rollback(st->sq);

@@ -100,6 +100,23 @@ int store_begin(store *st, char *err, size_t errlen);
 int store_commit(store *st, char *err, size_t errlen);
 void store_rollback(store *st);
 
+/* Deferred sync: only for the scheduler of an executor whose jobs die with
+ * it (the local one; docs/architecture.md, "Starting before the fsync").
+ * While on, store_commit on this handle returns once the transaction is
+ * committed - visible to every connection, in commit order, every guard
+ * checked - without waiting for the device, and wakes no listener;
+ * store_sync then puts everything this handle committed on stable storage
+ * and wakes the listeners of those commits. The caller must store_sync
+ * before it publishes anything from such a commit and before it commits
+ * anything it acknowledges. A power cut before the sync keeps a prefix of
+ * the commits (the WAL's frames carry cumulative checksums). SQLite: the
+ * connection runs synchronous=NORMAL and store_sync fsyncs the WAL;
+ * PostgreSQL: commits stay synchronous and store_sync does nothing. */
+int store_set_deferred_sync(store *st, bool on, char *err, size_t errlen);
+/* TS_OK at once when nothing is waiting; STORE_UNAVAILABLE when the fsync
+ * failed (the commits since the last sync may be lost). */
+int store_sync(store *st, char *err, size_t errlen);
+
 /* Makes st use the parsed-spec cache of with (both opened on the same
  * backend; otherwise nothing changes), so that the handles of one process
  * - a worker's request threads - parse a stored spec once between them

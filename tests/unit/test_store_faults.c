@@ -28,6 +28,7 @@
 
 #include "core/spec.h"
 #include "batch_harness.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 #include "testlib.h"
 #include "util/util.h"
@@ -46,6 +47,7 @@ static sqlite3_vfs *real_vfs;
 static sqlite3_vfs fault_vfs;
 static int fail_writes; /* an SQLite code for xWrite to return, 0 = none */
 static int fail_reads;  /* likewise for xRead */
+static int fail_syncs;  /* likewise for xSync */
 static _Atomic int wal_unsynced; /* writes to a WAL since its last xSync (any thread) */
 
 #define REAL(f) (((fault_file *)(f))->real)
@@ -66,6 +68,7 @@ static int f_truncate(sqlite3_file *f, sqlite3_int64 size) {
     return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 static int f_sync(sqlite3_file *f, int flags) {
+    if (fail_syncs) return fail_syncs;
     int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
     if (rc == SQLITE_OK && ((fault_file *)f)->is_wal) wal_unsynced = 0;
     return rc;
@@ -155,14 +158,14 @@ static int setup(void **state) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
     }
-    fail_reads = fail_writes = 0;
+    fail_reads = fail_writes = fail_syncs = 0;
     *state = f;
     return 0;
 }
 
 static int teardown(void **state) {
     fx *f = *state;
-    fail_reads = fail_writes = 0;
+    fail_reads = fail_writes = fail_syncs = 0;
     store_close(f->st);
     test_rm_rf(f->dir);
     free(f);
@@ -302,6 +305,178 @@ static void assert_all_unavailable(store *st, int64_t id) {
     store_rollback(st); /* harmless without a transaction */
     assert_int_equal(store_probe(st, err, sizeof(err)), STORE_UNAVAILABLE);
     assert_non_null(strstr(err, "store unavailable"));
+}
+
+/* ---- deferred sync: jobs start before the fsync, nothing is published before it ---- */
+
+/* Deferred sync (store.h): the commit returns with the WAL written but not
+ * fsynced, and its listeners (the WebSocket hubs) are not woken; store_sync
+ * fsyncs it and only then wakes them. Fails if the ring came with the
+ * commit, before the fsync. */
+static void test_deferred_commit_rings_listeners_after_the_fsync(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    int64_t id = submit_ok(f->st, "ann"), seq = 0;
+    store_listener *l = NULL;
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &l, err, sizeof(err)), TS_OK);
+    assert_non_null(l);
+    assert_int_equal(store_set_deferred_sync(f->st, true, err, sizeof(err)), TS_OK);
+    core_change ch = job_change(id, 0, JOB_PENDING, JOB_READY);
+    assert_int_equal(store_begin(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_apply(f->st, &ch, NULL, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_commit(f->st, err, sizeof(err)), TS_OK);
+    assert_true(wal_unsynced > 0);                     /* committed, not yet on the device */
+    assert_int_equal(store_listener_drain(l, &seq), 0); /* and nobody told */
+    assert_int_equal(store_sync(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(wal_unsynced, 0);
+    assert_int_equal(store_listener_drain(l, &seq), 1);
+    assert_true(seq > 0);
+    assert_int_equal(store_sync(f->st, err, sizeof(err)), TS_OK); /* nothing left: no ring */
+    assert_int_equal(store_listener_drain(l, &seq), 0);
+    store_listener_close(l);
+}
+
+/* An executor whose start() notes what the world looked like when the job
+ * started: the WAL's unsynced writes, the rings heard, and whether another
+ * connection already saw the claim. */
+typedef struct noting_exec {
+    executor base;
+    const char *path;
+    store_listener *l;
+    int started, cancelled, rings_at_start;
+    int unsynced_at_start;
+    bool claim_visible_at_start;
+} noting_exec;
+
+static int noting_start(executor *base, const exec_job *job, char *err, size_t errlen) {
+    noting_exec *x = (noting_exec *)base;
+    int64_t seq = 0;
+    x->started++;
+    x->unsynced_at_start = wal_unsynced;
+    x->rings_at_start = store_listener_drain(x->l, &seq);
+    store *other = NULL;
+    store_workflow *wf = NULL;
+    if (store_open_existing(x->path, &other, err, errlen) == TS_OK &&
+        store_workflow_get(other, job->workflow_id, NULL, &wf, err, errlen) == TS_OK)
+        x->claim_visible_at_start = wf->jobs[job->job_index].state == JOB_RUNNING;
+    store_workflow_free(wf);
+    store_close(other);
+    return TS_OK;
+}
+
+static void noting_cancel(executor *base, int64_t wf, int32_t job_index, double grace_s) {
+    (void)wf;
+    (void)job_index;
+    (void)grace_s;
+    ((noting_exec *)base)->cancelled++;
+}
+
+static int noting_wait(executor *base, double timeout_s, int wake_fd, exec_event *ev, size_t max) {
+    (void)base;
+    (void)timeout_s;
+    (void)wake_fd;
+    (void)ev;
+    (void)max;
+    return 0;
+}
+
+static size_t noting_running(executor *base) {
+    return (size_t)((noting_exec *)base)->started;
+}
+
+static void noting_destroy(executor *base) {
+    (void)base;
+}
+
+static const executor_ops noting_ops = {.start = noting_start, .cancel = noting_cancel,
+                                        .wait = noting_wait, .running = noting_running,
+                                        .destroy = noting_destroy};
+
+static void noting_release(executor *base) {
+    (void)base;
+}
+
+/* The same, as a batch executor whose jobs outlive the scheduler. */
+static const executor_ops noting_detached_ops = {
+    .start = noting_start, .cancel = noting_cancel, .wait = noting_wait,
+    .running = noting_running, .destroy = noting_destroy, .detached = true,
+    .release = noting_release};
+
+/* A scheduler over f's store and x, stepped until x started a job (or
+ * a step failed: its code); WAL fsyncs fail with sync_fault from the first
+ * step on (0: they do not). */
+static int step_until_started(fx *f, noting_exec *x, int sync_fault, scheduler **out) {
+    char err[TS_ERRLEN];
+    int64_t seq = 0;
+    submit_ok(f->st, "ann");
+    fail_syncs = sync_fault;
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &x->l, err, sizeof(err)),
+                     TS_OK);
+    store_listener_drain(x->l, &seq); /* the submission's ring */
+    if (x->base.ops == NULL) x->base.ops = &noting_ops;
+    x->path = f->path;
+    sched_config cfg = {.state_dir = f->dir, .data_roots = "", .max_active_users = 3,
+                        .concurrency_limit = 2, .poll_seconds = 0.2, .lease_ttl = 30,
+                        .kill_grace_s = 1};
+    *out = sched_new(&cfg, "test:1:1", f->st, &x->base);
+    int rc = TS_OK;
+    for (int i = 0; i < 10 && rc == TS_OK && x->started == 0; i++)
+        rc = sched_step(*out, 0, -1, err, sizeof(err));
+    return rc;
+}
+
+/* The order the lead chose for a local executor (docs/architecture.md):
+ * a claimed job starts once its claim is committed - another connection
+ * sees it - but before the fsync; the step ends only after the fsync, and
+ * the event listeners hear of the round only after it. Fails if the
+ * scheduler fsyncs before starting (unsynced_at_start 0), never syncs
+ * (unsynced after the step), or rings before the sync. */
+static void test_scheduler_starts_before_the_fsync_and_publishes_after(void **state) {
+    fx *f = *state;
+    noting_exec x = {0};
+    scheduler *s = NULL;
+    assert_int_equal(step_until_started(f, &x, 0, &s), TS_OK);
+    assert_int_equal(x.started, 1);
+    assert_true(x.claim_visible_at_start);
+    assert_true(x.unsynced_at_start > 0);
+    assert_int_equal(x.rings_at_start, 0);
+    assert_int_equal(wal_unsynced, 0);
+    int64_t seq = 0;
+    assert_int_equal(store_listener_drain(x.l, &seq), 1);
+    sched_free(s);
+    store_listener_close(x.l);
+}
+
+/* A batch executor's jobs outlive the scheduler: their claims are on the
+ * device before they start, as every commit of the store's. */
+static void test_scheduler_fsyncs_before_detached_jobs_start(void **state) {
+    fx *f = *state;
+    noting_exec x = {.base.ops = &noting_detached_ops};
+    scheduler *s = NULL;
+    assert_int_equal(step_until_started(f, &x, 0, &s), TS_OK);
+    assert_int_equal(x.started, 1);
+    assert_int_equal(x.unsynced_at_start, 0);
+    assert_int_equal(x.rings_at_start, 1);
+    sched_free(s);
+    store_listener_close(x.l);
+}
+
+/* A failed fsync may have lost the claims of jobs already started: the
+ * scheduler stops them and says the store is unavailable; nobody hears of
+ * the round. */
+static void test_scheduler_stops_its_jobs_when_the_fsync_fails(void **state) {
+    fx *f = *state;
+    noting_exec x = {0};
+    scheduler *s = NULL;
+    assert_int_equal(step_until_started(f, &x, SQLITE_IOERR_FSYNC, &s), STORE_UNAVAILABLE);
+    fail_syncs = 0;
+    assert_int_equal(x.started, 1);
+    assert_int_equal(x.cancelled, 1);
+    assert_false(sched_is_leader(s));
+    int64_t seq = 0;
+    assert_int_equal(store_listener_drain(x.l, &seq), 0);
+    sched_free(s);
+    store_listener_close(x.l);
 }
 
 /* ---- a deleted or replaced database --------------------------------------------------- */
@@ -593,6 +768,14 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_returns_after_wal_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_commit_fsynced_or_failed_for_all, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_commit_rings_listeners_after_the_fsync,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduler_starts_before_the_fsync_and_publishes_after,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduler_stops_its_jobs_when_the_fsync_fails,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduler_fsyncs_before_detached_jobs_start, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_deleted_database_is_unavailable_everywhere, setup,
                                         teardown),
