@@ -56,6 +56,10 @@ typedef struct exec_job {
      * a crash (local): the runner writes it atomically but without fsyncs
      * (protocol.h). false (the default): durable, for batch executors. */
     bool exit_marker_volatile;
+    /* Set by an executor that reads progress on the runner's pipe (local):
+     * the runner writes no progress file (protocol.h), one file less to
+     * create per job. false (the default): the file, for batch executors. */
+    bool progress_pipe_only;
 } exec_job;
 
 typedef enum exec_event_kind { EXEC_PROGRESS, EXEC_EXITED } exec_event_kind;

@@ -336,6 +336,7 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
      * it need not be durable (protocol.h). */
     exec_job spec_job = *job;
     spec_job.exit_marker_volatile = true;
+    spec_job.progress_pipe_only = true; /* read on the pipe only (protocol.h) */
     if (proto_spec_write(&spec_job, err, errlen) != TS_OK) goto cleanup;
     if ((log_fd = open_log(job, log_path, &log_start, err, errlen)) < 0) goto cleanup;
     if (pipe2(p, O_CLOEXEC) != 0) {

@@ -133,6 +133,8 @@ int proto_spec_write(const exec_job *job, char *err, size_t errlen) {
     /* Only the exception is written: specs of batch jobs stay as they were. */
     if (spec != NULL && job->exit_marker_volatile)
         json_object_set_new(spec, "exit_marker_sync", json_false());
+    if (spec != NULL && job->progress_pipe_only)
+        json_object_set_new(spec, "progress_file", json_false());
     char *path = layout_attempt_path(job->work_dir, job->attempt, LAYOUT_SPEC);
     int rc = TS_ERR;
     if (spec == NULL) {
@@ -251,6 +253,12 @@ static int spec_fields(proto_spec *s, char *err, size_t errlen) {
         return TS_ERR;
     }
     s->exit_marker_sync = sync == NULL || json_is_true(sync);
+    json_t *file = json_object_get(r, "progress_file");
+    if (file != NULL && !json_is_boolean(file)) {
+        ts_errf(err, errlen, "field \"progress_file\": must be true or false");
+        return TS_ERR;
+    }
+    s->progress_file = file == NULL || json_is_true(file);
     return TS_OK;
 }
 

@@ -232,8 +232,11 @@ static int run_job(const proto_spec *s, const job_type *type, int progress_fd, c
         .n_inputs = spec_job_inputs(s, inputs),
         .stop = &run_stop,
         .progress_fd = progress_fd,
-        .progress_file_fd =
-            open(progress_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644),
+        /* Without a pipe the file is the only way; with one, only when the
+         * executor reads the file (protocol.h, "progress_file"). */
+        .progress_file_fd = s->progress_file || progress_fd < 0
+                                ? open(progress_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)
+                                : -1,
         .last_progress_at = -1e9,
     };
     err[0] = '\0';

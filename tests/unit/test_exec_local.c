@@ -245,6 +245,8 @@ static void test_local_success_reports_progress_and_log(void **state) {
     assert_string_equal(json_string_value(json_object_get(spec, "result_dir")), f->result[0]);
     /* We read the marker at once and never after a crash: no fsyncs for it. */
     assert_true(json_is_false(json_object_get(spec, "exit_marker_sync")));
+    /* It reads progress on the pipe only: no progress file to make. */
+    assert_true(json_is_false(json_object_get(spec, "progress_file")));
     json_decref(spec);
     json_decref(params);
     ex->ops->destroy(ex);

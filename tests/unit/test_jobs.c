@@ -272,6 +272,27 @@ static void test_run_noop_publishes_result(void **state) {
     assert_true(e.host[0] != '\0');
 }
 
+/* A spec saying "progress_file": false (the local executor's, which reads
+ * the pipe only): the progress comes on the pipe, and no file is made. */
+static void test_run_without_progress_file_uses_the_pipe_only(void **state) {
+    fixture *f = *state;
+    write_spec(f, "noop", NULL);
+    json_t *spec = json_load_file(f->spec, 0, NULL);
+    assert_non_null(spec);
+    json_object_set_new(spec, "progress_file", json_false());
+    assert_int_equal(json_dump_file(spec, f->spec, JSON_COMPACT), 0);
+    json_decref(spec);
+    char *progress = NULL;
+    assert_int_equal(run_with_progress(f, &progress), 0);
+    assert_string_equal(progress, "progress 1 1 \n");
+    free(progress);
+    char path[160];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/work/attempt-1.progress", f->dir);
+    assert_int_equal(stat(path, &st), -1);
+    assert_string_equal(read_marker(f).outcome, "succeeded");
+}
+
 static void test_run_sleep_reports_progress(void **state) {
     fixture *f = *state;
     write_spec(f, "sleep", "{\"seconds\": 0.1}");
@@ -390,6 +411,8 @@ int main(void) {
         cmocka_unit_test(test_jobs_check_params),
         cmocka_unit_test(test_job_progress_throttles_and_keeps_final),
         cmocka_unit_test_setup_teardown(test_run_noop_publishes_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_without_progress_file_uses_the_pipe_only, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_run_sleep_reports_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_replaces_previous_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_without_progress_fd, setup, teardown),

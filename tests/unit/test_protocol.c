@@ -300,14 +300,17 @@ static void test_spec_write_and_load(void **state) {
     assert_int_equal(json_array_size(s.inputs), 1);
     assert_true(json_real_value(json_object_get(s.params, "sigma_um")) == 1.5);
     assert_true(s.exit_marker_sync); /* durable unless the executor says otherwise */
+    assert_true(s.progress_file);    /* likewise written unless it says otherwise */
     proto_spec_free(&s);
     char *text = test_slurp(path);
     assert_null(strstr(text, "exit_marker_sync")); /* a batch job's spec as before */
     free(text);
     job.exit_marker_volatile = true; /* the local executor's */
+    job.progress_pipe_only = true;
     assert_int_equal(proto_spec_write(&job, err, sizeof(err)), TS_OK);
     if (proto_spec_load(path, &s, err, sizeof(err)) != TS_OK) fail_msg("%s", err);
     assert_false(s.exit_marker_sync);
+    assert_false(s.progress_file);
     proto_spec_free(&s);
     struct stat st;
     char parent[300];
