@@ -250,6 +250,127 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
 
 /* ---- flooding ---------------------------------------------------------- */
 
+/* The heap flood touches only the pixels it reaches, which on a tile are
+ * a few per cent of it (nuclei and the rings around them): nothing is
+ * done to the whole image but one read of the labels for the markers
+ * (blocks of 16 unlabelled pixels passed over at a time); neighbours are
+ * tested against the mask and the labels directly. The bucket-queue flood
+ * (cell growth: more pixels, each a cheap pop) works on a framed copy
+ * instead, where a neighbour is one load. */
+
+/* Whether the 16 labels from l on are all 0. */
+static inline bool ws_zero16(const int32_t *l) {
+    int32_t any = 0;
+    for (int k = 0; k < 16; k++) any |= l[k];
+    return any == 0;
+}
+
+/* Calls visit(p) for each marker p (label > 0 inside the mask) in raster
+ * order, and clears to 0 negative labels and markers outside the mask:
+ * the header's promise. */
+#define WS_FOR_MARKERS(labels, mask, npx, visit)                              \
+    for (size_t p_ = 0; p_ < (npx);) {                                        \
+        if (p_ + 16 <= (npx) && ws_zero16((labels) + p_)) {                   \
+            p_ += 16;                                                         \
+            continue;                                                         \
+        }                                                                     \
+        if ((labels)[p_] < 0 || ((labels)[p_] > 0 && !(mask)[p_]))           \
+            (labels)[p_] = 0;                                                 \
+        else if ((labels)[p_] > 0)                                            \
+            visit((int32_t)p_);                                               \
+        p_++;                                                                 \
+    }
+
+/* The heap holds 64-bit keys alone: the elevation's order bits over the
+ * insertion counter (the age), so that a comparison is one integer
+ * compare and ties go first-in first-out; the pixel pushed at each age is
+ * kept apart, written in order. */
+typedef struct ws_heap {
+    uint64_t *key;
+    int32_t *pixel; /* by age */
+    size_t n;
+    uint32_t next_age;
+} ws_heap;
+
+/* The float's order as an unsigned integer's: negative values have all
+ * bits flipped, the others the sign bit set; -0 is made +0 first (they
+ * compare equal as floats, and so must here, for the counter to decide).
+ * A NaN (never produced by the callers) sorts after +infinity. */
+static uint32_t ws_order_bits(float f) {
+    if (f != f) return UINT32_MAX;
+    f += 0.0f; /* -0 + 0 = +0 */
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+/* 4-ary heap: half the depth of a binary one. Keys are unique (the
+ * counter), so any heap pops them in the same order. */
+#define WS_ARITY 4
+
+static inline void ws_heap_push(ws_heap *hp, float level, int32_t pixel) {
+    uint32_t age = hp->next_age++;
+    hp->pixel[age] = pixel;
+    uint64_t x = ((uint64_t)ws_order_bits(level) << 32) | age;
+    size_t i = hp->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / WS_ARITY;
+        if (hp->key[parent] <= x) break;
+        hp->key[i] = hp->key[parent];
+        i = parent;
+    }
+    hp->key[i] = x;
+}
+
+/* Removes the least key; returns its pixel. */
+static inline int32_t ws_heap_pop(ws_heap *hp) {
+    uint64_t *k = hp->key, top = k[0], last = k[--hp->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = WS_ARITY * i + 1, end = c + WS_ARITY;
+        if (c >= hp->n) break;
+        if (end > hp->n) end = hp->n;
+        size_t best = c;
+        for (size_t j = c + 1; j < end; j++)
+            if (k[j] < k[best]) best = j;
+        if (k[best] >= last) break;
+        k[i] = k[best];
+        i = best;
+    }
+    k[i] = last;
+    return hp->pixel[(uint32_t)top];
+}
+
+/* Markers lying outside the mask are dropped (set to 0): the header
+ * promises that pixels with mask == 0 end up 0, and a seed there could
+ * otherwise leak its label into the mask through a diagonal. Negative
+ * input labels are not markers and are cleared to 0 as well. */
+int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, int32_t *labels) {
+    if (ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
+    size_t npx = (size_t)w * h;
+    /* allocated, not cleared: only what the flood reaches is touched */
+    char *block = ts_malloc(npx * (sizeof(uint64_t) + sizeof(int32_t)));
+    ws_heap hp = {.key = (uint64_t *)block};
+    hp.pixel = (int32_t *)(hp.key + npx);
+    ws_grid grid = ws_grid_of(w, h);
+#define WS_SEED(p) ws_heap_push(&hp, elevation[p], p)
+    WS_FOR_MARKERS(labels, mask, npx, WS_SEED)
+#undef WS_SEED
+    int32_t nb[8];
+    while (hp.n > 0) {
+        int32_t p = ws_heap_pop(&hp), l = labels[p];
+        int n = ws_around(p, &grid, nb);
+        for (int k = 0; k < n; k++) {
+            int32_t q = nb[k];
+            if (!mask[q] || labels[q] != 0) continue;
+            labels[q] = l;
+            ws_heap_push(&hp, elevation[q], q);
+        }
+    }
+    free(block);
+    return TS_OK;
+}
+
 /* During a flood, pixels outside the mask carry this label, so that one
  * test (label != 0) tells a neighbour that must not be flooded, whether
  * labelled already or outside; they are set back to 0 at the end. */
@@ -304,118 +425,6 @@ static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h) {
         for (int x = 0; x < w; x++) l[x] = row[x] & ~(row[x] >> 31);
     }
     free(f->lab);
-}
-
-/* The heap holds 64-bit keys alone: the elevation's order bits over the
- * insertion counter (the age), so that a comparison is one integer
- * compare and ties go first-in first-out; the pixel pushed at each age
- * (in the frame and in the image) is kept apart, written in order. Half
- * the bytes per entry of a key-and-pixel heap, for the four children that
- * each step of a pop compares. */
-typedef struct ws_heap {
-    uint64_t *key;
-    int32_t *framed, *pixel; /* by age */
-    size_t n;
-    uint32_t next_age;
-} ws_heap;
-
-/* The float's order as an unsigned integer's: negative values have all
- * bits flipped, the others the sign bit set; -0 is made +0 first (they
- * compare equal as floats, and so must here, for the counter to decide).
- * A NaN (never produced by the callers) sorts after +infinity. */
-static uint32_t ws_order_bits(float f) {
-    if (f != f) return UINT32_MAX;
-    f += 0.0f; /* -0 + 0 = +0 */
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    return u & 0x80000000u ? ~u : u | 0x80000000u;
-}
-
-/* 4-ary heap: half the depth of a binary one. Keys are unique (the
- * counter), so any heap pops them in the same order. */
-#define WS_ARITY 4
-
-static inline void ws_heap_push(ws_heap *hp, float level, int32_t framed, int32_t pixel) {
-    uint32_t age = hp->next_age++;
-    hp->framed[age] = framed;
-    hp->pixel[age] = pixel;
-    uint64_t x = ((uint64_t)ws_order_bits(level) << 32) | age;
-    size_t i = hp->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / WS_ARITY;
-        if (hp->key[parent] <= x) break;
-        hp->key[i] = hp->key[parent];
-        i = parent;
-    }
-    hp->key[i] = x;
-}
-
-/* Removes the least key; returns its age. */
-static inline uint32_t ws_heap_pop(ws_heap *hp) {
-    uint64_t *k = hp->key, top = k[0], last = k[--hp->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = WS_ARITY * i + 1, end = c + WS_ARITY;
-        if (c >= hp->n) break;
-        if (end > hp->n) end = hp->n;
-        size_t best = c;
-        for (size_t j = c + 1; j < end; j++)
-            if (k[j] < k[best]) best = j;
-        if (k[best] >= last) break;
-        k[i] = k[best];
-        i = best;
-    }
-    k[i] = last;
-    return (uint32_t)top;
-}
-
-/* Whether any of the n framed labels from row[x] on is a marker (> 0):
- * most of a window holds none, and blocks of 16 are passed over with one
- * vectorised test. */
-static inline bool ws_any_marker(const int32_t *row, int x, int n) {
-    int32_t any = 0;
-    for (int k = 0; k < n; k++) any |= row[x + k] > 0;
-    return any != 0;
-}
-
-/* Markers lying outside the mask are dropped (set to 0): the header
- * promises that pixels with mask == 0 end up 0, and a seed there could
- * otherwise leak its label into the mask through a diagonal. Negative
- * input labels are not markers and are cleared to 0 as well. */
-int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, int32_t *labels) {
-    if (ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
-    size_t npx = (size_t)w * h;
-    char *block = ts_malloc(npx * (sizeof(uint64_t) + 2 * sizeof(int32_t)));
-    ws_heap hp = {.key = (uint64_t *)block};
-    hp.framed = (int32_t *)(hp.key + npx);
-    hp.pixel = hp.framed + npx;
-    ws_framed f;
-    ws_frame(&f, mask, labels, w, h);
-    int32_t *lab = f.lab;
-    for (int y = 0; y < h; y++) {
-        const int32_t *row = lab + (size_t)(y + 1) * f.pw + 1;
-        for (int x = 0; x < w; x++) {
-            if (x + 16 <= w && !ws_any_marker(row, x, 16)) {
-                x += 15;
-                continue;
-            }
-            if (row[x] > 0) ws_heap_push(&hp, elevation[(size_t)y * w + x], (y + 1) * f.pw + x + 1, y * w + x);
-        }
-    }
-    while (hp.n > 0) {
-        uint32_t age = ws_heap_pop(&hp);
-        int32_t fp = hp.framed[age], p = hp.pixel[age], l = lab[fp];
-        for (int k = 0; k < 8; k++) {
-            int32_t q = fp + (int32_t)f.pad[k];
-            if (lab[q] != 0) continue; /* labelled, or outside the mask or the image */
-            lab[q] = l;
-            int32_t qi = p + (int32_t)f.img[k];
-            ws_heap_push(&hp, elevation[qi], q, qi);
-        }
-    }
-    ws_unframe(&f, labels, w, h);
-    free(block);
-    return TS_OK;
 }
 
 /* The same flood with integer elevations: a bucket queue per level, each
