@@ -209,14 +209,25 @@ static size_t ws_plateau(ws_recon *r, int32_t start, int32_t *list, int *is_max)
     return n;
 }
 
+/* Whether the 8 mask bytes from m on are all 0. */
+static inline bool ws_none8(const uint8_t *m) {
+    uint64_t v;
+    memcpy(&v, m, sizeof(v));
+    return v == 0;
+}
+
 /* Labels the regional maxima of rec in raster order of their first pixel
  * (plateau walks reuse the queue buffer as their pixel list and inq as
  * the seen flags, both idle by now). */
 static int ws_label_maxima(ws_recon *r, int32_t *markers) {
     size_t npx = (size_t)r->w * r->h;
     int n = 0;
-    for (size_t p = 0; p < npx; p++) markers[p] = 0;
+    memset(markers, 0, npx * sizeof(int32_t));
     for (size_t p = 0; p < npx; p++) {
+        if (p + 8 <= npx && ws_none8(r->mask + p)) {
+            p += 7; /* outside the mask, most of a window */
+            continue;
+        }
         if (!r->mask[p] || r->inq[p]) continue;
         int is_max;
         size_t len = ws_plateau(r, (int32_t)p, r->queue, &is_max);
@@ -236,7 +247,14 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
     r.rec = (float *)block;
     r.queue = (int32_t *)(block + npx * sizeof(float));
     r.inq = (uint8_t *)(block + npx * (sizeof(float) + sizeof(int32_t)));
+    /* rec and inq are only ever read inside the mask (every access is
+     * behind a mask test), so only there are they set */
     for (size_t p = 0; p < npx; p++) {
+        if (p + 8 <= npx && ws_none8(mask + p)) {
+            p += 7;
+            continue;
+        }
+        if (!mask[p]) continue;
         r.rec[p] = img[p] - hmin;
         r.inq[p] = 0;
     }
