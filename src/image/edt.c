@@ -156,6 +156,13 @@ int edt_squared(const uint8_t *mask, int w, int h, float *out) {
     return edt_run(mask, w, h, INFINITY, EDT_FAR, out);
 }
 
+/* Whether the 16 values from v on are all INFINITY (no site). */
+static inline bool edt_all_inf16(const float *v) {
+    int any = 0;
+    for (int k = 0; k < 16; k++) any |= v[k] != INFINITY;
+    return any == 0;
+}
+
 /* One row of the bounded transform by brute force over the 2r+1
  * horizontal offsets: out = min over |dx| <= r of dx^2 + g(x+dx)^2, from
  * the capped vertical distances g (INFINITY beyond the cap; outside the
@@ -163,12 +170,26 @@ int edt_squared(const uint8_t *mask, int w, int h, float *out) {
  * the small radii of cell growth that beats the envelope's sequential
  * scan. Values above the limit may be left larger than exact (allowed). */
 IMAGE_VECTORISED static void edt_row_brute(float *row, int w, int r, float *pad) {
+    /* Only [first site - r, last site + r] can be within reach of a site;
+     * elsewhere every candidate is INFINITY and the row stays EDT_FAR.
+     * Around sparse nuclei most rows have few sites or none. */
+    int first = 0, last = w - 1;
+    while (first + 16 <= w && edt_all_inf16(row + first)) first += 16;
+    while (first < w && row[first] == INFINITY) first++;
+    if (first == w) {
+        for (int x = 0; x < w; x++) row[x] = EDT_FAR;
+        return;
+    }
+    while (last - 15 > first && edt_all_inf16(row + last - 15)) last -= 16;
+    while (row[last] == INFINITY) last--;
+    int lo = first - r > 0 ? first - r : 0, hi = last + r < w - 1 ? last + r : w - 1;
+    int xa = lo - r > 0 ? lo - r : 0, xb = hi + r < w - 1 ? hi + r : w - 1;
     for (int i = 0; i < r; i++) pad[i] = pad[r + w + i] = INFINITY;
-    for (int x = 0; x < w; x++) pad[r + x] = row[x] * row[x];
+    for (int x = xa; x <= xb; x++) pad[r + x] = row[x] * row[x];
     for (int x = 0; x < w; x++) row[x] = EDT_FAR;
     for (int dx = -r; dx <= r; dx++) {
         const float *g = pad + r + dx, d2 = (float)(dx * dx);
-        for (int x = 0; x < w; x++) {
+        for (int x = lo; x <= hi; x++) {
             float v = d2 + g[x];
             row[x] = v < row[x] ? v : row[x];
         }

@@ -298,6 +298,33 @@ static void test_edt_within_is_exact_up_to_the_limit(void **state) {
     assert_int_equal(edt_squared_within(m, W, H, -1, got), TS_ERR);
 }
 
+/* The same on wide rows with few background pixels (1 in 200 to 1 in 20,
+ * some rows with none within reach), where the bounded transform skips
+ * what no site can reach: still exact up to the limit, above it beyond. */
+static void test_edt_within_is_exact_on_sparse_wide_rows(void **state) {
+    (void)state;
+    uint64_t s = 4711;
+    enum { W = 157, H = 41 };
+    const float limits[4] = {1, 9, 100, 101.5f};
+    static uint8_t m[W * H];
+    static float full[W * H], got[W * H];
+    for (int trial = 0; trial < 12; trial++) {
+        int one_in = trial % 3 == 0 ? 200 : trial % 3 == 1 ? 60 : 20;
+        for (int p = 0; p < W * H; p++) m[p] = rnd_next(&s) % (uint64_t)one_in != 0;
+        assert_int_equal(edt_squared(m, W, H, full), TS_OK);
+        for (int li = 0; li < 4; li++) {
+            float limit = limits[li];
+            assert_int_equal(edt_squared_within(m, W, H, limit, got), TS_OK);
+            for (int p = 0; p < W * H; p++) {
+                if (full[p] <= limit && got[p] != full[p])
+                    fail_msg("limit %g pixel %d: %g != %g", limit, p, got[p], full[p]);
+                if (full[p] > limit && !(got[p] > limit))
+                    fail_msg("limit %g pixel %d: %g not above (exact %g)", limit, p, got[p], full[p]);
+            }
+        }
+    }
+}
+
 static void test_edt_rejects_bad_arguments(void **state) {
     (void)state;
     uint8_t m[1] = {0};
@@ -556,6 +583,7 @@ int main(void) {
         cmocka_unit_test(test_edt_hand_computed_rows_and_corner),
         cmocka_unit_test(test_edt_matches_brute_force_on_random_masks),
         cmocka_unit_test(test_edt_within_is_exact_up_to_the_limit),
+        cmocka_unit_test(test_edt_within_is_exact_on_sparse_wide_rows),
         cmocka_unit_test(test_edt_rejects_bad_arguments),
         cmocka_unit_test(test_morph_dilate_single_pixel_gives_disk),
         cmocka_unit_test(test_morph_erode_hand_computed_and_border_is_foreground),
