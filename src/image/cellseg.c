@@ -33,7 +33,8 @@ typedef struct region {
 
 struct cellseg_ws {
     size_t cap; /* pixels */
-    float *hraw, *eraw, *h, *dist, *hfine;
+    float *hraw, *h, *dist, *hfine;
+    float od[256]; /* OD per 8-bit intensity: eosin is computed where measured */
     float *peak; /* per label: the highest value of hfine */
     uint8_t *mask;
     int32_t *nuclei, *cells;
@@ -54,7 +55,7 @@ cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
     size_t n = (size_t)max_w * (size_t)max_h;
     ws->cap = n;
     ws->hraw = ts_malloc(n * sizeof(float));
-    ws->eraw = ts_malloc(n * sizeof(float));
+    color_od_lut(ws->od);
     ws->h = ts_malloc(n * sizeof(float));
     ws->dist = ts_malloc(n * sizeof(float));
     ws->hfine = ts_malloc(n * sizeof(float));
@@ -83,7 +84,6 @@ void cellseg_ws_free(cellseg_ws *ws) {
     if (ws == NULL) return;
     clear_output(ws);
     free(ws->hraw);
-    free(ws->eraw);
     free(ws->h);
     free(ws->dist);
     free(ws->hfine);
@@ -135,12 +135,13 @@ static inline bool none8(const uint8_t *m) {
  * into the region (so the same doubles), without a store and reload
  * between neighbouring pixels of one label, which chained every addition
  * through memory. */
-static void measure(const int32_t *labels, const float *hraw, const float *eraw, int w, int h,
-                    region *reg, size_t n) {
+static void measure(const int32_t *labels, const float *hraw, const uint32_t *rgb,
+                    const color_stains *st, const float od[256], int w, int h, region *reg, size_t n) {
     memset(reg, 0, (n + 1) * sizeof(region));
     for (int y = 0; y < h; y++) {
         const int32_t *row = labels + (size_t)y * (size_t)w;
-        const float *hr = hraw + (size_t)y * (size_t)w, *er = eraw + (size_t)y * (size_t)w;
+        const float *hr = hraw + (size_t)y * (size_t)w;
+        const uint32_t *px = rgb + (size_t)y * (size_t)w;
         for (int x = 0; x < w;) {
             if (x + 8 <= w && zero_block(row, (size_t)x)) {
                 x += 8;
@@ -162,19 +163,20 @@ static void measure(const int32_t *labels, const float *hraw, const float *eraw,
                 sx += x + 0.5;
                 sy += cy;
                 sh += hr[x];
-                se += er[x];
+                se += color_stain2(st, od, px[x]);
             }
             r->area = area, r->sx = sx, r->sy = sy, r->sh = sh, r->se = se;
         }
     }
 }
 
-/* Hematoxylin OD into hraw/eraw, then background removed and smoothed
+/* Hematoxylin OD into hraw (eosin only where measure needs it), then
+ * background removed and smoothed
  * into h (and lightly smoothed into hfine for the refinement). */
 static void hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                         const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, ws->eraw);
+    color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, NULL);
     if (p->background_radius > 0)
         filter_background_subtract_coarse_copy(ws->hraw, ws->h, w, h, p->background_radius);
     else
@@ -580,10 +582,11 @@ int cellseg_window(cellseg_ws *ws, const uint32_t *rgb, int w, int h, const cell
     reserve_regions(ws, (size_t)count);
     if (p->refine) refine_nuclei(ws, w, h, (size_t)count, p);
     if (p->split && p->concave_depth > 0 && split_concave(ws, w, h, &count, p) != TS_OK) return TS_ERR;
-    measure(ws->nuclei, ws->hraw, ws->eraw, w, h, ws->nreg, (size_t)count);
+    const color_stains *st = p->stains ? p->stains : &ws->he;
+    measure(ws->nuclei, ws->hraw, rgb, st, ws->od, w, h, ws->nreg, (size_t)count);
     filter_nuclei(ws, w, h, (size_t)count, p);
     if (grow_cells(ws, w, h, p) != TS_OK) return TS_ERR;
-    measure(ws->cells, ws->hraw, ws->eraw, w, h, ws->creg, (size_t)count);
+    measure(ws->cells, ws->hraw, rgb, st, ws->od, w, h, ws->creg, (size_t)count);
     for (int32_t l = 1; l <= count; l++) {
         const region *r = &ws->nreg[l];
         if (!r->valid || ws->creg[l].area == 0) continue;

@@ -131,6 +131,14 @@ IMAGE_VECTORISED void color_deconvolve(const color_stains *s, const uint32_t *ar
     }
 }
 
+/* The expression of color_deconvolve's out2, operation for operation. */
+float color_stain2(const color_stains *s, const float od[256], uint32_t argb) {
+    unsigned r, g, b;
+    color_channels(argb, &r, &g, &b);
+    float odr = od[r], odg = od[g], odb = od[b];
+    return odr * s->inv[0][1] + odg * s->inv[1][1] + odb * s->inv[2][1];
+}
+
 /* (max - min) * 255 / max in integer arithmetic, truncated (the header's
  * expression read literally), so the result is always within 0..255.
  * Alpha-0 pixels are white, whose saturation is 0. */

@@ -48,6 +48,10 @@ void color_od_lut(float table[256]);
 void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, float *out1,
                       float *out2);
 
+/* Stain 2 of one pixel, the very value color_deconvolve gives as out2
+ * (od: color_od_lut's table), for callers that need it at a few pixels. */
+float color_stain2(const color_stains *s, const float od[256], uint32_t argb);
+
 /* HSV saturation (max - min) * 255 / max, 0 for black and for alpha-0 pixels. */
 void color_saturation(const uint32_t *argb, size_t n, uint8_t *out);
 
