@@ -229,7 +229,12 @@ static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, 
     for (int l = 0; l <= labels; l++) box[l][0] = w, box[l][1] = h, box[l][2] = box[l][3] = -1;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
-            int32_t l = ws->nuclei[(size_t)y * (size_t)w + (size_t)x];
+            size_t i = (size_t)y * (size_t)w + (size_t)x;
+            if (x + 8 <= w && zero_block(ws->nuclei, i)) {
+                x += 7; /* background, most of a window */
+                continue;
+            }
+            int32_t l = ws->nuclei[i];
             if (l <= 0 || ws->nreg[l].area <= limit) continue;
             if (box[l][2] < 0) flagged++;
             if (x < box[l][0]) box[l][0] = x;

@@ -301,6 +301,13 @@ static int32_t cut_object(box *bx, const concave_params *p) {
     return next - 1;
 }
 
+/* Whether the 8 labels from l on are all 0: one vectorised test. */
+static inline bool concave_zero8(const int32_t *l) {
+    int32_t any = 0;
+    for (int k = 0; k < 8; k++) any |= l[k];
+    return any == 0;
+}
+
 int concave_split(int32_t *labels, int w, int h, int *count, const concave_params *p) {
     if (labels == NULL || count == NULL || p == NULL || w < 1 || h < 1 || *count < 0)
         return TS_ERR;
@@ -310,6 +317,10 @@ int concave_split(int32_t *labels, int w, int h, int *count, const concave_param
     for (int l = 0; l <= n; l++) bb[l][0] = w, bb[l][1] = h, bb[l][2] = bb[l][3] = -1;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
+            if (x + 8 <= w && concave_zero8(labels + (size_t)y * w + x)) {
+                x += 7; /* background, most of a window */
+                continue;
+            }
             int32_t l = labels[(size_t)y * w + x];
             if (l <= 0 || l > n) continue;
             area[l] += 1;
