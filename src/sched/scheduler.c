@@ -473,6 +473,31 @@ static void drop_lead(scheduler *s) {
     change_list_clear(&s->changes);
 }
 
+/* The leader keeps the store's write-ahead log bounded (store_checkpoint),
+ * at the heartbeat's pace: the log is shared by every process, and the
+ * leader is the one process that writes steadily. The heartbeat's lease
+ * renewal may still be unsynced (deferred sync); the checkpoint fsyncs the
+ * log before copying it, and sync_after_act rings for it as before. A
+ * failure is logged, not fatal: the log is only larger until next time. */
+static void bound_wal(scheduler *s) {
+    char err[TS_ERRLEN];
+    int64_t before = 0, after = 0;
+    if (s->cfg.wal_max_bytes <= 0) return;
+    if (store_checkpoint(s->st, INT64_MAX, &before, err, sizeof(err)) != TS_OK ||
+        before <= s->cfg.wal_max_bytes)
+        return;
+    if (store_checkpoint(s->st, s->cfg.wal_max_bytes, &after, err, sizeof(err)) != TS_OK) {
+        log_emit(LOG_WARN, NULL, NULL, "checkpointing the write-ahead log failed",
+                 json_pack("{ss}", "error", err));
+        return;
+    }
+    log_emit(after > s->cfg.wal_max_bytes ? LOG_WARN : LOG_INFO, NULL, NULL,
+             after > s->cfg.wal_max_bytes ? "write-ahead log still large: readers held it"
+                                          : "write-ahead log checkpointed and truncated",
+             json_pack("{sI sI}", "bytes_before", (json_int_t)before, "bytes_after",
+                       (json_int_t)after));
+}
+
 /* Takes, keeps or loses the lead, and renews job leases. */
 static int heartbeat(scheduler *s, char *err, size_t errlen) {
     double now = ts_now();
@@ -510,6 +535,7 @@ static int heartbeat(scheduler *s, char *err, size_t errlen) {
     rc = store_renew_leases(s->st, s->owner, now + s->cfg.lease_ttl, err, errlen);
     if (rc == TS_OK) rc = store_commit(s->st, err, errlen);
     if (rc != TS_OK) store_rollback(s->st);
+    if (rc == TS_OK) bound_wal(s);
     return rc;
 }
 

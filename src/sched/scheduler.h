@@ -40,6 +40,7 @@ typedef struct sched_config {
     double poll_seconds;  /* re-check the store at least this often */
     double lease_ttl;     /* seconds a lease lasts without renewal */
     double kill_grace_s;  /* SIGTERM -> SIGKILL on cancel and timeout */
+    int64_t wal_max_bytes; /* store_checkpoint at each heartbeat beyond this; 0 = never */
     /* Called after a job starts (wait = ready -> start) and after an attempt
      * ends (run = start -> end); may be NULL. For metrics. */
     void (*on_job_timing)(void *ctx, const char *job_type, bool is_wait, double seconds);

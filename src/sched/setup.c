@@ -105,6 +105,7 @@ void sched_setup_config(const ts_config *cfg, sched_config *out) {
     out->poll_seconds = cfg->queue_poll_seconds;
     out->lease_ttl = LEASE_TTL_S;
     out->kill_grace_s = KILL_GRACE_S;
+    out->wal_max_bytes = (int64_t)cfg->wal_max_mb << 20;
 }
 
 int sched_setup_check(const ts_config *cfg, char *err, size_t errlen) {

@@ -41,6 +41,8 @@ typedef struct pg_store pg_store;
     void P##_rollback(H *st);                                                                  \
     int P##_set_deferred_sync(H *st, bool on, char *err, size_t errlen);                       \
     int P##_sync(H *st, char *err, size_t errlen);                                             \
+    int P##_checkpoint(H *st, int64_t max_bytes, int64_t *wal_bytes, char *err,                \
+                       size_t errlen);                                                         \
     int P##_submit(H *st, const char *user, const spec_workflow *spec, double now,             \
                    store_receipt *out, char *err, size_t errlen);                              \
     int P##_workflow_get(H *st, int64_t id, const char *user, store_workflow **out,            \

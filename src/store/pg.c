@@ -459,6 +459,16 @@ int pg_sync(pg_store *st, char *err, size_t errlen) {
     return TS_OK;
 }
 
+int pg_checkpoint(pg_store *st, int64_t max_bytes, int64_t *wal_bytes, char *err,
+                  size_t errlen) {
+    (void)st;
+    (void)max_bytes;
+    (void)err;
+    (void)errlen;
+    if (wal_bytes) *wal_bytes = 0;
+    return TS_OK;
+}
+
 int pg_commit(pg_store *st, char *err, size_t errlen) {
     if (!st->in_txn) {
         ts_errf(err, errlen, "store_commit: no transaction is open");

@@ -429,3 +429,41 @@ int sqlite_integrity_check(sqlite_store *st, char *err, size_t errlen) {
     unlink(marker);
     return TS_OK;
 }
+
+/* The size of the WAL file, 0 when there is none. */
+static int64_t wal_size(const sqlite_store *st) {
+    char wal[PATH_MAX + 8];
+    struct stat sb;
+    sibling(st, "-wal", wal, sizeof(wal));
+    return stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* See store.h. A TRUNCATE checkpoint: it waits (busy handler) for readers
+ * of older snapshots, copies every frame into the database, fsyncs it and
+ * truncates the WAL to zero bytes. SQLITE_BUSY (a reader stayed past the
+ * busy timeout, or another checkpoint ran) is not a failure: the next
+ * heartbeat tries again. Only a large log is worth it: each checkpoint is
+ * an fsync of the database file. */
+int sqlite_checkpoint(sqlite_store *st, int64_t max_bytes, int64_t *wal_bytes, char *err,
+                      size_t errlen) {
+    int64_t size = wal_size(st);
+    if (wal_bytes) *wal_bytes = size;
+    if (size <= max_bytes) return TS_OK;
+    int rc = sql_usable(st, err, errlen);
+    if (rc != TS_OK) return rc;
+    if (!sqlite3_get_autocommit(st->db)) {
+        ts_errf(err, errlen, "checkpointing %s: a transaction is open on this connection",
+                st->path);
+        return TS_ERR;
+    }
+    int frames = 0, copied = 0;
+    int sq = sqlite3_wal_checkpoint_v2(st->db, "main", SQLITE_CHECKPOINT_TRUNCATE, &frames, &copied);
+    if (sq != SQLITE_OK && sq != SQLITE_BUSY) {
+        ts_errf(err, errlen, "store unavailable: checkpointing the WAL of %s: %s", st->path,
+                sqlite3_errmsg(st->db));
+        sql_classify(st, sqlite3_extended_errcode(st->db));
+        return STORE_UNAVAILABLE;
+    }
+    if (wal_bytes) *wal_bytes = wal_size(st);
+    return TS_OK;
+}

@@ -156,6 +156,11 @@ int store_sync(store *st, char *err, size_t errlen) {
     STORE_CALL(sync, err, errlen);
 }
 
+int store_checkpoint(store *st, int64_t max_bytes, int64_t *wal_bytes, char *err,
+                     size_t errlen) {
+    STORE_CALL(checkpoint, max_bytes, wal_bytes, err, errlen);
+}
+
 void store_rollback(store *st) {
     if (st->pg) pg_rollback(st->pg);
     else sqlite_rollback(st->sq);

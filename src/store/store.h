@@ -117,6 +117,20 @@ int store_set_deferred_sync(store *st, bool on, char *err, size_t errlen);
  * failed (the commits since the last sync may be lost). */
 int store_sync(store *st, char *err, size_t errlen);
 
+/* Keeps the write-ahead log bounded: when it holds more than max_bytes,
+ * copies it into the database and truncates it to nothing. Why: SQLite
+ * checkpoints by itself after each large commit, but only as far as no
+ * reader still needs, and never shrinks the file; under a steady stream of
+ * submits and reads the WAL grew without end (132 MB in a minute of POSTs),
+ * and every read searches it. The scheduler calls this at its heartbeat,
+ * outside any transaction; it waits up to the busy timeout for readers to
+ * move on and gives up (TS_OK, *wal_bytes still large) if they do not.
+ * *wal_bytes (may be NULL): the log's size afterwards (max_bytes =
+ * INT64_MAX: only measures it). PostgreSQL manages
+ * its own WAL: TS_OK and 0. */
+int store_checkpoint(store *st, int64_t max_bytes, int64_t *wal_bytes, char *err,
+                     size_t errlen);
+
 /* Makes st use the parsed-spec cache of with (both opened on the same
  * backend; otherwise nothing changes), so that the handles of one process
  * - a worker's request threads - parse a stored spec once between them

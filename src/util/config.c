@@ -77,6 +77,7 @@ static const opt options[] = {
     NUM("TESSERA_RATE_LIMIT", OPT_NUMBER, rate_limit, 0, 1000000),
     NUM("TESSERA_RATE_BURST", OPT_NUMBER, rate_burst, 0, 1000000),
     NUM("TESSERA_HTTP_THREADS", OPT_INT, http_threads, 1, 256),
+    NUM("TESSERA_WAL_MAX_MB", OPT_INT, wal_max_mb, 1, 65536),
     TEXT("TESSERA_EXECUTOR", executor, 1, check_executor),
     TEXT("TESSERA_SLURM_PARTITION", slurm_partition, 0, check_slurm_name),
     TEXT("TESSERA_SLURM_ACCOUNT", slurm_account, 0, check_slurm_name),
@@ -254,6 +255,7 @@ void config_defaults(ts_config *cfg) {
     cfg->stall_seconds = 60;
     cfg->request_timeout_seconds = 60;
     cfg->http_threads = 8;
+    cfg->wal_max_mb = 64;
     ts_strlcpy(cfg->executor, "local", sizeof(cfg->executor));
     cfg->slurm_max_submitted = 1000;
     cfg->slurm_submit_rate = 20;

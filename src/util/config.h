@@ -51,6 +51,9 @@ typedef struct ts_config {
                                 (the default), 0..1e6 */
     double rate_burst;       /* TESSERA_RATE_BURST: requests a user may make at once before the
                                 rate applies, 0 = twice the rate (at least 1), 0..1e6 */
+    int wal_max_mb;          /* TESSERA_WAL_MAX_MB: the scheduler checkpoints and truncates the
+                                SQLite write-ahead log when it grows past this, default 64,
+                                1..65536 */
     int http_threads;        /* TESSERA_HTTP_THREADS: request handler threads per HTTP worker,
                                 default 8, 1..256 */
     /* Where jobs run (docs/slurm.md). Set by the admin; tenants cannot

@@ -221,6 +221,27 @@ describe('storage faults', () => {
       assert.match(run.stderr, /refusing to start: .*corrupt/s);
     });
 
+  test('the write-ahead log is checkpointed and truncated once past TESSERA_WAL_MAX_MB, nothing lost', { timeout: 120000 }, async () => {
+    // SQLite's own checkpoints recycle the log but never shrink its file:
+    // without the scheduler's checkpoint it stays at its high-water mark.
+    const server = await start({ env: { TESSERA_WAL_MAX_MB: '1' } });
+    const wal = path.join(server.stateDir, 'tessera.db-wal');
+    const acked = [];
+    let peak = 0;
+    for (let i = 0; i < 400 && peak <= 2 << 20; i++) {
+      const jobs = Array.from({ length: 20 }, (_, k) => noop(`j${k}`, { branch: `b${k % 4}` }));
+      const res = await submitOnce(server, 'walter', `w${i}`, jobs);
+      assert.equal(res.status, 201, `submit ${i}: ${res.status} ${res.text}`);
+      acked.push([wfId(res.json), 'walter']);
+      peak = Math.max(peak, fs.statSync(wal).size);
+    }
+    assert.ok(peak > 2 << 20, `the log grew past 2 MiB (${peak} bytes) for the test to mean something`);
+    await waitFor(() => fs.statSync(wal).size <= 1 << 20, 60000,
+      { what: `the WAL (${fs.statSync(wal).size} bytes) to be truncated below 1 MiB`, interval: 200 });
+    assert.match(server.logTail(200), /write-ahead log checkpointed and truncated/);
+    await assertAllFinal(server, acked);
+  });
+
   test('a master that gives up on a crash loop exits non-zero', { timeout: 120000 }, async () => {
     const server = await start({ workers: 1 });
     const end = Date.now() + 60000;
