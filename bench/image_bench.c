@@ -97,10 +97,15 @@ int main(int argc, char **argv) {
     double px = argc > 2 ? atof(argv[2]) : 0.5;
     int max_tiles = argc > 3 ? atoi(argv[3]) : 64;
     char err[TS_ERRLEN];
+    int rc = 1; /* every early exit below frees what exists (goto done) */
     slide *s = NULL;
+    uint32_t *buf = NULL;
+    int *tiles = NULL;
+    cellseg_ws *ws = NULL;
+    openslide_t *os = NULL;
     if (slide_open(argv[1], &s, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "image_bench: %s: %s\n", argv[1], err);
-        return 1;
+        goto done;
     }
     const slide_info *info = slide_get_info(s);
     plan p;
@@ -112,16 +117,18 @@ int main(int argc, char **argv) {
     p.ny = (int)ceil(info->h / p.downsample / TILE);
     if (fabs(p.factor - 1) > 1e-6) {
         fprintf(stderr, "image_bench: no level at %g um/px (factor %g); pick a slide with one\n", px, p.factor);
-        return 1;
+        goto done;
     }
     int win = TILE + 2 * p.margin, side;
-    uint32_t *buf = malloc((size_t)win * win * 4);
-    int *tiles = malloc(sizeof(int) * (size_t)p.nx * p.ny), n = 0;
+    buf = malloc((size_t)win * win * 4);
+    tiles = malloc(sizeof(int) * (size_t)p.nx * p.ny);
+    int n = 0;
+    if (buf == NULL || tiles == NULL) goto done;
     for (int t = 0; t < p.nx * p.ny && n < max_tiles; t++) {
-        if (read_window(s, &p, t % p.nx, t / p.nx, buf, &side) != TS_OK) return 1;
+        if (read_window(s, &p, t % p.nx, t / p.nx, buf, &side) != TS_OK) goto done;
         if (has_tissue(buf, (size_t)side * side)) tiles[n++] = t;
     }
-    cellseg_ws *ws = cellseg_ws_new(win, win);
+    ws = cellseg_ws_new(win, win);
     cellseg_params cp = default_params(px);
     if (tiles_out) {
         FILE *fp = fopen(tiles_out, "w");
@@ -132,10 +139,10 @@ int main(int argc, char **argv) {
         }
         if (fp) fclose(fp);
     }
-    openslide_t *os = openslide_open(argv[1]);
+    os = openslide_open(argv[1]);
     if (os == NULL || openslide_get_error(os)) {
         fprintf(stderr, "image_bench: OpenSlide cannot open %s\n", argv[1]);
-        return 1;
+        goto done;
     }
     double t_os = 0, c_os = 0;
     for (int pass = 0; pass < 2; pass++) { /* the first pass warms OpenSlide's caches */
@@ -150,15 +157,16 @@ int main(int argc, char **argv) {
     }
     if (openslide_get_error(os)) {
         fprintf(stderr, "image_bench: %s\n", openslide_get_error(os));
-        return 1;
+        goto done;
     }
     openslide_close(os);
+    os = NULL;
     double t_read = 0, t_seg = 0, c_read = 0, c_seg = 0;
     size_t cells = 0;
     for (int pass = 0; pass < 2; pass++) { /* the first pass warms the page cache */
         double t0 = ts_monotonic(), c0 = cpu_now();
         for (int i = 0; i < n; i++)
-            if (read_window(s, &p, tiles[i] % p.nx, tiles[i] / p.nx, buf, &side) != TS_OK) return 1;
+            if (read_window(s, &p, tiles[i] % p.nx, tiles[i] / p.nx, buf, &side) != TS_OK) goto done;
         t_read = ts_monotonic() - t0;
         c_read = cpu_now() - c0;
     }
@@ -168,7 +176,7 @@ int main(int argc, char **argv) {
         size_t k;
         if (read_window(s, &p, tiles[i] % p.nx, tiles[i] / p.nx, buf, &side) != TS_OK ||
             cellseg_window(ws, buf, win, win, &cp, p.margin, p.margin, p.margin + TILE, p.margin + TILE, NULL, NULL, &out, &k) != TS_OK)
-            return 1;
+            goto done;
         cells += k;
     }
     t_seg = ts_monotonic() - t0;
@@ -182,9 +190,12 @@ int main(int argc, char **argv) {
     printf("openslide raw read:       %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_os, c_os, t_os);
     printf("read + cell segmentation: %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_seg, c_seg, t_seg);
     printf("ratio segmentation/openslide read: %8.3f\n", c_os / c_seg);
+    rc = 0;
+done:
+    if (os) openslide_close(os);
     cellseg_ws_free(ws);
     free(buf);
     free(tiles);
     slide_close(s);
-    return 0;
+    return rc;
 }
