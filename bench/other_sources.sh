@@ -4,7 +4,8 @@
 #   1. scikit-image's real IHC sample (ihc.png, hematoxylin + DAB) as a tiled
 #      TIFF at 0.5 um/px: tessera's nuclei (alone, and after tissue_mask)
 #      against scikit-image's textbook pipeline's, as centroid agreement and
-#      count ratio; the tissue fraction (the image is all tissue).
+#      count ratio, and where they disagree (ihc-diagnose); the tissue
+#      fraction (the image is all tissue).
 #   2. an independently generated H&E tile (bench/refs/independent_tile.py,
 #      SIZE x SIZE at 0.5 um/px): tessera (tissue_mask -> cell_segmentation,
 #      default parameters), scikit-image's and OpenCV's pipelines, each
@@ -41,6 +42,7 @@ JSON
 echo "tissue_mask on ihc.png: tissue fraction $(jq .tissue_fraction var/results/1/tissue/summary.json) (all of it is tissue)"
 echo "stain: $(jq -c '{type: .stain.type, source: .stain.source, hematoxylin: .stain.hematoxylin, dab: .stain.dab}' var/results/1/cells/summary.json)"
 $py "$refs/other_sources.py" ihc-score "$dir" var/results/1/cells/cells.geojson "cell_segmentation alone" | grep -v '^JSON'
+$py "$refs/other_sources.py" ihc-diagnose "$dir" var/results/1/cells/cells.geojson
 $py "$refs/other_sources.py" ihc-score "$dir" var/results/1/masked/cells.geojson "after tissue_mask" | grep -v '^JSON'
 
 echo "== independent synthetic H&E tile (${size}x${size}, seed $seed)"

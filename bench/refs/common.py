@@ -110,21 +110,29 @@ def centroids(lab):
     return np.array(ndi.center_of_mass(np.ones_like(lab), lab, np.arange(1, n + 1)))
 
 
-def centroid_agreement(ref, pred, radius):
-    """Centroids matched one-to-one (greedy by distance) within radius
-    pixels: F1 of the matching, with both counts."""
+def centroid_pairs(a, b, radius):
+    """Points a and b (rows y, x) matched one-to-one, greedy by distance,
+    within radius: the matched indices of a and of b."""
     from scipy.spatial import cKDTree
 
-    a, b = centroids(ref), centroids(pred)
+    used_a, used_b = set(), set()
     if len(a) == 0 or len(b) == 0:
-        return {"ref": len(a), "pred": len(b), "matched": 0, "f1": 0.0}
+        return used_a, used_b
     d, j = cKDTree(b).query(a, k=4, distance_upper_bound=radius)
     cand = sorted((d[i, k], i, j[i, k]) for i in range(len(a)) for k in range(4) if np.isfinite(d[i, k]))
-    used_a, used_b = set(), set()
     for _, i, k in cand:
         if i not in used_a and k not in used_b:
             used_a.add(i)
             used_b.add(k)
-    m = len(used_a)
+    return used_a, used_b
+
+
+def centroid_agreement(ref, pred, radius):
+    """Centroids matched one-to-one (greedy by distance) within radius
+    pixels: F1 of the matching, with both counts."""
+    a, b = centroids(ref), centroids(pred)
+    if len(a) == 0 or len(b) == 0:
+        return {"ref": len(a), "pred": len(b), "matched": 0, "f1": 0.0}
+    m = len(centroid_pairs(a, b, radius)[0])
     return {"ref": len(a), "pred": len(b), "matched": m, "f1": 2 * m / (len(a) + len(b)),
             "count_ratio": len(b) / len(a)}

@@ -8,6 +8,12 @@
   other_sources.py ihc-score DIR CELLS.geojson [LABEL]
       centroid agreement of tessera's nuclei with the reference (matched
       one-to-one within 4 um), and the count ratio.
+  other_sources.py ihc-diagnose DIR CELLS.geojson
+      where the two disagree: each unmatched nucleus of either side by
+      what lies under its centroid on the other side (background, an
+      object holding one centroid of ours, or several), and the
+      reference's objects that hold several of tessera's nuclei (their
+      number, area and share of the reference's nuclear area).
   other_sources.py tile-score DIR CELLS.geojson
       the independent tile (independent_tile.py): tessera's nuclei, the
       scikit-image pipeline's and the OpenCV pipeline's, each against the
@@ -23,7 +29,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import centroid_agreement, geojson_labels, match, write_pyramid_tiff  # noqa: E402
+from common import centroid_agreement, centroid_pairs, centroids, geojson_labels, match, write_pyramid_tiff  # noqa: E402
 from pipelines import opencv_nuclei, skimage_nuclei  # noqa: E402
 
 MPP = 0.5
@@ -49,6 +55,46 @@ def ihc_score(d, cells, label):
     print("JSON " + json.dumps({"ihc": label, **s}))
 
 
+def unmatched_by_cover(pts, matched, cover, cover_pts):
+    """Counts of the points not in matched by what the other label image
+    holds under each: 0 (background), or an object holding one or several
+    of the other side's centroids."""
+    held = np.bincount([cover[int(round(y)), int(round(x))] for y, x in cover_pts],
+                       minlength=int(cover.max()) + 1)
+    out = {"background": 0, "object holding one": 0, "object holding several": 0}
+    for i, (y, x) in enumerate(pts):
+        if i in matched:
+            continue
+        lab = cover[int(round(y)), int(round(x))]
+        out["background" if lab == 0 else "object holding several" if held[lab] > 1 else "object holding one"] += 1
+    return out
+
+
+def ihc_diagnose(d, cells):
+    """Where tessera and the reference disagree on ihc.png (used in issue
+    15: the reference merges crowded epithelial nuclei into blobs, tessera
+    misses faint stromal nuclei)."""
+    ref = np.load(os.path.join(d, "ihc.ref.npy"))
+    pred = geojson_labels(cells, ref.shape)
+    a, b = centroids(ref), centroids(pred)
+    used_a, used_b = centroid_pairs(a, b, 4.0 / MPP)
+    print(f"tessera {len(b)}, reference {len(a)}, matched {len(used_a)} within 4 um: "
+          f"F1 {2 * len(used_a) / max(1, len(a) + len(b)):.3f}")
+    print("tessera's unmatched nuclei, under their centroid in the reference:",
+          unmatched_by_cover(b, used_b, ref, b))
+    print("the reference's unmatched nuclei, under their centroid in tessera:",
+          unmatched_by_cover(a, used_a, pred, a))
+    held = np.bincount([ref[int(round(y)), int(round(x))] for y, x in b], minlength=int(ref.max()) + 1)
+    held[0] = 0
+    area = np.bincount(ref.ravel(), minlength=int(ref.max()) + 1)
+    multi, single = area[held > 1], area[held == 1]
+    if len(multi):
+        print(f"reference objects holding several of tessera's nuclei: {len(multi)}, holding {int(held[held > 1].sum())}; "
+              f"median area {np.median(multi) * MPP ** 2:.0f} um2 (those holding one: "
+              f"{np.median(single) * MPP ** 2 if len(single) else 0:.0f} um2), "
+              f"{multi.sum() / max(1, area[1:].sum()):.0%} of the reference's nuclear area")
+
+
 def tile_score(d, cells):
     import tifffile
 
@@ -72,6 +118,8 @@ def main():
         ihc_prepare(sys.argv[2])
     elif cmd == "ihc-score":
         ihc_score(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "")
+    elif cmd == "ihc-diagnose":
+        ihc_diagnose(sys.argv[2], sys.argv[3])
     elif cmd == "tile-score":
         tile_score(sys.argv[2], sys.argv[3])
     else:
