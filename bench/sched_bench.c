@@ -11,7 +11,10 @@
  * --concurrency-limit.
  *
  * Prints jobs/s for both, their ratio, and the latency from a job's last
- * predecessor finishing to its start (p50, p99, max), read from the store.
+ * predecessor's runner ending to its own runner beginning (p50, p99, max),
+ * read from the attempts' exit markers (their runner-reported started_at
+ * and finished_at). The state directory is made under $TMPDIR (default
+ * /tmp); its file system is printed, as file creation costs differ.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +22,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/vfs.h>
+
+#include "exec/protocol.h"
 #include "store/store.h"
+#include "util/layout.h"
 #include "util/util.h"
 
 static int run_cmd(char *const argv[], const char *dir) {
@@ -81,9 +88,32 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Dispatch latency per job: its start minus the end of its last
- * predecessor (or the workflow's admission for jobs with none). */
-static int latencies(const char *db, double *p50, double *p99, double *max, size_t *n_out) {
+/* The runner-reported times of a job's last attempt, from its exit marker
+ * (protocol.h): when the runner process began and when it finished. */
+static int marker_times(const char *state, int64_t wf, const store_job *j, double *began,
+                        double *ended) {
+    char *work = layout_work_dir(state, wf, j->job_id);
+    proto_exit e;
+    char err[TS_ERRLEN];
+    int rc = proto_exit_read(work, j->attempt, &e, err, sizeof(err));
+    free(work);
+    if (rc != TS_OK || e.started_at <= 0) return -1;
+    *began = e.started_at;
+    *ended = e.finished_at;
+    return 0;
+}
+
+/* Dependency-to-start latency per job with predecessors: from the moment
+ * the last of its predecessors' runners ended (the finished_at of its exit
+ * marker, the runner's last timestamp before it exits) to the moment its
+ * own runner began (the marker's started_at, the runner's first step). So
+ * it holds the whole path: the predecessor's exit, its reaping, the store
+ * commit, the work dir, spec and log, the fork and the runner's start.
+ * (The store's started_at is written in the same commit as the
+ * predecessor's end and holds none of it.) Jobs without predecessors are
+ * left out. */
+static int latencies(const char *state, const char *db, double *p50, double *p99, double *max,
+                     size_t *n_out) {
     store *st = NULL;
     store_workflow *wf = NULL;
     char err[TS_ERRLEN];
@@ -93,14 +123,24 @@ static int latencies(const char *db, double *p50, double *p99, double *max, size
         store_close(st);
         return -1;
     }
+    double *began = ts_malloc(wf->n_jobs * sizeof(double));
+    double *ended = ts_malloc(wf->n_jobs * sizeof(double));
     double *lat = ts_malloc(wf->n_jobs * sizeof(double));
+    int rc = 0;
+    for (size_t i = 0; i < wf->n_jobs && rc == 0; i++)
+        if (marker_times(state, wf->id, &wf->jobs[i], &began[i], &ended[i]) != 0) {
+            fprintf(stderr, "sched_bench: job %s: no exit marker with started_at\n",
+                    wf->jobs[i].job_id);
+            rc = -1;
+        }
     const spec_dag *d = &wf->spec->dag;
     size_t n = 0;
-    for (size_t i = 0; i < wf->n_jobs; i++) {
-        double ready = wf->admitted_at;
+    for (size_t i = 0; i < wf->n_jobs && rc == 0; i++) {
+        if (d->pred_start[i] == d->pred_start[i + 1]) continue;
+        double ready = 0;
         for (uint32_t k = d->pred_start[i]; k < d->pred_start[i + 1]; k++)
-            if (wf->jobs[d->pred[k]].finished_at > ready) ready = wf->jobs[d->pred[k]].finished_at;
-        if (wf->jobs[i].started_at > 0) lat[n++] = wf->jobs[i].started_at - ready;
+            if (ended[d->pred[k]] > ready) ready = ended[d->pred[k]];
+        lat[n++] = began[i] - ready;
     }
     qsort(lat, n, sizeof(double), cmp_double);
     *p50 = n ? lat[n / 2] : 0;
@@ -108,9 +148,26 @@ static int latencies(const char *db, double *p50, double *p99, double *max, size
     *max = n ? lat[n - 1] : 0;
     *n_out = n;
     free(lat);
+    free(began);
+    free(ended);
     store_workflow_free(wf);
     store_close(st);
-    return 0;
+    return rc;
+}
+
+/* The file system type of path, by name where known, for the report:
+ * creating files costs very different CPU on tmpfs and ext4. */
+static const char *fs_name(const char *path) {
+    struct statfs sf;
+    if (statfs(path, &sf) != 0) return "?";
+    switch ((unsigned long)sf.f_type) {
+    case 0x01021994UL: return "tmpfs";
+    case 0xEF53UL: return "ext2/3/4";
+    case 0x58465342UL: return "xfs";
+    case 0x9123683EUL: return "btrfs";
+    case 0x794C7630UL: return "overlayfs";
+    default: return "other";
+    }
 }
 
 typedef struct scenario {
@@ -121,8 +178,13 @@ typedef struct scenario {
 /* Runs one DAG through make -j and tessera run and prints the figures. */
 static int run_scenario(const char *tessera, const scenario *sc, long cpus) {
     int jobs = sc->branches * sc->per;
-    char dir[] = "/tmp/tessera-bench.XXXXXX";
-    if (!mkdtemp(dir)) return 1;
+    const char *tmp = getenv("TMPDIR") && getenv("TMPDIR")[0] ? getenv("TMPDIR") : "/tmp";
+    char dir[200];
+    snprintf(dir, sizeof(dir), "%s/tessera-bench.XXXXXX", tmp);
+    if (!mkdtemp(dir)) {
+        perror(dir);
+        return 1;
+    }
     char wf_path[256], mk_path[256], state[256], db[300], limit[32], jflag[32];
     snprintf(wf_path, sizeof(wf_path), "%s/dag.json", dir);
     snprintf(mk_path, sizeof(mk_path), "%s/dag.mk", dir);
@@ -133,8 +195,8 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus) {
     write_workflow(wf_path, sc->branches, sc->per);
     write_makefile(mk_path, sc->branches, sc->per);
 
-    printf("%s: %d noop jobs (%d branch%s x %d), %ld cpus\n", sc->label, jobs, sc->branches,
-           sc->branches == 1 ? "" : "es", sc->per, cpus);
+    printf("%s: %d noop jobs (%d branch%s x %d), %ld cpus, state in %s (%s)\n", sc->label, jobs,
+           sc->branches, sc->branches == 1 ? "" : "es", sc->per, cpus, dir, fs_name(dir));
     char *make_argv[] = {"make", "-s", jflag, "-f", mk_path, "all", NULL};
     double t0 = ts_monotonic();
     int make_rc = run_cmd(make_argv, dir);
@@ -152,12 +214,12 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus) {
     }
     double p50, p99, max;
     size_t n;
-    if (latencies(db, &p50, &p99, &max, &n) != 0) return 1;
+    if (latencies(state, db, &p50, &p99, &max, &n) != 0) return 1;
     printf("  make %-4s (baseline): %8.2f s  %8.0f jobs/s\n", jflag, make_s, jobs / make_s);
     printf("  tessera run:          %8.2f s  %8.0f jobs/s  (%.2fx make's time)\n", run_s,
            jobs / run_s, run_s / make_s);
-    printf("  latency last predecessor done -> start, %zu jobs: p50 %.2f ms, p99 %.2f ms, "
-           "max %.2f ms\n",
+    printf("  latency last predecessor's runner ended -> runner began, %zu jobs: p50 %.2f ms, "
+           "p99 %.2f ms, max %.2f ms\n",
            n, p50 * 1e3, p99 * 1e3, max * 1e3);
     char *rm_argv[] = {"rm", "-rf", dir, NULL};
     run_cmd(rm_argv, NULL);

@@ -385,6 +385,8 @@ int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, boo
     json_t *doc = json_pack("{s:s, s:i, s:s, s:f, s:s}", "outcome", e->outcome, "exit_code",
                             e->exit_code, "reason", e->reason, "finished_at",
                             e->finished_at > 0 ? e->finished_at : ts_now(), "host", host);
+    if (doc && e->started_at > 0)
+        json_object_set_new(doc, "started_at", json_real(e->started_at));
     char *path = layout_attempt_path(work_dir, attempt, LAYOUT_EXIT);
     int rc = TS_ERR;
     if (doc == NULL) {
@@ -425,6 +427,7 @@ int proto_exit_read(const char *work_dir, int attempt, proto_exit *out, char *er
     const char *reason = json_string_value(json_object_get(doc, "reason"));
     proto_copy_utf8(out->reason, reason ? reason : "", sizeof(out->reason));
     out->finished_at = json_number_value(json_object_get(doc, "finished_at"));
+    out->started_at = json_number_value(json_object_get(doc, "started_at")); /* 0 if absent */
     const char *host = json_string_value(json_object_get(doc, "host"));
     proto_copy_utf8(out->host, host ? host : "", sizeof(out->host));
     rc = TS_OK;

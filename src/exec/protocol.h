@@ -18,7 +18,11 @@
  *             file less to create per job; on this project's test machine
  *             an inode costs ~0.1 ms of CPU).
  *   exit      attempt-N.exit: the exit marker, one JSON object {"outcome",
- *             "exit_code", "reason", "finished_at", "host"} written once the
+ *             "exit_code", "reason", "started_at", "finished_at", "host"}
+ *             (started_at: the runner's clock when its process began the
+ *             attempt, so finished_at - started_at is the attempt as the
+ *             runner saw it, and started_at minus the end of what the job
+ *             waited for is the real cost of starting it) written once the
  *             attempt has ended, atomically (temp file, fsync, rename, fsync
  *             of the directory) - after the results were published (their
  *             rename is fsynced first, always). When the spec says
@@ -131,6 +135,8 @@ typedef struct proto_exit {
     char outcome[16];  /* "succeeded", "failed", "timeout", "cancelled" */
     int exit_code;     /* the runner's status (0, 1, 2) or 128 + signal */
     char reason[PROTO_MESSAGE_MAX]; /* why it did not succeed; "" when it did */
+    double started_at;  /* epoch seconds: when the runner began (its first step), 0 = not said
+                           (a marker of an older runner, or one left for it) */
     double finished_at; /* epoch seconds */
     char host[64];     /* where it ran */
 } proto_exit;

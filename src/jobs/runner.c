@@ -272,8 +272,8 @@ static void catch_stop_signals(struct sigaction *old_term, struct sigaction *old
 /* Leaves the attempt's exit marker (protocol.h). A marker that cannot be
  * written turns a success into a failure: without it no executor may count
  * the attempt a success, so the runner must not claim one either. */
-static int leave_marker(const proto_spec *s, int status, const char *reason) {
-    proto_exit e = {.exit_code = status, .finished_at = ts_now()};
+static int leave_marker(const proto_spec *s, int status, const char *reason, double began) {
+    proto_exit e = {.exit_code = status, .started_at = began, .finished_at = ts_now()};
     ts_strlcpy(e.outcome, status == 0 ? "succeeded" : "failed", sizeof(e.outcome));
     proto_copy_utf8(e.reason, reason ? reason : "", sizeof(e.reason));
     char err[TS_ERRLEN];
@@ -286,6 +286,7 @@ static int leave_marker(const proto_spec *s, int status, const char *reason) {
 }
 
 int jobs_run_attempt(const char *spec_path, int progress_fd) {
+    double began = ts_now(); /* the marker's started_at: before anything the runner does */
     char err[TS_ERRLEN] = "";
     proto_spec spec;
     int status = 2;
@@ -297,7 +298,7 @@ int jobs_run_attempt(const char *spec_path, int progress_fd) {
         if (spec.work_dir && spec.attempt > 0) {
             char reason[TS_ERRLEN + 16]; /* room for the prefix: -O1 checks truncation */
             snprintf(reason, sizeof(reason), "bad spec: %s", err);
-            leave_marker(&spec, 2, reason);
+            leave_marker(&spec, 2, reason, began);
         }
         goto cleanup;
     }
@@ -307,10 +308,10 @@ int jobs_run_attempt(const char *spec_path, int progress_fd) {
     if (run_job(&spec, jobs_find(spec.job_type), progress_fd, err, sizeof(err)) == TS_OK) {
         printf("tessera run-job: %s: succeeded in %.3f s\n", spec.job_id, ts_monotonic() - started);
         fflush(stdout);
-        status = leave_marker(&spec, 0, NULL);
+        status = leave_marker(&spec, 0, NULL, began);
     } else {
         fprintf(stderr, "tessera run-job: %s: %s\n", spec.job_id, err);
-        status = leave_marker(&spec, 1, err);
+        status = leave_marker(&spec, 1, err, began);
     }
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);

@@ -269,6 +269,11 @@ static void test_run_noop_publishes_result(void **state) {
     assert_int_equal(e.exit_code, 0);
     assert_string_equal(e.reason, "");
     assert_true(e.finished_at > 0);
+    /* When the runner began: before it finished, and not long before (the
+     * noop ran in this test's own process moments ago). */
+    assert_true(e.started_at > 0);
+    assert_true(e.started_at <= e.finished_at);
+    assert_true(e.finished_at - e.started_at < 60);
     assert_true(e.host[0] != '\0');
 }
 

@@ -238,7 +238,16 @@ static void test_exit_marker_roundtrip_and_first_word_stands(void **state) {
     assert_int_equal(got.exit_code, 1);
     assert_string_equal(got.reason, "tile 3: \"bad\"\nJPEG");
     assert_true(got.finished_at > 0);
+    assert_true(got.started_at == 0); /* not said: an older runner's marker reads as 0 */
     assert_true(got.host[0] != '\0');
+    /* The runner's start time, when it gives one, comes back as written. */
+    proto_exit timed = e, back;
+    timed.started_at = 1700000000.25;
+    timed.finished_at = 1700000001.5;
+    assert_int_equal(proto_exit_write(dir, 3, &timed, false, err, sizeof(err)), TS_OK);
+    assert_int_equal(proto_exit_read(dir, 3, &back, err, sizeof(err)), TS_OK);
+    assert_true(back.started_at == 1700000000.25);
+    assert_true(back.finished_at == 1700000001.5);
     /* A second marker for the same attempt is refused, durable or not; the
      * first stands. */
     ts_strlcpy(e.outcome, "succeeded", sizeof(e.outcome));
