@@ -45,7 +45,8 @@ typedef struct job_ctx {
     int cpus;
     int attempt;
     volatile sig_atomic_t *stop;
-    const job_input *inputs; /* ancestors, nearest first (at most JOBS_MAX_INPUTS) */
+    const job_input *inputs; /* ancestors, nearest first (at most JOBS_MAX_INPUTS); only for
+                                a type that says reads_inputs, else none */
     size_t n_inputs;
     int progress_fd;      /* the executor's progress pipe; -1 = none */
     int progress_file_fd; /* the attempt's progress file (exec/protocol.h); -1 = none */
@@ -62,6 +63,11 @@ typedef struct job_type {
     int (*run)(job_ctx *ctx, char *err, size_t errlen);
     const void *data; /* the type's own data (an admin-defined tool's definition); may be NULL */
     bool needs_image; /* image_path is required and checked at submission (see jobs_check) */
+    /* The type reads ctx->inputs (its upstream jobs' results). Only then
+     * does the scheduler list the upstream jobs in the spec: up to
+     * JOBS_MAX_INPUTS entries with paths, ~3 KB a job that a noop would
+     * parse (and allocate for) for nothing. */
+    bool reads_inputs;
 } job_type;
 
 #define JOBS_MAX_INPUTS 32

@@ -335,7 +335,8 @@ static int record(scheduler *s, char *err, size_t errlen) {
 }
 
 /* The job's upstream jobs for the runner (a cell segmentation reads the
- * mask of a tissue_mask before it): ancestors in breadth-first order, so
+ * mask of a tissue_mask before it; asked only for types that read them):
+ * ancestors in breadth-first order, so
  * the nearest come first, at most JOBS_MAX_INPUTS of them so a job at the
  * end of a long chain does not carry the whole chain. New reference. */
 static json_t *upstream_inputs(const scheduler *s, int64_t workflow_id, const spec_workflow *spec,
@@ -375,7 +376,12 @@ static void start_or_adopt(scheduler *s, int64_t workflow_id, const char *user,
     const spec_workflow *spec = engine_spec(s->eng, workflow_id);
     if (!spec) return;
     const spec_job *sj = &spec->jobs[job_index];
-    json_t *inputs = upstream_inputs(s, workflow_id, spec, job_index);
+    /* Upstream jobs only for a type that reads them (jobs.h, reads_inputs);
+     * a type this process does not know gets them, to be safe. */
+    const job_type *type = jobs_find(sj->job_type);
+    json_t *inputs = type == NULL || type->reads_inputs
+                         ? upstream_inputs(s, workflow_id, spec, job_index)
+                         : NULL;
     char *work = layout_work_dir(s->cfg.state_dir, workflow_id, sj->job_id);
     char *result = layout_result_dir(s->cfg.state_dir, workflow_id, sj->job_id);
     exec_job job = {.workflow_id = workflow_id, .job_index = job_index,

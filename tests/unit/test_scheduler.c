@@ -28,12 +28,13 @@ typedef struct scripted {
     int batch_len[SCRIPT_MAX];
     int n_batches, next;
     int waits;
+    int inputs[4]; /* per job index: upstream jobs in its start's spec, -1 = not started */
 } scripted;
 
 static int scripted_start(executor *ex, const exec_job *job, char *err, size_t errlen) {
-    (void)job;
     (void)err;
     (void)errlen;
+    if (job->job_index < 4) ((scripted *)ex)->inputs[job->job_index] = (int)json_array_size(job->inputs);
     ((scripted *)ex)->started++;
     return TS_OK;
 }
@@ -97,16 +98,15 @@ static void count_commits(void *ctx, const char *call, double seconds, int rc) {
     if (strcmp(call, "commit") == 0 && rc == TS_OK) ((fixture *)ctx)->commits++;
 }
 
-/* A store with one workflow of one noop job, and a scheduler that has
- * taken the lead and started that job. */
-static int setup(void **state) {
+/* A store with the workflow of text (job 0 alone ready), and a scheduler
+ * that has taken the lead and started job 0. */
+static int setup_with(void **state, const char *text) {
     fixture *f = ts_calloc(1, sizeof(*f));
     ts_strlcpy(f->dir, "/tmp/test_scheduler.XXXXXX", sizeof(f->dir));
     assert_non_null(mkdtemp(f->dir));
     char db[128], err[TS_ERRLEN];
     snprintf(db, sizeof(db), "%s/tessera.db", f->dir);
     if (store_open(db, &f->st, err, sizeof(err)) != TS_OK) fail_msg("store_open: %s", err);
-    const char *text = "{\"name\": \"one\", \"jobs\": [{\"job_id\": \"a\", \"job_type\": \"noop\"}]}";
     spec_limits lim;
     spec_limits_default(&lim);
     spec_workflow *spec = NULL;
@@ -119,6 +119,7 @@ static int setup(void **state) {
     spec_free(spec);
     assert_int_equal(id, 1);
     f->ex.base.ops = &scripted_ops;
+    for (int i = 0; i < 4; i++) f->ex.inputs[i] = -1;
     sched_config cfg = {.state_dir = f->dir, .data_roots = "", .max_active_users = 3,
                         .concurrency_limit = 2, .poll_seconds = 0.2, .lease_ttl = 30,
                         .kill_grace_s = 1};
@@ -129,6 +130,23 @@ static int setup(void **state) {
     store_set_observer(f->st, count_commits, f);
     *state = f;
     return 0;
+}
+
+/* One workflow of one noop job. */
+static int setup(void **state) {
+    return setup_with(state, "{\"name\": \"one\", \"jobs\": [{\"job_id\": \"a\", "
+                             "\"job_type\": \"noop\"}]}");
+}
+
+/* a, then b (noop) and c (cell_segmentation, which reads its upstream
+ * jobs' results) after it, each on a branch of its own (a branch is a
+ * chain). */
+static int setup_fan(void **state) {
+    return setup_with(state,
+                      "{\"name\": \"fan\", \"jobs\": [{\"job_id\": \"a\", \"job_type\": \"noop\"},"
+                      " {\"job_id\": \"b\", \"job_type\": \"noop\", \"branch\": \"b\", \"depends_on\": [\"a\"]},"
+                      " {\"job_id\": \"c\", \"job_type\": \"cell_segmentation\","
+                      "  \"branch\": \"c\", \"cpus\": 1, \"depends_on\": [\"a\"]}]}");
 }
 
 static int teardown(void **state) {
@@ -190,11 +208,27 @@ static void test_exit_ends_the_wait(void **state) {
     assert_int_equal(f->commits, 1);
 }
 
+/* Upstream jobs go into the spec only of a type that reads them: the
+ * noop after a gets none, the cell segmentation after it gets a. */
+static void test_upstream_inputs_only_for_types_that_read_them(void **state) {
+    fixture *f = *state;
+    assert_int_equal(f->ex.inputs[0], 0); /* nothing upstream */
+    script(&f->ex, EXEC_EXITED, 1.0, "succeeded");
+    char err[TS_ERRLEN];
+    for (int i = 0; i < 10 && f->ex.started < 3; i++)
+        assert_int_equal(sched_step(f->s, 0, -1, err, sizeof(err)), TS_OK);
+    assert_int_equal(f->ex.started, 3);
+    assert_int_equal(f->ex.inputs[1], 0);
+    assert_int_equal(f->ex.inputs[2], 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_progress_then_exit_share_one_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_alone_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_ends_the_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_inputs_only_for_types_that_read_them,
+                                        setup_fan, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
