@@ -121,8 +121,10 @@ void forkserver_stop(forkserver *fs);
 int forkserver_main(forkserver_run_fn run, int argc, char **argv);
 
 /* The shared child side of both ways to start a runner: moves in, out and
- * progress to fds 0, 1 and 2, and 3, closes every other fd, resets every
- * signal disposition and the mask. Async-signal-safe; _exit(127) on failure. */
+ * progress to fds 0, 1 and 2, and 3, and closes every other fd. Signals are
+ * the caller's: before an exec, ts_signals_default(); in the fork server's
+ * runner child, only what the server changed. Async-signal-safe;
+ * _exit(127) on failure. */
 void forkserver_child_stdio(int in, int out, int progress);
 
 #endif

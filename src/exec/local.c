@@ -241,6 +241,7 @@ __attribute__((noreturn)) static void child_exec(const child_args *a) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != a->parent) _exit(127);
     forkserver_child_stdio(a->devnull, a->log_fd, a->pipe_w);
+    ts_signals_default();
     execve(a->argv[0], a->argv, a->envp);
     int e = errno;
     const char *parts[] = {RUNNER_PREFIX, "cannot execute ", a->argv[0], ": ",

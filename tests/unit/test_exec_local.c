@@ -657,8 +657,31 @@ static void wait_running(executor *ex) {
     assert_int_equal(buf[0].kind, EXEC_PROGRESS);
 }
 
+/* One hex mask line ("SigIgn:\t0000000000001000") of /proc/PID/status. */
+static unsigned long long status_mask(pid_t pid, const char *field) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    char *text = test_slurp(path);
+    char *line = strstr(text, field);
+    assert_non_null(line);
+    unsigned long long mask = strtoull(line + strlen(field) + 2, NULL, 16);
+    free(text);
+    return mask;
+}
+
+static void ignore_nothing(int sig) {
+    (void)sig;
+}
+
 static void test_local_forked_runner_is_like_exec(void **state) {
     fixture *f = *state;
+    /* Dispositions of ours that no runner may inherit: an ignored SIGUSR2
+     * and SIGPIPE (an ignored signal survives exec) and a handled SIGALRM. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, handled = {.sa_handler = ignore_nothing};
+    struct sigaction old_usr2, old_pipe, old_alrm;
+    sigaction(SIGUSR2, &ign, &old_usr2);
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    sigaction(SIGALRM, &handled, &old_alrm);
     executor *ex = new_exec(f->self, 1.0);
     exec_job a = make_job(f, 0, "sleep", 0);
     json_t *params = json_pack("{s:i}", "seconds", 30);
@@ -671,6 +694,14 @@ static void test_local_forked_runner_is_like_exec(void **state) {
     pid_t runner = runner_child();
     assert_true(runner > 0);
     assert_int_equal(getpgid(runner), runner);
+    /* Signals as after an exec with all defaults: nothing ignored or
+     * blocked; caught only what the runner itself catches (SIGHUP for its
+     * parent's death, SIGINT, SIGUSR1, SIGTERM to stop the job). */
+    assert_int_equal(status_mask(runner, "SigIgn"), 0);
+    assert_int_equal(status_mask(runner, "SigBlk"), 0);
+    unsigned long long caught = (1ULL << (SIGHUP - 1)) | (1ULL << (SIGINT - 1)) |
+                                (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGTERM - 1));
+    assert_int_equal(status_mask(runner, "SigCgt"), caught);
     /* Forked, not exec'd: its command line is the fork server's room,
      * rewritten in place (an exec'd runner's is a few hundred bytes). */
     char cmdline[128];
@@ -718,6 +749,9 @@ static void test_local_forked_runner_is_like_exec(void **state) {
     assert_string_equal(exited_event(&c, 0)->outcome, "cancelled");
     ex->ops->destroy(ex);
     assert_true(process_gone(server));
+    sigaction(SIGUSR2, &old_usr2, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    sigaction(SIGALRM, &old_alrm, NULL);
 }
 
 /* A scheduler killed by SIGKILL takes its forked runner and the fork
