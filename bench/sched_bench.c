@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <sys/vfs.h>
 
 #include "exec/protocol.h"
@@ -29,7 +30,11 @@
 #include "util/layout.h"
 #include "util/util.h"
 
-static int run_cmd(char *const argv[], const char *dir) {
+/* Runs argv in dir and waits; *cpu_s (if not NULL) gets the CPU time (user
+ * + system) of it and every descendant it waited for - for tessera run, the
+ * runners and the fork server too: a figure the machine's load changes far
+ * less than the wall time. */
+static int run_cmd_cpu(char *const argv[], const char *dir, double *cpu_s) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -38,8 +43,17 @@ static int run_cmd(char *const argv[], const char *dir) {
         _exit(127);
     }
     int status = 0;
-    waitpid(pid, &status, 0);
+    struct rusage ru;
+    memset(&ru, 0, sizeof(ru));
+    wait4(pid, &status, 0, &ru);
+    if (cpu_s)
+        *cpu_s = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int run_cmd(char *const argv[], const char *dir) {
+    return run_cmd_cpu(argv, dir, NULL);
 }
 
 /* Job (b, k) depends on (b, k-1) through its branch, and every 10th job also
@@ -196,14 +210,14 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus) {
     printf("%s: %d noop jobs (%d branch%s x %d), %ld cpus, state in %s (%s)\n", sc->label, jobs,
            sc->branches, sc->branches == 1 ? "" : "es", sc->per, cpus, dir, fs_name(dir));
     char *make_argv[] = {"make", "-s", jflag, "-f", mk_path, "all", NULL};
-    double t0 = ts_monotonic();
-    int make_rc = run_cmd(make_argv, dir);
+    double t0 = ts_monotonic(), make_cpu = 0, run_cpu = 0;
+    int make_rc = run_cmd_cpu(make_argv, dir, &make_cpu);
     double make_s = ts_monotonic() - t0;
 
     char *run_argv[] = {(char *)tessera, "run", wf_path, "--user", "bench", "--state-dir", state,
                         "--concurrency-limit", limit, "--quiet", NULL};
     t0 = ts_monotonic();
-    int run_rc = run_cmd(run_argv, dir);
+    int run_rc = run_cmd_cpu(run_argv, dir, &run_cpu);
     double run_s = ts_monotonic() - t0;
     if (run_rc != 0 || make_rc != 0) {
         fprintf(stderr, "sched_bench: tessera run exit %d, make exit %d (state kept in %s)\n",
@@ -213,9 +227,11 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus) {
     double p50, p99, max;
     size_t n;
     int have_latency = latencies(state, db, &p50, &p99, &max, &n) == 0;
-    printf("  make %-4s (baseline): %8.2f s  %8.0f jobs/s\n", jflag, make_s, jobs / make_s);
-    printf("  tessera run:          %8.2f s  %8.0f jobs/s  (%.2fx make's time)\n", run_s,
-           jobs / run_s, run_s / make_s);
+    printf("  make %-4s (baseline): %8.2f s  %8.0f jobs/s  cpu %6.2f s\n", jflag, make_s,
+           jobs / make_s, make_cpu);
+    printf("  tessera run:          %8.2f s  %8.0f jobs/s  cpu %6.2f s  (%.2fx make's time, "
+           "%.2fx its cpu)\n",
+           run_s, jobs / run_s, run_cpu, run_s / make_s, run_cpu / make_cpu);
     if (have_latency)
         printf("  latency last predecessor's runner ended -> runner began, %zu jobs: p50 %.2f ms, "
                "p99 %.2f ms, max %.2f ms\n",

@@ -41,7 +41,7 @@
 
 #define SERVER_FD 3          /* the request socket inside the fork server */
 #define REPLY_TIMEOUT_MS 10000 /* a fork takes well under a millisecond; a hung server is dead */
-#define REQUEST_MAX 16384    /* spec path + mark, both bounded by PATH_MAX-ish sizes */
+#define REQUEST_MAX 32768    /* spec path + mark (PATH_MAX-ish) + id + spec text */
 #define SLOT_NAME "TESSERA_FORK_SLOT" /* the environment entry a runner child overwrites */
 #define ARGV_ROOM 4200       /* bytes of argv a runner child rewrites to "run-job SPEC" */
 #define QUIT_TIMEOUT_MS 1000 /* how long stop waits for a spare's goodbye */
@@ -221,13 +221,15 @@ static bool server_exited(const forkserver *fs) {
 
 /* Sends one request with its three fds. */
 static int send_request(int sock, const char *spec_path, const char *mark, uint64_t id,
-                        const int fds[3]) {
+                        const char *spec_text, const int fds[3]) {
     size_t spec_len = strlen(spec_path) + 1, mark_len = strlen(mark) + 1;
-    char *buf = ts_malloc(spec_len + mark_len + sizeof(id));
+    size_t text_len = spec_text ? strlen(spec_text) : 0;
+    char *buf = ts_malloc(spec_len + mark_len + sizeof(id) + text_len);
     memcpy(buf, spec_path, spec_len);
     memcpy(buf + spec_len, mark, mark_len);
     memcpy(buf + spec_len + mark_len, &id, sizeof(id));
-    struct iovec iov = {.iov_base = buf, .iov_len = spec_len + mark_len + sizeof(id)};
+    if (text_len) memcpy(buf + spec_len + mark_len + sizeof(id), spec_text, text_len);
+    struct iovec iov = {.iov_base = buf, .iov_len = spec_len + mark_len + sizeof(id) + text_len};
     union {
         char bytes[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
@@ -261,15 +263,20 @@ static int read_reply(int sock, forkserver_reply *r, int timeout_ms) {
 }
 
 int forkserver_request(forkserver *fs, const char *spec_path, const char *mark, uint64_t id,
-                       int stdin_fd, int log_fd, int progress_fd, char *err, size_t errlen) {
+                       const char *spec_text, int stdin_fd, int log_fd, int progress_fd,
+                       char *err, size_t errlen) {
     size_t name = strlen(PROCTREE_MARK) + 1;
     if (fs == NULL || fs->sock < 0) {
         ts_errf(err, errlen, "the fork server is not running");
         return TS_ERR;
     }
     if (strncmp(mark, PROCTREE_MARK "=", name) != 0 || strlen(mark) - name > FORKSERVER_MARK_MAX ||
-        strlen(spec_path) + strlen(mark) + 2 + sizeof(id) > REQUEST_MAX) {
+        strlen(spec_path) + strlen(mark) + 2 + sizeof(id) > REQUEST_MAX - FORKSERVER_SPEC_MAX - 1) {
         ts_errf(err, errlen, "fork server: the work directory's path is too long for it");
+        return TS_ERR;
+    }
+    if (spec_text && (spec_text[0] == '\0' || strlen(spec_text) > FORKSERVER_SPEC_MAX)) {
+        ts_errf(err, errlen, "fork server: a spec text of 1 to %d bytes only", FORKSERVER_SPEC_MAX);
         return TS_ERR;
     }
     if (server_exited(fs)) {
@@ -279,7 +286,7 @@ int forkserver_request(forkserver *fs, const char *spec_path, const char *mark, 
     }
     int fds[3] = {stdin_fd, log_fd, progress_fd};
     errno = 0;
-    if (send_request(fs->sock, spec_path, mark, id, fds) != TS_OK) {
+    if (send_request(fs->sock, spec_path, mark, id, spec_text, fds) != TS_OK) {
         ts_errf(err, errlen, "the fork server (pid %ld) stopped taking requests: %s",
                 (long)fs->pid, errno ? strerror(errno) : "short write");
         server_gone(fs);
@@ -383,6 +390,7 @@ static bool overwrite(char *dst, size_t cap, const char *a, const char *b) {
 
 typedef struct request {
     const char *spec_path;
+    const char *spec_text; /* NULL: the runner reads the spec file */
     const char *mark; /* the whole entry */
     uint64_t id;      /* echoed in the reply */
     int fds[3];
@@ -397,7 +405,7 @@ static int recv_request(char *buf, size_t cap, request *rq) {
         char bytes[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
     } control;
-    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    struct iovec iov = {.iov_base = buf, .iov_len = cap - 1}; /* room for a NUL after the text */
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
                          .msg_controllen = sizeof(control.bytes)};
     ssize_t n;
@@ -420,10 +428,17 @@ static int recv_request(char *buf, size_t cap, request *rq) {
     char *nul2 = nul ? memchr(nul + 1, '\0', (size_t)(buf + n - nul - 1)) : NULL;
     size_t name = strlen(PROCTREE_MARK) + 1;
     rq->id = 0;
-    if (nul2 != NULL && buf + n - (nul2 + 1) == (ptrdiff_t)sizeof(rq->id))
+    rq->spec_text = NULL;
+    ptrdiff_t after = nul2 ? buf + n - (nul2 + 1) : 0;
+    if (nul2 != NULL && after >= (ptrdiff_t)sizeof(rq->id)) {
         memcpy(&rq->id, nul2 + 1, sizeof(rq->id));
-    else
+        if (after > (ptrdiff_t)sizeof(rq->id)) { /* the spec's text follows the id */
+            buf[n] = '\0';
+            rq->spec_text = nul2 + 1 + sizeof(rq->id);
+        }
+    } else {
         nul2 = NULL; /* no id: malformed */
+    }
     if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || rq->n_fds != 3 || nul2 == NULL ||
         strncmp(nul + 1, PROCTREE_MARK "=", name) != 0) {
         for (int i = 0; i < rq->n_fds; i++) close(rq->fds[i]);
@@ -468,7 +483,7 @@ __attribute__((noreturn)) static void runner_child(const request *rq, pid_t exec
      * ignores: that one alone is put back, instead of a sigaction per
      * signal (64 calls, ~70 us a runner). */
     signal(SIGPIPE, SIG_DFL);
-    int status = run(rq->spec_path, 3);
+    int status = run(rq->spec_path, rq->spec_text, 3);
     fflush(NULL);
     _exit(status);
 }

@@ -29,7 +29,8 @@
  *     show them: the fork server was exec'd with room reserved in its
  *     environment (TESSERA_FORK_SLOT) and argv, which the child overwrites
  *     in place; proctree_kill_marked, ps and pgrep -f find it as before;
- *   - it runs the same file protocol (spec, progress, exit marker) and exits
+ *   - it runs the same protocol (spec, progress, exit marker; the spec as
+ *     text in the request rather than a file, see the wire) and exits
  *     with jobs_run_attempt's status.
  * Differences from exec, by design: the runner's memory is a copy of the
  * idle fork server's (never of the scheduler's: no store handles or
@@ -50,7 +51,8 @@
  * (its spares would serve a few more requests, then none).
  *
  * The wire: a SOCK_SEQPACKET socket pair. A request is one message
- * "SPEC_PATH\0MARK\0" and an 8-byte id, with three fds (stdin, log,
+ * "SPEC_PATH\0MARK\0", an 8-byte id and optionally the spec's text (then
+ * no spec file exists: the runner parses the text), with three fds (stdin, log,
  * progress pipe) as SCM_RIGHTS; the answer is one forkserver_reply with the
  * id (two spares may answer out of order). A message of one NUL
  * byte without fds asks a spare (or the server, once none is left) to
@@ -76,8 +78,13 @@
 
 typedef struct forkserver forkserver;
 
-/* What the child runs: the runner's entry point (jobs_run_attempt). */
-typedef int (*forkserver_run_fn)(const char *spec_path, int progress_fd);
+/* The most bytes of spec text a request carries; a longer spec goes as a
+ * file. */
+#define FORKSERVER_SPEC_MAX 12288
+
+/* What the child runs: the runner's entry point (jobs_run_attempt), with
+ * the spec's text when the request carried it (NULL: read spec_path). */
+typedef int (*forkserver_run_fn)(const char *spec_path, const char *spec_text, int progress_fd);
 
 /* Starts the fork server: fork + exec of `self_exe fork-server ROOM` in its own
  * process group, with SIGKILL as its parent-death signal. Call from the
@@ -90,11 +97,14 @@ forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err
 /* Asks for a runner without waiting for it: TS_OK once the request is
  * sent (its answer comes later, forkserver_answer, tagged with id), TS_ERR
  * with a reason when it cannot be (the server is gone: it was killed and
- * reaped, and forkserver_alive() says so; or the path is too long). mark:
+ * reaped, and forkserver_alive() says so; or the path is too long). spec_text:
+ * the spec itself (1 to FORKSERVER_SPEC_MAX bytes), handed to the runner
+ * so that no file need be written, or NULL (the runner reads spec_path). mark:
  * the whole environment entry "TESSERA_ATTEMPT=...". The caller keeps its
  * fds until the answer (the server has its own copies). */
 int forkserver_request(forkserver *fs, const char *spec_path, const char *mark, uint64_t id,
-                       int stdin_fd, int log_fd, int progress_fd, char *err, size_t errlen);
+                       const char *spec_text, int stdin_fd, int log_fd, int progress_fd,
+                       char *err, size_t errlen);
 
 /* The fd to poll for answers (readable when one is there); -1 when gone. */
 int forkserver_reply_fd(const forkserver *fs);

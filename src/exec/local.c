@@ -85,6 +85,7 @@ typedef struct lrun {
     pid_t pid;           /* also its process group id; 0 while the fork server's answer is due */
     uint64_t spawn_id;   /* the fork server request awaiting its answer, 0 = none */
     int spawn_fds[3];    /* stdin, log, progress pipe: kept until then, to exec if refused */
+    char *spec_text;     /* the spec the request carried (no file yet): kept until then too */
     int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
     proto_lines lines;   /* the pipe's bytes, split into protocol lines */
     double timeout_s;
@@ -294,12 +295,12 @@ static pid_t exec_runner(local_exec *ex, const char *spec_path, const char *mark
  * request went out (its pid comes with the answer, settle_spawns); false
  * when the caller must exec it (no server, or it is gone: said once). */
 static bool request_forked(local_exec *ex, const exec_job *job, const char *spec_path,
-                           const char *mark, const int fds[3]) {
+                           const char *spec_text, const char *mark, const int fds[3]) {
     if (!forkserver_alive(ex->fs)) return false;
     char why[TS_ERRLEN];
     char *entry = ts_asprintf("%s%d", mark, job->attempt);
-    int rc = forkserver_request(ex->fs, spec_path, entry, ex->last_spawn_id + 1, fds[0], fds[1],
-                                fds[2], why, sizeof(why));
+    int rc = forkserver_request(ex->fs, spec_path, entry, ex->last_spawn_id + 1, spec_text,
+                                fds[0], fds[1], fds[2], why, sizeof(why));
     free(entry);
     if (rc == TS_OK) {
         ex->last_spawn_id++;
@@ -312,10 +313,12 @@ static bool request_forked(local_exec *ex, const exec_job *job, const char *spec
     return false;
 }
 
-/* Prepares the files (work dir, spec, log header) and starts the runner:
- * through the fork server without waiting for its answer (the pid is set
- * when it comes, settle_spawns), else forked and exec'd here. Fails
- * without starting anything, with the path and the system's reason. */
+/* Prepares the files (work dir, log header; the spec file only for a
+ * runner that will read it) and starts the runner: through the fork
+ * server without waiting for its answer (the pid is set when it comes,
+ * settle_spawns), the spec's text in the request, else forked and exec'd
+ * here. Fails without starting anything, with the path and the system's
+ * reason. */
 static int lx_start(executor *base, const exec_job *job, char *err, size_t errlen) {
     local_exec *ex = (local_exec *)base;
     if (find_run(ex, job->workflow_id, job->job_index)) {
@@ -327,6 +330,7 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     char *log_path = layout_job_log_in(job->work_dir);
     char *mark = ts_asprintf("%s=%s/attempt-", PROCTREE_MARK, job->work_dir);
     int log_fd = -1, devnull = -1, p[2] = {-1, -1}, rc = TS_ERR;
+    char *spec_text = NULL;
     off_t log_start = 0;
     /* An earlier attempt may have left processes in the same work dir (its
      * scheduler was killed with it): they go before this one starts. */
@@ -338,7 +342,14 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     exec_job spec_job = *job;
     spec_job.exit_marker_volatile = true;
     spec_job.progress_pipe_only = true; /* read on the pipe only (protocol.h) */
-    if (proto_spec_write(&spec_job, err, errlen) != TS_OK) goto cleanup;
+    if ((spec_text = proto_spec_text(&spec_job, err, errlen)) == NULL ||
+        proto_spec_dirs(&spec_job, err, errlen) != TS_OK)
+        goto cleanup;
+    /* A forked runner gets the text in its request: no file (one inode,
+     * a rename and a read less per job). Written for an exec'd one, or
+     * later if the fork server refuses (spawn_answered). */
+    bool text_only = forkserver_alive(ex->fs) && strlen(spec_text) <= FORKSERVER_SPEC_MAX;
+    if (!text_only && proto_spec_save(&spec_job, spec_text, err, errlen) != TS_OK) goto cleanup;
     if ((log_fd = open_log(job, log_path, &log_start, err, errlen)) < 0) goto cleanup;
     if (pipe2(p, O_CLOEXEC) != 0) {
         ts_errf(err, errlen, "pipe: %s", strerror(errno));
@@ -351,7 +362,9 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     fcntl(p[0], F_SETFL, O_NONBLOCK);
     int fds[3] = {devnull, log_fd, p[1]};
     pid_t pid = 0;
-    bool forked = request_forked(ex, job, spec_path, mark, fds);
+    bool forked = request_forked(ex, job, spec_path, text_only ? spec_text : NULL, mark, fds);
+    if (!forked && text_only && proto_spec_save(&spec_job, spec_text, err, errlen) != TS_OK)
+        goto cleanup;
     if (!forked && (pid = exec_runner(ex, spec_path, mark, job->attempt, fds, err, errlen)) < 0)
         goto cleanup;
     if (!forked) setpgid(pid, pid); /* both sides call it: no window without the group */
@@ -360,6 +373,8 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
         lrun *r = ex->runs[ex->n_runs - 1];
         r->spawn_id = ex->last_spawn_id;
         memcpy(r->spawn_fds, fds, sizeof(fds));
+        if (text_only) r->spec_text = spec_text;
+        if (text_only) spec_text = NULL;
         ex->n_pending++;
         devnull = log_fd = p[1] = -1;
     }
@@ -369,6 +384,7 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     rc = TS_OK;
 cleanup:
     free(mark);
+    free(spec_text);
     if (p[0] >= 0) close(p[0]);
     if (p[1] >= 0) close(p[1]);
     if (devnull >= 0) close(devnull);
@@ -383,11 +399,24 @@ static void free_run(lrun *r) {
     if (r->pipe_fd >= 0) close(r->pipe_fd);
     for (int i = 0; i < 3; i++)
         if (r->spawn_fds[i] >= 0) close(r->spawn_fds[i]);
+    free(r->spec_text);
     free(r->job_id);
     free(r->work_dir);
     free(r->log_path);
     free(r->mark);
     free(r);
+}
+
+/* Writes the spec file of a run whose text went to the fork server, which
+ * refused it (or is gone): the exec'd runner reads the file. */
+static int save_spec_text(const lrun *r, const char *spec_path, char *err, size_t errlen) {
+    int fd = open(spec_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write_all(fd, r->spec_text, strlen(r->spec_text)) != TS_OK) {
+        ts_errf(err, errlen, "%s: %s", spec_path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return TS_ERR;
+    }
+    return close(fd) == 0 ? TS_OK : (ts_errf(err, errlen, "%s: %s", spec_path, strerror(errno)), TS_ERR);
 }
 
 /* The fork server's answer for run i: its pid, or (refused, or the server
@@ -404,7 +433,10 @@ static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why)
                  json_pack("{ss}", "error", why));
         char *spec_path = layout_attempt_path(r->work_dir, r->attempt, LAYOUT_SPEC);
         char err[TS_ERRLEN];
-        pid = exec_runner(ex, spec_path, r->mark, r->attempt, r->spawn_fds, err, sizeof(err));
+        pid = r->spec_text && save_spec_text(r, spec_path, err, sizeof(err)) != TS_OK
+                  ? -1
+                  : exec_runner(ex, spec_path, r->mark, r->attempt, r->spawn_fds, err,
+                                sizeof(err));
         free(spec_path);
         if (pid < 0) {
             exec_event *e = enqueue(ex, EXEC_EXITED, r);
@@ -420,6 +452,8 @@ static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why)
     }
     setpgid(pid, pid);
     r->pid = pid;
+    free(r->spec_text); /* the runner has it */
+    r->spec_text = NULL;
     for (int k = 0; k < 3; k++) {
         close(r->spawn_fds[k]);
         r->spawn_fds[k] = -1;

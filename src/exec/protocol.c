@@ -121,7 +121,7 @@ static char *dump_line(json_t *doc) {
 
 /* ---- spec ---- */
 
-int proto_spec_write(const exec_job *job, char *err, size_t errlen) {
+char *proto_spec_text(const exec_job *job, char *err, size_t errlen) {
     json_t *spec = json_pack(
         "{s:I, s:i, s:s, s:s, s:s?, s:s?, s:s?, s:o, s:i, s:f, s:i, s:s, s:s, s:o}",
         "workflow_id", (json_int_t)job->workflow_id, "job_index", (int)job->job_index, "job_id",
@@ -130,29 +130,41 @@ int proto_spec_write(const exec_job *job, char *err, size_t errlen) {
         job->params ? json_incref(job->params) : json_object(), "cpus", job->cpus, "timeout_s",
         job->timeout_s, "attempt", job->attempt, "work_dir", job->work_dir, "result_dir",
         job->result_dir, "inputs", job->inputs ? json_incref(job->inputs) : json_array());
-    /* Only the exception is written: specs of batch jobs stay as they were. */
-    if (spec != NULL && job->exit_marker_volatile)
-        json_object_set_new(spec, "exit_marker_sync", json_false());
-    if (spec != NULL && job->progress_pipe_only)
-        json_object_set_new(spec, "progress_file", json_false());
-    char *path = layout_attempt_path(job->work_dir, job->attempt, LAYOUT_SPEC);
-    int rc = TS_ERR;
     if (spec == NULL) {
-        ts_errf(err, errlen, "%s: cannot encode the job spec (missing field or invalid UTF-8)",
-                path);
-        goto cleanup;
+        ts_errf(err, errlen, "job %s: cannot encode the job spec (missing field or invalid UTF-8)",
+                job->job_id ? job->job_id : "?");
+        return NULL;
     }
+    /* Only the exception is written: specs of batch jobs stay as they were. */
+    if (job->exit_marker_volatile) json_object_set_new(spec, "exit_marker_sync", json_false());
+    if (job->progress_pipe_only) json_object_set_new(spec, "progress_file", json_false());
+    char *text = dump_line(spec);
+    json_decref(spec);
+    return text;
+}
+
+int proto_spec_dirs(const exec_job *job, char *err, size_t errlen) {
     if (ts_mkdir_p(job->work_dir, err, errlen) != TS_OK ||
         mkdir_parent(job->result_dir, err, errlen) != TS_OK)
-        goto cleanup;
-    char *text = dump_line(spec);
+        return TS_ERR;
+    return TS_OK;
+}
+
+int proto_spec_save(const exec_job *job, const char *text, char *err, size_t errlen) {
+    char *path = layout_attempt_path(job->work_dir, job->attempt, LAYOUT_SPEC);
     /* No fsync: if the machine dies before the runner starts, the attempt
      * dies with it and the next one writes a new spec. */
-    rc = write_atomic(path, text, strlen(text), false, false, err, errlen);
-    free(text);
-cleanup:
+    int rc = write_atomic(path, text, strlen(text), false, false, err, errlen);
     free(path);
-    json_decref(spec);
+    return rc;
+}
+
+int proto_spec_write(const exec_job *job, char *err, size_t errlen) {
+    char *text = proto_spec_text(job, err, errlen);
+    int rc = text && proto_spec_dirs(job, err, errlen) == TS_OK
+                 ? proto_spec_save(job, text, err, errlen)
+                 : TS_ERR;
+    free(text);
     return rc;
 }
 
@@ -263,9 +275,14 @@ static int spec_fields(proto_spec *s, char *err, size_t errlen) {
 }
 
 int proto_spec_load(const char *path, proto_spec *s, char *err, size_t errlen) {
+    return proto_spec_parse(path, NULL, s, err, errlen);
+}
+
+int proto_spec_parse(const char *path, const char *text, proto_spec *s, char *err,
+                     size_t errlen) {
     memset(s, 0, sizeof(*s));
     json_error_t jerr;
-    s->root = json_load_file(path, 0, &jerr);
+    s->root = text ? json_loads(text, 0, &jerr) : json_load_file(path, 0, &jerr);
     if (s->root == NULL || !json_is_object(s->root)) {
         /* The caller names the file; jansson's text says where in it. */
         ts_errf(err, errlen, "cannot read spec: %s", s->root ? "not a JSON object" : jerr.text);

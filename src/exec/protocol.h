@@ -8,7 +8,10 @@
  *
  *   spec      attempt-N.json: what to run (proto_spec_write, by the executor,
  *             atomically, before the runner starts; proto_spec_load, by the
- *             runner).
+ *             runner). A runner forked by the local executor's fork server
+ *             gets the same text in its request instead and no file is
+ *             written (forkserver.h); the file is written when the runner
+ *             is exec'd.
  *   progress  attempt-N.progress: lines "progress <done> <total> <message>\n"
  *             the runner appends, at most about 5 a second and the last one
  *             always. The local executor also gets the same lines on a pipe
@@ -81,11 +84,26 @@ typedef struct proto_spec {
  * result directory's parent. The error names the path and the reason. */
 int proto_spec_write(const exec_job *job, char *err, size_t errlen);
 
+/* proto_spec_write in its three steps, for an executor that hands the text
+ * to the runner itself (the local executor's fork server: no file at all,
+ * one inode fewer per job) and writes the file only where one will read
+ * it (an exec'd runner): the spec's text (one line; malloc'd, NULL with
+ * the reason when it cannot be encoded); the work directory and the
+ * result directory's parent; the file (atomically). */
+char *proto_spec_text(const exec_job *job, char *err, size_t errlen);
+int proto_spec_dirs(const exec_job *job, char *err, size_t errlen);
+int proto_spec_save(const exec_job *job, const char *text, char *err, size_t errlen);
+
 /* Reads and checks a spec file: every field present with its type and range
  * ("field \"attempt\": must be an integer from 1 to ..."). On TS_ERR the
  * fields that were read stay set (work_dir and attempt when known, so the
  * runner can still leave an exit marker); call proto_spec_free either way. */
 int proto_spec_load(const char *path, proto_spec *out, char *err, size_t errlen);
+
+/* The same from text when it is not NULL (handed over by the fork server;
+ * path then only names the attempt), else from the file at path. */
+int proto_spec_parse(const char *path, const char *text, proto_spec *out, char *err,
+                     size_t errlen);
 void proto_spec_free(proto_spec *s);
 
 /* ---- progress ------------------------------------------------------------ */

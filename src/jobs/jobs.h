@@ -110,7 +110,9 @@ char *jobs_absolute_roots(const char *data_roots);
  * done == total. */
 void job_progress(job_ctx *ctx, double done, double total, const char *message);
 
-/* Runs one attempt given its spec file (exec/protocol.h): reads the spec,
+/* Runs one attempt given its spec file (exec/protocol.h), or the spec's
+ * text when spec_text is not NULL (the fork server's runners: spec_path
+ * then only names the attempt in messages): reads the spec,
  * runs the job, moves outputs into place, leaves the attempt's exit marker
  * (also for a bad spec, when the spec names its work_dir and attempt).
  * A job with an image_path fails before it starts unless that path still
@@ -125,7 +127,7 @@ void job_progress(job_ctx *ctx, double done, double total, const char *message);
  * the process is killed and it exits (nothing a job starts outlives it).
  * Returns the exit status: 0 success, 1 the job failed (message on
  * stderr), 2 bad spec. */
-int jobs_run_attempt(const char *spec_path, int progress_fd);
+int jobs_run_attempt(const char *spec_path, const char *spec_text, int progress_fd);
 
 /* `tessera run-job SPEC`: jobs_run_attempt with the progress pipe the local
  * executor passes as fd 3, if it is open. */

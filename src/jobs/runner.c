@@ -285,13 +285,13 @@ static int leave_marker(const proto_spec *s, int status, const char *reason, dou
     return status == 0 ? 1 : status;
 }
 
-int jobs_run_attempt(const char *spec_path, int progress_fd) {
+int jobs_run_attempt(const char *spec_path, const char *spec_text, int progress_fd) {
     double began = ts_now(); /* the marker's started_at: before anything the runner does */
     char err[TS_ERRLEN] = "";
     proto_spec spec;
     int status = 2;
     guard_descendants();
-    if (proto_spec_load(spec_path, &spec, err, sizeof(err)) != TS_OK ||
+    if (proto_spec_parse(spec_path, spec_text, &spec, err, sizeof(err)) != TS_OK ||
         jobs_check(NULL, spec.job_id, spec.job_type, spec.params, spec.image_path, err, sizeof(err)) !=
             TS_OK) {
         fprintf(stderr, "tessera run-job: %s: bad spec: %s\n", spec_path, err);
@@ -321,5 +321,5 @@ cleanup:
 }
 
 int jobs_run_main(const char *spec_path) {
-    return jobs_run_attempt(spec_path, inherited_progress_fd());
+    return jobs_run_attempt(spec_path, NULL, inherited_progress_fd());
 }

@@ -702,6 +702,10 @@ static void test_local_forked_runner_is_like_exec(void **state) {
     unsigned long long caught = (1ULL << (SIGHUP - 1)) | (1ULL << (SIGINT - 1)) |
                                 (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGTERM - 1));
     assert_int_equal(status_mask(runner, "SigCgt"), caught);
+    /* It got its spec in the request: no spec file was written. */
+    char spec_path[300];
+    snprintf(spec_path, sizeof(spec_path), "%s/attempt-1.json", f->work[0]);
+    assert_int_equal(access(spec_path, F_OK), -1);
     /* Forked, not exec'd: its command line is the fork server's room,
      * rewritten in place (an exec'd runner's is a few hundred bytes). */
     char cmdline[128];
@@ -802,6 +806,7 @@ static void test_local_fork_server_death_falls_back_to_exec(void **state) {
     b.params = params;
     start_ok(ex, &b); /* finds the server gone, execs */
     assert_true(runner_child() > 0); /* a still runs */
+
     collected c = {0};
     collect(ex, &c, 2, 20);
     json_decref(params);
@@ -937,6 +942,15 @@ static void test_local_fork_server_can_be_turned_off(void **state) {
     executor *ex = new_exec(f->self, 1.0);
     unsetenv("TESSERA_FORK_SERVER");
     assert_int_equal(child_matching("tessera-forksrv", NULL), -1);
+    /* An exec'd runner reads its spec from the file, written for it. */
+    exec_job a = make_job(f, 0, "noop", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 20);
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    char spec_path[300];
+    snprintf(spec_path, sizeof(spec_path), "%s/attempt-1.json", f->work[0]);
+    assert_int_equal(access(spec_path, F_OK), 0);
     ex->ops->destroy(ex);
     /* Nor for another program than this one. */
     ex = new_exec(f->runner, 1.0);

@@ -321,6 +321,21 @@ static void test_spec_write_and_load(void **state) {
     assert_false(s.exit_marker_sync);
     assert_false(s.progress_file);
     proto_spec_free(&s);
+    /* The same spec from its text alone (the fork server's runners): the
+     * file's very bytes, and no file read (the path names a missing one). */
+    char *line = proto_spec_text(&job, err, sizeof(err));
+    assert_non_null(line);
+    char *file = test_slurp(path);
+    assert_string_equal(line, file);
+    free(file);
+    if (proto_spec_parse("/nonexistent/attempt-3.json", line, &s, err, sizeof(err)) != TS_OK)
+        fail_msg("%s", err);
+    assert_string_equal(s.job_id, "cells");
+    assert_int_equal(s.attempt, 3);
+    assert_int_equal(json_array_size(s.inputs), 1);
+    assert_false(s.progress_file);
+    proto_spec_free(&s);
+    free(line);
     struct stat st;
     char parent[300];
     snprintf(parent, sizeof(parent), "%s/results/5", dir);
