@@ -4,10 +4,12 @@
 #     every 10th job) through `tessera run` at concurrency 2 against
 #     `make -j2` of the same graph (bench/sched_bench.c), with runners
 #     exec'd (TESSERA_FORK_SERVER=0, the old way) and forked by the fork
-#     server (the default): jobs/s, the ratio to make, and the latency from
-#     a job's last predecessor finishing to its start (p50/p99); the chain
-#     that follows has one job ready at a time, so its latency is the
-#     dependency-to-start latency with a free slot;
+#     server (the default): jobs/s, the ratio to make, the CPU time of each,
+#     and the latency from a job's last predecessor's runner ending to its
+#     own runner beginning (p50/p99; the runners' own clock, finished_at and
+#     started_at of their exit markers); the chain that follows has one job
+#     ready at a time, so its latency is the dependency-to-start latency
+#     with a free slot. State dirs under $TMPDIR (default /tmp);
 #   - the runner start cost alone, exec vs fork (bench/start_bench.c).
 #   bench/dag_vs_make.sh BUILD_DIR [BRANCHES [JOBS_PER_BRANCH [CPUS]]]
 set -eu
