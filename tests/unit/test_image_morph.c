@@ -269,6 +269,20 @@ static void test_edt_matches_brute_force_on_random_masks(void **state) {
     }
 }
 
+
+/* edt_squared_within(m, limit) against the whole transform full: exact up
+ * to the limit, above it beyond (got: scratch of w * h). */
+static void assert_within_agrees(const uint8_t *m, int w, int h, float limit, const float *full,
+                                 float *got) {
+    assert_int_equal(edt_squared_within(m, w, h, limit, got), TS_OK);
+    for (int p = 0; p < w * h; p++) {
+        if (full[p] <= limit && got[p] != full[p])
+            fail_msg("limit %g pixel %d: %g != %g", limit, p, got[p], full[p]);
+        if (full[p] > limit && !(got[p] > limit))
+            fail_msg("limit %g pixel %d: %g not above (exact %g)", limit, p, got[p], full[p]);
+    }
+}
+
 /* The bounded transform: exact wherever the distance is within the limit
  * (including exactly on it), above the limit everywhere else; random masks
  * of every density, limits from 0 to beyond the image. */
@@ -286,13 +300,7 @@ static void test_edt_within_is_exact_up_to_the_limit(void **state) {
         assert_int_equal(edt_squared(m, W, H, full), TS_OK);
         for (int li = 0; li < 6; li++) {
             float limit = limits[li];
-            assert_int_equal(edt_squared_within(m, W, H, limit, got), TS_OK);
-            for (int p = 0; p < W * H; p++) {
-                if (full[p] <= limit && got[p] != full[p])
-                    fail_msg("limit %g pixel %d: %g != %g", limit, p, got[p], full[p]);
-                if (full[p] > limit && !(got[p] > limit))
-                    fail_msg("limit %g pixel %d: %g not above (exact %g)", limit, p, got[p], full[p]);
-            }
+            assert_within_agrees(m, W, H, limit, full, got);
         }
     }
     assert_int_equal(edt_squared_within(m, W, H, -1, got), TS_ERR);
@@ -314,13 +322,7 @@ static void test_edt_within_is_exact_on_sparse_wide_rows(void **state) {
         assert_int_equal(edt_squared(m, W, H, full), TS_OK);
         for (int li = 0; li < 4; li++) {
             float limit = limits[li];
-            assert_int_equal(edt_squared_within(m, W, H, limit, got), TS_OK);
-            for (int p = 0; p < W * H; p++) {
-                if (full[p] <= limit && got[p] != full[p])
-                    fail_msg("limit %g pixel %d: %g != %g", limit, p, got[p], full[p]);
-                if (full[p] > limit && !(got[p] > limit))
-                    fail_msg("limit %g pixel %d: %g not above (exact %g)", limit, p, got[p], full[p]);
-            }
+            assert_within_agrees(m, W, H, limit, full, got);
         }
     }
 }

@@ -336,6 +336,19 @@ static void submit_all_async(store *st, spec_workflow *spec, async_seen *seen,
     }
 }
 
+
+/* A second handle on f's database that submits through f's batcher, as a
+ * request thread's does, and *spec: the workflow WF parsed. */
+static store *batched_handle(fx *f, spec_workflow **spec) {
+    char err[TS_ERRLEN];
+    store *st = NULL;
+    spec_error e;
+    assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, spec, &e), TS_OK);
+    assert_int_equal(store_open_existing(f->path, &st, err, sizeof(err)), TS_OK);
+    store_set_batcher(st, f->b);
+    return st;
+}
+
 /* With a committer thread, one thread queues N submissions without waiting
  * for any (as a request thread hands them over and serves other requests):
  * all N are one commit, each told its own receipt on the committer thread
@@ -346,12 +359,8 @@ static void submit_all_async(store *st, spec_workflow *spec, async_seen *seen,
 static void test_committer_thread_commits_queued_submissions_together(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
-    store *st = NULL;
     spec_workflow *spec = NULL;
-    spec_error e;
-    assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, &spec, &e), TS_OK);
-    assert_int_equal(store_open_existing(f->path, &st, err, sizeof(err)), TS_OK);
-    store_set_batcher(st, f->b);
+    store *st = batched_handle(f, &spec);
     watch_seen watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
     store_batcher_watch(f->b, watch_begin, watch_end, &watch);
     assert_int_equal(store_batcher_serve(f->b, f->path, f->st, err, sizeof(err)), TS_OK);
@@ -403,12 +412,8 @@ static void test_committer_thread_commits_queued_submissions_together(void **sta
 static void test_committer_answers_queued_submissions_before_it_stops(void **state) {
     fx *f = *state;
     char err[TS_ERRLEN];
-    store *st = NULL;
     spec_workflow *spec = NULL;
-    spec_error e;
-    assert_int_equal(spec_parse(WF, strlen(WF), NULL, NULL, NULL, &spec, &e), TS_OK);
-    assert_int_equal(store_open_existing(f->path, &st, err, sizeof(err)), TS_OK);
-    store_set_batcher(st, f->b);
+    store *st = batched_handle(f, &spec);
     assert_int_equal(store_batcher_serve(f->b, f->path, f->st, err, sizeof(err)), TS_OK);
     async_seen seen = {.mu = PTHREAD_MUTEX_INITIALIZER};
     async_slot slots[N_CALLS];
