@@ -40,6 +40,18 @@ async function waitText(page, selector, fn, what, timeout = 60000) {
   throw new Error(`${what}: ${selector} shows ${JSON.stringify(text)}`);
 }
 
+/** Waits until fn(attribute) holds; returns it. */
+async function waitAttr(page, selector, name, fn, what, timeout = 30000) {
+  const end = Date.now() + timeout;
+  let value = null;
+  while (Date.now() < end) {
+    value = await page.locator(selector).getAttribute(name).catch(() => null);
+    if (value !== null && fn(value)) return value;
+    await sleep(200);
+  }
+  throw new Error(`${what}: ${selector} has ${name}=${JSON.stringify(value)}`);
+}
+
 browserTest('an administrator watches the line, cpus, throughput and errors live', { timeout: 240000 }, async (b) => {
   const rootToken = addUser('root', true);
   const aliceToken = addUser('alice', false);
@@ -74,10 +86,12 @@ browserTest('an administrator watches the line, cpus, throughput and errors live
   await waitText(page, '#ops-store', (t) => t.startsWith('up'), 'the store up');
   await waitText(page, '#ops-instances tbody', (t) => t.includes(`:${fixture.server.port}`) && t.includes('leads the scheduler'),
     'the instance listed, leading');
-  // The charts have drawn lines from several reads, in SVG.
+  // The charts have drawn lines from several reads, in SVG. The page reads
+  // every 2 s and a rate needs two reads, so on a slow run the line may
+  // still be growing here: wait for it (the line is what is checked).
   for (const key of ['queued', 'runningCpus', 'jobsPerMin']) {
-    const d = await page.locator(`figure[data-chart="${key}"] path.ops-line`).getAttribute('d');
-    assert.ok(d && (d.match(/L/g) || []).length >= 3, `chart ${key} has a line: ${d}`);
+    await waitAttr(page, `figure[data-chart="${key}"] path.ops-line`, 'd',
+      (d) => (d.match(/L/g) || []).length >= 3, `chart ${key} has a line`);
   }
   const cpuPath = await page.locator('figure[data-chart="runningCpus"] path.ops-line').getAttribute('d');
   const ys = [...cpuPath.matchAll(/[ML][\d.]+ ([\d.]+)/g)].map((m) => Number(m[1]));
