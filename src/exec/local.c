@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "exec/forkserver.h"
+#include "exec/local_internal.h"
 #include "exec/protocol.h"
 #include "util/layout.h"
 #include "util/log.h"
@@ -65,37 +66,8 @@
 #include "util/util.h"
 
 #define PROGRESS_INTERVAL_S 0.25 /* at most ~4 progress events per job per second */
-#define TAIL_BYTES 2048          /* how much of job.log to search for the failure reason */
-#define RUNNER_PREFIX "tessera run-job: "
 #define LEFTOVER_WAIT_S 10.0     /* how long a leftover of an attempt may take to die */
 #define ANSWER_WAIT_MS 10000     /* a fork server's answer takes well under a millisecond */
-
-typedef enum end_reason { END_NONE, END_TIMEOUT, END_CANCEL } end_reason;
-
-/* One running attempt. */
-typedef struct lrun {
-    int64_t workflow_id;
-    int32_t job_index;
-    int attempt;
-    char *job_id;
-    char *work_dir;      /* where the exit marker appears */
-    char *log_path;
-    char *mark;          /* PROCTREE_MARK "=<work_dir>/attempt-": every attempt's processes */
-    off_t log_start;     /* job.log offset where this attempt's output begins */
-    pid_t pid;           /* also its process group id; 0 while the fork server's answer is due */
-    uint64_t spawn_id;   /* the fork server request awaiting its answer, 0 = none */
-    int spawn_fds[3];    /* stdin, log, progress pipe: kept until then, to exec if refused */
-    char *spec_text;     /* the spec the request carried (no file yet): kept until then too */
-    int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
-    proto_lines lines;   /* the pipe's bytes, split into protocol lines */
-    double timeout_s;
-    double deadline;     /* monotonic; 0 = no timeout */
-    double kill_at;      /* monotonic time for SIGKILL; 0 = none pending */
-    end_reason reason;   /* why we signalled it, if we did */
-    proto_progress progress; /* last known fraction and message */
-    bool progress_pending; /* progress not yet reported (coalescing) */
-    double last_emit;    /* monotonic time of the last progress event */
-} lrun;
 
 typedef struct local_exec {
     executor base;
@@ -521,72 +493,6 @@ static void flush_progress(local_exec *ex, lrun *r, double now, bool force) {
 
 /* ---- exit ---- */
 
-/* Finds the runner's own failure line ("tessera run-job: <job_id>: why")
- * in this attempt's part of job.log, so the EXITED message says why the
- * job failed without the user opening the log. */
-static void runner_reason(const lrun *r, char *out, size_t len) {
-    out[0] = '\0';
-    int fd = open(r->log_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    char buf[TAIL_BYTES + 1];
-    off_t size = lseek(fd, 0, SEEK_END);
-    off_t from = size - TAIL_BYTES > r->log_start ? size - TAIL_BYTES : r->log_start;
-    ssize_t n = from < size ? pread(fd, buf, (size_t)(size - from), from) : 0;
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    while (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
-    char *line = strrchr(buf, '\n');
-    line = line ? line + 1 : buf;
-    if (strncmp(line, RUNNER_PREFIX, strlen(RUNNER_PREFIX)) != 0) return;
-    line += strlen(RUNNER_PREFIX);
-    size_t id_len = strlen(r->job_id);
-    if (strncmp(line, r->job_id, id_len) == 0 && strncmp(line + id_len, ": ", 2) == 0)
-        line += id_len + 2;
-    proto_copy_utf8(out, line, len);
-}
-
-/* Fills outcome, exit code and message from the attempt's exit marker
- * and the wait status. The marker is the truth of success (protocol.h): a
- * marker that says "succeeded" wins even if we had just signalled the job
- * (its result is complete and already published), and an exit status of 0
- * without a marker is a failure. Otherwise our own reason (timeout,
- * cancel) comes first, then the runner's. */
-static void describe_exit(const lrun *r, int status, exec_event *e) {
-    e->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    proto_exit marker;
-    char merr[TS_ERRLEN] = "";
-    int mrc = proto_exit_read(r->work_dir, r->attempt, &marker, merr, sizeof(merr));
-    if (mrc == TS_OK && strcmp(marker.outcome, "succeeded") == 0) {
-        e->outcome = "succeeded";
-        snprintf(e->message, sizeof(e->message), "exited with status %d", e->exit_code);
-    } else if (r->reason == END_TIMEOUT) {
-        e->outcome = "timeout";
-        snprintf(e->message, sizeof(e->message), "timed out after %g s", r->timeout_s);
-    } else if (r->reason == END_CANCEL) {
-        e->outcome = "cancelled";
-        snprintf(e->message, sizeof(e->message), "cancelled");
-    } else if (mrc == TS_OK) {
-        e->outcome = "failed";
-        char why[200];
-        proto_copy_utf8(why, marker.reason, sizeof(why));
-        snprintf(e->message, sizeof(e->message), "exited with status %d: %s", e->exit_code, why);
-    } else if (WIFEXITED(status)) {
-        e->outcome = "failed";
-        char why[200];
-        runner_reason(r, why, sizeof(why));
-        if (mrc == TS_ERR)
-            proto_copy_utf8(why, merr, sizeof(why));
-        else if (!why[0] && e->exit_code == 0)
-            snprintf(why, sizeof(why), "the runner left no exit marker");
-        snprintf(e->message, sizeof(e->message), "exited with status %d%s%s", e->exit_code,
-                 why[0] ? ": " : "", why);
-    } else {
-        e->outcome = "failed";
-        snprintf(e->message, sizeof(e->message), "killed by signal %d", WTERMSIG(status));
-    }
-}
-
 /* Reports an exited child: its remaining progress first, then EXITED. */
 static void finish_run(local_exec *ex, size_t i, int status) {
     lrun *r = ex->runs[i];
@@ -595,7 +501,7 @@ static void finish_run(local_exec *ex, size_t i, int status) {
     proto_lines_finish(&r->lines, &r->progress, &changed); /* a last line without '\n' */
     r->progress_pending |= changed;
     flush_progress(ex, r, ts_monotonic(), true);
-    describe_exit(r, status, enqueue(ex, EXEC_EXITED, r));
+    local_describe_exit(r, status, enqueue(ex, EXEC_EXITED, r));
     free_run(r);
     ex->runs[i] = ex->runs[--ex->n_runs];
 }

@@ -1,0 +1,82 @@
+/*
+ * local_exit.c - the outcome of an ended local attempt: the exit marker is
+ * the truth of success (protocol.h); otherwise the executor's own reason
+ * (timeout, cancel), then the runner's marker or the runner's last line in
+ * job.log, so the user reads why a job failed without opening the log.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec/local_internal.h"
+#include "util/util.h"
+
+#define TAIL_BYTES 2048 /* how much of job.log to search for the failure reason */
+
+/* Finds the runner's own failure line ("tessera run-job: <job_id>: why")
+ * in this attempt's part of job.log, so the EXITED message says why the
+ * job failed without the user opening the log. */
+static void runner_reason(const lrun *r, char *out, size_t len) {
+    out[0] = '\0';
+    int fd = open(r->log_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[TAIL_BYTES + 1];
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t from = size - TAIL_BYTES > r->log_start ? size - TAIL_BYTES : r->log_start;
+    ssize_t n = from < size ? pread(fd, buf, (size_t)(size - from), from) : 0;
+    close(fd);
+    if (n <= 0) return;
+    buf[n] = '\0';
+    while (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
+    char *line = strrchr(buf, '\n');
+    line = line ? line + 1 : buf;
+    if (strncmp(line, RUNNER_PREFIX, strlen(RUNNER_PREFIX)) != 0) return;
+    line += strlen(RUNNER_PREFIX);
+    size_t id_len = strlen(r->job_id);
+    if (strncmp(line, r->job_id, id_len) == 0 && strncmp(line + id_len, ": ", 2) == 0)
+        line += id_len + 2;
+    proto_copy_utf8(out, line, len);
+}
+
+/* Fills outcome, exit code and message from the attempt's exit marker
+ * and the wait status. The marker is the truth of success (protocol.h): a
+ * marker that says "succeeded" wins even if we had just signalled the job
+ * (its result is complete and already published), and an exit status of 0
+ * without a marker is a failure. Otherwise our own reason (timeout,
+ * cancel) comes first, then the runner's. */
+void local_describe_exit(const lrun *r, int status, exec_event *e) {
+    e->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    proto_exit marker;
+    char merr[TS_ERRLEN] = "";
+    int mrc = proto_exit_read(r->work_dir, r->attempt, &marker, merr, sizeof(merr));
+    if (mrc == TS_OK && strcmp(marker.outcome, "succeeded") == 0) {
+        e->outcome = "succeeded";
+        snprintf(e->message, sizeof(e->message), "exited with status %d", e->exit_code);
+    } else if (r->reason == END_TIMEOUT) {
+        e->outcome = "timeout";
+        snprintf(e->message, sizeof(e->message), "timed out after %g s", r->timeout_s);
+    } else if (r->reason == END_CANCEL) {
+        e->outcome = "cancelled";
+        snprintf(e->message, sizeof(e->message), "cancelled");
+    } else if (mrc == TS_OK) {
+        e->outcome = "failed";
+        char why[200];
+        proto_copy_utf8(why, marker.reason, sizeof(why));
+        snprintf(e->message, sizeof(e->message), "exited with status %d: %s", e->exit_code, why);
+    } else if (WIFEXITED(status)) {
+        e->outcome = "failed";
+        char why[200];
+        runner_reason(r, why, sizeof(why));
+        if (mrc == TS_ERR)
+            proto_copy_utf8(why, merr, sizeof(why));
+        else if (!why[0] && e->exit_code == 0)
+            snprintf(why, sizeof(why), "the runner left no exit marker");
+        snprintf(e->message, sizeof(e->message), "exited with status %d%s%s", e->exit_code,
+                 why[0] ? ": " : "", why);
+    } else {
+        e->outcome = "failed";
+        snprintf(e->message, sizeof(e->message), "killed by signal %d", WTERMSIG(status));
+    }
+}

@@ -1,0 +1,51 @@
+/*
+ * local_internal.h - what the local executor's files share (src/exec/local.c:
+ * starting, polling, reaping, the executor's operations; local_exit.c: what
+ * an ended attempt's outcome and message are). Not an interface:
+ * exec/executor.h is the module's contract.
+ */
+#ifndef TESSERA_EXEC_LOCAL_INTERNAL_H
+#define TESSERA_EXEC_LOCAL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "exec/executor.h"
+#include "exec/protocol.h"
+
+/* How the runner starts its own lines in job.log (and the child, its exec failure). */
+#define RUNNER_PREFIX "tessera run-job: "
+
+typedef enum end_reason { END_NONE, END_TIMEOUT, END_CANCEL } end_reason;
+
+/* One running attempt. */
+typedef struct lrun {
+    int64_t workflow_id;
+    int32_t job_index;
+    int attempt;
+    char *job_id;
+    char *work_dir;      /* where the exit marker appears */
+    char *log_path;
+    char *mark;          /* PROCTREE_MARK "=<work_dir>/attempt-": every attempt's processes */
+    off_t log_start;     /* job.log offset where this attempt's output begins */
+    pid_t pid;           /* also its process group id; 0 while the fork server's answer is due */
+    uint64_t spawn_id;   /* the fork server request awaiting its answer, 0 = none */
+    int spawn_fds[3];    /* stdin, log, progress pipe: kept until then, to exec if refused */
+    char *spec_text;     /* the spec the request carried (no file yet): kept until then too */
+    int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
+    proto_lines lines;   /* the pipe's bytes, split into protocol lines */
+    double timeout_s;
+    double deadline;     /* monotonic; 0 = no timeout */
+    double kill_at;      /* monotonic time for SIGKILL; 0 = none pending */
+    end_reason reason;   /* why we signalled it, if we did */
+    proto_progress progress; /* last known fraction and message */
+    bool progress_pending; /* progress not yet reported (coalescing) */
+    double last_emit;    /* monotonic time of the last progress event */
+} lrun;
+
+/* Fills e's outcome, exit code and message from the attempt's exit marker
+ * and its wait status (local_exit.c). */
+void local_describe_exit(const lrun *r, int status, exec_event *e);
+
+#endif
