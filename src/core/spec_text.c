@@ -7,73 +7,23 @@
  * every submission is stored this way, and on POST /api/workflows it was
  * about a tenth of a request thread's CPU (issue 16). The text is the same
  * byte for byte (test_spec checks it against jansson): the members in
- * spec_to_json's order, strings escaped as jansson escapes them, and what
- * has more than one spelling - params, a number that is not whole - still
- * written by jansson.
+ * spec_to_json's order, strings and integers as jansson writes them
+ * (util/jsontext.h, shared with view_text.c), and what has more than one
+ * spelling - params, a number that is not whole - still written by jansson.
  */
 #include <math.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/spec.h"
-#include "util/util.h"
+#include "util/jsontext.h"
 
+/* The text and whether a part of it could not be written: the parts that
+ * have more than one spelling are written by jansson, which can fail. */
 typedef struct out {
-    char *p;
-    size_t len, cap;
-    bool failed; /* jansson could not write a part */
+    jtext t;
+    bool failed;
 } out;
-
-static void put(out *o, const char *s, size_t n) {
-    if (o->len + n + 1 > o->cap) {
-        o->cap = (o->len + n + 1) * 2;
-        o->p = ts_realloc(o->p, o->cap);
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-}
-
-static void put_lit(out *o, const char *s) {
-    put(o, s, strlen(s));
-}
-
-/* A JSON string as jansson writes it without flags: '"' and '\' escaped,
- * control characters as \b \f \n \r \t or \u00XX, everything else (UTF-8
- * included; the parser checked it) as it is. */
-static void put_str(out *o, const char *s) {
-    put(o, "\"", 1);
-    const char *run = s;
-    for (const char *c = s; *c; c++) {
-        unsigned char u = (unsigned char)*c;
-        if (u >= 0x20 && u != '"' && u != '\\') continue;
-        put(o, run, (size_t)(c - run));
-        run = c + 1;
-        char esc[8];
-        switch (u) {
-        case '"': put_lit(o, "\\\""); break;
-        case '\\': put_lit(o, "\\\\"); break;
-        case '\b': put_lit(o, "\\b"); break;
-        case '\f': put_lit(o, "\\f"); break;
-        case '\n': put_lit(o, "\\n"); break;
-        case '\r': put_lit(o, "\\r"); break;
-        case '\t': put_lit(o, "\\t"); break;
-        default:
-            snprintf(esc, sizeof(esc), "\\u%04X", u);
-            put_lit(o, esc);
-        }
-    }
-    put(o, run, strlen(run));
-    put(o, "\"", 1);
-}
-
-static void put_int(out *o, long long v) {
-    char buf[24];
-    int n = snprintf(buf, sizeof(buf), "%lld", v);
-    put(o, buf, (size_t)n);
-}
 
 /* A JSON value as jansson writes it (compact). */
 static void put_json(out *o, const json_t *v) {
@@ -82,23 +32,20 @@ static void put_json(out *o, const json_t *v) {
         o->failed = true;
         return;
     }
-    if (o->len + n + 1 > o->cap) {
-        o->cap = (o->len + n + 1) * 2;
-        o->p = ts_realloc(o->p, o->cap);
-    }
-    if (json_dumpb(v, o->p + o->len, n, JSON_COMPACT | JSON_ENCODE_ANY) != n) {
+    jtext_reserve(&o->t, n);
+    if (json_dumpb(v, o->t.p + o->t.len, n, JSON_COMPACT | JSON_ENCODE_ANY) != n) {
         o->failed = true;
         return;
     }
-    o->len += n;
-    o->p[o->len] = '\0';
+    o->t.len += n;
+    o->t.p[o->t.len] = '\0';
 }
 
 /* As spec_to_json's number_json: a whole number as an integer, any other
  * through jansson (its shortest spelling that reads back the same). */
 static void put_number(out *o, double x) {
     if (x == floor(x) && fabs(x) < 9007199254740992.0) {
-        put_int(o, (long long)x);
+        jtext_int(&o->t, (long long)x);
         return;
     }
     json_t *r = json_real(x);
@@ -108,55 +55,55 @@ static void put_number(out *o, double x) {
 }
 
 static void put_job(out *o, const spec_job *job) {
-    put_lit(o, "{\"job_id\":");
-    put_str(o, job->job_id);
-    put_lit(o, ",\"job_type\":");
-    put_str(o, job->job_type);
+    jtext *t = &o->t;
+    jtext_lit(t, "{\"job_id\":");
+    jtext_str(t, job->job_id);
+    jtext_lit(t, ",\"job_type\":");
+    jtext_str(t, job->job_type);
     if (job->image_path) {
-        put_lit(o, ",\"image_path\":");
-        put_str(o, job->image_path);
+        jtext_lit(t, ",\"image_path\":");
+        jtext_str(t, job->image_path);
     }
-    put_lit(o, ",\"branch\":");
-    put_str(o, job->branch);
-    put_lit(o, ",\"depends_on\":[");
+    jtext_lit(t, ",\"branch\":");
+    jtext_str(t, job->branch);
+    jtext_lit(t, ",\"depends_on\":[");
     for (size_t k = 0; k < job->n_depends_on; k++) {
-        if (k) put(o, ",", 1);
-        put_str(o, job->depends_on[k]);
+        if (k) jtext_put(t, ",", 1);
+        jtext_str(t, job->depends_on[k]);
     }
-    put_lit(o, "],\"params\":");
+    jtext_lit(t, "],\"params\":");
     /* Most jobs have none: "{}" is what jansson writes of an empty object. */
-    if (json_is_object(job->params) && json_object_size(job->params) == 0) put_lit(o, "{}");
+    if (json_is_object(job->params) && json_object_size(job->params) == 0) jtext_lit(t, "{}");
     else put_json(o, job->params);
-    put_lit(o, ",\"cpus\":");
-    put_int(o, job->cpus);
-    put_lit(o, ",\"timeout_s\":");
+    jtext_lit(t, ",\"cpus\":");
+    jtext_int(t, job->cpus);
+    jtext_lit(t, ",\"timeout_s\":");
     put_number(o, job->timeout_s);
-    put_lit(o, ",\"max_retries\":");
-    put_int(o, job->max_retries);
-    put_lit(o, ",\"retry_delay_s\":");
+    jtext_lit(t, ",\"max_retries\":");
+    jtext_int(t, job->max_retries);
+    jtext_lit(t, ",\"retry_delay_s\":");
     put_number(o, job->retry_delay_s);
-    put(o, "}", 1);
+    jtext_put(t, "}", 1);
 }
 
 /* See spec.h. */
 char *spec_to_text(const spec_workflow *wf, size_t *len) {
-    out o = {.cap = 256 + wf->n_jobs * 160};
-    o.p = ts_malloc(o.cap);
-    o.p[0] = '\0';
-    put_lit(&o, "{\"name\":");
-    put_str(&o, wf->name);
-    put_lit(&o, ",\"priority\":");
-    put_int(&o, wf->priority);
-    put_lit(&o, ",\"jobs\":[");
+    out o = {0};
+    jtext_reserve(&o.t, 256 + wf->n_jobs * 160);
+    jtext_lit(&o.t, "{\"name\":");
+    jtext_str(&o.t, wf->name);
+    jtext_lit(&o.t, ",\"priority\":");
+    jtext_int(&o.t, wf->priority);
+    jtext_lit(&o.t, ",\"jobs\":[");
     for (size_t i = 0; i < wf->n_jobs; i++) {
-        if (i) put(&o, ",", 1);
+        if (i) jtext_put(&o.t, ",", 1);
         put_job(&o, &wf->jobs[i]);
     }
-    put_lit(&o, "]}");
+    jtext_lit(&o.t, "]}");
     if (o.failed) {
-        free(o.p);
+        free(o.t.p);
         return NULL;
     }
-    if (len) *len = o.len;
-    return o.p;
+    if (len) *len = o.t.len;
+    return o.t.p;
 }
