@@ -7,9 +7,9 @@
  *
  * The same bytes, not just the same JSON: tests/unit/test_view_text.c
  * compares the two for workflows in every state. So this file follows
- * jansson's output rules: keys in insertion order; strings with '"', '\\'
- * and control characters escaped (\b \f \n \r \t, else \u00XX), other
- * bytes as they are; a string that is not valid UTF-8 is one jansson
+ * jansson's output rules: keys in insertion order; strings and integers
+ * as util/jsontext.h writes them (jansson's escaping, shared with
+ * spec_text.c); a string that is not valid UTF-8 is one jansson
  * refuses, so its key (or, inside json_pack, its whole object) is left out;
  * reals as "%.17g" with ".0" added when neither '.' nor 'e' appears and
  * the exponent without '+' or leading zeros.
@@ -20,32 +20,9 @@
 #include <string.h>
 
 #include "core/reasons.h"
+#include "util/jsontext.h"
 #include "util/util.h"
 #include "view/view.h"
-
-typedef struct text {
-    char *p;
-    size_t len, cap;
-} text;
-
-static void grow(text *t, size_t more) {
-    if (t->len + more + 1 <= t->cap) return;
-    size_t cap = t->cap ? t->cap : 4096;
-    while (cap < t->len + more + 1) cap *= 2;
-    t->p = ts_realloc(t->p, cap);
-    t->cap = cap;
-}
-
-static void put(text *t, const char *s, size_t n) {
-    grow(t, n);
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void put_lit(text *t, const char *s) {
-    put(t, s, strlen(s));
-}
 
 /* Whether s is UTF-8 as jansson accepts it (no overlong forms, no
  * surrogates, nothing above U+10FFFF). */
@@ -81,65 +58,23 @@ static bool utf8_valid(const unsigned char *s) {
     return true;
 }
 
-/* A JSON string, quoted and escaped as jansson does (flags 0). */
-static void put_str(text *t, const char *s) {
-    grow(t, strlen(s) + 2);
-    t->p[t->len++] = '"';
-    const char *run = s;
-    for (const char *q = s;; q++) {
-        unsigned char c = (unsigned char)*q;
-        if (c != '\0' && c != '"' && c != '\\' && c >= 0x20) continue;
-        put(t, run, (size_t)(q - run));
-        if (c == '\0') break;
-        char esc[8];
-        switch (c) {
-        case '"': put_lit(t, "\\\""); break;
-        case '\\': put_lit(t, "\\\\"); break;
-        case '\b': put_lit(t, "\\b"); break;
-        case '\f': put_lit(t, "\\f"); break;
-        case '\n': put_lit(t, "\\n"); break;
-        case '\r': put_lit(t, "\\r"); break;
-        case '\t': put_lit(t, "\\t"); break;
-        default:
-            snprintf(esc, sizeof(esc), "\\u%04X", c);
-            put_lit(t, esc);
-        }
-        run = q + 1;
-    }
-    put(t, "\"", 1);
-}
-
 /* ,"key":"value" - left out, as jansson leaves out a value it refuses,
  * when value is NULL or not UTF-8. */
-static void put_key_str(text *t, const char *key, const char *value) {
+static void put_key_str(jtext *t, const char *key, const char *value) {
     if (!value || !utf8_valid((const unsigned char *)value)) return;
-    put_lit(t, key);
-    put_str(t, value);
-}
-
-/* As "%lld", without printf's machinery (a 10,000-job view writes 40,000
- * numbers). */
-static void put_int(text *t, long long v) {
-    char buf[24];
-    char *p = buf + sizeof(buf);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) *--p = '-';
-    put(t, p, (size_t)(buf + sizeof(buf) - p));
+    jtext_lit(t, key);
+    jtext_str(t, value);
 }
 
 /* jansson's real: "%.17g", a ".0" when it would read as an integer, the
  * exponent without '+' and leading zeros. */
-static void put_real(text *t, double v) {
+static void put_real(jtext *t, double v) {
     if (v == 0 && !signbit(v)) { /* most jobs' progress: not started, or done */
-        put_lit(t, "0.0");
+        jtext_lit(t, "0.0");
         return;
     }
     if (v == 1) {
-        put_lit(t, "1.0");
+        jtext_lit(t, "1.0");
         return;
     }
     char buf[64];
@@ -160,30 +95,30 @@ static void put_real(text *t, double v) {
             len -= (size_t)(end - start);
         }
     }
-    put(t, buf, len);
+    jtext_put(t, buf, len);
 }
 
 /* ,"key":<real> - left out for a value jansson refuses (not finite). */
-static void put_key_real(text *t, const char *key, double v) {
+static void put_key_real(jtext *t, const char *key, double v) {
     if (!isfinite(v)) return;
-    put_lit(t, key);
+    jtext_lit(t, key);
     put_real(t, v);
 }
 
-static void put_time(text *t, double v) {
+static void put_time(jtext *t, double v) {
     if (v <= 0) {
-        put_lit(t, "null");
+        jtext_lit(t, "null");
         return;
     }
     char buf[40];
     view_time(v, buf, sizeof(buf));
-    put_str(t, buf);
+    jtext_str(t, buf);
 }
 
 /* The attempts of job i: a[*k..] while their job index is i (the store
  * gives them ordered by job, then attempt). */
-static void put_attempts(text *t, const store_attempt *a, size_t n, size_t *k, size_t i) {
-    put_lit(t, ",\"attempts\":[");
+static void put_attempts(jtext *t, const store_attempt *a, size_t n, size_t *k, size_t i) {
+    jtext_lit(t, ",\"attempts\":[");
     bool first = true;
     while (*k < n && a[*k].job_index < (int32_t)i) (*k)++;
     for (; *k < n && a[*k].job_index == (int32_t)i; (*k)++) {
@@ -192,64 +127,64 @@ static void put_attempts(text *t, const store_attempt *a, size_t n, size_t *k, s
         if (!utf8_valid((const unsigned char *)x->outcome) ||
             !utf8_valid((const unsigned char *)x->reason))
             continue;
-        put_lit(t, first ? "{\"attempt\":" : ",{\"attempt\":");
+        jtext_lit(t, first ? "{\"attempt\":" : ",{\"attempt\":");
         first = false;
-        put_int(t, x->attempt);
+        jtext_int(t, x->attempt);
         put_key_str(t, ",\"outcome\":", x->outcome);
         put_key_str(t, ",\"reason\":", x->reason);
-        put_lit(t, ",\"started_at\":");
+        jtext_lit(t, ",\"started_at\":");
         put_time(t, x->started_at);
-        put_lit(t, ",\"finished_at\":");
+        jtext_lit(t, ",\"finished_at\":");
         put_time(t, x->finished_at);
-        put_lit(t, ",\"exit_code\":");
-        if (x->exit_code >= 0) put_int(t, x->exit_code);
-        else put_lit(t, "null");
+        jtext_lit(t, ",\"exit_code\":");
+        if (x->exit_code >= 0) jtext_int(t, x->exit_code);
+        else jtext_lit(t, "null");
         if (x->external_id[0]) put_key_str(t, ",\"external_id\":", x->external_id);
-        put(t, "}", 1);
+        jtext_put(t, "}", 1);
     }
-    put(t, "]", 1);
+    jtext_put(t, "]", 1);
 }
 
 /* One job, as view.c's view_job with its attempts. */
-static void put_job(text *t, const store_workflow *wf, size_t i, const job_state *states,
+static void put_job(jtext *t, const store_workflow *wf, size_t i, const job_state *states,
                     const store_queue_stats *stats, const view_limits *lim, double now) {
     const store_job *j = &wf->jobs[i];
     const spec_job *sj = &wf->spec->jobs[i];
-    put_lit(t, "{\"job_id\":");
-    put_str(t, sj->job_id);
-    put_lit(t, ",\"job_type\":");
-    put_str(t, sj->job_type);
-    put_lit(t, ",\"branch\":");
-    put_str(t, sj->branch);
-    put_lit(t, ",\"depends_on\":[");
+    jtext_lit(t, "{\"job_id\":");
+    jtext_str(t, sj->job_id);
+    jtext_lit(t, ",\"job_type\":");
+    jtext_str(t, sj->job_type);
+    jtext_lit(t, ",\"branch\":");
+    jtext_str(t, sj->branch);
+    jtext_lit(t, ",\"depends_on\":[");
     bool first = true;
     for (size_t k = 0; k < sj->n_depends_on; k++) {
         if (!utf8_valid((const unsigned char *)sj->depends_on[k])) continue;
-        if (!first) put(t, ",", 1);
+        if (!first) jtext_put(t, ",", 1);
         first = false;
-        put_str(t, sj->depends_on[k]);
+        jtext_str(t, sj->depends_on[k]);
     }
-    put_lit(t, "],\"state\":");
-    put_str(t, job_state_name(j->state));
-    put_lit(t, ",\"attempt\":");
-    put_int(t, j->attempt);
-    put_lit(t, ",\"cpus\":");
-    put_int(t, sj->cpus);
-    put_lit(t, ",\"progress\":");
+    jtext_lit(t, "],\"state\":");
+    jtext_str(t, job_state_name(j->state));
+    jtext_lit(t, ",\"attempt\":");
+    jtext_int(t, j->attempt);
+    jtext_lit(t, ",\"cpus\":");
+    jtext_int(t, sj->cpus);
+    jtext_lit(t, ",\"progress\":");
     put_real(t, j->progress);
-    put_lit(t, ",\"failures\":");
-    put_int(t, j->failures);
+    jtext_lit(t, ",\"failures\":");
+    jtext_int(t, j->failures);
     if (sj->image_path) put_key_str(t, ",\"image_path\":", sj->image_path);
-    else put_lit(t, ",\"image_path\":null");
-    put_lit(t, ",\"ready_at\":");
+    else jtext_lit(t, ",\"image_path\":null");
+    jtext_lit(t, ",\"ready_at\":");
     put_time(t, j->ready_at);
-    put_lit(t, ",\"started_at\":");
+    jtext_lit(t, ",\"started_at\":");
     put_time(t, j->started_at);
-    put_lit(t, ",\"finished_at\":");
+    jtext_lit(t, ",\"finished_at\":");
     put_time(t, j->finished_at);
-    put_lit(t, ",\"exit_code\":");
-    if (j->exit_code >= 0) put_int(t, j->exit_code);
-    else put_lit(t, "null");
+    jtext_lit(t, ",\"exit_code\":");
+    if (j->exit_code >= 0) jtext_int(t, j->exit_code);
+    else jtext_lit(t, "null");
     put_key_str(t, ",\"reason\":", j->reason ? j->reason : "");
     if (wf->state == WF_RUNNING && stats && (j->state == JOB_PENDING || j->state == JOB_READY)) {
         char why[256];
@@ -261,30 +196,30 @@ static void put_job(text *t, const store_workflow *wf, size_t i, const job_state
 
 /* The workflow's own fields, as view_workflow_page writes them, up to and
  * including "progress". */
-static void put_head(text *t, const store_workflow *wf, const store_queue_stats *stats,
+static void put_head(jtext *t, const store_workflow *wf, const store_queue_stats *stats,
                      const view_limits *lim) {
-    put_lit(t, "{\"id\":");
-    put_int(t, wf->id);
-    put_lit(t, ",\"name\":");
-    put_str(t, wf->name);
-    put_lit(t, ",\"user\":");
-    put_str(t, wf->user);
-    put_lit(t, ",\"priority\":");
-    put_int(t, wf->priority);
-    put_lit(t, ",\"state\":");
-    put_str(t, wf_state_name(wf->state));
-    put_lit(t, ",\"n_jobs\":");
-    put_int(t, (int)wf->n_jobs);
-    put_lit(t, ",\"submitted_at\":");
+    jtext_lit(t, "{\"id\":");
+    jtext_int(t, wf->id);
+    jtext_lit(t, ",\"name\":");
+    jtext_str(t, wf->name);
+    jtext_lit(t, ",\"user\":");
+    jtext_str(t, wf->user);
+    jtext_lit(t, ",\"priority\":");
+    jtext_int(t, wf->priority);
+    jtext_lit(t, ",\"state\":");
+    jtext_str(t, wf_state_name(wf->state));
+    jtext_lit(t, ",\"n_jobs\":");
+    jtext_int(t, (int)wf->n_jobs);
+    jtext_lit(t, ",\"submitted_at\":");
     put_time(t, wf->submitted_at);
-    put_lit(t, ",\"admitted_at\":");
+    jtext_lit(t, ",\"admitted_at\":");
     put_time(t, wf->admitted_at);
-    put_lit(t, ",\"finished_at\":");
+    jtext_lit(t, ",\"finished_at\":");
     put_time(t, wf->finished_at);
     put_key_str(t, ",\"reason\":", wf->reason ? wf->reason : "");
     if (wf->state == WF_QUEUED) {
-        put_lit(t, ",\"queue_position\":");
-        put_int(t, wf->queue_position);
+        jtext_lit(t, ",\"queue_position\":");
+        jtext_int(t, wf->queue_position);
         if (stats) {
             char why[256];
             view_waiting_reason(wf, stats, lim, why, sizeof(why));
@@ -294,24 +229,24 @@ static void put_head(text *t, const store_workflow *wf, const store_queue_stats 
     put_key_real(t, ",\"progress\":", view_workflow_progress(wf));
 }
 
-static void put_counts(text *t, const store_workflow *wf) {
+static void put_counts(jtext *t, const store_workflow *wf) {
     size_t count[JOB_STATE_COUNT] = {0};
     for (size_t i = 0; i < wf->n_jobs; i++) count[wf->jobs[i].state]++;
-    put_lit(t, ",\"counts\":{");
+    jtext_lit(t, ",\"counts\":{");
     for (int s = 0; s < JOB_STATE_COUNT; s++) {
-        put_lit(t, s ? ",\"" : "\"");
-        put_lit(t, job_state_name((job_state)s));
-        put_lit(t, "\":");
-        put_int(t, (long long)count[s]);
+        jtext_lit(t, s ? ",\"" : "\"");
+        jtext_lit(t, job_state_name((job_state)s));
+        jtext_lit(t, "\":");
+        jtext_int(t, (long long)count[s]);
     }
-    put(t, "}", 1);
+    jtext_put(t, "}", 1);
 }
 
 char *view_workflow_text(const store_workflow *wf, const store_attempt *attempts,
                          size_t n_attempts, const store_queue_stats *stats,
                          const view_limits *lim, double now, view_page page, size_t *len) {
-    text t = {0};
-    grow(&t, 512 + (wf->jobs && !page.none ? wf->n_jobs * 400 : 0));
+    jtext t = {0};
+    jtext_reserve(&t, 512 + (wf->jobs && !page.none ? wf->n_jobs * 400 : 0));
     put_head(&t, wf, stats, lim);
     if (wf->jobs) {
         put_counts(&t, wf);
@@ -320,31 +255,31 @@ char *view_workflow_text(const store_workflow *wf, const store_attempt *attempts
             size_t end = page.limit < wf->n_jobs - first ? first + page.limit : wf->n_jobs;
             job_state *states = ts_malloc((wf->n_jobs ? wf->n_jobs : 1) * sizeof(job_state));
             for (size_t i = 0; i < wf->n_jobs; i++) states[i] = wf->jobs[i].state;
-            put_lit(&t, ",\"jobs\":[");
+            jtext_lit(&t, ",\"jobs\":[");
             size_t k = 0;
             for (size_t i = first; i < end; i++) {
-                if (i > first) put(&t, ",", 1);
+                if (i > first) jtext_put(&t, ",", 1);
                 put_job(&t, wf, i, states, stats, lim, now);
                 put_attempts(&t, attempts, n_attempts, &k, i);
-                put(&t, "}", 1);
+                jtext_put(&t, "}", 1);
             }
-            put(&t, "]", 1);
+            jtext_put(&t, "]", 1);
             free(states);
             if (first > 0 || end < wf->n_jobs || page.limit != SIZE_MAX) {
-                put_lit(&t, ",\"jobs_page\":{\"offset\":");
-                put_int(&t, (long long)page.offset);
-                put_lit(&t, ",\"limit\":");
-                put_int(&t, (long long)page.limit);
-                put_lit(&t, ",\"total\":");
-                put_int(&t, (long long)wf->n_jobs);
-                put_lit(&t, ",\"next_offset\":");
-                if (end < wf->n_jobs) put_int(&t, (long long)end);
-                else put_lit(&t, "null");
-                put(&t, "}", 1);
+                jtext_lit(&t, ",\"jobs_page\":{\"offset\":");
+                jtext_int(&t, (long long)page.offset);
+                jtext_lit(&t, ",\"limit\":");
+                jtext_int(&t, (long long)page.limit);
+                jtext_lit(&t, ",\"total\":");
+                jtext_int(&t, (long long)wf->n_jobs);
+                jtext_lit(&t, ",\"next_offset\":");
+                if (end < wf->n_jobs) jtext_int(&t, (long long)end);
+                else jtext_lit(&t, "null");
+                jtext_put(&t, "}", 1);
             }
         }
     }
-    put(&t, "}", 1);
+    jtext_put(&t, "}", 1);
     *len = t.len;
     return t.p;
 }
