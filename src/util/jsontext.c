@@ -8,28 +8,13 @@
 
 #include "util/util.h"
 
-/* See jsontext.h. Doubles the capacity until it fits, so a text built a
- * piece at a time is copied O(log n) times, not once a piece. */
-void jtext_reserve(jtext *t, size_t more) {
-    if (t->len + more + 1 <= t->cap) return;
+/* See jsontext.h. */
+void jtext_grow(jtext *t, size_t more) {
     size_t cap = t->cap ? t->cap : 64;
     while (cap < t->len + more + 1) cap *= 2;
     t->p = ts_realloc(t->p, cap);
     t->cap = cap;
     t->p[t->len] = '\0';
-}
-
-/* See jsontext.h. */
-void jtext_put(jtext *t, const char *s, size_t n) {
-    jtext_reserve(t, n);
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-/* See jsontext.h. */
-void jtext_lit(jtext *t, const char *s) {
-    jtext_put(t, s, strlen(s));
 }
 
 /* The escape of a byte jansson escapes: '"', '\\' or a control character.
