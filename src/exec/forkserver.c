@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -634,6 +635,11 @@ int forkserver_main(forkserver_run_fn run, int argc, char **argv) {
      * all a runner child has to put back (runner_child). */
     ts_signals_default();
     bind_now_drop();
+    /* jansson's hash seed made once, here, and inherited: otherwise every
+     * runner opens and reads /dev/urandom for it as it parses its spec.
+     * The seed guards a process's hash tables against crafted keys; a
+     * runner parses only what its executor sent. */
+    json_object_seed(0);
     /* Heap left as a runner will find it: fastbins merged and free memory
      * returned now, once, instead of a runner's first malloc walking the
      * whole heap (malloc_consolidate) and copying every page it touches. */
