@@ -79,6 +79,19 @@ static unsigned long long status_mask(pid_t pid, const char *field) {
     return mask;
 }
 
+/* The length of pid's command line (/proc/PID/cmdline), up to 8 KiB: a
+ * forked runner's is the fork server's room, rewritten in place (over
+ * 4,000 bytes); an exec'd runner's is a few hundred. */
+static size_t cmdline_len(pid_t pid) {
+    char path[64], big[8192];
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t n = fread(big, 1, sizeof(big), fp);
+    fclose(fp);
+    return n;
+}
+
 static void ignore_nothing(int sig) {
     (void)sig;
 }
@@ -134,17 +147,11 @@ static void test_local_forked_runner_is_like_exec(void **state) {
     assert_int_equal(access(spec_path, F_OK), -1);
     /* Forked, not exec'd: its command line is the fork server's room,
      * rewritten in place (an exec'd runner's is a few hundred bytes). */
-    char cmdline[128];
-    snprintf(cmdline, sizeof(cmdline), "/proc/%ld/cmdline", (long)runner);
-    FILE *fp = fopen(cmdline, "r");
-    assert_non_null(fp);
-    char big[8192];
-    size_t cmd_len = fread(big, 1, sizeof(big), fp);
-    fclose(fp);
-    assert_true(cmd_len > 4000);
+    assert_true(cmdline_len(runner) > 4000);
     /* No environment slot left, the mark in its place. */
-    snprintf(cmdline, sizeof(cmdline), "/proc/%ld/environ", (long)runner);
-    char *env = test_slurp(cmdline);
+    char environ_path[64];
+    snprintf(environ_path, sizeof(environ_path), "/proc/%ld/environ", (long)runner);
+    char *env = test_slurp(environ_path);
     assert_null(strstr(env, "TESSERA_FORK_SLOT"));
     free(env);
     /* Fds 0-3 are /dev/null, job.log twice and the progress pipe; any other
@@ -317,14 +324,7 @@ static void test_local_fork_server_death_reaps_spares(void **state) {
     assert_int_equal(children_named("tessera-spare", 1), 0);
     pid_t runner = runner_child();
     assert_true(runner > 0);
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)runner);
-    FILE *fp = fopen(path, "r");
-    assert_non_null(fp);
-    char big[8192];
-    size_t cmd_len = fread(big, 1, sizeof(big), fp);
-    fclose(fp);
-    assert_true(cmd_len < 4000);
+    assert_true(cmdline_len(runner) < 4000);
     ex->ops->cancel(ex, 1, 0, 5.0);
     collected c = {0};
     collect(ex, &c, 1, 10);
