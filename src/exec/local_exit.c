@@ -2,9 +2,13 @@
  * local_exit.c - the outcome of an ended local attempt: the exit marker is
  * the truth of success (protocol.h); otherwise the executor's own reason
  * (timeout, cancel), then the runner's marker or the runner's last line in
- * job.log, so the user reads why a job failed without opening the log.
+ * job.log, so the user reads why a job failed without opening the log;
+ * and the runners whose attempt was reported over before their process had
+ * exited, reaped here afterwards (local_exiting).
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -79,4 +83,59 @@ void local_describe_exit(const lrun *r, int status, exec_event *e) {
         e->outcome = "failed";
         snprintf(e->message, sizeof(e->message), "killed by signal %d", WTERMSIG(status));
     }
+}
+
+/* ---- runners reported ended before their exit ---- */
+
+struct exiting_run {
+    pid_t pid;
+    double kill_at; /* 0 once SIGKILL was sent */
+};
+
+void local_exiting_add(local_exiting *xs, pid_t pid, double kill_at) {
+    if (xs->n == xs->cap) {
+        xs->cap = xs->cap ? xs->cap * 2 : 8;
+        xs->v = ts_realloc(xs->v, xs->cap * sizeof(*xs->v));
+    }
+    xs->v[xs->n++] = (struct exiting_run){pid, kill_at};
+}
+
+void local_exiting_reap(local_exiting *xs, double now) {
+    for (size_t i = 0; i < xs->n;) {
+        struct exiting_run *x = &xs->v[i];
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)x->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) {
+            *x = xs->v[--xs->n]; /* not ours any more */
+            continue;
+        }
+        if (si.si_pid == 0) { /* still running */
+            if (x->kill_at > 0 && now >= x->kill_at) {
+                kill(-x->pid, SIGKILL);
+                x->kill_at = 0;
+            }
+            i++;
+            continue;
+        }
+        kill(-x->pid, SIGKILL);
+        while (waitpid(x->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        *x = xs->v[--xs->n];
+    }
+}
+
+double local_exiting_due(const local_exiting *xs, double due) {
+    for (size_t i = 0; i < xs->n; i++)
+        if (xs->v[i].kill_at > 0 && xs->v[i].kill_at < due) due = xs->v[i].kill_at;
+    return due;
+}
+
+void local_exiting_kill_all(local_exiting *xs) {
+    for (size_t i = 0; i < xs->n; i++) {
+        kill(-xs->v[i].pid, SIGKILL);
+        while (waitpid(xs->v[i].pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    free(xs->v);
+    *xs = (local_exiting){0};
 }

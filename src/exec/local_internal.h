@@ -34,6 +34,7 @@ typedef struct lrun {
     int spawn_fds[3];    /* stdin, log, progress pipe: kept until then, to exec if refused */
     char *spec_text;     /* the spec the request carried (no file yet): kept until then too */
     int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
+    bool hung_up;        /* EOF seen, its exit marker not looked for yet (finish_said) */
     proto_lines lines;   /* the pipe's bytes, split into protocol lines */
     double timeout_s;
     double deadline;     /* monotonic; 0 = no timeout */
@@ -43,6 +44,28 @@ typedef struct lrun {
     bool progress_pending; /* progress not yet reported (coalescing) */
     double last_emit;    /* monotonic time of the last progress event */
 } lrun;
+
+/* Runners whose attempt was reported over before their process exited
+ * (local.c, finish_said), still to reap (local_exit.c). */
+typedef struct local_exiting {
+    struct exiting_run *v;
+    size_t n, cap;
+} local_exiting;
+
+/* Adds a runner: pid is also its group's id, held until it is reaped;
+ * kill_at (monotonic) is when it is killed if it has not exited. */
+void local_exiting_add(local_exiting *xs, pid_t pid, double kill_at);
+
+/* Reaps those that have exited, killing what they left in their group
+ * first (WNOWAIT: the zombie holds the group id, as in reap()), and kills
+ * those past their kill_at. Non-blocking. */
+void local_exiting_reap(local_exiting *xs, double now);
+
+/* The earlier of due and the next kill_at. */
+double local_exiting_due(const local_exiting *xs, double due);
+
+/* Kills and reaps them all, and frees the list (the executor's end). */
+void local_exiting_kill_all(local_exiting *xs);
 
 /* Fills e's outcome, exit code and message from the attempt's exit marker
  * and its wait status (local_exit.c). */

@@ -16,6 +16,9 @@
  *             the runner appends, at most about 5 a second and the last one
  *             always. The local executor also gets the same lines on a pipe
  *             (fd 3 of the runner) for low latency; both are parsed here.
+ *             A runner closes the pipe right after leaving its exit marker:
+ *             the local executor then reports a success without waiting
+ *             for the process to finish exiting (local.c, finish_said).
  *             It reads only the pipe, and its specs say "progress_file":
  *             false: a runner that has the pipe then writes no file (one
  *             file less to create per job; on this project's test machine

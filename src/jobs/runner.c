@@ -313,6 +313,10 @@ int jobs_run_attempt(const char *spec_path, const char *spec_text, int progress_
         fprintf(stderr, "tessera run-job: %s: %s\n", spec.job_id, err);
         status = leave_marker(&spec, 1, err, began);
     }
+    /* Hanging up the progress pipe right after the marker tells the local
+     * executor the attempt is over: it need not wait for this process to
+     * finish exiting (exec/local.c, finish_said), and may kill it now. */
+    if (progress_fd >= 0) close(progress_fd);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);
 cleanup:

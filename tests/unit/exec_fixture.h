@@ -64,6 +64,8 @@ static const char fake_runner[] =
     "*'\"job_type\":\"instant\"'*) ok; exit 0;;\n"
     "*'\"job_type\":\"nomarker\"'*) exit 0;;\n"
     "*'\"job_type\":\"markerkilled\"'*) ok; kill -9 $$;;\n"
+    /* linger: says its end (marker, then the progress pipe closed) and stays */
+    "*'\"job_type\":\"linger\"'*) echo $$ > \"$dir/linger.pid\"; ok; exec 3>&-; sleep 10; exit 0;;\n"
     "*'\"job_type\":\"spam\"'*)\n"
     "  i=0; while [ $i -lt 200 ]; do echo \"progress $i 200 step\" >&3; i=$((i+1)); done\n"
     "  echo 'progress 200 200 all' >&3; ok; exit 0;;\n"

@@ -117,9 +117,36 @@ static void test_local_exit_marker_decides_success(void **state) {
     assert_string_equal(e->outcome, "failed");
     assert_int_equal(e->exit_code, 0);
     assert_string_equal(e->message, "exited with status 0: the runner left no exit marker");
+    /* Killed after its success marker: succeeded, and the marker's exit
+     * code stands (its pipe hung up as it died: finish_said). */
     e = exited_event(&c, 1);
     assert_string_equal(e->outcome, "succeeded");
-    assert_int_equal(e->exit_code, 128 + 9);
+    assert_int_equal(e->exit_code, 0);
+    ex->ops->destroy(ex);
+}
+
+/* A runner that hung up its progress pipe after leaving its marker has
+ * said its attempt is over: reported at once, not when its process ends,
+ * and its process group is killed then (finish_said). */
+static void test_local_said_end_is_reported_before_exit(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "linger", 0);
+    double t0 = ts_monotonic();
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 8);
+    assert_true(ts_monotonic() - t0 < 5.0); /* the runner lingers 10 s */
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "succeeded");
+    assert_int_equal(e->exit_code, 0);
+    assert_int_equal(ex->ops->running(ex), 0);
+    /* Left to exit by itself, it is killed once the grace period (1 s)
+     * is over, and reaped by the executor's next waits. */
+    pid_t pid = read_pid(f->work[0], "linger.pid");
+    exec_event buf[4];
+    while (ts_monotonic() - t0 < 4.0) assert_int_equal(ex->ops->wait(ex, 0.2, -1, buf, 4), 0);
+    assert_true(process_gone(pid));
     ex->ops->destroy(ex);
 }
 
@@ -426,6 +453,7 @@ int main(int argc, char **argv) {
         T(test_local_failure_reports_exit_code_and_reason),
         T(test_local_failure_reason_from_marker),
         T(test_local_exit_marker_decides_success),
+        T(test_local_said_end_is_reported_before_exit),
         T(test_local_killed_by_signal_is_failed),
         T(test_local_timeout_sigkill_after_grace),
         T(test_local_cancel_terminates_group),
