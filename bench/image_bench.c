@@ -20,6 +20,8 @@
  * segmentation's throughput to OpenSlide's raw read.
  * `--tiles FILE` writes the windows timed (level-0 x, y, w, h, level), so
  * bench/refs/speed.py can time the OpenCV reference on the very same reads.
+ * The last line is a digest of every cell returned (outlines, centroids,
+ * areas, stains, bit for bit): a speed change must leave it as it was.
  */
 #include <malloc.h>
 #include <openslide/openslide.h>
@@ -68,6 +70,27 @@ static int has_tissue(const uint32_t *rgb, size_t n) {
     return coloured > n / 20;
 }
 
+/* FNV-1a over n bytes: any change of any cell changes the digest. */
+static uint64_t fnv1a(uint64_t hash, const void *data, size_t n) {
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) hash = (hash ^ b[i]) * 0x100000001b3ULL;
+    return hash;
+}
+
+/* The digest of one window's cells, every field bit for bit. */
+static uint64_t digest_cells(uint64_t hash, const cellseg_cell *c, size_t k) {
+    for (size_t i = 0; i < k; i++) {
+        const double f[] = {c[i].cx, c[i].cy, c[i].nucleus_area, c[i].cell_area, c[i].nucleus_perimeter,
+                            c[i].nucleus_h, c[i].nucleus_e, c[i].cell_h, c[i].cell_e};
+        hash = fnv1a(hash, f, sizeof(f));
+        hash = fnv1a(hash, &c[i].nucleus.n, sizeof(c[i].nucleus.n));
+        hash = fnv1a(hash, c[i].nucleus.pts, c[i].nucleus.n * sizeof(pt2));
+        hash = fnv1a(hash, &c[i].cell.n, sizeof(c[i].cell.n));
+        hash = fnv1a(hash, c[i].cell.pts, c[i].cell.n * sizeof(pt2));
+    }
+    return hash;
+}
+
 static int read_window(slide *s, const plan *p, int tx, int ty, uint32_t *buf, int *side) {
     char err[TS_ERRLEN];
     int win = TILE + 2 * p->margin;
@@ -76,6 +99,26 @@ static int read_window(slide *s, const plan *p, int tx, int ty, uint32_t *buf, i
     if (slide_read(s, p->level, (int64_t)x0, (int64_t)y0, *side, *side, buf, err, sizeof(err)) != TS_OK) {
         fprintf(stderr, "image_bench: %s\n", err);
         return TS_ERR;
+    }
+    return TS_OK;
+}
+
+/* Reads and segments the n tiles; counts the cells into *cells, or hashes
+ * them into *digest when digest is not NULL. */
+static int segment_tiles(slide *s, const plan *p, const int *tiles, int n, uint32_t *buf, cellseg_ws *ws,
+                         const cellseg_params *cp, size_t *cells, uint64_t *digest) {
+    int win = TILE + 2 * p->margin, side;
+    for (int i = 0; i < n; i++) {
+        cellseg_cell *out;
+        size_t k;
+        if (read_window(s, p, tiles[i] % p->nx, tiles[i] / p->nx, buf, &side) != TS_OK ||
+            cellseg_window(ws, buf, win, win, cp, p->margin, p->margin, p->margin + TILE, p->margin + TILE, NULL,
+                           NULL, &out, &k) != TS_OK)
+            return TS_ERR;
+        if (digest)
+            *digest = digest_cells(*digest, out, k);
+        else
+            *cells += k;
     }
     return TS_OK;
 }
@@ -163,6 +206,7 @@ int main(int argc, char **argv) {
     os = NULL;
     double t_read = 0, t_seg = 0, c_read = 0, c_seg = 0;
     size_t cells = 0;
+    uint64_t digest = 0xcbf29ce484222325ULL;
     for (int pass = 0; pass < 2; pass++) { /* the first pass warms the page cache */
         double t0 = ts_monotonic(), c0 = cpu_now();
         for (int i = 0; i < n; i++)
@@ -171,16 +215,11 @@ int main(int argc, char **argv) {
         c_read = cpu_now() - c0;
     }
     double t0 = ts_monotonic(), c0 = cpu_now();
-    for (int i = 0; i < n; i++) {
-        cellseg_cell *out;
-        size_t k;
-        if (read_window(s, &p, tiles[i] % p.nx, tiles[i] / p.nx, buf, &side) != TS_OK ||
-            cellseg_window(ws, buf, win, win, &cp, p.margin, p.margin, p.margin + TILE, p.margin + TILE, NULL, NULL, &out, &k) != TS_OK)
-            goto done;
-        cells += k;
-    }
+    if (segment_tiles(s, &p, tiles, n, buf, ws, &cp, &cells, NULL) != TS_OK) goto done;
     t_seg = ts_monotonic() - t0;
     c_seg = cpu_now() - c0;
+    /* again, untimed, for the digest (hashing is no part of the pipeline) */
+    if (segment_tiles(s, &p, tiles, n, buf, ws, &cp, &cells, &digest) != TS_OK) goto done;
     double mp = (double)n * TILE * TILE / 1e6;
     printf("slide %s: %lld x %lld at %.3f um/px; analysis at %g um/px from level %d\n", argv[1],
            (long long)info->w, (long long)info->h, info->mpp_x, px, p.level);
@@ -190,6 +229,7 @@ int main(int argc, char **argv) {
     printf("openslide raw read:       %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_os, c_os, t_os);
     printf("read + cell segmentation: %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_seg, c_seg, t_seg);
     printf("ratio segmentation/openslide read: %8.3f\n", c_os / c_seg);
+    printf("cell digest: %016llx\n", (unsigned long long)digest);
     rc = 0;
 done:
     if (os) openslide_close(os);
