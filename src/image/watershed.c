@@ -299,16 +299,26 @@ static inline bool ws_zero16(const int32_t *l) {
         p_++;                                                                 \
     }
 
-/* The heap holds 64-bit keys alone: the elevation's order bits over the
- * insertion counter (the age), so that a comparison is one integer
- * compare and ties go first-in first-out; the pixel pushed at each age is
- * kept apart, written in order. */
-typedef struct ws_heap {
-    uint64_t *key;
+/* The flood's queue pops keys (the elevation's order bits over the
+ * insertion counter, the age) in increasing order: one integer compare
+ * per comparison, ties first-in first-out. The fronts of every nucleus of
+ * a window wait in it at once (tens of thousands of keys), so rather than
+ * one deep heap, keys are kept in buckets by the elevation's order bits
+ * (monotone in the key): the heap holds only the keys of the buckets up to
+ * the current one (any key is in exactly one place), a later bucket's keys
+ * wait unsorted in a list by age and enter the heap when the heap runs
+ * dry. A pop is still the least key of all, so the order is the one heap's
+ * (the keys are unique), from a heap of a few dozen keys. */
+typedef struct ws_pq {
+    uint64_t *key;  /* the heap */
     int32_t *pixel; /* by age */
+    int32_t *next;  /* by age: the next age in its bucket's list */
+    int32_t *head, *tail; /* per bucket: first and last age, -1 when empty */
     size_t n;
-    uint32_t next_age;
-} ws_heap;
+    uint32_t next_age, lo; /* lo: the least seed's order bits */
+    int shift, buckets, cur; /* buckets 0..cur have entered the heap */
+    const float *elevation;
+} ws_pq;
 
 /* The float's order as an unsigned integer's: negative values have all
  * bits flipped, the others the sign bit set; -0 is made +0 first (they
@@ -322,32 +332,60 @@ static uint32_t ws_order_bits(float f) {
     return u & 0x80000000u ? ~u : u | 0x80000000u;
 }
 
-/* 4-ary heap: half the depth of a binary one. Keys are unique (the
- * counter), so any heap pops them in the same order. */
-#define WS_ARITY 4
-
-static inline void ws_heap_push(ws_heap *hp, float level, int32_t pixel) {
-    uint32_t age = hp->next_age++;
-    hp->pixel[age] = pixel;
-    uint64_t x = ((uint64_t)ws_order_bits(level) << 32) | age;
-    size_t i = hp->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / WS_ARITY;
-        if (hp->key[parent] <= x) break;
-        hp->key[i] = hp->key[parent];
-        i = parent;
-    }
-    hp->key[i] = x;
+/* The bucket of order bits o: (o - lo) >> shift, below lo the first and
+ * beyond the range the last, which keeps it monotone. */
+static inline int ws_bucket(const ws_pq *q, uint32_t o) {
+    if (o <= q->lo) return 0;
+    uint32_t b = (o - q->lo) >> q->shift;
+    return b >= (uint32_t)q->buckets ? q->buckets - 1 : (int)b;
 }
 
-/* Removes the least key; returns its pixel. */
-static inline int32_t ws_heap_pop(ws_heap *hp) {
-    uint64_t *k = hp->key, top = k[0], last = k[--hp->n];
+/* 4-ary heap: half the depth of a binary one. */
+#define WS_ARITY 4
+
+static inline void ws_heap_insert(ws_pq *q, uint64_t x) {
+    size_t i = q->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / WS_ARITY;
+        if (q->key[parent] <= x) break;
+        q->key[i] = q->key[parent];
+        i = parent;
+    }
+    q->key[i] = x;
+}
+
+static inline void ws_pq_push(ws_pq *q, uint32_t order, int32_t pixel) {
+    uint32_t age = q->next_age++;
+    q->pixel[age] = pixel;
+    int b = ws_bucket(q, order);
+    if (b <= q->cur) {
+        ws_heap_insert(q, ((uint64_t)order << 32) | age);
+        return;
+    }
+    q->next[age] = -1;
+    if (q->head[b] < 0) q->head[b] = (int32_t)age;
+    else q->next[q->tail[b]] = (int32_t)age;
+    q->tail[b] = (int32_t)age;
+}
+
+/* Moves the next non-empty bucket into the heap; false when none is left. */
+static bool ws_pq_refill(ws_pq *q) {
+    while (++q->cur < q->buckets) {
+        for (int32_t a = q->head[q->cur]; a >= 0; a = q->next[a])
+            ws_heap_insert(q, ((uint64_t)ws_order_bits(q->elevation[q->pixel[a]]) << 32) | (uint32_t)a);
+        if (q->n > 0) return true;
+    }
+    return false;
+}
+
+/* Removes the least key; returns its pixel (the queue is not empty). */
+static inline int32_t ws_heap_pop(ws_pq *q) {
+    uint64_t *k = q->key, top = k[0], last = k[--q->n];
     size_t i = 0;
     for (;;) {
         size_t c = WS_ARITY * i + 1, end = c + WS_ARITY;
-        if (c >= hp->n) break;
-        if (end > hp->n) end = hp->n;
+        if (c >= q->n) break;
+        if (end > q->n) end = q->n;
         size_t best = c;
         for (size_t j = c + 1; j < end; j++)
             if (k[j] < k[best]) best = j;
@@ -356,35 +394,65 @@ static inline int32_t ws_heap_pop(ws_heap *hp) {
         i = best;
     }
     k[i] = last;
-    return hp->pixel[(uint32_t)top];
+    return q->pixel[(uint32_t)top];
+}
+
+/* Sizes the buckets for a flood whose least seed has order bits lo: the
+ * range from there to elevation 0 (the floods here run over minus a
+ * distance: nothing lies above 0) in about npx / 8 buckets, at least 64,
+ * at most 65,536, so each holds a few keys. */
+static void ws_pq_buckets(ws_pq *q, uint32_t lo, size_t npx) {
+    uint32_t span = lo < 0x80000000u ? 0x80000000u - lo : 0;
+    int want = npx / 8 < 64 ? 64 : npx / 8 > 65536 ? 65536 : (int)(npx / 8);
+    q->lo = lo;
+    q->shift = 0;
+    while ((span >> q->shift) >= (uint32_t)want) q->shift++;
+    q->buckets = (int)(span >> q->shift) + 1;
+    q->head = ts_malloc((size_t)q->buckets * 2 * sizeof(int32_t));
+    q->tail = q->head + q->buckets;
+    for (int b = 0; b < q->buckets; b++) q->head[b] = -1;
+    q->cur = -1;
 }
 
 /* Markers lying outside the mask are dropped (set to 0): the header
  * promises that pixels with mask == 0 end up 0, and a seed there could
  * otherwise leak its label into the mask through a diagonal. Negative
- * input labels are not markers and are cleared to 0 as well. */
+ * input labels are not markers and are cleared to 0 as well. The seeds
+ * are gathered first (their ages are their raster order), for the least
+ * of their elevations, where the buckets start. */
 int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, int32_t *labels) {
     if (ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
     size_t npx = (size_t)w * h;
     /* allocated, not cleared: only what the flood reaches is touched */
-    char *block = ts_malloc(npx * (sizeof(uint64_t) + sizeof(int32_t)));
-    ws_heap hp = {.key = (uint64_t *)block};
-    hp.pixel = (int32_t *)(hp.key + npx);
+    char *block = ts_malloc(npx * (sizeof(uint64_t) + 2 * sizeof(int32_t)));
+    ws_pq q = {.key = (uint64_t *)block, .elevation = elevation};
+    q.pixel = (int32_t *)(q.key + npx);
+    q.next = q.pixel + npx;
     ws_grid grid = ws_grid_of(w, h);
-#define WS_SEED(p) ws_heap_push(&hp, elevation[p], p)
+    uint32_t lo = UINT32_MAX;
+#define WS_SEED(p) (q.pixel[q.next_age++] = (p))
     WS_FOR_MARKERS(labels, mask, npx, WS_SEED)
 #undef WS_SEED
+    uint32_t seeds = q.next_age;
+    for (uint32_t a = 0; a < seeds; a++) {
+        uint32_t o = ws_order_bits(elevation[q.pixel[a]]);
+        lo = o < lo ? o : lo;
+    }
+    ws_pq_buckets(&q, lo, npx);
+    q.next_age = 0;
+    for (uint32_t a = 0; a < seeds; a++) ws_pq_push(&q, ws_order_bits(elevation[q.pixel[a]]), q.pixel[a]);
     int32_t nb[8];
-    while (hp.n > 0) {
-        int32_t p = ws_heap_pop(&hp), l = labels[p];
+    while (q.n > 0 || ws_pq_refill(&q)) {
+        int32_t p = ws_heap_pop(&q), l = labels[p];
         int n = ws_around(p, &grid, nb);
         for (int k = 0; k < n; k++) {
-            int32_t q = nb[k];
-            if (!mask[q] || labels[q] != 0) continue;
-            labels[q] = l;
-            ws_heap_push(&hp, elevation[q], q);
+            int32_t r = nb[k];
+            if (!mask[r] || labels[r] != 0) continue;
+            labels[r] = l;
+            ws_pq_push(&q, ws_order_bits(elevation[r]), r);
         }
     }
+    free(q.head);
     free(block);
     return TS_OK;
 }
