@@ -43,7 +43,7 @@ struct cellseg_ws {
     cellseg_cell *out;
     size_t out_n, out_cap;
     color_stains he; /* the default when the parameters name no stains */
-    float *work;     /* per-pixel scratch for the split (w * h) */
+    float *work;     /* per-pixel scratch (w * h): the stain before smoothing, then the split's */
     float *local;    /* the local maximum of hfine */
     uint8_t *tight;  /* nuclei at half their local peak: where seeds are sought */
     uint8_t *big;    /* mask of oversized nuclei */
@@ -171,19 +171,21 @@ static void measure(const int32_t *labels, const float *hraw, const uint32_t *rg
 }
 
 /* Hematoxylin OD into hraw (eosin only where measure needs it), then
- * background removed and smoothed
- * into h (and lightly smoothed into hfine for the refinement). */
-static void hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
-                        const cellseg_params *p) {
+ * background removed and smoothed into h. Returns the stain with the
+ * background removed, before smoothing (in ws->work, or hraw itself when
+ * there is no background to remove), from which hfine is made once the
+ * mask is known. */
+static const float *hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
+                                const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, NULL);
-    if (p->background_radius > 0)
-        filter_background_subtract_coarse_copy(ws->hraw, ws->h, w, h, p->background_radius);
-    else
-        memcpy(ws->h, ws->hraw, n * sizeof(float));
-    if (p->refine || p->split)
-        filter_gaussian_copy(ws->h, ws->hfine, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
-    filter_gaussian(ws->h, w, h, p->sigma);
+    const float *flat = ws->hraw;
+    if (p->background_radius > 0) {
+        filter_background_subtract_coarse_copy(ws->hraw, ws->work, w, h, p->background_radius);
+        flat = ws->work;
+    }
+    filter_gaussian_copy(flat, ws->h, w, h, p->sigma);
+    return flat;
 }
 
 const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
@@ -194,16 +196,21 @@ const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int
 }
 
 /* The foreground of the nuclei: stain, background removed, smoothed,
- * thresholded, holes filled. */
+ * thresholded, holes filled; and the lightly smoothed stain hfine for the
+ * tight mask and the refinement, which read it only inside the mask (the
+ * nuclei never leave it), so it is made only there (filter_gaussian_masked:
+ * the mask is a few per cent of a window; the same floats). */
 static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                          const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    hematoxylin(ws, rgb, w, h, p);
+    const float *flat = hematoxylin(ws, rgb, w, h, p);
     uint8_t *mask = ws->mask; /* locals: a byte store could alias ws->mask itself */
     const float *hs = ws->h;
     const float threshold = p->threshold;
     for (size_t i = 0; i < n; i++) mask[i] = hs[i] > threshold;
     morph_fill_holes(ws->mask, w, h, (long)p->max_area);
+    if (p->refine || p->split)
+        filter_gaussian_masked(flat, ws->hfine, ws->mask, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
 }
 
 /* The solidity of label l, whose bounding box is b (x0, y0, x1, y1). */

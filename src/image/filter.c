@@ -32,6 +32,7 @@
 #include "image/filter.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +148,99 @@ int filter_gaussian(float *img, int w, int h, float sigma) {
 
 int filter_gaussian_copy(const float *src, float *dst, int w, int h, float sigma) {
     return filter_gaussian_rows(src, dst, w, h, sigma);
+}
+
+/* filter_gaussian_masked works in strips of this many columns: the rows
+ * of a strip with no mask pixel within the kernel's reach are passed over,
+ * the others blurred as the whole image is, one vector loop per tap. */
+#define FILTER_STRIP 64
+
+/* The horizontal pass of one row at n columns: p points at the first of
+ * them, with r valid (or replicated) pixels on each side; the same
+ * operations in the same order as filter_gauss_row's, so the same floats. */
+IMAGE_VECTORISED static void filter_gauss_hseg(const float *p, int n, const float *k, int r,
+                                               float *restrict out) {
+    for (int j = 0; j < n; j++) out[j] = k[0] * p[j];
+    for (int i = 1; i <= r; i++) {
+        const float ki = k[i], *a = p - i, *b = p + i;
+        for (int j = 0; j < n; j++) out[j] += ki * (a[j] + b[j]);
+    }
+}
+
+/* Row yy of src blurred horizontally at columns x0 .. x0 + n - 1 into
+ * out: straight from src inside the image, through seg (edges replicated)
+ * for the strips at its left and right edges. */
+static void filter_gauss_strip_row(const float *src, int w, int yy, int x0, int n, const float *k, int r,
+                                   float *seg, float *out) {
+    const float *row = src + (size_t)yy * w;
+    if (x0 - r >= 0 && x0 + n + r <= w) {
+        filter_gauss_hseg(row + x0, n, k, r, out);
+        return;
+    }
+    for (int j = 0; j < n + 2 * r; j++) {
+        int x = x0 - r + j;
+        seg[j] = row[x < 0 ? 0 : x >= w ? w - 1 : x];
+    }
+    filter_gauss_hseg(seg + r, n, k, r, out);
+}
+
+/* Whether any of the n mask bytes from m on is set. */
+static bool filter_any(const uint8_t *m, int n) {
+    int j = 0;
+    for (uint64_t v; j + 8 <= n; j += 8) {
+        memcpy(&v, m + j, sizeof(v));
+        if (v) return true;
+    }
+    for (; j < n; j++)
+        if (m[j]) return true;
+    return false;
+}
+
+/* One strip: output rows with a mask pixel in the strip, from a ring of
+ * the horizontally blurred rows they need (slot_row: which row each slot
+ * holds, -1 for none), each blurred once. */
+static void filter_gauss_strip(const float *src, float *dst, const uint8_t *mask, int w, int h, int x0, int n,
+                               const float *k, int r, float *ring, int *slot_row, float *seg,
+                               const float **up, const float **down) {
+    int slots = 2 * r + 1;
+    for (int i = 0; i < slots; i++) slot_row[i] = -1;
+    for (int y = 0; y < h; y++) {
+        if (!filter_any(mask + (size_t)y * w + x0, n)) continue;
+        for (int j = -r; j <= r; j++) {
+            int yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
+            if (slot_row[yy % slots] == yy) continue;
+            filter_gauss_strip_row(src, w, yy, x0, n, k, r, seg, ring + (size_t)(yy % slots) * FILTER_STRIP);
+            slot_row[yy % slots] = yy;
+        }
+        for (int i = 1; i <= r; i++) {
+            int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
+            up[i] = ring + (size_t)(ya % slots) * FILTER_STRIP;
+            down[i] = ring + (size_t)(yb % slots) * FILTER_STRIP;
+        }
+        filter_gauss_vrow(up, down, ring + (size_t)(y % slots) * FILTER_STRIP, n, k, r, dst + (size_t)y * w + x0);
+    }
+}
+
+int filter_gaussian_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, float sigma) {
+    if (filter_check(src, w, h, sigma) != TS_OK || dst == NULL || dst == src || mask == NULL || isinf(sigma))
+        return TS_ERR;
+    if (sigma == 0) return filter_gaussian_copy(src, dst, w, h, 0);
+    double rr = ceil(3.0 * (double)sigma);
+    if (rr > FILTER_MAX_GAUSS_RADIUS) return TS_ERR;
+    int r = (int)rr, slots = 2 * r + 1;
+    size_t nk = (size_t)r + 1;
+    /* the row pointers first, so that they are aligned */
+    char *block = ts_malloc(2 * nk * sizeof(float *) + (size_t)slots * sizeof(int) +
+                            (nk + FILTER_STRIP + 2 * (size_t)r + (size_t)slots * FILTER_STRIP) * sizeof(float));
+    const float **up = (const float **)block, **down = up + nk;
+    int *slot_row = (int *)(down + nk);
+    float *k = (float *)(slot_row + slots), *seg = k + nk, *ring = seg + FILTER_STRIP + 2 * r;
+    filter_gauss_kernel(k, r, sigma);
+    for (int x0 = 0; x0 < w; x0 += FILTER_STRIP)
+        filter_gauss_strip(src, dst, mask, w, h, x0, w - x0 < FILTER_STRIP ? w - x0 : FILTER_STRIP, k, r, ring,
+                           slot_row, seg, up, down);
+    free(block);
+    return TS_OK;
 }
 
 /* Smaller of two floats. Plain comparison rather than fminf, which the

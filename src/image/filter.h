@@ -9,6 +9,7 @@
 #define TESSERA_IMAGE_FILTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Gaussian blur in place, separable, kernel radius ceil(3 sigma), weights
  * normalised to sum 1. sigma == 0 leaves img unchanged. */
@@ -17,6 +18,14 @@ int filter_gaussian(float *img, int w, int h, float sigma);
 /* The same from src into dst (w x h each; dst == src is allowed): the
  * result equals copying src to dst, then filter_gaussian on dst. */
 int filter_gaussian_copy(const float *src, float *dst, int w, int h, float sigma);
+
+/* The same where mask (w x h) is set, the same floats as
+ * filter_gaussian_copy's there; elsewhere dst is unspecified (it may be
+ * written). For an image needed only on a sparse mask (nuclei: a few per
+ * cent of a window): in strips of 64 columns, only the rows of a strip
+ * holding a mask pixel are blurred, and the rows their kernel reaches.
+ * dst must not be src. */
+int filter_gaussian_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, float sigma);
 
 /* Grey-level erosion (min) / dilation (max) in place with an octagonal
  * structuring element of the given radius (a close approximation of a disk:

@@ -191,6 +191,48 @@ static void test_filter_gaussian_equals_plain_separable_blur(void **state) {
     }
 }
 
+/* The blur computed only where a mask is set equals the whole blur
+ * there bit for bit: random images narrower and shorter than the kernel
+ * and up to 220 wide (strips at the left edge, inside, at the right edge,
+ * narrower than a strip), masks from empty through sparse to full; the
+ * source is left alone. Only where the mask is set is dst checked
+ * (elsewhere it is unspecified). */
+static void test_filter_gaussian_masked_equals_whole_blur_on_mask(void **state) {
+    (void)state;
+    uint64_t s = 4242;
+    const float sigmas[4] = {0.4f, 1.0f, 1.7f, 3.0f};
+    const unsigned density[5] = {0, 3, 20, 60, 100}; /* per cent of pixels set */
+    for (int t = 0; t < 60; t++) {
+        int w = 1 + (int)(rnd_next(&s) % 220), h = 1 + (int)(rnd_next(&s) % 30);
+        float sigma = sigmas[t % 4];
+        size_t n = (size_t)w * h;
+        float *src = malloc(n * sizeof(float)), *keep = malloc(n * sizeof(float)),
+              *whole = malloc(n * sizeof(float)), *part = malloc(n * sizeof(float));
+        uint8_t *mask = malloc(n);
+        for (size_t i = 0; i < n; i++) {
+            src[i] = keep[i] = rnd_float(&s) * 3 - 1;
+            mask[i] = rnd_next(&s) % 100 < density[t % 5];
+            part[i] = NAN;
+        }
+        assert_int_equal(filter_gaussian_copy(src, whole, w, h, sigma), TS_OK);
+        assert_int_equal(filter_gaussian_masked(src, part, mask, w, h, sigma), TS_OK);
+        assert_memory_equal(src, keep, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            if (mask[i] && memcmp(&part[i], &whole[i], sizeof(float)) != 0)
+                fail_msg("w %d h %d sigma %g: pixel %zu got %a, want %a", w, h, (double)sigma, i,
+                         (double)part[i], (double)whole[i]);
+        free(src);
+        free(keep);
+        free(whole);
+        free(part);
+        free(mask);
+    }
+    float img[4] = {0}, out[4];
+    uint8_t m[4] = {1, 1, 1, 1};
+    assert_int_equal(filter_gaussian_masked(img, img, m, 2, 2, 1), TS_ERR); /* in place */
+    assert_int_equal(filter_gaussian_masked(img, out, NULL, 2, 2, 1), TS_ERR);
+}
+
 /* The coarse background subtraction from one image into another leaves
  * the source alone and gives what it gives in place, also below the
  * coarse path's minimum size and radius (the exact filter then). */
@@ -425,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_filter_gaussian_keeps_constant_image_constant),
         cmocka_unit_test(test_filter_gaussian_matches_brute_force_on_random_images),
         cmocka_unit_test(test_filter_gaussian_equals_plain_separable_blur),
+        cmocka_unit_test(test_filter_gaussian_masked_equals_whole_blur_on_mask),
         cmocka_unit_test(test_filter_background_subtract_coarse_copy_equals_in_place),
         cmocka_unit_test(test_filter_min_radius3_draws_octagon),
         cmocka_unit_test(test_filter_min_max_small_radii_are_cross_and_diamond),
