@@ -419,19 +419,22 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     float *restrict dist = ws->dist;
     const uint8_t *restrict tight = ws->tight, *restrict mask = ws->mask;
     for (size_t i = 0; i < n; i++) dist[i] = tight[i] ? sqrtf(dist[i]) : 0;
-    /* A little smoothing keeps a ragged outline from seeding twice. */
-    filter_gaussian(ws->dist, w, h, 1.0f);
     /* Only pixels of the nuclei mask are ever looked at from here on (the
      * seeds within the tight mask, the floods within the mask, the splits
-     * within nuclei): elsewhere dist and work are not even written. */
+     * within nuclei): elsewhere dist and work are not even written. The
+     * tight mask lies within the mask: a hole of it reaching outside the
+     * mask would hold a hole of the mask of at most max_area / 4 pixels,
+     * which the mask's own filling closed. A little smoothing keeps a
+     * ragged outline from seeding twice: into work, inside the mask only. */
+    filter_gaussian_masked(ws->dist, ws->work, mask, w, h, 1.0f);
     float *restrict work = ws->work; /* the flood's elevation, -dist, in the same pass */
     for (size_t i = 0; i < n; i++) {
-        if (i + 8 <= n && none8(mask + i) && none8(tight + i)) {
+        if (i + 8 <= n && none8(mask + i)) {
             i += 7; /* most of a window: left as it is, never read */
             continue;
         }
-        if (!mask[i] && !tight[i]) continue;
-        float v = logf(1.0f + dist[i]);
+        if (!mask[i]) continue;
+        float v = logf(1.0f + work[i]);
         dist[i] = v;
         work[i] = -v;
     }
