@@ -129,6 +129,19 @@ static inline bool none8(const uint8_t *m) {
     return v == 0;
 }
 
+/* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests, so
+ * that a pixel loop can pass over a block of background and still
+ * vectorise within the blocks it does visit. */
+static inline bool none64(const uint8_t *m) {
+    uint64_t any = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t v;
+        memcpy(&v, m + 8 * k, sizeof(v));
+        any |= v;
+    }
+    return any == 0;
+}
+
 /* Sums area, centroid and stain per label (labels 1..n). A run of one
  * label along a row is summed in registers from the region's sums and
  * stored once: the same additions in the same order as pixel by pixel
@@ -343,9 +356,16 @@ static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     const uint8_t *restrict mask = ws->mask;
     uint8_t *restrict tight = ws->tight;
     const float threshold = p->threshold;
-    for (size_t i = 0; i < n; i++) {
-        float cut = TIGHT_FRACTION * -local[i];
-        tight[i] = (uint8_t)((mask[i] != 0) & (hfine[i] >= (cut > threshold ? cut : threshold)));
+    for (size_t b = 0; b < n; b += 64) { /* a block of background is 0 at once */
+        size_t end = b + 64 < n ? b + 64 : n;
+        if (end - b == 64 && none64(mask + b)) {
+            memset(tight + b, 0, 64);
+            continue;
+        }
+        for (size_t i = b; i < end; i++) {
+            float cut = TIGHT_FRACTION * -local[i];
+            tight[i] = (uint8_t)((mask[i] != 0) & (hfine[i] >= (cut > threshold ? cut : threshold)));
+        }
     }
     morph_fill_holes(ws->tight, w, h, (long)(p->max_area / 4));
 }
@@ -411,14 +431,26 @@ static void label_leftovers(cellseg_ws *ws, int w, int h, int *count) {
  * transform of the tight mask when p->split. Returns the label count
  * (labels may have gaps after an oversized object was split: its old label
  * is unused). */
+/* The distances from their squares inside the tight mask (0 elsewhere).
+ * The transform is 0 already outside it (the distance of a background
+ * pixel), so blocks of 64 with no tight pixel are left as they are: the
+ * whole-window pass read and wrote 5.6 MB for a few per cent of it. */
+static void root_distances(float *restrict dist, const uint8_t *restrict tight, size_t n) {
+    for (size_t b = 0; b < n; b += 64) {
+        size_t end = b + 64 < n ? b + 64 : n;
+        if (end - b == 64 && none64(tight + b)) continue;
+        for (size_t i = b; i < end; i++) dist[i] = tight[i] ? sqrtf(dist[i]) : 0;
+    }
+}
+
 static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     if (!p->split) return label_components(ws->mask, w, h, 8, ws->nuclei);
     tight_mask(ws, w, h, p);
     edt_squared(ws->tight, w, h, ws->dist);
+    root_distances(ws->dist, ws->tight, n);
     float *restrict dist = ws->dist;
-    const uint8_t *restrict tight = ws->tight, *restrict mask = ws->mask;
-    for (size_t i = 0; i < n; i++) dist[i] = tight[i] ? sqrtf(dist[i]) : 0;
+    const uint8_t *restrict mask = ws->mask;
     /* Only pixels of the nuclei mask are ever looked at from here on (the
      * seeds within the tight mask, the floods within the mask, the splits
      * within nuclei): elsewhere dist and work are not even written. The
