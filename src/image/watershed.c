@@ -460,7 +460,7 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
 /* During a flood, pixels outside the mask carry this label, so that one
  * test (label != 0) tells a neighbour that must not be flooded, whether
  * labelled already or outside; they are set back to 0 at the end. */
-#define WS_OUTSIDE (-1) /* all bits set: ws_frame relies on it */
+#define WS_OUTSIDE (-1) /* all bits set: ws_frame_row and ws_outside16 rely on it */
 
 /* The labels of a flood on a grid framed by one pixel of WS_OUTSIDE:
  * (w + 2) x (h + 2), pixel (x, y) at (y + 1) * pw + x + 1. A pixel's 8
@@ -474,9 +474,9 @@ typedef struct ws_framed {
     ptrdiff_t pad[8], img[8]; /* in the order of the top of the file */
 } ws_framed;
 
-/* The framed labels from the caller's: WS_OUTSIDE outside the mask and
- * in the frame, negative markers cleared to 0. */
-static void ws_frame(ws_framed *f, const uint8_t *mask, const int32_t *labels, int w, int h) {
+/* The framed grid allocated, its offsets set and its frame rows above
+ * and below the image WS_OUTSIDE; the image's rows are ws_frame_row's. */
+static void ws_frame_begin(ws_framed *f, int w, int h) {
     int pw = w + 2;
     f->pw = pw;
     f->lab = ts_malloc((size_t)pw * (size_t)(h + 2) * sizeof(int32_t));
@@ -489,18 +489,23 @@ static void ws_frame(ws_framed *f, const uint8_t *mask, const int32_t *labels, i
         f->lab[x] = WS_OUTSIDE;
         f->lab[(size_t)(h + 1) * pw + x] = WS_OUTSIDE;
     }
-    for (int y = 0; y < h; y++) {
-        int32_t *restrict row = f->lab + (size_t)(y + 1) * pw;
-        const uint8_t *restrict m = mask + (size_t)y * w;
-        const int32_t *restrict l = labels + (size_t)y * w;
-        row[0] = row[w + 1] = WS_OUTSIDE;
-        /* bit masks rather than selects, so that the loop vectorises:
-         * max(l, 0) where m is set, all ones (WS_OUTSIDE) where it is not */
-        for (int x = 0; x < w; x++) {
-            int32_t keep = -(int32_t)(m[x] != 0), v = l[x] & ~(l[x] >> 31);
-            row[x + 1] = (v & keep) | ~keep;
-        }
+}
+
+/* Row y of the framed labels from the caller's: WS_OUTSIDE outside the
+ * mask and in the frame, negative markers cleared to 0; returns it (its
+ * pixel 0, after the frame). */
+static int32_t *ws_frame_row(ws_framed *f, const uint8_t *mask, const int32_t *labels, int w, int y) {
+    int32_t *restrict row = f->lab + (size_t)(y + 1) * f->pw;
+    const uint8_t *restrict m = mask + (size_t)y * w;
+    const int32_t *restrict l = labels + (size_t)y * w;
+    row[0] = row[w + 1] = WS_OUTSIDE;
+    /* bit masks rather than selects, so that the loop vectorises:
+     * max(l, 0) where m is set, all ones (WS_OUTSIDE) where it is not */
+    for (int x = 0; x < w; x++) {
+        int32_t keep = -(int32_t)(m[x] != 0), v = l[x] & ~(l[x] >> 31);
+        row[x + 1] = (v & keep) | ~keep;
     }
+    return row + 1;
 }
 
 /* The framed labels back into the caller's (WS_OUTSIDE as 0); frees them. */
@@ -522,13 +527,41 @@ static inline bool ws_outside16(const int32_t *l) {
     return all == WS_OUTSIDE;
 }
 
-/* Whether none of the 16 framed labels from l on is a marker (> 0), by
- * their maximum, which vectorises: markers are the nuclei, a few per cent
- * of a window, and the scan for them was a branch per pixel. */
-static inline bool ws_unlabelled16(const int32_t *l) {
-    int32_t top = 0;
-    for (int k = 0; k < 16; k++) top = l[k] > top ? l[k] : top;
-    return top <= 0;
+/* A pixel's level: its elevation clamped to [0, levels), fractions
+ * truncated, NaN as 0. */
+static inline int ws_level(float v, int levels) {
+    return !(v > 0) ? 0 : v >= levels - 1 ? levels - 1 : (int)v;
+}
+
+/* Frames the labels (ws_frame_begin, ws_frame_row) and, row by row while
+ * the row is in cache, counts the mask's pixels per level into wr, writes
+ * -2 - level into the unlabelled ones, and lists the markers in raster
+ * order into seeds (framed position, level); returns how many. One pass
+ * over the window instead of three (frame, count, markers). */
+static size_t ws_frame_levels(ws_framed *f, const float *elevation, int levels, const uint8_t *mask,
+                              const int32_t *labels, int w, int h, int32_t *wr, int32_t *seeds) {
+    size_t n = 0;
+    ws_frame_begin(f, w, h);
+    for (int y = 0; y < h; y++) {
+        int32_t *row = ws_frame_row(f, mask, labels, w, y);
+        const float *e = elevation + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            if (x + 16 <= w && ws_outside16(row + x)) {
+                x += 15; /* outside the mask: most of a window */
+                continue;
+            }
+            if (row[x] == WS_OUTSIDE) continue;
+            int l = ws_level(e[x], levels);
+            wr[l]++;
+            if (row[x] == 0) {
+                row[x] = -2 - l;
+            } else {
+                seeds[2 * n] = (int32_t)((y + 1) * f->pw + x + 1);
+                seeds[2 * n++ + 1] = l;
+            }
+        }
+    }
+    return n;
 }
 
 /* The same flood with integer elevations: a bucket queue per level, each
@@ -544,28 +577,15 @@ static inline bool ws_unlabelled16(const int32_t *l) {
 int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                            int32_t *labels) {
     if (ws_check(elevation, mask, w, h, labels) != TS_OK || levels < 1) return TS_ERR;
-#define WS_LEVEL(v) (!((v) > 0) ? 0 : (v) >= levels - 1 ? levels - 1 : (int)(v))
     /* A pixel is queued at most once, at its own level, and only inside
      * the mask: each level's FIFO gets a slice of one array as long as the
      * mask's pixels at that level. */
     int32_t *at = ts_calloc((size_t)levels * 2 + 1, sizeof(int32_t)), *rd = at, *wr = at + levels;
+    /* markers in raster order: framed position, level (pairs) */
+    int32_t *seeds = ts_malloc((size_t)w * (size_t)h * 2 * sizeof(int32_t));
     ws_framed f;
-    ws_frame(&f, mask, labels, w, h);
+    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, labels, w, h, wr, seeds);
     int32_t *lab = f.lab;
-    for (int y = 0; y < h; y++) {
-        int32_t *row = lab + (size_t)(y + 1) * f.pw + 1;
-        const float *e = elevation + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            if (x + 16 <= w && ws_outside16(row + x)) {
-                x += 15; /* outside the mask: most of a window */
-                continue;
-            }
-            if (row[x] == WS_OUTSIDE) continue;
-            int l = WS_LEVEL(e[x]);
-            wr[l]++;
-            if (row[x] == 0) row[x] = -2 - l;
-        }
-    }
     int32_t sum = 0;
     for (int l = 0; l < levels; l++) {
         int32_t c = wr[l];
@@ -574,20 +594,12 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
     }
     int32_t *queue = ts_malloc(((size_t)sum + 1) * sizeof(int32_t));
     int cur = levels;
-    for (int y = 0; y < h; y++) {
-        const int32_t *row = lab + (size_t)(y + 1) * f.pw + 1;
-        const float *e = elevation + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            if (x + 16 <= w && ws_unlabelled16(row + x)) {
-                x += 15; /* no marker: all but the nuclei */
-                continue;
-            }
-            if (row[x] <= 0) continue;
-            int l = WS_LEVEL(e[x]);
-            queue[wr[l]++] = (int32_t)((y + 1) * f.pw + x + 1);
-            if (l < cur) cur = l;
-        }
+    for (size_t i = 0; i < nseeds; i++) {
+        int l = seeds[2 * i + 1];
+        queue[wr[l]++] = seeds[2 * i];
+        if (l < cur) cur = l;
     }
+    free(seeds);
     while (cur < levels) {
         if (rd[cur] == wr[cur]) {
             cur++;
@@ -603,7 +615,6 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
             if (lq < cur) cur = lq;
         }
     }
-#undef WS_LEVEL
     ws_unframe(&f, labels, w, h);
     free(queue);
     free(at);
