@@ -425,6 +425,38 @@ static void test_watershed_floods_equal_plain_flood_on_random_images(void **stat
     }
 }
 
+/* Sparse masks (about as dense as where 8-connected components stop
+ * joining up): many components of every size, several markers in most,
+ * components interleaved in raster order, as the nuclei of a window are;
+ * the flood equals the plain flood, on fractional and on whole
+ * elevations (plateaus). */
+static void test_watershed_flood_equals_plain_flood_on_many_components(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    for (int trial = 0; trial < 120; trial++) {
+        int w = 1 + (int)(rnd_next(&s) % 60), h = 1 + (int)(rnd_next(&s) % 50), n = w * h;
+        float *elev = malloc(sizeof(float) * (size_t)n);
+        uint8_t *mask = malloc((size_t)n);
+        int32_t *markers = malloc(sizeof(int32_t) * (size_t)n), *a = malloc(sizeof(int32_t) * (size_t)n),
+                *b = malloc(sizeof(int32_t) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            elev[i] = trial % 2 ? (float)(rnd_next(&s) % 4) : (float)(rnd_next(&s) % 1000) / 97.0f - 3.0f;
+            mask[i] = rnd_next(&s) % 100 < 40 + (uint64_t)(trial % 3) * 5;
+            markers[i] = rnd_next(&s) % 8 == 0 ? (int32_t)(1 + rnd_next(&s) % 50) : 0;
+        }
+        memcpy(a, markers, sizeof(int32_t) * (size_t)n);
+        memcpy(b, markers, sizeof(int32_t) * (size_t)n);
+        assert_int_equal(watershed_flood(elev, mask, w, h, a), TS_OK);
+        plain_flood(elev, mask, w, h, b);
+        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
+        free(elev);
+        free(mask);
+        free(markers);
+        free(a);
+        free(b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watershed_maxima_hand_computed_profile),
@@ -437,6 +469,7 @@ int main(void) {
         cmocka_unit_test(test_watershed_flood_labels_every_connected_pixel_on_random_images),
         cmocka_unit_test(test_watershed_flood_levels_equals_heap_flood),
         cmocka_unit_test(test_watershed_floods_equal_plain_flood_on_random_images),
+        cmocka_unit_test(test_watershed_flood_equals_plain_flood_on_many_components),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
