@@ -379,6 +379,24 @@ static void plain_flood(const float *elev, const uint8_t *mask, int w, int h, in
     free(alive);
 }
 
+/* Floods a copy of markers with watershed_flood (levels > 0:
+ * watershed_flood_levels with that many levels) and another with the plain
+ * flood, and asserts the same labels pixel for pixel. */
+static void assert_flood_is_plain(const float *elev, int levels, const uint8_t *mask, int w, int h,
+                                  const int32_t *markers) {
+    size_t bytes = sizeof(int32_t) * (size_t)w * (size_t)h;
+    int32_t *a = malloc(bytes), *b = malloc(bytes);
+    memcpy(a, markers, bytes);
+    memcpy(b, markers, bytes);
+    int rc = levels > 0 ? watershed_flood_levels(elev, levels, mask, w, h, a)
+                        : watershed_flood(elev, mask, w, h, a);
+    assert_int_equal(rc, TS_OK);
+    plain_flood(elev, mask, w, h, b);
+    assert_memory_equal(a, b, bytes);
+    free(a);
+    free(b);
+}
+
 /* Both floods (the framed grid, the heap, the packed bucket queue) give
  * the plain flood's labels pixel for pixel on random images: fractional
  * and whole elevations with plateaus, masks touching every border, and
@@ -391,8 +409,7 @@ static void test_watershed_floods_equal_plain_flood_on_random_images(void **stat
         int levels = 1 + (int)(rnd_next(&s) % 12);
         float *whole = malloc(sizeof(float) * (size_t)n), *frac = malloc(sizeof(float) * (size_t)n);
         uint8_t *mask = malloc((size_t)n);
-        int32_t *markers = malloc(sizeof(int32_t) * (size_t)n), *a = malloc(sizeof(int32_t) * (size_t)n),
-                *b = malloc(sizeof(int32_t) * (size_t)n);
+        int32_t *markers = malloc(sizeof(int32_t) * (size_t)n);
         for (int i = 0; i < n; i++) {
             whole[i] = (float)(rnd_next(&s) % (uint64_t)levels);
             frac[i] = (float)(rnd_next(&s) % 1000) / 97.0f - 3.0f;
@@ -400,28 +417,14 @@ static void test_watershed_floods_equal_plain_flood_on_random_images(void **stat
             uint64_t r = rnd_next(&s) % 40;
             markers[i] = r == 0 ? (int32_t)(1 + rnd_next(&s) % 5) : r == 1 ? -3 : 0;
         }
-        memcpy(a, markers, sizeof(int32_t) * (size_t)n);
-        memcpy(b, markers, sizeof(int32_t) * (size_t)n);
-        assert_int_equal(watershed_flood(frac, mask, w, h, a), TS_OK);
-        plain_flood(frac, mask, w, h, b);
-        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
+        assert_flood_is_plain(frac, 0, mask, w, h, markers);
         /* whole numbers: plateaus, where the order of pushes decides */
-        memcpy(a, markers, sizeof(int32_t) * (size_t)n);
-        memcpy(b, markers, sizeof(int32_t) * (size_t)n);
-        assert_int_equal(watershed_flood(whole, mask, w, h, a), TS_OK);
-        plain_flood(whole, mask, w, h, b);
-        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
-        memcpy(a, markers, sizeof(int32_t) * (size_t)n);
-        memcpy(b, markers, sizeof(int32_t) * (size_t)n);
-        assert_int_equal(watershed_flood_levels(whole, levels, mask, w, h, a), TS_OK);
-        plain_flood(whole, mask, w, h, b);
-        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
+        assert_flood_is_plain(whole, 0, mask, w, h, markers);
+        assert_flood_is_plain(whole, levels, mask, w, h, markers);
         free(whole);
         free(frac);
         free(mask);
         free(markers);
-        free(a);
-        free(b);
     }
 }
 
@@ -437,23 +440,16 @@ static void test_watershed_flood_equals_plain_flood_on_many_components(void **st
         int w = 1 + (int)(rnd_next(&s) % 60), h = 1 + (int)(rnd_next(&s) % 50), n = w * h;
         float *elev = malloc(sizeof(float) * (size_t)n);
         uint8_t *mask = malloc((size_t)n);
-        int32_t *markers = malloc(sizeof(int32_t) * (size_t)n), *a = malloc(sizeof(int32_t) * (size_t)n),
-                *b = malloc(sizeof(int32_t) * (size_t)n);
+        int32_t *markers = malloc(sizeof(int32_t) * (size_t)n);
         for (int i = 0; i < n; i++) {
             elev[i] = trial % 2 ? (float)(rnd_next(&s) % 4) : (float)(rnd_next(&s) % 1000) / 97.0f - 3.0f;
             mask[i] = rnd_next(&s) % 100 < 40 + (uint64_t)(trial % 3) * 5;
             markers[i] = rnd_next(&s) % 8 == 0 ? (int32_t)(1 + rnd_next(&s) % 50) : 0;
         }
-        memcpy(a, markers, sizeof(int32_t) * (size_t)n);
-        memcpy(b, markers, sizeof(int32_t) * (size_t)n);
-        assert_int_equal(watershed_flood(elev, mask, w, h, a), TS_OK);
-        plain_flood(elev, mask, w, h, b);
-        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
+        assert_flood_is_plain(elev, 0, mask, w, h, markers);
         free(elev);
         free(mask);
         free(markers);
-        free(a);
-        free(b);
     }
 }
 
