@@ -491,6 +491,11 @@ __attribute__((noreturn)) static void runner_child(const request *rq, pid_t exec
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* What the job starts must not hold the progress pipe open past the
+     * runner's end (its hang-up tells the executor the attempt is over),
+     * as an exec'd runner's inherited_progress_fd makes sure. dup2 left
+     * fd 3 inheritable: it was for an exec, which a forked runner skips. */
+    fcntl(3, F_SETFD, FD_CLOEXEC);
     int status = run(rq->spec_path, rq->spec_text, 3);
     fflush(NULL);
     _exit(status);

@@ -6,6 +6,8 @@
  * is the runner and the fork server (exec_fixture_runner_main); exec'd
  * runners are test_exec_local.c's.
  */
+#include <fcntl.h>
+
 #include "exec_fixture.h"
 
 /* The first live child of ours named comm (/proc/PID/comm) whose command
@@ -173,6 +175,14 @@ static void test_local_forked_runner_is_like_exec(void **state) {
             fail_msg("runner fd %d is %s, not the runner's own", fd, target);
     }
     assert_true(n_fds >= 4);
+    /* The progress pipe is close-on-exec, as an exec'd runner makes it:
+     * nothing the job starts holds it past the runner's end. */
+    snprintf(path, sizeof(path), "/proc/%ld/fdinfo/3", (long)runner);
+    char *fdinfo = test_slurp(path);
+    char *flags = strstr(fdinfo, "flags:");
+    assert_non_null(flags);
+    assert_true(strtoul(flags + strlen("flags:"), NULL, 8) & O_CLOEXEC);
+    free(fdinfo);
     /* The attempt's mark is where proctree looks for it. */
     char mark[256];
     snprintf(mark, sizeof(mark), "%s=%s/attempt-1", PROCTREE_MARK, f->work[0]);
