@@ -67,12 +67,22 @@ static int ct_turn(const ct_region *r, int x, int y, int d) {
     return right ? d : (d + 1) % 4;
 }
 
+/* A field sampled at the pixel centres whose zero crossings place the
+ * outline between them (contour_trace_field); sign is +1 while tracing a
+ * foreground ring and -1 while tracing a hole, whose region is background. */
+typedef struct ct_field {
+    const float *g;
+    int sign;
+} ct_field;
+
 /* Outer boundary of the component whose first raster pixel is (sx, sy):
  * starts at that pixel's top-left corner heading east (its top edge is a
  * boundary and its left neighbour is outside, so that corner is a turn)
  * and stops on coming back to it about to head east again; that directed
- * edge is on the boundary exactly once. */
-static void ct_trace(const ct_region *r, int sx, int sy, contour_ring *ring) {
+ * edge is on the boundary exactly once. With a field, every corner is
+ * recorded (ct_place needs each unit edge), not only the turns. */
+static void ct_trace(const ct_region *r, int sx, int sy, const ct_field *fld,
+                     contour_ring *ring) {
     size_t cap = 0;
     ring->pts = NULL;
     ring->n = 0;
@@ -84,7 +94,7 @@ static void ct_trace(const ct_region *r, int sx, int sy, contour_ring *ring) {
         y += CT_DY[d];
         int nd = ct_turn(r, x, y, d);
         if (x == sx && y == sy && nd == CT_E) break;
-        if (nd != d) ct_push(ring, &cap, x, y);
+        if (nd != d || fld) ct_push(ring, &cap, x, y);
         d = nd;
     }
 }
@@ -98,7 +108,7 @@ int contour_trace_label(const int32_t *labels, int w, int h, int32_t label, int 
     ct_region r = {labels, w, h, label, 4};
     if (!ct_inside(&r, sx, sy) || ct_inside(&r, sx - 1, sy) || ct_inside(&r, sx, sy - 1))
         return TS_ERR;
-    ct_trace(&r, sx, sy, ring);
+    ct_trace(&r, sx, sy, NULL, ring);
     return TS_OK;
 }
 
@@ -110,6 +120,60 @@ static void ct_reverse(contour_ring *ring) {
         ring->pts[i] = ring->pts[j];
         ring->pts[j] = t;
     }
+}
+
+/* The direction of the unit edge from a to b. */
+static int ct_dir(pt2 a, pt2 b) {
+    if (b.x > a.x) return CT_E;
+    if (b.x < a.x) return CT_W;
+    return b.y > a.y ? CT_S : CT_N;
+}
+
+/* Appends p unless it repeats the last point (border runs give corners twice). */
+static void ct_push_pt(contour_ring *ring, pt2 p) {
+    if (ring->n > 0 && ring->pts[ring->n - 1].x == p.x && ring->pts[ring->n - 1].y == p.y)
+        return;
+    ring->pts[ring->n++] = p;
+}
+
+/* Replaces a ring of every corner (ct_trace with a field) by one point per
+ * unit edge: where the field crosses zero between the centre of the
+ * region's pixel on the edge's right and the centre of the other pixel on
+ * its left - the vertices of marching squares, joined in the order the
+ * crack tracer found, so the topology is the mask's. The field is clamped
+ * to the mask's side on each pixel (a pixel the mask counts as region but
+ * the field does not puts the crossing at its centre), and kept CT_T_MIN
+ * away from either centre, so that no vertex of one ring meets another's
+ * and a one-pixel region keeps an area (the segments of marching squares
+ * never cross for any crossing strictly between the centres), and an edge on the
+ * image border keeps its corners, so that a region filling the image is the
+ * image's rectangle. */
+#define CT_T_MIN 0.02 /* keeps a crossing off the pixel centres (see ct_place) */
+
+static void ct_place(const ct_field *f, int w, int h, contour_ring *ring) {
+    size_t n = ring->n;
+    pt2 *corners = ring->pts;
+    ring->pts = ts_malloc(2 * n * sizeof(pt2));
+    ring->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        pt2 a = corners[i], b = corners[(i + 1) % n];
+        int d = ct_dir(a, b), x = (int)a.x, y = (int)a.y;
+        int rx = x + CT_RX[d], ry = y + CT_RY[d], lx = x + CT_LX[d], ly = y + CT_LY[d];
+        if (lx < 0 || ly < 0 || lx >= w || ly >= h) {
+            ct_push_pt(ring, a);
+            ct_push_pt(ring, b);
+            continue;
+        }
+        double in = f->sign * f->g[(size_t)ry * w + rx], out = f->sign * f->g[(size_t)ly * w + lx];
+        double p = in > 0 ? in : 0, q = out < 0 ? -out : 0;
+        double t = p + q > 0 ? p / (p + q) : 0.5;
+        t = t < CT_T_MIN ? CT_T_MIN : t > 1 - CT_T_MIN ? 1 - CT_T_MIN : t;
+        ct_push_pt(ring, (pt2){rx + 0.5 + t * (lx - rx), ry + 0.5 + t * (ly - ry)});
+    }
+    while (ring->n > 1 && ring->pts[0].x == ring->pts[ring->n - 1].x &&
+           ring->pts[0].y == ring->pts[ring->n - 1].y)
+        ring->n--;
+    free(corners);
 }
 
 /* Room for one more ring in the set (capacity doubles). */
@@ -143,7 +207,9 @@ static void ct_mark_border(const int32_t *bg, int w, int h, uint8_t *flag) {
  * the enclosing component: islands inside the hole lie strictly below the
  * hole's top row. That component's first pixel is earlier still, so its
  * ring is already in the set when the hole is met. */
-static void ct_trace_all(const uint8_t *mask, int w, int h, ct_mask_scratch *s, contour_set *out) {
+static void ct_trace_all(const uint8_t *mask, const float *field, int w, int h, ct_mask_scratch *s,
+                         contour_set *out) {
+    ct_field fg_field = {field, 1}, bg_field = {field, -1};
     size_t cap = 0;
     int32_t seen_fg = 0, seen_bg = 0;
     for (int y = 0; y < h; y++) {
@@ -153,14 +219,17 @@ static void ct_trace_all(const uint8_t *mask, int w, int h, ct_mask_scratch *s, 
                 seen_fg++;
                 s->ring_of_fg[seen_fg] = (int32_t)out->n;
                 ct_region r = {s->fg, w, h, seen_fg, 4};
-                ct_trace(&r, x, y, ct_set_add(out, &cap));
+                contour_ring *ring = ct_set_add(out, &cap);
+                ct_trace(&r, x, y, field ? &fg_field : NULL, ring);
+                if (field) ct_place(&fg_field, w, h, ring);
             } else if (!mask[i] && s->bg[i] == seen_bg + 1) {
                 seen_bg++;
                 if (s->bg_border[seen_bg]) continue;
                 int parent = s->ring_of_fg[s->fg[i - w]];
                 ct_region r = {s->bg, w, h, seen_bg, 8};
                 contour_ring *ring = ct_set_add(out, &cap);
-                ct_trace(&r, x, y, ring);
+                ct_trace(&r, x, y, field ? &bg_field : NULL, ring);
+                if (field) ct_place(&bg_field, w, h, ring);
                 ct_reverse(ring);
                 ring->parent = parent;
             }
@@ -168,7 +237,9 @@ static void ct_trace_all(const uint8_t *mask, int w, int h, ct_mask_scratch *s, 
     }
 }
 
-int contour_trace_mask(const uint8_t *mask, int w, int h, contour_set *out) {
+/* Both tracers: crack vertices at the turns, or (with a field) one point
+ * per unit edge placed by ct_place. */
+static int ct_trace_mask(const uint8_t *mask, const float *field, int w, int h, contour_set *out) {
     if (mask == NULL || out == NULL || w < 1 || h < 1) return TS_ERR;
     if ((int64_t)w * h >= INT32_MAX) return TS_ERR;
     out->rings = NULL;
@@ -184,11 +255,20 @@ int contour_trace_mask(const uint8_t *mask, int w, int h, contour_set *out) {
     s.bg_border = ts_calloc((size_t)nb + 1, 1);
     s.ring_of_fg = ts_malloc(((size_t)nf + 1) * sizeof(int32_t));
     ct_mark_border(s.bg, w, h, s.bg_border);
-    ct_trace_all(mask, w, h, &s, out);
+    ct_trace_all(mask, field, w, h, &s, out);
     free(s.bg_border);
     free(s.ring_of_fg);
     free(block);
     return TS_OK;
+}
+
+int contour_trace_mask(const uint8_t *mask, int w, int h, contour_set *out) {
+    return ct_trace_mask(mask, NULL, w, h, out);
+}
+
+int contour_trace_field(const uint8_t *mask, const float *field, int w, int h, contour_set *out) {
+    if (field == NULL) return TS_ERR;
+    return ct_trace_mask(mask, field, w, h, out);
 }
 
 /* Distance from p to the segment a-b (to the nearer end beyond it), so

@@ -47,6 +47,24 @@ int contour_trace_label(const int32_t *labels, int w, int h, int32_t label, int 
  * simple (they may touch themselves at a vertex only). TS_OK or TS_ERR. */
 int contour_trace_mask(const uint8_t *mask, int w, int h, contour_set *out);
 
+/* The rings of contour_trace_mask (same rings, same order, same holes and
+ * parents), each placed off the pixel grid where field - sampled at the
+ * pixel centres (x + 0.5, y + 0.5), positive in the region - crosses zero:
+ * one vertex per pixel edge of the crack outline, on the segment between
+ * the centres of the two pixels that edge separates, by linear
+ * interpolation (the vertices of marching squares, with the mask deciding
+ * which of them join). Why: a mask made on a coarse grid (a tissue mask at
+ * 8 µm/px) has a staircase outline up to half a pixel off the boundary the
+ * field saw; the crossing is where that boundary is. The field is clamped
+ * to the mask's side on each pixel, so a pixel the mask counts in and the
+ * field does not (a filled hole, a closing) moves the crossing to that
+ * pixel's centre, and equal disagreements give the pixel edge's midpoint;
+ * a crossing stays 0.02 px off either centre, so rings never meet.
+ * Edges on the image border keep their corners: a mask filling the image
+ * outlines the whole image. Consecutive points never repeat. TS_OK or
+ * TS_ERR (bad arguments, or field NULL). */
+int contour_trace_field(const uint8_t *mask, const float *field, int w, int h, contour_set *out);
+
 /* Douglas-Peucker simplification of a closed ring in place: keeps vertices
  * so that no dropped vertex is farther than tol from the kept outline.
  * Never reduces a ring below 3 vertices (rings of 3 or fewer are left as

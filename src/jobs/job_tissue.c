@@ -8,7 +8,11 @@
  * optical density with Otsu, kept near the slide's own glass (so pale
  * slides, IHC and images without glass work), or the grey level with a
  * fixed threshold, smooth, close and open, remove small objects,
- * fill small holes. Outputs: mask.png at the analysis resolution,
+ * fill small holes, and outline the mask where the smoothed signal crosses
+ * the threshold between its pixels (contour_trace_field: at 8 µm/px the
+ * pixels' staircase is up to 4 µm off the edge, and a coarse simplification
+ * of it cut chords inside every convex stretch; together 0.4 points of Dice
+ * on the demo's development slides). Outputs: mask.png at the analysis resolution,
  * tissue.geojson (QuPath annotations "Tissue" in level-0 pixels) and
  * summary.json.
  *
@@ -37,7 +41,7 @@
 #define SMOOTH_SIGMA_PX 1.0f   /* Gaussian before thresholding, analysis pixels */
 #define CLOSE_RADIUS_PX 1.5f   /* joins tissue split by a pale line */
 #define OPEN_RADIUS_PX 1.0f    /* drops dust and threads one pixel wide */
-#define SIMPLIFY_PX 0.7        /* outline tolerance, analysis pixels */
+#define SIMPLIFY_PX 0.25       /* outline tolerance, analysis pixels (chords cut inside) */
 #define DEFAULT_GREY_THRESHOLD 220
 
 static const char *const methods[] = {"otsu", "threshold", NULL};
@@ -138,12 +142,15 @@ static int read_grid(job_ctx *ctx, slide *s, const grid *g, uint32_t *rgb, char 
 
 typedef threshold_glass tissue_choice;
 
-/* The tissue mask (0/1) of the grid's RGB image, and what was chosen. */
+/* The tissue mask (0/1) of the grid's RGB image, and what was chosen; and
+ * in field (g->w * g->h) the smoothed signal less the threshold, signed so
+ * that tissue is where it is positive: the outline is placed where it
+ * crosses zero (contour_trace_field). */
 static void threshold_tissue(job_ctx *ctx, const uint32_t *rgb, const grid *g, uint8_t *mask,
-                             tissue_choice *c) {
+                             float *field, tissue_choice *c) {
     size_t n = (size_t)g->w * g->h;
     bool otsu = strcmp(params_string(tissue_params, N_PARAMS, ctx->params, "method"), "otsu") == 0;
-    float *f = ts_malloc(n * sizeof(float));
+    float *f = field;
     memset(c, 0, sizeof(*c));
     if (otsu) {
         color_od_length(rgb, n, f);
@@ -156,12 +163,12 @@ static void threshold_tissue(job_ctx *ctx, const uint32_t *rgb, const grid *g, u
     filter_gaussian(f, g->w, g->h, SMOOTH_SIGMA_PX);
     if (otsu) {
         threshold_glass_od(f, n, c);
-        for (size_t i = 0; i < n; i++) mask[i] = f[i] > (float)c->threshold;
+        for (size_t i = 0; i < n; i++) f[i] -= (float)c->threshold;
     } else {
         c->threshold = params_number(tissue_params, N_PARAMS, ctx->params, "threshold");
-        for (size_t i = 0; i < n; i++) mask[i] = f[i] < (float)c->threshold;
+        for (size_t i = 0; i < n; i++) f[i] = (float)c->threshold - f[i];
     }
-    free(f);
+    for (size_t i = 0; i < n; i++) mask[i] = f[i] > 0;
 }
 
 /* Smoothing of the outline and removal of what is too small to be tissue. */
@@ -252,6 +259,7 @@ static int tissue_run(job_ctx *ctx, char *err, size_t errlen) {
     slide *s = NULL;
     uint32_t *rgb = NULL;
     uint8_t *mask = NULL;
+    float *field = NULL;
     contour_set cs = {0};
     json_t *summary = NULL;
     char *path = NULL;
@@ -263,11 +271,12 @@ static int tissue_run(job_ctx *ctx, char *err, size_t errlen) {
         goto cleanup;
     rgb = ts_malloc((size_t)g.w * g.h * sizeof(uint32_t));
     mask = ts_malloc((size_t)g.w * g.h);
+    field = ts_malloc((size_t)g.w * g.h * sizeof(float));
     if (read_grid(ctx, s, &g, rgb, err, errlen) != TS_OK) goto cleanup;
     tissue_choice choice;
-    threshold_tissue(ctx, rgb, &g, mask, &choice);
+    threshold_tissue(ctx, rgb, &g, mask, field, &choice);
     clean_mask(ctx, mask, &g);
-    if (contour_trace_mask(mask, g.w, g.h, &cs) != TS_OK) {
+    if (contour_trace_field(mask, field, g.w, g.h, &cs) != TS_OK) {
         ts_errf(err, errlen, "cannot trace the tissue outline");
         goto cleanup;
     }
@@ -288,6 +297,7 @@ cleanup:
     free(path);
     free(rgb);
     free(mask);
+    free(field);
     slide_close(s);
     return rc;
 }

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,6 +280,123 @@ static void test_contour_trace_mask_area_equals_pixel_count_on_random_masks(void
     }
 }
 
+/* ---- contour_trace_field ------------------------------------------------- */
+
+/* By hand: one pixel (1,1) of a 3x3 mask. With field +1 there and -1
+ * around, each crossing is halfway between the centres: the diamond
+ * (1.5,1) (2,1.5) (1.5,2) (1,1.5), area 0.5, in the crack ring's order.
+ * With +3 against -1 the crossings lie 3/4 of the way out: half-diagonal
+ * 0.75, area 2 * 0.75^2 = 1.125. */
+static void test_contour_trace_field_single_pixel_diamond(void **state) {
+    (void)state;
+    uint8_t m[9] = {0, 0, 0, 0, 1, 0, 0, 0, 0};
+    float g[9];
+    for (int i = 0; i < 9; i++) g[i] = m[i] ? 1.0f : -1.0f;
+    contour_set set;
+    assert_int_equal(contour_trace_field(m, g, 3, 3, &set), TS_OK);
+    assert_int_equal(set.n, 1);
+    const double diamond[] = {1.5, 1, 2, 1.5, 1.5, 2, 1, 1.5};
+    assert_ring(&set.rings[0], diamond, 4);
+    assert_true(contour_area(set.rings[0].pts, set.rings[0].n) == 0.5);
+    contour_set_free(&set);
+    g[4] = 3.0f;
+    assert_int_equal(contour_trace_field(m, g, 3, 3, &set), TS_OK);
+    const double wide[] = {1.5, 0.75, 2.25, 1.5, 1.5, 2.25, 0.75, 1.5};
+    assert_ring(&set.rings[0], wide, 4);
+    assert_true(fabs(contour_area(set.rings[0].pts, set.rings[0].n) - 1.125) < 1e-12);
+    contour_set_free(&set);
+}
+
+/* A linear field g = c - X - a Y at the pixel centres (X, Y) = (x + 0.5,
+ * y + 0.5), masked where g > 0: linear interpolation is exact for it, so
+ * every vertex off the image border lies on the line X + a Y = c, whatever
+ * the slope, except one held 0.02 px off a centre the line passes nearer;
+ * vertices on the border are pixel corners. The mask filling
+ * the image gives its rectangle, as contour_trace_mask does. */
+static void test_contour_trace_field_linear_field_is_exact(void **state) {
+    (void)state;
+    const double slopes[] = {0, 0.3, -0.7, 1.9};
+    for (size_t k = 0; k < sizeof(slopes) / sizeof(slopes[0]); k++) {
+        double a = slopes[k], c = 9.37;
+        uint8_t m[RW * RH];
+        float g[RW * RH];
+        for (int y = 0; y < RH; y++)
+            for (int x = 0; x < RW; x++) {
+                double v = c - (x + 0.5) - a * (y + 0.5);
+                g[y * RW + x] = (float)v;
+                m[y * RW + x] = g[y * RW + x] > 0;
+            }
+        contour_set set;
+        assert_int_equal(contour_trace_field(m, g, RW, RH, &set), TS_OK);
+        assert_true(set.n >= 1);
+        for (size_t i = 0; i < set.n; i++)
+            for (size_t j = 0; j < set.rings[i].n; j++) {
+                pt2 p = set.rings[i].pts[j];
+                bool border = p.x == 0 || p.y == 0 || p.x == RW || p.y == RH;
+                if (border) {
+                    assert_true(p.x == floor(p.x) && p.y == floor(p.y));
+                } else {
+                    /* a crossing within 0.02 px of a centre is held 0.02 off it */
+                    double ox = fabs(p.x - floor(p.x) - 0.5), oy = fabs(p.y - floor(p.y) - 0.5);
+                    bool held = fabs(ox - 0.02) < 1e-9 || fabs(oy - 0.02) < 1e-9;
+                    if (!held && fabs(c - p.x - a * p.y) >= 1e-5) fail_msg("slope %g: (%g, %g) off the line by %g", a, p.x, p.y, c - p.x - a * p.y);
+                }
+            }
+        contour_set_free(&set);
+    }
+    uint8_t full[RW * RH];
+    float g[RW * RH];
+    memset(full, 1, sizeof(full));
+    for (int i = 0; i < RW * RH; i++) g[i] = (float)(i % 7) - 3.0f;
+    contour_set set;
+    assert_int_equal(contour_trace_field(full, g, RW, RH, &set), TS_OK);
+    const double rect[] = {0, 0, RW, 0, RW, RH, 0, RH};
+    assert_int_equal(set.n, 1);
+    contour_ring r = set.rings[0];
+    r.n = contour_simplify(r.pts, r.n, 1e-9);
+    assert_ring(&r, rect, 4);
+    set.rings[0] = r;
+    contour_set_free(&set);
+}
+
+/* Random masks and fields of any sign: the same rings as
+ * contour_trace_mask (count, parents), outer rings positive and holes
+ * negative, no two consecutive vertices equal, every vertex within half a
+ * pixel (and a bit: the diagonal of a dual cell) of the crack ring's
+ * outline; where mask and field agree (field +-1) each ring's area is
+ * within a quarter pixel per vertex of the crack ring's. */
+static void test_contour_trace_field_same_topology_as_mask(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    uint8_t m[RW * RH];
+    float g[RW * RH];
+    for (int trial = 0; trial < 60; trial++) {
+        bool agree = trial % 2 == 0;
+        for (int i = 0; i < RW * RH; i++) {
+            m[i] = (int)(rnd_next(&s) % 100) < trial * 100 / 59;
+            g[i] = agree ? (m[i] ? 1.0f : -1.0f) : (float)((int)(rnd_next(&s) % 2001) - 1000) / 100;
+        }
+        contour_set crack, placed;
+        assert_int_equal(contour_trace_mask(m, RW, RH, &crack), TS_OK);
+        assert_int_equal(contour_trace_field(m, g, RW, RH, &placed), TS_OK);
+        assert_int_equal(placed.n, crack.n);
+        for (size_t i = 0; i < placed.n; i++) {
+            const contour_ring *r = &placed.rings[i];
+            assert_int_equal(r->parent, crack.rings[i].parent);
+            double a = contour_area(r->pts, r->n), ca = contour_area(crack.rings[i].pts, crack.rings[i].n);
+            assert_true(r->parent < 0 ? a > 0 : a < 0);
+            if (agree) assert_true(fabs(a - ca) <= 0.25 * r->n);
+            for (size_t j = 0; j < r->n; j++) {
+                pt2 p = r->pts[j], q = r->pts[(j + 1) % r->n];
+                assert_false(p.x == q.x && p.y == q.y);
+            }
+        }
+        contour_set_free(&crack);
+        contour_set_free(&placed);
+    }
+    assert_int_equal(contour_trace_field(m, NULL, RW, RH, NULL), TS_ERR);
+}
+
 /* ---- simplify and area --------------------------------------------------- */
 
 /* Shoelace by hand: the 2x3 rectangle clockwise on screen (y down) has
@@ -376,6 +494,9 @@ int main(void) {
         cmocka_unit_test(test_contour_trace_mask_diagonal_hole_is_one_ring_touching_itself),
         cmocka_unit_test(test_contour_trace_mask_island_in_hole_is_outer_ring),
         cmocka_unit_test(test_contour_trace_mask_area_equals_pixel_count_on_random_masks),
+        cmocka_unit_test(test_contour_trace_field_single_pixel_diamond),
+        cmocka_unit_test(test_contour_trace_field_linear_field_is_exact),
+        cmocka_unit_test(test_contour_trace_field_same_topology_as_mask),
         cmocka_unit_test(test_contour_area_sign_convention),
         cmocka_unit_test(test_contour_simplify_hand_computed_and_never_below_three),
         cmocka_unit_test(test_contour_simplify_keeps_every_vertex_within_tol),
