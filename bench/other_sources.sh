@@ -5,7 +5,8 @@
 #      TIFF at 0.5 um/px: tessera's nuclei (alone, and after tissue_mask)
 #      against scikit-image's textbook pipeline's, as centroid agreement and
 #      count ratio, and where they disagree (ihc-diagnose); the tissue
-#      fraction (the image is all tissue).
+#      fraction (the image is all tissue). `other_sources.py ihc-overlay` draws
+#      the disagreements as crop sheets to look at.
 #   2. an independently generated H&E tile (bench/refs/independent_tile.py,
 #      SIZE x SIZE at 0.5 um/px): tessera (tissue_mask -> cell_segmentation,
 #      default parameters), scikit-image's and OpenCV's pipelines, each

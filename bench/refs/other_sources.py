@@ -13,7 +13,17 @@
       what lies under its centroid on the other side (background, an
       object holding one centroid of ours, or several), and the
       reference's objects that hold several of tessera's nuclei (their
-      number, area and share of the reference's nuclear area).
+      number, area and share of the reference's nuclear area); the
+      reference's nuclei in tessera's background split by the tissue they
+      lie in (DAB-negative stroma or DAB-positive epithelium: scikit-image's
+      own rgb2hed DAB, smoothed, against its Otsu level).
+  other_sources.py ihc-overlay DIR CELLS.geojson OUT
+      the same disagreements as pictures, to look at rather than count:
+      OUT.blobs.png (reference objects holding several of tessera's
+      nuclei) and OUT.missed.png (the reference's nuclei in tessera's
+      background, each marked S(troma) or D(AB-positive)), each crop the
+      image beside it with the reference's outlines (cyan) and tessera's
+      (yellow), 4x.
   other_sources.py tile-score DIR CELLS.geojson
       the independent tile (independent_tile.py): tessera's nuclei, the
       scikit-image pipeline's and the OpenCV pipeline's, each against the
@@ -70,6 +80,16 @@ def unmatched_by_cover(pts, matched, cover, cover_pts):
     return out
 
 
+def dab_positive(rgb):
+    """Where the tissue is DAB-positive: scikit-image's rgb2hed DAB,
+    smoothed over 1 um, above its Otsu level (diagnosis only)."""
+    from skimage.color import rgb2hed
+    from skimage.filters import gaussian, threshold_otsu
+
+    dab = gaussian(rgb2hed(rgb)[..., 2], sigma=1.0 / MPP)
+    return dab > threshold_otsu(dab)
+
+
 def ihc_diagnose(d, cells):
     """Where tessera and the reference disagree on ihc.png (used in issue
     15: the reference merges crowded epithelial nuclei into blobs, tessera
@@ -84,6 +104,14 @@ def ihc_diagnose(d, cells):
           unmatched_by_cover(b, used_b, ref, b))
     print("the reference's unmatched nuclei, under their centroid in tessera:",
           unmatched_by_cover(a, used_a, pred, a))
+    from skimage import data
+
+    pos = dab_positive(data.immunohistochemistry())
+    bg = [(int(round(y)), int(round(x))) for i, (y, x) in enumerate(a)
+          if i not in used_a and pred[int(round(y)), int(round(x))] == 0]
+    on_dab = sum(bool(pos[p]) for p in bg)
+    print(f"the reference's unmatched nuclei in tessera's background: {len(bg) - on_dab} in DAB-negative "
+          f"stroma, {on_dab} in DAB-positive tissue")
     held = np.bincount([ref[int(round(y)), int(round(x))] for y, x in b], minlength=int(ref.max()) + 1)
     held[0] = 0
     area = np.bincount(ref.ravel(), minlength=int(ref.max()) + 1)
@@ -93,6 +121,58 @@ def ihc_diagnose(d, cells):
               f"median area {np.median(multi) * MPP ** 2:.0f} um2 (those holding one: "
               f"{np.median(single) * MPP ** 2 if len(single) else 0:.0f} um2), "
               f"{multi.sum() / max(1, area[1:].sum()):.0%} of the reference's nuclear area")
+
+
+def crop_sheet(rgb, ref, pred, centres, tags, path, half=20, scale=4, per_row=4):
+    """Crops around centres (y, x), each the image beside it with the
+    reference's outlines (cyan) and tessera's (yellow), tagged, in rows,
+    as one PNG."""
+    import cv2
+    from skimage.segmentation import find_boundaries
+
+    pad = lambda im: np.pad(im, ((half, half), (half, half)) + ((0, 0),) * (im.ndim - 2), mode="edge")
+    rp, refp, predp = pad(rgb), pad(ref), pad(pred)
+    tiles = []
+    for (y, x), tag in zip(centres, tags):
+        y, x = int(round(y)) + half, int(round(x)) + half
+        win = (slice(y - half, y + half), slice(x - half, x + half))
+        big = cv2.resize(rp[win], None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        over = big.copy()
+        for lab, colour in ((refp, (0, 200, 255)), (predp, (255, 255, 0))):
+            up = cv2.resize(lab[win].astype(np.float32), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+            over[find_boundaries(up.astype(np.int32), mode="inner")] = colour
+        cv2.circle(over, (half * scale, half * scale), 5, (255, 0, 255), 2)
+        cv2.putText(over, tag, (4, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 0, 255), 2)
+        tiles.append(np.pad(np.concatenate([big, over], 1), ((2, 2), (2, 2), (0, 0))))
+    if not tiles:
+        return
+    while len(tiles) % per_row:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[i:i + per_row], 1) for i in range(0, len(tiles), per_row)]
+    cv2.imwrite(path, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+
+
+def ihc_overlay(d, cells, out):
+    """ihc-diagnose's disagreements as crop sheets (see the module's
+    help): the reference's blobs, and the nuclei tessera misses."""
+    from skimage import data
+
+    rgb = data.immunohistochemistry()
+    ref = np.load(os.path.join(d, "ihc.ref.npy"))
+    pred = geojson_labels(cells, ref.shape)
+    a, b = centroids(ref), centroids(pred)
+    used_a, _ = centroid_pairs(a, b, 4.0 / MPP)
+    held = np.bincount([ref[int(round(y)), int(round(x))] for y, x in b], minlength=int(ref.max()) + 1)
+    held[0] = 0
+    blobs = [tuple(np.argwhere(ref == lab).mean(0)) for lab in np.nonzero(held > 1)[0]]
+    crop_sheet(rgb, ref, pred, blobs, [str(held[lab]) for lab in np.nonzero(held > 1)[0]], out + ".blobs.png",
+               half=30, scale=3)
+    pos = dab_positive(rgb)
+    missed = [(y, x) for i, (y, x) in enumerate(a) if i not in used_a and pred[int(round(y)), int(round(x))] == 0]
+    crop_sheet(rgb, ref, pred, missed, ["D" if pos[int(round(y)), int(round(x))] else "S" for y, x in missed],
+               out + ".missed.png")
+    print(f"{out}.blobs.png: {len(blobs)} reference objects holding several of tessera's nuclei; "
+          f"{out}.missed.png: {len(missed)} reference nuclei in tessera's background")
 
 
 def tile_score(d, cells):
@@ -120,6 +200,8 @@ def main():
         ihc_score(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "")
     elif cmd == "ihc-diagnose":
         ihc_diagnose(sys.argv[2], sys.argv[3])
+    elif cmd == "ihc-overlay":
+        ihc_overlay(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "tile-score":
         tile_score(sys.argv[2], sys.argv[3])
     else:
