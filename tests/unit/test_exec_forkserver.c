@@ -332,6 +332,7 @@ static void test_local_fork_server_death_reaps_spares(void **state) {
     a.params = params;
     start_ok(ex, &a);
     assert_int_equal(children_named("tessera-spare", 1), 0);
+    wait_running(ex); /* exec'd by then: between fork and exec it has our command line */
     pid_t runner = runner_child();
     assert_true(runner > 0);
     assert_true(cmdline_len(runner) < 4000);
