@@ -2,10 +2,8 @@
 // scheduler records an event (its "ts") to the moment a client receives it,
 // for 1, 1,000 and 10,000 connected clients spread over 100 users (each
 // receiving only its own users' events, which the bench checks), against a
-// real `tessera serve` on loopback with SQLite, the clients in a worker
-// thread of their own (bench/ws_clients.mjs); and the memory each
-// connected client costs the service (RSS of the serve process, its HTTP
-// workers and its scheduler with the
+// real `tessera serve` on loopback with SQLite; and the memory each
+// connected client costs the service (RSS of the serve process tree with the
 // clients connected minus without, per client).
 //
 //   node bench/ws_latency.mjs BUILD/tessera [CLIENTS,CLIENTS,...] [BASELINE_BINARY] [ROUNDS]
@@ -28,7 +26,7 @@
 // first events of whichever binary came first.
 import { readFileSync, readdirSync } from 'node:fs';
 import { startTessera } from './serve.mjs';
-import { Worker } from 'node:worker_threads';
+import WebSocket from 'ws';
 
 const bin = process.argv[2] || 'build/tessera';
 const COUNTS = (process.argv[3] || '1,1000,10000').split(',').map(Number);
@@ -41,12 +39,9 @@ function percentile(sorted, p) {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] : NaN;
 }
 
-/** CPU time (user + system, ms) of pid and all its live descendants
- * (USER_HZ is 100 on Linux); RSS in KiB of pid, its HTTP workers and its
- * scheduler, not of the job processes (the fork server's spares, 2.6 MB
- * each, come and go, which made the 1-client figure swing by megabytes);
- * hubCpuMs: of the WebSocket hubs' threads alone (named tessera-ws), the
- * part the fan-out costs. */
+/** RSS in KiB, and CPU time (user + system, ms) of pid and all its live
+ * descendants (USER_HZ is 100 on Linux); hubCpuMs: of the WebSocket hubs'
+ * threads alone (named tessera-ws), the part the fan-out costs. */
 function treeUsage(root) {
   const children = new Map();
   for (const d of readdirSync('/proc')) {
@@ -63,9 +58,9 @@ function treeUsage(root) {
   while (todo.length) {
     const pid = todo.pop();
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-      if (m && (pid === root || /^\d+ \(tessera-(http|sched)\)/.test(stat))) rssKiB += Number(m[1]);
+      if (m) rssKiB += Number(m[1]);
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       cpuMs += (Number(f[11]) + Number(f[12])) * 10;
       for (const t of readdirSync(`/proc/${pid}/task`)) {
@@ -85,22 +80,26 @@ function treeUsage(root) {
 // since=0, rounds of thousands of clients replayed the growing history, and
 // replayed events still in flight were timed as if they were late. Only the
 // events of the phase's own workflows (ids above every earlier one) are
-// timed; every message is checked for its owner. The clients live in a
-// worker thread (bench/ws_clients.mjs), apart from the submissions and
-// polls of this one.
-function clientsWorker() {
-  const worker = new Worker(new URL('./ws_clients.mjs', import.meta.url));
-  const reply = (key) => new Promise((resolve, reject) => {
-    const onMessage = (m) => {
-      if (!(key in m)) return;
-      worker.off('message', onMessage);
-      worker.off('error', reject);
-      resolve(m);
-    };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
+// timed; every message is checked for its owner.
+function connect(url, user, ctx, srvState) {
+  const since = srvState.lastSeq.get(user) || 0;
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url.replace('http', 'ws') + `/api/events?since=${since}`, { headers: { 'X-User-ID': user } });
+    ws.on('open', () => resolve(ws));
+    ws.on('error', reject);
+    ws.on('message', (data) => {
+      const now = Date.now();
+      const ev = JSON.parse(data);
+      if (ev.seq > (srvState.lastSeq.get(user) || 0)) srvState.lastSeq.set(user, ev.seq);
+      if (!ws.measuring || ev.workflow_id <= ctx.lastOldWorkflow) {
+        const owner = srvState.owner.get(ev.workflow_id);
+        if (owner !== undefined && owner !== user) ctx.foreign++;
+        return;
+      }
+      ctx.latencies.push(now - Date.parse(ev.ts));
+      ctx.seen.push([user, ev.workflow_id]);
+    });
   });
-  return { worker, reply };
 }
 
 async function submit(url, user, i) {
@@ -124,16 +123,18 @@ async function waitDone(url, ids, deadline) {
 
 async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const owner = srvState.owner;
-  const lastOldWorkflow = Math.max(0, ...owner.keys());
+  const ctx = { latencies: [], seen: [], foreign: 0, lastOldWorkflow: Math.max(0, ...owner.keys()) };
+  const sockets = [];
   const rssBefore = treeUsage(srv.proc.pid).rssKiB;
-  const { worker, reply } = clientsWorker();
-  const users = Array.from({ length: nClients }, (_, k) => `user${k % USERS}`);
-  worker.postMessage({ connect: { url: srv.url, users, since: Object.fromEntries(srvState.lastSeq) } });
-  await reply('connected');
+  for (let i = 0; i < nClients; i += 200) {
+    const batch = [];
+    for (let k = i; k < Math.min(nClients, i + 200); k++) batch.push(connect(srv.url, `user${k % USERS}`, ctx, srvState));
+    sockets.push(...(await Promise.all(batch)));
+  }
   await new Promise((r) => setTimeout(r, 1000)); // let replays drain
   const after = treeUsage(srv.proc.pid);
   const rssAfter = after.rssKiB;
-  worker.postMessage({ measure: true });
+  for (const ws of sockets) ws.measuring = true;
   const ids = [];
   for (let i = 0; i < workflows; i++) {
     const user = `user${i % Math.min(USERS, nClients)}`;
@@ -146,16 +147,14 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const end = treeUsage(srv.proc.pid);
   const cpuMs = end.cpuMs - after.cpuMs, hubCpuMs = end.hubCpuMs - after.hubCpuMs;
   // closed before the next phase opens its own: both at once could pass the fd limit
-  worker.postMessage({ stop: true });
-  const { events, live } = await reply('events');
-  await worker.terminate();
-  let foreign = 0;
-  for (const [user, wf, seq] of live) {
-    if (seq > (srvState.lastSeq.get(user) || 0)) srvState.lastSeq.set(user, seq);
-    if (owner.has(wf) && owner.get(wf) !== user) foreign++;
-  }
-  const lat = events.filter(([, wf]) => wf > lastOldWorkflow).map((e) => e[3]).sort((a, b) => a - b);
-  return { lat, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs };
+  await Promise.all(sockets.map((ws) => new Promise((res) => {
+    ws.on('close', res);
+    ws.close();
+    setTimeout(res, 5000);
+  })));
+  ctx.latencies.sort((a, b) => a - b);
+  const foreign = ctx.foreign + ctx.seen.filter(([user, wf]) => owner.has(wf) && owner.get(wf) !== user).length;
+  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs };
 }
 
 /** A server with its warm-up round done (not reported). */
@@ -181,11 +180,10 @@ function pooled(results) {
     p99s: results.map((r) => percentile(r.lat, 0.99)) };
 }
 
-const ms = (v) => (Number.isFinite(v) ? v.toFixed(1) : String(v));
-const fmt = (r) => `p50 ${ms(percentile(r.lat, 0.5))} ms, p99 ${ms(percentile(r.lat, 0.99))} ms, max ${ms(r.lat[r.lat.length - 1])} ms` +
+const fmt = (r) => `p50 ${percentile(r.lat, 0.5)} ms, p99 ${percentile(r.lat, 0.99)} ms, max ${r.lat[r.lat.length - 1]} ms` +
   ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client,` +
   ` service CPU ${r.cpuMs} ms, of which the hubs' ${r.hubCpuMs} ms (${(r.hubCpuMs / Math.max(1, r.lat.length) * 1000).toFixed(1)} µs per delivery)` +
-  (r.p99s.length > 1 ? `; p99 of each round ${r.p99s.map(ms).join(', ')} ms` : '');
+  (r.p99s.length > 1 ? `; p99 of each round ${r.p99s.join(', ')} ms` : '');
 console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1` +
   (ROUNDS > 1 ? `, ${ROUNDS} rounds per size, the binaries alternating:` : ':'));
 const servers = [await startServer(bin)];
