@@ -187,9 +187,20 @@ static void measure(const int32_t *labels, const float *hraw, const uint32_t *rg
  * background removed and smoothed into h. Returns the stain with the
  * background removed, before smoothing (in ws->work, or hraw itself when
  * there is no background to remove), from which hfine is made once the
- * mask is known. */
+ * mask is known.
+ * With for_mask, h is needed exactly only where it exceeds the
+ * threshold: when the background is removed (the stain is then >= 0) and
+ * the threshold is positive, filter_gaussian_above gives h there and, at
+ * other pixels, h or 0, both at most the threshold. Why that changes no
+ * output: h is read by the mask (h > threshold: the same bits), by the
+ * local maximum of tight_mask and by refine_nuclei's peaks. Both take a
+ * maximum of h over pixels including one of the mask; where it is above
+ * the threshold it is exact (values at most the threshold cannot be the
+ * maximum), and where it is not, the cut max(fraction * maximum,
+ * threshold) they compare with is the threshold whatever the values
+ * (0 <= maximum <= threshold, fraction < 1), as before. */
 static const float *hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
-                                const cellseg_params *p) {
+                                const cellseg_params *p, bool for_mask) {
     size_t n = (size_t)w * (size_t)h;
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, NULL);
     const float *flat = ws->hraw;
@@ -197,14 +208,17 @@ static const float *hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int 
         filter_background_subtract_coarse_copy(ws->hraw, ws->work, w, h, p->background_radius);
         flat = ws->work;
     }
-    filter_gaussian_copy(flat, ws->h, w, h, p->sigma);
+    if (for_mask && p->background_radius > 0 && p->threshold > 0)
+        filter_gaussian_above(flat, ws->h, w, h, p->sigma, p->threshold);
+    else
+        filter_gaussian_copy(flat, ws->h, w, h, p->sigma);
     return flat;
 }
 
 const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                                  const cellseg_params *p) {
     if (w < 1 || h < 1 || (size_t)w * (size_t)h > ws->cap) return NULL;
-    hematoxylin(ws, rgb, w, h, p);
+    hematoxylin(ws, rgb, w, h, p, false);
     return ws->h;
 }
 
@@ -216,7 +230,7 @@ const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int
 static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                          const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    const float *flat = hematoxylin(ws, rgb, w, h, p);
+    const float *flat = hematoxylin(ws, rgb, w, h, p, true);
     uint8_t *mask = ws->mask; /* locals: a byte store could alias ws->mask itself */
     const float *hs = ws->h;
     const float threshold = p->threshold;

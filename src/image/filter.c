@@ -196,9 +196,9 @@ static bool filter_any(const uint8_t *m, int n) {
     return false;
 }
 
-/* One strip: output rows with a mask pixel in the strip, from a ring of
- * the horizontally blurred rows they need (slot_row: which row each slot
- * holds, -1 for none), each blurred once. */
+/* One strip: the output rows with a mask pixel in the strip, from a ring
+ * of the horizontally blurred rows they need (slot_row: which row each
+ * slot holds, -1 for none), each blurred once. */
 static void filter_gauss_strip(const float *src, float *dst, const uint8_t *mask, int w, int h, int x0, int n,
                                const float *k, int r, float *ring, int *slot_row, float *seg,
                                const float **up, const float **down) {
@@ -221,24 +221,137 @@ static void filter_gauss_strip(const float *src, float *dst, const uint8_t *mask
     }
 }
 
-int filter_gaussian_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, float sigma) {
-    if (filter_check(src, w, h, sigma) != TS_OK || dst == NULL || dst == src || mask == NULL || isinf(sigma))
-        return TS_ERR;
-    if (sigma == 0) return filter_gaussian_copy(src, dst, w, h, 0);
+/* The scratch of filter_gaussian_masked and filter_gaussian_above, one
+ * allocation: row pointers, the ring's slot rows, the kernel, an edge
+ * segment, the ring, and (above) each row's maximum after the horizontal
+ * pass. */
+typedef struct filter_gauss_scratch {
+    const float **up, **down;
+    int *slot_row;
+    float *k, *seg, *ring, *rowmax;
+    int r;
+    char *block;
+} filter_gauss_scratch;
+
+static int filter_gauss_scratch_new(filter_gauss_scratch *s, float sigma, int h) {
     double rr = ceil(3.0 * (double)sigma);
     if (rr > FILTER_MAX_GAUSS_RADIUS) return TS_ERR;
     int r = (int)rr, slots = 2 * r + 1;
     size_t nk = (size_t)r + 1;
     /* the row pointers first, so that they are aligned */
-    char *block = ts_malloc(2 * nk * sizeof(float *) + (size_t)slots * sizeof(int) +
-                            (nk + FILTER_STRIP + 2 * (size_t)r + (size_t)slots * FILTER_STRIP) * sizeof(float));
-    const float **up = (const float **)block, **down = up + nk;
-    int *slot_row = (int *)(down + nk);
-    float *k = (float *)(slot_row + slots), *seg = k + nk, *ring = seg + FILTER_STRIP + 2 * r;
-    filter_gauss_kernel(k, r, sigma);
+    s->block = ts_malloc(2 * nk * sizeof(float *) + (size_t)slots * sizeof(int) +
+                         (nk + FILTER_STRIP + 2 * (size_t)r + (size_t)slots * FILTER_STRIP + (size_t)h) *
+                             sizeof(float));
+    s->up = (const float **)s->block;
+    s->down = s->up + nk;
+    s->slot_row = (int *)(s->down + nk);
+    s->k = (float *)(s->slot_row + slots);
+    s->seg = s->k + nk;
+    s->ring = s->seg + FILTER_STRIP + 2 * r;
+    s->rowmax = s->ring + (size_t)slots * FILTER_STRIP;
+    s->r = r;
+    filter_gauss_kernel(s->k, r, sigma);
+    return TS_OK;
+}
+
+int filter_gaussian_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, float sigma) {
+    if (filter_check(src, w, h, sigma) != TS_OK || dst == NULL || dst == src || mask == NULL || isinf(sigma))
+        return TS_ERR;
+    if (sigma == 0) return filter_gaussian_copy(src, dst, w, h, 0);
+    filter_gauss_scratch s;
+    if (filter_gauss_scratch_new(&s, sigma, h) != TS_OK) return TS_ERR;
     for (int x0 = 0; x0 < w; x0 += FILTER_STRIP)
-        filter_gauss_strip(src, dst, mask, w, h, x0, w - x0 < FILTER_STRIP ? w - x0 : FILTER_STRIP, k, r, ring,
-                           slot_row, seg, up, down);
+        filter_gauss_strip(src, dst, mask, w, h, x0, w - x0 < FILTER_STRIP ? w - x0 : FILTER_STRIP, s.k, s.r,
+                           s.ring, s.slot_row, s.seg, s.up, s.down);
+    free(s.block);
+    return TS_OK;
+}
+
+/* flags[s] = whether any value of the strip s of row (columns 64 s ..
+ * 64 s + 63, the last strip shorter) is above skip (NaN is not). An OR of
+ * comparisons per strip, which vectorises. */
+IMAGE_VECTORISED static void filter_strip_flags(const float *row, int w, float skip, uint8_t *flags) {
+    for (int x0 = 0, s = 0; x0 < w; x0 += FILTER_STRIP, s++) {
+        int n = w - x0 < FILTER_STRIP ? w - x0 : FILTER_STRIP, any = 0;
+        for (int j = 0; j < n; j++) any |= row[x0 + j] > skip;
+        flags[s] = (uint8_t)any;
+    }
+}
+
+/* filter_gaussian_rows' ring of horizontally blurred rows, where output
+ * row y is blurred vertically only in the strips (FILTER_STRIP columns)
+ * in which some row within r of it has a value above skip (cnt: per
+ * strip, how many of those rows do), neighbouring such strips in one
+ * call; the other strips of the row are set to 0. */
+static void filter_gauss_above_rows(const float *src, float *dst, int w, int h, const float *k, int r,
+                                    float skip, float *padded, float *ring, const float **up,
+                                    const float **down, const float **up2, const float **down2,
+                                    uint8_t *flags, int *cnt) {
+    int slots = 2 * r + 1, ns = (w + FILTER_STRIP - 1) / FILTER_STRIP, done = 0;
+    for (int s = 0; s < ns; s++) cnt[s] = 0;
+    for (int y = 0; y < h; y++) {
+        int need = y + r < h - 1 ? y + r : h - 1;
+        for (; done <= need; done++) {
+            float *row = ring + (size_t)(done % slots) * w;
+            uint8_t *f = flags + (size_t)done * ns;
+            filter_gauss_row(src + (size_t)done * w, w, k, r, padded, row);
+            filter_strip_flags(row, w, skip, f);
+            for (int s = 0; s < ns; s++) cnt[s] += f[s];
+        }
+        if (y - r - 1 >= 0) { /* row y - r - 1 leaves the reach */
+            const uint8_t *f = flags + (size_t)(y - r - 1) * ns;
+            for (int s = 0; s < ns; s++) cnt[s] -= f[s];
+        }
+        for (int i = 1; i <= r; i++) {
+            int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
+            up[i] = ring + (size_t)(ya % slots) * w;
+            down[i] = ring + (size_t)(yb % slots) * w;
+        }
+        const float *c = ring + (size_t)(y % slots) * w;
+        float *d = dst + (size_t)y * w;
+        for (int s = 0; s < ns;) {
+            int e = s + 1;
+            bool on = cnt[s] > 0;
+            while (e < ns && (cnt[e] > 0) == on) e++;
+            int x0 = s * FILTER_STRIP, x1 = e * FILTER_STRIP < w ? e * FILTER_STRIP : w;
+            if (!on) {
+                memset(d + x0, 0, (size_t)(x1 - x0) * sizeof(float));
+            } else {
+                for (int i = 1; i <= r; i++) up2[i] = up[i] + x0, down2[i] = down[i] + x0;
+                filter_gauss_vrow(up2, down2, c + x0, x1 - x0, k, r, d + x0);
+            }
+            s = e;
+        }
+    }
+}
+
+/* Skipping a strip of a row whose horizontally blurred rows within reach
+ * are all at most m there: its vertical sum is k[0] c + sum k[i] (a + b)
+ * over values in [0, m], with float weights summing to at most
+ * 1 + 2^-24, in 3r + 1 roundings, so it is at most m (1 + 2^-24)^(3r + 2).
+ * With m at most floor (1 - 4 (r + 1) 2^-24) that stays at or under
+ * floor. */
+int filter_gaussian_above(const float *src, float *dst, int w, int h, float sigma, float floor_) {
+    if (filter_check(src, w, h, sigma) != TS_OK || dst == NULL || dst == src || isinf(sigma) || isnan(floor_))
+        return TS_ERR;
+    if (sigma == 0) return filter_gaussian_copy(src, dst, w, h, 0);
+    double rr = ceil(3.0 * (double)sigma);
+    if (rr > FILTER_MAX_GAUSS_RADIUS) return TS_ERR;
+    int r = (int)rr, slots = 2 * r + 1, ns = (w + FILTER_STRIP - 1) / FILTER_STRIP;
+    double shrink = 1.0 - 4.0 * ((double)r + 1) * 0x1p-24;
+    float skip = (float)((double)floor_ * shrink);
+    if ((double)skip > (double)floor_ * shrink) skip = nextafterf(skip, -INFINITY); /* rounded down */
+    if (!(shrink > 0)) skip = -INFINITY; /* no strip skipped */
+    size_t nk = (size_t)r + 1, npad = (size_t)w + 2 * (size_t)r, nring = (size_t)slots * w;
+    /* the row pointers first, so that they are aligned */
+    char *block = ts_malloc(4 * nk * sizeof(float *) + (size_t)ns * sizeof(int) +
+                            (nk + npad + nring) * sizeof(float) + (size_t)h * (size_t)ns);
+    const float **up = (const float **)block, **down = up + nk, **up2 = down + nk, **down2 = up2 + nk;
+    int *cnt = (int *)(down2 + nk);
+    float *k = (float *)(cnt + ns), *padded = k + nk, *ring = padded + npad;
+    uint8_t *flags = (uint8_t *)(ring + nring);
+    filter_gauss_kernel(k, r, sigma);
+    filter_gauss_above_rows(src, dst, w, h, k, r, skip, padded, ring, up, down, up2, down2, flags, cnt);
     free(block);
     return TS_OK;
 }
