@@ -359,13 +359,9 @@ static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cells
  * peak_radius. */
 static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    /* The local maximum as -min(-h): the negation folded into the copy
-     * and into the loop below (the same values as filter_max_square,
-     * whose own two negating passes over the window are saved). */
-    float *restrict neg = ws->local;
-    const float *restrict hs = ws->h;
-    for (size_t i = 0; i < n; i++) neg[i] = -hs[i];
-    filter_min_square(ws->local, w, h, (int)lroundf(p->peak_radius));
+    /* The local maximum, needed (below) only on the mask: found there
+     * alone, the same values as filter_max_square's over the window. */
+    filter_max_square_masked(ws->h, ws->local, ws->mask, w, h, (int)lroundf(p->peak_radius));
     const float *restrict local = ws->local, *restrict hfine = ws->hfine;
     const uint8_t *restrict mask = ws->mask;
     uint8_t *restrict tight = ws->tight;
@@ -377,7 +373,7 @@ static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
             continue;
         }
         for (size_t i = b; i < end; i++) {
-            float cut = TIGHT_FRACTION * -local[i];
+            float cut = TIGHT_FRACTION * local[i];
             tight[i] = (uint8_t)((mask[i] != 0) & (hfine[i] >= (cut > threshold ? cut : threshold)));
         }
     }

@@ -635,6 +635,57 @@ int filter_max_square(float *img, int w, int h, int a) {
     return rc;
 }
 
+/* The larger of two floats, the way filter_lesser is the smaller. */
+static inline float filter_greater(float a, float b) {
+    return b > a ? b : a;
+}
+
+/* One row of filter_max_square_masked at the n columns from x0: the
+ * maxima down the rows ya .. yb of the columns within a of them into col
+ * (-infinity beyond the image's edges), then across 2a + 1 of those. Each
+ * step an elementwise maximum of contiguous floats, which vectorises. */
+IMAGE_VECTORISED static void filter_max_square_row(const float *src, int w, int ya, int yb, int x0, int n,
+                                                   int a, float *restrict col, float *restrict out) {
+    /* col[j] is column x0 - a + j; the image's columns xa .. xb - 1 */
+    int xa = x0 - a < 0 ? 0 : x0 - a, xb = x0 + n + a > w ? w : x0 + n + a, m = n + 2 * a;
+    int ja = xa - (x0 - a), jb = xb - (x0 - a);
+    for (int j = 0; j < ja; j++) col[j] = -INFINITY;
+    for (int j = jb; j < m; j++) col[j] = -INFINITY;
+    memcpy(col + ja, src + (size_t)ya * w + xa, (size_t)(xb - xa) * sizeof(float));
+    for (int y = ya + 1; y <= yb; y++) {
+        const float *restrict r = src + (size_t)y * w + xa;
+        float *restrict d = col + ja;
+        for (int x = 0; x < xb - xa; x++) d[x] = filter_greater(d[x], r[x]);
+    }
+    for (int j = 0; j < n; j++) out[j] = col[j];
+    for (int k = 1; k <= 2 * a; k++) {
+        const float *restrict r = col + k;
+        for (int j = 0; j < n; j++) out[j] = filter_greater(out[j], r[j]);
+    }
+}
+
+/* Strips of 64 columns; in each, the rows holding a mask pixel there get
+ * their maxima directly (filter_max_square_row: 2a + 1 rows down, 2a + 1
+ * columns across). A maximum is exact in any order, so these are
+ * filter_max_square's values; on a sparse mask a few per cent of the
+ * rows of a strip are done instead of two van Herk passes and two
+ * negations over the whole image. */
+int filter_max_square_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, int a) {
+    if (filter_check(src, w, h, (float)a) != TS_OK || dst == NULL || dst == src || mask == NULL) return TS_ERR;
+    if (a > w + h) a = w + h; /* the window covers the image either way */
+    float *col = ts_malloc(((size_t)FILTER_STRIP + 2 * (size_t)a) * sizeof(float));
+    for (int x0 = 0; x0 < w; x0 += FILTER_STRIP) {
+        int n = w - x0 < FILTER_STRIP ? w - x0 : FILTER_STRIP;
+        for (int y = 0; y < h; y++) {
+            if (!filter_any(mask + (size_t)y * w + x0, n)) continue;
+            filter_max_square_row(src, w, y - a < 0 ? 0 : y - a, y + a >= h ? h - 1 : y + a, x0, n, a, col,
+                                  dst + (size_t)y * w + x0);
+        }
+    }
+    free(col);
+    return TS_OK;
+}
+
 /* max(f) = -min(-f): one code path for both, at the cost of two cheap
  * negation sweeps. */
 int filter_max(float *img, int w, int h, float radius) {

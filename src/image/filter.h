@@ -48,6 +48,11 @@ int filter_max(float *img, int w, int h, float radius);
 int filter_min_square(float *img, int w, int h, int a);
 int filter_max_square(float *img, int w, int h, int a);
 
+/* filter_max_square's values of src (no NaN) into dst where mask (w x h)
+ * is set; elsewhere dst is unspecified (it may be written). For a local
+ * maximum needed only on a sparse mask. dst must not be src. */
+int filter_max_square_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, int a);
+
 /* Background subtraction for dark-on-light stains expressed as positive
  * density (e.g. hematoxylin OD): img -= opening(img, radius), the opening
  * being filter_min then filter_max with that radius. Structures smaller

@@ -510,11 +510,50 @@ static void test_filter_max_square_matches_brute_force(void **state) {
     }
 }
 
+/* filter_max_square_masked against filter_max_square on the mask, bit
+ * for bit: random images narrower than a strip to several strips wide,
+ * half-widths 0 to beyond the image, masks empty to full; src untouched. */
+static void test_filter_max_square_masked_equals_whole_on_mask(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    const unsigned density[4] = {0, 2, 20, 100};
+    for (int t = 0; t < 60; t++) {
+        int w = 1 + (int)(rnd_next(&s) % 200), h = 1 + (int)(rnd_next(&s) % 40), a = (int)(rnd_next(&s) % 9);
+        if (t % 10 == 0) a = w + h + 5;
+        size_t n = (size_t)w * h;
+        float *src = malloc(n * sizeof(float)), *keep = malloc(n * sizeof(float)),
+              *whole = malloc(n * sizeof(float)), *part = malloc(n * sizeof(float));
+        uint8_t *mask = malloc(n);
+        for (size_t i = 0; i < n; i++) {
+            src[i] = keep[i] = whole[i] = rnd_float(&s) * 2 - 1;
+            mask[i] = rnd_next(&s) % 100 < density[t % 4];
+            part[i] = NAN;
+        }
+        assert_int_equal(filter_max_square(whole, w, h, a), TS_OK);
+        assert_int_equal(filter_max_square_masked(src, part, mask, w, h, a), TS_OK);
+        assert_memory_equal(src, keep, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            if (mask[i] && memcmp(&part[i], &whole[i], sizeof(float)) != 0)
+                fail_msg("w %d h %d a %d: pixel %zu got %a, want %a", w, h, a, i, (double)part[i],
+                         (double)whole[i]);
+        free(src);
+        free(keep);
+        free(whole);
+        free(part);
+        free(mask);
+    }
+    float img[4] = {0};
+    uint8_t m[4] = {1, 1, 1, 1};
+    assert_int_equal(filter_max_square_masked(img, img, m, 2, 2, 1), TS_ERR); /* in place */
+    assert_int_equal(filter_max_square_masked(img, img + 0, NULL, 2, 2, 1), TS_ERR);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_rejects_bad_arguments),
         cmocka_unit_test(test_filter_background_subtract_coarse_follows_exact),
         cmocka_unit_test(test_filter_max_square_matches_brute_force),
+        cmocka_unit_test(test_filter_max_square_masked_equals_whole_on_mask),
         cmocka_unit_test(test_filter_zero_sigma_and_radius_leave_image_unchanged),
         cmocka_unit_test(test_filter_gaussian_hand_computed_kernel_and_edges),
         cmocka_unit_test(test_filter_gaussian_keeps_constant_image_constant),
