@@ -35,6 +35,7 @@ struct cellseg_ws {
     size_t cap; /* pixels */
     float *hraw, *h, *dist, *hfine;
     float od[256]; /* OD per 8-bit intensity: eosin is computed where measured */
+    float eosin[3][256]; /* color_stain_tables' of the window's stains, for measure */
     float *peak; /* per label: the highest value of hfine */
     uint8_t *mask;
     int32_t *nuclei, *cells;
@@ -149,7 +150,7 @@ static inline bool none64(const uint8_t *m) {
  * between neighbouring pixels of one label, which chained every addition
  * through memory. */
 static void measure(const int32_t *labels, const float *hraw, const uint32_t *rgb,
-                    const color_stains *st, const float od[256], int w, int h, region *reg, size_t n) {
+                    const float eosin[3][256], int w, int h, region *reg, size_t n) {
     memset(reg, 0, (n + 1) * sizeof(region));
     for (int y = 0; y < h; y++) {
         const int32_t *row = labels + (size_t)y * (size_t)w;
@@ -176,7 +177,7 @@ static void measure(const int32_t *labels, const float *hraw, const uint32_t *rg
                 sx += x + 0.5;
                 sy += cy;
                 sh += hr[x];
-                se += color_stain2(st, od, px[x]);
+                se += color_stain_at(eosin, px[x]);
             }
             r->area = area, r->sx = sx, r->sy = sy, r->sh = sh, r->se = se;
         }
@@ -639,11 +640,11 @@ int cellseg_window(cellseg_ws *ws, const uint32_t *rgb, int w, int h, const cell
     reserve_regions(ws, (size_t)count);
     if (p->refine) refine_nuclei(ws, w, h, (size_t)count, p);
     if (p->split && p->concave_depth > 0 && split_concave(ws, w, h, &count, p) != TS_OK) return TS_ERR;
-    const color_stains *st = p->stains ? p->stains : &ws->he;
-    measure(ws->nuclei, ws->hraw, rgb, st, ws->od, w, h, ws->nreg, (size_t)count);
+    color_stain_tables(p->stains ? p->stains : &ws->he, ws->od, 1, ws->eosin);
+    measure(ws->nuclei, ws->hraw, rgb, ws->eosin, w, h, ws->nreg, (size_t)count);
     filter_nuclei(ws, w, h, (size_t)count, p);
     if (grow_cells(ws, w, h, p) != TS_OK) return TS_ERR;
-    measure(ws->cells, ws->hraw, rgb, st, ws->od, w, h, ws->creg, (size_t)count);
+    measure(ws->cells, ws->hraw, rgb, ws->eosin, w, h, ws->creg, (size_t)count);
     for (int32_t l = 1; l <= count; l++) {
         const region *r = &ws->nreg[l];
         if (!r->valid || ws->creg[l].area == 0) continue;
