@@ -380,7 +380,14 @@ static void label_areas(cellseg_ws *ws, int w, int h, int count) {
                     x += 7;
                     continue;
                 }
-                if (row[x] > 0) reg[row[x]].area += 1;
+                int32_t l = row[x];
+                if (l <= 0) continue;
+                /* a run of one label counted in a register and added once:
+                 * areas are whole numbers, exact in double in any order */
+                int k = 1;
+                while (x + k < end && row[x + k] == l) k++;
+                reg[l].area += k;
+                x += k - 1;
             }
         }
     }
@@ -656,19 +663,25 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
         return TS_OK;
     }
     uint8_t *restrict mask = ws->mask;
-    const int32_t *restrict nuclei = ws->nuclei;
-    int32_t *restrict cells = ws->cells;
     const float *restrict dist = ws->dist;
-    for (size_t i = 0; i < n; i++) { /* the copy and the mask in one pass */
-        cells[i] = nuclei[i];
-        mask[i] = nuclei[i] == 0;
+    /* the background of the nuclei: all of it outside the nuclei mask's
+     * blocks (no nucleus there), the nuclei's own blocks looked at */
+    memset(mask, 1, n);
+    for (int y = 0; y < h; y++) {
+        size_t r = (size_t)y * (size_t)w;
+        const int32_t *restrict nuclei = ws->nuclei + r;
+        uint8_t *restrict m = mask + r;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue;
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++) m[x] = nuclei[x] == 0;
+        }
     }
     float r2 = p->expansion * p->expansion;
     edt_squared_within(mask, w, h, r2, ws->dist); /* only distances up to r2 are used */
     for (size_t i = 0; i < n; i++) mask[i] = dist[i] <= r2;
     occupancy(mask, w, h, ws->nbx, ws->occ_cells); /* the cells lie within the flood's mask */
     /* Squared distances are whole numbers: the bucket-queue flood. */
-    return watershed_flood_levels(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->cells);
+    return watershed_flood_levels_into(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->nuclei, ws->cells);
 }
 
 static double ring_perimeter(const contour_ring *r) {

@@ -576,7 +576,15 @@ static size_t ws_frame_levels(ws_framed *f, const float *elevation, int levels, 
  * queue holds framed positions only. */
 int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                            int32_t *labels) {
-    if (ws_check(elevation, mask, w, h, labels) != TS_OK || levels < 1) return TS_ERR;
+    return watershed_flood_levels_into(elevation, levels, mask, w, h, labels, labels);
+}
+
+/* The markers are read only while framing (ws_frame_levels) and the
+ * labels written only when unframing, so the two may be one array or
+ * two: from two, the caller saves copying its markers first. */
+int watershed_flood_levels_into(const float *elevation, int levels, const uint8_t *mask, int w, int h,
+                                const int32_t *markers, int32_t *labels) {
+    if (ws_check(elevation, mask, w, h, labels) != TS_OK || markers == NULL || levels < 1) return TS_ERR;
     /* A pixel is queued at most once, at its own level, and only inside
      * the mask: each level's FIFO gets a slice of one array as long as the
      * mask's pixels at that level. */
@@ -584,7 +592,7 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
     /* markers in raster order: framed position, level (pairs) */
     int32_t *seeds = ts_malloc((size_t)w * (size_t)h * 2 * sizeof(int32_t));
     ws_framed f;
-    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, labels, w, h, wr, seeds);
+    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, wr, seeds);
     int32_t *lab = f.lab;
     int32_t sum = 0;
     for (int l = 0; l < levels; l++) {

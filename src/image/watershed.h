@@ -34,4 +34,10 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
 int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                            int32_t *labels);
 
+/* The same from markers into labels (w x h each; they may be the same
+ * array): markers is left as it is, labels gets watershed_flood_levels'
+ * result for those markers. */
+int watershed_flood_levels_into(const float *elevation, int levels, const uint8_t *mask, int w, int h,
+                                const int32_t *markers, int32_t *labels);
+
 #endif

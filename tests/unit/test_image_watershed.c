@@ -317,9 +317,19 @@ static void test_watershed_flood_levels_equals_heap_flood(void **state) {
             a[i] = ((seed >> 4) % 97) == 0 ? (int32_t)((seed >> 12) % 5 + 1) : 0;
         }
         memcpy(b, a, n * sizeof(int32_t));
+        /* from the markers into another array: the same labels, the
+         * markers left alone (the output's old contents ignored) */
+        int32_t *marks = malloc(n * sizeof(int32_t)), *into = malloc(n * sizeof(int32_t));
+        memcpy(marks, a, n * sizeof(int32_t));
+        for (size_t i = 0; i < n; i++) into[i] = (int32_t)(i % 5) - 2;
+        assert_int_equal(watershed_flood_levels_into(elev, levels, mask, w, h, marks, into), TS_OK);
+        assert_memory_equal(marks, b, n * sizeof(int32_t));
         assert_int_equal(watershed_flood(elev, mask, w, h, a), TS_OK);
         assert_int_equal(watershed_flood_levels(elev, levels, mask, w, h, b), TS_OK);
         assert_memory_equal(a, b, n * sizeof(int32_t));
+        assert_memory_equal(into, b, n * sizeof(int32_t));
+        free(marks);
+        free(into);
         /* negative elevations order as the same shape shifted */
         int32_t *c = malloc(n * sizeof(int32_t));
         float *low = malloc(n * sizeof(float));
@@ -337,6 +347,7 @@ static void test_watershed_flood_levels_equals_heap_flood(void **state) {
     }
     assert_int_equal(watershed_flood_levels(elev, 0, mask, w, h, b), TS_ERR);
     assert_int_equal(watershed_flood_levels(NULL, 4, mask, w, h, b), TS_ERR);
+    assert_int_equal(watershed_flood_levels_into(elev, 4, mask, w, h, NULL, b), TS_ERR);
     free(elev);
     free(mask);
     free(a);
