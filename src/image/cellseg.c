@@ -700,7 +700,8 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     for (size_t i = 0; i < n; i++) mask[i] = dist[i] <= r2;
     occupancy(mask, w, h, ws->nbx, ws->occ_cells); /* the cells lie within the flood's mask */
     /* Squared distances are whole numbers: the bucket-queue flood. */
-    return watershed_flood_levels_into(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->nuclei, ws->cells);
+    return watershed_flood_levels_into(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->occ_cells, ws->nuclei,
+                                       ws->cells);
 }
 
 static double ring_perimeter(const contour_ring *r) {
