@@ -137,6 +137,25 @@ static int32_t ws_queue_pop(ws_recon *r) {
     return p;
 }
 
+/* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests. */
+static inline bool ws_none64(const uint8_t *m) {
+    uint64_t any = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t v;
+        memcpy(&v, m + 8 * k, sizeof(v));
+        any |= v;
+    }
+    return any == 0;
+}
+
+/* p, moved on past every block of 64 mask bytes from it that is all 0:
+ * the scans over a sparse mask pass over its background a block at a
+ * time instead of eight bytes at a time. */
+static inline size_t ws_skip64(const uint8_t *m, size_t p, size_t npx) {
+    while (p + 64 <= npx && ws_none64(m + p)) p += 64;
+    return p;
+}
+
 /* One sweep: rec[p] = min(max of rec over p and the neighbours already
  * visited in this direction, img[p]). The forward sweep uses the four
  * neighbours before p (above and left), the backward one the four after
@@ -147,10 +166,15 @@ static void ws_recon_sweep(ws_recon *r, int backward) {
     for (int32_t i = 0; i < npx; i++) {
         int32_t p = backward ? npx - 1 - i : i;
         if (!r->mask[p]) {
-            /* outside the mask, most of a window: skip eight at a time */
+            /* outside the mask, most of a window: skip eight at a time,
+             * then whole empty blocks of 64 */
             uint64_t m8 = 1;
             if (i + 8 < npx) memcpy(&m8, r->mask + (backward ? p - 7 : p), sizeof(m8));
-            if (m8 == 0) i += 7;
+            if (m8 == 0) {
+                i += 8;
+                while (i + 64 < npx && ws_none64(r->mask + (backward ? npx - 1 - i - 63 : i))) i += 64;
+                i--;
+            }
             continue;
         }
         int n = ws_half(p, &r->grid, !backward, nb);
@@ -225,7 +249,7 @@ static int ws_label_maxima(ws_recon *r, int32_t *markers) {
     memset(markers, 0, npx * sizeof(int32_t));
     for (size_t p = 0; p < npx; p++) {
         if (p + 8 <= npx && ws_none8(r->mask + p)) {
-            p += 7; /* outside the mask, most of a window */
+            p = ws_skip64(r->mask, p + 8, npx) - 1; /* outside the mask, most of a window */
             continue;
         }
         if (!r->mask[p] || r->inq[p]) continue;
@@ -251,7 +275,7 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
      * behind a mask test), so only there are they set */
     for (size_t p = 0; p < npx; p++) {
         if (p + 8 <= npx && ws_none8(mask + p)) {
-            p += 7;
+            p = ws_skip64(mask, p + 8, npx) - 1;
             continue;
         }
         if (!mask[p]) continue;

@@ -166,6 +166,35 @@ static void test_watershed_maxima_match_brute_force_on_random_images(void **stat
     }
 }
 
+/* The same on wide images with sparse masks (blobs, as the tight mask of
+ * a window is), so that the scans pass over empty blocks of 64 bytes
+ * forwards and backwards, with blobs at the image's first and last
+ * pixels. */
+static void test_watershed_maxima_match_brute_force_on_sparse_wide_masks(void **state) {
+    (void)state;
+    uint64_t s = 8080;
+    enum { W = 203, H = 23 };
+    static float img[W * H];
+    static uint8_t mask[W * H];
+    static int32_t got[W * H], want[W * H];
+    for (int trial = 0; trial < 12; trial++) {
+        memset(mask, 0, sizeof(mask));
+        for (int b = 0; b < 2 + trial % 4; b++) {
+            int cx = (int)(rnd_next(&s) % W), cy = (int)(rnd_next(&s) % H), r = 1 + (int)(rnd_next(&s) % 6);
+            if (b == 0) cx = 0, cy = 0;
+            if (b == 1) cx = W - 1, cy = H - 1;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r) mask[y * W + x] = 1;
+        }
+        for (int i = 0; i < W * H; i++) img[i] = (float)(rnd_next(&s) % (2 + trial % 5));
+        float hv = (float)(trial % 3) * 0.5f;
+        int n = brute_hmaxima(img, mask, W, H, hv, want);
+        assert_int_equal(watershed_maxima(img, mask, W, H, hv, got), n);
+        assert_memory_equal(got, want, sizeof(got));
+    }
+}
+
 static void test_watershed_rejects_bad_arguments(void **state) {
     (void)state;
     float img[4] = {0};
@@ -518,6 +547,7 @@ int main(void) {
         cmocka_unit_test(test_watershed_maxima_hand_computed_profile),
         cmocka_unit_test(test_watershed_maxima_plateau_and_mask),
         cmocka_unit_test(test_watershed_maxima_match_brute_force_on_random_images),
+        cmocka_unit_test(test_watershed_maxima_match_brute_force_on_sparse_wide_masks),
         cmocka_unit_test(test_watershed_rejects_bad_arguments),
         cmocka_unit_test(test_watershed_flood_fifo_fronts_meet_halfway_on_plateau),
         cmocka_unit_test(test_watershed_flood_hand_computed_basins_and_mask),
