@@ -155,13 +155,6 @@ static inline bool zero_block(const int32_t *labels, size_t i) {
     return any == 0;
 }
 
-/* Whether the 8 mask bytes from m on are all 0: one 64-bit test. */
-static inline bool none8(const uint8_t *m) {
-    uint64_t v;
-    memcpy(&v, m, sizeof(v));
-    return v == 0;
-}
-
 /* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests, so
  * that a pixel loop can pass over a block of background and still
  * vectorise within the blocks it does visit. */
@@ -561,15 +554,15 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
      * ragged outline from seeding twice: into work, inside the mask only. */
     filter_gaussian_masked(ws->dist, ws->work, mask, w, h, 1.0f);
     float *restrict work = ws->work; /* the flood's elevation, -dist, in the same pass */
-    for (size_t i = 0; i < n; i++) {
-        if (i + 8 <= n && none8(mask + i)) {
-            i += 7; /* most of a window: left as it is, never read */
-            continue;
+    for (size_t b = 0; b < n; b += 64) {
+        size_t end = b + 64 < n ? b + 64 : n;
+        if (end - b == 64 && none64(mask + b)) continue; /* most of a window: left as it is, never read */
+        for (size_t i = b; i < end; i++) {
+            if (!mask[i]) continue;
+            float v = logf(1.0f + work[i]);
+            dist[i] = v;
+            work[i] = -v;
         }
-        if (!mask[i]) continue;
-        float v = logf(1.0f + work[i]);
-        dist[i] = v;
-        work[i] = -v;
     }
     int count = watershed_maxima(ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
     if (count < 0) return -1;
