@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "image/cellseg.h"
 #include "image/color.h"
@@ -33,8 +34,10 @@ typedef struct region {
 
 struct cellseg_ws {
     size_t cap; /* pixels */
+    void *block; /* the per-pixel arrays below (cellseg_ws_new) */
     float *hraw, *h, *dist, *hfine;
     float od[256]; /* OD per 8-bit intensity: eosin is computed where measured */
+    float eosin[3][256]; /* color_stain_tables' of the window's stains, for measure */
     float *peak; /* per label: the highest value of hfine */
     uint8_t *mask;
     int32_t *nuclei, *cells;
@@ -48,25 +51,64 @@ struct cellseg_ws {
     uint8_t *tight;  /* nuclei at half their local peak: where seeds are sought */
     uint8_t *big;    /* mask of oversized nuclei */
     int32_t *seeds;
+    /* Occupancy, per row and block of OCC_W columns (nbx blocks a row):
+     * whether the nuclei mask (occ) or the cells' flood mask (occ_cells)
+     * has a pixel there. Every nucleus label lies within the mask and
+     * every cell within its flood's mask, so the per-label passes visit
+     * the occupied blocks only instead of reading 5.6 MB of labels for
+     * a few per cent of them. */
+    uint8_t *occ, *occ_cells;
+    size_t occ_cap;
+    int nbx;
 };
 
+#define OCC_W 64
+
+/* The per-pixel arrays of a workspace, in one block (the part of n
+ * bytes each: six float and three label arrays 4, three masks 1, each rounded up
+ * to 64 bytes). */
+#define WS_ARRAY_BYTES 39u
+#define WS_HUGE_PAGE ((size_t)2 << 20)
+
+/* Carves the next part of n * each bytes (rounded up to 64) off *at. */
+static void *ws_carve(char **at, size_t n, size_t each) {
+    void *p = *at;
+    *at += (n * each + 63) / 64 * 64;
+    return p;
+}
+
+/* The per-pixel arrays share one block aligned to 2 MB and marked for
+ * transparent huge pages (advice only: without them it is ordinary
+ * memory). The window's passes touch some 55 MB of them per worker; in
+ * 4 KB pages the first window alone took ~14,000 page faults, each an
+ * exit to the hypervisor on a paravirtualised machine (~12% of the CPU
+ * time of a 38-window run: a cost once per worker, which huge pages cut
+ * to a few dozen faults). */
 cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
     cellseg_ws *ws = ts_calloc(1, sizeof(*ws));
     size_t n = (size_t)max_w * (size_t)max_h;
     ws->cap = n;
-    ws->hraw = ts_malloc(n * sizeof(float));
+    size_t bytes = (n * WS_ARRAY_BYTES + 12 * 64 + WS_HUGE_PAGE - 1) / WS_HUGE_PAGE * WS_HUGE_PAGE;
+    void *block = NULL;
+    if (posix_memalign(&block, WS_HUGE_PAGE, bytes) != 0) block = ts_malloc(bytes);
+#ifdef MADV_HUGEPAGE
+    madvise(block, bytes, MADV_HUGEPAGE);
+#endif
+    ws->block = block;
+    char *at = block;
+    ws->hraw = ws_carve(&at, n, sizeof(float));
+    ws->h = ws_carve(&at, n, sizeof(float));
+    ws->dist = ws_carve(&at, n, sizeof(float));
+    ws->hfine = ws_carve(&at, n, sizeof(float));
+    ws->work = ws_carve(&at, n, sizeof(float));
+    ws->local = ws_carve(&at, n, sizeof(float));
+    ws->nuclei = ws_carve(&at, n, sizeof(int32_t));
+    ws->cells = ws_carve(&at, n, sizeof(int32_t));
+    ws->seeds = ws_carve(&at, n, sizeof(int32_t));
+    ws->mask = ws_carve(&at, n, 1);
+    ws->tight = ws_carve(&at, n, 1);
+    ws->big = ws_carve(&at, n, 1);
     color_od_lut(ws->od);
-    ws->h = ts_malloc(n * sizeof(float));
-    ws->dist = ts_malloc(n * sizeof(float));
-    ws->hfine = ts_malloc(n * sizeof(float));
-    ws->mask = ts_malloc(n);
-    ws->nuclei = ts_malloc(n * sizeof(int32_t));
-    ws->cells = ts_malloc(n * sizeof(int32_t));
-    ws->work = ts_malloc(n * sizeof(float));
-    ws->local = ts_malloc(n * sizeof(float));
-    ws->tight = ts_malloc(n);
-    ws->big = ts_malloc(n);
-    ws->seeds = ts_malloc(n * sizeof(int32_t));
     color_stains_he(&ws->he);
     return ws;
 }
@@ -83,22 +125,13 @@ static void clear_output(cellseg_ws *ws) {
 void cellseg_ws_free(cellseg_ws *ws) {
     if (ws == NULL) return;
     clear_output(ws);
-    free(ws->hraw);
-    free(ws->h);
-    free(ws->dist);
-    free(ws->hfine);
+    free(ws->block);
     free(ws->peak);
-    free(ws->mask);
-    free(ws->nuclei);
-    free(ws->cells);
     free(ws->nreg);
     free(ws->creg);
     free(ws->out);
-    free(ws->work);
-    free(ws->local);
-    free(ws->tight);
-    free(ws->big);
-    free(ws->seeds);
+    free(ws->occ);
+    free(ws->occ_cells);
     free(ws);
 }
 
@@ -122,13 +155,6 @@ static inline bool zero_block(const int32_t *labels, size_t i) {
     return any == 0;
 }
 
-/* Whether the 8 mask bytes from m on are all 0: one 64-bit test. */
-static inline bool none8(const uint8_t *m) {
-    uint64_t v;
-    memcpy(&v, m, sizeof(v));
-    return v == 0;
-}
-
 /* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests, so
  * that a pixel loop can pass over a block of background and still
  * vectorise within the blocks it does visit. */
@@ -142,43 +168,73 @@ static inline bool none64(const uint8_t *m) {
     return any == 0;
 }
 
+/* occ[y * nbx + b] = whether row y of mask has a pixel in columns
+ * b * OCC_W .. b * OCC_W + OCC_W - 1 (the last block shorter). */
+static void occupancy(const uint8_t *mask, int w, int h, int nbx, uint8_t *occ) {
+    for (int y = 0; y < h; y++) {
+        const uint8_t *m = mask + (size_t)y * (size_t)w;
+        for (int b = 0; b < nbx; b++) {
+            int x0 = b * OCC_W, x1 = x0 + OCC_W < w ? x0 + OCC_W : w;
+            uint8_t any = 0;
+            if (x1 - x0 == OCC_W) {
+                any = !none64(m + x0);
+            } else {
+                for (int x = x0; x < x1; x++) any |= m[x];
+            }
+            occ[(size_t)y * (size_t)nbx + (size_t)b] = any != 0;
+        }
+    }
+}
+
+/* The end of occupied block b of a row (w columns). */
+static inline int occ_end(int b, int w) {
+    return (b + 1) * OCC_W < w ? (b + 1) * OCC_W : w;
+}
+
 /* Sums area, centroid and stain per label (labels 1..n). A run of one
  * label along a row is summed in registers from the region's sums and
  * stored once: the same additions in the same order as pixel by pixel
  * into the region (so the same doubles), without a store and reload
  * between neighbouring pixels of one label, which chained every addition
- * through memory. */
+ * through memory. Only the blocks occ marks are read (the labels lie
+ * within them); a run is cut at a block's end and goes on from the sums
+ * stored, in the same order. */
 static void measure(const int32_t *labels, const float *hraw, const uint32_t *rgb,
-                    const color_stains *st, const float od[256], int w, int h, region *reg, size_t n) {
+                    const float eosin[3][256], int w, int h, const uint8_t *occ, int nbx, region *reg,
+                    size_t n) {
     memset(reg, 0, (n + 1) * sizeof(region));
     for (int y = 0; y < h; y++) {
         const int32_t *row = labels + (size_t)y * (size_t)w;
         const float *hr = hraw + (size_t)y * (size_t)w;
         const uint32_t *px = rgb + (size_t)y * (size_t)w;
-        for (int x = 0; x < w;) {
-            if (x + 8 <= w && zero_block(row, (size_t)x)) {
-                x += 8;
-                continue;
+        for (int b = 0; b < nbx; b++) {
+            if (!occ[(size_t)y * (size_t)nbx + (size_t)b]) continue; /* no label there */
+            int end = occ_end(b, w);
+            for (int x = b * OCC_W; x < end;) {
+                if (x + 8 <= end && zero_block(row, (size_t)x)) {
+                    x += 8;
+                    continue;
+                }
+                int32_t l = row[x];
+                if (l <= 0) {
+                    x++;
+                    continue;
+                }
+                region *r = &reg[l];
+                if (r->area == 0) {
+                    r->first_x = x;
+                    r->first_y = y;
+                }
+                double area = r->area, sx = r->sx, sy = r->sy, sh = r->sh, se = r->se, cy = y + 0.5;
+                for (; x < end && row[x] == l; x++) {
+                    area += 1;
+                    sx += x + 0.5;
+                    sy += cy;
+                    sh += hr[x];
+                    se += color_stain_at(eosin, px[x]);
+                }
+                r->area = area, r->sx = sx, r->sy = sy, r->sh = sh, r->se = se;
             }
-            int32_t l = row[x];
-            if (l <= 0) {
-                x++;
-                continue;
-            }
-            region *r = &reg[l];
-            if (r->area == 0) {
-                r->first_x = x;
-                r->first_y = y;
-            }
-            double area = r->area, sx = r->sx, sy = r->sy, sh = r->sh, se = r->se, cy = y + 0.5;
-            for (; x < w && row[x] == l; x++) {
-                area += 1;
-                sx += x + 0.5;
-                sy += cy;
-                sh += hr[x];
-                se += color_stain2(st, od, px[x]);
-            }
-            r->area = area, r->sx = sx, r->sy = sy, r->sh = sh, r->se = se;
         }
     }
 }
@@ -187,9 +243,20 @@ static void measure(const int32_t *labels, const float *hraw, const uint32_t *rg
  * background removed and smoothed into h. Returns the stain with the
  * background removed, before smoothing (in ws->work, or hraw itself when
  * there is no background to remove), from which hfine is made once the
- * mask is known. */
+ * mask is known.
+ * With for_mask, h is needed exactly only where it exceeds the
+ * threshold: when the background is removed (the stain is then >= 0) and
+ * the threshold is positive, filter_gaussian_above gives h there and, at
+ * other pixels, h or 0, both at most the threshold. Why that changes no
+ * output: h is read by the mask (h > threshold: the same bits), by the
+ * local maximum of tight_mask and by refine_nuclei's peaks. Both take a
+ * maximum of h over pixels including one of the mask; where it is above
+ * the threshold it is exact (values at most the threshold cannot be the
+ * maximum), and where it is not, the cut max(fraction * maximum,
+ * threshold) they compare with is the threshold whatever the values
+ * (0 <= maximum <= threshold, fraction < 1), as before. */
 static const float *hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
-                                const cellseg_params *p) {
+                                const cellseg_params *p, bool for_mask) {
     size_t n = (size_t)w * (size_t)h;
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, NULL);
     const float *flat = ws->hraw;
@@ -197,14 +264,17 @@ static const float *hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int 
         filter_background_subtract_coarse_copy(ws->hraw, ws->work, w, h, p->background_radius);
         flat = ws->work;
     }
-    filter_gaussian_copy(flat, ws->h, w, h, p->sigma);
+    if (for_mask && p->background_radius > 0 && p->threshold > 0)
+        filter_gaussian_above(flat, ws->h, w, h, p->sigma, p->threshold);
+    else
+        filter_gaussian_copy(flat, ws->h, w, h, p->sigma);
     return flat;
 }
 
 const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                                  const cellseg_params *p) {
     if (w < 1 || h < 1 || (size_t)w * (size_t)h > ws->cap) return NULL;
-    hematoxylin(ws, rgb, w, h, p);
+    hematoxylin(ws, rgb, w, h, p, false);
     return ws->h;
 }
 
@@ -216,12 +286,13 @@ const float *cellseg_hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int
 static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
                          const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    const float *flat = hematoxylin(ws, rgb, w, h, p);
+    const float *flat = hematoxylin(ws, rgb, w, h, p, true);
     uint8_t *mask = ws->mask; /* locals: a byte store could alias ws->mask itself */
     const float *hs = ws->h;
     const float threshold = p->threshold;
     for (size_t i = 0; i < n; i++) mask[i] = hs[i] > threshold;
     morph_fill_holes(ws->mask, w, h, (long)p->max_area);
+    occupancy(ws->mask, w, h, ws->nbx, ws->occ);
     if (p->refine || p->split)
         filter_gaussian_masked(flat, ws->hfine, ws->mask, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
 }
@@ -248,19 +319,22 @@ static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, 
     int (*box)[4] = ts_malloc(((size_t)labels + 1) * sizeof(*box));
     for (int l = 0; l <= labels; l++) box[l][0] = w, box[l][1] = h, box[l][2] = box[l][3] = -1;
     for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * (size_t)w + (size_t)x;
-            if (x + 8 <= w && zero_block(ws->nuclei, i)) {
-                x += 7; /* background, most of a window */
-                continue;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue; /* no nucleus there */
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++) {
+                size_t i = (size_t)y * (size_t)w + (size_t)x;
+                if (x + 8 <= end && zero_block(ws->nuclei, i)) {
+                    x += 7; /* background, most of a window */
+                    continue;
+                }
+                int32_t l = ws->nuclei[i];
+                if (l <= 0 || ws->nreg[l].area <= limit) continue;
+                if (box[l][2] < 0) flagged++;
+                if (x < box[l][0]) box[l][0] = x;
+                if (y < box[l][1]) box[l][1] = y;
+                if (x > box[l][2]) box[l][2] = x;
+                if (y > box[l][3]) box[l][3] = y;
             }
-            int32_t l = ws->nuclei[i];
-            if (l <= 0 || ws->nreg[l].area <= limit) continue;
-            if (box[l][2] < 0) flagged++;
-            if (x < box[l][0]) box[l][0] = x;
-            if (y < box[l][1]) box[l][1] = y;
-            if (x > box[l][2]) box[l][2] = x;
-            if (y > box[l][3]) box[l][3] = y;
         }
     size_t cap = 0;
     for (int l = 1; l <= labels; l++)
@@ -306,17 +380,28 @@ static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, 
 
 /* Fills ws->nreg[1..*count].area. */
 static void label_areas(cellseg_ws *ws, int w, int h, int count) {
-    size_t n = (size_t)w * (size_t)h;
     reserve_regions(ws, (size_t)count);
     memset(ws->nreg, 0, ((size_t)count + 1) * sizeof(region));
-    const int32_t *nuclei = ws->nuclei;
     region *reg = ws->nreg;
-    for (size_t i = 0; i < n; i++) {
-        if (i + 8 <= n && zero_block(nuclei, i)) {
-            i += 7;
-            continue;
+    for (int y = 0; y < h; y++) {
+        const int32_t *row = ws->nuclei + (size_t)y * (size_t)w;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue; /* no nucleus there */
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++) {
+                if (x + 8 <= end && zero_block(row, (size_t)x)) {
+                    x += 7;
+                    continue;
+                }
+                int32_t l = row[x];
+                if (l <= 0) continue;
+                /* a run of one label counted in a register and added once:
+                 * areas are whole numbers, exact in double in any order */
+                int k = 1;
+                while (x + k < end && row[x + k] == l) k++;
+                reg[l].area += k;
+                x += k - 1;
+            }
         }
-        if (nuclei[i] > 0) reg[nuclei[i]].area += 1;
     }
 }
 
@@ -345,13 +430,9 @@ static int split_oversized(cellseg_ws *ws, int w, int h, int *count, const cells
  * peak_radius. */
 static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
-    /* The local maximum as -min(-h): the negation folded into the copy
-     * and into the loop below (the same values as filter_max_square,
-     * whose own two negating passes over the window are saved). */
-    float *restrict neg = ws->local;
-    const float *restrict hs = ws->h;
-    for (size_t i = 0; i < n; i++) neg[i] = -hs[i];
-    filter_min_square(ws->local, w, h, (int)lroundf(p->peak_radius));
+    /* The local maximum, needed (below) only on the mask: found there
+     * alone, the same values as filter_max_square's over the window. */
+    filter_max_square_masked(ws->h, ws->local, ws->mask, w, h, (int)lroundf(p->peak_radius));
     const float *restrict local = ws->local, *restrict hfine = ws->hfine;
     const uint8_t *restrict mask = ws->mask;
     uint8_t *restrict tight = ws->tight;
@@ -363,7 +444,7 @@ static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
             continue;
         }
         for (size_t i = b; i < end; i++) {
-            float cut = TIGHT_FRACTION * -local[i];
+            float cut = TIGHT_FRACTION * local[i];
             tight[i] = (uint8_t)((mask[i] != 0) & (hfine[i] >= (cut > threshold ? cut : threshold)));
         }
     }
@@ -410,20 +491,33 @@ static int split_large(cellseg_ws *ws, int w, int h, int *count, const cellseg_p
 /* Detected components that no seed reached (no tight pixel in them) get a
  * label each, after *count: a faint nucleus is still a nucleus. */
 static void label_leftovers(cellseg_ws *ws, int w, int h, int *count) {
-    size_t n = (size_t)w * (size_t)h;
-    uint8_t *restrict big = ws->big, any = 0;
-    const uint8_t *restrict mask = ws->mask;
-    const int32_t *restrict nuclei = ws->nuclei;
-    for (size_t i = 0; i < n; i++) { /* & rather than &&: the loop vectorises */
-        uint8_t b = (uint8_t)((mask[i] != 0) & (nuclei[i] == 0));
-        big[i] = b;
-        any |= b;
+    uint8_t any = 0;
+    memset(ws->big, 0, (size_t)w * (size_t)h); /* outside the mask's blocks */
+    for (int y = 0; y < h; y++) {
+        size_t r = (size_t)y * (size_t)w;
+        uint8_t *restrict big = ws->big + r;
+        const uint8_t *restrict mask = ws->mask + r;
+        const int32_t *restrict nuclei = ws->nuclei + r;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue;
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++) { /* & rather than &&: vectorises */
+                uint8_t v = (uint8_t)((mask[x] != 0) & (nuclei[x] == 0));
+                big[x] = v;
+                any |= v;
+            }
+        }
     }
     if (any == 0) return;
     int extra = label_components(ws->big, w, h, 8, ws->seeds);
     if (extra <= 0) return;
-    for (size_t i = 0; i < n; i++)
-        if (ws->seeds[i] > 0) ws->nuclei[i] = *count + ws->seeds[i];
+    for (int y = 0; y < h; y++) { /* the components lie within the mask's blocks */
+        size_t r = (size_t)y * (size_t)w;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue;
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++)
+                if (ws->seeds[r + (size_t)x] > 0) ws->nuclei[r + (size_t)x] = *count + ws->seeds[r + (size_t)x];
+        }
+    }
     *count += extra;
 }
 
@@ -460,15 +554,15 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
      * ragged outline from seeding twice: into work, inside the mask only. */
     filter_gaussian_masked(ws->dist, ws->work, mask, w, h, 1.0f);
     float *restrict work = ws->work; /* the flood's elevation, -dist, in the same pass */
-    for (size_t i = 0; i < n; i++) {
-        if (i + 8 <= n && none8(mask + i)) {
-            i += 7; /* most of a window: left as it is, never read */
-            continue;
+    for (size_t b = 0; b < n; b += 64) {
+        size_t end = b + 64 < n ? b + 64 : n;
+        if (end - b == 64 && none64(mask + b)) continue; /* most of a window: left as it is, never read */
+        for (size_t i = b; i < end; i++) {
+            if (!mask[i]) continue;
+            float v = logf(1.0f + work[i]);
+            dist[i] = v;
+            work[i] = -v;
         }
-        if (!mask[i]) continue;
-        float v = logf(1.0f + work[i]);
-        dist[i] = v;
-        work[i] = -v;
     }
     int count = watershed_maxima(ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
     if (count < 0) return -1;
@@ -487,37 +581,50 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
  * put the cut above the rest of a pale nucleus and leave only a sliver of
  * it. Never below the detection threshold. */
 static void refine_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cellseg_params *p) {
-    size_t n = (size_t)w * (size_t)h;
-    int32_t *nuclei = ws->nuclei;
     float *peak = ws->peak;
-    const float *hs = ws->h, *hfine = ws->hfine;
     const float threshold = p->threshold;
     for (size_t l = 0; l <= count; l++) peak[l] = 0;
-    for (size_t i = 0; i < n;) {
-        if (i + 8 <= n && zero_block(nuclei, i)) {
-            i += 8;
-            continue;
+    for (int y = 0; y < h; y++) {
+        size_t r = (size_t)y * (size_t)w;
+        const int32_t *nuclei = ws->nuclei + r;
+        const float *hs = ws->h + r;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue; /* no nucleus there */
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end;) {
+                if (x + 8 <= end && zero_block(nuclei, (size_t)x)) {
+                    x += 8;
+                    continue;
+                }
+                int32_t l = nuclei[x];
+                if (l <= 0) {
+                    x++;
+                    continue;
+                }
+                /* a run of one label: its peak in a register (a maximum is
+                 * the same in any order), stored once */
+                float m = peak[l];
+                for (; x < end && nuclei[x] == l; x++) m = hs[x] > m ? hs[x] : m;
+                peak[l] = m;
+            }
         }
-        int32_t l = nuclei[i];
-        if (l <= 0) {
-            i++;
-            continue;
-        }
-        /* a run of one label: its peak in a register (a maximum is the
-         * same in any order), stored once */
-        float m = peak[l];
-        for (; i < n && nuclei[i] == l; i++) m = hs[i] > m ? hs[i] : m;
-        peak[l] = m;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (i + 8 <= n && zero_block(nuclei, i)) {
-            i += 7;
-            continue;
+    for (int y = 0; y < h; y++) {
+        size_t r = (size_t)y * (size_t)w;
+        int32_t *nuclei = ws->nuclei + r;
+        const float *hfine = ws->hfine + r;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue;
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++) {
+                if (x + 8 <= end && zero_block(nuclei, (size_t)x)) {
+                    x += 7;
+                    continue;
+                }
+                int32_t l = nuclei[x];
+                if (l <= 0) continue;
+                float cut = REFINE_FRACTION * peak[l];
+                if (hfine[x] < (cut > threshold ? cut : threshold)) nuclei[x] = 0;
+            }
         }
-        int32_t l = nuclei[i];
-        if (l <= 0) continue;
-        float cut = REFINE_FRACTION * peak[l];
-        if (hfine[i] < (cut > threshold ? cut : threshold)) nuclei[i] = 0;
     }
 }
 
@@ -543,14 +650,18 @@ static void filter_nuclei(cellseg_ws *ws, int w, int h, size_t count, const cell
     region *r = ws->nreg;
     for (size_t l = 1; l <= count; l++)
         r[l].valid = r[l].area > 0 && r[l].area >= p->min_area && (p->split || r[l].area <= p->max_area);
-    size_t n = (size_t)w * (size_t)h;
-    int32_t *nuclei = ws->nuclei;
-    for (size_t i = 0; i < n; i++) {
-        if (i + 8 <= n && zero_block(nuclei, i)) {
-            i += 7;
-            continue;
+    for (int y = 0; y < h; y++) {
+        int32_t *nuclei = ws->nuclei + (size_t)y * (size_t)w;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue; /* no nucleus there */
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++) {
+                if (x + 8 <= end && zero_block(nuclei, (size_t)x)) {
+                    x += 7;
+                    continue;
+                }
+                if (nuclei[x] > 0 && !r[nuclei[x]].valid) nuclei[x] = 0;
+            }
         }
-        if (nuclei[i] > 0 && !r[nuclei[i]].valid) nuclei[i] = 0;
     }
 }
 
@@ -560,21 +671,30 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     size_t n = (size_t)w * (size_t)h;
     if (p->expansion <= 0) {
         memcpy(ws->cells, ws->nuclei, n * sizeof(int32_t));
+        memcpy(ws->occ_cells, ws->occ, (size_t)ws->nbx * (size_t)h);
         return TS_OK;
     }
     uint8_t *restrict mask = ws->mask;
-    const int32_t *restrict nuclei = ws->nuclei;
-    int32_t *restrict cells = ws->cells;
     const float *restrict dist = ws->dist;
-    for (size_t i = 0; i < n; i++) { /* the copy and the mask in one pass */
-        cells[i] = nuclei[i];
-        mask[i] = nuclei[i] == 0;
+    /* the background of the nuclei: all of it outside the nuclei mask's
+     * blocks (no nucleus there), the nuclei's own blocks looked at */
+    memset(mask, 1, n);
+    for (int y = 0; y < h; y++) {
+        size_t r = (size_t)y * (size_t)w;
+        const int32_t *restrict nuclei = ws->nuclei + r;
+        uint8_t *restrict m = mask + r;
+        for (int b = 0; b < ws->nbx; b++) {
+            if (!ws->occ[(size_t)y * (size_t)ws->nbx + (size_t)b]) continue;
+            for (int x = b * OCC_W, end = occ_end(b, w); x < end; x++) m[x] = nuclei[x] == 0;
+        }
     }
     float r2 = p->expansion * p->expansion;
     edt_squared_within(mask, w, h, r2, ws->dist); /* only distances up to r2 are used */
     for (size_t i = 0; i < n; i++) mask[i] = dist[i] <= r2;
+    occupancy(mask, w, h, ws->nbx, ws->occ_cells); /* the cells lie within the flood's mask */
     /* Squared distances are whole numbers: the bucket-queue flood. */
-    return watershed_flood_levels(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->cells);
+    return watershed_flood_levels_into(ws->dist, (int)r2 + 1, ws->mask, w, h, ws->occ_cells, ws->nuclei,
+                                       ws->cells);
 }
 
 static double ring_perimeter(const contour_ring *r) {
@@ -623,17 +743,25 @@ int cellseg_window(cellseg_ws *ws, const uint32_t *rgb, int w, int h, const cell
     *cells = NULL;
     *n = 0;
     if (w < 1 || h < 1 || (size_t)w * (size_t)h > ws->cap) return TS_ERR;
+    ws->nbx = (w + OCC_W - 1) / OCC_W;
+    if ((size_t)ws->nbx * (size_t)h > ws->occ_cap) {
+        ws->occ_cap = (size_t)ws->nbx * (size_t)h;
+        free(ws->occ);
+        free(ws->occ_cells);
+        ws->occ = ts_malloc(ws->occ_cap);
+        ws->occ_cells = ts_malloc(ws->occ_cap);
+    }
     nucleus_mask(ws, rgb, w, h, p);
     int count = label_nuclei(ws, w, h, p);
     if (count < 0) return TS_ERR;
     reserve_regions(ws, (size_t)count);
     if (p->refine) refine_nuclei(ws, w, h, (size_t)count, p);
     if (p->split && p->concave_depth > 0 && split_concave(ws, w, h, &count, p) != TS_OK) return TS_ERR;
-    const color_stains *st = p->stains ? p->stains : &ws->he;
-    measure(ws->nuclei, ws->hraw, rgb, st, ws->od, w, h, ws->nreg, (size_t)count);
+    color_stain_tables(p->stains ? p->stains : &ws->he, ws->od, 1, ws->eosin);
+    measure(ws->nuclei, ws->hraw, rgb, ws->eosin, w, h, ws->occ, ws->nbx, ws->nreg, (size_t)count);
     filter_nuclei(ws, w, h, (size_t)count, p);
     if (grow_cells(ws, w, h, p) != TS_OK) return TS_ERR;
-    measure(ws->cells, ws->hraw, rgb, st, ws->od, w, h, ws->creg, (size_t)count);
+    measure(ws->cells, ws->hraw, rgb, ws->eosin, w, h, ws->occ_cells, ws->nbx, ws->creg, (size_t)count);
     for (int32_t l = 1; l <= count; l++) {
         const region *r = &ws->nreg[l];
         if (!r->valid || ws->creg[l].area == 0) continue;

@@ -52,6 +52,25 @@ void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, flo
  * (od: color_od_lut's table), for callers that need it at a few pixels. */
 float color_stain2(const color_stains *s, const float od[256], uint32_t argb);
 
+/* t[c][i] = od[i] * s->inv[c][k]: the products stain k + 1 sums per
+ * pixel (k 0: hematoxylin, 1: eosin), rounded to float as the sums'
+ * terms are, so that color_stain_at gives color_deconvolve's values. */
+void color_stain_tables(const color_stains *s, const float od[256], int k, float t[3][256]);
+
+/* Stain k + 1 of one pixel from color_stain_tables' t: the very value
+ * color_deconvolve gives (the same three products, summed in the same
+ * order; alpha-0 pixels white), inline, for per-pixel loops that cannot
+ * afford a call (one spills every register the loop keeps). */
+static inline float color_stain_at(const float t[3][256], uint32_t argb) {
+    unsigned r = 255, g = 255, b = 255;
+    if ((argb >> 24) != 0) {
+        r = (argb >> 16) & 0xffu;
+        g = (argb >> 8) & 0xffu;
+        b = argb & 0xffu;
+    }
+    return t[0][r] + t[1][g] + t[2][b];
+}
+
 /* HSV saturation (max - min) * 255 / max, 0 for black and for alpha-0 pixels. */
 void color_saturation(const uint32_t *argb, size_t n, uint8_t *out);
 

@@ -34,6 +34,26 @@ typedef struct edt_row_scratch {
     double *z; /* w + 1: z[k]..z[k+1] is where parabola k is lowest */
 } edt_row_scratch;
 
+/* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests. */
+static inline bool edt_none64(const uint8_t *m) {
+    uint64_t any = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t v;
+        memcpy(&v, m + 8 * k, sizeof(v));
+        any |= v;
+    }
+    return any == 0;
+}
+
+/* n columns of the upward sweep: d = min(below + 1, d), INFINITY beyond
+ * cap. A separate function with restrict pointers: it vectorises. */
+IMAGE_VECTORISED static void edt_up_segment(float *restrict d, const float *restrict below, int n, float cap) {
+    for (int x = 0; x < n; x++) {
+        float b = below[x] + 1.0f, v = b < d[x] ? b : d[x];
+        d[x] = v > cap ? INFINITY : v;
+    }
+}
+
 /* Vertical distances (in pixels, INFINITY when the column has no zero, or
  * none within cap rows) into out; returns whether the mask has any zero
  * pixel at all. */
@@ -54,12 +74,17 @@ static int edt_columns(const uint8_t *mask, int w, int h, float cap, float *out)
     }
     float *last = out + (size_t)(h - 1) * w;
     for (int x = 0; x < w; x++) last[x] = last[x] > cap ? INFINITY : last[x];
+    /* Upwards: where the mask is 0 the distance is 0 already and stays so
+     * (min(below + 1, 0) = 0 <= cap), so blocks of 64 columns with no
+     * mask pixel are passed over (most of a sparse mask's rows) */
     for (int y = h - 2; y >= 0; y--) {
         float *restrict d = out + (size_t)y * w;
         const float *restrict below = out + (size_t)(y + 1) * w;
-        for (int x = 0; x < w; x++) {
-            float b = below[x] + 1.0f, v = b < d[x] ? b : d[x];
-            d[x] = v > cap ? INFINITY : v;
+        const uint8_t *m = mask + (size_t)y * w;
+        for (int x0 = 0; x0 < w; x0 += 64) {
+            int x1 = x0 + 64 < w ? x0 + 64 : w;
+            if (x1 - x0 == 64 && edt_none64(m + x0)) continue;
+            edt_up_segment(d + x0, below + x0, x1 - x0, cap);
         }
     }
     return 1;
@@ -104,11 +129,44 @@ static void edt_row(float *row, int w, edt_row_scratch *s, float far) {
     }
 }
 
-/* Whether the 16 values from v on are all 0: one vectorised test. */
-static inline bool edt_all_zero16(const float *v) {
-    int any = 0;
-    for (int k = 0; k < 16; k++) any |= v[k] != 0;
-    return any == 0;
+/* Segments up to this long take edt_row_short, longer ones the envelope. */
+#define EDT_SHORT_MAX 64
+
+/* edt_row over a short segment by brute force: out[q] = min over the
+ * sites p of (q - p)^2 + g(p)^2, one elementwise pass over the segment
+ * per finite site, which vectorises, instead of the envelope's
+ * sequential divisions. The same values: distances are whole numbers,
+ * exact in double, and the envelope finds this very minimum; each is
+ * rounded to float once, as there. f: n doubles of scratch. */
+IMAGE_VECTORISED static void edt_row_short(float *row, int n, double *restrict f, float far) {
+    double best[EDT_SHORT_MAX];
+    int sites = 0;
+    for (int q = 0; q < n; q++) {
+        best[q] = INFINITY;
+        if (isinf(row[q])) continue;
+        f[sites] = (double)row[q] * row[q];
+        f[EDT_SHORT_MAX + sites++] = q;
+    }
+    if (sites == 0) {
+        for (int q = 0; q < n; q++) row[q] = far;
+        return;
+    }
+    for (int k = 0; k < sites; k++) {
+        double fp = f[k], p = f[EDT_SHORT_MAX + k];
+        for (int q = 0; q < n; q++) {
+            double d = ((double)q - p) * ((double)q - p) + fp;
+            best[q] = d < best[q] ? d : best[q];
+        }
+    }
+    for (int q = 0; q < n; q++) row[q] = (float)best[q];
+}
+
+/* Whether the 16 mask bytes from m on are all 0: two 64-bit tests. */
+static inline bool edt_none16(const uint8_t *m) {
+    uint64_t a, b;
+    memcpy(&a, m, sizeof(a));
+    memcpy(&b, m + 8, sizeof(b));
+    return (a | b) == 0;
 }
 
 /* One row of the second pass, run by run: a background pixel (vertical
@@ -116,21 +174,26 @@ static inline bool edt_all_zero16(const float *v) {
  * entries the background pixel just outside the run on either side is
  * nearer than any site beyond it, so the envelope is built over the run
  * and those two pixels only. Exact, and on sparse foreground it costs the
- * foreground rather than the whole row. */
-static void edt_row_runs(float *row, int w, edt_row_scratch *s, float far) {
+ * foreground rather than the whole row. The runs are found on the mask
+ * row m (the vertical distance is 0 exactly where the mask is), a
+ * quarter of the bytes of the distances. */
+static void edt_row_runs(float *row, const uint8_t *m, int w, edt_row_scratch *s, float far) {
     for (int x = 0; x < w;) {
-        if (x + 16 <= w && edt_all_zero16(row + x)) { /* background, most of a row */
+        if (x + 16 <= w && edt_none16(m + x)) { /* background, most of a row */
             x += 16;
             continue;
         }
-        if (row[x] == 0) {
+        if (m[x] == 0) {
             x++;
             continue;
         }
         int start = x;
-        while (x < w && row[x] != 0) x++;
+        while (x < w && m[x] != 0) x++;
         int lo = start > 0 ? start - 1 : 0, hi = x < w ? x : w - 1;
-        edt_row(row + lo, hi - lo + 1, s, far);
+        if (hi - lo + 1 <= EDT_SHORT_MAX)
+            edt_row_short(row + lo, hi - lo + 1, s->f, far);
+        else
+            edt_row(row + lo, hi - lo + 1, s, far);
     }
 }
 
@@ -142,12 +205,13 @@ static int edt_run(const uint8_t *mask, int w, int h, float cap, float far, floa
         for (size_t i = 0; i < n; i++) out[i] = EDT_FAR;
         return TS_OK;
     }
-    char *block = ts_malloc((size_t)w * sizeof(double) * 2 + sizeof(double) +
+    size_t nf = (size_t)w > 2 * EDT_SHORT_MAX ? (size_t)w : 2 * EDT_SHORT_MAX; /* edt_row_short's too */
+    char *block = ts_malloc(nf * sizeof(double) + (size_t)w * sizeof(double) + sizeof(double) +
                             (size_t)w * sizeof(int));
     edt_row_scratch s = {.f = (double *)block};
-    s.z = s.f + w;
+    s.z = s.f + nf;
     s.v = (int *)(s.z + w + 1);
-    for (int y = 0; y < h; y++) edt_row_runs(out + (size_t)y * w, w, &s, far);
+    for (int y = 0; y < h; y++) edt_row_runs(out + (size_t)y * w, mask + (size_t)y * w, w, &s, far);
     free(block);
     return TS_OK;
 }

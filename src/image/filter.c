@@ -36,12 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/filter_internal.h"
 #include "image/vectorise.h"
 #include "util/util.h"
-
-/* Largest Gaussian radius accepted; beyond it the kernel would not fit an
- * int and the filter would be meaningless on a tile anyway. */
-#define FILTER_MAX_GAUSS_RADIUS (1 << 24)
 
 /* Windows up to this many pixels take the doubling running minimum (at
  * most 5 vectorised passes), longer ones van Herk / Gil-Werman. */
@@ -54,194 +51,6 @@ typedef struct filter_min_scratch {
     int pw, ph;
     float *line, *ext, *suf; /* 1-D buffers, each line_cap floats */
 } filter_min_scratch;
-
-/* Common argument check: image present and non-empty, parameter >= 0 and
- * not NaN (infinity is allowed for radii and handled by the callers). */
-static int filter_check(const float *img, int w, int h, float param) {
-    if (img == NULL || w < 1 || h < 1 || !(param >= 0)) return TS_ERR;
-    return TS_OK;
-}
-
-/* Normalised half-kernel k[0..r] of a Gaussian of the given sigma. */
-static void filter_gauss_kernel(float *k, int r, float sigma) {
-    double sum = 0, two_var = 2.0 * (double)sigma * sigma;
-    for (int i = 0; i <= r; i++) sum += (i == 0 ? 1 : 2) * exp(-(double)i * i / two_var);
-    for (int i = 0; i <= r; i++) k[i] = (float)(exp(-(double)i * i / two_var) / sum);
-}
-
-/* Horizontal pass of one row into out, through a copy padded by r
- * replicated pixels at each end so that the inner loop has no bounds
- * checks. The tap loop is outside the pixel loop so that the inner loop is
- * a plain multiply-add over contiguous floats, which the compiler turns
- * into vector instructions. */
-IMAGE_VECTORISED static void filter_gauss_row(const float *row, int w, const float *k, int r, float *padded,
-                             float *out) {
-    for (int i = 0; i < r; i++) {
-        padded[i] = row[0];
-        padded[r + w + i] = row[w - 1];
-    }
-    memcpy(padded + r, row, (size_t)w * sizeof(float));
-    const float *p = padded + r;
-    for (int x = 0; x < w; x++) out[x] = k[0] * p[x];
-    for (int i = 1; i <= r; i++) {
-        const float ki = k[i], *a = p - i, *b = p + i;
-        for (int x = 0; x < w; x++) out[x] += ki * (a[x] + b[x]);
-    }
-}
-
-/* One output row of the vertical pass: d = k[0] * rows[0] + the sum over
- * i of k[i] * (rows[-i] + rows[+i]), in that order, the rows given by the
- * caller (clamped at the image's edges). */
-IMAGE_VECTORISED static void filter_gauss_vrow(const float *const *up, const float *const *down,
-                                               const float *c, int w, const float *k, int r,
-                                               float *restrict d) {
-    for (int x = 0; x < w; x++) d[x] = k[0] * c[x];
-    for (int i = 1; i <= r; i++) {
-        const float *a = up[i], *b = down[i];
-        const float ki = k[i];
-        for (int x = 0; x < w; x++) d[x] += ki * (a[x] + b[x]);
-    }
-}
-
-/* Separable: O(r) per pixel per pass. The horizontal pass is kept in a
- * ring of the 2r + 1 rows the vertical pass needs (row y in slot
- * y % (2r + 1)), so the horizontally blurred image is never written out
- * whole: a whole-image intermediate went to memory and back, which cost
- * as much as the arithmetic. Output row y is written once rows up to
- * y + r have been blurred horizontally, which no longer need src rows up
- * to y: so dst may be src (in place). The same operations in the same
- * order as blurring rows then columns over the whole image. */
-static int filter_gaussian_rows(const float *src, float *dst, int w, int h, float sigma) {
-    if (filter_check(src, w, h, sigma) != TS_OK || dst == NULL || isinf(sigma)) return TS_ERR;
-    if (sigma == 0) {
-        if (dst != src) memcpy(dst, src, (size_t)w * h * sizeof(float));
-        return TS_OK;
-    }
-    double rr = ceil(3.0 * (double)sigma);
-    if (rr > FILTER_MAX_GAUSS_RADIUS) return TS_ERR;
-    int r = (int)rr, slots = 2 * r + 1;
-    size_t nk = (size_t)r + 1, npad = (size_t)w + 2 * (size_t)r, nring = (size_t)slots * w;
-    /* the row pointers first, so that they are aligned */
-    char *block = ts_malloc(2 * nk * sizeof(float *) + (nk + npad + nring) * sizeof(float));
-    const float **up = (const float **)block, **down = up + nk;
-    float *k = (float *)(down + nk), *padded = k + nk, *ring = padded + npad;
-    filter_gauss_kernel(k, r, sigma);
-    int done = 0; /* rows blurred horizontally so far */
-    for (int y = 0; y < h; y++) {
-        int need = y + r < h - 1 ? y + r : h - 1;
-        for (; done <= need; done++)
-            filter_gauss_row(src + (size_t)done * w, w, k, r, padded, ring + (size_t)(done % slots) * w);
-        for (int i = 1; i <= r; i++) {
-            int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
-            up[i] = ring + (size_t)(ya % slots) * w;
-            down[i] = ring + (size_t)(yb % slots) * w;
-        }
-        filter_gauss_vrow(up, down, ring + (size_t)(y % slots) * w, w, k, r, dst + (size_t)y * w);
-    }
-    free(block);
-    return TS_OK;
-}
-
-int filter_gaussian(float *img, int w, int h, float sigma) {
-    return filter_gaussian_rows(img, img, w, h, sigma);
-}
-
-int filter_gaussian_copy(const float *src, float *dst, int w, int h, float sigma) {
-    return filter_gaussian_rows(src, dst, w, h, sigma);
-}
-
-/* filter_gaussian_masked works in strips of this many columns: the rows
- * of a strip with no mask pixel within the kernel's reach are passed over,
- * the others blurred as the whole image is, one vector loop per tap. */
-#define FILTER_STRIP 64
-
-/* The horizontal pass of one row at n columns: p points at the first of
- * them, with r valid (or replicated) pixels on each side; the same
- * operations in the same order as filter_gauss_row's, so the same floats. */
-IMAGE_VECTORISED static void filter_gauss_hseg(const float *p, int n, const float *k, int r,
-                                               float *restrict out) {
-    for (int j = 0; j < n; j++) out[j] = k[0] * p[j];
-    for (int i = 1; i <= r; i++) {
-        const float ki = k[i], *a = p - i, *b = p + i;
-        for (int j = 0; j < n; j++) out[j] += ki * (a[j] + b[j]);
-    }
-}
-
-/* Row yy of src blurred horizontally at columns x0 .. x0 + n - 1 into
- * out: straight from src inside the image, through seg (edges replicated)
- * for the strips at its left and right edges. */
-static void filter_gauss_strip_row(const float *src, int w, int yy, int x0, int n, const float *k, int r,
-                                   float *seg, float *out) {
-    const float *row = src + (size_t)yy * w;
-    if (x0 - r >= 0 && x0 + n + r <= w) {
-        filter_gauss_hseg(row + x0, n, k, r, out);
-        return;
-    }
-    for (int j = 0; j < n + 2 * r; j++) {
-        int x = x0 - r + j;
-        seg[j] = row[x < 0 ? 0 : x >= w ? w - 1 : x];
-    }
-    filter_gauss_hseg(seg + r, n, k, r, out);
-}
-
-/* Whether any of the n mask bytes from m on is set. */
-static bool filter_any(const uint8_t *m, int n) {
-    int j = 0;
-    for (uint64_t v; j + 8 <= n; j += 8) {
-        memcpy(&v, m + j, sizeof(v));
-        if (v) return true;
-    }
-    for (; j < n; j++)
-        if (m[j]) return true;
-    return false;
-}
-
-/* One strip: output rows with a mask pixel in the strip, from a ring of
- * the horizontally blurred rows they need (slot_row: which row each slot
- * holds, -1 for none), each blurred once. */
-static void filter_gauss_strip(const float *src, float *dst, const uint8_t *mask, int w, int h, int x0, int n,
-                               const float *k, int r, float *ring, int *slot_row, float *seg,
-                               const float **up, const float **down) {
-    int slots = 2 * r + 1;
-    for (int i = 0; i < slots; i++) slot_row[i] = -1;
-    for (int y = 0; y < h; y++) {
-        if (!filter_any(mask + (size_t)y * w + x0, n)) continue;
-        for (int j = -r; j <= r; j++) {
-            int yy = y + j < 0 ? 0 : y + j >= h ? h - 1 : y + j;
-            if (slot_row[yy % slots] == yy) continue;
-            filter_gauss_strip_row(src, w, yy, x0, n, k, r, seg, ring + (size_t)(yy % slots) * FILTER_STRIP);
-            slot_row[yy % slots] = yy;
-        }
-        for (int i = 1; i <= r; i++) {
-            int ya = y - i < 0 ? 0 : y - i, yb = y + i >= h ? h - 1 : y + i;
-            up[i] = ring + (size_t)(ya % slots) * FILTER_STRIP;
-            down[i] = ring + (size_t)(yb % slots) * FILTER_STRIP;
-        }
-        filter_gauss_vrow(up, down, ring + (size_t)(y % slots) * FILTER_STRIP, n, k, r, dst + (size_t)y * w + x0);
-    }
-}
-
-int filter_gaussian_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, float sigma) {
-    if (filter_check(src, w, h, sigma) != TS_OK || dst == NULL || dst == src || mask == NULL || isinf(sigma))
-        return TS_ERR;
-    if (sigma == 0) return filter_gaussian_copy(src, dst, w, h, 0);
-    double rr = ceil(3.0 * (double)sigma);
-    if (rr > FILTER_MAX_GAUSS_RADIUS) return TS_ERR;
-    int r = (int)rr, slots = 2 * r + 1;
-    size_t nk = (size_t)r + 1;
-    /* the row pointers first, so that they are aligned */
-    char *block = ts_malloc(2 * nk * sizeof(float *) + (size_t)slots * sizeof(int) +
-                            (nk + FILTER_STRIP + 2 * (size_t)r + (size_t)slots * FILTER_STRIP) * sizeof(float));
-    const float **up = (const float **)block, **down = up + nk;
-    int *slot_row = (int *)(down + nk);
-    float *k = (float *)(slot_row + slots), *seg = k + nk, *ring = seg + FILTER_STRIP + 2 * r;
-    filter_gauss_kernel(k, r, sigma);
-    for (int x0 = 0; x0 < w; x0 += FILTER_STRIP)
-        filter_gauss_strip(src, dst, mask, w, h, x0, w - x0 < FILTER_STRIP ? w - x0 : FILTER_STRIP, k, r, ring,
-                           slot_row, seg, up, down);
-    free(block);
-    return TS_OK;
-}
 
 /* Smaller of two floats. Plain comparison rather than fminf, which the
  * compiler cannot inline (NaN rules) and which doubled the filter's cost. */
@@ -312,10 +121,6 @@ static void filter_strided_min(float *img, ptrdiff_t start, ptrdiff_t stride, in
     for (int t = 0; t < n; t++) img[start + t * stride] = s->line[t];
 }
 
-/* Columns are filtered in strips of this many floats, so that a strip's
- * buffers (about (h + 4a) x strip floats each) stay in cache. */
-#define FILTER_STRIP 64
-
 /* The running minimum of radius a down the columns [x0, x0 + sw) of img
  * (row stride W): van Herk / Gil-Werman as in filter_line_min, but on
  * whole strip rows (blocks of k = 2a+1 rows; suffix minima into suf,
@@ -369,6 +174,28 @@ static void filter_square_min(float *img, int w, int h, int a, filter_min_scratc
     filter_columns_min(img, w, h, a);
 }
 
+/* One row of filter_diagonal_direct with m = 2 (rows 2 .. ph - 3, pw > 4):
+ * per pixel the minima with rows y + 1, y - 1, y + 2, y - 2 shifted as its
+ * loops shift them, in their order; the inner columns in one vectorised
+ * pass instead of five, the two at each end as the loops do them. */
+IMAGE_VECTORISED static void filter_diagonal_m2_row(const float *row, int pw, int dir, float *restrict out) {
+    const float *d1 = row + pw + dir, *u1 = row - pw - dir, *d2 = row + 2 * pw + 2 * dir,
+                *u2 = row - 2 * pw - 2 * dir;
+    for (int x = 2; x < pw - 2; x++)
+        out[x] = filter_lesser(filter_lesser(filter_lesser(filter_lesser(row[x], d1[x]), u1[x]), d2[x]), u2[x]);
+    const int edge[4] = {0, 1, pw - 2, pw - 1};
+    for (int e = 0; e < 4; e++) {
+        int x = edge[e];
+        float v = row[x];
+        for (int k = 1; k <= 2; k++) {
+            int dx = k * dir;
+            if (x + dx >= 0 && x + dx < pw) v = filter_lesser(v, row[(ptrdiff_t)k * pw + x + dx]);
+            if (x - dx >= 0 && x - dx < pw) v = filter_lesser(v, row[-(ptrdiff_t)k * pw + x - dx]);
+        }
+        out[x] = v;
+    }
+}
+
 /* One diagonal segment of radius m on the padded image, directly: each
  * output row is the elementwise minimum of the 2m+1 rows around it, each
  * shifted by its distance along the diagonal (dir 1: x - y constant; -1:
@@ -379,7 +206,15 @@ static void filter_diagonal_direct(filter_min_scratch *s, int m, int dir) {
     int pw = s->pw, ph = s->ph;
     for (int y = 0; y < ph; y++) {
         float *restrict out = s->pad2 + (size_t)y * pw;
-        memcpy(out, s->pad + (size_t)y * pw, (size_t)pw * sizeof(float));
+        const float *row = s->pad + (size_t)y * pw;
+        if (m == 2 && y >= 2 && y + 2 < ph && pw > 4) {
+            /* the usual case in one pass (the background's diamond):
+             * the interior columns with the four shifted rows at once,
+             * in the loops' order below, the edge columns by those loops */
+            filter_diagonal_m2_row(row, pw, dir, out);
+            continue;
+        }
+        memcpy(out, row, (size_t)pw * sizeof(float));
         for (int k = 1; k <= m && k < pw; k++) {
             int dx = k * dir; /* row y + k is shifted by dx, row y - k by -dx */
             if (y + k < ph) {
@@ -520,6 +355,57 @@ int filter_max_square(float *img, int w, int h, int a) {
     int rc = filter_min_square(img, w, h, a);
     for (size_t i = 0; i < n; i++) img[i] = -img[i];
     return rc;
+}
+
+/* The larger of two floats, the way filter_lesser is the smaller. */
+static inline float filter_greater(float a, float b) {
+    return b > a ? b : a;
+}
+
+/* One row of filter_max_square_masked at the n columns from x0: the
+ * maxima down the rows ya .. yb of the columns within a of them into col
+ * (-infinity beyond the image's edges), then across 2a + 1 of those. Each
+ * step an elementwise maximum of contiguous floats, which vectorises. */
+IMAGE_VECTORISED static void filter_max_square_row(const float *src, int w, int ya, int yb, int x0, int n,
+                                                   int a, float *restrict col, float *restrict out) {
+    /* col[j] is column x0 - a + j; the image's columns xa .. xb - 1 */
+    int xa = x0 - a < 0 ? 0 : x0 - a, xb = x0 + n + a > w ? w : x0 + n + a, m = n + 2 * a;
+    int ja = xa - (x0 - a), jb = xb - (x0 - a);
+    for (int j = 0; j < ja; j++) col[j] = -INFINITY;
+    for (int j = jb; j < m; j++) col[j] = -INFINITY;
+    memcpy(col + ja, src + (size_t)ya * w + xa, (size_t)(xb - xa) * sizeof(float));
+    for (int y = ya + 1; y <= yb; y++) {
+        const float *restrict r = src + (size_t)y * w + xa;
+        float *restrict d = col + ja;
+        for (int x = 0; x < xb - xa; x++) d[x] = filter_greater(d[x], r[x]);
+    }
+    for (int j = 0; j < n; j++) out[j] = col[j];
+    for (int k = 1; k <= 2 * a; k++) {
+        const float *restrict r = col + k;
+        for (int j = 0; j < n; j++) out[j] = filter_greater(out[j], r[j]);
+    }
+}
+
+/* Strips of 64 columns; in each, the rows holding a mask pixel there get
+ * their maxima directly (filter_max_square_row: 2a + 1 rows down, 2a + 1
+ * columns across). A maximum is exact in any order, so these are
+ * filter_max_square's values; on a sparse mask a few per cent of the
+ * rows of a strip are done instead of two van Herk passes and two
+ * negations over the whole image. */
+int filter_max_square_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, int a) {
+    if (filter_check(src, w, h, (float)a) != TS_OK || dst == NULL || dst == src || mask == NULL) return TS_ERR;
+    if (a > w + h) a = w + h; /* the window covers the image either way */
+    float *col = ts_malloc(((size_t)FILTER_STRIP + 2 * (size_t)a) * sizeof(float));
+    for (int x0 = 0; x0 < w; x0 += FILTER_STRIP) {
+        int n = w - x0 < FILTER_STRIP ? w - x0 : FILTER_STRIP;
+        for (int y = 0; y < h; y++) {
+            if (!filter_any(mask + (size_t)y * w + x0, n)) continue;
+            filter_max_square_row(src, w, y - a < 0 ? 0 : y - a, y + a >= h ? h - 1 : y + a, x0, n, a, col,
+                                  dst + (size_t)y * w + x0);
+        }
+    }
+    free(col);
+    return TS_OK;
 }
 
 /* max(f) = -min(-f): one code path for both, at the cost of two cheap

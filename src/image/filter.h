@@ -27,6 +27,15 @@ int filter_gaussian_copy(const float *src, float *dst, int w, int h, float sigma
  * dst must not be src. */
 int filter_gaussian_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, float sigma);
 
+/* For src >= 0 (no NaN): filter_gaussian_copy's float at every pixel
+ * where that float is above floor; at every other pixel either it or 0.
+ * For an image thresholded afterwards whose background is flat: in
+ * strips of 64 columns every row is blurred horizontally, and the
+ * vertical pass (two thirds of the cost) is done only for the rows whose
+ * horizontally blurred neighbours within the kernel's reach could sum to
+ * more than floor (filter.c). dst must not be src. */
+int filter_gaussian_above(const float *src, float *dst, int w, int h, float sigma, float floor_);
+
 /* Grey-level erosion (min) / dilation (max) in place with an octagonal
  * structuring element of the given radius (a close approximation of a disk:
  * a square of side 2r'+1 combined with a diamond, in O(1) per pixel per
@@ -38,6 +47,11 @@ int filter_max(float *img, int w, int h, float radius);
  * columns only), for where the shape does not matter. */
 int filter_min_square(float *img, int w, int h, int a);
 int filter_max_square(float *img, int w, int h, int a);
+
+/* filter_max_square's values of src (no NaN) into dst where mask (w x h)
+ * is set; elsewhere dst is unspecified (it may be written). For a local
+ * maximum needed only on a sparse mask. dst must not be src. */
+int filter_max_square_masked(const float *src, float *dst, const uint8_t *mask, int w, int h, int a);
 
 /* Background subtraction for dark-on-light stains expressed as positive
  * density (e.g. hematoxylin OD): img -= opening(img, radius), the opening

@@ -137,6 +137,25 @@ static int32_t ws_queue_pop(ws_recon *r) {
     return p;
 }
 
+/* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests. */
+static inline bool ws_none64(const uint8_t *m) {
+    uint64_t any = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t v;
+        memcpy(&v, m + 8 * k, sizeof(v));
+        any |= v;
+    }
+    return any == 0;
+}
+
+/* p, moved on past every block of 64 mask bytes from it that is all 0:
+ * the scans over a sparse mask pass over its background a block at a
+ * time instead of eight bytes at a time. */
+static inline size_t ws_skip64(const uint8_t *m, size_t p, size_t npx) {
+    while (p + 64 <= npx && ws_none64(m + p)) p += 64;
+    return p;
+}
+
 /* One sweep: rec[p] = min(max of rec over p and the neighbours already
  * visited in this direction, img[p]). The forward sweep uses the four
  * neighbours before p (above and left), the backward one the four after
@@ -147,10 +166,15 @@ static void ws_recon_sweep(ws_recon *r, int backward) {
     for (int32_t i = 0; i < npx; i++) {
         int32_t p = backward ? npx - 1 - i : i;
         if (!r->mask[p]) {
-            /* outside the mask, most of a window: skip eight at a time */
+            /* outside the mask, most of a window: skip eight at a time,
+             * then whole empty blocks of 64 */
             uint64_t m8 = 1;
             if (i + 8 < npx) memcpy(&m8, r->mask + (backward ? p - 7 : p), sizeof(m8));
-            if (m8 == 0) i += 7;
+            if (m8 == 0) {
+                i += 8;
+                while (i + 64 < npx && ws_none64(r->mask + (backward ? npx - 1 - i - 63 : i))) i += 64;
+                i--;
+            }
             continue;
         }
         int n = ws_half(p, &r->grid, !backward, nb);
@@ -225,7 +249,7 @@ static int ws_label_maxima(ws_recon *r, int32_t *markers) {
     memset(markers, 0, npx * sizeof(int32_t));
     for (size_t p = 0; p < npx; p++) {
         if (p + 8 <= npx && ws_none8(r->mask + p)) {
-            p += 7; /* outside the mask, most of a window */
+            p = ws_skip64(r->mask, p + 8, npx) - 1; /* outside the mask, most of a window */
             continue;
         }
         if (!r->mask[p] || r->inq[p]) continue;
@@ -251,7 +275,7 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
      * behind a mask test), so only there are they set */
     for (size_t p = 0; p < npx; p++) {
         if (p + 8 <= npx && ws_none8(mask + p)) {
-            p += 7;
+            p = ws_skip64(mask, p + 8, npx) - 1;
             continue;
         }
         if (!mask[p]) continue;
@@ -462,6 +486,9 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
  * labelled already or outside; they are set back to 0 at the end. */
 #define WS_OUTSIDE (-1) /* all bits set: ws_frame_row and ws_outside16 rely on it */
 
+/* Columns per block of watershed_flood_levels_into's occupancy. */
+#define WS_BLOCK 64
+
 /* The labels of a flood on a grid framed by one pixel of WS_OUTSIDE:
  * (w + 2) x (h + 2), pixel (x, y) at (y + 1) * pw + x + 1. A pixel's 8
  * neighbours are then at fixed offsets (pad[k]) with no bounds test and
@@ -493,27 +520,46 @@ static void ws_frame_begin(ws_framed *f, int w, int h) {
 
 /* Row y of the framed labels from the caller's: WS_OUTSIDE outside the
  * mask and in the frame, negative markers cleared to 0; returns it (its
- * pixel 0, after the frame). */
-static int32_t *ws_frame_row(ws_framed *f, const uint8_t *mask, const int32_t *labels, int w, int y) {
+ * pixel 0, after the frame). occ (NULL: none), the row's blocks of
+ * WS_BLOCK columns that may hold mask pixels: the others are outside
+ * whole, without reading the mask or the labels there. */
+static int32_t *ws_frame_row(ws_framed *f, const uint8_t *mask, const int32_t *labels, int w, int y,
+                             const uint8_t *occ) {
     int32_t *restrict row = f->lab + (size_t)(y + 1) * f->pw;
     const uint8_t *restrict m = mask + (size_t)y * w;
     const int32_t *restrict l = labels + (size_t)y * w;
     row[0] = row[w + 1] = WS_OUTSIDE;
-    /* bit masks rather than selects, so that the loop vectorises:
-     * max(l, 0) where m is set, all ones (WS_OUTSIDE) where it is not */
-    for (int x = 0; x < w; x++) {
-        int32_t keep = -(int32_t)(m[x] != 0), v = l[x] & ~(l[x] >> 31);
-        row[x + 1] = (v & keep) | ~keep;
+    for (int x0 = 0; x0 < w; x0 += WS_BLOCK) {
+        int x1 = x0 + WS_BLOCK < w ? x0 + WS_BLOCK : w;
+        if (occ && !occ[x0 / WS_BLOCK]) { /* no mask pixel: all outside */
+            memset(row + 1 + x0, 0xff, (size_t)(x1 - x0) * sizeof(int32_t));
+            continue;
+        }
+        /* bit masks rather than selects, so that the loop vectorises:
+         * max(l, 0) where m is set, all ones (WS_OUTSIDE) where it is not */
+        for (int x = x0; x < x1; x++) {
+            int32_t keep = -(int32_t)(m[x] != 0), v = l[x] & ~(l[x] >> 31);
+            row[x + 1] = (v & keep) | ~keep;
+        }
     }
     return row + 1;
 }
 
-/* The framed labels back into the caller's (WS_OUTSIDE as 0); frees them. */
-static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h) {
+/* The framed labels back into the caller's (WS_OUTSIDE as 0; with occ,
+ * blocks holding no mask pixel as 0 at once); frees them. */
+static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h, const uint8_t *occ) {
+    int nbx = (w + WS_BLOCK - 1) / WS_BLOCK;
     for (int y = 0; y < h; y++) {
         const int32_t *restrict row = f->lab + (size_t)(y + 1) * f->pw + 1;
         int32_t *restrict l = labels + (size_t)y * w;
-        for (int x = 0; x < w; x++) l[x] = row[x] & ~(row[x] >> 31);
+        for (int x0 = 0; x0 < w; x0 += WS_BLOCK) {
+            int x1 = x0 + WS_BLOCK < w ? x0 + WS_BLOCK : w;
+            if (occ && !occ[(size_t)y * nbx + x0 / WS_BLOCK]) {
+                memset(l + x0, 0, (size_t)(x1 - x0) * sizeof(int32_t));
+                continue;
+            }
+            for (int x = x0; x < x1; x++) l[x] = row[x] & ~(row[x] >> 31);
+        }
     }
     free(f->lab);
 }
@@ -539,13 +585,19 @@ static inline int ws_level(float v, int levels) {
  * order into seeds (framed position, level); returns how many. One pass
  * over the window instead of three (frame, count, markers). */
 static size_t ws_frame_levels(ws_framed *f, const float *elevation, int levels, const uint8_t *mask,
-                              const int32_t *labels, int w, int h, int32_t *wr, int32_t *seeds) {
-    size_t n = 0;
+                              const int32_t *labels, int w, int h, const uint8_t *occ, int32_t *wr,
+                              int32_t *seeds) {
+    size_t n = 0, nbx = (size_t)(w + WS_BLOCK - 1) / WS_BLOCK;
     ws_frame_begin(f, w, h);
     for (int y = 0; y < h; y++) {
-        int32_t *row = ws_frame_row(f, mask, labels, w, y);
+        const uint8_t *o = occ ? occ + (size_t)y * nbx : NULL;
+        int32_t *row = ws_frame_row(f, mask, labels, w, y, o);
         const float *e = elevation + (size_t)y * w;
         for (int x = 0; x < w; x++) {
+            if (o && x % WS_BLOCK == 0 && !o[x / WS_BLOCK]) {
+                x += WS_BLOCK - 1; /* outside whole */
+                continue;
+            }
             if (x + 16 <= w && ws_outside16(row + x)) {
                 x += 15; /* outside the mask: most of a window */
                 continue;
@@ -576,7 +628,15 @@ static size_t ws_frame_levels(ws_framed *f, const float *elevation, int levels, 
  * queue holds framed positions only. */
 int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                            int32_t *labels) {
-    if (ws_check(elevation, mask, w, h, labels) != TS_OK || levels < 1) return TS_ERR;
+    return watershed_flood_levels_into(elevation, levels, mask, w, h, NULL, labels, labels);
+}
+
+/* The markers are read only while framing (ws_frame_levels) and the
+ * labels written only when unframing, so the two may be one array or
+ * two: from two, the caller saves copying its markers first. */
+int watershed_flood_levels_into(const float *elevation, int levels, const uint8_t *mask, int w, int h,
+                                const uint8_t *occ, const int32_t *markers, int32_t *labels) {
+    if (ws_check(elevation, mask, w, h, labels) != TS_OK || markers == NULL || levels < 1) return TS_ERR;
     /* A pixel is queued at most once, at its own level, and only inside
      * the mask: each level's FIFO gets a slice of one array as long as the
      * mask's pixels at that level. */
@@ -584,7 +644,7 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
     /* markers in raster order: framed position, level (pairs) */
     int32_t *seeds = ts_malloc((size_t)w * (size_t)h * 2 * sizeof(int32_t));
     ws_framed f;
-    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, labels, w, h, wr, seeds);
+    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, occ, wr, seeds);
     int32_t *lab = f.lab;
     int32_t sum = 0;
     for (int l = 0; l < levels; l++) {
@@ -615,7 +675,7 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
             if (lq < cur) cur = lq;
         }
     }
-    ws_unframe(&f, labels, w, h);
+    ws_unframe(&f, labels, w, h, occ);
     free(queue);
     free(at);
     return TS_OK;

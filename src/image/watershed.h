@@ -34,4 +34,13 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
 int watershed_flood_levels(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                            int32_t *labels);
 
+/* The same from markers into labels (w x h each; they may be the same
+ * array): markers is left as it is, labels gets watershed_flood_levels'
+ * result for those markers. occ, when not NULL, marks per row y and block
+ * b of 64 columns (occ[y * ceil(w / 64) + b]) where mask may be set; mask
+ * must be 0 in every other block, which is then neither read (nor are
+ * the markers there) and comes out 0. */
+int watershed_flood_levels_into(const float *elevation, int levels, const uint8_t *mask, int w, int h,
+                                const uint8_t *occ, const int32_t *markers, int32_t *labels);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <math.h>
@@ -140,6 +141,33 @@ static void test_color_stain2_equals_deconvolve(void **state) {
     }
 }
 
+/* color_stain_at is, bit for bit, color_stain2 (and so color_deconvolve)
+ * for both stains, H&E and H-DAB, over every 8-bit colour, opaque, and
+ * with alpha 0 (white whatever the channels) for a sample of them. */
+static void test_color_stain_at_equals_stain2_everywhere(void **state) {
+    (void)state;
+    float od[256], t[2][3][256];
+    color_od_lut(od);
+    color_stains st[2];
+    color_stains_he(&st[0]);
+    color_stains_hdab(&st[1]);
+    for (int k = 0; k < 2; k++) {
+        color_stain_tables(&st[k], od, 1, t[1]);
+        color_stain_tables(&st[k], od, 0, t[0]);
+        for (uint32_t c = 0; c < (1u << 24); c++) {
+            uint32_t px = 0xFF000000u | c;
+            float a = color_stain_at(t[1], px), b = color_stain2(&st[k], od, px);
+            if (memcmp(&a, &b, sizeof(a)) != 0) fail_msg("stains %d colour %06x: %a != %a", k, c, (double)a, (double)b);
+            if (c % 4099 == 0) {
+                float h1, e1, h0 = color_stain_at(t[0], c), e0 = color_stain_at(t[1], c);
+                color_deconvolve(&st[k], &c, 1, &h1, &e1); /* alpha 0 */
+                assert_memory_equal(&h0, &h1, sizeof(float));
+                assert_memory_equal(&e0, &e1, sizeof(float));
+            }
+        }
+    }
+}
+
 /* By hand: (255,0,0) -> 255*255/255 = 255; (200,100,50) -> 150*255/200 =
  * 191.25 -> 191 (truncated); grey (128,128,128) -> 0; black -> 0 (no
  * division by zero); alpha 0 -> white -> 0. */
@@ -197,6 +225,7 @@ int main(void) {
         cmocka_unit_test(test_color_white_and_alpha0_deconvolve_to_zero),
         cmocka_unit_test(test_color_deconvolve_accepts_null_outputs),
         cmocka_unit_test(test_color_stain2_equals_deconvolve),
+        cmocka_unit_test(test_color_stain_at_equals_stain2_everywhere),
         cmocka_unit_test(test_color_saturation_hand_values),
         cmocka_unit_test(test_color_grey_hand_values),
         cmocka_unit_test(test_color_od_mean_hand_values),

@@ -233,6 +233,59 @@ static void test_filter_gaussian_masked_equals_whole_blur_on_mask(void **state) 
     assert_int_equal(filter_gaussian_masked(img, out, NULL, 2, 2, 1), TS_ERR);
 }
 
+/* filter_gaussian_above against filter_gaussian_copy: bit for bit wherever
+ * the whole blur is above floor, and that or 0 elsewhere; on non-negative
+ * images that are mostly flat background (0 to 0.05) with sparse bumps
+ * (up to 1), of every size from narrower than the kernel to several
+ * strips wide, floors from below the background to above every value,
+ * and with a floor of 0 (only exact zeros may be skipped). */
+static void test_filter_gaussian_above_equals_whole_blur_above_floor(void **state) {
+    (void)state;
+    uint64_t s = 777;
+    const float sigmas[4] = {0.4f, 1.0f, 1.7f, 3.0f}, floors[5] = {0.0f, 0.02f, 0.1f, 0.3f, 2.0f};
+    const unsigned density[4] = {0, 1, 5, 40}; /* per mille of bump centres */
+    size_t skipped = 0;
+    for (int t = 0; t < 80; t++) {
+        int w = 1 + (int)(rnd_next(&s) % 300), h = 1 + (int)(rnd_next(&s) % 60);
+        float sigma = sigmas[t % 4], floor_ = floors[t % 5];
+        size_t n = (size_t)w * h;
+        float *src = malloc(n * sizeof(float)), *keep = malloc(n * sizeof(float)),
+              *whole = malloc(n * sizeof(float)), *part = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) src[i] = (t % 7 == 0) ? 0.0f : rnd_float(&s) * 0.05f;
+        for (size_t i = 0; i < n; i++)
+            if (rnd_next(&s) % 1000 < density[t % 4]) {
+                int x = (int)(i % (size_t)w), y = (int)(i / (size_t)w), rad = 1 + (int)(rnd_next(&s) % 6);
+                for (int yy = y - rad; yy <= y + rad; yy++)
+                    for (int xx = x - rad; xx <= x + rad; xx++)
+                        if (xx >= 0 && xx < w && yy >= 0 && yy < h)
+                            src[(size_t)yy * w + xx] = rnd_float(&s);
+            }
+        for (size_t i = 0; i < n; i++) {
+            keep[i] = src[i];
+            part[i] = NAN;
+        }
+        assert_int_equal(filter_gaussian_copy(src, whole, w, h, sigma), TS_OK);
+        assert_int_equal(filter_gaussian_above(src, part, w, h, sigma, floor_), TS_OK);
+        assert_memory_equal(src, keep, n * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            if (memcmp(&part[i], &whole[i], sizeof(float)) == 0) continue;
+            if (whole[i] > floor_ || part[i] != 0 || signbit(part[i]))
+                fail_msg("w %d h %d sigma %g floor %g: pixel %zu got %a, want %a", w, h, (double)sigma,
+                         (double)floor_, i, (double)part[i], (double)whole[i]);
+            skipped++;
+        }
+        free(src);
+        free(keep);
+        free(whole);
+        free(part);
+    }
+    assert_true(skipped > 0); /* the skipping itself was exercised */
+    float img[4] = {0}, out[4];
+    assert_int_equal(filter_gaussian_above(img, img, 2, 2, 1, 0.1f), TS_ERR); /* in place */
+    assert_int_equal(filter_gaussian_above(img, out, 2, 2, 1, NAN), TS_ERR);
+    assert_int_equal(filter_gaussian_above(img, NULL, 2, 2, 1, 0.1f), TS_ERR);
+}
+
 /* The coarse background subtraction from one image into another leaves
  * the source alone and gives what it gives in place, also below the
  * coarse path's minimum size and radius (the exact filter then). */
@@ -457,11 +510,50 @@ static void test_filter_max_square_matches_brute_force(void **state) {
     }
 }
 
+/* filter_max_square_masked against filter_max_square on the mask, bit
+ * for bit: random images narrower than a strip to several strips wide,
+ * half-widths 0 to beyond the image, masks empty to full; src untouched. */
+static void test_filter_max_square_masked_equals_whole_on_mask(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    const unsigned density[4] = {0, 2, 20, 100};
+    for (int t = 0; t < 60; t++) {
+        int w = 1 + (int)(rnd_next(&s) % 200), h = 1 + (int)(rnd_next(&s) % 40), a = (int)(rnd_next(&s) % 9);
+        if (t % 10 == 0) a = w + h + 5;
+        size_t n = (size_t)w * h;
+        float *src = malloc(n * sizeof(float)), *keep = malloc(n * sizeof(float)),
+              *whole = malloc(n * sizeof(float)), *part = malloc(n * sizeof(float));
+        uint8_t *mask = malloc(n);
+        for (size_t i = 0; i < n; i++) {
+            src[i] = keep[i] = whole[i] = rnd_float(&s) * 2 - 1;
+            mask[i] = rnd_next(&s) % 100 < density[t % 4];
+            part[i] = NAN;
+        }
+        assert_int_equal(filter_max_square(whole, w, h, a), TS_OK);
+        assert_int_equal(filter_max_square_masked(src, part, mask, w, h, a), TS_OK);
+        assert_memory_equal(src, keep, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            if (mask[i] && memcmp(&part[i], &whole[i], sizeof(float)) != 0)
+                fail_msg("w %d h %d a %d: pixel %zu got %a, want %a", w, h, a, i, (double)part[i],
+                         (double)whole[i]);
+        free(src);
+        free(keep);
+        free(whole);
+        free(part);
+        free(mask);
+    }
+    float img[4] = {0};
+    uint8_t m[4] = {1, 1, 1, 1};
+    assert_int_equal(filter_max_square_masked(img, img, m, 2, 2, 1), TS_ERR); /* in place */
+    assert_int_equal(filter_max_square_masked(img, img + 0, NULL, 2, 2, 1), TS_ERR);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter_rejects_bad_arguments),
         cmocka_unit_test(test_filter_background_subtract_coarse_follows_exact),
         cmocka_unit_test(test_filter_max_square_matches_brute_force),
+        cmocka_unit_test(test_filter_max_square_masked_equals_whole_on_mask),
         cmocka_unit_test(test_filter_zero_sigma_and_radius_leave_image_unchanged),
         cmocka_unit_test(test_filter_gaussian_hand_computed_kernel_and_edges),
         cmocka_unit_test(test_filter_gaussian_keeps_constant_image_constant),
@@ -469,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_filter_gaussian_equals_plain_separable_blur),
         cmocka_unit_test(test_filter_gaussian_masked_equals_whole_blur_on_mask),
         cmocka_unit_test(test_filter_background_subtract_coarse_copy_equals_in_place),
+        cmocka_unit_test(test_filter_gaussian_above_equals_whole_blur_above_floor),
         cmocka_unit_test(test_filter_min_radius3_draws_octagon),
         cmocka_unit_test(test_filter_min_max_small_radii_are_cross_and_diamond),
         cmocka_unit_test(test_filter_min_max_match_brute_force_octagon),

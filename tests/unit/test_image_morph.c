@@ -327,6 +327,48 @@ static void test_edt_within_is_exact_on_sparse_wide_rows(void **state) {
     }
 }
 
+/* edt_squared against brute force on masks wider than the 64-column
+ * blocks the sweeps and row runs pass over: sparse blobs (a nuclei mask)
+ * at every position relative to the blocks, widths not multiples of 64,
+ * one blob touching the image's edges, and a mask with a single zero. */
+static void test_edt_matches_brute_force_on_wide_sparse_masks(void **state) {
+    (void)state;
+    uint64_t s = 515;
+    const int shapes[4][2] = {{150, 30}, {64, 20}, {193, 12}, {130, 25}};
+    for (int t = 0; t < 8; t++) {
+        int w = shapes[t % 4][0], h = shapes[t % 4][1];
+        size_t n = (size_t)w * h;
+        uint8_t *m = calloc(n, 1);
+        float *got = malloc(n * sizeof(float));
+        int blobs = t == 7 ? 0 : 1 + (int)(rnd_next(&s) % 6);
+        for (int b = 0; b < blobs; b++) {
+            int cx = (int)(rnd_next(&s) % (uint64_t)w), cy = (int)(rnd_next(&s) % (uint64_t)h);
+            int r = 1 + (int)(rnd_next(&s) % 8);
+            if (b == 0 && t % 2) cx = 0, cy = h - 1;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r && rnd_next(&s) % 10) m[y * w + x] = 1;
+        }
+        if (t == 7) { /* all set but one pixel */
+            memset(m, 1, n);
+            m[n / 3] = 0;
+        }
+        assert_int_equal(edt_squared(m, w, h, got), TS_OK);
+        for (size_t p = 0; p < n; p++) {
+            float best = EDT_FAR;
+            for (size_t q = 0; q < n && m[p]; q++) {
+                if (m[q]) continue;
+                float dx = (float)((int)(p % w) - (int)(q % w)), dy = (float)((int)(p / w) - (int)(q / w));
+                if (dx * dx + dy * dy < best) best = dx * dx + dy * dy;
+            }
+            if (!m[p]) best = 0;
+            if (got[p] != best) fail_msg("%dx%d pixel %zu: %g != %g", w, h, p, got[p], best);
+        }
+        free(m);
+        free(got);
+    }
+}
+
 static void test_edt_rejects_bad_arguments(void **state) {
     (void)state;
     uint8_t m[1] = {0};
@@ -586,6 +628,7 @@ int main(void) {
         cmocka_unit_test(test_edt_matches_brute_force_on_random_masks),
         cmocka_unit_test(test_edt_within_is_exact_up_to_the_limit),
         cmocka_unit_test(test_edt_within_is_exact_on_sparse_wide_rows),
+        cmocka_unit_test(test_edt_matches_brute_force_on_wide_sparse_masks),
         cmocka_unit_test(test_edt_rejects_bad_arguments),
         cmocka_unit_test(test_morph_dilate_single_pixel_gives_disk),
         cmocka_unit_test(test_morph_erode_hand_computed_and_border_is_foreground),

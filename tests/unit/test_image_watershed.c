@@ -166,6 +166,35 @@ static void test_watershed_maxima_match_brute_force_on_random_images(void **stat
     }
 }
 
+/* The same on wide images with sparse masks (blobs, as the tight mask of
+ * a window is), so that the scans pass over empty blocks of 64 bytes
+ * forwards and backwards, with blobs at the image's first and last
+ * pixels. */
+static void test_watershed_maxima_match_brute_force_on_sparse_wide_masks(void **state) {
+    (void)state;
+    uint64_t s = 8080;
+    enum { W = 203, H = 23 };
+    static float img[W * H];
+    static uint8_t mask[W * H];
+    static int32_t got[W * H], want[W * H];
+    for (int trial = 0; trial < 12; trial++) {
+        memset(mask, 0, sizeof(mask));
+        for (int b = 0; b < 2 + trial % 4; b++) {
+            int cx = (int)(rnd_next(&s) % W), cy = (int)(rnd_next(&s) % H), r = 1 + (int)(rnd_next(&s) % 6);
+            if (b == 0) cx = 0, cy = 0;
+            if (b == 1) cx = W - 1, cy = H - 1;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r) mask[y * W + x] = 1;
+        }
+        for (int i = 0; i < W * H; i++) img[i] = (float)(rnd_next(&s) % (2 + trial % 5));
+        float hv = (float)(trial % 3) * 0.5f;
+        int n = brute_hmaxima(img, mask, W, H, hv, want);
+        assert_int_equal(watershed_maxima(img, mask, W, H, hv, got), n);
+        assert_memory_equal(got, want, sizeof(got));
+    }
+}
+
 static void test_watershed_rejects_bad_arguments(void **state) {
     (void)state;
     float img[4] = {0};
@@ -317,9 +346,19 @@ static void test_watershed_flood_levels_equals_heap_flood(void **state) {
             a[i] = ((seed >> 4) % 97) == 0 ? (int32_t)((seed >> 12) % 5 + 1) : 0;
         }
         memcpy(b, a, n * sizeof(int32_t));
+        /* from the markers into another array: the same labels, the
+         * markers left alone (the output's old contents ignored) */
+        int32_t *marks = malloc(n * sizeof(int32_t)), *into = malloc(n * sizeof(int32_t));
+        memcpy(marks, a, n * sizeof(int32_t));
+        for (size_t i = 0; i < n; i++) into[i] = (int32_t)(i % 5) - 2;
+        assert_int_equal(watershed_flood_levels_into(elev, levels, mask, w, h, NULL, marks, into), TS_OK);
+        assert_memory_equal(marks, b, n * sizeof(int32_t));
         assert_int_equal(watershed_flood(elev, mask, w, h, a), TS_OK);
         assert_int_equal(watershed_flood_levels(elev, levels, mask, w, h, b), TS_OK);
         assert_memory_equal(a, b, n * sizeof(int32_t));
+        assert_memory_equal(into, b, n * sizeof(int32_t));
+        free(marks);
+        free(into);
         /* negative elevations order as the same shape shifted */
         int32_t *c = malloc(n * sizeof(int32_t));
         float *low = malloc(n * sizeof(float));
@@ -337,6 +376,7 @@ static void test_watershed_flood_levels_equals_heap_flood(void **state) {
     }
     assert_int_equal(watershed_flood_levels(elev, 0, mask, w, h, b), TS_ERR);
     assert_int_equal(watershed_flood_levels(NULL, 4, mask, w, h, b), TS_ERR);
+    assert_int_equal(watershed_flood_levels_into(elev, 4, mask, w, h, NULL, NULL, b), TS_ERR);
     free(elev);
     free(mask);
     free(a);
@@ -453,17 +493,68 @@ static void test_watershed_flood_equals_plain_flood_on_many_components(void **st
     }
 }
 
+/* watershed_flood_levels_into with an occupancy of 64-column blocks:
+ * the same labels as without it, on wide sparse masks (blobs, some
+ * touching the edges and spanning blocks), whether the occupancy marks
+ * exactly the blocks holding mask pixels or more; the markers and the
+ * output's old contents outside the mask do not matter. */
+static void test_watershed_flood_levels_with_occupancy(void **state) {
+    (void)state;
+    const int w = 200, h = 37, nbx = (w + 63) / 64;
+    size_t n = (size_t)w * h;
+    float *elev = malloc(n * sizeof(float));
+    uint8_t *mask = malloc(n), *occ = malloc((size_t)nbx * h);
+    int32_t *marks = malloc(n * sizeof(int32_t)), *a = malloc(n * sizeof(int32_t)),
+            *b = malloc(n * sizeof(int32_t));
+    unsigned seed = 777;
+    for (int round = 0; round < 12; round++) {
+        memset(mask, 0, n);
+        memset(marks, 0, n * sizeof(int32_t));
+        for (int k = 0; k < 1 + round % 5; k++) {
+            seed = seed * 1103515245u + 12345u;
+            int cx = (int)((seed >> 8) % (unsigned)w), cy = (int)((seed >> 20) % (unsigned)h), r = 2 + (int)(seed % 9);
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    if ((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r) mask[(size_t)y * w + x] = 1;
+            marks[(size_t)cy * w + cx] = k + 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            elev[i] = (float)((seed >> 8) % 7u);
+            if (!mask[i] && (seed >> 29) == 0) marks[i] = 3; /* markers outside the mask are dropped */
+            a[i] = b[i] = -5;
+        }
+        for (int y = 0; y < h; y++)
+            for (int bx = 0; bx < nbx; bx++) {
+                uint8_t any = round % 3 == 2; /* every third round: all blocks marked */
+                for (int x = bx * 64; x < w && x < bx * 64 + 64; x++) any |= mask[(size_t)y * w + x];
+                occ[(size_t)y * nbx + bx] = any;
+            }
+        assert_int_equal(watershed_flood_levels_into(elev, 7, mask, w, h, NULL, marks, a), TS_OK);
+        assert_int_equal(watershed_flood_levels_into(elev, 7, mask, w, h, occ, marks, b), TS_OK);
+        assert_memory_equal(a, b, n * sizeof(int32_t));
+    }
+    free(elev);
+    free(mask);
+    free(occ);
+    free(marks);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watershed_maxima_hand_computed_profile),
         cmocka_unit_test(test_watershed_maxima_plateau_and_mask),
         cmocka_unit_test(test_watershed_maxima_match_brute_force_on_random_images),
+        cmocka_unit_test(test_watershed_maxima_match_brute_force_on_sparse_wide_masks),
         cmocka_unit_test(test_watershed_rejects_bad_arguments),
         cmocka_unit_test(test_watershed_flood_fifo_fronts_meet_halfway_on_plateau),
         cmocka_unit_test(test_watershed_flood_hand_computed_basins_and_mask),
         cmocka_unit_test(test_watershed_flood_is_8_connected_and_drops_markers_outside_mask),
         cmocka_unit_test(test_watershed_flood_labels_every_connected_pixel_on_random_images),
         cmocka_unit_test(test_watershed_flood_levels_equals_heap_flood),
+        cmocka_unit_test(test_watershed_flood_levels_with_occupancy),
         cmocka_unit_test(test_watershed_floods_equal_plain_flood_on_random_images),
         cmocka_unit_test(test_watershed_flood_equals_plain_flood_on_many_components),
     };
