@@ -19,6 +19,8 @@
  */
 #include "image/watershed.h"
 
+#include "image/scratch.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -264,9 +266,18 @@ static int ws_label_maxima(ws_recon *r, int32_t *markers) {
 
 int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float hmin,
                      int32_t *markers) {
-    if (ws_check(img, mask, w, h, markers) != TS_OK || !(hmin >= 0)) return -1;
+    image_scratch own = {0};
+    int n = watershed_maxima_with(&own, img, mask, w, h, hmin, markers);
+    image_scratch_release(&own);
+    return n;
+}
+
+/* The reconstruction's three arrays (npx each) from the scratch. */
+int watershed_maxima_with(image_scratch *scratch, const float *img, const uint8_t *mask, int w, int h,
+                          float hmin, int32_t *markers) {
+    if (scratch == NULL || ws_check(img, mask, w, h, markers) != TS_OK || !(hmin >= 0)) return -1;
     size_t npx = (size_t)w * h;
-    char *block = ts_malloc(npx * (sizeof(float) + sizeof(int32_t) + 1));
+    char *block = image_scratch_take(scratch, npx * (sizeof(float) + sizeof(int32_t) + 1));
     ws_recon r = {.img = img, .mask = mask, .w = w, .h = h, .grid = ws_grid_of(w, h), .cap = npx};
     r.rec = (float *)block;
     r.queue = (int32_t *)(block + npx * sizeof(float));
@@ -285,9 +296,7 @@ int watershed_maxima(const float *img, const uint8_t *mask, int w, int h, float 
     ws_recon_sweep(&r, 0);
     ws_recon_sweep(&r, 1);
     ws_recon_propagate(&r);
-    int n = ws_label_maxima(&r, markers);
-    free(block);
-    return n;
+    return ws_label_maxima(&r, markers);
 }
 
 /* ---- flooding ---------------------------------------------------------- */
@@ -425,14 +434,20 @@ static inline int32_t ws_heap_pop(ws_pq *q) {
  * range from there to elevation 0 (the floods here run over minus a
  * distance: nothing lies above 0) in about npx / 8 buckets, at least 64,
  * at most 65,536, so each holds a few keys. */
-static void ws_pq_buckets(ws_pq *q, uint32_t lo, size_t npx) {
+static int ws_pq_want(size_t npx) {
+    return npx / 8 < 64 ? 64 : npx / 8 > 65536 ? 65536 : (int)(npx / 8);
+}
+
+/* The buckets' heads and tails go to heads, room for 2 * ws_pq_want(npx)
+ * entries: there are at most that many buckets (span >> shift < want). */
+static void ws_pq_buckets(ws_pq *q, uint32_t lo, size_t npx, int32_t *heads) {
     uint32_t span = lo < 0x80000000u ? 0x80000000u - lo : 0;
-    int want = npx / 8 < 64 ? 64 : npx / 8 > 65536 ? 65536 : (int)(npx / 8);
+    int want = ws_pq_want(npx);
     q->lo = lo;
     q->shift = 0;
     while ((span >> q->shift) >= (uint32_t)want) q->shift++;
     q->buckets = (int)(span >> q->shift) + 1;
-    q->head = ts_malloc((size_t)q->buckets * 2 * sizeof(int32_t));
+    q->head = heads;
     q->tail = q->head + q->buckets;
     for (int b = 0; b < q->buckets; b++) q->head[b] = -1;
     q->cur = -1;
@@ -445,10 +460,20 @@ static void ws_pq_buckets(ws_pq *q, uint32_t lo, size_t npx) {
  * are gathered first (their ages are their raster order), for the least
  * of their elevations, where the buckets start. */
 int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, int32_t *labels) {
-    if (ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
+    image_scratch own = {0};
+    int rc = watershed_flood_with(&own, elevation, mask, w, h, labels);
+    image_scratch_release(&own);
+    return rc;
+}
+
+/* The queue's keys, pixels and links (npx each) and its buckets from the
+ * scratch: not cleared, only what the flood reaches is touched. */
+int watershed_flood_with(image_scratch *scratch, const float *elevation, const uint8_t *mask, int w, int h,
+                         int32_t *labels) {
+    if (scratch == NULL || ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
     size_t npx = (size_t)w * h;
-    /* allocated, not cleared: only what the flood reaches is touched */
-    char *block = ts_malloc(npx * (sizeof(uint64_t) + 2 * sizeof(int32_t)));
+    char *block = image_scratch_take(scratch, npx * (sizeof(uint64_t) + 2 * sizeof(int32_t)) +
+                                                  (size_t)ws_pq_want(npx) * 2 * sizeof(int32_t));
     ws_pq q = {.key = (uint64_t *)block, .elevation = elevation};
     q.pixel = (int32_t *)(q.key + npx);
     q.next = q.pixel + npx;
@@ -462,7 +487,7 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
         uint32_t o = ws_order_bits(elevation[q.pixel[a]]);
         lo = o < lo ? o : lo;
     }
-    ws_pq_buckets(&q, lo, npx);
+    ws_pq_buckets(&q, lo, npx, q.next + npx);
     q.next_age = 0;
     for (uint32_t a = 0; a < seeds; a++) ws_pq_push(&q, ws_order_bits(elevation[q.pixel[a]]), q.pixel[a]);
     int32_t nb[8];
@@ -476,8 +501,6 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
             ws_pq_push(&q, ws_order_bits(elevation[r]), r);
         }
     }
-    free(q.head);
-    free(block);
     return TS_OK;
 }
 
@@ -501,12 +524,13 @@ typedef struct ws_framed {
     ptrdiff_t pad[8], img[8]; /* in the order of the top of the file */
 } ws_framed;
 
-/* The framed grid allocated, its offsets set and its frame rows above
- * and below the image WS_OUTSIDE; the image's rows are ws_frame_row's. */
-static void ws_frame_begin(ws_framed *f, int w, int h) {
+/* The framed grid in lab ((w + 2) * (h + 2) labels), its offsets set and
+ * its frame rows above and below the image WS_OUTSIDE; the image's rows
+ * are ws_frame_row's. */
+static void ws_frame_begin(ws_framed *f, int w, int h, int32_t *lab) {
     int pw = w + 2;
     f->pw = pw;
-    f->lab = ts_malloc((size_t)pw * (size_t)(h + 2) * sizeof(int32_t));
+    f->lab = lab;
     static const int dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1}, dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
     for (int k = 0; k < 8; k++) {
         f->pad[k] = (ptrdiff_t)dy[k] * pw + dx[k];
@@ -546,7 +570,7 @@ static int32_t *ws_frame_row(ws_framed *f, const uint8_t *mask, const int32_t *l
 }
 
 /* The framed labels back into the caller's (WS_OUTSIDE as 0; with occ,
- * blocks holding no mask pixel as 0 at once); frees them. */
+ * blocks holding no mask pixel as 0 at once). */
 static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h, const uint8_t *occ) {
     int nbx = (w + WS_BLOCK - 1) / WS_BLOCK;
     for (int y = 0; y < h; y++) {
@@ -561,7 +585,6 @@ static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h, const uint8_
             for (int x = x0; x < x1; x++) l[x] = row[x] & ~(row[x] >> 31);
         }
     }
-    free(f->lab);
 }
 
 /* Whether the 16 framed labels from l on are all WS_OUTSIDE (all bits
@@ -586,9 +609,9 @@ static inline int ws_level(float v, int levels) {
  * over the window instead of three (frame, count, markers). */
 static size_t ws_frame_levels(ws_framed *f, const float *elevation, int levels, const uint8_t *mask,
                               const int32_t *labels, int w, int h, const uint8_t *occ, int32_t *wr,
-                              int32_t *seeds) {
+                              int32_t *seeds, int32_t *lab) {
     size_t n = 0, nbx = (size_t)(w + WS_BLOCK - 1) / WS_BLOCK;
-    ws_frame_begin(f, w, h);
+    ws_frame_begin(f, w, h, lab);
     for (int y = 0; y < h; y++) {
         const uint8_t *o = occ ? occ + (size_t)y * nbx : NULL;
         int32_t *row = ws_frame_row(f, mask, labels, w, y, o);
@@ -636,15 +659,31 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
  * two: from two, the caller saves copying its markers first. */
 int watershed_flood_levels_into(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                                 const uint8_t *occ, const int32_t *markers, int32_t *labels) {
-    if (ws_check(elevation, mask, w, h, labels) != TS_OK || markers == NULL || levels < 1) return TS_ERR;
+    image_scratch own = {0};
+    int rc = watershed_flood_levels_with(&own, elevation, levels, mask, w, h, occ, markers, labels);
+    image_scratch_release(&own);
+    return rc;
+}
+
+/* All four arrays from the scratch, in one block: the levels' read and
+ * write ends, the seeds (2 npx), the framed labels and the queue (at most
+ * npx: a pixel is queued once). */
+int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, int levels, const uint8_t *mask,
+                                int w, int h, const uint8_t *occ, const int32_t *markers, int32_t *labels) {
+    if (scratch == NULL || ws_check(elevation, mask, w, h, labels) != TS_OK || markers == NULL || levels < 1)
+        return TS_ERR;
+    size_t npx = (size_t)w * (size_t)h, nat = (size_t)levels * 2 + 1;
+    size_t nframed = (size_t)(w + 2) * (size_t)(h + 2);
+    int32_t *at = image_scratch_take(scratch, (nat + 2 * npx + nframed + npx + 1) * sizeof(int32_t));
     /* A pixel is queued at most once, at its own level, and only inside
      * the mask: each level's FIFO gets a slice of one array as long as the
      * mask's pixels at that level. */
-    int32_t *at = ts_calloc((size_t)levels * 2 + 1, sizeof(int32_t)), *rd = at, *wr = at + levels;
+    memset(at, 0, nat * sizeof(int32_t));
+    int32_t *rd = at, *wr = at + levels;
     /* markers in raster order: framed position, level (pairs) */
-    int32_t *seeds = ts_malloc((size_t)w * (size_t)h * 2 * sizeof(int32_t));
+    int32_t *seeds = at + nat;
     ws_framed f;
-    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, occ, wr, seeds);
+    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, occ, wr, seeds, seeds + 2 * npx);
     int32_t *lab = f.lab;
     int32_t sum = 0;
     for (int l = 0; l < levels; l++) {
@@ -652,14 +691,13 @@ int watershed_flood_levels_into(const float *elevation, int levels, const uint8_
         rd[l] = wr[l] = sum;
         sum += c;
     }
-    int32_t *queue = ts_malloc(((size_t)sum + 1) * sizeof(int32_t));
+    int32_t *queue = lab + nframed;
     int cur = levels;
     for (size_t i = 0; i < nseeds; i++) {
         int l = seeds[2 * i + 1];
         queue[wr[l]++] = seeds[2 * i];
         if (l < cur) cur = l;
     }
-    free(seeds);
     while (cur < levels) {
         if (rd[cur] == wr[cur]) {
             cur++;
@@ -676,7 +714,5 @@ int watershed_flood_levels_into(const float *elevation, int levels, const uint8_
         }
     }
     ws_unframe(&f, labels, w, h, occ);
-    free(queue);
-    free(at);
     return TS_OK;
 }

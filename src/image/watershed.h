@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "image/scratch.h"
+
 /* Markers at the regional maxima of img that rise more than h above every
  * path to a higher maximum (the h-maxima transform: morphological
  * reconstruction by dilation of img - h under img, then regional maxima of
@@ -42,5 +44,16 @@ int watershed_flood_levels(const float *elevation, int levels, const uint8_t *ma
  * the markers there) and comes out 0. */
 int watershed_flood_levels_into(const float *elevation, int levels, const uint8_t *mask, int w, int h,
                                 const uint8_t *occ, const int32_t *markers, int32_t *labels);
+
+/* The three above with their temporary arrays taken from scratch (not
+ * NULL; scratch.h) instead of allocated and freed per call, so that a
+ * worker's window after window reuses the same memory: the same results.
+ * The scratch's previous contents are lost. */
+int watershed_maxima_with(image_scratch *scratch, const float *img, const uint8_t *mask, int w, int h,
+                          float hmin, int32_t *markers);
+int watershed_flood_with(image_scratch *scratch, const float *elevation, const uint8_t *mask, int w, int h,
+                         int32_t *labels);
+int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, int levels, const uint8_t *mask,
+                                int w, int h, const uint8_t *occ, const int32_t *markers, int32_t *labels);
 
 #endif

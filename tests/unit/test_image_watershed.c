@@ -542,6 +542,58 @@ static void test_watershed_flood_levels_with_occupancy(void **state) {
     free(b);
 }
 
+/* One scratch taken by all three _with functions in turn, over images of
+ * random sizes (so it is grown, then reused by smaller calls) and filled
+ * with garbage between calls: each gives exactly what its allocating
+ * twin gives, and a NULL scratch is refused. */
+static void test_watershed_with_scratch_equals_allocating_calls(void **state) {
+    (void)state;
+    uint64_t s = 777;
+    image_scratch scratch = {0};
+    for (int trial = 0; trial < 150; trial++) {
+        int w = 1 + (int)(rnd_next(&s) % 61), h = 1 + (int)(rnd_next(&s) % 47), n = w * h;
+        int levels = 1 + (int)(rnd_next(&s) % 9);
+        float *img = malloc(sizeof(float) * (size_t)n);
+        uint8_t *mask = malloc((size_t)n);
+        int32_t *a = malloc(sizeof(int32_t) * (size_t)n), *b = malloc(sizeof(int32_t) * (size_t)n);
+        int32_t *la = malloc(sizeof(int32_t) * (size_t)n), *lb = malloc(sizeof(int32_t) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            img[i] = (float)(rnd_next(&s) % (uint64_t)levels);
+            mask[i] = rnd_next(&s) % 10 < 7;
+        }
+        if (scratch.cap) memset(scratch.block, 0xa5, scratch.cap);
+        int ka = watershed_maxima(img, mask, w, h, 1.0f, a);
+        int kb = watershed_maxima_with(&scratch, img, mask, w, h, 1.0f, b);
+        assert_int_equal(ka, kb);
+        assert_memory_equal(a, b, sizeof(int32_t) * (size_t)n);
+        memset(scratch.block, 0x5a, scratch.cap);
+        memcpy(la, a, sizeof(int32_t) * (size_t)n);
+        memcpy(lb, a, sizeof(int32_t) * (size_t)n);
+        assert_int_equal(watershed_flood(img, mask, w, h, la), TS_OK);
+        assert_int_equal(watershed_flood_with(&scratch, img, mask, w, h, lb), TS_OK);
+        assert_memory_equal(la, lb, sizeof(int32_t) * (size_t)n);
+        memset(scratch.block, 0xff, scratch.cap);
+        assert_int_equal(watershed_flood_levels_into(img, levels, mask, w, h, NULL, a, la), TS_OK);
+        assert_int_equal(watershed_flood_levels_with(&scratch, img, levels, mask, w, h, NULL, a, lb), TS_OK);
+        assert_memory_equal(la, lb, sizeof(int32_t) * (size_t)n);
+        free(img);
+        free(mask);
+        free(a);
+        free(b);
+        free(la);
+        free(lb);
+    }
+    int32_t one = 1;
+    float e = 0;
+    uint8_t m = 1;
+    assert_int_equal(watershed_maxima_with(NULL, &e, &m, 1, 1, 0, &one), -1);
+    assert_int_equal(watershed_flood_with(NULL, &e, &m, 1, 1, &one), TS_ERR);
+    assert_int_equal(watershed_flood_levels_with(NULL, &e, 1, &m, 1, 1, NULL, &one, &one), TS_ERR);
+    image_scratch_release(&scratch);
+    assert_null(scratch.block);
+    assert_int_equal(scratch.cap, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watershed_maxima_hand_computed_profile),
@@ -557,6 +609,7 @@ int main(void) {
         cmocka_unit_test(test_watershed_flood_levels_with_occupancy),
         cmocka_unit_test(test_watershed_floods_equal_plain_flood_on_random_images),
         cmocka_unit_test(test_watershed_flood_equals_plain_flood_on_many_components),
+        cmocka_unit_test(test_watershed_with_scratch_equals_allocating_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
