@@ -60,11 +60,11 @@ struct cellseg_ws {
     uint8_t *occ, *occ_cells;
     size_t occ_cap;
     int nbx;
-    /* The watershed's temporary arrays (and others' that take a scratch),
-     * kept across windows: a worker thread's glibc arena hands large
-     * freed blocks back to the kernel, so per-call allocations were
-     * page-faulted afresh in every window (scratch.h). */
-    image_scratch scratch;
+    /* The watershed's and the background filter's temporary arrays, kept
+     * across windows: a worker thread's glibc arena hands large freed
+     * blocks back to the kernel, so per-call allocations were page-faulted
+     * afresh in every window (scratch.h). Two: the filter needs both. */
+    image_scratch scratch[2];
 };
 
 #define OCC_W 64
@@ -137,7 +137,8 @@ void cellseg_ws_free(cellseg_ws *ws) {
     free(ws->out);
     free(ws->occ);
     free(ws->occ_cells);
-    image_scratch_release(&ws->scratch);
+    image_scratch_release(&ws->scratch[0]);
+    image_scratch_release(&ws->scratch[1]);
     free(ws);
 }
 
@@ -267,7 +268,7 @@ static const float *hematoxylin(cellseg_ws *ws, const uint32_t *rgb, int w, int 
     color_deconvolve(p->stains ? p->stains : &ws->he, rgb, n, ws->hraw, NULL);
     const float *flat = ws->hraw;
     if (p->background_radius > 0) {
-        filter_background_subtract_coarse_copy(ws->hraw, ws->work, w, h, p->background_radius);
+        filter_background_subtract_coarse_with(ws->scratch, ws->hraw, ws->work, w, h, p->background_radius);
         flat = ws->work;
     }
     if (for_mask && p->background_radius > 0 && p->threshold > 0)
@@ -363,8 +364,8 @@ static int split_labels(cellseg_ws *ws, int w, int h, int *count, double limit, 
                 work[j] = -d[j];
             }
         if (max_solidity < 1 && object_solidity(ws->nuclei, w, h, l, box[l]) > max_solidity) continue;
-        int k = watershed_maxima_with(&ws->scratch, d, m, bw, bh, logf(ratio), seeds);
-        if (k < 0 || (k > 1 && watershed_flood_with(&ws->scratch, work, m, bw, bh, seeds) != TS_OK)) {
+        int k = watershed_maxima_with(&ws->scratch[0], d, m, bw, bh, logf(ratio), seeds);
+        if (k < 0 || (k > 1 && watershed_flood_with(&ws->scratch[0], work, m, bw, bh, seeds) != TS_OK)) {
             rc = -1;
             break;
         }
@@ -570,9 +571,9 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
             work[i] = -v;
         }
     }
-    int count = watershed_maxima_with(&ws->scratch, ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
+    int count = watershed_maxima_with(&ws->scratch[0], ws->dist, ws->tight, w, h, logf(p->seed_ratio), ws->nuclei);
     if (count < 0) return -1;
-    if (watershed_flood_with(&ws->scratch, ws->work, ws->mask, w, h, ws->nuclei) != TS_OK) return -1;
+    if (watershed_flood_with(&ws->scratch[0], ws->work, ws->mask, w, h, ws->nuclei) != TS_OK) return -1;
     label_leftovers(ws, w, h, &count);
     if (split_large(ws, w, h, &count, p) != TS_OK) return -1;
     if (split_oversized(ws, w, h, &count, p) != TS_OK) return -1;
@@ -699,7 +700,7 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     for (size_t i = 0; i < n; i++) mask[i] = dist[i] <= r2;
     occupancy(mask, w, h, ws->nbx, ws->occ_cells); /* the cells lie within the flood's mask */
     /* Squared distances are whole numbers: the bucket-queue flood. */
-    return watershed_flood_levels_with(&ws->scratch, ws->dist, (int)r2 + 1, ws->mask, w, h, ws->occ_cells, ws->nuclei,
+    return watershed_flood_levels_with(&ws->scratch[0], ws->dist, (int)r2 + 1, ws->mask, w, h, ws->occ_cells, ws->nuclei,
                                        ws->cells);
 }
 

@@ -314,7 +314,16 @@ static void filter_octagon(float radius, int w, int h, int *a, int *b) {
 }
 
 int filter_min(float *img, int w, int h, float radius) {
-    if (filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
+    image_scratch own = {0};
+    int rc = filter_min_with(&own, img, w, h, radius);
+    image_scratch_release(&own);
+    return rc;
+}
+
+/* The padded copies (diamond) and the line buffers (square) from the
+ * scratch, in one block. */
+int filter_min_with(image_scratch *scratch, float *img, int w, int h, float radius) {
+    if (scratch == NULL || filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
     int a, b;
     filter_octagon(radius, w, h, &a, &b);
     if (a == 0 && b == 0) return TS_OK;
@@ -324,7 +333,7 @@ int filter_min(float *img, int w, int h, float radius) {
     if (s.ph > longest) longest = s.ph;
     size_t line_cap = (size_t)longest + 4 * (size_t)(a > b ? a : b) + 2;
     size_t npad = (size_t)s.pw * s.ph;
-    float *block = ts_malloc((2 * npad + 3 * line_cap) * sizeof(float));
+    float *block = image_scratch_take(scratch, (2 * npad + 3 * line_cap) * sizeof(float));
     s.pad = block;
     s.pad2 = block + npad;
     s.line = block + 2 * npad;
@@ -332,7 +341,6 @@ int filter_min(float *img, int w, int h, float radius) {
     s.suf = s.ext + line_cap;
     if (b > 0) filter_diamond_min(img, w, h, b, &s);
     if (a > 0) filter_square_min(img, w, h, a, &s);
-    free(block);
     return TS_OK;
 }
 
@@ -411,10 +419,18 @@ int filter_max_square_masked(const float *src, float *dst, const uint8_t *mask, 
 /* max(f) = -min(-f): one code path for both, at the cost of two cheap
  * negation sweeps. */
 int filter_max(float *img, int w, int h, float radius) {
-    if (filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
+    image_scratch own = {0};
+    int rc = filter_max_with(&own, img, w, h, radius);
+    image_scratch_release(&own);
+    return rc;
+}
+
+/* filter_max with filter_min_with's scratch. */
+int filter_max_with(image_scratch *scratch, float *img, int w, int h, float radius) {
+    if (scratch == NULL || filter_check(img, w, h, radius) != TS_OK) return TS_ERR;
     size_t n = (size_t)w * h;
     for (size_t i = 0; i < n; i++) img[i] = -img[i];
-    int rc = filter_min(img, w, h, radius);
+    int rc = filter_min_with(scratch, img, w, h, radius);
     for (size_t i = 0; i < n; i++) img[i] = -img[i];
     return rc;
 }
@@ -472,21 +488,31 @@ IMAGE_VECTORISED static void filter_subtract_row(const float *src, float *o, int
  * with the scale. A quarter of the pixels for the two filters that cost
  * most. From src into dst, so a caller that keeps src needs no copy. */
 int filter_background_subtract_coarse_copy(const float *src, float *dst, int w, int h, float radius) {
-    if (filter_check(src, w, h, radius) != TS_OK || dst == NULL) return TS_ERR;
+    image_scratch own[2] = {{0}, {0}};
+    int rc = filter_background_subtract_coarse_with(own, src, dst, w, h, radius);
+    image_scratch_release(&own[0]);
+    image_scratch_release(&own[1]);
+    return rc;
+}
+
+/* The coarse image from scratch[0], the opening's buffers from scratch[1]
+ * (two: both are in use at once). */
+int filter_background_subtract_coarse_with(image_scratch scratch[2], const float *src, float *dst, int w, int h,
+                                           float radius) {
+    if (scratch == NULL || filter_check(src, w, h, radius) != TS_OK || dst == NULL) return TS_ERR;
     if (w < 4 || h < 4 || radius < 4) {
         if (dst != src) memcpy(dst, src, (size_t)w * h * sizeof(float));
         return filter_background_subtract(dst, w, h, radius);
     }
     int cw = (w + 1) / 2, ch = (h + 1) / 2;
-    float *bg = ts_malloc((size_t)cw * ch * sizeof(float));
+    float *bg = image_scratch_take(&scratch[0], (size_t)cw * ch * sizeof(float));
     for (int y = 0; y < ch; y++)
         filter_pool_row(src + (size_t)(2 * y) * w, 2 * y + 1 < h ? src + (size_t)(2 * y + 1) * w : src + (size_t)(2 * y) * w,
                         w, bg + (size_t)y * cw);
-    filter_min(bg, cw, ch, radius / 2);
-    filter_max(bg, cw, ch, radius / 2);
+    filter_min_with(&scratch[1], bg, cw, ch, radius / 2);
+    filter_max_with(&scratch[1], bg, cw, ch, radius / 2);
     for (int y = 0; y < h; y++)
         filter_subtract_row(src + (size_t)y * w, dst + (size_t)y * w, w, bg + (size_t)(y / 2) * cw);
-    free(bg);
     return TS_OK;
 }
 

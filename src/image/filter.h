@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image/scratch.h"
+
 /* Gaussian blur in place, separable, kernel radius ceil(3 sigma), weights
  * normalised to sum 1. sigma == 0 leaves img unchanged. */
 int filter_gaussian(float *img, int w, int h, float sigma);
@@ -71,5 +73,15 @@ int filter_background_subtract_coarse(float *img, int w, int h, float radius);
 /* The same from src into dst (dst == src allowed): equals copying src to
  * dst, then filter_background_subtract_coarse on dst. */
 int filter_background_subtract_coarse_copy(const float *src, float *dst, int w, int h, float radius);
+
+/* filter_min, filter_max and filter_background_subtract_coarse_copy with
+ * their temporary arrays taken from scratch (not NULL; scratch.h; the
+ * last takes two) instead of allocated per call: the same results, the
+ * scratch's contents lost. For a worker that filters window after window
+ * (cellseg_ws). */
+int filter_min_with(image_scratch *scratch, float *img, int w, int h, float radius);
+int filter_max_with(image_scratch *scratch, float *img, int w, int h, float radius);
+int filter_background_subtract_coarse_with(image_scratch scratch[2], const float *src, float *dst, int w, int h,
+                                           float radius);
 
 #endif

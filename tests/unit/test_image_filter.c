@@ -548,8 +548,48 @@ static void test_filter_max_square_masked_equals_whole_on_mask(void **state) {
     assert_int_equal(filter_max_square_masked(img, img + 0, NULL, 2, 2, 1), TS_ERR);
 }
 
+/* The _with variants, one pair of scratches reused over random sizes and
+ * radii (grown, then reused by smaller calls) and filled with garbage
+ * between calls, give exactly the allocating calls' values; NULL
+ * scratches are refused. */
+static void test_filter_with_scratch_equals_allocating_calls(void **state) {
+    (void)state;
+    uint64_t s = 99;
+    image_scratch sc[2] = {{0}, {0}};
+    for (int t = 0; t < 120; t++) {
+        int w = 1 + (int)(rnd_next(&s) % 90), h = 1 + (int)(rnd_next(&s) % 70);
+        float radius = (float)(rnd_next(&s) % 200) / 10.0f;
+        size_t n = (size_t)w * h;
+        float *src = malloc(n * sizeof(float)), *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) src[i] = rnd_float(&s) * 3 - 1;
+        for (int k = 0; k < 2; k++)
+            if (sc[k].cap) memset(sc[k].block, 0x7f, sc[k].cap);
+        memcpy(a, src, n * sizeof(float));
+        memcpy(b, src, n * sizeof(float));
+        assert_int_equal(filter_min(a, w, h, radius), TS_OK);
+        assert_int_equal(filter_min_with(&sc[1], b, w, h, radius), TS_OK);
+        assert_memory_equal(a, b, n * sizeof(float));
+        assert_int_equal(filter_max(a, w, h, radius), TS_OK);
+        assert_int_equal(filter_max_with(&sc[0], b, w, h, radius), TS_OK);
+        assert_memory_equal(a, b, n * sizeof(float));
+        assert_int_equal(filter_background_subtract_coarse_copy(src, a, w, h, radius), TS_OK);
+        assert_int_equal(filter_background_subtract_coarse_with(sc, src, b, w, h, radius), TS_OK);
+        assert_memory_equal(a, b, n * sizeof(float));
+        free(src);
+        free(a);
+        free(b);
+    }
+    float v = 1;
+    assert_int_equal(filter_min_with(NULL, &v, 1, 1, 2), TS_ERR);
+    assert_int_equal(filter_max_with(NULL, &v, 1, 1, 2), TS_ERR);
+    assert_int_equal(filter_background_subtract_coarse_with(NULL, &v, &v, 1, 1, 2), TS_ERR);
+    image_scratch_release(&sc[0]);
+    image_scratch_release(&sc[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_filter_with_scratch_equals_allocating_calls),
         cmocka_unit_test(test_filter_rejects_bad_arguments),
         cmocka_unit_test(test_filter_background_subtract_coarse_follows_exact),
         cmocka_unit_test(test_filter_max_square_matches_brute_force),
