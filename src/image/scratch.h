@@ -20,7 +20,8 @@ typedef struct image_scratch {
     size_t cap;
 } image_scratch;
 
-/* At least bytes bytes (64-byte aligned), valid until the next take or
+/* At least bytes bytes (64-byte aligned; from 2 MB on, whole 2 MB pages
+ * advised for transparent huge pages), valid until the next take or
  * release on s; the contents are not kept (callers must not rely on
  * them). Aborts like ts_malloc when memory runs out. */
 void *image_scratch_take(image_scratch *s, size_t bytes);
