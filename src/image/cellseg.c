@@ -12,6 +12,7 @@
 #include "image/edt.h"
 #include "image/filter.h"
 #include "image/label.h"
+#include "image/maskblock.h"
 #include "image/morph.h"
 #include "image/watershed.h"
 #include "util/util.h"
@@ -162,19 +163,6 @@ static inline bool zero_block(const int32_t *labels, size_t i) {
     return any == 0;
 }
 
-/* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests, so
- * that a pixel loop can pass over a block of background and still
- * vectorise within the blocks it does visit. */
-static inline bool none64(const uint8_t *m) {
-    uint64_t any = 0;
-    for (int k = 0; k < 8; k++) {
-        uint64_t v;
-        memcpy(&v, m + 8 * k, sizeof(v));
-        any |= v;
-    }
-    return any == 0;
-}
-
 /* occ[y * nbx + b] = whether row y of mask has a pixel in columns
  * b * OCC_W .. b * OCC_W + OCC_W - 1 (the last block shorter). */
 static void occupancy(const uint8_t *mask, int w, int h, int nbx, uint8_t *occ) {
@@ -184,7 +172,7 @@ static void occupancy(const uint8_t *mask, int w, int h, int nbx, uint8_t *occ) 
             int x0 = b * OCC_W, x1 = x0 + OCC_W < w ? x0 + OCC_W : w;
             uint8_t any = 0;
             if (x1 - x0 == OCC_W) {
-                any = !none64(m + x0);
+                any = !maskblock_empty(m + x0);
             } else {
                 for (int x = x0; x < x1; x++) any |= m[x];
             }
@@ -446,7 +434,7 @@ static void tight_mask(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     const float threshold = p->threshold;
     for (size_t b = 0; b < n; b += 64) { /* a block of background is 0 at once */
         size_t end = b + 64 < n ? b + 64 : n;
-        if (end - b == 64 && none64(mask + b)) {
+        if (end - b == 64 && maskblock_empty(mask + b)) {
             memset(tight + b, 0, 64);
             continue;
         }
@@ -539,7 +527,7 @@ static void label_leftovers(cellseg_ws *ws, int w, int h, int *count) {
 static void root_distances(float *restrict dist, const uint8_t *restrict tight, size_t n) {
     for (size_t b = 0; b < n; b += 64) {
         size_t end = b + 64 < n ? b + 64 : n;
-        if (end - b == 64 && none64(tight + b)) continue;
+        if (end - b == 64 && maskblock_empty(tight + b)) continue;
         for (size_t i = b; i < end; i++) dist[i] = tight[i] ? sqrtf(dist[i]) : 0;
     }
 }
@@ -563,7 +551,7 @@ static int label_nuclei(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     float *restrict work = ws->work; /* the flood's elevation, -dist, in the same pass */
     for (size_t b = 0; b < n; b += 64) {
         size_t end = b + 64 < n ? b + 64 : n;
-        if (end - b == 64 && none64(mask + b)) continue; /* most of a window: left as it is, never read */
+        if (end - b == 64 && maskblock_empty(mask + b)) continue; /* most of a window: left as it is, never read */
         for (size_t i = b; i < end; i++) {
             if (!mask[i]) continue;
             float v = logf(1.0f + work[i]);

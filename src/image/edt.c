@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/maskblock.h"
 #include "image/vectorise.h"
 #include "util/util.h"
 
@@ -33,17 +34,6 @@ typedef struct edt_row_scratch {
     int *v;    /* w: apex columns of the envelope */
     double *z; /* w + 1: z[k]..z[k+1] is where parabola k is lowest */
 } edt_row_scratch;
-
-/* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests. */
-static inline bool edt_none64(const uint8_t *m) {
-    uint64_t any = 0;
-    for (int k = 0; k < 8; k++) {
-        uint64_t v;
-        memcpy(&v, m + 8 * k, sizeof(v));
-        any |= v;
-    }
-    return any == 0;
-}
 
 /* n columns of the upward sweep: d = min(below + 1, d), INFINITY beyond
  * cap. A separate function with restrict pointers: it vectorises. */
@@ -83,7 +73,7 @@ static int edt_columns(const uint8_t *mask, int w, int h, float cap, float *out)
         const uint8_t *m = mask + (size_t)y * w;
         for (int x0 = 0; x0 < w; x0 += 64) {
             int x1 = x0 + 64 < w ? x0 + 64 : w;
-            if (x1 - x0 == 64 && edt_none64(m + x0)) continue;
+            if (x1 - x0 == 64 && maskblock_empty(m + x0)) continue;
             edt_up_segment(d + x0, below + x0, x1 - x0, cap);
         }
     }

@@ -19,6 +19,7 @@
  */
 #include "image/watershed.h"
 
+#include "image/maskblock.h"
 #include "image/scratch.h"
 
 #include <math.h>
@@ -139,22 +140,11 @@ static int32_t ws_queue_pop(ws_recon *r) {
     return p;
 }
 
-/* Whether the 64 mask bytes from m on are all 0: eight 64-bit tests. */
-static inline bool ws_none64(const uint8_t *m) {
-    uint64_t any = 0;
-    for (int k = 0; k < 8; k++) {
-        uint64_t v;
-        memcpy(&v, m + 8 * k, sizeof(v));
-        any |= v;
-    }
-    return any == 0;
-}
-
 /* p, moved on past every block of 64 mask bytes from it that is all 0:
  * the scans over a sparse mask pass over its background a block at a
  * time instead of eight bytes at a time. */
 static inline size_t ws_skip64(const uint8_t *m, size_t p, size_t npx) {
-    while (p + 64 <= npx && ws_none64(m + p)) p += 64;
+    while (p + 64 <= npx && maskblock_empty(m + p)) p += 64;
     return p;
 }
 
@@ -174,7 +164,7 @@ static void ws_recon_sweep(ws_recon *r, int backward) {
             if (i + 8 < npx) memcpy(&m8, r->mask + (backward ? p - 7 : p), sizeof(m8));
             if (m8 == 0) {
                 i += 8;
-                while (i + 64 < npx && ws_none64(r->mask + (backward ? npx - 1 - i - 63 : i))) i += 64;
+                while (i + 64 < npx && maskblock_empty(r->mask + (backward ? npx - 1 - i - 63 : i))) i += 64;
                 i--;
             }
             continue;
