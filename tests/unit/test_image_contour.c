@@ -286,7 +286,7 @@ static void test_contour_trace_mask_area_equals_pixel_count_on_random_masks(void
  * around, each crossing is halfway between the centres: the diamond
  * (1.5,1) (2,1.5) (1.5,2) (1,1.5), area 0.5, in the crack ring's order.
  * With +3 against -1 the crossings lie 3/4 of the way out: half-diagonal
- * 0.75, area 2 * 0.75^2 = 1.125. */
+ * 0.75, area 2 * 0.75^2 = 1.125. A 1x1 image is its unit square. */
 static void test_contour_trace_field_single_pixel_diamond(void **state) {
     (void)state;
     uint8_t m[9] = {0, 0, 0, 0, 1, 0, 0, 0, 0};
@@ -304,6 +304,15 @@ static void test_contour_trace_field_single_pixel_diamond(void **state) {
     const double wide[] = {1.5, 0.75, 2.25, 1.5, 1.5, 2.25, 0.75, 1.5};
     assert_ring(&set.rings[0], wide, 4);
     assert_true(fabs(contour_area(set.rings[0].pts, set.rings[0].n) - 1.125) < 1e-12);
+    contour_set_free(&set);
+    /* A one-pixel image: every edge on the border, so its own square,
+     * whatever the field says (here NaN). */
+    uint8_t one = 1;
+    float nan_field = NAN;
+    assert_int_equal(contour_trace_field(&one, &nan_field, 1, 1, &set), TS_OK);
+    const double unit[] = {0, 0, 1, 0, 1, 1, 0, 1};
+    assert_int_equal(set.n, 1);
+    assert_ring(&set.rings[0], unit, 4);
     contour_set_free(&set);
 }
 
