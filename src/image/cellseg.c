@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "image/cellseg.h"
 #include "image/color.h"
@@ -35,7 +34,7 @@ typedef struct region {
 
 struct cellseg_ws {
     size_t cap; /* pixels */
-    void *block; /* the per-pixel arrays below (cellseg_ws_new) */
+    image_scratch arrays; /* the one block of the per-pixel arrays below (cellseg_ws_new) */
     float *hraw, *h, *dist, *hfine;
     float od[256]; /* OD per 8-bit intensity: eosin is computed where measured */
     float eosin[3][256]; /* color_stain_tables' of the window's stains, for measure */
@@ -74,7 +73,6 @@ struct cellseg_ws {
  * bytes each: six float and three label arrays 4, three masks 1, each rounded up
  * to 64 bytes). */
 #define WS_ARRAY_BYTES 39u
-#define WS_HUGE_PAGE ((size_t)2 << 20)
 
 /* Carves the next part of n * each bytes (rounded up to 64) off *at. */
 static void *ws_carve(char **at, size_t n, size_t each) {
@@ -83,10 +81,10 @@ static void *ws_carve(char **at, size_t n, size_t each) {
     return p;
 }
 
-/* The per-pixel arrays share one block aligned to 2 MB and marked for
- * transparent huge pages (advice only: without them it is ordinary
- * memory). The window's passes touch some 55 MB of them per worker; in
- * 4 KB pages the first window alone took ~14,000 page faults, each an
+/* The per-pixel arrays share one block, taken from an image_scratch so
+ * that it is aligned to 2 MB and marked for transparent huge pages
+ * (advice only: without them it is ordinary memory). The window's
+ * passes touch some 55 MB of them per worker; in 4 KB pages the first window alone took ~14,000 page faults, each an
  * exit to the hypervisor on a paravirtualised machine (~12% of the CPU
  * time of a 38-window run: a cost once per worker, which huge pages cut
  * to a few dozen faults). */
@@ -94,14 +92,7 @@ cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
     cellseg_ws *ws = ts_calloc(1, sizeof(*ws));
     size_t n = (size_t)max_w * (size_t)max_h;
     ws->cap = n;
-    size_t bytes = (n * WS_ARRAY_BYTES + 12 * 64 + WS_HUGE_PAGE - 1) / WS_HUGE_PAGE * WS_HUGE_PAGE;
-    void *block = NULL;
-    if (posix_memalign(&block, WS_HUGE_PAGE, bytes) != 0) block = ts_malloc(bytes);
-#ifdef MADV_HUGEPAGE
-    madvise(block, bytes, MADV_HUGEPAGE);
-#endif
-    ws->block = block;
-    char *at = block;
+    char *at = image_scratch_take(&ws->arrays, n * WS_ARRAY_BYTES + 12 * 64);
     ws->hraw = ws_carve(&at, n, sizeof(float));
     ws->h = ws_carve(&at, n, sizeof(float));
     ws->dist = ws_carve(&at, n, sizeof(float));
@@ -131,7 +122,7 @@ static void clear_output(cellseg_ws *ws) {
 void cellseg_ws_free(cellseg_ws *ws) {
     if (ws == NULL) return;
     clear_output(ws);
-    free(ws->block);
+    image_scratch_release(&ws->arrays);
     free(ws->peak);
     free(ws->nreg);
     free(ws->creg);

@@ -21,7 +21,8 @@ typedef struct image_scratch {
 } image_scratch;
 
 /* At least bytes bytes (64-byte aligned; from 2 MB on, whole 2 MB pages
- * advised for transparent huge pages), valid until the next take or
+ * aligned to them and advised for transparent huge pages; only malloc's
+ * 16 bytes should posix_memalign fail), valid until the next take or
  * release on s; the contents are not kept (callers must not rely on
  * them). Aborts like ts_malloc when memory runs out. */
 void *image_scratch_take(image_scratch *s, size_t bytes);
