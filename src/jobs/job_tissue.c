@@ -275,6 +275,8 @@ static int tissue_run(job_ctx *ctx, char *err, size_t errlen) {
     if (read_grid(ctx, s, &g, rgb, err, errlen) != TS_OK) goto cleanup;
     tissue_choice choice;
     threshold_tissue(ctx, rgb, &g, mask, field, &choice);
+    free(rgb); /* the field outlives it: at most as much memory as before the field */
+    rgb = NULL;
     clean_mask(ctx, mask, &g);
     if (contour_trace_field(mask, field, g.w, g.h, &cs) != TS_OK) {
         ts_errf(err, errlen, "cannot trace the tissue outline");
