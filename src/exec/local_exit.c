@@ -46,9 +46,9 @@ static void runner_reason(const lrun *r, char *out, size_t len) {
 
 /* Fills outcome, exit code and message from the attempt's exit marker
  * and the wait status. The marker is the truth of success (protocol.h): a
- * marker that says "succeeded" wins even if we had just signalled the job
- * (its result is complete and already published), and an exit status of 0
- * without a marker is a failure. Otherwise our own reason (timeout,
+ * marker that says "succeeded" wins, with its exit code, even if we had
+ * just signalled the job (its result is complete and already published),
+ * and an exit status of 0 without a marker is a failure. Otherwise our own reason (timeout,
  * cancel) comes first, then the runner's. */
 void local_describe_exit(const lrun *r, int status, exec_event *e) {
     e->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -56,8 +56,17 @@ void local_describe_exit(const lrun *r, int status, exec_event *e) {
     char merr[TS_ERRLEN] = "";
     int mrc = proto_exit_read(r->work_dir, r->attempt, &marker, merr, sizeof(merr));
     if (mrc == TS_OK && strcmp(marker.outcome, "succeeded") == 0) {
+        /* The marker's exit code, not the wait status's: a runner killed
+         * after its marker reports the same attempt whether its hung-up
+         * pipe (finish_said) or its exit (reap) was seen first. */
         e->outcome = "succeeded";
-        snprintf(e->message, sizeof(e->message), "exited with status %d", e->exit_code);
+        if (WIFSIGNALED(status))
+            snprintf(e->message, sizeof(e->message),
+                     "exited with status %d (its runner was killed by signal %d after its result was complete)",
+                     marker.exit_code, WTERMSIG(status));
+        else
+            snprintf(e->message, sizeof(e->message), "exited with status %d", marker.exit_code);
+        e->exit_code = marker.exit_code;
     } else if (r->reason == END_TIMEOUT) {
         e->outcome = "timeout";
         snprintf(e->message, sizeof(e->message), "timed out after %g s", r->timeout_s);

@@ -64,6 +64,9 @@ static const char fake_runner[] =
     "*'\"job_type\":\"instant\"'*) ok; exit 0;;\n"
     "*'\"job_type\":\"nomarker\"'*) exit 0;;\n"
     "*'\"job_type\":\"markerkilled\"'*) ok; kill -9 $$;;\n"
+    /* markerheld: as markerkilled, but a child holds the progress pipe, so
+     * the runner's death, not a hang-up, is what the executor sees */
+    "*'\"job_type\":\"markerheld\"'*) ok; sleep 5 & kill -9 $$;;\n"
     /* linger: says its end (marker, then the progress pipe closed) and stays */
     "*'\"job_type\":\"linger\"'*) echo $$ > \"$dir/linger.pid\"; ok; exec 3>&-; sleep 10; exit 0;;\n"
     "*'\"job_type\":\"spam\"'*)\n"

@@ -125,6 +125,25 @@ static void test_local_exit_marker_decides_success(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* The same end seen through the runner's exit, not its pipe (a child of
+ * the runner holds the pipe open): the marker's exit code still stands,
+ * and the message says the runner was killed after its result. Before,
+ * this path reported 137, and test_local_exit_marker_decides_success
+ * failed whenever the reap saw the SIGKILL before the hang-up. */
+static void test_local_marker_exit_code_stands_when_killed(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->runner, 1.0);
+    exec_job a = make_job(f, 0, "markerheld", 0);
+    start_ok(ex, &a);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    const exec_event *e = exited_event(&c, 0);
+    assert_string_equal(e->outcome, "succeeded");
+    assert_int_equal(e->exit_code, 0);
+    assert_non_null(strstr(e->message, "killed by signal 9 after its result was complete"));
+    ex->ops->destroy(ex);
+}
+
 /* A runner that hung up its progress pipe after leaving its marker has
  * said its attempt is over: reported at once, not when its process ends,
  * and its process group is killed then (finish_said). */
@@ -453,6 +472,7 @@ int main(int argc, char **argv) {
         T(test_local_failure_reports_exit_code_and_reason),
         T(test_local_failure_reason_from_marker),
         T(test_local_exit_marker_decides_success),
+        T(test_local_marker_exit_code_stands_when_killed),
         T(test_local_said_end_is_reported_before_exit),
         T(test_local_killed_by_signal_is_failed),
         T(test_local_timeout_sigkill_after_grace),
