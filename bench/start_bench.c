@@ -40,7 +40,7 @@ static void summarise(double *v, int n, double *p50, double *p99) {
 static int run_way(const char *self, const char *dir, int n, int fork_server, figures *out) {
     char err[TS_ERRLEN];
     if (!fork_server) setenv("TESSERA_FORK_SERVER", "0", 1);
-    executor *ex = exec_local_new(self, 1.0, err, sizeof(err));
+    executor *ex = exec_local_new(self, 1.0, 0, err, sizeof(err));
     unsetenv("TESSERA_FORK_SERVER");
     if (ex == NULL) {
         fprintf(stderr, "start_bench: %s\n", err);

@@ -118,7 +118,14 @@ struct executor {
 };
 
 /* self_exe: the tessera binary to run as `self_exe run-job SPEC`.
- * grace_s: seconds between SIGTERM and SIGKILL on timeout. */
-executor *exec_local_new(const char *self_exe, double grace_s, char *err, size_t errlen);
+ * grace_s: seconds between SIGTERM and SIGKILL on timeout.
+ * job_nice: how much nicer than the calling process every runner, its
+ * tool and the fork server run (nice(2) increment, 0..19; 0 = the same).
+ * Why: the scheduler, the HTTP workers and the event stream share the
+ * machine's cores with the jobs; a job that keeps the cores busy should
+ * not delay an event or an answer (TESSERA_JOB_NICE, docs/configuration.md).
+ * A job alone on the machine runs as fast as before. */
+executor *exec_local_new(const char *self_exe, double grace_s, int job_nice, char *err,
+                         size_t errlen);
 
 #endif

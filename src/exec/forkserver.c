@@ -86,6 +86,12 @@ void forkserver_child_stdio(int in, int out, int progress) {
     }
 }
 
+void forkserver_child_nice(int job_nice) {
+    if (job_nice > 0 && nice(job_nice) == -1) {
+        /* -1 may also be the new value; either way there is nothing to undo */
+    }
+}
+
 /* ---- the executor's side ---- */
 
 /* A string of n spaces (freshly allocated): room reserved in the server's
@@ -118,7 +124,8 @@ static char **server_env(char *const envp[]) {
     return env;
 }
 
-forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err, size_t errlen) {
+forkserver *forkserver_start(const char *self_exe, char *const envp[], int job_nice, char *err,
+                             size_t errlen) {
     int sv[2] = {-1, -1}, devnull = -1;
     char **env = NULL, *args_room = NULL;
     forkserver *fs = NULL;
@@ -146,6 +153,7 @@ forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err
         if (getppid() != parent) _exit(127);
         forkserver_child_stdio(devnull, STDERR_FILENO, sv[1]);
         ts_signals_default();
+        forkserver_child_nice(job_nice);
         execve(argv[0], argv, env);
         _exit(127);
     }

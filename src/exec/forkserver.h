@@ -91,8 +91,10 @@ typedef int (*forkserver_run_fn)(const char *spec_path, const char *spec_text, i
  * thread that will wait for the runners (the parent-death signal follows
  * the forking thread). envp: the environment to give it (the caller's,
  * without any attempt mark). NULL with a reason when it cannot start; the
- * caller then execs runners. */
-forkserver *forkserver_start(const char *self_exe, char *const envp[], char *err, size_t errlen);
+ * caller then execs runners. job_nice: the server runs that much nicer
+ * than the caller (nice(2)), and so does every runner it forks. */
+forkserver *forkserver_start(const char *self_exe, char *const envp[], int job_nice, char *err,
+                             size_t errlen);
 
 /* Asks for a runner without waiting for it: TS_OK once the request is
  * sent (its answer comes later, forkserver_answer, tagged with id), TS_ERR
@@ -136,5 +138,11 @@ int forkserver_main(forkserver_run_fn run, int argc, char **argv);
  * runner child, only what the server changed. Async-signal-safe;
  * _exit(127) on failure. */
 void forkserver_child_stdio(int in, int out, int progress);
+
+/* The other shared child step: lowers the child's CPU priority by
+ * job_nice (nice(2); exec_local_new says why). Raising priority is never
+ * asked for, so it cannot fail for want of privilege; a failure leaves the
+ * priority as it was. Async-signal-safe. */
+void forkserver_child_nice(int job_nice);
 
 #endif

@@ -73,6 +73,7 @@ typedef struct local_exec {
     executor base;
     char *self_exe;
     double grace_s;
+    int job_nice; /* runners run this much nicer than we do (exec_local_new) */
     int sigfd;
     forkserver *fs; /* NULL: every runner is exec'd */
     uint64_t last_spawn_id;
@@ -165,7 +166,7 @@ static int open_log(const exec_job *job, const char *path, off_t *start, char *e
  * child may only make async-signal-safe calls. */
 typedef struct child_args {
     pid_t parent;
-    int devnull, log_fd, pipe_w;
+    int devnull, log_fd, pipe_w, job_nice;
     char *argv[4];
     char **envp; /* ours with the attempt's mark first */
 } child_args;
@@ -216,6 +217,7 @@ __attribute__((noreturn)) static void child_exec(const child_args *a) {
     if (getppid() != a->parent) _exit(127);
     forkserver_child_stdio(a->devnull, a->log_fd, a->pipe_w);
     ts_signals_default();
+    forkserver_child_nice(a->job_nice);
     execve(a->argv[0], a->argv, a->envp);
     int e = errno;
     const char *parts[] = {RUNNER_PREFIX, "cannot execute ", a->argv[0], ": ",
@@ -256,6 +258,7 @@ static pid_t exec_runner(local_exec *ex, const char *spec_path, const char *mark
                          const int fds[3], char *err, size_t errlen) {
     char **envp = attempt_env(mark, attempt);
     child_args a = {.parent = getpid(), .devnull = fds[0], .log_fd = fds[1], .pipe_w = fds[2],
+                    .job_nice = ex->job_nice,
                     .argv = {ex->self_exe, "run-job", (char *)spec_path, NULL}, .envp = envp};
     pid_t pid = fork();
     if (pid == 0) child_exec(&a);
@@ -734,12 +737,12 @@ static bool is_self(const char *path) {
 /* The fork server for self_exe (forkserver.h), or NULL to exec every
  * runner: self_exe is another program, TESSERA_FORK_SERVER=0 (for
  * comparisons and as an escape hatch), or the server did not start. */
-static forkserver *start_fork_server(const char *self_exe) {
+static forkserver *start_fork_server(const char *self_exe, int job_nice) {
     const char *opt = getenv("TESSERA_FORK_SERVER");
     if ((opt && strcmp(opt, "0") == 0) || !is_self(self_exe)) return NULL;
     char err[TS_ERRLEN];
     char **env = attempt_env(NULL, 0);
-    forkserver *fs = forkserver_start(self_exe, env, err, sizeof(err));
+    forkserver *fs = forkserver_start(self_exe, env, job_nice, err, sizeof(err));
     free_env(env);
     if (fs == NULL)
         log_emit(LOG_WARN, NULL, NULL, "no fork server; runners are exec'd",
@@ -749,7 +752,8 @@ static forkserver *start_fork_server(const char *self_exe) {
 
 /* Creates the executor; blocks SIGCHLD (see the top of this file) and
  * opens the signalfd that reports child exits. */
-executor *exec_local_new(const char *self_exe, double grace_s, char *err, size_t errlen) {
+executor *exec_local_new(const char *self_exe, double grace_s, int job_nice, char *err,
+                         size_t errlen) {
     if (self_exe == NULL || self_exe[0] == '\0') {
         ts_errf(err, errlen, "local executor: no tessera binary to run jobs with");
         return NULL;
@@ -771,7 +775,8 @@ executor *exec_local_new(const char *self_exe, double grace_s, char *err, size_t
     ex->base.ops = &local_ops;
     ex->self_exe = ts_strdup(self_exe);
     ex->grace_s = grace_s > 0 ? grace_s : 0;
+    ex->job_nice = job_nice > 0 ? job_nice : 0;
     ex->sigfd = sigfd;
-    ex->fs = start_fork_server(self_exe);
+    ex->fs = start_fork_server(self_exe, ex->job_nice);
     return &ex->base;
 }

@@ -81,7 +81,8 @@ cleanup:
 
 executor *sched_setup_executor(const ts_config *cfg, const char *self_exe, char *err,
                                size_t errlen) {
-    if (strcmp(cfg->executor, "slurm") != 0) return exec_local_new(self_exe, KILL_GRACE_S, err, errlen);
+    if (strcmp(cfg->executor, "slurm") != 0)
+        return exec_local_new(self_exe, KILL_GRACE_S, cfg->job_nice, err, errlen);
     char instance[32];
     if (sched_instance_id(cfg->state_dir, instance, sizeof(instance), err, errlen) != TS_OK)
         return NULL;

@@ -58,6 +58,7 @@ static const opt options[] = {
     TEXT("TESSERA_DATA_ROOTS", data_roots, 0, check_data_roots),
     NUM("TESSERA_MAX_ACTIVE_USERS", OPT_INT, max_active_users, 1, 10000),
     NUM("TESSERA_CONCURRENCY_LIMIT", OPT_INT, concurrency_limit, 1, 100000),
+    NUM("TESSERA_JOB_NICE", OPT_INT, job_nice, 0, 19),
     NUM("TESSERA_QUEUE_POLL_SECONDS", OPT_NUMBER, queue_poll_seconds, 0.01, 3600),
     TEXT("TESSERA_SESSION_SECRET", session_secret, 0, NULL),
     TEXT("TESSERA_AUTH", auth, 1, check_auth),
@@ -248,6 +249,7 @@ void config_defaults(ts_config *cfg) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->concurrency_limit = cpus < 1 ? 1 : cpus > 100000 ? 100000 : (int)cpus;
     cfg->queue_poll_seconds = 1.0;
+    cfg->job_nice = 10;
     ts_strlcpy(cfg->auth, "header", sizeof(cfg->auth));
     ts_strlcpy(cfg->log_level, "info", sizeof(cfg->log_level));
     cfg->max_body_bytes = 1 << 20;

@@ -20,6 +20,8 @@ typedef struct ts_config {
     char data_roots[4096];   /* TESSERA_DATA_ROOTS, colon-separated, default "<state_dir>/data" */
     int max_active_users;    /* TESSERA_MAX_ACTIVE_USERS, default 3, 1..10000 */
     int concurrency_limit;   /* TESSERA_CONCURRENCY_LIMIT, default number of online CPUs, 1..100000 */
+    int job_nice;            /* TESSERA_JOB_NICE: local jobs run this much nicer than the
+                                service, default 10, 0..19 */
     double queue_poll_seconds; /* TESSERA_QUEUE_POLL_SECONDS, default 1, 0.01..3600 */
     char session_secret[512]; /* TESSERA_SESSION_SECRET, default "" (then a file in state_dir) */
     char auth[16];           /* TESSERA_AUTH: "header" or "token", default "header" */

@@ -62,6 +62,9 @@ static const char fake_runner[] =
     "    i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.1; done\n"
     "  ok; exit 0;;\n"
     "*'\"job_type\":\"instant\"'*) ok; exit 0;;\n"
+    /* nice: writes the nice values of itself and of a child it starts */
+    "*'\"job_type\":\"nice\"'*) cut -d' ' -f19 /proc/$$/stat > \"$dir/nice.txt\"\n"
+    "  sh -c 'cut -d\" \" -f19 /proc/$$/stat' >> \"$dir/nice.txt\"; ok; exit 0;;\n"
     "*'\"job_type\":\"nomarker\"'*) exit 0;;\n"
     "*'\"job_type\":\"markerkilled\"'*) ok; kill -9 $$;;\n"
     /* markerheld: as markerkilled, but a child holds the progress pipe, so
@@ -128,11 +131,31 @@ static inline exec_job make_job(const fixture *f, int idx, const char *type, dou
                       .result_dir = f->result[idx]};
 }
 
-static inline executor *new_exec(const char *self_exe, double grace_s) {
+/* An executor whose runners run job_nice nicer than this test. */
+static inline executor *new_exec_nice(const char *self_exe, double grace_s, int job_nice) {
     char err[TS_ERRLEN];
-    executor *ex = exec_local_new(self_exe, grace_s, err, sizeof(err));
+    executor *ex = exec_local_new(self_exe, grace_s, job_nice, err, sizeof(err));
     if (ex == NULL) fail_msg("exec_local_new: %s", err);
     return ex;
+}
+
+static inline executor *new_exec(const char *self_exe, double grace_s) {
+    return new_exec_nice(self_exe, grace_s, 0);
+}
+
+/* The nice value of pid (field 19 of /proc/PID/stat, after the comm's
+ * closing parenthesis: state is field 3). */
+static inline int nice_of(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    char *text = test_slurp(path);
+    char *p = strrchr(text, ')');
+    assert_non_null(p);
+    p += 2;
+    for (int field = 3; field < 19; field++) p = strchr(p, ' ') + 1;
+    int nice = atoi(p);
+    free(text);
+    return nice;
 }
 
 static inline void start_ok(executor *ex, const exec_job *job) {

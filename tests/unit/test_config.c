@@ -66,6 +66,7 @@ static void test_config_defaults(void **state) {
     assert_int_equal(cfg.max_active_users, 3);
     assert_int_equal(cfg.concurrency_limit, (int)sysconf(_SC_NPROCESSORS_ONLN));
     assert_true(cfg.queue_poll_seconds == 1.0);
+    assert_int_equal(cfg.job_nice, 10);
     assert_string_equal(cfg.auth, "header");
     assert_string_equal(cfg.log_level, "info");
     assert_string_equal(cfg.session_secret, "");
@@ -108,6 +109,12 @@ static void test_config_set_validates_and_names_rule(void **state) {
     assert_string_equal(err, "TESSERA_QUEUE_POLL_SECONDS: must be a number from 0.01 to 3600");
     assert_int_equal(config_set(&cfg, "TESSERA_QUEUE_POLL_SECONDS", "0.5", err, sizeof(err)), TS_OK);
     assert_true(cfg.queue_poll_seconds == 0.5);
+    assert_int_equal(config_set(&cfg, "TESSERA_JOB_NICE", "20", err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "TESSERA_JOB_NICE: must be an integer from 0 to 19");
+    assert_int_equal(config_set(&cfg, "TESSERA_JOB_NICE", "-5", err, sizeof(err)), TS_ERR);
+    assert_int_equal(cfg.job_nice, 10);
+    assert_int_equal(config_set(&cfg, "TESSERA_JOB_NICE", "0", err, sizeof(err)), TS_OK);
+    assert_int_equal(cfg.job_nice, 0);
     assert_int_equal(config_set(&cfg, "TESSERA_AUTH", "basic", err, sizeof(err)), TS_ERR);
     assert_string_equal(err, "TESSERA_AUTH: must be \"header\" or \"token\"");
     assert_int_equal(config_set(&cfg, "TESSERA_LISTEN", "8080", err, sizeof(err)), TS_ERR);

@@ -317,6 +317,34 @@ static void test_local_fork_server_keeps_spares(void **state) {
     assert_int_equal(children_named("tessera-spare", 1), 0);
 }
 
+/* job_nice reaches forked runners too: the fork server, its spares and
+ * the runner of a running job are all that much nicer than we are. */
+static void test_local_fork_server_runs_nicer(void **state) {
+    fixture *f = *state;
+    int base = nice_of(getpid());
+    int want = base + 5 > 19 ? 19 : base + 5;
+    executor *ex = new_exec_nice(f->self, 1.0, 5);
+    wait_spares(2);
+    exec_job a = make_job(f, 0, "sleep", 0);
+    json_t *params = json_pack("{s:i}", "seconds", 30);
+    a.params = params;
+    start_ok(ex, &a);
+    wait_running(ex);
+    pid_t runner = runner_child(), server = child_matching("tessera-forksrv", NULL);
+    pid_t spare = child_matching("tessera-spare", NULL);
+    assert_true(runner > 0 && server > 0 && spare > 0);
+    assert_true(cmdline_len(runner) > 4000); /* forked, not exec'd */
+    assert_int_equal(nice_of(runner), want);
+    assert_int_equal(nice_of(server), want);
+    assert_int_equal(nice_of(spare), want);
+    assert_int_equal(nice_of(getpid()), base); /* the executor's own is untouched */
+    ex->ops->cancel(ex, 1, 0, 1.0);
+    collected c = {0};
+    collect(ex, &c, 1, 10);
+    json_decref(params);
+    ex->ops->destroy(ex);
+}
+
 /* With the server gone, its spares are reaped at the next start, which
  * execs its runner (an exec'd runner's command line is short). */
 static void test_local_fork_server_death_reaps_spares(void **state) {
@@ -405,6 +433,7 @@ int main(int argc, char **argv) {
         T(test_local_forked_runner_dies_with_scheduler),
         T(test_local_fork_server_death_falls_back_to_exec),
         T(test_local_fork_server_keeps_spares),
+        T(test_local_fork_server_runs_nicer),
         T(test_local_forked_starts_do_not_wait),
         T(test_local_fork_server_death_reaps_spares),
         T(test_local_fork_server_can_be_turned_off),

@@ -144,6 +144,31 @@ static void test_local_marker_exit_code_stands_when_killed(void **state) {
     ex->ops->destroy(ex);
 }
 
+/* job_nice: an exec'd runner, and what it starts, run that much nicer
+ * than the executor's process; 0 leaves them as nice as it is. */
+static void test_local_job_nice_lowers_runner_priority(void **state) {
+    fixture *f = *state;
+    int base = nice_of(getpid());
+    int want = base + 7 > 19 ? 19 : base + 7;
+    for (int pass = 0; pass < 2; pass++) {
+        executor *ex = new_exec_nice(f->runner, 1.0, pass == 0 ? 7 : 0);
+        exec_job a = make_job(f, pass, "nice", 0);
+        start_ok(ex, &a);
+        collected c = {0};
+        collect(ex, &c, 1, 10);
+        assert_string_equal(exited_event(&c, pass)->outcome, "succeeded");
+        char path[256];
+        snprintf(path, sizeof(path), "%s/nice.txt", f->work[pass]);
+        char *text = test_slurp(path);
+        int runner = 99, tool = 99;
+        assert_int_equal(sscanf(text, "%d %d", &runner, &tool), 2);
+        free(text);
+        assert_int_equal(runner, pass == 0 ? want : base);
+        assert_int_equal(tool, pass == 0 ? want : base);
+        ex->ops->destroy(ex);
+    }
+}
+
 /* A runner that hung up its progress pipe after leaving its marker has
  * said its attempt is over: reported at once, not when its process ends,
  * and its process group is killed then (finish_said). */
@@ -407,7 +432,7 @@ static void test_local_start_error_names_path(void **state) {
     snprintf(expected, sizeof(expected), "cannot create directory %s/sub: Not a directory", blocker);
     assert_string_equal(err, expected);
     assert_int_equal(ex->ops->running(ex), 0);
-    assert_null(exec_local_new("", 1.0, err, sizeof(err)));
+    assert_null(exec_local_new("", 1.0, 0, err, sizeof(err)));
     ex->ops->destroy(ex);
 }
 
@@ -473,6 +498,7 @@ int main(int argc, char **argv) {
         T(test_local_failure_reason_from_marker),
         T(test_local_exit_marker_decides_success),
         T(test_local_marker_exit_code_stands_when_killed),
+        T(test_local_job_nice_lowers_runner_priority),
         T(test_local_said_end_is_reported_before_exit),
         T(test_local_killed_by_signal_is_failed),
         T(test_local_timeout_sigkill_after_grace),
