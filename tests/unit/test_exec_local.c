@@ -72,33 +72,32 @@ static void test_local_success_reports_progress_and_log(void **state) {
     ex->ops->destroy(ex);
 }
 
-static void test_local_failure_reports_exit_code_and_reason(void **state) {
-    fixture *f = *state;
+/* Runs one fake-runner job of this type alone and returns its EXITED
+ * event (outcome is a static string, message a copy). */
+static exec_event run_alone(const fixture *f, const char *type) {
     executor *ex = new_exec(f->runner, 1.0);
-    exec_job job = make_job(f, 0, "fail", 0);
+    exec_job job = make_job(f, 0, type, 0);
     start_ok(ex, &job);
     collected c = {0};
     collect(ex, &c, 1, 10);
-    const exec_event *e = exited_event(&c, 0);
-    assert_string_equal(e->outcome, "failed");
-    assert_int_equal(e->exit_code, 3);
-    assert_string_equal(e->message, "exited with status 3: something broke");
+    exec_event e = *exited_event(&c, 0);
     ex->ops->destroy(ex);
+    return e;
+}
+
+static void test_local_failure_reports_exit_code_and_reason(void **state) {
+    exec_event e = run_alone(*state, "fail");
+    assert_string_equal(e.outcome, "failed");
+    assert_int_equal(e.exit_code, 3);
+    assert_string_equal(e.message, "exited with status 3: something broke");
 }
 
 /* The runner's exit marker names the reason (runner protocol). */
 static void test_local_failure_reason_from_marker(void **state) {
-    fixture *f = *state;
-    executor *ex = new_exec(f->runner, 1.0);
-    exec_job job = make_job(f, 0, "failmarker", 0);
-    start_ok(ex, &job);
-    collected c = {0};
-    collect(ex, &c, 1, 10);
-    const exec_event *e = exited_event(&c, 0);
-    assert_string_equal(e->outcome, "failed");
-    assert_int_equal(e->exit_code, 1);
-    assert_string_equal(e->message, "exited with status 1: tile 3 is corrupt");
-    ex->ops->destroy(ex);
+    exec_event e = run_alone(*state, "failmarker");
+    assert_string_equal(e.outcome, "failed");
+    assert_int_equal(e.exit_code, 1);
+    assert_string_equal(e.message, "exited with status 1: tile 3 is corrupt");
 }
 
 /* The exit marker is the truth of success: status 0 without a marker is a
@@ -131,17 +130,10 @@ static void test_local_exit_marker_decides_success(void **state) {
  * this path reported 137, and test_local_exit_marker_decides_success
  * failed whenever the reap saw the SIGKILL before the hang-up. */
 static void test_local_marker_exit_code_stands_when_killed(void **state) {
-    fixture *f = *state;
-    executor *ex = new_exec(f->runner, 1.0);
-    exec_job a = make_job(f, 0, "markerheld", 0);
-    start_ok(ex, &a);
-    collected c = {0};
-    collect(ex, &c, 1, 10);
-    const exec_event *e = exited_event(&c, 0);
-    assert_string_equal(e->outcome, "succeeded");
-    assert_int_equal(e->exit_code, 0);
-    assert_non_null(strstr(e->message, "killed by signal 9 after its result was complete"));
-    ex->ops->destroy(ex);
+    exec_event e = run_alone(*state, "markerheld");
+    assert_string_equal(e.outcome, "succeeded");
+    assert_int_equal(e.exit_code, 0);
+    assert_non_null(strstr(e.message, "killed by signal 9 after its result was complete"));
 }
 
 /* job_nice: an exec'd runner, and what it starts, run that much nicer
