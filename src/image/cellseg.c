@@ -47,10 +47,13 @@ struct cellseg_ws {
     size_t out_n, out_cap;
     color_stains he; /* the default when the parameters name no stains */
     float *work;     /* per-pixel scratch (w * h): the stain before smoothing, then the split's */
-    float *local;    /* the local maximum of hfine */
+    /* The next three are views of arrays idle while they are in use
+     * (cellseg_ws_new), so that a worker's first window touches 12.7 MB
+     * less fresh memory. */
+    float *local;    /* the local maximum of h (tight_mask only): work's memory */
     uint8_t *tight;  /* nuclei at half their local peak: where seeds are sought */
-    uint8_t *big;    /* mask of oversized nuclei */
-    int32_t *seeds;
+    uint8_t *big;    /* nuclei mask pixels no seed reached (label_leftovers only): tight's memory */
+    int32_t *seeds;  /* their components (label_leftovers only): cells' memory */
     /* Occupancy, per row and block of OCC_W columns (nbx blocks a row):
      * whether the nuclei mask (occ) or the cells' flood mask (occ_cells)
      * has a pixel there. Every nucleus label lies within the mask and
@@ -70,9 +73,10 @@ struct cellseg_ws {
 #define OCC_W 64
 
 /* The per-pixel arrays of a workspace, in one block (the part of n
- * bytes each: six float and three label arrays 4, three masks 1, each rounded up
- * to 64 bytes). */
-#define WS_ARRAY_BYTES 39u
+ * bytes each: five float and two label arrays 4, two masks 1, each rounded
+ * up to 64 bytes). */
+#define WS_ARRAY_BYTES 30u
+#define WS_ARRAYS 9u
 
 /* Carves the next part of n * each bytes (rounded up to 64) off *at. */
 static void *ws_carve(char **at, size_t n, size_t each) {
@@ -84,27 +88,34 @@ static void *ws_carve(char **at, size_t n, size_t each) {
 /* The per-pixel arrays share one block, taken from an image_scratch so
  * that it is aligned to 2 MB and marked for transparent huge pages
  * (advice only: without them it is ordinary memory). The window's
- * passes touch some 55 MB of them per worker; in 4 KB pages the first window alone took ~14,000 page faults, each an
- * exit to the hypervisor on a paravirtualised machine (~12% of the CPU
- * time of a 38-window run: a cost once per worker, which huge pages cut
- * to a few dozen faults). */
+ * passes touch some 42 MB of them per worker; in 4 KB pages the first
+ * window alone took ~14,000 page faults, each an exit to the hypervisor
+ * on a paravirtualised machine (~12% of the CPU time of a 38-window run:
+ * a cost once per worker, which huge pages cut to a few dozen faults).
+ * Even so, zeroing fresh memory costs the first window ~1 ms per MB here,
+ * so three arrays whose lives do not overlap another's share its memory:
+ * local (tight_mask) lives in work, which holds the stain before smoothing
+ * until nucleus_mask has made hfine and the smoothed distances only from
+ * label_nuclei's blur on; big (label_leftovers) in tight, read for the
+ * last time by watershed_maxima before; seeds (label_leftovers) in cells,
+ * written whole by grow_cells after. */
 cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
     cellseg_ws *ws = ts_calloc(1, sizeof(*ws));
     size_t n = (size_t)max_w * (size_t)max_h;
     ws->cap = n;
-    char *at = image_scratch_take(&ws->arrays, n * WS_ARRAY_BYTES + 12 * 64);
+    char *at = image_scratch_take(&ws->arrays, n * WS_ARRAY_BYTES + WS_ARRAYS * 64);
     ws->hraw = ws_carve(&at, n, sizeof(float));
     ws->h = ws_carve(&at, n, sizeof(float));
     ws->dist = ws_carve(&at, n, sizeof(float));
     ws->hfine = ws_carve(&at, n, sizeof(float));
     ws->work = ws_carve(&at, n, sizeof(float));
-    ws->local = ws_carve(&at, n, sizeof(float));
+    ws->local = ws->work;
     ws->nuclei = ws_carve(&at, n, sizeof(int32_t));
     ws->cells = ws_carve(&at, n, sizeof(int32_t));
-    ws->seeds = ws_carve(&at, n, sizeof(int32_t));
+    ws->seeds = ws->cells;
     ws->mask = ws_carve(&at, n, 1);
     ws->tight = ws_carve(&at, n, 1);
-    ws->big = ws_carve(&at, n, 1);
+    ws->big = ws->tight;
     color_od_lut(ws->od);
     color_stains_he(&ws->he);
     return ws;
