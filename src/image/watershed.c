@@ -334,7 +334,7 @@ static inline bool ws_zero16(const int32_t *l) {
  * (the keys are unique), from a heap of a few dozen keys. */
 typedef struct ws_pq {
     uint64_t *key;  /* the heap */
-    int32_t *pixel; /* by age */
+    int32_t *pixel; /* by age: the pixel and its column (2 * age, 2 * age + 1) */
     int32_t *next;  /* by age: the next age in its bucket's list */
     int32_t *head, *tail; /* per bucket: first and last age, -1 when empty */
     size_t n;
@@ -377,9 +377,10 @@ static inline void ws_heap_insert(ws_pq *q, uint64_t x) {
     q->key[i] = x;
 }
 
-static inline void ws_pq_push(ws_pq *q, uint32_t order, int32_t pixel) {
+static inline void ws_pq_push(ws_pq *q, uint32_t order, int32_t pixel, int x) {
     uint32_t age = q->next_age++;
-    q->pixel[age] = pixel;
+    q->pixel[2 * (size_t)age] = pixel;
+    q->pixel[2 * (size_t)age + 1] = x;
     int b = ws_bucket(q, order);
     if (b <= q->cur) {
         ws_heap_insert(q, ((uint64_t)order << 32) | age);
@@ -395,14 +396,14 @@ static inline void ws_pq_push(ws_pq *q, uint32_t order, int32_t pixel) {
 static bool ws_pq_refill(ws_pq *q) {
     while (++q->cur < q->buckets) {
         for (int32_t a = q->head[q->cur]; a >= 0; a = q->next[a])
-            ws_heap_insert(q, ((uint64_t)ws_order_bits(q->elevation[q->pixel[a]]) << 32) | (uint32_t)a);
+            ws_heap_insert(q, ((uint64_t)ws_order_bits(q->elevation[q->pixel[2 * (size_t)a]]) << 32) | (uint32_t)a);
         if (q->n > 0) return true;
     }
     return false;
 }
 
-/* Removes the least key; returns its pixel (the queue is not empty). */
-static inline int32_t ws_heap_pop(ws_pq *q) {
+/* Removes the least key; returns its age (the queue is not empty). */
+static inline uint32_t ws_heap_pop(ws_pq *q) {
     uint64_t *k = q->key, top = k[0], last = k[--q->n];
     size_t i = 0;
     for (;;) {
@@ -417,7 +418,7 @@ static inline int32_t ws_heap_pop(ws_pq *q) {
         i = best;
     }
     k[i] = last;
-    return q->pixel[(uint32_t)top];
+    return (uint32_t)top;
 }
 
 /* Sizes the buckets for a flood whose least seed has order bits lo: the
@@ -456,39 +457,62 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
     return rc;
 }
 
-/* The queue's keys, pixels and links (npx each) and its buckets from the
- * scratch: not cleared, only what the flood reaches is touched. */
+/* The queue's keys, pixels with their columns and links (npx each) and
+ * its buckets from the scratch: not cleared, only what the flood reaches
+ * is touched. A pixel's column comes with it from the queue (a neighbour's
+ * is its own plus dx), so a pop needs no division to find which of its
+ * neighbours exist, which was on the path from every pop to its
+ * neighbours' loads; an interior pixel (most of them) takes all eight at
+ * fixed offsets, in the order of the top of the file. */
 int watershed_flood_with(image_scratch *scratch, const float *elevation, const uint8_t *mask, int w, int h,
                          int32_t *labels) {
     if (scratch == NULL || ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
     size_t npx = (size_t)w * h;
-    char *block = image_scratch_take(scratch, npx * (sizeof(uint64_t) + 2 * sizeof(int32_t)) +
+    char *block = image_scratch_take(scratch, npx * (sizeof(uint64_t) + 3 * sizeof(int32_t)) +
                                                   (size_t)ws_pq_want(npx) * 2 * sizeof(int32_t));
     ws_pq q = {.key = (uint64_t *)block, .elevation = elevation};
     q.pixel = (int32_t *)(q.key + npx);
-    q.next = q.pixel + npx;
+    q.next = q.pixel + 2 * npx;
     ws_grid grid = ws_grid_of(w, h);
     uint32_t lo = UINT32_MAX;
-#define WS_SEED(p) (q.pixel[q.next_age++] = (p))
+#define WS_SEED(p) (q.pixel[2 * (size_t)q.next_age++] = (p))
     WS_FOR_MARKERS(labels, mask, npx, WS_SEED)
 #undef WS_SEED
     uint32_t seeds = q.next_age;
     for (uint32_t a = 0; a < seeds; a++) {
-        uint32_t o = ws_order_bits(elevation[q.pixel[a]]);
+        uint32_t o = ws_order_bits(elevation[q.pixel[2 * (size_t)a]]);
         lo = o < lo ? o : lo;
     }
     ws_pq_buckets(&q, lo, npx, q.next + npx);
     q.next_age = 0;
-    for (uint32_t a = 0; a < seeds; a++) ws_pq_push(&q, ws_order_bits(elevation[q.pixel[a]]), q.pixel[a]);
-    int32_t nb[8];
+    for (uint32_t a = 0; a < seeds; a++) {
+        int32_t p = q.pixel[2 * (size_t)a];
+        ws_pq_push(&q, ws_order_bits(elevation[p]), p, ws_col(p, &grid));
+    }
+    static const int dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1}, dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
+    int32_t off[8];
+    for (int k = 0; k < 8; k++) off[k] = dy[k] * w + dx[k];
+    int32_t last_row = (int32_t)(npx - (size_t)w);
     while (q.n > 0 || ws_pq_refill(&q)) {
-        int32_t p = ws_heap_pop(&q), l = labels[p];
-        int n = ws_around(p, &grid, nb);
-        for (int k = 0; k < n; k++) {
-            int32_t r = nb[k];
+        uint32_t a = ws_heap_pop(&q);
+        int32_t p = q.pixel[2 * (size_t)a], x = q.pixel[2 * (size_t)a + 1], l = labels[p];
+        if (x > 0 && x < w - 1 && p >= w && p < last_row) {
+            for (int k = 0; k < 8; k++) {
+                int32_t r = p + off[k];
+                if (!mask[r] || labels[r] != 0) continue;
+                labels[r] = l;
+                ws_pq_push(&q, ws_order_bits(elevation[r]), r, x + dx[k]);
+            }
+            continue;
+        }
+        for (int k = 0; k < 8; k++) { /* at the image's edge: the neighbours inside it */
+            if ((dx[k] < 0 && x == 0) || (dx[k] > 0 && x == w - 1) || (dy[k] < 0 && p < w) ||
+                (dy[k] > 0 && p >= last_row))
+                continue;
+            int32_t r = p + off[k];
             if (!mask[r] || labels[r] != 0) continue;
             labels[r] = l;
-            ws_pq_push(&q, ws_order_bits(elevation[r]), r);
+            ws_pq_push(&q, ws_order_bits(elevation[r]), r, x + dx[k]);
         }
     }
     return TS_OK;
