@@ -12,7 +12,9 @@
  * it once, and decodes every tile the window touches: a tile whose columns
  * lie inside the window is decoded straight into it, the others through a
  * one-tile scratch buffer from which the part inside the window is copied. Decoding stops at
- * the last row the window needs; the rows after it are never decoded.
+ * the last row the window needs; the rows after it are never decoded, and
+ * of a tile the window's edge cuts only the part needed and a margin are
+ * (decode_tile).
  * libjpeg's errors longjmp back to tiffjpeg_read, which is the only
  * function calling into libjpeg; warnings (corrupt data libjpeg papers
  * over) are errors too, as a damaged tile must not pass for tissue.
