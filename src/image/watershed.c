@@ -468,10 +468,15 @@ int watershed_flood_with(image_scratch *scratch, const float *elevation, const u
                          int32_t *labels) {
     if (scratch == NULL || ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
     size_t npx = (size_t)w * h;
-    char *block = image_scratch_take(scratch, npx * (sizeof(uint64_t) + 3 * sizeof(int32_t)) +
-                                                  (size_t)ws_pq_want(npx) * 2 * sizeof(int32_t));
-    ws_pq q = {.key = (uint64_t *)block, .elevation = elevation};
-    q.pixel = (int32_t *)(q.key + npx);
+    /* pixels, links, buckets, then the heap (an even count of int32
+     * before it, so it is aligned): the parts used, the first few per cent
+     * of each, lie where the other users of the scratch (watershed_maxima,
+     * the level flood) touch it too, so a worker's first window zeroes
+     * less fresh memory */
+    size_t ints = (3 * npx + (size_t)ws_pq_want(npx) * 2 + 1) / 2 * 2;
+    int32_t *block = image_scratch_take(scratch, ints * sizeof(int32_t) + npx * sizeof(uint64_t));
+    ws_pq q = {.key = (uint64_t *)(block + ints), .elevation = elevation};
+    q.pixel = block;
     q.next = q.pixel + 2 * npx;
     ws_grid grid = ws_grid_of(w, h);
     uint32_t lo = UINT32_MAX;
@@ -679,16 +684,21 @@ int watershed_flood_levels_into(const float *elevation, int levels, const uint8_
     return rc;
 }
 
-/* All four arrays from the scratch, in one block: the levels' read and
- * write ends, the seeds (2 npx), the framed labels and the queue (at most
- * npx: a pixel is queued once). */
+/* All four arrays from the scratch, in one block: the framed labels, the
+ * queue (at most npx: a pixel is queued once), the levels' read and write
+ * ends and the seeds (2 npx). */
 int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, int levels, const uint8_t *mask,
                                 int w, int h, const uint8_t *occ, const int32_t *markers, int32_t *labels) {
     if (scratch == NULL || ws_check(elevation, mask, w, h, labels) != TS_OK || markers == NULL || levels < 1)
         return TS_ERR;
     size_t npx = (size_t)w * (size_t)h, nat = (size_t)levels * 2 + 1;
     size_t nframed = (size_t)(w + 2) * (size_t)(h + 2);
-    int32_t *at = image_scratch_take(scratch, (nat + 2 * npx + nframed + npx + 1) * sizeof(int32_t));
+    /* the framed labels (touched whole) first, where watershed_maxima's
+     * reconstruction (touched whole too) lies, then the queue and the
+     * levels' ends, the seeds last: the scratch's users overlap in what
+     * they touch, so a worker's first window zeroes less fresh memory */
+    int32_t *block = image_scratch_take(scratch, (nframed + npx + 1 + nat + 2 * npx) * sizeof(int32_t));
+    int32_t *queue = block + nframed, *at = queue + npx + 1;
     /* A pixel is queued at most once, at its own level, and only inside
      * the mask: each level's FIFO gets a slice of one array as long as the
      * mask's pixels at that level. */
@@ -697,7 +707,7 @@ int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, 
     /* markers in raster order: framed position, level (pairs) */
     int32_t *seeds = at + nat;
     ws_framed f;
-    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, occ, wr, seeds, seeds + 2 * npx);
+    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, occ, wr, seeds, block);
     int32_t *lab = f.lab;
     int32_t sum = 0;
     for (int l = 0; l < levels; l++) {
@@ -705,7 +715,6 @@ int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, 
         rd[l] = wr[l] = sum;
         sum += c;
     }
-    int32_t *queue = lab + nframed;
     int cur = levels;
     for (size_t i = 0; i < nseeds; i++) {
         int l = seeds[2 * i + 1];
