@@ -526,7 +526,7 @@ int watershed_flood_with(image_scratch *scratch, const float *elevation, const u
 /* During a flood, pixels outside the mask carry this label, so that one
  * test (label != 0) tells a neighbour that must not be flooded, whether
  * labelled already or outside; they are set back to 0 at the end. */
-#define WS_OUTSIDE (-1) /* all bits set: ws_frame_row and ws_outside16 rely on it */
+#define WS_OUTSIDE (-1) /* all bits set: ws_frame_row relies on it */
 
 /* Columns per block of watershed_flood_levels_into's occupancy. */
 #define WS_BLOCK 64
@@ -606,13 +606,12 @@ static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h, const uint8_
     }
 }
 
-/* Whether the 16 framed labels from l on are all WS_OUTSIDE (all bits
- * set, so their AND is too): one vectorised test instead of 16 branches
- * that go either way at every edge of the mask. */
-static inline bool ws_outside16(const int32_t *l) {
-    int32_t all = WS_OUTSIDE;
-    for (int k = 0; k < 16; k++) all &= l[k];
-    return all == WS_OUTSIDE;
+/* Whether the 16 mask bytes from m on are all 0. */
+static inline bool ws_none16(const uint8_t *m) {
+    uint64_t a, b;
+    memcpy(&a, m, sizeof(a));
+    memcpy(&b, m + 8, sizeof(b));
+    return (a | b) == 0;
 }
 
 /* A pixel's level: its elevation clamped to [0, levels), fractions
@@ -635,16 +634,19 @@ static size_t ws_frame_levels(ws_framed *f, const float *elevation, int levels, 
         const uint8_t *o = occ ? occ + (size_t)y * nbx : NULL;
         int32_t *row = ws_frame_row(f, mask, labels, w, y, o);
         const float *e = elevation + (size_t)y * w;
+        /* in a block occ marks, a framed label is WS_OUTSIDE exactly where
+         * the mask is 0: the mask's 16 bytes are tested, not 64 of labels */
+        const uint8_t *m = mask + (size_t)y * w;
         for (int x = 0; x < w; x++) {
             if (o && x % WS_BLOCK == 0 && !o[x / WS_BLOCK]) {
                 x += WS_BLOCK - 1; /* outside whole */
                 continue;
             }
-            if (x + 16 <= w && ws_outside16(row + x)) {
+            if (x + 16 <= w && ws_none16(m + x)) {
                 x += 15; /* outside the mask: most of a window */
                 continue;
             }
-            if (row[x] == WS_OUTSIDE) continue;
+            if (!m[x]) continue;
             int l = ws_level(e[x], levels);
             wr[l]++;
             if (row[x] == 0) {
