@@ -22,6 +22,10 @@
 #include "image/color.h"
 #include "image/maskblock.h"
 
+/* Per row and block of CELLSEG_OCC_W columns, whether the mask has a pixel
+ * there (the header's contract): whole blocks by maskblock_empty's 64-byte
+ * test, the short last block of a row byte by byte. Found once per mask,
+ * so that the per-label passes visit the occupied blocks only. */
 void cellseg_occupancy(const uint8_t *mask, int w, int h, int nbx, uint8_t *occ) {
     for (int y = 0; y < h; y++) {
         const uint8_t *m = mask + (size_t)y * (size_t)w;
