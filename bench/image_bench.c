@@ -24,6 +24,9 @@
  * 840a625 that cost ~144,000 page faults per 64 windows, 2.5x the CPU).
  * `--tiles FILE` writes the windows timed (level-0 x, y, w, h, level), so
  * bench/refs/speed.py can time the OpenCV reference on the very same reads.
+ * `--no-openslide` leaves out the OpenSlide pass (and its two lines), so
+ * that a profile of the run holds tessera's own work only (OpenSlide's
+ * libjpeg and pixman would otherwise mix with tessera's decoding).
  * The last line is a digest of every cell returned (outlines, centroids,
  * areas, stains, bit for bit): a speed change must leave it as it was.
  */
@@ -130,9 +133,9 @@ static int segment_tiles(slide *s, const plan *p, const int *tiles, int n, uint3
 }
 
 /* The whole bench (after the options), on the calling thread. */
-static int bench_main(int argc, char **argv, const char *tiles_out) {
+static int bench_main(int argc, char **argv, const char *tiles_out, bool no_openslide) {
     if (argc < 2) {
-        fprintf(stderr, "usage: image_bench [--worker-thread] [--tiles FILE] SLIDE [PIXEL_SIZE_UM] [MAX_TILES]\n");
+        fprintf(stderr, "usage: image_bench [--worker-thread] [--tiles FILE] [--no-openslide] SLIDE [PIXEL_SIZE_UM] [MAX_TILES]\n");
         return 2;
     }
     /* as the cell_segmentation job does (job_cells.c) */
@@ -183,12 +186,13 @@ static int bench_main(int argc, char **argv, const char *tiles_out) {
         }
         if (fp) fclose(fp);
     }
+    double t_os = 0, c_os = 0;
+    if (no_openslide) goto openslide_done;
     os = openslide_open(argv[1]);
     if (os == NULL || openslide_get_error(os)) {
         fprintf(stderr, "image_bench: OpenSlide cannot open %s\n", argv[1]);
         goto done;
     }
-    double t_os = 0, c_os = 0;
     for (int pass = 0; pass < 2; pass++) { /* the first pass warms OpenSlide's caches */
         double t0 = ts_monotonic(), c0 = cpu_now();
         for (int i = 0; i < n; i++) {
@@ -205,6 +209,7 @@ static int bench_main(int argc, char **argv, const char *tiles_out) {
     }
     openslide_close(os);
     os = NULL;
+openslide_done:;
     double t_read = 0, t_seg = 0, c_read = 0, c_seg = 0;
     size_t cells = 0;
     uint64_t digest = 0xcbf29ce484222325ULL;
@@ -227,9 +232,12 @@ static int bench_main(int argc, char **argv, const char *tiles_out) {
     printf("tiles with tissue timed: %d (of %d), %.1f MP of tile cores, %zu cells\n", n, p.nx * p.ny, mp, cells);
     printf("tessera read only:        %8.2f MP/s per core (CPU %.3f s; wall %.3f s; %s)\n", mp / c_read,
            c_read, t_read, slide_level_direct(s, p.level) ? "JPEG tiles decoded directly" : "through OpenSlide");
-    printf("openslide raw read:       %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_os, c_os, t_os);
+    if (no_openslide)
+        printf("openslide raw read:       skipped (--no-openslide)\n");
+    else
+        printf("openslide raw read:       %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_os, c_os, t_os);
     printf("read + cell segmentation: %8.2f MP/s per core (CPU %.3f s; wall %.3f s)\n", mp / c_seg, c_seg, t_seg);
-    printf("ratio segmentation/openslide read: %8.3f\n", c_os / c_seg);
+    if (!no_openslide) printf("ratio segmentation/openslide read: %8.3f\n", c_os / c_seg);
     printf("cell digest: %016llx\n", (unsigned long long)digest);
     rc = 0;
 done:
@@ -246,17 +254,18 @@ typedef struct bench_args {
     int argc;
     char **argv;
     const char *tiles_out;
+    bool no_openslide;
     int rc;
 } bench_args;
 
 /* Runs bench_main on a worker thread (pthread_create's start routine). */
 static void *bench_thread(void *arg) {
     bench_args *a = arg;
-    a->rc = bench_main(a->argc, a->argv, a->tiles_out);
+    a->rc = bench_main(a->argc, a->argv, a->tiles_out, a->no_openslide);
     return NULL;
 }
 
-/* Options first (--worker-thread, --tiles FILE), in that order. The
+/* Options first (--worker-thread, --tiles FILE, --no-openslide), in that order. The
  * process's CPU time, which the figures come from, counts every thread;
  * the main one only waits. */
 int main(int argc, char **argv) {
@@ -271,7 +280,12 @@ int main(int argc, char **argv) {
         a.argv += 2;
         a.argc -= 2;
     }
-    if (!worker) return bench_main(a.argc, a.argv, a.tiles_out);
+    if (a.argc > 1 && strcmp(a.argv[1], "--no-openslide") == 0) {
+        a.no_openslide = true;
+        a.argv++;
+        a.argc--;
+    }
+    if (!worker) return bench_main(a.argc, a.argv, a.tiles_out, a.no_openslide);
     pthread_t t;
     if (pthread_create(&t, NULL, bench_thread, &a) != 0) {
         fprintf(stderr, "image_bench: cannot start the worker thread\n");

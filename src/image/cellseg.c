@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "image/cellseg.h"
+#include "image/cellseg_measure.h"
 #include "image/color.h"
 #include "image/concave.h"
 #include "image/edt.h"
@@ -25,12 +26,7 @@
 #define LARGE_SOLIDITY 0.85   /* ...when less solid than this (a convex nucleus is not split) */
 #define CONCAVE_SOLIDITY 0.85 /* pieces of a concavity cut at least this solid, or no cut */
 
-/* Per-label sums gathered in one pass over a label image. */
-typedef struct region {
-    double area, sx, sy, sh, se;
-    int first_x, first_y; /* first pixel in raster order */
-    bool valid;
-} region;
+typedef cellseg_region region;
 
 struct cellseg_ws {
     size_t cap; /* pixels */
@@ -47,10 +43,13 @@ struct cellseg_ws {
     size_t out_n, out_cap;
     color_stains he; /* the default when the parameters name no stains */
     float *work;     /* per-pixel scratch (w * h): the stain before smoothing, then the split's */
-    float *local;    /* the local maximum of hfine */
+    /* The next three are views of arrays idle while they are in use
+     * (cellseg_ws_new), so that a worker's first window touches 12.7 MB
+     * less fresh memory. */
+    float *local;    /* the local maximum of h (tight_mask only): work's memory */
     uint8_t *tight;  /* nuclei at half their local peak: where seeds are sought */
-    uint8_t *big;    /* mask of oversized nuclei */
-    int32_t *seeds;
+    uint8_t *big;    /* nuclei mask pixels no seed reached (label_leftovers only): tight's memory */
+    int32_t *seeds;  /* their components (label_leftovers only): cells' memory */
     /* Occupancy, per row and block of OCC_W columns (nbx blocks a row):
      * whether the nuclei mask (occ) or the cells' flood mask (occ_cells)
      * has a pixel there. Every nucleus label lies within the mask and
@@ -67,12 +66,13 @@ struct cellseg_ws {
     image_scratch scratch[2];
 };
 
-#define OCC_W 64
+#define OCC_W CELLSEG_OCC_W
 
 /* The per-pixel arrays of a workspace, in one block (the part of n
- * bytes each: six float and three label arrays 4, three masks 1, each rounded up
- * to 64 bytes). */
-#define WS_ARRAY_BYTES 39u
+ * bytes each: five float and two label arrays 4, two masks 1, each rounded
+ * up to 64 bytes). */
+#define WS_ARRAY_BYTES 30u
+#define WS_ARRAYS 9u
 
 /* Carves the next part of n * each bytes (rounded up to 64) off *at. */
 static void *ws_carve(char **at, size_t n, size_t each) {
@@ -84,27 +84,34 @@ static void *ws_carve(char **at, size_t n, size_t each) {
 /* The per-pixel arrays share one block, taken from an image_scratch so
  * that it is aligned to 2 MB and marked for transparent huge pages
  * (advice only: without them it is ordinary memory). The window's
- * passes touch some 55 MB of them per worker; in 4 KB pages the first window alone took ~14,000 page faults, each an
- * exit to the hypervisor on a paravirtualised machine (~12% of the CPU
- * time of a 38-window run: a cost once per worker, which huge pages cut
- * to a few dozen faults). */
+ * passes touch some 42 MB of them per worker; in 4 KB pages the first
+ * window alone took ~14,000 page faults, each an exit to the hypervisor
+ * on a paravirtualised machine (~12% of the CPU time of a 38-window run:
+ * a cost once per worker, which huge pages cut to a few dozen faults).
+ * Even so, zeroing fresh memory costs the first window ~1 ms per MB here,
+ * so three arrays whose lives do not overlap another's share its memory:
+ * local (tight_mask) lives in work, which holds the stain before smoothing
+ * until nucleus_mask has made hfine and the smoothed distances only from
+ * label_nuclei's blur on; big (label_leftovers) in tight, read for the
+ * last time by watershed_maxima before; seeds (label_leftovers) in cells,
+ * written whole by grow_cells after. */
 cellseg_ws *cellseg_ws_new(int max_w, int max_h) {
     cellseg_ws *ws = ts_calloc(1, sizeof(*ws));
     size_t n = (size_t)max_w * (size_t)max_h;
     ws->cap = n;
-    char *at = image_scratch_take(&ws->arrays, n * WS_ARRAY_BYTES + 12 * 64);
+    char *at = image_scratch_take(&ws->arrays, n * WS_ARRAY_BYTES + WS_ARRAYS * 64);
     ws->hraw = ws_carve(&at, n, sizeof(float));
     ws->h = ws_carve(&at, n, sizeof(float));
     ws->dist = ws_carve(&at, n, sizeof(float));
     ws->hfine = ws_carve(&at, n, sizeof(float));
     ws->work = ws_carve(&at, n, sizeof(float));
-    ws->local = ws_carve(&at, n, sizeof(float));
+    ws->local = ws->work;
     ws->nuclei = ws_carve(&at, n, sizeof(int32_t));
     ws->cells = ws_carve(&at, n, sizeof(int32_t));
-    ws->seeds = ws_carve(&at, n, sizeof(int32_t));
+    ws->seeds = ws->cells;
     ws->mask = ws_carve(&at, n, 1);
     ws->tight = ws_carve(&at, n, 1);
-    ws->big = ws_carve(&at, n, 1);
+    ws->big = ws->tight;
     color_od_lut(ws->od);
     color_stains_he(&ws->he);
     return ws;
@@ -154,75 +161,9 @@ static inline bool zero_block(const int32_t *labels, size_t i) {
     return any == 0;
 }
 
-/* occ[y * nbx + b] = whether row y of mask has a pixel in columns
- * b * OCC_W .. b * OCC_W + OCC_W - 1 (the last block shorter). */
-static void occupancy(const uint8_t *mask, int w, int h, int nbx, uint8_t *occ) {
-    for (int y = 0; y < h; y++) {
-        const uint8_t *m = mask + (size_t)y * (size_t)w;
-        for (int b = 0; b < nbx; b++) {
-            int x0 = b * OCC_W, x1 = x0 + OCC_W < w ? x0 + OCC_W : w;
-            uint8_t any = 0;
-            if (x1 - x0 == OCC_W) {
-                any = !maskblock_empty(m + x0);
-            } else {
-                for (int x = x0; x < x1; x++) any |= m[x];
-            }
-            occ[(size_t)y * (size_t)nbx + (size_t)b] = any != 0;
-        }
-    }
-}
-
 /* The end of occupied block b of a row (w columns). */
 static inline int occ_end(int b, int w) {
     return (b + 1) * OCC_W < w ? (b + 1) * OCC_W : w;
-}
-
-/* Sums area, centroid and stain per label (labels 1..n). A run of one
- * label along a row is summed in registers from the region's sums and
- * stored once: the same additions in the same order as pixel by pixel
- * into the region (so the same doubles), without a store and reload
- * between neighbouring pixels of one label, which chained every addition
- * through memory. Only the blocks occ marks are read (the labels lie
- * within them); a run is cut at a block's end and goes on from the sums
- * stored, in the same order. */
-static void measure(const int32_t *labels, const float *hraw, const uint32_t *rgb,
-                    const float eosin[3][256], int w, int h, const uint8_t *occ, int nbx, region *reg,
-                    size_t n) {
-    memset(reg, 0, (n + 1) * sizeof(region));
-    for (int y = 0; y < h; y++) {
-        const int32_t *row = labels + (size_t)y * (size_t)w;
-        const float *hr = hraw + (size_t)y * (size_t)w;
-        const uint32_t *px = rgb + (size_t)y * (size_t)w;
-        for (int b = 0; b < nbx; b++) {
-            if (!occ[(size_t)y * (size_t)nbx + (size_t)b]) continue; /* no label there */
-            int end = occ_end(b, w);
-            for (int x = b * OCC_W; x < end;) {
-                if (x + 8 <= end && zero_block(row, (size_t)x)) {
-                    x += 8;
-                    continue;
-                }
-                int32_t l = row[x];
-                if (l <= 0) {
-                    x++;
-                    continue;
-                }
-                region *r = &reg[l];
-                if (r->area == 0) {
-                    r->first_x = x;
-                    r->first_y = y;
-                }
-                double area = r->area, sx = r->sx, sy = r->sy, sh = r->sh, se = r->se, cy = y + 0.5;
-                for (; x < end && row[x] == l; x++) {
-                    area += 1;
-                    sx += x + 0.5;
-                    sy += cy;
-                    sh += hr[x];
-                    se += color_stain_at(eosin, px[x]);
-                }
-                r->area = area, r->sx = sx, r->sy = sy, r->sh = sh, r->se = se;
-            }
-        }
-    }
 }
 
 /* Hematoxylin OD into hraw (eosin only where measure needs it), then
@@ -278,7 +219,7 @@ static void nucleus_mask(cellseg_ws *ws, const uint32_t *rgb, int w, int h,
     const float threshold = p->threshold;
     for (size_t i = 0; i < n; i++) mask[i] = hs[i] > threshold;
     morph_fill_holes(ws->mask, w, h, (long)p->max_area);
-    occupancy(ws->mask, w, h, ws->nbx, ws->occ);
+    cellseg_occupancy(ws->mask, w, h, ws->nbx, ws->occ);
     if (p->refine || p->split)
         filter_gaussian_masked(flat, ws->hfine, ws->mask, w, h, p->sigma < REFINE_SIGMA ? p->sigma : REFINE_SIGMA);
 }
@@ -677,7 +618,7 @@ static int grow_cells(cellseg_ws *ws, int w, int h, const cellseg_params *p) {
     float r2 = p->expansion * p->expansion;
     edt_squared_within(mask, w, h, r2, ws->dist); /* only distances up to r2 are used */
     for (size_t i = 0; i < n; i++) mask[i] = dist[i] <= r2;
-    occupancy(mask, w, h, ws->nbx, ws->occ_cells); /* the cells lie within the flood's mask */
+    cellseg_occupancy(mask, w, h, ws->nbx, ws->occ_cells); /* the cells lie within the flood's mask */
     /* Squared distances are whole numbers: the bucket-queue flood. */
     return watershed_flood_levels_with(&ws->scratch[0], ws->dist, (int)r2 + 1, ws->mask, w, h, ws->occ_cells, ws->nuclei,
                                        ws->cells);
@@ -744,10 +685,13 @@ int cellseg_window(cellseg_ws *ws, const uint32_t *rgb, int w, int h, const cell
     if (p->refine) refine_nuclei(ws, w, h, (size_t)count, p);
     if (p->split && p->concave_depth > 0 && split_concave(ws, w, h, &count, p) != TS_OK) return TS_ERR;
     color_stain_tables(p->stains ? p->stains : &ws->he, ws->od, 1, ws->eosin);
-    measure(ws->nuclei, ws->hraw, rgb, ws->eosin, w, h, ws->occ, ws->nbx, ws->nreg, (size_t)count);
+    /* the nuclei's areas and centroids now (filter_nuclei needs them),
+     * their stains with the cells' (the same pixel reads) */
+    cellseg_measure_shape(ws->nuclei, w, h, ws->occ, ws->nbx, ws->nreg, (size_t)count);
     filter_nuclei(ws, w, h, (size_t)count, p);
     if (grow_cells(ws, w, h, p) != TS_OK) return TS_ERR;
-    measure(ws->cells, ws->hraw, rgb, ws->eosin, w, h, ws->occ_cells, ws->nbx, ws->creg, (size_t)count);
+    cellseg_measure_cells(ws->cells, ws->nuclei, ws->hraw, rgb, ws->eosin, w, h, ws->occ_cells, ws->nbx, ws->creg,
+                          ws->nreg, (size_t)count);
     for (int32_t l = 1; l <= count; l++) {
         const region *r = &ws->nreg[l];
         if (!r->valid || ws->creg[l].area == 0) continue;

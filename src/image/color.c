@@ -125,18 +125,23 @@ void color_stain_tables(const color_stains *s, const float od[256], int k, float
  * looked up in tables of those products (color_stain_tables: the same
  * floats as multiplying per pixel, three multiplications fewer a pixel).
  * Alpha-0 pixels are white, so their OD and concentrations are exactly
- * 0. */
-IMAGE_VECTORISED void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, float *out1,
-                      float *out2) {
+ * 0. Scalar (IMAGE_SCALAR): vectorised, the lookups went lane by lane,
+ * half as fast again. */
+IMAGE_SCALAR void color_deconvolve(const color_stains *s, const uint32_t *argb, size_t n, float *out1,
+                                   float *out2) {
     float od[256], t1[3][256], t2[3][256];
     color_od_table(od);
     color_stain_tables(s, od, 0, t1);
     color_stain_tables(s, od, 1, t2);
-    for (size_t i = 0; i < n; i++) {
-        unsigned r, g, b;
-        color_channels(argb[i], &r, &g, &b);
-        if (out1) out1[i] = t1[0][r] + t1[1][g] + t1[2][b];
-        if (out2) out2[i] = t2[0][r] + t2[1][g] + t2[2][b];
+    if (out1 && out2) {
+        for (size_t i = 0; i < n; i++) {
+            out1[i] = color_stain_at((const float(*)[256])t1, argb[i]);
+            out2[i] = color_stain_at((const float(*)[256])t2, argb[i]);
+        }
+    } else if (out1 || out2) { /* one stain (cell segmentation: out1 alone) */
+        float *out = out1 ? out1 : out2;
+        const float(*t)[256] = out1 ? (const float(*)[256])t1 : (const float(*)[256])t2;
+        for (size_t i = 0; i < n; i++) out[i] = color_stain_at(t, argb[i]);
     }
 }
 

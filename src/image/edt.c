@@ -217,6 +217,11 @@ static inline bool edt_all_inf16(const float *v) {
     return any == 0;
 }
 
+/* Columns per block of edt_row_brute: its minima stay in registers
+ * across the 2r + 1 offsets instead of being loaded and stored again for
+ * each. */
+#define EDT_BLOCK 32
+
 /* One row of the bounded transform by brute force over the 2r+1
  * horizontal offsets: out = min over |dx| <= r of dx^2 + g(x+dx)^2, from
  * the capped vertical distances g (INFINITY beyond the cap; outside the
@@ -241,9 +246,25 @@ IMAGE_VECTORISED static void edt_row_brute(float *row, int w, int r, float *pad)
     for (int i = 0; i < r; i++) pad[i] = pad[r + w + i] = INFINITY;
     for (int x = xa; x <= xb; x++) pad[r + x] = row[x] * row[x];
     for (int x = 0; x < w; x++) row[x] = EDT_FAR;
+    /* blocks of EDT_BLOCK columns whose minima stay in vector registers
+     * across the offsets (a minimum of sums that are never NaN is the
+     * same in any order), then the rest offset by offset */
+    int x0 = lo;
+    for (; x0 + EDT_BLOCK <= hi + 1; x0 += EDT_BLOCK) {
+        float acc[EDT_BLOCK];
+        for (int j = 0; j < EDT_BLOCK; j++) acc[j] = EDT_FAR;
+        for (int dx = -r; dx <= r; dx++) {
+            const float *g = pad + r + dx + x0, d2 = (float)(dx * dx);
+            for (int j = 0; j < EDT_BLOCK; j++) {
+                float v = d2 + g[j];
+                acc[j] = v < acc[j] ? v : acc[j];
+            }
+        }
+        for (int j = 0; j < EDT_BLOCK; j++) row[x0 + j] = acc[j];
+    }
     for (int dx = -r; dx <= r; dx++) {
         const float *g = pad + r + dx, d2 = (float)(dx * dx);
-        for (int x = lo; x <= hi; x++) {
+        for (int x = x0; x <= hi; x++) {
             float v = d2 + g[x];
             row[x] = v < row[x] ? v : row[x];
         }

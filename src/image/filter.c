@@ -257,13 +257,20 @@ static void filter_diagonals_min(filter_min_scratch *s, int m) {
 }
 
 /* One row of the 5-point plus minimum: the ends apart, so the inner loop
- * has no test and vectorises. The order of the minima is the same at
- * every pixel (centre, up, down, left, right); min is exact anyway. */
+ * has no test and vectorises; one pass (it was three over out). The order
+ * of the minima is the same at every pixel (up and down, the centre, left,
+ * right); min is exact anyway. */
 IMAGE_VECTORISED static void filter_cross_row(const float *restrict row, const float *up,
                                               const float *down, int pw, float *restrict out) {
-    for (int x = 0; x < pw; x++) out[x] = filter_lesser(row[x], filter_lesser(up[x], down[x]));
-    for (int x = 1; x < pw; x++) out[x] = filter_lesser(out[x], row[x - 1]);
-    for (int x = 0; x < pw - 1; x++) out[x] = filter_lesser(out[x], row[x + 1]);
+    for (int x = 1; x < pw - 1; x++)
+        out[x] = filter_lesser(filter_lesser(filter_lesser(row[x], filter_lesser(up[x], down[x])), row[x - 1]),
+                               row[x + 1]);
+    for (int x = 0; x < pw; x += pw - 1 > 0 ? pw - 1 : 1) { /* the two ends (one when pw is 1) */
+        float v = filter_lesser(row[x], filter_lesser(up[x], down[x]));
+        if (x > 0) v = filter_lesser(v, row[x - 1]);
+        if (x < pw - 1) v = filter_lesser(v, row[x + 1]);
+        out[x] = v;
+    }
 }
 
 /* 5-point plus minimum of the padded image (clipped at its edge, which
@@ -370,6 +377,9 @@ static inline float filter_greater(float a, float b) {
     return b > a ? b : a;
 }
 
+/* Columns per block of filter_max_square_row (see there). */
+#define FILTER_MAX_BLOCK 32
+
 /* One row of filter_max_square_masked at the n columns from x0: the
  * maxima down the rows ya .. yb of the columns within a of them into col
  * (-infinity beyond the image's edges), then across 2a + 1 of those. Each
@@ -381,16 +391,38 @@ IMAGE_VECTORISED static void filter_max_square_row(const float *src, int w, int 
     int ja = xa - (x0 - a), jb = xb - (x0 - a);
     for (int j = 0; j < ja; j++) col[j] = -INFINITY;
     for (int j = jb; j < m; j++) col[j] = -INFINITY;
-    memcpy(col + ja, src + (size_t)ya * w + xa, (size_t)(xb - xa) * sizeof(float));
+    /* blocks of FILTER_MAX_BLOCK columns whose maxima stay in vector
+     * registers across the rows (and then the offsets), the rest row by
+     * row: each value's maxima in the same order, so the same floats */
+    int m0 = xb - xa, c0 = 0;
+    const float *top = src + (size_t)ya * w + xa;
+    for (; c0 + FILTER_MAX_BLOCK <= m0; c0 += FILTER_MAX_BLOCK) {
+        float acc[FILTER_MAX_BLOCK];
+        for (int j = 0; j < FILTER_MAX_BLOCK; j++) acc[j] = top[c0 + j];
+        for (int y = ya + 1; y <= yb; y++) {
+            const float *restrict r = src + (size_t)y * w + xa + c0;
+            for (int j = 0; j < FILTER_MAX_BLOCK; j++) acc[j] = filter_greater(acc[j], r[j]);
+        }
+        for (int j = 0; j < FILTER_MAX_BLOCK; j++) col[ja + c0 + j] = acc[j];
+    }
+    memcpy(col + ja + c0, top + c0, (size_t)(m0 - c0) * sizeof(float));
     for (int y = ya + 1; y <= yb; y++) {
         const float *restrict r = src + (size_t)y * w + xa;
         float *restrict d = col + ja;
-        for (int x = 0; x < xb - xa; x++) d[x] = filter_greater(d[x], r[x]);
+        for (int x = c0; x < m0; x++) d[x] = filter_greater(d[x], r[x]);
     }
-    for (int j = 0; j < n; j++) out[j] = col[j];
+    int j0 = 0;
+    for (; j0 + FILTER_MAX_BLOCK <= n; j0 += FILTER_MAX_BLOCK) {
+        float acc[FILTER_MAX_BLOCK];
+        for (int j = 0; j < FILTER_MAX_BLOCK; j++) acc[j] = col[j0 + j];
+        for (int k = 1; k <= 2 * a; k++)
+            for (int j = 0; j < FILTER_MAX_BLOCK; j++) acc[j] = filter_greater(acc[j], col[j0 + j + k]);
+        for (int j = 0; j < FILTER_MAX_BLOCK; j++) out[j0 + j] = acc[j];
+    }
+    for (int j = j0; j < n; j++) out[j] = col[j];
     for (int k = 1; k <= 2 * a; k++) {
         const float *restrict r = col + k;
-        for (int j = 0; j < n; j++) out[j] = filter_greater(out[j], r[j]);
+        for (int j = j0; j < n; j++) out[j] = filter_greater(out[j], r[j]);
     }
 }
 

@@ -129,17 +129,22 @@ static void bg_union(bg_runs *r, int32_t a, int32_t b) {
 }
 
 /* The end of the run of bytes equal to (m[x] != 0) that starts at x:
- * eight bytes at a time while they are all zero or all set. */
-static int run_end(const uint8_t *m, int x, int w) {
+ * eight bytes at a time while they are all zero or all set. The run's
+ * bytes are ORed into *seen (a set run's only: the others are 0), so the
+ * caller learns whether any byte was other than 0 or 1. */
+static int run_end(const uint8_t *m, int x, int w, uint64_t *seen) {
     bool set = m[x] != 0;
+    uint64_t bits = m[x];
     x++;
     while (x + 8 <= w) {
         uint64_t v;
         memcpy(&v, m + x, 8);
         if (set ? (((v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull) != 0) : v != 0) break;
+        bits |= v;
         x += 8;
     }
-    while (x < w && (m[x] != 0) == set) x++;
+    while (x < w && (m[x] != 0) == set) bits |= m[x++];
+    *seen |= bits;
     return x;
 }
 
@@ -151,12 +156,13 @@ static int run_end(const uint8_t *m, int x, int w) {
 int morph_fill_holes(uint8_t *mask, int w, int h, long max_area) {
     if (morph_check(mask, w, h, 0) != TS_OK) return TS_ERR;
     bg_runs r = {0};
+    uint64_t seen = 0; /* every byte ORed: whether any is other than 0 or 1 */
     size_t above = 0, above_end = 0; /* runs of the previous row: [above, above_end) */
     for (int y = 0; y < h; y++) {
         const uint8_t *m = mask + (size_t)y * w;
         size_t first = r.n;
         for (int x = 0; x < w;) {
-            int end = run_end(m, x, w);
+            int end = run_end(m, x, w, &seen);
             if (m[x] == 0) {
                 bg_runs_add(&r, y, x, end - 1, y == 0 || y == h - 1 || x == 0 || end == w);
                 int32_t me = (int32_t)(r.n - 1);
@@ -172,8 +178,12 @@ int morph_fill_holes(uint8_t *mask, int w, int h, long max_area) {
         if (r.border[root] || (max_area >= 0 && r.area[root] > max_area)) continue;
         memset(mask + (size_t)r.y[i] * w + r.x0[i], 1, (size_t)(r.x1[i] - r.x0[i] + 1));
     }
+    /* the holes were filled with 1; the rest is made 0 / 1 only when a
+     * byte was something else (a pass over the whole mask that cell
+     * segmentation's masks, 0 / 1 already, never need) */
     size_t n = (size_t)w * h;
-    for (size_t i = 0; i < n; i++) mask[i] = mask[i] != 0;
+    if (seen & 0xFEFEFEFEFEFEFEFEull)
+        for (size_t i = 0; i < n; i++) mask[i] = mask[i] != 0;
     free(r.x0), free(r.x1), free(r.y), free(r.parent), free(r.area), free(r.border);
     return TS_OK;
 }

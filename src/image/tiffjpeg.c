@@ -12,7 +12,9 @@
  * it once, and decodes every tile the window touches: a tile whose columns
  * lie inside the window is decoded straight into it, the others through a
  * one-tile scratch buffer from which the part inside the window is copied. Decoding stops at
- * the last row the window needs; the rows after it are never decoded.
+ * the last row the window needs; the rows after it are never decoded, and
+ * of a tile the window's edge cuts only the part needed and a margin are
+ * (decode_tile).
  * libjpeg's errors longjmp back to tiffjpeg_read, which is the only
  * function calling into libjpeg; warnings (corrupt data libjpeg papers
  * over) are errors too, as a damaged tile must not pass for tissue.
@@ -260,7 +262,17 @@ static int read_tile_bytes(const tiffjpeg *t, const jlevel *l, reader *r, size_t
 /* Decodes tile (col, row) of l and copies its part inside the window
  * [x, x + w) x [y, y + h) (level pixels, already clipped to the level)
  * into buf at stride bw, whose origin is level pixel (ox, oy). Called
- * under the reader's setjmp. */
+ * under the reader's setjmp.
+ * A tile the window's edge cuts is decoded only around the part needed:
+ * the iMCU rows above it skipped (jpeg_skip_scanlines: entropy-decoded
+ * only) and the columns beside it cropped (jpeg_crop_scanline: no inverse
+ * DCT, upsampling or colour conversion there), with one whole iMCU more
+ * than needed on each cut side. A decoded pixel depends on its own blocks
+ * and, through fancy upsampling, on the chroma samples next to it, which
+ * libjpeg takes from the decoded region's edge when they lie beyond it:
+ * so the pixels within an iMCU of a cut differ from a whole-tile decode
+ * (an earlier crop with no margin failed the OpenSlide comparison), the
+ * ones further in do not. */
 static void decode_tile(reader *r, const jlevel *l, uint32_t col, uint32_t row, int64_t x,
                         int64_t y, int64_t x1, int64_t y1, uint32_t *buf, int64_t ox, int64_t oy,
                         int bw) {
@@ -281,23 +293,37 @@ static void decode_tile(reader *r, const jlevel *l, uint32_t col, uint32_t row, 
     int64_t cy0 = y > ty0 ? y : ty0, cy1 = y1 < ty0 + l->th ? y1 : ty0 + l->th;
     JDIMENSION last = (JDIMENSION)(cy1 - ty0); /* rows after it are not needed */
     /* A tile whose columns all lie in the window is decoded straight into
-     * the window's rows; otherwise rows go through the scratch tile and
-     * their part inside the window is copied. */
+     * the window's rows; otherwise rows go through the scratch tile (the
+     * cropped columns from its rows' starts) and their part inside the
+     * window is copied. */
     bool direct = cx0 == tx0 && cx1 == tx0 + l->tw;
+    JDIMENSION xoff = 0;
+    if (!direct) {
+        int64_t mw = (int64_t)c->max_h_samp_factor * DCTSIZE, lo = cx0 - tx0 - mw, hi = cx1 - tx0 + mw;
+        lo = lo > 0 ? lo : 0;
+        hi = hi < (int64_t)l->tw ? hi : (int64_t)l->tw;
+        if (lo > 0 || hi < (int64_t)l->tw) {
+            JDIMENSION width = (JDIMENSION)(hi - lo);
+            xoff = (JDIMENSION)lo;
+            jpeg_crop_scanline(c, &xoff, &width); /* xoff down to an iMCU's start, width up */
+        }
+    }
+    JDIMENSION mh = (JDIMENSION)c->max_v_samp_factor * DCTSIZE, first = (JDIMENSION)(cy0 - ty0);
+    if (first >= 2 * mh) jpeg_skip_scanlines(c, (first / mh - 1) * mh);
     JSAMPROW *rows = r->rows;
-    for (JDIMENSION i = 0; i < last; i++) {
+    for (JDIMENSION i = c->output_scanline; i < last; i++) {
         int64_t ly = ty0 + i;
         rows[i] = direct && ly >= cy0 ? (JSAMPROW)(buf + (size_t)(ly - oy) * (size_t)bw + (size_t)(cx0 - ox))
                                       : (JSAMPROW)(r->tile + (size_t)i * l->tw);
     }
     while (c->output_scanline < last) {
-        JDIMENSION first = c->output_scanline;
-        JDIMENSION got = jpeg_read_scanlines(c, rows + first, last - first);
-        for (JDIMENSION i = first; i < first + got && !direct; i++) {
+        JDIMENSION from = c->output_scanline;
+        JDIMENSION got = jpeg_read_scanlines(c, rows + from, last - from);
+        for (JDIMENSION i = from; i < from + got && !direct; i++) {
             int64_t ly = ty0 + i;
             if (ly < cy0) continue;
             memcpy(buf + (size_t)(ly - oy) * (size_t)bw + (size_t)(cx0 - ox),
-                   r->tile + (size_t)i * l->tw + (size_t)(cx0 - tx0), (size_t)(cx1 - cx0) * 4);
+                   r->tile + (size_t)i * l->tw + (size_t)(cx0 - tx0 - (int64_t)xoff), (size_t)(cx1 - cx0) * 4);
         }
     }
     jpeg_abort_decompress(c);

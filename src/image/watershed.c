@@ -334,7 +334,7 @@ static inline bool ws_zero16(const int32_t *l) {
  * (the keys are unique), from a heap of a few dozen keys. */
 typedef struct ws_pq {
     uint64_t *key;  /* the heap */
-    int32_t *pixel; /* by age */
+    int32_t *pixel; /* by age: the pixel and its column (2 * age, 2 * age + 1) */
     int32_t *next;  /* by age: the next age in its bucket's list */
     int32_t *head, *tail; /* per bucket: first and last age, -1 when empty */
     size_t n;
@@ -377,9 +377,10 @@ static inline void ws_heap_insert(ws_pq *q, uint64_t x) {
     q->key[i] = x;
 }
 
-static inline void ws_pq_push(ws_pq *q, uint32_t order, int32_t pixel) {
+static inline void ws_pq_push(ws_pq *q, uint32_t order, int32_t pixel, int x) {
     uint32_t age = q->next_age++;
-    q->pixel[age] = pixel;
+    q->pixel[2 * (size_t)age] = pixel;
+    q->pixel[2 * (size_t)age + 1] = x;
     int b = ws_bucket(q, order);
     if (b <= q->cur) {
         ws_heap_insert(q, ((uint64_t)order << 32) | age);
@@ -395,14 +396,14 @@ static inline void ws_pq_push(ws_pq *q, uint32_t order, int32_t pixel) {
 static bool ws_pq_refill(ws_pq *q) {
     while (++q->cur < q->buckets) {
         for (int32_t a = q->head[q->cur]; a >= 0; a = q->next[a])
-            ws_heap_insert(q, ((uint64_t)ws_order_bits(q->elevation[q->pixel[a]]) << 32) | (uint32_t)a);
+            ws_heap_insert(q, ((uint64_t)ws_order_bits(q->elevation[q->pixel[2 * (size_t)a]]) << 32) | (uint32_t)a);
         if (q->n > 0) return true;
     }
     return false;
 }
 
-/* Removes the least key; returns its pixel (the queue is not empty). */
-static inline int32_t ws_heap_pop(ws_pq *q) {
+/* Removes the least key; returns its age (the queue is not empty). */
+static inline uint32_t ws_heap_pop(ws_pq *q) {
     uint64_t *k = q->key, top = k[0], last = k[--q->n];
     size_t i = 0;
     for (;;) {
@@ -417,7 +418,7 @@ static inline int32_t ws_heap_pop(ws_pq *q) {
         i = best;
     }
     k[i] = last;
-    return q->pixel[(uint32_t)top];
+    return (uint32_t)top;
 }
 
 /* Sizes the buckets for a flood whose least seed has order bits lo: the
@@ -456,39 +457,67 @@ int watershed_flood(const float *elevation, const uint8_t *mask, int w, int h, i
     return rc;
 }
 
-/* The queue's keys, pixels and links (npx each) and its buckets from the
- * scratch: not cleared, only what the flood reaches is touched. */
+/* The queue's keys, pixels with their columns and links (npx each) and
+ * its buckets from the scratch: not cleared, only what the flood reaches
+ * is touched. A pixel's column comes with it from the queue (a neighbour's
+ * is its own plus dx), so a pop needs no division to find which of its
+ * neighbours exist, which was on the path from every pop to its
+ * neighbours' loads; an interior pixel (most of them) takes all eight at
+ * fixed offsets, in the order of the top of the file. */
 int watershed_flood_with(image_scratch *scratch, const float *elevation, const uint8_t *mask, int w, int h,
                          int32_t *labels) {
     if (scratch == NULL || ws_check(elevation, mask, w, h, labels) != TS_OK) return TS_ERR;
     size_t npx = (size_t)w * h;
-    char *block = image_scratch_take(scratch, npx * (sizeof(uint64_t) + 2 * sizeof(int32_t)) +
-                                                  (size_t)ws_pq_want(npx) * 2 * sizeof(int32_t));
-    ws_pq q = {.key = (uint64_t *)block, .elevation = elevation};
-    q.pixel = (int32_t *)(q.key + npx);
-    q.next = q.pixel + npx;
+    /* pixels, links, buckets, then the heap (an even count of int32
+     * before it, so it is aligned): the parts used, the first few per cent
+     * of each, lie where the other users of the scratch (watershed_maxima,
+     * the level flood) touch it too, so a worker's first window zeroes
+     * less fresh memory */
+    size_t ints = (3 * npx + (size_t)ws_pq_want(npx) * 2 + 1) / 2 * 2;
+    int32_t *block = image_scratch_take(scratch, ints * sizeof(int32_t) + npx * sizeof(uint64_t));
+    ws_pq q = {.key = (uint64_t *)(block + ints), .elevation = elevation};
+    q.pixel = block;
+    q.next = q.pixel + 2 * npx;
     ws_grid grid = ws_grid_of(w, h);
     uint32_t lo = UINT32_MAX;
-#define WS_SEED(p) (q.pixel[q.next_age++] = (p))
+#define WS_SEED(p) (q.pixel[2 * (size_t)q.next_age++] = (p))
     WS_FOR_MARKERS(labels, mask, npx, WS_SEED)
 #undef WS_SEED
     uint32_t seeds = q.next_age;
     for (uint32_t a = 0; a < seeds; a++) {
-        uint32_t o = ws_order_bits(elevation[q.pixel[a]]);
+        uint32_t o = ws_order_bits(elevation[q.pixel[2 * (size_t)a]]);
         lo = o < lo ? o : lo;
     }
     ws_pq_buckets(&q, lo, npx, q.next + npx);
     q.next_age = 0;
-    for (uint32_t a = 0; a < seeds; a++) ws_pq_push(&q, ws_order_bits(elevation[q.pixel[a]]), q.pixel[a]);
-    int32_t nb[8];
+    for (uint32_t a = 0; a < seeds; a++) {
+        int32_t p = q.pixel[2 * (size_t)a];
+        ws_pq_push(&q, ws_order_bits(elevation[p]), p, ws_col(p, &grid));
+    }
+    static const int dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1}, dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
+    int32_t off[8];
+    for (int k = 0; k < 8; k++) off[k] = dy[k] * w + dx[k];
+    int32_t last_row = (int32_t)(npx - (size_t)w);
     while (q.n > 0 || ws_pq_refill(&q)) {
-        int32_t p = ws_heap_pop(&q), l = labels[p];
-        int n = ws_around(p, &grid, nb);
-        for (int k = 0; k < n; k++) {
-            int32_t r = nb[k];
+        uint32_t a = ws_heap_pop(&q);
+        int32_t p = q.pixel[2 * (size_t)a], x = q.pixel[2 * (size_t)a + 1], l = labels[p];
+        if (x > 0 && x < w - 1 && p >= w && p < last_row) {
+            for (int k = 0; k < 8; k++) {
+                int32_t r = p + off[k];
+                if (!mask[r] || labels[r] != 0) continue;
+                labels[r] = l;
+                ws_pq_push(&q, ws_order_bits(elevation[r]), r, x + dx[k]);
+            }
+            continue;
+        }
+        for (int k = 0; k < 8; k++) { /* at the image's edge: the neighbours inside it */
+            if ((dx[k] < 0 && x == 0) || (dx[k] > 0 && x == w - 1) || (dy[k] < 0 && p < w) ||
+                (dy[k] > 0 && p >= last_row))
+                continue;
+            int32_t r = p + off[k];
             if (!mask[r] || labels[r] != 0) continue;
             labels[r] = l;
-            ws_pq_push(&q, ws_order_bits(elevation[r]), r);
+            ws_pq_push(&q, ws_order_bits(elevation[r]), r, x + dx[k]);
         }
     }
     return TS_OK;
@@ -497,7 +526,7 @@ int watershed_flood_with(image_scratch *scratch, const float *elevation, const u
 /* During a flood, pixels outside the mask carry this label, so that one
  * test (label != 0) tells a neighbour that must not be flooded, whether
  * labelled already or outside; they are set back to 0 at the end. */
-#define WS_OUTSIDE (-1) /* all bits set: ws_frame_row and ws_outside16 rely on it */
+#define WS_OUTSIDE (-1) /* all bits set: ws_frame_row relies on it */
 
 /* Columns per block of watershed_flood_levels_into's occupancy. */
 #define WS_BLOCK 64
@@ -577,13 +606,12 @@ static void ws_unframe(ws_framed *f, int32_t *labels, int w, int h, const uint8_
     }
 }
 
-/* Whether the 16 framed labels from l on are all WS_OUTSIDE (all bits
- * set, so their AND is too): one vectorised test instead of 16 branches
- * that go either way at every edge of the mask. */
-static inline bool ws_outside16(const int32_t *l) {
-    int32_t all = WS_OUTSIDE;
-    for (int k = 0; k < 16; k++) all &= l[k];
-    return all == WS_OUTSIDE;
+/* Whether the 16 mask bytes from m on are all 0. */
+static inline bool ws_none16(const uint8_t *m) {
+    uint64_t a, b;
+    memcpy(&a, m, sizeof(a));
+    memcpy(&b, m + 8, sizeof(b));
+    return (a | b) == 0;
 }
 
 /* A pixel's level: its elevation clamped to [0, levels), fractions
@@ -606,16 +634,19 @@ static size_t ws_frame_levels(ws_framed *f, const float *elevation, int levels, 
         const uint8_t *o = occ ? occ + (size_t)y * nbx : NULL;
         int32_t *row = ws_frame_row(f, mask, labels, w, y, o);
         const float *e = elevation + (size_t)y * w;
+        /* in a block occ marks, a framed label is WS_OUTSIDE exactly where
+         * the mask is 0: the mask's 16 bytes are tested, not 64 of labels */
+        const uint8_t *m = mask + (size_t)y * w;
         for (int x = 0; x < w; x++) {
             if (o && x % WS_BLOCK == 0 && !o[x / WS_BLOCK]) {
                 x += WS_BLOCK - 1; /* outside whole */
                 continue;
             }
-            if (x + 16 <= w && ws_outside16(row + x)) {
+            if (x + 16 <= w && ws_none16(m + x)) {
                 x += 15; /* outside the mask: most of a window */
                 continue;
             }
-            if (row[x] == WS_OUTSIDE) continue;
+            if (!m[x]) continue;
             int l = ws_level(e[x], levels);
             wr[l]++;
             if (row[x] == 0) {
@@ -655,16 +686,21 @@ int watershed_flood_levels_into(const float *elevation, int levels, const uint8_
     return rc;
 }
 
-/* All four arrays from the scratch, in one block: the levels' read and
- * write ends, the seeds (2 npx), the framed labels and the queue (at most
- * npx: a pixel is queued once). */
+/* All four arrays from the scratch, in one block: the framed labels, the
+ * queue (at most npx: a pixel is queued once), the levels' read and write
+ * ends and the seeds (2 npx). */
 int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, int levels, const uint8_t *mask,
                                 int w, int h, const uint8_t *occ, const int32_t *markers, int32_t *labels) {
     if (scratch == NULL || ws_check(elevation, mask, w, h, labels) != TS_OK || markers == NULL || levels < 1)
         return TS_ERR;
     size_t npx = (size_t)w * (size_t)h, nat = (size_t)levels * 2 + 1;
     size_t nframed = (size_t)(w + 2) * (size_t)(h + 2);
-    int32_t *at = image_scratch_take(scratch, (nat + 2 * npx + nframed + npx + 1) * sizeof(int32_t));
+    /* the framed labels (touched whole) first, where watershed_maxima's
+     * reconstruction (touched whole too) lies, then the queue and the
+     * levels' ends, the seeds last: the scratch's users overlap in what
+     * they touch, so a worker's first window zeroes less fresh memory */
+    int32_t *block = image_scratch_take(scratch, (nframed + npx + 1 + nat + 2 * npx) * sizeof(int32_t));
+    int32_t *queue = block + nframed, *at = queue + npx + 1;
     /* A pixel is queued at most once, at its own level, and only inside
      * the mask: each level's FIFO gets a slice of one array as long as the
      * mask's pixels at that level. */
@@ -673,7 +709,7 @@ int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, 
     /* markers in raster order: framed position, level (pairs) */
     int32_t *seeds = at + nat;
     ws_framed f;
-    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, occ, wr, seeds, seeds + 2 * npx);
+    size_t nseeds = ws_frame_levels(&f, elevation, levels, mask, markers, w, h, occ, wr, seeds, block);
     int32_t *lab = f.lab;
     int32_t sum = 0;
     for (int l = 0; l < levels; l++) {
@@ -681,7 +717,6 @@ int watershed_flood_levels_with(image_scratch *scratch, const float *elevation, 
         rd[l] = wr[l] = sum;
         sum += c;
     }
-    int32_t *queue = lab + nframed;
     int cur = levels;
     for (size_t i = 0; i < nseeds; i++) {
         int l = seeds[2 * i + 1];

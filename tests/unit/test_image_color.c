@@ -115,14 +115,15 @@ static void test_color_deconvolve_accepts_null_outputs(void **state) {
 }
 
 /* One pixel's stain 2 (color_stain2) is, bit for bit, what the whole-image
- * deconvolution gives (its vectorised loop included: 1,000 pixels), for
- * H&E and H-DAB, with alpha-0 pixels among them. */
+ * deconvolution gives (1,003 pixels), for H&E and H-DAB, with alpha-0
+ * pixels among them; stain 1 is color_stain_at's with stain 1's tables,
+ * whether the call asks for one stain or both. */
 static void test_color_stain2_equals_deconvolve(void **state) {
     (void)state;
-    enum { N = 1000 };
+    enum { N = 1003 };
     static uint32_t px[N];
-    static float e[N];
-    float od[256];
+    static float e[N], h[N], e2[N], h2[N];
+    float od[256], t0[3][256];
     color_od_lut(od);
     uint32_t seed = 5;
     for (int i = 0; i < N; i++) {
@@ -133,10 +134,16 @@ static void test_color_stain2_equals_deconvolve(void **state) {
     color_stains_he(&st[0]);
     color_stains_hdab(&st[1]);
     for (int k = 0; k < 2; k++) {
+        color_stain_tables(&st[k], od, 0, t0);
         color_deconvolve(&st[k], px, N, NULL, e);
+        color_deconvolve(&st[k], px, N, h, NULL);
+        color_deconvolve(&st[k], px, N, h2, e2);
         for (int i = 0; i < N; i++) {
-            float one = color_stain2(&st[k], od, px[i]);
+            float one = color_stain2(&st[k], od, px[i]), first = color_stain_at((const float(*)[256])t0, px[i]);
             assert_memory_equal(&one, &e[i], sizeof(float));
+            assert_memory_equal(&one, &e2[i], sizeof(float));
+            assert_memory_equal(&first, &h[i], sizeof(float));
+            assert_memory_equal(&first, &h2[i], sizeof(float));
         }
     }
 }

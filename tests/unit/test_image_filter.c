@@ -169,13 +169,15 @@ static void plain_gaussian(float *img, int w, int h, float sigma) {
 
 /* The blur (a ring of horizontally blurred rows, in place or into another
  * image) equals the plain whole-image separable blur bit for bit, on
- * random images taller and shorter than the kernel. */
+ * random images taller and shorter than the kernel, narrower than a
+ * block of the blocked passes (32 columns) and up to 200 wide (blocks and
+ * a rest). */
 static void test_filter_gaussian_equals_plain_separable_blur(void **state) {
     (void)state;
     uint64_t s = 777;
     const float sigmas[4] = {0.4f, 1.0f, 1.7f, 3.0f};
-    for (int t = 0; t < 24; t++) {
-        int w = 1 + (int)(rnd_next(&s) % 40), h = 1 + (int)(rnd_next(&s) % 40);
+    for (int t = 0; t < 48; t++) {
+        int w = 1 + (int)(rnd_next(&s) % (t < 24 ? 40 : 200)), h = 1 + (int)(rnd_next(&s) % 40);
         float sigma = sigmas[t % 4];
         size_t n = (size_t)w * h;
         float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *c = malloc(n * sizeof(float));

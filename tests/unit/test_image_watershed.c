@@ -493,6 +493,32 @@ static void test_watershed_flood_equals_plain_flood_on_many_components(void **st
     }
 }
 
+/* The level flood on wide sparse masks (3 to 15 per cent of pixels: runs
+ * of background of every length, so every position of a mask pixel in and
+ * around the 16-byte tests that pass over background), whole elevations,
+ * markers in and out of the mask: the plain flood's labels. */
+static void test_watershed_flood_levels_equals_plain_on_sparse_wide_masks(void **state) {
+    (void)state;
+    uint64_t s = 1615;
+    for (int trial = 0; trial < 60; trial++) {
+        int w = 16 + (int)(rnd_next(&s) % 140), h = 1 + (int)(rnd_next(&s) % 30), n = w * h;
+        int levels = 1 + (int)(rnd_next(&s) % 9);
+        float *elev = malloc(sizeof(float) * (size_t)n);
+        uint8_t *mask = malloc((size_t)n);
+        int32_t *markers = malloc(sizeof(int32_t) * (size_t)n);
+        uint64_t density = 3 + (uint64_t)(trial % 5) * 3;
+        for (int i = 0; i < n; i++) {
+            elev[i] = (float)(rnd_next(&s) % (uint64_t)levels);
+            mask[i] = rnd_next(&s) % 100 < density;
+            markers[i] = rnd_next(&s) % 6 == 0 ? (int32_t)(1 + rnd_next(&s) % 9) : 0;
+        }
+        assert_flood_is_plain(elev, levels, mask, w, h, markers);
+        free(elev);
+        free(mask);
+        free(markers);
+    }
+}
+
 /* watershed_flood_levels_into with an occupancy of 64-column blocks:
  * the same labels as without it, on wide sparse masks (blobs, some
  * touching the edges and spanning blocks), whether the occupancy marks
@@ -607,6 +633,7 @@ int main(void) {
         cmocka_unit_test(test_watershed_flood_labels_every_connected_pixel_on_random_images),
         cmocka_unit_test(test_watershed_flood_levels_equals_heap_flood),
         cmocka_unit_test(test_watershed_flood_levels_with_occupancy),
+        cmocka_unit_test(test_watershed_flood_levels_equals_plain_on_sparse_wide_masks),
         cmocka_unit_test(test_watershed_floods_equal_plain_flood_on_random_images),
         cmocka_unit_test(test_watershed_flood_equals_plain_flood_on_many_components),
         cmocka_unit_test(test_watershed_with_scratch_equals_allocating_calls),
