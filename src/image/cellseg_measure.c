@@ -49,11 +49,31 @@ static inline bool measure_zero8(const int32_t *labels) {
     return any == 0;
 }
 
-/* The end of the run of label l from x (row[x] == l) within [x, end). */
-static inline int measure_run_end(const int32_t *row, int x, int end, int32_t l) {
-    x++;
-    while (x < end && row[x] == l) x++;
-    return x;
+/* The next run of one positive label in row[*x .. end): moves *x to its
+ * start, sets *x1 to its end and returns its label; 0 when none is left.
+ * Background (0, most of a window) is skipped 8 columns at a time. Both
+ * per-label passes walk the occupied blocks with it. */
+static inline int32_t measure_next_run(const int32_t *row, int *x, int end, int *x1) {
+    int i = *x;
+    for (;;) {
+        if (i + 8 <= end && measure_zero8(row + i)) {
+            i += 8;
+            continue;
+        }
+        if (i >= end) break;
+        int32_t l = row[i];
+        if (l <= 0) {
+            i++;
+            continue;
+        }
+        int j = i + 1;
+        while (j < end && row[j] == l) j++;
+        *x = i;
+        *x1 = j;
+        return l;
+    }
+    *x = end;
+    return 0;
 }
 
 /* Adds the run [x0, x1) of row y to r's area and centroid sums (exact:
@@ -77,21 +97,10 @@ void cellseg_measure_shape(const int32_t *labels, int w, int h, const uint8_t *o
         const int32_t *row = labels + (size_t)y * (size_t)w;
         for (int b = 0; b < nbx; b++) {
             if (!occ[(size_t)y * (size_t)nbx + (size_t)b]) continue; /* no label there */
-            int end = (b + 1) * CELLSEG_OCC_W < w ? (b + 1) * CELLSEG_OCC_W : w;
-            for (int x = b * CELLSEG_OCC_W; x < end;) {
-                if (x + 8 <= end && measure_zero8(row + x)) {
-                    x += 8;
-                    continue;
-                }
-                int32_t l = row[x];
-                if (l <= 0) {
-                    x++;
-                    continue;
-                }
-                int x1 = measure_run_end(row, x, end, l);
+            int end = (b + 1) * CELLSEG_OCC_W < w ? (b + 1) * CELLSEG_OCC_W : w, x1 = 0;
+            int32_t l;
+            for (int x = b * CELLSEG_OCC_W; (l = measure_next_run(row, &x, end, &x1)) > 0; x = x1)
                 measure_run_shape(&reg[l], x, x1, y);
-                x = x1;
-            }
         }
     }
 }
@@ -114,18 +123,9 @@ void cellseg_measure_cells(const int32_t *cells, const int32_t *nuclei, const fl
         const uint32_t *px = rgb + r0;
         for (int b = 0; b < nbx; b++) {
             if (!occ[(size_t)y * (size_t)nbx + (size_t)b]) continue; /* no cell there */
-            int end = (b + 1) * CELLSEG_OCC_W < w ? (b + 1) * CELLSEG_OCC_W : w;
-            for (int x = b * CELLSEG_OCC_W; x < end;) {
-                if (x + 8 <= end && measure_zero8(row + x)) {
-                    x += 8;
-                    continue;
-                }
-                int32_t l = row[x];
-                if (l <= 0) {
-                    x++;
-                    continue;
-                }
-                int x1 = measure_run_end(row, x, end, l);
+            int end = (b + 1) * CELLSEG_OCC_W < w ? (b + 1) * CELLSEG_OCC_W : w, x1 = 0;
+            int32_t l;
+            for (int x = b * CELLSEG_OCC_W; (l = measure_next_run(row, &x, end, &x1)) > 0; x = x1) {
                 cellseg_region *c = &creg[l], *u = &nreg[l];
                 measure_run_shape(c, x, x1, y);
                 double sh = c->sh, se = c->se, nh = u->sh, ne = u->se;
@@ -138,7 +138,6 @@ void cellseg_measure_cells(const int32_t *cells, const int32_t *nuclei, const fl
                     ne += in ? ev : 0.0;
                 }
                 c->sh = sh, c->se = se, u->sh = nh, u->se = ne;
-                x = x1;
             }
         }
     }
