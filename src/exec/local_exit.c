@@ -48,8 +48,8 @@ static void runner_reason(const lrun *r, char *out, size_t len) {
  * and the wait status. The marker is the truth of success (protocol.h): a
  * marker that says "succeeded" wins, with its exit code, even if we had
  * just signalled the job (its result is complete and already published),
- * and an exit status of 0 without a marker is a failure. Otherwise our own reason (timeout,
- * cancel) comes first, then the runner's. */
+ * and an exit status of 0 without a marker is a failure. Otherwise our
+ * own reason (timeout, cancel) comes first, then the runner's. */
 void local_describe_exit(const lrun *r, int status, exec_event *e) {
     e->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     proto_exit marker;
