@@ -11,6 +11,7 @@ bench/http_bench.sh "$build/tessera" 5 32
 bench/metrics_bench.sh "$build/tessera" 5 16
 if command -v node >/dev/null 2>&1 && [ -d node_modules/ws ]; then
     node bench/ws_latency.mjs "$build/tessera" 1000
+    node bench/ws_burst.mjs "$build/tessera"
     # One tenant reading a 10,000-job workflow in a loop beside another's small GETs.
     node bench/noisy_neighbour.mjs "$build/tessera" 300
 else

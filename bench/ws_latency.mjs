@@ -12,6 +12,12 @@
 // 10,000: both this process and the workers hold one fd per client).
 // BASELINE_BINARY: another tessera build measured the same way in the same
 // run (e.g. one whose hubs poll SQLite instead of being woken), with ratios.
+// Beside the latencies it prints the service's own part of an event's way
+// (its /metrics histogram from the event's record to a hub's read, diffed
+// over the measured phases) and, when BUILD/bench/wake_jitter is built, how
+// late this machine woke a thread sleeping 5 ms over the same minutes: the
+// way to a client is several such wake-ups, and on a shared 2-core machine
+// their delays, not the service's work, decide the tail.
 // ROUNDS (default 1): phases per size and binary; both servers run side by
 // side and the binaries take turns phase by phase (the first alternating),
 // so that a change in the machine's load during the run hits both alike;
@@ -24,7 +30,9 @@
 // client, a few workflows): without it the first phase of the first binary
 // also measured the bench's own cold start, which added 10-30 ms to the
 // first events of whichever binary came first.
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { startTessera } from './serve.mjs';
 import WebSocket from 'ws';
 
@@ -91,6 +99,7 @@ function connect(url, user, ctx, srvState) {
       const now = Date.now();
       const ev = JSON.parse(data);
       if (ev.seq > (srvState.lastSeq.get(user) || 0)) srvState.lastSeq.set(user, ev.seq);
+      if (ev.type === 'workflow.finished') ctx.finished.add(ev.workflow_id);
       if (!ws.measuring || ev.workflow_id <= ctx.lastOldWorkflow) {
         const owner = srvState.owner.get(ev.workflow_id);
         if (owner !== undefined && owner !== user) ctx.foreign++;
@@ -109,21 +118,40 @@ async function submit(url, user, i) {
   return (await r.json()).id;
 }
 
-async function waitDone(url, ids, deadline) {
-  for (const [user, id] of ids) {
-    for (;;) {
-      const r = await fetch(`${url}/api/workflows/${id}/progress`, { headers: { 'X-User-ID': user } });
-      const j = await r.json();
-      if (['succeeded', 'failed', 'cancelled'].includes(j.state)) break;
-      if (Date.now() > deadline) throw new Error('workflows did not finish in time');
-      await new Promise((res) => setTimeout(res, 50));
+/* Until every workflow of ids has ended: seen in its workflow.finished
+ * event, which its owner's clients receive, or else (a lost event must not
+ * hang the bench) in its progress, asked once a second. Polling every
+ * workflow's progress every 50 ms, as this did before, kept this process
+ * and the service's workers busy beside the deliveries being timed: on 2
+ * cores it added its own milliseconds to the tail. */
+async function waitDone(url, ids, deadline, finished) {
+  for (let round = 1; ; round++) {
+    const left = ids.filter(([, id]) => !finished.has(id));
+    if (!left.length) return;
+    if (Date.now() > deadline) throw new Error('workflows did not finish in time');
+    if (round % 10 === 0) {
+      for (const [user, id] of left) {
+        const r = await fetch(`${url}/api/workflows/${id}/progress`, { headers: { 'X-User-ID': user } });
+        if (['succeeded', 'failed', 'cancelled'].includes((await r.json()).state)) finished.add(id);
+      }
     }
+    await new Promise((res) => setTimeout(res, 100));
   }
+}
+
+/** The service's own histogram of an event's way from being recorded to a
+ * hub's read of it (tessera_event_delivery_seconds, /metrics): cumulative
+ * counts by upper bound in seconds. */
+async function deliveryHistogram(url) {
+  const text = await (await fetch(url + '/metrics')).text();
+  const h = new Map();
+  for (const m of text.matchAll(/^tessera_event_delivery_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) h.set(m[1], Number(m[2]));
+  return h;
 }
 
 async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const owner = srvState.owner;
-  const ctx = { latencies: [], seen: [], foreign: 0, lastOldWorkflow: Math.max(0, ...owner.keys()) };
+  const ctx = { latencies: [], seen: [], foreign: 0, lastOldWorkflow: Math.max(0, ...owner.keys()), finished: new Set() };
   const sockets = [];
   const rssBefore = treeUsage(srv.proc.pid).rssKiB;
   for (let i = 0; i < nClients; i += 200) {
@@ -134,6 +162,7 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   await new Promise((r) => setTimeout(r, 1000)); // let replays drain
   const after = treeUsage(srv.proc.pid);
   const rssAfter = after.rssKiB;
+  const histBefore = await deliveryHistogram(srv.url);
   for (const ws of sockets) ws.measuring = true;
   const ids = [];
   for (let i = 0; i < workflows; i++) {
@@ -142,9 +171,11 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
     owner.set(id, user);
     ids.push([user, id]);
   }
-  await waitDone(srv.url, ids, Date.now() + 300000);
+  await waitDone(srv.url, ids, Date.now() + 300000, ctx.finished);
   await new Promise((r) => setTimeout(r, 1000)); // the last events
   const end = treeUsage(srv.proc.pid);
+  const histAfter = await deliveryHistogram(srv.url);
+  const hist = new Map([...histAfter].map(([le, n]) => [le, n - (histBefore.get(le) || 0)]));
   const cpuMs = end.cpuMs - after.cpuMs, hubCpuMs = end.hubCpuMs - after.hubCpuMs;
   // closed before the next phase opens its own: both at once could pass the fd limit
   await Promise.all(sockets.map((ws) => new Promise((res) => {
@@ -154,7 +185,7 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   })));
   ctx.latencies.sort((a, b) => a - b);
   const foreign = ctx.foreign + ctx.seen.filter(([user, wf]) => owner.has(wf) && owner.get(wf) !== user).length;
-  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs };
+  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs, hist };
 }
 
 /** A server with its warm-up round done (not reported). */
@@ -177,17 +208,27 @@ function pooled(results) {
   const lat = results.flatMap((r) => r.lat).sort((a, b) => a - b);
   return { lat, foreign: results.reduce((n, r) => n + r.foreign, 0), kibPerClient: results[0].kibPerClient,
     cpuMs: results.reduce((n, r) => n + r.cpuMs, 0), hubCpuMs: results.reduce((n, r) => n + r.hubCpuMs, 0),
-    p99s: results.map((r) => percentile(r.lat, 0.99)) };
+    p99s: results.map((r) => percentile(r.lat, 0.99)),
+    hist: results.reduce((acc, r) => { for (const [le, n] of r.hist) acc.set(le, (acc.get(le) || 0) + n); return acc; }, new Map()) };
 }
 
 const fmt = (r) => `p50 ${percentile(r.lat, 0.5)} ms, p99 ${percentile(r.lat, 0.99)} ms, max ${r.lat[r.lat.length - 1]} ms` +
   ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client,` +
   ` service CPU ${r.cpuMs} ms, of which the hubs' ${r.hubCpuMs} ms (${(r.hubCpuMs / Math.max(1, r.lat.length) * 1000).toFixed(1)} µs per delivery)` +
-  (r.p99s.length > 1 ? `; p99 of each round ${r.p99s.join(', ')} ms` : '');
+  (r.p99s.length > 1 ? `; p99 of each round ${r.p99s.join(', ')} ms` : '') +
+  // the service's part of the way (recorded -> a hub read it), every hub's reads
+  (r.hist.get('+Inf') ? `; the service's part (recorded -> read by a hub): ${['0.0025', '0.005', '0.01'].map((le) =>
+    `${(100 * r.hist.get(le) / r.hist.get('+Inf')).toFixed(1)}% <= ${le * 1000} ms`).join(', ')} of ${r.hist.get('+Inf')}` : '');
 console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1` +
   (ROUNDS > 1 ? `, ${ROUNDS} rounds per size, the binaries alternating:` : ':'));
 const servers = [await startServer(bin)];
 const results = [new Map()];
+// The machine's own wake-up delays over the same minutes (bench/wake_jitter.c), if built.
+const jitterBin = join(dirname(bin), 'bench', 'wake_jitter');
+const jitter = existsSync(jitterBin) ? spawn(jitterBin, ['3600', '5'], { stdio: ['ignore', 'pipe', 'inherit'] }) : null;
+let jitterOut = '';
+if (jitter) jitter.stdout.on('data', (d) => { jitterOut += d; });
+const jitterDone = jitter ? new Promise((res) => jitter.on('exit', res)) : Promise.resolve();
 try {
   if (baselineBin) {
     servers.push(await startServer(baselineBin));
@@ -205,8 +246,11 @@ try {
     }
   }
 } finally {
+  if (jitter) jitter.kill('SIGTERM');
+  await jitterDone;
   for (const s of servers) await s.srv.stop();
 }
+if (jitter) console.log(`  this machine meanwhile (${jitterBin}): ${jitterOut.trim()}`);
 const mine = COUNTS.map((n) => [n, pooled(results[0].get(n))]);
 for (const [n, r] of mine) console.log(`  ${bin}: ${n} client(s): ${fmt(r)}`);
 if (baselineBin) {

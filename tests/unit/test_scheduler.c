@@ -28,6 +28,7 @@ typedef struct scripted {
     int batch_len[SCRIPT_MAX];
     int n_batches, next;
     int waits;
+    double last_timeout; /* the timeout of the last wait() */
     int inputs[4]; /* per job index: upstream jobs in its start's spec, -1 = not started */
 } scripted;
 
@@ -48,10 +49,10 @@ static void scripted_cancel(executor *ex, int64_t workflow_id, int32_t job_index
 
 static int scripted_wait(executor *ex, double timeout_s, int wake_fd, exec_event *events,
                          size_t max) {
-    (void)timeout_s;
     (void)wake_fd;
     scripted *x = (scripted *)ex;
     x->waits++;
+    x->last_timeout = timeout_s;
     if (x->next >= x->n_batches) return 0;
     int n = x->batch_len[x->next];
     assert_true((size_t)n <= max);
@@ -182,7 +183,9 @@ static void test_progress_then_exit_share_one_commit(void **state) {
     store_workflow_free(wf);
 }
 
-/* Progress with nothing after it is still recorded within the step. */
+/* Progress with nothing after it is still recorded within the step, after
+ * waiting for more at most a few milliseconds (SCHED_PROGRESS_HOLD_S, 3 ms),
+ * not the step's 5 s: a long job's progress events are not held back. */
 static void test_progress_alone_is_recorded(void **state) {
     fixture *f = *state;
     script(&f->ex, EXEC_PROGRESS, 0.25, NULL);
@@ -191,6 +194,7 @@ static void test_progress_alone_is_recorded(void **state) {
     assert_int_equal(sched_step(f->s, 5.0, -1, err, sizeof(err)), TS_OK);
     assert_int_equal(f->commits, 1);
     assert_true(f->ex.waits - waits >= 2); /* it waited for more before committing */
+    assert_true(f->ex.last_timeout <= 0.003);
     store_workflow *wf = workflow(f);
     assert_int_equal(wf->jobs[0].state, JOB_RUNNING);
     assert_true(wf->jobs[0].progress > 0.24 && wf->jobs[0].progress < 0.26);

@@ -1,0 +1,115 @@
+/*
+ * test_syncer.c - the deferred fsync on a thread of its own
+ * (sched/syncer.h), against a real SQLite store with deferred sync: the
+ * thread's store_sync rings the store's listeners, once, and answers
+ * syncer_end with its code; freeing it with a sync under way waits for it.
+ * That a failed fsync stops the scheduler's jobs, and that the ring comes
+ * while jobs are still starting, is tested with the scheduler in
+ * test_store_faults.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/syncer.h"
+#include "util/util.h"
+#include "testlib.h"
+
+static const char ONE_JOB[] = "{\"name\": \"w\", \"jobs\": [{\"job_id\": \"a\", \"job_type\": \"noop\"}]}";
+
+typedef struct fixture {
+    char dir[64];
+    char db[128];
+    store *st;
+    store_listener *l;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = ts_calloc(1, sizeof(*f));
+    char err[TS_ERRLEN];
+    ts_strlcpy(f->dir, "/tmp/test_syncer.XXXXXX", sizeof(f->dir));
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->db, sizeof(f->db), "%s/tessera.db", f->dir);
+    if (store_open(f->db, &f->st, err, sizeof(err)) != TS_OK) fail_msg("store_open: %s", err);
+    if (store_listener_open(f->db, STORE_WAKE_EVENTS, &f->l, err, sizeof(err)) != TS_OK)
+        fail_msg("store_listener_open: %s", err);
+    assert_non_null(f->l);
+    assert_int_equal(store_set_deferred_sync(f->st, true, err, sizeof(err)), TS_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    store_listener_close(f->l);
+    store_close(f->st);
+    test_rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A submission committed with deferred sync: events recorded, not yet
+ * fsynced, nobody rung. */
+static void commit_unsynced(fixture *f) {
+    char err[TS_ERRLEN];
+    spec_workflow *spec = NULL;
+    spec_error e;
+    assert_int_equal(spec_parse(ONE_JOB, strlen(ONE_JOB), NULL, NULL, NULL, &spec, &e), 0);
+    int64_t id = 0, seq = 0;
+    if (store_submit(f->st, "ann", spec, ts_now(), &id, err, sizeof(err)) != TS_OK)
+        fail_msg("store_submit: %s", err);
+    spec_free(spec);
+    assert_int_equal(store_listener_drain(f->l, &seq), 0);
+}
+
+static void test_syncer_syncs_and_rings_once(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    int64_t seq = 0;
+    syncer *sy = syncer_new(f->st, err, sizeof(err));
+    assert_non_null(sy);
+    commit_unsynced(f);
+    syncer_begin(sy);
+    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_drain(f->l, &seq), 1);
+    assert_true(seq > 0);
+    syncer_begin(sy); /* nothing new: no ring */
+    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_drain(f->l, &seq), 0);
+    commit_unsynced(f); /* the thread serves round after round */
+    syncer_begin(sy);
+    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_drain(f->l, &seq), 1);
+    syncer_free(sy);
+}
+
+/* Freed with a sync handed over and not waited for: the sync still
+ * happens (the ring comes) and the free returns. */
+static void test_syncer_free_finishes_a_sync_under_way(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    int64_t seq = 0;
+    syncer *sy = syncer_new(f->st, err, sizeof(err));
+    assert_non_null(sy);
+    commit_unsynced(f);
+    syncer_begin(sy);
+    syncer_free(sy);
+    assert_int_equal(store_listener_drain(f->l, &seq), 1);
+    assert_int_equal(store_sync(f->st, err, sizeof(err)), TS_OK); /* the store is usable */
+    syncer_free(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_syncer_syncs_and_rings_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syncer_free_finishes_a_sync_under_way, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
