@@ -68,24 +68,32 @@ static void commit_unsynced(fixture *f) {
     assert_int_equal(store_listener_drain(f->l, &seq), 0);
 }
 
-static void test_syncer_syncs_and_rings_once(void **state) {
-    fixture *f = *state;
+static syncer *new_syncer(fixture *f) {
+    char err[TS_ERRLEN];
+    syncer *sy = syncer_new(f->st, err, sizeof(err));
+    if (sy == NULL) fail_msg("syncer_new: %s", err);
+    return sy;
+}
+
+/* One round handed to the thread and waited for: the rings it made. */
+static int synced_round(fixture *f, syncer *sy) {
     char err[TS_ERRLEN];
     int64_t seq = 0;
-    syncer *sy = syncer_new(f->st, err, sizeof(err));
-    assert_non_null(sy);
+    syncer_begin(sy);
+    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
+    int rings = store_listener_drain(f->l, &seq);
+    if (rings > 0) assert_true(seq > 0);
+    return rings;
+}
+
+static void test_syncer_syncs_and_rings_once(void **state) {
+    fixture *f = *state;
+    syncer *sy = new_syncer(f);
     commit_unsynced(f);
-    syncer_begin(sy);
-    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
-    assert_int_equal(store_listener_drain(f->l, &seq), 1);
-    assert_true(seq > 0);
-    syncer_begin(sy); /* nothing new: no ring */
-    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
-    assert_int_equal(store_listener_drain(f->l, &seq), 0);
-    commit_unsynced(f); /* the thread serves round after round */
-    syncer_begin(sy);
-    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
-    assert_int_equal(store_listener_drain(f->l, &seq), 1);
+    assert_int_equal(synced_round(f, sy), 1);
+    assert_int_equal(synced_round(f, sy), 0); /* nothing new: no ring */
+    commit_unsynced(f);                       /* the thread serves round after round */
+    assert_int_equal(synced_round(f, sy), 1);
     syncer_free(sy);
 }
 
@@ -95,8 +103,7 @@ static void test_syncer_free_finishes_a_sync_under_way(void **state) {
     fixture *f = *state;
     char err[TS_ERRLEN];
     int64_t seq = 0;
-    syncer *sy = syncer_new(f->st, err, sizeof(err));
-    assert_non_null(sy);
+    syncer *sy = new_syncer(f);
     commit_unsynced(f);
     syncer_begin(sy);
     syncer_free(sy);
