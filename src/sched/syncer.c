@@ -8,6 +8,7 @@
  * bookkeeping before the caller's next use of the store.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,6 @@ struct syncer {
 
 static void *syncer_main(void *arg) {
     syncer *sy = arg;
-    pthread_setname_np(pthread_self(), "tessera-sync"); /* for top -H and perf */
     pthread_mutex_lock(&sy->mu);
     for (;;) {
         while (sy->state != SYNC_ASKED && sy->state != SYNC_QUIT) pthread_cond_wait(&sy->cv, &sy->mu);
@@ -51,8 +51,17 @@ syncer *syncer_new(store *st, char *err, size_t errlen) {
     sy->st = st;
     pthread_mutex_init(&sy->mu, NULL);
     pthread_cond_init(&sy->cv, NULL);
+    /* Every signal blocked in the thread (it inherits the mask): a stop
+     * signal must interrupt the scheduler's own wait, not land here. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&sy->thread, NULL, syncer_main, sy);
-    if (rc == 0) return sy;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) {
+        pthread_setname_np(sy->thread, "tessera-sync"); /* for top -H and perf */
+        return sy;
+    }
     ts_errf(err, errlen, "starting the fsync thread: %s", strerror(rc));
     pthread_cond_destroy(&sy->cv);
     pthread_mutex_destroy(&sy->mu);

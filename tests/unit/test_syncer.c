@@ -2,7 +2,8 @@
  * test_syncer.c - the deferred fsync on a thread of its own
  * (sched/syncer.h), against a real SQLite store with deferred sync: the
  * thread's store_sync rings the store's listeners, once, and answers
- * syncer_end with its code; freeing it with a sync under way waits for it.
+ * syncer_end with its code; freeing it with a sync under way waits for it;
+ * the thread blocks every signal.
  * That a failed fsync stops the scheduler's jobs, and that the ring comes
  * while jobs are still starting, is tested with the scheduler in
  * test_store_faults.c.
@@ -10,9 +11,13 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,11 +117,55 @@ static void test_syncer_free_finishes_a_sync_under_way(void **state) {
     syncer_free(NULL);
 }
 
+/* The thread's blocked signals (SigBlk of /proc/self/task/TID/status) as a
+ * mask, or 0 when no thread is named tessera-sync. */
+static unsigned long long sync_thread_blocked(void) {
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    unsigned long long blocked = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[4096] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) continue;
+        bool ours = fgets(buf, sizeof(buf), f) && strcmp(buf, "tessera-sync\n") == 0;
+        fclose(f);
+        if (!ours) continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+        if ((f = fopen(path, "r")) == NULL) continue;
+        while (fgets(buf, sizeof(buf), f))
+            if (strncmp(buf, "SigBlk:", 7) == 0) blocked = strtoull(buf + 7, NULL, 16);
+        fclose(f);
+    }
+    closedir(d);
+    return blocked;
+}
+
+/* A stop signal sent to the scheduler's process must interrupt the
+ * scheduler's own wait: the thread blocks every signal, whatever the
+ * creating thread blocked. */
+static void test_syncer_thread_blocks_signals(void **state) {
+    fixture *f = *state;
+    sigset_t before, after;
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
+    assert_int_equal(sigismember(&before, SIGTERM), 0);
+    syncer *sy = new_syncer(f);
+    unsigned long long blocked = sync_thread_blocked();
+    assert_true(blocked & (1ULL << (SIGTERM - 1)));
+    assert_true(blocked & (1ULL << (SIGINT - 1)));
+    assert_true(blocked & (1ULL << (SIGHUP - 1)));
+    syncer_free(sy);
+    assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
+    assert_int_equal(sigismember(&after, SIGTERM), 0); /* the caller's mask as it was */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_syncer_syncs_and_rings_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syncer_free_finishes_a_sync_under_way, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_syncer_thread_blocks_signals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
