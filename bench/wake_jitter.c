@@ -38,6 +38,10 @@ static int by_value(const void *a, const void *b) {
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 3600;
     double period_ms = argc > 2 ? atof(argv[2]) : 1;
+    if (!(seconds > 0 && seconds <= 86400)) {
+        fprintf(stderr, "wake_jitter: SECONDS must be within 0..86400 (more than 0)\n");
+        return 2;
+    }
     if (!(period_ms >= 0.01 && period_ms <= 1000)) {
         fprintf(stderr, "wake_jitter: PERIOD_MS must be within 0.01..1000\n");
         return 2;

@@ -455,7 +455,10 @@ static void observe_timing(scheduler *s, const core_change *ch) {
 }
 
 /* Acts on what was just committed: starts claimed jobs, stops cancelled
- * ones, and logs. */
+ * ones, and logs. Invariant: nothing here (nor in the executor's start and
+ * cancel it calls) uses the store - act_and_sync runs it while the syncer's
+ * thread holds the store handle for the round's fsync. A store call added
+ * here must move out of act or make act_and_sync sync on this thread. */
 static void act(scheduler *s) {
     for (size_t i = 0; i < s->acting.n; i++) {
         const core_change *ch = &s->acting.v[i];
@@ -651,8 +654,9 @@ static int sync_outcome(scheduler *s, int rc, const char *err) {
 }
 
 /*
- * Makes the round's commits durable, after act() started their jobs
- * (docs/architecture.md, "Starting before the fsync"). With a local
+ * Makes the round's commits durable, after act() started their jobs or,
+ * through the syncer, while it starts them (act_and_sync; docs/
+ * architecture.md, "Starting before the fsync"). With a local
  * executor a claimed job may start once its claim is committed - visible,
  * ordered, guarded - without waiting for the device: its process dies with
  * this scheduler, so a power cut that loses the claim (the WAL keeps a
@@ -660,9 +664,9 @@ static int sync_outcome(scheduler *s, int rc, const char *err) {
  * runs it again. The fsync overlaps the job's start instead of preceding
  * it. It must still come before anything of the round is published: the
  * store rings the event listeners (the HTTP workers' WebSocket hubs) only
- * here, after the fsync, and the scheduler acknowledges nothing itself. A
- * failed fsync may have lost claims of running jobs: they are stopped and
- * the lead dropped, so the next round rebuilds from the store.
+ * in store_sync, after the fsync, and the scheduler acknowledges nothing
+ * itself. A failed fsync may have lost claims of running jobs: they are
+ * stopped and the lead dropped, so the next round rebuilds from the store.
  */
 static int sync_after_act(scheduler *s, char *err, size_t errlen) {
     if (!s->deferred_sync) return TS_OK;
