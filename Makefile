@@ -49,7 +49,7 @@ CFLAGS  += -std=c17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -g $(OPT)
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += $(PKG_LIBS) -lwslay -lm -lpthread
 
-LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/tessera.c))
+LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path src/tessera.c ! -path src/tessera_runner.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -62,7 +62,7 @@ KILLS ?= 20
 
 .PHONY: all deps deploy-deps test-deploy test unit integration run run-cluster bench torture clean fuzz fuzz-replay fuzz-build fuzz-bins
 
-all: $(BUILD)/tessera
+all: $(BUILD)/tessera $(BUILD)/tessera-runner
 
 # Installs the Debian packages the project needs, only when something is missing.
 deps:
@@ -89,6 +89,26 @@ $(BUILD)/libtessera.a: $(LIB_OBJ)
 $(BUILD)/tessera: $(BUILD)/src/tessera.o $(BUILD)/libtessera.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# tessera-runner (src/tessera_runner.c): the local executor's fork server
+# for job types that read no slides. Linked from the same archive with
+# jansson and libm alone: an object that needs an image library cannot
+# sneak in (the link fails). The built-in table without the image types
+# (builtin.c, JOBS_BUILTIN_SMALL) comes first, so the archive's is not used.
+SMALL_OBJ := $(BUILD)/small/src/jobs/builtin.o
+$(SMALL_OBJ): src/jobs/builtin.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DJOBS_BUILTIN_SMALL -c $< -o $@
+
+$(BUILD)/tessera-runner: $(BUILD)/src/tessera_runner.o $(SMALL_OBJ) $(BUILD)/libtessera.a
+	$(CC) $(LDFLAGS) $^ -ljansson -lm -lpthread -o $@
+
+# The build stamp (util.h, ts_build_stamp) is recompiled whenever any other
+# object changed, so both binaries of one build carry the same stamp and a
+# binary left from an earlier build another.
+STAMP_OBJ := $(BUILD)/src/util/build_stamp.o
+$(STAMP_OBJ): $(filter-out $(STAMP_OBJ),$(LIB_OBJ)) $(BUILD)/src/tessera.o $(BUILD)/src/tessera_runner.o $(SMALL_OBJ)
+$(STAMP_OBJ): CFLAGS += -DTS_BUILD_STAMP='"$(shell date -u +%Y%m%dT%H%M%S.%N)"'
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libtessera.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
@@ -102,7 +122,7 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libtessera.a
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
 
 test: deps
-	@$(MAKE) --no-print-directory $(BUILD)/tessera $(UNIT_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BUILD)/tessera-runner $(UNIT_BIN)
 	@tests/run-tests.sh $(BUILD)
 
 unit: $(UNIT_BIN)

@@ -60,6 +60,10 @@ typedef struct exec_job {
      * the runner writes no progress file (protocol.h), one file less to
      * create per job. false (the default): the file, for batch executors. */
     bool progress_pipe_only;
+    /* The job's type reads no slide pixels (jobs.h, !reads_slides): a local
+     * executor may run it in tessera-runner, the small runner binary. Set
+     * by the scheduler from the type; false when unsure. */
+    bool small_runner;
 } exec_job;
 
 typedef enum exec_event_kind { EXEC_PROGRESS, EXEC_EXITED } exec_event_kind;

@@ -76,8 +76,9 @@ typedef struct local_exec {
     int job_nice; /* runners run this much nicer than we do (exec_local_new) */
     int sigfd;
     forkserver *fs; /* NULL: every runner is exec'd */
+    forkserver *fs_small; /* tessera-runner's, for small_runner jobs; NULL: fs runs them */
     uint64_t last_spawn_id;
-    size_t n_pending; /* runs whose pid the fork server has yet to answer */
+    size_t n_pending; /* runs whose pid a fork server has yet to answer */
     lrun **runs; /* a small array: a machine runs tens of jobs, not thousands */
     size_t n_runs, cap_runs;
     local_exiting exiting; /* runners reported ended by their own word (finish_said) */
@@ -267,24 +268,34 @@ static pid_t exec_runner(local_exec *ex, const char *spec_path, const char *mark
     return pid;
 }
 
-/* Asks the fork server, if there is one, for the runner: true when the
+/* The fork server for job: tessera-runner's when the job's type reads no
+ * slides and that server runs (a small runner: its fork, faults and exit
+ * cost about half as much CPU), else the full binary's; NULL when neither
+ * runs (the runner is exec'd). */
+static forkserver *server_for(const local_exec *ex, const exec_job *job) {
+    if (job->small_runner && forkserver_alive(ex->fs_small)) return ex->fs_small;
+    return forkserver_alive(ex->fs) ? ex->fs : NULL;
+}
+
+/* Asks fs (server_for), if there is one, for the runner: true when the
  * request went out (its pid comes with the answer, settle_spawns); false
  * when the caller must exec it (no server, or it is gone: said once). */
-static bool request_forked(local_exec *ex, const exec_job *job, const char *spec_path,
-                           const char *spec_text, const char *mark, const int fds[3]) {
-    if (!forkserver_alive(ex->fs)) return false;
+static bool request_forked(local_exec *ex, forkserver *fs, const exec_job *job,
+                           const char *spec_path, const char *spec_text, const char *mark,
+                           const int fds[3]) {
+    if (!forkserver_alive(fs)) return false;
     char why[TS_ERRLEN];
     char *entry = ts_asprintf("%s%d", mark, job->attempt);
-    int rc = forkserver_request(ex->fs, spec_path, entry, ex->last_spawn_id + 1, spec_text,
-                                fds[0], fds[1], fds[2], why, sizeof(why));
+    int rc = forkserver_request(fs, spec_path, entry, ex->last_spawn_id + 1, spec_text, fds[0],
+                                fds[1], fds[2], why, sizeof(why));
     free(entry);
     if (rc == TS_OK) {
         ex->last_spawn_id++;
         return true;
     }
     log_emit(LOG_WARN, NULL, job->job_id,
-             forkserver_alive(ex->fs) ? "runner exec'd: the fork server refused it"
-                                      : "fork server gone; runners are exec'd from now on",
+             forkserver_alive(fs) ? "runner exec'd: the fork server refused it"
+                                  : "fork server gone; runners are exec'd from now on",
              json_pack("{ss}", "error", why));
     return false;
 }
@@ -324,7 +335,8 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     /* A forked runner gets the text in its request: no file (one inode,
      * a rename and a read less per job). Written for an exec'd one, or
      * later if the fork server refuses (spawn_answered). */
-    bool text_only = forkserver_alive(ex->fs) && strlen(spec_text) <= FORKSERVER_SPEC_MAX;
+    forkserver *fs = server_for(ex, job);
+    bool text_only = fs != NULL && strlen(spec_text) <= FORKSERVER_SPEC_MAX;
     if (!text_only && proto_spec_save(&spec_job, spec_text, err, errlen) != TS_OK) goto cleanup;
     if ((log_fd = open_log(job, log_path, &log_start, err, errlen)) < 0) goto cleanup;
     if (pipe2(p, O_CLOEXEC) != 0) {
@@ -338,7 +350,7 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     fcntl(p[0], F_SETFL, O_NONBLOCK);
     int fds[3] = {devnull, log_fd, p[1]};
     pid_t pid = 0;
-    bool forked = request_forked(ex, job, spec_path, text_only ? spec_text : NULL, mark, fds);
+    bool forked = request_forked(ex, fs, job, spec_path, text_only ? spec_text : NULL, mark, fds);
     if (!forked && text_only && proto_spec_save(&spec_job, spec_text, err, errlen) != TS_OK)
         goto cleanup;
     if (!forked && (pid = exec_runner(ex, spec_path, mark, job->attempt, fds, err, errlen)) < 0)
@@ -348,6 +360,7 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     if (forked) {
         lrun *r = ex->runs[ex->n_runs - 1];
         r->spawn_id = ex->last_spawn_id;
+        r->server = fs;
         memcpy(r->spawn_fds, fds, sizeof(fds));
         if (text_only) r->spec_text = spec_text;
         if (text_only) spec_text = NULL;
@@ -404,8 +417,8 @@ static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why)
     r->spawn_id = 0;
     if (pid <= 0) {
         log_emit(LOG_WARN, NULL, r->job_id,
-                 forkserver_alive(ex->fs) ? "runner exec'd: the fork server refused it"
-                                          : "fork server gone; runners are exec'd from now on",
+                 forkserver_alive(r->server) ? "runner exec'd: the fork server refused it"
+                                             : "fork server gone; runners are exec'd from now on",
                  json_pack("{ss}", "error", why));
         char *spec_path = layout_attempt_path(r->work_dir, r->attempt, LAYOUT_SPEC);
         char err[TS_ERRLEN];
@@ -426,6 +439,7 @@ static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why)
             return;
         }
     }
+    r->server = NULL;
     setpgid(pid, pid);
     r->pid = pid;
     free(r->spec_text); /* the runner has it */
@@ -436,21 +450,28 @@ static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why)
     }
 }
 
-/* Takes in the fork server's answers: those already there, or (block)
- * every one still due. Returns true if a pid became known (the caller
- * reaps: the runner may have exited already). */
-static bool settle_spawns(local_exec *ex, bool block) {
+/* How many runs wait for fs's answer. */
+static size_t pending_on(const local_exec *ex, const forkserver *fs) {
+    size_t n = 0;
+    for (size_t i = 0; i < ex->n_runs; i++)
+        if (ex->runs[i]->spawn_id != 0 && ex->runs[i]->server == fs) n++;
+    return n;
+}
+
+/* Takes in fs's answers: those already there, or (block) every one still
+ * due. Returns true if a pid became known. */
+static bool settle_server(local_exec *ex, forkserver *fs, bool block) {
     bool settled = false;
-    while (ex->n_pending > 0) {
+    while (pending_on(ex, fs) > 0) {
         uint64_t id = 0;
         pid_t pid = -1;
         char why[TS_ERRLEN] = "";
-        int got = forkserver_answer(ex->fs, block ? ANSWER_WAIT_MS : 0, &id, &pid, why,
-                                    sizeof(why));
+        int got = forkserver_answer(fs, block ? ANSWER_WAIT_MS : 0, &id, &pid, why, sizeof(why));
         if (got == 0) break;
         bool known = false;
         for (size_t i = ex->n_runs; i-- > 0;) { /* backwards: a run may leave slot i */
-            if (ex->runs[i]->spawn_id == 0 || (got > 0 && ex->runs[i]->spawn_id != id)) continue;
+            lrun *r = ex->runs[i];
+            if (r->spawn_id == 0 || r->server != fs || (got > 0 && r->spawn_id != id)) continue;
             spawn_answered(ex, i, got > 0 ? pid : -1, why); /* gone: each one due is exec'd */
             settled = known = true;
             if (got > 0) break;
@@ -462,6 +483,14 @@ static bool settle_spawns(local_exec *ex, bool block) {
             }
         }
     }
+    return settled;
+}
+
+/* Takes in both fork servers' answers (settle_server). Returns true if a
+ * pid became known (the caller reaps: the runner may have exited already). */
+static bool settle_spawns(local_exec *ex, bool block) {
+    bool settled = ex->n_pending > 0 && settle_server(ex, ex->fs, block);
+    if (ex->n_pending > 0 && settle_server(ex, ex->fs_small, block)) settled = true;
     return settled;
 }
 
@@ -618,23 +647,29 @@ static void reserve_pfds(local_exec *ex, size_t n) {
  * pipes; handles what became ready. Returns true if wake_fd is readable
  * (it is the caller's to drain). */
 static bool poll_once(local_exec *ex, double wait_s, int wake_fd) {
-    reserve_pfds(ex, ex->n_runs + 3);
+    enum { FIRST_RUN = 4 }; /* signals, wake-ups, the two fork servers' answers */
+    reserve_pfds(ex, ex->n_runs + FIRST_RUN);
     size_t n = 0;
     ex->pfds[n++] = (struct pollfd){.fd = ex->sigfd, .events = POLLIN};
     ex->pfds[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN}; /* fd < 0 is skipped */
-    /* The fork server's answers, while some are due (fd < 0: none). */
-    int answers = ex->n_pending > 0 ? forkserver_reply_fd(ex->fs) : -1;
-    ex->pfds[n++] = (struct pollfd){.fd = answers, .events = POLLIN};
+    /* The fork servers' answers, while some are due (fd < 0: none). */
+    forkserver *servers[2] = {ex->fs, ex->fs_small};
+    for (int k = 0; k < 2; k++) {
+        int fd = pending_on(ex, servers[k]) > 0 ? forkserver_reply_fd(servers[k]) : -1;
+        ex->pfds[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+    }
     for (size_t i = 0; i < ex->n_runs; i++) {
         if (ex->runs[i]->pipe_fd < 0) continue;
-        ex->pfd_runs[n - 3] = ex->runs[i];
+        ex->pfd_runs[n - FIRST_RUN] = ex->runs[i];
         ex->pfds[n++] = (struct pollfd){.fd = ex->runs[i]->pipe_fd, .events = POLLIN};
     }
     int ms = wait_s <= 0 ? 0 : (int)ceil(fmin(wait_s, 86400.0) * 1000.0);
     if (poll(ex->pfds, (nfds_t)n, ms) <= 0) return false; /* timeout or EINTR */
-    for (size_t i = 3; i < n; i++)
-        if (ex->pfds[i].revents) read_pipe(ex->pfd_runs[i - 3]);
-    bool settled = ex->pfds[2].revents && settle_spawns(ex, false);
+    for (size_t i = FIRST_RUN; i < n; i++)
+        if (ex->pfds[i].revents) read_pipe(ex->pfd_runs[i - FIRST_RUN]);
+    bool settled = false;
+    for (int k = 0; k < 2; k++)
+        if (ex->pfds[2 + k].revents && settle_server(ex, servers[k], false)) settled = true;
     finish_said(ex); /* before reap(): a runner that said its end need not have exited */
     if (ex->pfds[0].revents || settled) {
         struct signalfd_siginfo si[16];
@@ -708,6 +743,7 @@ static void lx_destroy(executor *base) {
     }
     local_exiting_kill_all(&ex->exiting);
     forkserver_stop(ex->fs);
+    forkserver_stop(ex->fs_small);
     if (ex->sigfd >= 0) close(ex->sigfd);
     free(ex->runs);
     free(ex->queue);
@@ -736,17 +772,21 @@ static bool is_self(const char *path) {
 
 /* The fork server for self_exe (forkserver.h), or NULL to exec every
  * runner: self_exe is another program, TESSERA_FORK_SERVER=0 (for
- * comparisons and as an escape hatch), or the server did not start. */
-static forkserver *start_fork_server(const char *self_exe, int job_nice) {
+ * comparisons and as an escape hatch), or the server did not start. With
+ * it, *small gets tessera-runner's (local_small_server), or NULL. */
+static forkserver *start_fork_server(const char *self_exe, int job_nice, forkserver **small) {
+    *small = NULL;
     const char *opt = getenv("TESSERA_FORK_SERVER");
     if ((opt && strcmp(opt, "0") == 0) || !is_self(self_exe)) return NULL;
     char err[TS_ERRLEN];
     char **env = attempt_env(NULL, 0);
     forkserver *fs = forkserver_start(self_exe, env, job_nice, err, sizeof(err));
-    free_env(env);
     if (fs == NULL)
         log_emit(LOG_WARN, NULL, NULL, "no fork server; runners are exec'd",
                  json_pack("{ss}", "error", err));
+    else
+        *small = local_small_server(self_exe, env, job_nice);
+    free_env(env);
     return fs;
 }
 
@@ -777,6 +817,6 @@ executor *exec_local_new(const char *self_exe, double grace_s, int job_nice, cha
     ex->grace_s = grace_s > 0 ? grace_s : 0;
     ex->job_nice = job_nice > 0 ? job_nice : 0;
     ex->sigfd = sigfd;
-    ex->fs = start_fork_server(self_exe, ex->job_nice);
+    ex->fs = start_fork_server(self_exe, ex->job_nice, &ex->fs_small);
     return &ex->base;
 }

@@ -14,6 +14,14 @@
 #include "exec/executor.h"
 #include "exec/protocol.h"
 
+struct forkserver;
+
+/* The fork server of tessera-runner, the small runner binary, found next to
+ * self_exe (the tessera binary) and started with envp and job_nice as
+ * forkserver_start; NULL (said in the log) when it is missing, from
+ * another build, or TESSERA_SMALL_RUNNER=0 (local_small.c). */
+struct forkserver *local_small_server(const char *self_exe, char *const envp[], int job_nice);
+
 /* How the runner starts its own lines in job.log (and the child, its exec failure). */
 #define RUNNER_PREFIX "tessera run-job: "
 
@@ -31,6 +39,7 @@ typedef struct lrun {
     off_t log_start;     /* job.log offset where this attempt's output begins */
     pid_t pid;           /* also its process group id; 0 while the fork server's answer is due */
     uint64_t spawn_id;   /* the fork server request awaiting its answer, 0 = none */
+    struct forkserver *server; /* the fork server asked (local.c), while spawn_id != 0 */
     int spawn_fds[3];    /* stdin, log, progress pipe: kept until then, to exec if refused */
     char *spec_text;     /* the spec the request carried (no file yet): kept until then too */
     int pipe_fd;         /* read end of the progress pipe; -1 after EOF */

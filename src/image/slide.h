@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image/slide_path.h"
+
 #define SLIDE_MIN_SIDE 16 /* smaller images are refused: nothing to analyse */
 
 typedef struct slide slide;
@@ -98,24 +100,6 @@ int slide_check_path(const char *path, const char *data_roots, char *err, size_t
  * service's slide listing and viewer), so that they apply exactly the
  * submission's rule without opening the file twice. */
 int slide_open_checked(const char *path, const char *data_roots, slide **out, char *err,
-                       size_t errlen);
-
-/* The location check plus the file check, without OpenSlide: path
- * resolves inside data_roots (into real, PATH_MAX bytes) to a regular file,
- * opened as slide_open_checked opens it. For the job runner, which checks
- * again when a job starts what was checked at submission, and for tools,
- * which open the image themselves by the real path. TS_OK / TS_ERR with
- * the messages of slide_check_path. */
-int slide_check_file(const char *path, const char *data_roots, char *real, char *err,
-                     size_t errlen);
-
-/* Only the location part of the check: path absolute, resolved (symlinks
- * followed) into real (PATH_MAX bytes), inside one of data_roots. Opens
- * nothing; cheap enough to run on every request. Outside the roots, an
- * existing and a missing path get the same message, "not found in the data
- * roots (...)", so that nothing is learnt about files elsewhere; a missing
- * file inside them is "no such file". TS_OK / TS_ERR. */
-int slide_resolve_path(const char *path, const char *data_roots, char *real, char *err,
                        size_t errlen);
 
 #endif

@@ -81,3 +81,33 @@ char *jobs_absolute_roots(const char *data_roots) {
     free(roots);
     return out;
 }
+
+/* The image of a job type that reads one: a slide inside the data roots.
+ * The last path found good is remembered in the context, since a workflow
+ * usually runs many jobs on a few slides and opening a slide costs
+ * milliseconds. */
+static int check_image(jobs_check_ctx *jc, const char *image_path, char *err, size_t errlen) {
+    if (strcmp(jc->last_ok_path, image_path) == 0) return TS_OK;
+    char why[TS_ERRLEN], resolved[4096];
+    jobs_resolve_image(image_path, jc->data_roots, resolved, sizeof(resolved));
+    if (slide_check_path(resolved, jc->data_roots, why, sizeof(why)) != TS_OK) {
+        ts_errf(err, errlen, "image_path: %s: %s", image_path, why);
+        return TS_ERR;
+    }
+    ts_strlcpy(jc->last_ok_path, image_path, sizeof(jc->last_ok_path));
+    return TS_OK;
+}
+
+/* The spec_check_job_fn used at submission: type, then schema, then the
+ * type's own cross-field checks (jobs_check_type), then the image. Here
+ * and not in registry.c: the image check opens the slide, and the runner,
+ * which checks only the type (the image's location was checked before),
+ * must not need the image libraries (tessera-runner). */
+int jobs_check(void *ctx, const char *job_id, const char *type_name, json_t *params,
+               const char *image_path, char *err, size_t errlen) {
+    if (jobs_check_type(job_id, type_name, params, image_path, err, errlen) != TS_OK)
+        return TS_ERR;
+    const job_type *t = jobs_find(type_name);
+    if (ctx == NULL || !t->needs_image) return TS_OK;
+    return check_image(ctx, image_path, err, errlen);
+}

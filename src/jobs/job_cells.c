@@ -560,5 +560,6 @@ const job_type job_type_cell_segmentation = {
     .validate = cells_validate,
     .run = cells_run,
     .needs_image = true,
+    .reads_slides = true,
     .reads_inputs = true, /* an upstream tissue_mask's mask (jobimg_upstream) */
 };

@@ -312,4 +312,5 @@ const job_type job_type_tissue_mask = {
     .validate = tissue_validate,
     .run = tissue_run,
     .needs_image = true,
+    .reads_slides = true,
 };

@@ -68,9 +68,21 @@ typedef struct job_type {
      * JOBS_MAX_INPUTS entries with paths, ~3 KB a job that a noop would
      * parse (and allocate for) for nothing. */
     bool reads_inputs;
+    /* The type reads slide pixels itself (OpenSlide, libtiff, libjpeg):
+     * its runner must be the full tessera binary, not tessera-runner
+     * (builtin.c, local.c). Admin-defined tools never do: their programs
+     * read the image. */
+    bool reads_slides;
 } job_type;
 
 #define JOBS_MAX_INPUTS 32
+
+/* The built-in job types (builtin.c): noop and sleep, and - except in
+ * tessera-runner, built with JOBS_BUILTIN_SMALL - the image analyses.
+ * Adding a job type: define a `const job_type job_type_<name>` in its own
+ * file and list it in builtin.c. Nothing else in tessera changes. */
+extern const job_type *const jobs_builtin[];
+extern const size_t jobs_n_builtin;
 
 const job_type *jobs_find(const char *name);
 size_t jobs_count(void);
@@ -84,9 +96,16 @@ typedef struct jobs_check_ctx {
 
 /* A spec_check_job_fn (ctx: a jobs_check_ctx, or NULL to skip the image's
  * location and format check): unknown type -> "unknown job type \"x\" (known: noop,
- * sleep, ...)"; bad params -> "params.x: ..." (see params_validate). */
+ * sleep, ...)"; bad params -> "params.x: ..." (see params_validate). In
+ * images.c: its image check opens the slide. */
 int jobs_check(void *ctx, const char *job_id, const char *type_name, json_t *params,
                const char *image_path, char *err, size_t errlen);
+
+/* jobs_check without the image's location and format (an image_path is
+ * still required where the type needs one): for the runner, which checks
+ * the location itself (slide_check_file) and reads no slide for it. */
+int jobs_check_type(const char *job_id, const char *type_name, json_t *params,
+                    const char *image_path, char *err, size_t errlen);
 
 /* An image_path as given (absolute, or relative to a data root) made
  * absolute: a relative path becomes <root>/<path> for the first root where

@@ -400,7 +400,7 @@ static void start_or_adopt(scheduler *s, int64_t workflow_id, const char *user,
                     .image_path = sj->image_path, .data_roots = s->data_roots,
                     .params = sj->params, .cpus = sj->cpus,
                     .timeout_s = sj->timeout_s, .work_dir = work, .result_dir = result,
-                    .inputs = inputs};
+                    .inputs = inputs, .small_runner = type != NULL && !type->reads_slides};
     char err[TS_ERRLEN];
     int rc = s->adopting ? s->ex->ops->adopt(s->ex, &job, external_id, err, sizeof(err))
                          : s->ex->ops->start(s->ex, &job, err, sizeof(err));

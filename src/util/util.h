@@ -33,6 +33,10 @@ void ts_iso8601(double t, char *buf, size_t n);
 /* Monotonic seconds, for timeouts and intervals (never jumps). */
 double ts_monotonic(void);
 
+/* Which build this binary comes from (build_stamp.c): the same in tessera
+ * and tessera-runner linked from the same objects, different otherwise. */
+const char *ts_build_stamp(void);
+
 /* Allocation that aborts the process with a message on out-of-memory: the
  * callers cannot do anything sensible without memory, and checking every
  * small allocation would bury the logic. */

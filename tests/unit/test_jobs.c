@@ -219,6 +219,39 @@ static void test_jobs_check_params(void **state) {
     json_decref(p);
 }
 
+/* The types tessera-runner cannot run are exactly those marked
+ * reads_slides (builtin.c): the scheduler sends the others there. */
+static void test_only_the_image_analyses_read_slides(void **state) {
+    (void)state;
+    assert_true(jobs_find("tissue_mask")->reads_slides);
+    assert_true(jobs_find("cell_segmentation")->reads_slides);
+    assert_false(jobs_find("noop")->reads_slides);
+    assert_false(jobs_find("sleep")->reads_slides);
+    for (size_t i = 0; i < jobs_count(); i++) /* an image type must need an image */
+        if (jobs_at(i)->reads_slides) assert_true(jobs_at(i)->needs_image);
+}
+
+/* jobs_check_type is what the runner checks: the type and its params, an
+ * image_path where one is required, but not where the image is (the
+ * runner checks that with slide_check_file, reading nothing): a path
+ * outside any data root passes it and fails jobs_check at submission. */
+static void test_jobs_check_type_leaves_the_image_to_the_runner(void **state) {
+    (void)state;
+    char err[TS_ERRLEN];
+    jobs_check_ctx jc = {.data_roots = "/nonexistent-root"};
+    assert_int_equal(jobs_check_type("t", "tissue_mask", NULL, "/etc/hostname", err, sizeof(err)),
+                     TS_OK);
+    assert_int_equal(jobs_check(&jc, "t", "tissue_mask", NULL, "/etc/hostname", err, sizeof(err)),
+                     TS_ERR);
+    assert_non_null(strstr(err, "image_path: /etc/hostname: not found in the data roots"));
+    assert_int_equal(jobs_check_type("t", "tissue_mask", NULL, NULL, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "image_path: required by tissue_mask");
+    assert_int_equal(jobs_check(NULL, "t", "tissue_mask", NULL, NULL, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "image_path: required by tissue_mask");
+    assert_int_equal(jobs_check_type("t", "segment", NULL, NULL, err, sizeof(err)), TS_ERR);
+    assert_non_null(strstr(err, "unknown job type \"segment\""));
+}
+
 /* ---- job_progress ---- */
 
 static void test_job_progress_throttles_and_keeps_final(void **state) {
@@ -414,6 +447,8 @@ int main(void) {
         cmocka_unit_test(test_registry_find_count_at),
         cmocka_unit_test(test_jobs_check_unknown_type_lists_known),
         cmocka_unit_test(test_jobs_check_params),
+        cmocka_unit_test(test_only_the_image_analyses_read_slides),
+        cmocka_unit_test(test_jobs_check_type_leaves_the_image_to_the_runner),
         cmocka_unit_test(test_job_progress_throttles_and_keeps_final),
         cmocka_unit_test_setup_teardown(test_run_noop_publishes_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_without_progress_file_uses_the_pipe_only, setup,

@@ -1,0 +1,102 @@
+/*
+ * local_small.c - finding and starting tessera-runner, the small runner
+ * binary, as the local executor's second fork server (local_internal.h,
+ * local_small_server; src/tessera_runner.c says why it exists).
+ *
+ * It is used only when it is the one built with this tessera: it must lie
+ * in the same directory and answer `tessera-runner version` with this
+ * binary's build stamp (util.h, ts_build_stamp). A runner from another
+ * build could speak another protocol; without it, or with a stale one,
+ * every job is forked from the full binary as before, which is slower,
+ * never wrong.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exec/forkserver.h"
+#include "exec/local_internal.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define SMALL_RUNNER_NAME "tessera-runner"
+#define VERSION_WAIT_MS 5000 /* the answer takes a millisecond; a hung binary is not used */
+
+/* Reads up to n - 1 bytes of fd's output until EOF or the deadline. */
+static void read_answer(int fd, char *buf, size_t n) {
+    size_t used = 0;
+    double end = ts_monotonic() + VERSION_WAIT_MS / 1000.0;
+    while (used + 1 < n) {
+        int ms = (int)((end - ts_monotonic()) * 1000);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (ms <= 0 || poll(&p, 1, ms) <= 0) break;
+        ssize_t got = read(fd, buf + used, n - 1 - used);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        used += (size_t)got;
+    }
+    buf[used] = '\0';
+}
+
+/* Runs `path version` and says whether it printed this build's stamp. */
+static bool same_build(const char *path, char *err, size_t errlen) {
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        ts_errf(err, errlen, "pipe: %s", strerror(errno));
+        return false;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    char *argv[] = {(char *)path, "version", NULL};
+    char *envp[] = {NULL};
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    char answer[128] = "";
+    if (rc == 0) read_answer(out[0], answer, sizeof(answer));
+    close(out[0]);
+    if (rc != 0) {
+        ts_errf(err, errlen, "cannot run %s: %s", path, strerror(rc));
+        return false;
+    }
+    kill(pid, SIGKILL); /* it has answered or had its time */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    char want[128];
+    snprintf(want, sizeof(want), SMALL_RUNNER_NAME " %s\n", ts_build_stamp());
+    if (strcmp(answer, want) == 0) return true;
+    answer[strcspn(answer, "\n")] = '\0';
+    ts_errf(err, errlen, "%s is from another build (\"%s\", this tessera is %s)", path, answer,
+            ts_build_stamp());
+    return false;
+}
+
+forkserver *local_small_server(const char *self_exe, char *const envp[], int job_nice) {
+    const char *opt = getenv("TESSERA_SMALL_RUNNER");
+    if (opt && strcmp(opt, "0") == 0) return NULL; /* for comparisons, and as an escape hatch */
+    const char *slash = strrchr(self_exe, '/');
+    char *path = slash ? ts_asprintf("%.*s/" SMALL_RUNNER_NAME, (int)(slash - self_exe), self_exe)
+                       : ts_strdup(SMALL_RUNNER_NAME);
+    char err[TS_ERRLEN];
+    forkserver *fs = NULL;
+    if (access(path, X_OK) != 0) {
+        log_emit(LOG_INFO, NULL, NULL, "no " SMALL_RUNNER_NAME "; every runner is forked from tessera",
+                 json_pack("{ss}", "path", path));
+    } else if (!same_build(path, err, sizeof(err))) {
+        log_emit(LOG_WARN, NULL, NULL, SMALL_RUNNER_NAME " not used", json_pack("{ss}", "error", err));
+    } else if ((fs = forkserver_start(path, envp, job_nice, err, sizeof(err))) == NULL) {
+        log_emit(LOG_WARN, NULL, NULL, "no fork server for " SMALL_RUNNER_NAME,
+                 json_pack("{ss}", "error", err));
+    }
+    free(path);
+    return fs;
+}
