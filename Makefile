@@ -1,6 +1,6 @@
 # tessera - plain Makefile (GNU make). See README.md.
 #
-#   make            build build/tessera
+#   make            build build/tessera and build/tessera-runner
 #   make test       install missing packages, build, run every test; last line "N passed, N failed"
 #   make run        install missing packages, build, start the service on 127.0.0.1:8080
 #   make run-cluster  PostgreSQL, two instances and nginx on loopback (scripts/run-cluster.sh)
@@ -128,20 +128,20 @@ test: deps
 unit: $(UNIT_BIN)
 	@tests/run-tests.sh $(BUILD) unit
 
-integration: $(BUILD)/tessera
+integration: $(BUILD)/tessera $(BUILD)/tessera-runner
 	@tests/run-tests.sh $(BUILD) integration
 
 # The first run also puts a demo slide into the default data root, so
 # examples/demo-analysis.json runs at once.
 run: deps
-	@$(MAKE) --no-print-directory $(BUILD)/tessera
+	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BUILD)/tessera-runner
 	@test -e var/data/demo.tiff || ./$(BUILD)/tessera demo-slide var/data/demo.tiff
 	@echo "tessera: open http://127.0.0.1:8080/ in a browser and sign in with any user name"
 	./$(BUILD)/tessera serve --listen 127.0.0.1:8080 --state-dir ./var
 
 # Kills random processes of a loaded service N times and checks that nothing
 # acknowledged is lost, nothing runs twice and nothing is left behind.
-torture: $(BUILD)/tessera
+torture: $(BUILD)/tessera $(BUILD)/tessera-runner
 	@TESSERA_BIN=$(BUILD)/tessera node tests/torture/torture.mjs --kills $(KILLS)
 
 # The deployment test: images built from a clean checkout of HEAD, the
@@ -156,11 +156,11 @@ test-deploy: deploy-deps
 
 # The distributed setup on one machine: PostgreSQL, two instances, nginx.
 run-cluster: deps
-	@$(MAKE) --no-print-directory $(BUILD)/tessera
+	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BUILD)/tessera-runner
 	scripts/run-cluster.sh $(BUILD)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BENCH_BIN)
+	@$(MAKE) --no-print-directory $(BUILD)/tessera $(BUILD)/tessera-runner $(BENCH_BIN)
 	@bench/run-benchmarks.sh $(BUILD)
 
 # Fuzzing (tests/fuzz/README.md): the targets are built by clang in

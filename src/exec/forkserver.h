@@ -50,6 +50,11 @@
  * the executor exits. A start checks first that the server has not exited
  * (its spares would serve a few more requests, then none).
  *
+ * The local executor runs two of them when it can: tessera's, and that of
+ * tessera-runner, the small runner binary, for the job types that read no
+ * slides (src/tessera_runner.c, local_small.c); self_exe is then that
+ * binary, which implements `fork-server` the same way.
+ *
  * The wire: a SOCK_SEQPACKET socket pair. A request is one message
  * "SPEC_PATH\0MARK\0", an 8-byte id and optionally the spec's text (then
  * no spec file exists: the runner parses the text), with three fds (stdin, log,

@@ -761,35 +761,6 @@ static const executor_ops local_ops = {
     .destroy = lx_destroy,
 };
 
-/* True when path is this very program: only then is running the runner's
- * entry point in a fork the same as exec'ing `path run-job` (a test's
- * fake runner script is not). */
-static bool is_self(const char *path) {
-    struct stat a, b;
-    return stat(path, &a) == 0 && stat("/proc/self/exe", &b) == 0 && a.st_dev == b.st_dev &&
-           a.st_ino == b.st_ino;
-}
-
-/* The fork server for self_exe (forkserver.h), or NULL to exec every
- * runner: self_exe is another program, TESSERA_FORK_SERVER=0 (for
- * comparisons and as an escape hatch), or the server did not start. With
- * it, *small gets tessera-runner's (local_small_server), or NULL. */
-static forkserver *start_fork_server(const char *self_exe, int job_nice, forkserver **small) {
-    *small = NULL;
-    const char *opt = getenv("TESSERA_FORK_SERVER");
-    if ((opt && strcmp(opt, "0") == 0) || !is_self(self_exe)) return NULL;
-    char err[TS_ERRLEN];
-    char **env = attempt_env(NULL, 0);
-    forkserver *fs = forkserver_start(self_exe, env, job_nice, err, sizeof(err));
-    if (fs == NULL)
-        log_emit(LOG_WARN, NULL, NULL, "no fork server; runners are exec'd",
-                 json_pack("{ss}", "error", err));
-    else
-        *small = local_small_server(self_exe, env, job_nice);
-    free_env(env);
-    return fs;
-}
-
 /* Creates the executor; blocks SIGCHLD (see the top of this file) and
  * opens the signalfd that reports child exits. */
 executor *exec_local_new(const char *self_exe, double grace_s, int job_nice, char *err,
@@ -817,6 +788,8 @@ executor *exec_local_new(const char *self_exe, double grace_s, int job_nice, cha
     ex->grace_s = grace_s > 0 ? grace_s : 0;
     ex->job_nice = job_nice > 0 ? job_nice : 0;
     ex->sigfd = sigfd;
-    ex->fs = start_fork_server(self_exe, ex->job_nice, &ex->fs_small);
+    char **env = attempt_env(NULL, 0);
+    local_start_servers(self_exe, env, ex->job_nice, &ex->fs, &ex->fs_small);
+    free_env(env);
     return &ex->base;
 }

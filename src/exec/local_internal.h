@@ -16,11 +16,15 @@
 
 struct forkserver;
 
-/* The fork server of tessera-runner, the small runner binary, found next to
- * self_exe (the tessera binary) and started with envp and job_nice as
- * forkserver_start; NULL (said in the log) when it is missing, from
- * another build, or TESSERA_SMALL_RUNNER=0 (local_small.c). */
-struct forkserver *local_small_server(const char *self_exe, char *const envp[], int job_nice);
+/* The executor's fork servers (local_servers.c): *fs, tessera's
+ * (forkserver_start of self_exe with envp and job_nice), and beside it
+ * *small, tessera-runner's, the small runner binary found next to self_exe
+ * for job types that read no slides. Either is NULL (said in the log) when
+ * it cannot be used: self_exe is not this program (a test's fake runner),
+ * TESSERA_FORK_SERVER=0, tessera-runner missing or from another build,
+ * TESSERA_SMALL_RUNNER=0, or a start that failed. */
+void local_start_servers(const char *self_exe, char *const envp[], int job_nice,
+                         struct forkserver **fs, struct forkserver **small);
 
 /* How the runner starts its own lines in job.log (and the child, its exec failure). */
 #define RUNNER_PREFIX "tessera run-job: "

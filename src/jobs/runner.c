@@ -292,8 +292,8 @@ int jobs_run_attempt(const char *spec_path, const char *spec_text, int progress_
     int status = 2;
     guard_descendants();
     if (proto_spec_parse(spec_path, spec_text, &spec, err, sizeof(err)) != TS_OK ||
-        jobs_check_type(spec.job_id, spec.job_type, spec.params, spec.image_path, err, sizeof(err)) !=
-            TS_OK) {
+        jobs_check_type(spec.job_id, spec.job_type, spec.params, spec.image_path, err,
+                        sizeof(err)) != TS_OK) {
         fprintf(stderr, "tessera run-job: %s: bad spec: %s\n", spec_path, err);
         if (spec.work_dir && spec.attempt > 0) {
             char reason[TS_ERRLEN + 16]; /* room for the prefix: -O1 checks truncation */

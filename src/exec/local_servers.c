@@ -1,9 +1,10 @@
 /*
- * local_small.c - finding and starting tessera-runner, the small runner
- * binary, as the local executor's second fork server (local_internal.h,
- * local_small_server; src/tessera_runner.c says why it exists).
+ * local_servers.c - the local executor's fork servers (local_internal.h,
+ * local_start_servers): tessera's own, and tessera-runner's, the small
+ * runner binary for the job types that read no slides
+ * (src/tessera_runner.c says why it exists).
  *
- * It is used only when it is the one built with this tessera: it must lie
+ * tessera-runner is used only when it is the one built with this tessera: it must lie
  * in the same directory and answer `tessera-runner version` with this
  * binary's build stamp (util.h, ts_build_stamp). A runner from another
  * build could speak another protocol; without it, or with a stale one,
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,7 +82,9 @@ static bool same_build(const char *path, char *err, size_t errlen) {
     return false;
 }
 
-forkserver *local_small_server(const char *self_exe, char *const envp[], int job_nice) {
+/* tessera-runner's fork server, found next to self_exe, or NULL (said in
+ * the log): missing, from another build, or TESSERA_SMALL_RUNNER=0. */
+static forkserver *small_server(const char *self_exe, char *const envp[], int job_nice) {
     const char *opt = getenv("TESSERA_SMALL_RUNNER");
     if (opt && strcmp(opt, "0") == 0) return NULL; /* for comparisons, and as an escape hatch */
     const char *slash = strrchr(self_exe, '/');
@@ -89,14 +93,42 @@ forkserver *local_small_server(const char *self_exe, char *const envp[], int job
     char err[TS_ERRLEN];
     forkserver *fs = NULL;
     if (access(path, X_OK) != 0) {
-        log_emit(LOG_INFO, NULL, NULL, "no " SMALL_RUNNER_NAME "; every runner is forked from tessera",
+        log_emit(LOG_INFO, NULL, NULL,
+                 "no " SMALL_RUNNER_NAME "; every runner is forked from tessera",
                  json_pack("{ss}", "path", path));
     } else if (!same_build(path, err, sizeof(err))) {
-        log_emit(LOG_WARN, NULL, NULL, SMALL_RUNNER_NAME " not used", json_pack("{ss}", "error", err));
+        log_emit(LOG_WARN, NULL, NULL, SMALL_RUNNER_NAME " not used",
+                 json_pack("{ss}", "error", err));
     } else if ((fs = forkserver_start(path, envp, job_nice, err, sizeof(err))) == NULL) {
         log_emit(LOG_WARN, NULL, NULL, "no fork server for " SMALL_RUNNER_NAME,
                  json_pack("{ss}", "error", err));
     }
     free(path);
     return fs;
+}
+
+/* True when path is this very program: only then is running the runner's
+ * entry point in a fork the same as exec'ing `path run-job` (a test's
+ * fake runner script is not). */
+static bool is_self(const char *path) {
+    struct stat a, b;
+    return stat(path, &a) == 0 && stat("/proc/self/exe", &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
+/* See local_internal.h. No server when self_exe is another program,
+ * TESSERA_FORK_SERVER=0 (for comparisons and as an escape hatch), or the
+ * server did not start; tessera-runner's only beside tessera's. */
+void local_start_servers(const char *self_exe, char *const envp[], int job_nice,
+                         forkserver **fs, forkserver **small) {
+    *fs = *small = NULL;
+    const char *opt = getenv("TESSERA_FORK_SERVER");
+    if ((opt && strcmp(opt, "0") == 0) || !is_self(self_exe)) return;
+    char err[TS_ERRLEN];
+    *fs = forkserver_start(self_exe, envp, job_nice, err, sizeof(err));
+    if (*fs == NULL)
+        log_emit(LOG_WARN, NULL, NULL, "no fork server; runners are exec'd",
+                 json_pack("{ss}", "error", err));
+    else
+        *small = small_server(self_exe, envp, job_nice);
 }
