@@ -22,6 +22,10 @@
 // side and the binaries take turns phase by phase (the first alternating),
 // so that a change in the machine's load during the run hits both alike;
 // the rounds' latencies are pooled, memory is the first round's.
+// The phase's workflows are submitted by a thread of their own
+// (ws_submit_worker.mjs): the clients that time the events have this thread's
+// event loop to themselves, as a browser tab that only listens would (until
+// stop 25 the submit loop shared it, and its HTTP work delayed the handlers).
 // Bounded: a fixed number of small workflows per phase, and a time limit.
 // The workflows of a phase belong to the users that have clients (user0
 // alone with one client), so every event is measured: with one client of
@@ -33,6 +37,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { startTessera } from './serve.mjs';
 import WebSocket from 'ws';
 
@@ -111,11 +116,32 @@ function connect(url, user, ctx, srvState) {
   });
 }
 
-async function submit(url, user, i) {
-  const body = { name: `bench ${i}`, jobs: [{ job_id: 'a', job_type: 'noop' }, { job_id: 'b', job_type: 'noop', depends_on: ['a'] }] };
-  const r = await fetch(url + '/api/workflows', { method: 'POST', headers: { 'X-User-ID': user, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  if (r.status !== 201) throw new Error('submit: ' + r.status);
-  return (await r.json()).id;
+/** The phase's workflows, submitted one after the other by the submitting
+ * thread (ws_submit_worker.mjs, one for the whole run: a new one per phase
+ * would warm up its HTTP client while the events are timed) as this thread's
+ * clients time the events; resolves to [user, id] of each, and owner learns
+ * each id as it is made. */
+let submitter = null;
+function submitApart(url, users, workflows, owner) {
+  if (!submitter) {
+    submitter = new Worker(new URL('./ws_submit_worker.mjs', import.meta.url));
+    submitter.unref();
+  }
+  return new Promise((resolve, reject) => {
+    const ids = [];
+    const onMessage = (m) => {
+      if (m.id !== undefined) {
+        owner.set(m.id, m.user);
+        ids.push([m.user, m.id]);
+        return;
+      }
+      submitter.off('message', onMessage);
+      if (m.error) reject(new Error(m.error));
+      else resolve(ids);
+    };
+    submitter.on('message', onMessage);
+    submitter.postMessage({ url, users, workflows });
+  });
 }
 
 /* Until every workflow of ids has ended: seen in its workflow.finished
@@ -164,13 +190,7 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const rssAfter = after.rssKiB;
   const histBefore = await deliveryHistogram(srv.url);
   for (const ws of sockets) ws.measuring = true;
-  const ids = [];
-  for (let i = 0; i < workflows; i++) {
-    const user = `user${i % Math.min(USERS, nClients)}`;
-    const id = await submit(srv.url, user, i);
-    owner.set(id, user);
-    ids.push([user, id]);
-  }
+  const ids = await submitApart(srv.url, Math.min(USERS, nClients), workflows, owner);
   await waitDone(srv.url, ids, Date.now() + 300000, ctx.finished);
   await new Promise((r) => setTimeout(r, 1000)); // the last events
   const end = treeUsage(srv.proc.pid);
