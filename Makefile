@@ -86,7 +86,9 @@ $(BUILD)/libtessera.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/tessera: $(BUILD)/src/tessera.o $(BUILD)/libtessera.a
+# tessera-runner comes with tessera (order-only: not linked in), so that the
+# two always carry one build stamp (see below) even when only tessera is named.
+$(BUILD)/tessera: $(BUILD)/src/tessera.o $(BUILD)/libtessera.a | $(BUILD)/tessera-runner
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # tessera-runner (src/tessera_runner.c): the local executor's fork server
@@ -107,9 +109,10 @@ $(BUILD)/tessera-runner: $(BUILD)/src/tessera_runner.o $(SMALL_OBJ) $(BUILD)/lib
 # binary left from an earlier build another.
 STAMP_OBJ := $(BUILD)/src/util/build_stamp.o
 $(STAMP_OBJ): $(filter-out $(STAMP_OBJ),$(LIB_OBJ)) $(BUILD)/src/tessera.o $(BUILD)/src/tessera_runner.o $(SMALL_OBJ)
-$(STAMP_OBJ): CFLAGS += -DTS_BUILD_STAMP='"$(shell date -u +%Y%m%dT%H%M%S.%N)"'
+$(STAMP_OBJ): private CFLAGS += -DTS_BUILD_STAMP='"$(shell date -u +%Y%m%dT%H%M%S.%N)"'
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libtessera.a
+# The unit tests of the local executor start tessera-runner (test_exec_small_runner).
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libtessera.a | $(BUILD)/tessera-runner
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 

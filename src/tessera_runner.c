@@ -2,7 +2,7 @@
  * tessera_runner.c - main of tessera-runner, the small runner binary: the
  * local executor's fork server for the job types that read no slide pixels
  * (noop, sleep, every admin-defined tool). Internal; started by the
- * executor from the directory of the tessera binary (local.c).
+ * executor from the directory of the tessera binary (exec/local_servers.c).
  *
  * Why a second binary: a runner forked from `tessera fork-server` is a copy
  * of a process with ~77 shared libraries mapped (~420 mappings). On the

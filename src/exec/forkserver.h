@@ -52,7 +52,7 @@
  *
  * The local executor runs two of them when it can: tessera's, and that of
  * tessera-runner, the small runner binary, for the job types that read no
- * slides (src/tessera_runner.c, local_small.c); self_exe is then that
+ * slides (src/tessera_runner.c, local_servers.c); self_exe is then that
  * binary, which implements `fork-server` the same way.
  *
  * The wire: a SOCK_SEQPACKET socket pair. A request is one message

@@ -277,9 +277,21 @@ static forkserver *server_for(const local_exec *ex, const exec_job *job) {
     return forkserver_alive(ex->fs) ? ex->fs : NULL;
 }
 
+static bool settle_server(local_exec *ex, forkserver *fs, bool block);
+
+/* What a server's death means for the runners it would have started. */
+static const char *gone_message(const local_exec *ex, const forkserver *fs) {
+    return fs == ex->fs_small && forkserver_alive(ex->fs)
+               ? "tessera-runner's fork server gone; its job types are forked from tessera"
+               : "fork server gone; runners are exec'd from now on";
+}
+
 /* Asks fs (server_for), if there is one, for the runner: true when the
  * request went out (its pid comes with the answer, settle_spawns); false
- * when the caller must exec it (no server, or it is gone: said once). */
+ * when the caller must start it otherwise (no server, or it is gone: said
+ * once). A server found gone here has its requests still due taken in at
+ * once (each one exec'd, settle_server): nothing polls a dead server's
+ * answers, and they would wait until a cancel or the executor's end. */
 static bool request_forked(local_exec *ex, forkserver *fs, const exec_job *job,
                            const char *spec_path, const char *spec_text, const char *mark,
                            const int fds[3]) {
@@ -293,10 +305,11 @@ static bool request_forked(local_exec *ex, forkserver *fs, const exec_job *job,
         ex->last_spawn_id++;
         return true;
     }
+    bool alive = forkserver_alive(fs);
     log_emit(LOG_WARN, NULL, job->job_id,
-             forkserver_alive(fs) ? "runner exec'd: the fork server refused it"
-                                  : "fork server gone; runners are exec'd from now on",
+             alive ? "runner exec'd: the fork server refused it" : gone_message(ex, fs),
              json_pack("{ss}", "error", why));
+    if (!alive) settle_server(ex, fs, false);
     return false;
 }
 
@@ -351,6 +364,10 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     int fds[3] = {devnull, log_fd, p[1]};
     pid_t pid = 0;
     bool forked = request_forked(ex, fs, job, spec_path, text_only ? spec_text : NULL, mark, fds);
+    if (!forked && fs != NULL && fs == ex->fs_small && forkserver_alive(ex->fs)) {
+        fs = ex->fs; /* tessera-runner's is gone: tessera's runs every type */
+        forked = request_forked(ex, fs, job, spec_path, text_only ? spec_text : NULL, mark, fds);
+    }
     if (!forked && text_only && proto_spec_save(&spec_job, spec_text, err, errlen) != TS_OK)
         goto cleanup;
     if (!forked && (pid = exec_runner(ex, spec_path, mark, job->attempt, fds, err, errlen)) < 0)
@@ -418,7 +435,7 @@ static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why)
     if (pid <= 0) {
         log_emit(LOG_WARN, NULL, r->job_id,
                  forkserver_alive(r->server) ? "runner exec'd: the fork server refused it"
-                                             : "fork server gone; runners are exec'd from now on",
+                                             : gone_message(ex, r->server),
                  json_pack("{ss}", "error", why));
         char *spec_path = layout_attempt_path(r->work_dir, r->attempt, LAYOUT_SPEC);
         char err[TS_ERRLEN];
@@ -654,6 +671,9 @@ static bool poll_once(local_exec *ex, double wait_s, int wake_fd) {
     ex->pfds[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN}; /* fd < 0 is skipped */
     /* The fork servers' answers, while some are due (fd < 0: none). */
     forkserver *servers[2] = {ex->fs, ex->fs_small};
+    for (int k = 0; k < 2; k++) /* a dead server's answers cannot be polled: exec its runs */
+        if (!forkserver_alive(servers[k]) && pending_on(ex, servers[k]) > 0)
+            settle_server(ex, servers[k], false);
     for (int k = 0; k < 2; k++) {
         int fd = pending_on(ex, servers[k]) > 0 ? forkserver_reply_fd(servers[k]) : -1;
         ex->pfds[n++] = (struct pollfd){.fd = fd, .events = POLLIN};

@@ -47,8 +47,9 @@ static void read_answer(int fd, char *buf, size_t n) {
     buf[used] = '\0';
 }
 
-/* Runs `path version` and says whether it printed this build's stamp. */
-static bool same_build(const char *path, char *err, size_t errlen) {
+/* Runs `path version` (with envp, as the server would run) and says
+ * whether it printed this build's stamp. */
+static bool same_build(const char *path, char *const envp[], char *err, size_t errlen) {
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) {
         ts_errf(err, errlen, "pipe: %s", strerror(errno));
@@ -58,7 +59,6 @@ static bool same_build(const char *path, char *err, size_t errlen) {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
     char *argv[] = {(char *)path, "version", NULL};
-    char *envp[] = {NULL};
     pid_t pid = -1;
     int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
@@ -71,14 +71,19 @@ static bool same_build(const char *path, char *err, size_t errlen) {
         return false;
     }
     kill(pid, SIGKILL); /* it has answered or had its time */
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     char want[128];
     snprintf(want, sizeof(want), SMALL_RUNNER_NAME " %s\n", ts_build_stamp());
     if (strcmp(answer, want) == 0) return true;
     answer[strcspn(answer, "\n")] = '\0';
-    ts_errf(err, errlen, "%s is from another build (\"%s\", this tessera is %s)", path, answer,
-            ts_build_stamp());
+    if (answer[0] == '\0')
+        ts_errf(err, errlen, "%s version answered nothing (%s)", path,
+                WIFEXITED(status) ? "it exited" : "it did not exit in time or was killed");
+    else
+        ts_errf(err, errlen, "%s is from another build (\"%s\", this tessera is %s)", path,
+                answer, ts_build_stamp());
     return false;
 }
 
@@ -96,7 +101,7 @@ static forkserver *small_server(const char *self_exe, char *const envp[], int jo
         log_emit(LOG_INFO, NULL, NULL,
                  "no " SMALL_RUNNER_NAME "; every runner is forked from tessera",
                  json_pack("{ss}", "path", path));
-    } else if (!same_build(path, err, sizeof(err))) {
+    } else if (!same_build(path, envp, err, sizeof(err))) {
         log_emit(LOG_WARN, NULL, NULL, SMALL_RUNNER_NAME " not used",
                  json_pack("{ss}", "error", err));
     } else if ((fs = forkserver_start(path, envp, job_nice, err, sizeof(err))) == NULL) {

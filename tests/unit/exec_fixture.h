@@ -1,7 +1,8 @@
 /*
  * exec_fixture.h - the fixture of the local executor's tests
  * (test_exec_local.c: exec'd runners, fake and real; test_exec_forkserver.c:
- * runners forked by the fork server): a temporary directory with a fake
+ * runners forked by the fork server; test_exec_small_runner.c: those forked
+ * from tessera-runner's): a temporary directory with a fake
  * runner (a shell script speaking the runner protocol, used as self_exe)
  * and work and result paths for four jobs; starting jobs, collecting their
  * events, reading pids the fake runner leaves. The test binaries are also
