@@ -413,18 +413,6 @@ static void free_run(lrun *r) {
     free(r);
 }
 
-/* Writes the spec file of a run whose text went to the fork server, which
- * refused it (or is gone): the exec'd runner reads the file. */
-static int save_spec_text(const lrun *r, const char *spec_path, char *err, size_t errlen) {
-    int fd = open(spec_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, r->spec_text, strlen(r->spec_text)) != TS_OK) {
-        ts_errf(err, errlen, "%s: %s", spec_path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return TS_ERR;
-    }
-    return close(fd) == 0 ? TS_OK : (ts_errf(err, errlen, "%s: %s", spec_path, strerror(errno)), TS_ERR);
-}
-
 /* The fork server's answer for run i: its pid, or (refused, or the server
  * gone) an exec of the runner here; a run whose runner cannot be started
  * at all is reported failed. */
@@ -437,9 +425,11 @@ static void spawn_answered(local_exec *ex, size_t i, pid_t pid, const char *why)
                  forkserver_alive(r->server) ? "runner exec'd: the fork server refused it"
                                              : gone_message(ex, r->server),
                  json_pack("{ss}", "error", why));
+        /* The exec'd runner reads the spec file the request did without. */
         char *spec_path = layout_attempt_path(r->work_dir, r->attempt, LAYOUT_SPEC);
         char err[TS_ERRLEN];
-        pid = r->spec_text && save_spec_text(r, spec_path, err, sizeof(err)) != TS_OK
+        exec_job where = {.work_dir = r->work_dir, .attempt = r->attempt};
+        pid = r->spec_text && proto_spec_save(&where, r->spec_text, err, sizeof(err)) != TS_OK
                   ? -1
                   : exec_runner(ex, spec_path, r->mark, r->attempt, r->spawn_fds, err,
                                 sizeof(err));
