@@ -211,6 +211,38 @@ static inline pid_t read_pid(const char *dir, const char *name) {
     return -1;
 }
 
+/* The first live child of ours named comm (/proc/PID/comm) for which
+ * also(pid, arg) holds (also NULL: any), or -1. The tests find fork
+ * servers, spares and runners this way. */
+static inline pid_t fixture_find_child(const char *comm, int (*also)(pid_t, const void *),
+                                       const void *arg) {
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    pid_t found = -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        long pid = atol(e->d_name);
+        if (pid <= 0) continue;
+        char path[64], *text;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        text = test_slurp(path);
+        char *close_paren = text ? strrchr(text, ')') : NULL;
+        long ppid = close_paren ? atol(close_paren + 4) : 0; /* ") S <ppid>" */
+        int zombie = close_paren && close_paren[2] == 'Z';
+        free(text);
+        if (ppid != (long)getpid() || zombie) continue;
+        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+        text = test_slurp(path);
+        if (text == NULL) continue;
+        text[strcspn(text, "\n")] = '\0';
+        int match = strcmp(text, comm) == 0;
+        free(text);
+        if (match && (also == NULL || also((pid_t)pid, arg))) found = (pid_t)pid;
+    }
+    closedir(d);
+    return found;
+}
+
 /* True once pid is gone or a zombie waiting for its new parent. */
 static inline int process_gone(pid_t pid) {
     for (int i = 0; i < 100; i++) {

@@ -10,44 +10,23 @@
 
 #include "exec_fixture.h"
 
-/* The first live child of ours named comm (/proc/PID/comm) whose command
- * line has cmd in it (NULL: any), or -1. */
+/* Whether pid's command line has the text arg in it. */
+static int cmdline_has(pid_t pid, const void *arg) {
+    char path[64], line[8192] = "";
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(line, 1, sizeof(line) - 1, fp) : 0;
+    if (fp) fclose(fp);
+    for (size_t i = 0; i < n; i++)
+        if (line[i] == '\0') line[i] = ' ';
+    line[n] = '\0';
+    return strstr(line, arg) != NULL;
+}
+
+/* The first live child of ours named comm whose command line has cmd in it
+ * (NULL: any), or -1. */
 static pid_t child_matching(const char *comm, const char *cmd) {
-    DIR *d = opendir("/proc");
-    assert_non_null(d);
-    pid_t found = -1;
-    struct dirent *e;
-    while (found < 0 && (e = readdir(d)) != NULL) {
-        long pid = atol(e->d_name);
-        if (pid <= 0) continue;
-        char path[64], *text;
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        text = test_slurp(path);
-        char *close_paren = strrchr(text, ')');
-        long ppid = close_paren ? atol(close_paren + 4) : 0; /* ") S <ppid>" */
-        int zombie = close_paren && close_paren[2] == 'Z';
-        free(text);
-        if (ppid != (long)getpid() || zombie) continue;
-        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-        text = test_slurp(path);
-        text[strcspn(text, "\n")] = '\0';
-        int match = strcmp(text, comm) == 0;
-        free(text);
-        if (match && cmd) {
-            snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-            FILE *fp = fopen(path, "r");
-            char line[8192] = "";
-            size_t n = fp ? fread(line, 1, sizeof(line) - 1, fp) : 0;
-            if (fp) fclose(fp);
-            for (size_t i = 0; i < n; i++)
-                if (line[i] == '\0') line[i] = ' ';
-            line[n] = '\0';
-            match = strstr(line, cmd) != NULL;
-        }
-        if (match) found = (pid_t)pid;
-    }
-    closedir(d);
-    return found;
+    return fixture_find_child(comm, cmd ? cmdline_has : NULL, cmd);
 }
 
 /* A runner child of ours, exec'd or forked: both read `SELF run-job SPEC`

@@ -42,32 +42,18 @@ static void exe_name(pid_t pid, char *out, size_t n) {
     ts_strlcpy(out, slash ? slash + 1 : link, n);
 }
 
+/* Whether pid's program has the base name arg. */
+static int program_is(pid_t pid, const void *arg) {
+    char name[64];
+    exe_name(pid, name, sizeof(name));
+    return strcmp(name, arg) == 0;
+}
+
 /* A live child of ours named comm whose program's base name is exe, or -1,
  * waiting up to 2 s for it to appear. */
 static pid_t child_running(const char *comm, const char *exe) {
     for (int tries = 0; tries < 200; tries++) {
-        DIR *d = opendir("/proc");
-        assert_non_null(d);
-        pid_t found = -1;
-        struct dirent *e;
-        while (found < 0 && (e = readdir(d)) != NULL) {
-            long pid = atol(e->d_name);
-            if (pid <= 0) continue;
-            char path[64], name[64];
-            snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-            char *text = test_slurp(path);
-            char *open_paren = text ? strchr(text, '(') : NULL;
-            char *close_paren = text ? strrchr(text, ')') : NULL;
-            bool mine = close_paren && close_paren[2] != 'Z' &&
-                        atol(close_paren + 4) == (long)getpid() &&
-                        (size_t)(close_paren - open_paren - 1) == strlen(comm) &&
-                        strncmp(open_paren + 1, comm, strlen(comm)) == 0;
-            free(text);
-            if (!mine) continue;
-            exe_name((pid_t)pid, name, sizeof(name));
-            if (strcmp(name, exe) == 0) found = (pid_t)pid;
-        }
-        closedir(d);
+        pid_t found = fixture_find_child(comm, program_is, exe);
         if (found > 0) return found;
         usleep(10000);
     }
