@@ -3,10 +3,11 @@
  *
  * Compiled twice: into libtessera.a with every type, and with
  * JOBS_BUILTIN_SMALL into tessera-runner (Makefile), the small runner
- * binary that runs the types needing no image library (local.c). A type
- * that reads slide pixels is marked reads_slides and listed in the second
- * part only: tessera-runner does not link what it needs, and the local
- * executor sends its jobs to the full binary's fork server.
+ * binary that runs the types needing no image library (exec/local.c,
+ * local_servers.c). A type that reads slide pixels is marked reads_slides
+ * and listed only inside the #ifndef JOBS_BUILTIN_SMALL parts below:
+ * tessera-runner does not link what it needs, and the local executor sends
+ * its jobs to the full binary's fork server.
  */
 #include "jobs/jobs.h"
 

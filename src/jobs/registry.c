@@ -23,9 +23,10 @@ size_t jobs_count(void) {
     return jobs_n_builtin + tools_count(); /* + admin-defined tools */
 }
 
-/* NULL past the end, so callers can iterate without knowing the count. */
+/* NULL past the end, so callers can iterate without knowing the count.
+ * The built-in types come first, then admin-defined tools. */
 const job_type *jobs_at(size_t i) {
-    return i < jobs_n_builtin ? jobs_builtin[i] : tools_at(i - jobs_n_builtin); /* then admin-defined tools */
+    return i < jobs_n_builtin ? jobs_builtin[i] : tools_at(i - jobs_n_builtin);
 }
 
 /* Writes "unknown job type \"x\" (known: noop, sleep)": listing the known
