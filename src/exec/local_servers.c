@@ -58,9 +58,16 @@ static bool same_build(const char *path, char *const envp[], char *err, size_t e
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    /* In a process group of its own, so that a hung one is killed with
+     * whatever it started (a wrapper script's children). */
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
     char *argv[] = {(char *)path, "version", NULL};
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, path, &fa, NULL, argv, envp);
+    int rc = posix_spawn(&pid, path, &fa, &at, argv, envp);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     close(out[1]);
     char answer[128] = "";
@@ -70,7 +77,7 @@ static bool same_build(const char *path, char *const envp[], char *err, size_t e
         ts_errf(err, errlen, "cannot run %s: %s", path, strerror(rc));
         return false;
     }
-    kill(pid, SIGKILL); /* it has answered or had its time */
+    kill(-pid, SIGKILL); /* it has answered or had its time; the zombie holds the group id */
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

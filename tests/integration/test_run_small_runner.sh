@@ -68,4 +68,11 @@ check_eq "with a stale tessera-runner the workflow runs" "$?" 0
 check_eq "its tool's runner was tessera" "$(runner_of 4)" tessera
 check "the log says the stale tessera-runner was not used" \
     grep -q "tessera-runner not used.*another build" "$TESSERA_LOG"
+# One that hangs is given up after 5 s (the workflow runs all the same) and
+# killed with what it started: here the wrapper script's sleep.
+printf '#!/bin/sh\nsleep 317\n' > other/tessera-runner
+other/tessera run wf.json --tools tools.json --quiet
+check_eq "with a hung tessera-runner the workflow runs" "$?" 0
+check "the log says it answered nothing" grep -q "tessera-runner version answered nothing" "$TESSERA_LOG"
+check "and nothing it started is left running" sh -c "! pgrep -x -f 'sleep 317' >/dev/null"
 summary
