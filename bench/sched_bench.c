@@ -13,8 +13,14 @@
  * Prints jobs/s for both, their ratio, and the latency from a job's last
  * predecessor's runner ending to its own runner beginning (p50, p99, max),
  * read from the attempts' exit markers (their runner-reported started_at
- * and finished_at). The state directory is made under $TMPDIR (default
- * /tmp); its file system is printed, as file creation costs differ.
+ * and finished_at). The local executor's runners say their exit on the
+ * progress pipe, not in a file (protocol.h), so the latency comes from a
+ * second run of the same DAG with TESSERA_EXIT_MARKER_FILES=1: the runners
+ * then leave the files as on Slurm, which costs them a file each, so that
+ * run's latency is an upper bound of the first's; its time is printed too.
+ * (A tessera from before the pipe leaves the files in both runs.) The
+ * state directory is made under $TMPDIR (default /tmp); its file system is
+ * printed, as file creation costs differ.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,15 +36,17 @@
 #include "util/layout.h"
 #include "util/util.h"
 
-/* Runs argv in dir and waits; *cpu_s (if not NULL) gets the CPU time (user
- * + system) of it and every descendant it waited for - for tessera run, the
- * runners and the fork server too: a figure the machine's load changes far
- * less than the wall time. */
-static int run_cmd_cpu(char *const argv[], const char *dir, double *cpu_s) {
+/* Runs argv in dir, with env ("NAME=value") if not NULL, and waits; *cpu_s
+ * (if not NULL) gets the CPU time (user + system) of it and every
+ * descendant it waited for - for tessera run, the runners and the fork
+ * server too: a figure the machine's load changes far less than the wall
+ * time. */
+static int run_cmd_cpu(char *const argv[], const char *dir, const char *env, double *cpu_s) {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         if (dir && chdir(dir) != 0) _exit(126);
+        if (env && putenv((char *)env) != 0) _exit(126);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -53,7 +61,7 @@ static int run_cmd_cpu(char *const argv[], const char *dir, double *cpu_s) {
 }
 
 static int run_cmd(char *const argv[], const char *dir) {
-    return run_cmd_cpu(argv, dir, NULL);
+    return run_cmd_cpu(argv, dir, NULL, NULL);
 }
 
 /* Job (b, k) depends on (b, k-1) through its branch, and every 10th job also
@@ -202,11 +210,13 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus, char
         perror(dir);
         return 1;
     }
-    char wf_path[256], mk_path[256], state[256], db[300], limit[32], jflag[32];
+    char wf_path[256], mk_path[256], state[256], files_state[256], files_db[300], limit[32],
+        jflag[32];
     snprintf(wf_path, sizeof(wf_path), "%s/dag.json", dir);
     snprintf(mk_path, sizeof(mk_path), "%s/dag.mk", dir);
     snprintf(state, sizeof(state), "%s/var", dir);
-    snprintf(db, sizeof(db), "%s/tessera.db", state);
+    snprintf(files_state, sizeof(files_state), "%s/var-files", dir);
+    snprintf(files_db, sizeof(files_db), "%s/tessera.db", files_state);
     snprintf(limit, sizeof(limit), "%ld", cpus);
     snprintf(jflag, sizeof(jflag), "-j%ld", cpus);
     write_workflow(wf_path, sc->branches, sc->per);
@@ -216,30 +226,40 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus, char
            sc->branches, sc->branches == 1 ? "" : "es", sc->per, cpus, dir, fs_name(dir));
     char *make_argv[] = {"make", "-s", jflag, "-f", mk_path, "all", NULL};
     double t0 = ts_monotonic(), make_cpu = 0, run_cpu = 0;
-    int make_rc = run_cmd_cpu(make_argv, dir, &make_cpu);
+    int make_rc = run_cmd_cpu(make_argv, dir, NULL, &make_cpu);
     double make_s = ts_monotonic() - t0;
 
     char *run_argv[] = {(char *)tessera, "run", wf_path, "--user", "bench", "--state-dir", state,
                         "--concurrency-limit", limit, "--quiet", NULL};
     t0 = ts_monotonic();
-    int run_rc = run_cmd_cpu(run_argv, dir, &run_cpu);
+    int run_rc = run_cmd_cpu(run_argv, dir, NULL, &run_cpu);
     double run_s = ts_monotonic() - t0;
-    if (run_rc != 0 || make_rc != 0) {
-        fprintf(stderr, "sched_bench: tessera run exit %d, make exit %d (state kept in %s)\n",
-                run_rc, make_rc, dir);
+    /* The same DAG again, its runners leaving exit files: the latency's. */
+    char *files_argv[] = {(char *)tessera, "run", wf_path, "--user", "bench", "--state-dir",
+                          files_state, "--concurrency-limit", limit, "--quiet", NULL};
+    double files_cpu = 0;
+    t0 = ts_monotonic();
+    int files_rc = run_cmd_cpu(files_argv, dir, "TESSERA_EXIT_MARKER_FILES=1", &files_cpu);
+    double files_s = ts_monotonic() - t0;
+    if (run_rc != 0 || files_rc != 0 || make_rc != 0) {
+        fprintf(stderr,
+                "sched_bench: tessera run exit %d and %d, make exit %d (state kept in %s)\n",
+                run_rc, files_rc, make_rc, dir);
         return 1;
     }
     double p50, p99, max;
     size_t n;
-    int have_latency = latencies(state, db, &p50, &p99, &max, &n) == 0;
+    int have_latency = latencies(files_state, files_db, &p50, &p99, &max, &n) == 0;
     printf("  make %-4s (baseline): %8.2f s  %8.0f jobs/s  cpu %6.2f s\n", jflag, make_s,
            jobs / make_s, make_cpu);
     printf("  tessera run:          %8.2f s  %8.0f jobs/s  cpu %6.2f s  (%.2fx make's time, "
            "%.2fx its cpu)\n",
            run_s, jobs / run_s, run_cpu, run_s / make_s, run_cpu / make_cpu);
+    printf("  tessera run, exit files: %5.2f s  %8.0f jobs/s  cpu %6.2f s  (%.2fx make's time)\n",
+           files_s, jobs / files_s, files_cpu, files_s / make_s);
     if (have_latency)
-        printf("  latency last predecessor's runner ended -> runner began, %zu jobs: p50 %.2f ms, "
-               "p99 %.2f ms, max %.2f ms\n",
+        printf("  latency last predecessor's runner ended -> runner began (the run with exit "
+               "files), %zu jobs: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                n, p50 * 1e3, p99 * 1e3, max * 1e3);
     else /* a runner from before the markers said started_at */
         printf("  latency: not measured (the exit markers carry no started_at)\n");

@@ -60,6 +60,10 @@ typedef struct exec_job {
      * the runner writes no progress file (protocol.h), one file less to
      * create per job. false (the default): the file, for batch executors. */
     bool progress_pipe_only;
+    /* Set by an executor that reads the runner's pipe to its end (local):
+     * the runner says its exit there instead of leaving an exit file
+     * (protocol.h), a file less to create and read per job. */
+    bool exit_on_pipe;
     /* The job's type reads no slide pixels (jobs.h, !reads_slides): a local
      * executor may run it in tessera-runner, the small runner binary. Set
      * by the scheduler from the type; false when unsure. */

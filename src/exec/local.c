@@ -66,7 +66,6 @@
 #include "util/util.h"
 
 #define PROGRESS_INTERVAL_S 0.25 /* at most ~4 progress events per job per second */
-#define LEFTOVER_WAIT_S 10.0     /* how long a leftover of an attempt may take to die */
 #define ANSWER_WAIT_MS 10000     /* a fork server's answer takes well under a millisecond */
 
 typedef struct local_exec {
@@ -74,6 +73,7 @@ typedef struct local_exec {
     char *self_exe;
     double grace_s;
     int job_nice; /* runners run this much nicer than we do (exec_local_new) */
+    bool exit_files; /* TESSERA_EXIT_MARKER_FILES=1: runners leave exit files, not lines */
     int sigfd;
     forkserver *fs; /* NULL: every runner is exec'd */
     forkserver *fs_small; /* tessera-runner's, for small_runner jobs; NULL: fs runs them */
@@ -191,19 +191,6 @@ static char **attempt_env(const char *mark_prefix, int attempt) {
 static void free_env(char **env) {
     for (size_t i = 0; env && env[i]; i++) free(env[i]);
     free(env);
-}
-
-/* Kills whatever carries the job's mark (any attempt): before a new attempt
- * starts, and after a runner that did not end cleanly. */
-static int kill_leftovers(const char *mark, const char *job_id, char *err, size_t errlen) {
-    int killed = 0;
-    char why[TS_ERRLEN];
-    if (proctree_kill_marked(mark, LEFTOVER_WAIT_S, &killed, why, sizeof(why)) != TS_OK) {
-        ts_errf(err, errlen, "job %s: a process of an earlier attempt is still running: %s",
-                job_id, why);
-        return TS_ERR;
-    }
-    return TS_OK;
 }
 
 /* The child after fork(): own process group (so a kill reaches the whole
@@ -334,13 +321,14 @@ static int lx_start(executor *base, const exec_job *job, char *err, size_t errle
     off_t log_start = 0;
     /* An earlier attempt may have left processes in the same work dir (its
      * scheduler was killed with it): they go before this one starts. */
-    if (job->attempt > 1 && kill_leftovers(mark, job->job_id, err, errlen) != TS_OK)
+    if (job->attempt > 1 && local_kill_leftovers(mark, job->job_id, err, errlen) != TS_OK)
         goto cleanup;
     /* We read the marker as soon as the runner exits and record the outcome
      * in the store; after a crash running jobs are re-run, markers unread:
-     * it need not be durable (protocol.h). */
+     * it need not be durable, nor a file (protocol.h). */
     exec_job spec_job = *job;
     spec_job.exit_marker_volatile = true;
+    spec_job.exit_on_pipe = !ex->exit_files;
     spec_job.progress_pipe_only = true; /* read on the pipe only (protocol.h) */
     if ((spec_text = proto_spec_text(&spec_job, err, errlen)) == NULL ||
         proto_spec_dirs(&spec_job, err, errlen) != TS_OK)
@@ -570,9 +558,8 @@ static void finish_said(local_exec *ex) {
         }
         r->hung_up = false;
         proto_exit m;
-        char err[TS_ERRLEN];
-        if (proto_exit_read(r->work_dir, r->attempt, &m, err, sizeof(err)) != TS_OK ||
-            strcmp(m.outcome, "succeeded") != 0 || m.exit_code != 0) {
+        if (local_exit_said(r, &m, NULL, 0) != TS_OK || strcmp(m.outcome, "succeeded") != 0 ||
+            m.exit_code != 0) {
             i++;
             continue;
         }
@@ -602,7 +589,7 @@ static void reap(local_exec *ex) {
          * its tool; what left the group still carries the mark. */
         char err[TS_ERRLEN];
         if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) &&
-            kill_leftovers(r->mark, r->job_id, err, sizeof(err)) != TS_OK)
+            local_kill_leftovers(r->mark, r->job_id, err, sizeof(err)) != TS_OK)
             log_emit(LOG_ERROR, NULL, r->job_id, "leftover processes", json_pack("{ss}", "error", err));
         finish_run(ex, i, status); /* moves the last run into slot i */
     }
@@ -747,7 +734,7 @@ static void lx_destroy(executor *base) {
         while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR) {
         }
         char err[TS_ERRLEN];
-        if (kill_leftovers(r->mark, r->job_id, err, sizeof(err)) != TS_OK)
+        if (local_kill_leftovers(r->mark, r->job_id, err, sizeof(err)) != TS_OK)
             log_emit(LOG_ERROR, NULL, r->job_id, "leftover processes", json_pack("{ss}", "error", err));
         free_run(r);
     }
@@ -797,6 +784,8 @@ executor *exec_local_new(const char *self_exe, double grace_s, int job_nice, cha
     ex->self_exe = ts_strdup(self_exe);
     ex->grace_s = grace_s > 0 ? grace_s : 0;
     ex->job_nice = job_nice > 0 ? job_nice : 0;
+    const char *files = getenv("TESSERA_EXIT_MARKER_FILES"); /* for inspection, and sched_bench */
+    ex->exit_files = files && strcmp(files, "1") == 0;
     ex->sigfd = sigfd;
     char **env = attempt_env(NULL, 0);
     local_start_servers(self_exe, env, ex->job_nice, &ex->fs, &ex->fs_small);

@@ -3,8 +3,9 @@
  * the truth of success (protocol.h); otherwise the executor's own reason
  * (timeout, cancel), then the runner's marker or the runner's last line in
  * job.log, so the user reads why a job failed without opening the log;
- * and the runners whose attempt was reported over before their process had
- * exited, reaped here afterwards (local_exiting).
+ * the processes an earlier attempt left (local_kill_leftovers); and the
+ * runners whose attempt was reported over before their process had exited,
+ * reaped here afterwards (local_exiting).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +16,11 @@
 #include <unistd.h>
 
 #include "exec/local_internal.h"
+#include "util/proctree.h"
 #include "util/util.h"
 
 #define TAIL_BYTES 2048 /* how much of job.log to search for the failure reason */
+#define LEFTOVER_WAIT_S 10.0 /* how long a leftover of an attempt may take to die */
 
 /* Finds the runner's own failure line ("tessera run-job: <job_id>: why")
  * in this attempt's part of job.log, so the EXITED message says why the
@@ -44,6 +47,20 @@ static void runner_reason(const lrun *r, char *out, size_t len) {
     proto_copy_utf8(out, line, len);
 }
 
+/* The exit line the runner said on the pipe, which the spec asked for,
+ * else its file: a runner that could not write the line, or did not know
+ * to (a spec it could not read, an older or a test's runner), leaves the
+ * file, and it costs a lookup only then. */
+int local_exit_said(const lrun *r, proto_exit *out, char *err, size_t errlen) {
+    if (r->lines.exit_said) {
+        *out = r->lines.said;
+        return TS_OK;
+    }
+    char spare[TS_ERRLEN];
+    if (err == NULL) err = spare, errlen = sizeof(spare);
+    return proto_exit_read(r->work_dir, r->attempt, out, err, errlen);
+}
+
 /* Fills outcome, exit code and message from the attempt's exit marker
  * and the wait status. The marker is the truth of success (protocol.h): a
  * marker that says "succeeded" wins, with its exit code, even if we had
@@ -54,7 +71,7 @@ void local_describe_exit(const lrun *r, int status, exec_event *e) {
     e->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     proto_exit marker;
     char merr[TS_ERRLEN] = "";
-    int mrc = proto_exit_read(r->work_dir, r->attempt, &marker, merr, sizeof(merr));
+    int mrc = local_exit_said(r, &marker, merr, sizeof(merr));
     if (mrc == TS_OK && strcmp(marker.outcome, "succeeded") == 0) {
         /* The marker's exit code, not the wait status's: a runner killed
          * after its marker reports the same attempt whether its hung-up
@@ -92,6 +109,20 @@ void local_describe_exit(const lrun *r, int status, exec_event *e) {
         e->outcome = "failed";
         snprintf(e->message, sizeof(e->message), "killed by signal %d", WTERMSIG(status));
     }
+}
+
+/* ---- leftovers ---- */
+
+/* See local_internal.h. */
+int local_kill_leftovers(const char *mark, const char *job_id, char *err, size_t errlen) {
+    int killed = 0;
+    char why[TS_ERRLEN];
+    if (proctree_kill_marked(mark, LEFTOVER_WAIT_S, &killed, why, sizeof(why)) != TS_OK) {
+        ts_errf(err, errlen, "job %s: a process of an earlier attempt is still running: %s",
+                job_id, why);
+        return TS_ERR;
+    }
+    return TS_OK;
 }
 
 /* ---- runners reported ended before their exit ---- */

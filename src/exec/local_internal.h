@@ -37,7 +37,7 @@ typedef struct lrun {
     int32_t job_index;
     int attempt;
     char *job_id;
-    char *work_dir;      /* where the exit marker appears */
+    char *work_dir;      /* where the exit file appears, if the runner leaves one */
     char *log_path;
     char *mark;          /* PROCTREE_MARK "=<work_dir>/attempt-": every attempt's processes */
     off_t log_start;     /* job.log offset where this attempt's output begins */
@@ -48,7 +48,7 @@ typedef struct lrun {
     char *spec_text;     /* the spec the request carried (no file yet): kept until then too */
     int pipe_fd;         /* read end of the progress pipe; -1 after EOF */
     bool hung_up;        /* EOF seen, its exit marker not looked for yet (finish_said) */
-    proto_lines lines;   /* the pipe's bytes, split into protocol lines */
+    proto_lines lines;   /* the pipe's bytes, split into protocol lines; its exit line */
     double timeout_s;
     double deadline;     /* monotonic; 0 = no timeout */
     double kill_at;      /* monotonic time for SIGKILL; 0 = none pending */
@@ -57,6 +57,12 @@ typedef struct lrun {
     bool progress_pending; /* progress not yet reported (coalescing) */
     double last_emit;    /* monotonic time of the last progress event */
 } lrun;
+
+/* Kills whatever carries the job's mark (PROCTREE_MARK "=<work_dir>/attempt-",
+ * any attempt): before a new attempt starts, and after a runner that did
+ * not end cleanly. TS_ERR, naming the job, if one is still there after
+ * 10 s (local_exit.c). */
+int local_kill_leftovers(const char *mark, const char *job_id, char *err, size_t errlen);
 
 /* Runners whose attempt was reported over before their process exited
  * (local.c, finish_said), still to reap (local_exit.c). */
@@ -79,6 +85,11 @@ double local_exiting_due(const local_exiting *xs, double due);
 
 /* Kills and reaps them all, and frees the list (the executor's end). */
 void local_exiting_kill_all(local_exiting *xs);
+
+/* The attempt's exit marker: the line on its pipe, else its file
+ * (local_exit.c). TS_OK, PROTO_MISSING or TS_ERR as proto_exit_read; err
+ * may be NULL. */
+int local_exit_said(const lrun *r, proto_exit *out, char *err, size_t errlen);
 
 /* Fills e's outcome, exit code and message from the attempt's exit marker
  * and its wait status (local_exit.c). */

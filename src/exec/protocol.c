@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,7 @@ char *proto_spec_text(const exec_job *job, char *err, size_t errlen) {
     /* Only the exception is written: specs of batch jobs stay as they were. */
     if (job->exit_marker_volatile) json_object_set_new(spec, "exit_marker_sync", json_false());
     if (job->progress_pipe_only) json_object_set_new(spec, "progress_file", json_false());
+    if (job->exit_on_pipe) json_object_set_new(spec, "exit_on_pipe", json_true());
     char *text = dump_line(spec);
     json_decref(spec);
     return text;
@@ -271,6 +273,12 @@ static int spec_fields(proto_spec *s, char *err, size_t errlen) {
         return TS_ERR;
     }
     s->progress_file = file == NULL || json_is_true(file);
+    json_t *pipe = json_object_get(r, "exit_on_pipe");
+    if (pipe != NULL && !json_is_boolean(pipe)) {
+        ts_errf(err, errlen, "field \"exit_on_pipe\": must be true or false");
+        return TS_ERR;
+    }
+    s->exit_on_pipe = json_is_true(pipe);
     return TS_OK;
 }
 
@@ -333,7 +341,12 @@ bool proto_progress_parse(const char *line, proto_progress *out) {
 
 static void take_line(proto_lines *pl, proto_progress *latest, bool *changed) {
     pl->line[pl->len] = '\0';
-    if (!pl->overflow && proto_progress_parse(pl->line, latest)) *changed = true;
+    if (!pl->overflow) {
+        if (proto_progress_parse(pl->line, latest))
+            *changed = true;
+        else if (!pl->exit_said && proto_exit_parse(pl->line, &pl->said))
+            pl->exit_said = true;
+    }
     pl->len = 0;
     pl->overflow = false;
 }
@@ -391,6 +404,55 @@ cleanup:
 }
 
 /* ---- exit marker ---- */
+
+/* Copies src into dst (size n) with control characters as spaces, cut on
+ * a UTF-8 boundary; returns the length. One line, whatever the reason. */
+static size_t copy_one_line(char *dst, const char *src, size_t n) {
+    size_t m = 0;
+    for (; src[m] && m + 1 < n; m++) dst[m] = (unsigned char)src[m] < 0x20 ? ' ' : src[m];
+    if (src[m])
+        while (m > 0 && ((unsigned char)dst[m] & 0xC0) == 0x80) m--;
+    dst[m] = '\0';
+    return m;
+}
+
+size_t proto_exit_format(char *line, size_t n, const proto_exit *e) {
+    char outcome[sizeof(e->outcome)];
+    copy_one_line(outcome, e->outcome[0] ? e->outcome : "failed", sizeof(outcome));
+    for (char *c = outcome; *c; c++)
+        if (*c == ' ') *c = '_'; /* one word */
+    int head = snprintf(line, n, "exit %s %d %.6f %.6f ", outcome, e->exit_code, e->started_at,
+                        e->finished_at > 0 ? e->finished_at : ts_now());
+    if (head < 0 || (size_t)head >= n - 1) head = 0;
+    size_t len = (size_t)head;
+    len += copy_one_line(line + len, e->reason, n - 1 - len); /* room for the newline */
+    line[len++] = '\n';
+    line[len] = '\0';
+    return len;
+}
+
+bool proto_exit_parse(const char *line, proto_exit *out) {
+    if (strncmp(line, "exit ", 5) != 0) return false;
+    const char *p = line + 5, *sp = strchr(p, ' ');
+    if (sp == NULL || sp == p || (size_t)(sp - p) >= sizeof(out->outcome)) return false;
+    proto_exit e;
+    memset(&e, 0, sizeof(e));
+    memcpy(e.outcome, p, (size_t)(sp - p));
+    char *end;
+    errno = 0;
+    long code = strtol(sp + 1, &end, 10);
+    if (end == sp + 1 || *end != ' ' || errno || code < INT_MIN || code > INT_MAX) return false;
+    e.exit_code = (int)code;
+    p = end + 1;
+    e.started_at = strtod(p, &end);
+    if (end == p || *end != ' ' || !isfinite(e.started_at)) return false;
+    p = end + 1;
+    e.finished_at = strtod(p, &end);
+    if (end == p || (*end != ' ' && *end != '\0') || !isfinite(e.finished_at)) return false;
+    proto_copy_utf8(e.reason, *end == ' ' ? end + 1 : "", sizeof(e.reason));
+    *out = e;
+    return true;
+}
 
 int proto_exit_write(const char *work_dir, int attempt, const proto_exit *e, bool durable,
                      char *err, size_t errlen) {

@@ -269,13 +269,29 @@ static void catch_stop_signals(struct sigaction *old_term, struct sigaction *old
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-/* Leaves the attempt's exit marker (protocol.h). A marker that cannot be
- * written turns a success into a failure: without it no executor may count
- * the attempt a success, so the runner must not claim one either. */
-static int leave_marker(const proto_spec *s, int status, const char *reason, double began) {
+/* Says the exit on the progress pipe (protocol.h, "exit_on_pipe"): one
+ * write, shorter than PIPE_BUF, so the executor reads all of it or none.
+ * False if it could not be written whole (the pipe broken, or full and
+ * non-blocking): the caller then leaves the file. */
+static bool say_exit_on_pipe(int progress_fd, const proto_exit *e) {
+    char line[PROTO_LINE_MAX];
+    size_t len = proto_exit_format(line, sizeof(line), e);
+    ssize_t n;
+    do n = write(progress_fd, line, len);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)len;
+}
+
+/* Leaves the attempt's exit marker (protocol.h): on the pipe when the spec
+ * asks and there is one, else the file. A marker that cannot be written
+ * turns a success into a failure: without it no executor may count the
+ * attempt a success, so the runner must not claim one either. */
+static int leave_marker(const proto_spec *s, int status, const char *reason, double began,
+                        int progress_fd) {
     proto_exit e = {.exit_code = status, .started_at = began, .finished_at = ts_now()};
     ts_strlcpy(e.outcome, status == 0 ? "succeeded" : "failed", sizeof(e.outcome));
     proto_copy_utf8(e.reason, reason ? reason : "", sizeof(e.reason));
+    if (s->exit_on_pipe && progress_fd >= 0 && say_exit_on_pipe(progress_fd, &e)) return status;
     char err[TS_ERRLEN];
     if (proto_exit_write(s->work_dir, s->attempt, &e, s->exit_marker_sync, err, sizeof(err)) ==
         TS_OK)
@@ -298,7 +314,7 @@ int jobs_run_attempt(const char *spec_path, const char *spec_text, int progress_
         if (spec.work_dir && spec.attempt > 0) {
             char reason[TS_ERRLEN + 16]; /* room for the prefix: -O1 checks truncation */
             snprintf(reason, sizeof(reason), "bad spec: %s", err);
-            leave_marker(&spec, 2, reason, began);
+            leave_marker(&spec, 2, reason, began, progress_fd);
         }
         goto cleanup;
     }
@@ -308,10 +324,10 @@ int jobs_run_attempt(const char *spec_path, const char *spec_text, int progress_
     if (run_job(&spec, jobs_find(spec.job_type), progress_fd, err, sizeof(err)) == TS_OK) {
         printf("tessera run-job: %s: succeeded in %.3f s\n", spec.job_id, ts_monotonic() - started);
         fflush(stdout);
-        status = leave_marker(&spec, 0, NULL, began);
+        status = leave_marker(&spec, 0, NULL, began, progress_fd);
     } else {
         fprintf(stderr, "tessera run-job: %s: %s\n", spec.job_id, err);
-        status = leave_marker(&spec, 1, err, began);
+        status = leave_marker(&spec, 1, err, began, progress_fd);
     }
     /* Hanging up the progress pipe right after the marker tells the local
      * executor the attempt is over: it need not wait for this process to

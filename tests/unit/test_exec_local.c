@@ -11,6 +11,7 @@
  * of both: exec_fixture.h.
  */
 #include "exec_fixture.h"
+#include "exec/protocol.h"
 
 /* ---- fake runner ---- */
 
@@ -480,6 +481,50 @@ static void test_local_real_runner_cancel_leaves_no_result(void **state) {
 }
 
 
+/* The real runner says its exit on the pipe (protocol.h, "exit_on_pipe"):
+ * no exit file is left, success and failure alike, and the failure's
+ * reason still reaches the message. TESSERA_EXIT_MARKER_FILES=1 brings the
+ * file back (for inspection, and sched_bench's latency). */
+static void test_local_real_runner_says_exit_on_pipe(void **state) {
+    fixture *f = *state;
+    executor *ex = new_exec(f->self, 1.0);
+    exec_job ok = make_job(f, 0, "noop", 0);
+    exec_job bad = make_job(f, 1, "sleep", 0);
+    json_t *params = json_pack("{s:i}", "seconds", -1);
+    bad.params = params;
+    start_ok(ex, &ok);
+    start_ok(ex, &bad);
+    collected c = {0};
+    collect(ex, &c, 2, 20);
+    json_decref(params);
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    const exec_event *e = exited_event(&c, 1);
+    assert_string_equal(e->outcome, "failed");
+    assert_int_equal(e->exit_code, 2);
+    assert_non_null(strstr(e->message, "exited with status 2: bad spec: "));
+    assert_non_null(strstr(e->message, "seconds"));
+    char path[300];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/attempt-1.exit", f->work[i]);
+        assert_int_equal(access(path, F_OK), -1);
+    }
+    ex->ops->destroy(ex);
+    setenv("TESSERA_EXIT_MARKER_FILES", "1", 1);
+    ex = new_exec(f->self, 1.0);
+    unsetenv("TESSERA_EXIT_MARKER_FILES");
+    exec_job files = make_job(f, 2, "noop", 0);
+    start_ok(ex, &files);
+    collected d = {0};
+    collect(ex, &d, 1, 20);
+    assert_string_equal(exited_event(&d, 2)->outcome, "succeeded");
+    proto_exit m;
+    char err[TS_ERRLEN];
+    assert_int_equal(proto_exit_read(f->work[2], 1, &m, err, sizeof(err)), TS_OK);
+    assert_string_equal(m.outcome, "succeeded");
+    ex->ops->destroy(ex);
+}
+
+
 int main(int argc, char **argv) {
     int runner = exec_fixture_runner_main(argc, argv);
     if (runner >= 0) return runner;
@@ -508,6 +553,7 @@ int main(int argc, char **argv) {
         T(test_local_start_error_names_path),
         T(test_local_real_runner_sleep_publishes),
         T(test_local_real_runner_cancel_leaves_no_result),
+        T(test_local_real_runner_says_exit_on_pipe),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,94 @@ static void test_lines_partial_and_overlong(void **state) {
     assert_string_equal(latest.message, "tail");
 }
 
+/* The local executor's runners say their exit on the pipe (protocol.h,
+ * "exit_on_pipe"): what the file holds but the host, in one line. */
+static void test_exit_line_roundtrip(void **state) {
+    (void)state;
+    proto_exit e = {.exit_code = 1, .started_at = 1764800000.123456, .finished_at = 1764800001.5};
+    strcpy(e.outcome, "failed");
+    strcpy(e.reason, "tile 3:\nbad pixels\tthere");
+    char line[PROTO_LINE_MAX];
+    size_t len = proto_exit_format(line, sizeof(line), &e);
+    assert_int_equal(len, strlen(line));
+    assert_int_equal(line[len - 1], '\n');
+    assert_null(memchr(line, '\n', len - 1)); /* one line, whatever the reason held */
+    line[len - 1] = '\0';
+    proto_exit got;
+    assert_true(proto_exit_parse(line, &got));
+    assert_string_equal(got.outcome, "failed");
+    assert_int_equal(got.exit_code, 1);
+    assert_true(fabs(got.started_at - e.started_at) < 1e-6);
+    assert_true(fabs(got.finished_at - e.finished_at) < 1e-6);
+    assert_string_equal(got.reason, "tile 3: bad pixels there");
+    /* A success says no reason, and still parses. */
+    proto_exit ok = {.exit_code = 0, .started_at = 2, .finished_at = 3};
+    strcpy(ok.outcome, "succeeded");
+    len = proto_exit_format(line, sizeof(line), &ok);
+    line[len - 1] = '\0';
+    assert_true(proto_exit_parse(line, &got));
+    assert_string_equal(got.outcome, "succeeded");
+    assert_int_equal(got.exit_code, 0);
+    assert_string_equal(got.reason, "");
+}
+
+/* The longest reason still fits a protocol line, cut on a character. */
+static void test_exit_line_longest_reason_fits(void **state) {
+    (void)state;
+    proto_exit e = {.exit_code = -2147483647 - 1, .started_at = 1e12, .finished_at = 1e12};
+    strcpy(e.outcome, "cancelled");
+    size_t i = 0;
+    for (; i + 2 < sizeof(e.reason); i += 2) memcpy(e.reason + i, "\xc3\xa9", 2); /* e-acute */
+    e.reason[i] = '\0';
+    char line[PROTO_LINE_MAX];
+    size_t len = proto_exit_format(line, sizeof(line), &e);
+    assert_true(len < PROTO_LINE_MAX);
+    line[len - 1] = '\0';
+    proto_exit got;
+    assert_true(proto_exit_parse(line, &got));
+    assert_int_equal(got.exit_code, -2147483647 - 1);
+    assert_true(strlen(got.reason) > 200);
+    assert_int_equal(strlen(got.reason) % 2, 0); /* whole characters */
+}
+
+static void test_exit_line_malformed_is_not_one(void **state) {
+    (void)state;
+    const char *bad[] = {"exit", "exit ", "exit succeeded", "exit succeeded 0",
+                         "exit succeeded x 1 2", "exit succeeded 0 1", "exit succeeded 0 1 2x",
+                         "exit succeeded 99999999999 1 2", "exit succeeded 0 nan 2",
+                         "exit averyveryverylongoutcome 0 1 2", "exitsucceeded 0 1 2",
+                         "progress 1 2 exit"};
+    proto_exit got;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (proto_exit_parse(bad[i], &got)) fail_msg("parsed: \"%s\"", bad[i]);
+}
+
+/* In a stream the first exit line stands, beside progress; a line cut by
+ * the writer's end is not an exit, and neither is an overlong one. */
+static void test_lines_keep_the_first_exit(void **state) {
+    (void)state;
+    proto_lines pl = {0};
+    proto_progress latest = {0};
+    bool changed = false;
+    const char *in = "progress 1 2 half\nexit succeeded 0 10.5 11.25 \nexit failed 1 1 2 late\n";
+    proto_lines_feed(&pl, in, strlen(in), &latest, &changed);
+    assert_true(changed);
+    assert_string_equal(latest.message, "half");
+    assert_true(pl.exit_said);
+    assert_string_equal(pl.said.outcome, "succeeded");
+    assert_true(pl.said.finished_at == 11.25);
+    proto_lines cut = {0};
+    proto_lines_feed(&cut, "exit succeeded 0 1", 18, &latest, &changed);
+    assert_false(cut.exit_said); /* waits for the rest */
+    char big[1000];
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "exit failed 1 1 2 ", 18);
+    proto_lines_feed(&cut, "\n", 1, &latest, &changed); /* ends "exit succeeded 0 1": bad */
+    proto_lines_feed(&cut, big, sizeof(big), &latest, &changed);
+    proto_lines_feed(&cut, "\n", 1, &latest, &changed);
+    assert_false(cut.exit_said);
+}
+
 /* The Slurm executor tails a file that grows between polls. */
 static void test_progress_poll_follows_a_growing_file(void **state) {
     char *path = ts_asprintf("%s/attempt-1.progress", (char *)*state);
@@ -320,6 +409,12 @@ static void test_spec_write_and_load(void **state) {
     if (proto_spec_load(path, &s, err, sizeof(err)) != TS_OK) fail_msg("%s", err);
     assert_false(s.exit_marker_sync);
     assert_false(s.progress_file);
+    assert_false(s.exit_on_pipe); /* a file unless the executor reads the pipe to its end */
+    proto_spec_free(&s);
+    job.exit_on_pipe = true;
+    assert_int_equal(proto_spec_write(&job, err, sizeof(err)), TS_OK);
+    if (proto_spec_load(path, &s, err, sizeof(err)) != TS_OK) fail_msg("%s", err);
+    assert_true(s.exit_on_pipe);
     proto_spec_free(&s);
     /* The same spec from its text alone (the fork server's runners): the
      * file's very bytes, and no file read (the path names a missing one). */
@@ -364,6 +459,13 @@ static void test_spec_load_names_the_field(void **state) {
     assert_int_equal(proto_spec_load(path, &s, err, sizeof(err)), TS_ERR);
     assert_string_equal(err, "field \"exit_marker_sync\": must be true or false");
     proto_spec_free(&s);
+    unlink(path);
+    append(path, "{\"work_dir\": \"/w\", \"attempt\": 1, \"workflow_id\": 1, \"job_index\": 0,"
+                 " \"cpus\": 1, \"job_id\": \"j\", \"job_type\": \"noop\", \"result_dir\": \"/r\","
+                 " \"exit_on_pipe\": 1}");
+    assert_int_equal(proto_spec_load(path, &s, err, sizeof(err)), TS_ERR);
+    assert_string_equal(err, "field \"exit_on_pipe\": must be true or false");
+    proto_spec_free(&s);
     free(path);
 }
 
@@ -375,6 +477,10 @@ int main(void) {
         cmocka_unit_test(test_progress_format_and_parse),
         cmocka_unit_test(test_progress_format_cuts_utf8),
         cmocka_unit_test(test_lines_partial_and_overlong),
+        cmocka_unit_test(test_exit_line_roundtrip),
+        cmocka_unit_test(test_exit_line_longest_reason_fits),
+        cmocka_unit_test(test_exit_line_malformed_is_not_one),
+        cmocka_unit_test(test_lines_keep_the_first_exit),
         cmocka_unit_test_setup_teardown(test_progress_poll_follows_a_growing_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exit_marker_roundtrip_and_first_word_stands, setup,
