@@ -316,8 +316,8 @@ size_t proto_progress_format(char *line, size_t n, double done, double total,
     size_t m = 0;
     for (; message && message[m] && m + 1 < room; m++)
         msg[m] = (unsigned char)message[m] < 0x20 ? ' ' : message[m];
-    if (message && message[m])
-        while (m > 0 && ((unsigned char)msg[m] & 0xC0) == 0x80) m--;
+    if (message && message[m]) /* cut: message[m], not msg[m] (not written) */
+        while (m > 0 && ((unsigned char)message[m] & 0xC0) == 0x80) m--;
     len += m;
     line[len++] = '\n';
     line[len] = '\0';
@@ -339,12 +339,15 @@ bool proto_progress_parse(const char *line, proto_progress *out) {
     return true;
 }
 
-static void take_line(proto_lines *pl, proto_progress *latest, bool *changed) {
+/* whole: the line ended with its newline. An exit line counts only then:
+ * one cut by its writer's end (no newline) is not one, or a success cut
+ * inside its times would stand (protocol.h: all of the line or none). */
+static void take_line(proto_lines *pl, proto_progress *latest, bool *changed, bool whole) {
     pl->line[pl->len] = '\0';
     if (!pl->overflow) {
         if (proto_progress_parse(pl->line, latest))
             *changed = true;
-        else if (!pl->exit_said && proto_exit_parse(pl->line, &pl->said))
+        else if (whole && !pl->exit_said && proto_exit_parse(pl->line, &pl->said))
             pl->exit_said = true;
     }
     pl->len = 0;
@@ -362,14 +365,14 @@ void proto_lines_feed(proto_lines *pl, const char *buf, size_t len, proto_progre
             pl->len += take;
         }
         if (nl == NULL) return;
-        take_line(pl, latest, changed);
+        take_line(pl, latest, changed, true);
         buf = nl + 1;
         len -= take + 1;
     }
 }
 
 void proto_lines_finish(proto_lines *pl, proto_progress *latest, bool *changed) {
-    if (pl->len > 0 || pl->overflow) take_line(pl, latest, changed);
+    if (pl->len > 0 || pl->overflow) take_line(pl, latest, changed, false);
 }
 
 int proto_progress_poll(const char *path, off_t *offset, proto_lines *pl, proto_progress *latest,
@@ -410,8 +413,8 @@ cleanup:
 static size_t copy_one_line(char *dst, const char *src, size_t n) {
     size_t m = 0;
     for (; src[m] && m + 1 < n; m++) dst[m] = (unsigned char)src[m] < 0x20 ? ' ' : src[m];
-    if (src[m])
-        while (m > 0 && ((unsigned char)dst[m] & 0xC0) == 0x80) m--;
+    if (src[m]) /* cut: drop a character src[m] continues (dst[m] is not written) */
+        while (m > 0 && ((unsigned char)src[m] & 0xC0) == 0x80) m--;
     dst[m] = '\0';
     return m;
 }
@@ -423,7 +426,10 @@ size_t proto_exit_format(char *line, size_t n, const proto_exit *e) {
         if (*c == ' ') *c = '_'; /* one word */
     int head = snprintf(line, n, "exit %s %d %.6f %.6f ", outcome, e->exit_code, e->started_at,
                         e->finished_at > 0 ? e->finished_at : ts_now());
-    if (head < 0 || (size_t)head >= n - 1) head = 0;
+    /* Times too long for the line (never from a real clock): without them,
+     * rather than a line that is no exit line, or the reason alone. */
+    if (head < 0 || (size_t)head >= n - 1)
+        head = snprintf(line, n, "exit %s %d 0 0 ", outcome, e->exit_code);
     size_t len = (size_t)head;
     len += copy_one_line(line + len, e->reason, n - 1 - len); /* room for the newline */
     line[len++] = '\n';

@@ -29,10 +29,12 @@
  *             (proto_exit_format), instead of leaving the exit file below:
  *             no file to create, link, unlink and read per job (13-19% of
  *             a 2,000-noop DAG's time on ext4). The line is one write of
- *             less than PIPE_BUF bytes, so the executor reads all or none
- *             of it; a runner that cannot write it (the pipe broken or
- *             full) leaves the file instead, and an executor that saw no
- *             line reads the file as before.
+ *             less than PIPE_BUF bytes, newline included, so the executor
+ *             reads all or none of it (a line without its newline is no
+ *             exit line). A runner whose write fails leaves the file
+ *             instead (a full pipe only makes it wait; a broken one means
+ *             the executor is gone, and SIGPIPE ends the runner too), and
+ *             an executor that saw no line reads the file as before.
  *   exit      attempt-N.exit: the exit marker, one JSON object {"outcome",
  *             "exit_code", "reason", "started_at", "finished_at", "host"}
  *             (started_at: the runner's clock when its process began the
@@ -167,7 +169,9 @@ typedef struct proto_lines {
 void proto_lines_feed(proto_lines *pl, const char *buf, size_t len, proto_progress *latest,
                       bool *changed);
 
-/* Parses what is left without a final newline (the writer is gone). */
+/* Parses what is left without a final newline (the writer is gone): a
+ * progress line, never an exit line (one is written whole, newline and
+ * all: without it, it was cut). */
 void proto_lines_finish(proto_lines *pl, proto_progress *latest, bool *changed);
 
 /* Reads what was appended to a progress file since *offset (advanced),

@@ -525,6 +525,40 @@ static void test_local_real_runner_says_exit_on_pipe(void **state) {
 }
 
 
+/* The same on the exec path (TESSERA_FORK_SERVER=0: the runner's fd 3 is
+ * inherited across an exec, inherited_progress_fd), and for a timeout:
+ * the runner stops at SIGTERM and says "failed" on the pipe; the executor's
+ * own reason stands, as with the file. */
+static void test_local_real_runner_exec_path_says_exit_on_pipe(void **state) {
+    fixture *f = *state;
+    setenv("TESSERA_FORK_SERVER", "0", 1);
+    executor *ex = new_exec(f->self, 5.0);
+    unsetenv("TESSERA_FORK_SERVER");
+    exec_job ok = make_job(f, 0, "noop", 0);
+    exec_job slow = make_job(f, 1, "sleep", 0.5);
+    json_t *params = json_pack("{s:i}", "seconds", 30);
+    slow.params = params;
+    start_ok(ex, &ok);
+    start_ok(ex, &slow);
+    collected c = {0};
+    collect(ex, &c, 2, 20);
+    json_decref(params);
+    assert_string_equal(exited_event(&c, 0)->outcome, "succeeded");
+    const exec_event *e = exited_event(&c, 1);
+    assert_string_equal(e->outcome, "timeout");
+    assert_int_equal(e->exit_code, 1); /* it stopped and said so, not killed */
+    assert_string_equal(e->message, "timed out after 0.5 s");
+    char path[300];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/attempt-1.exit", f->work[i]);
+        assert_int_equal(access(path, F_OK), -1);
+        snprintf(path, sizeof(path), "%s/attempt-1.json", f->work[i]);
+        assert_int_equal(access(path, F_OK), 0); /* exec'd: the spec was a file */
+    }
+    ex->ops->destroy(ex);
+}
+
+
 int main(int argc, char **argv) {
     int runner = exec_fixture_runner_main(argc, argv);
     if (runner >= 0) return runner;
@@ -554,6 +588,7 @@ int main(int argc, char **argv) {
         T(test_local_real_runner_sleep_publishes),
         T(test_local_real_runner_cancel_leaves_no_result),
         T(test_local_real_runner_says_exit_on_pipe),
+        T(test_local_real_runner_exec_path_says_exit_on_pipe),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

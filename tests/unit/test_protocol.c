@@ -163,6 +163,22 @@ static void test_progress_format_cuts_utf8(void **state) {
     assert_int_equal(len % 2, 0); /* whole two-byte characters only */
 }
 
+/* The line itself, not only what a parser keeps of it, ends on a whole
+ * character, whatever the buffer held (the same cut as the exit line's). */
+static void test_progress_line_cut_is_on_a_character(void **state) {
+    (void)state;
+    char msg[1200] = "";
+    for (int i = 0; i < 400; i++) strcat(msg, "\xc3\xa9");
+    for (int fill = 0; fill < 256; fill += 0x80) {
+        char line[PROTO_LINE_MAX];
+        memset(line, fill, sizeof(line));
+        size_t n = proto_progress_format(line, sizeof(line), 1, 2, msg);
+        size_t head = strlen("progress 1 2 ");
+        if ((n - 1 - head) % 2 != 0) fail_msg("fill %#x: line cut inside a character", fill);
+        assert_true(n - 1 - head >= 494);
+    }
+}
+
 static void test_lines_partial_and_overlong(void **state) {
     (void)state;
     proto_lines pl = {0};
@@ -272,6 +288,62 @@ static void test_lines_keep_the_first_exit(void **state) {
     proto_lines_feed(&cut, big, sizeof(big), &latest, &changed);
     proto_lines_feed(&cut, "\n", 1, &latest, &changed);
     assert_false(cut.exit_said);
+}
+
+/* A line cut by its writer's end is no exit line, also when the stream
+ * ends there (proto_lines_finish, as the executor calls it at a reap): a
+ * success cut inside its times must not stand. */
+static void test_lines_unterminated_exit_is_not_one(void **state) {
+    (void)state;
+    proto_lines pl = {0};
+    proto_progress latest = {0};
+    bool changed = false;
+    proto_lines_feed(&pl, "exit succeeded 0 1764800000.5 17", 32, &latest, &changed);
+    proto_lines_finish(&pl, &latest, &changed);
+    assert_false(pl.exit_said);
+    /* A progress line without its newline still counts (the "tail" case). */
+    proto_lines_feed(&pl, "progress 3 4 tail", 17, &latest, &changed);
+    proto_lines_finish(&pl, &latest, &changed);
+    assert_true(changed);
+    assert_string_equal(latest.message, "tail");
+}
+
+/* When the reason must be cut to fit the line, it is cut on a character,
+ * whatever the buffer held before (the cut looked at a byte it had not
+ * written). Times this long come from no real clock; they force the cut. */
+static void test_exit_line_cut_is_on_a_character(void **state) {
+    (void)state;
+    for (int code = 1; code <= 10; code += 9) { /* both parities of the cut */
+        proto_exit e = {.exit_code = code, .started_at = 1e200, .finished_at = 1e200};
+        strcpy(e.outcome, "failed");
+        size_t i = 0;
+        for (; i + 2 < sizeof(e.reason); i += 2) memcpy(e.reason + i, "\xc3\xa9", 2);
+        e.reason[i] = '\0';
+        for (int fill = 0; fill < 256; fill += 0x80) {
+            char line[PROTO_LINE_MAX];
+            memset(line, fill, sizeof(line));
+            size_t len = proto_exit_format(line, sizeof(line), &e);
+            assert_true(len < PROTO_LINE_MAX);
+            line[len - 1] = '\0';
+            proto_exit got;
+            assert_true(proto_exit_parse(line, &got));
+            size_t rl = strlen(got.reason);
+            if (rl % 2 != 0) fail_msg("code %d, fill %#x: reason cut inside a character (%zu bytes)", code, fill, rl);
+            assert_true(rl >= 76); /* no character dropped beyond the one cut */
+        }
+    }
+    /* Times that leave no room at all: still an exit line, never the
+     * reason alone (which could read as one). */
+    proto_exit big = {.exit_code = 0, .started_at = 1e300, .finished_at = 1e300};
+    strcpy(big.outcome, "failed");
+    strcpy(big.reason, "exit succeeded 0 1 2");
+    char line[PROTO_LINE_MAX];
+    size_t len = proto_exit_format(line, sizeof(line), &big);
+    line[len - 1] = '\0';
+    proto_exit got;
+    assert_true(proto_exit_parse(line, &got));
+    assert_string_equal(got.outcome, "failed");
+    assert_string_equal(got.reason, "exit succeeded 0 1 2");
 }
 
 /* The Slurm executor tails a file that grows between polls. */
@@ -476,11 +548,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_layout_state_dir_made_private, setup, teardown),
         cmocka_unit_test(test_progress_format_and_parse),
         cmocka_unit_test(test_progress_format_cuts_utf8),
+        cmocka_unit_test(test_progress_line_cut_is_on_a_character),
         cmocka_unit_test(test_lines_partial_and_overlong),
         cmocka_unit_test(test_exit_line_roundtrip),
         cmocka_unit_test(test_exit_line_longest_reason_fits),
         cmocka_unit_test(test_exit_line_malformed_is_not_one),
         cmocka_unit_test(test_lines_keep_the_first_exit),
+        cmocka_unit_test(test_lines_unterminated_exit_is_not_one),
+        cmocka_unit_test(test_exit_line_cut_is_on_a_character),
         cmocka_unit_test_setup_teardown(test_progress_poll_follows_a_growing_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exit_marker_roundtrip_and_first_word_stands, setup,
