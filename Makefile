@@ -86,10 +86,10 @@ $(BUILD)/libtessera.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-# tessera-runner comes with tessera (order-only: not linked in), so that the
-# two always carry one build stamp (see below) even when only tessera is named.
-$(BUILD)/tessera: $(BUILD)/src/tessera.o $(BUILD)/libtessera.a | $(BUILD)/tessera-runner
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+# tessera and tessera-runner are linked together by one recipe (a grouped
+# target), so that the two always carry one build stamp (see below),
+# whichever of them a target names: before, `make unit` relinked
+# tessera-runner alone, and the tessera left beside it no longer used it.
 
 # tessera-runner (src/tessera_runner.c): the local executor's fork server
 # for job types that read no slides. Linked from the same archive with
@@ -101,8 +101,11 @@ $(SMALL_OBJ): src/jobs/builtin.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DJOBS_BUILTIN_SMALL -c $< -o $@
 
-$(BUILD)/tessera-runner: $(BUILD)/src/tessera_runner.o $(SMALL_OBJ) $(BUILD)/libtessera.a
-	$(CC) $(LDFLAGS) $^ -ljansson -lm -lpthread -o $@
+$(BUILD)/tessera $(BUILD)/tessera-runner &: $(BUILD)/src/tessera.o $(BUILD)/src/tessera_runner.o \
+		$(SMALL_OBJ) $(BUILD)/libtessera.a
+	$(CC) $(LDFLAGS) $(BUILD)/src/tessera.o $(BUILD)/libtessera.a $(LDLIBS) -o $(BUILD)/tessera
+	$(CC) $(LDFLAGS) $(BUILD)/src/tessera_runner.o $(SMALL_OBJ) $(BUILD)/libtessera.a \
+		-ljansson -lm -lpthread -o $(BUILD)/tessera-runner
 
 # The build stamp (util.h, ts_build_stamp) is recompiled whenever any other
 # object changed, so both binaries of one build carry the same stamp and a

@@ -190,6 +190,23 @@ static const char *fs_name(const char *path) {
     }
 }
 
+/* Prints what the run's log says against the fork servers (layout.h's
+ * tessera.log): a tessera-runner from another build, say, which makes every
+ * job fork from tessera, a slower path this bench must not pass off as
+ * the configured one (a stale build did once). */
+static void print_server_warnings(const char *state) {
+    char *path = layout_file_path(state, LAYOUT_LOG);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (f == NULL) return;
+    char line[2048];
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, "\"level\":\"warn") &&
+            (strstr(line, "tessera-runner") || strstr(line, "fork server")))
+            printf("  WARNING from the run's log: %s", line);
+    fclose(f);
+}
+
 typedef struct scenario {
     const char *label;
     int branches, per;
@@ -247,6 +264,8 @@ static int run_scenario(const char *tessera, const scenario *sc, long cpus, char
                 run_rc, files_rc, make_rc, dir);
         return 1;
     }
+    print_server_warnings(state);
+    print_server_warnings(files_state);
     double p50, p99, max;
     size_t n;
     int have_latency = latencies(files_state, files_db, &p50, &p99, &max, &n) == 0;
