@@ -27,11 +27,10 @@
  *             the pipe then says its exit there, as the line
  *             "exit <outcome> <exit_code> <started_at> <finished_at> <reason>\n"
  *             (proto_exit_format), instead of leaving the exit file below:
- *             no file to create, link, unlink and read per job (13-19% of
- *             a 2,000-noop DAG's time on ext4). The line is one write of
- *             less than PIPE_BUF bytes, newline included, so the executor
- *             reads all or none of it (a line without its newline is no
- *             exit line). A runner whose write fails leaves the file
+ *             no file to create, link, unlink and read per job. The line
+ *             is one write of less than PIPE_BUF bytes, newline included,
+ *             so the executor reads all or none of it (a line without its
+ *             newline is no exit line). A runner whose write fails leaves the file
  *             instead (a full pipe only makes it wait; a broken one means
  *             the executor is gone, and SIGPIPE ends the runner too), and
  *             an executor that saw no line reads the file as before.
