@@ -27,6 +27,7 @@ const job_type job_type_noop = {
     .n_params = 0,
     .validate = NULL,
     .run = noop_run,
+    .writes_nothing = true,
 };
 
 static const job_param sleep_params[] = {
@@ -79,4 +80,5 @@ const job_type job_type_sleep = {
     .n_params = sizeof(sleep_params) / sizeof(sleep_params[0]),
     .validate = NULL,
     .run = sleep_run,
+    .writes_nothing = true,
 };

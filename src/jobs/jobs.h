@@ -11,6 +11,13 @@
  * must return promptly once *ctx->stop becomes non-zero (SIGTERM). The runner
  * renames out_dir to the result directory only after a successful return, so
  * a result directory is always complete.
+ *
+ * A type that says writes_nothing (noop, sleep) gets no out_dir and its
+ * jobs have no result directory, unless an earlier attempt left one that
+ * must be replaced (by an empty one). Readers take a missing result
+ * directory as an empty one. Why: a result directory costs an inode, a
+ * rename and an fsync of its parent - on a journaled disk most of what a
+ * short job costs (issue 16) - for nothing.
  */
 #ifndef TESSERA_JOBS_JOBS_H
 #define TESSERA_JOBS_JOBS_H
@@ -40,7 +47,8 @@ typedef struct job_ctx {
     const char *image_path; /* may be NULL; checked inside data_roots when the job started */
     const char *data_roots; /* colon-separated, absolute: every image is opened inside them */
     json_t *params;         /* validated; defaults not filled (use params_* getters) */
-    const char *out_dir;    /* temporary output directory, already created */
+    const char *out_dir;    /* temporary output directory, already created; NULL for a type
+                               that says writes_nothing */
     const char *work_dir;
     int cpus;
     int attempt;
@@ -73,6 +81,9 @@ typedef struct job_type {
      * (builtin.c, local.c). Admin-defined tools never do: their programs
      * read the image. */
     bool reads_slides;
+    /* The type never writes an output file (noop, sleep): the runner makes
+     * no temporary directory for it and publishes nothing (see above). */
+    bool writes_nothing;
 } job_type;
 
 #define JOBS_MAX_INPUTS 32

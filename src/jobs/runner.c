@@ -127,9 +127,12 @@ static void fsync_dir(const char *dir) {
 
 /* Moves tmp to result_dir. An existing result (from an earlier attempt) is
  * renamed aside first and removed after the new one is in place, so the
- * window without any result is two renames long. */
+ * window without any result is two renames long. tmp NULL: the type writes
+ * nothing and there is no result to replace (jobs.h), so nothing is
+ * published - no rename, no fsync, and nothing a crash could lose. */
 static int publish(const char *tmp, const char *result_dir, int attempt, char *err,
                    size_t errlen) {
+    if (tmp == NULL) return TS_OK; /* run_job made none: no result to replace */
     char *aside = layout_result_aside(result_dir, attempt, (long)getpid());
     char *parent = parent_dir(result_dir);
     bool moved_aside = false;
@@ -202,21 +205,40 @@ static size_t spec_job_inputs(const proto_spec *s, job_input *out) {
     return n;
 }
 
+/* Does the attempt need a temporary output directory? Not when its type
+ * writes nothing (jobs.h) - unless an earlier attempt, or a tessera from
+ * before writes_nothing, left a result that this one must replace. */
+static bool needs_out_dir(const job_type *type, const char *result_dir) {
+    struct stat st;
+    return !type->writes_nothing || lstat(result_dir, &st) == 0;
+}
+
+/* Makes the attempt's temporary output directory tmp, beside result_dir. */
+static int make_out_dir(const char *tmp, const char *result_dir, char *err, size_t errlen) {
+    char *parent = parent_dir(result_dir);
+    int rc = ts_mkdir_p(parent, err, errlen);
+    free(parent);
+    if (rc != TS_OK) return TS_ERR;
+    ts_rmtree(tmp); /* a stale one from an earlier runner that had our pid */
+    if (mkdir(tmp, 0755) != 0) {
+        ts_errf(err, errlen, "mkdir %s: %s", tmp, strerror(errno));
+        return TS_ERR;
+    }
+    return TS_OK;
+}
+
 /* Runs the job into a fresh temporary directory and publishes it. On
  * failure nothing is left behind but the previous result, if any. */
 static int run_job(const proto_spec *s, const job_type *type, int progress_fd, char *err,
                    size_t errlen) {
-    char *tmp = layout_result_tmp(s->result_dir, s->attempt, (long)getpid());
-    char *parent = parent_dir(s->result_dir);
+    char *tmp = NULL;
     char *progress_path = layout_attempt_path(s->work_dir, s->attempt, LAYOUT_PROGRESS);
     job_input inputs[JOBS_MAX_INPUTS];
     int rc = TS_ERR;
     if (type->needs_image && check_image_again(s, err, errlen) != TS_OK) goto cleanup;
-    if (ts_mkdir_p(parent, err, errlen) != TS_OK) goto cleanup;
-    ts_rmtree(tmp); /* a stale one from an earlier runner that had our pid */
-    if (mkdir(tmp, 0755) != 0) {
-        ts_errf(err, errlen, "mkdir %s: %s", tmp, strerror(errno));
-        goto cleanup;
+    if (needs_out_dir(type, s->result_dir)) {
+        tmp = layout_result_tmp(s->result_dir, s->attempt, (long)getpid());
+        if (make_out_dir(tmp, s->result_dir, err, errlen) != TS_OK) goto cleanup;
     }
     job_ctx ctx = {
         .type = type,
@@ -246,10 +268,9 @@ static int run_job(const proto_spec *s, const job_type *type, int progress_fd, c
         rc = publish(tmp, s->result_dir, s->attempt, err, errlen);
     }
     if (ctx.progress_file_fd >= 0) close(ctx.progress_file_fd);
-    if (rc != TS_OK) ts_rmtree(tmp);
+    if (rc != TS_OK && tmp) ts_rmtree(tmp);
 cleanup:
     free(tmp);
-    free(parent);
     free(progress_path);
     return rc;
 }
