@@ -13,8 +13,9 @@
 // BASELINE_BINARY: another tessera build measured the same way in the same
 // run (e.g. one whose hubs poll SQLite instead of being woken), with ratios.
 // Beside the latencies it prints the service's own part of an event's way
-// (its /metrics histogram from the event's record to a hub's read, diffed
-// over the measured phases) and, when BUILD/bench/wake_jitter is built, how
+// (its /metrics histograms from the event's record to a hub's read, and to
+// its frames written to every client's socket, diffed over the measured
+// phases) and, when BUILD/bench/wake_jitter is built, how
 // late this machine woke a thread sleeping 5 ms over the same minutes: the
 // way to a client is several such wake-ups, and on a shared 2-core machine
 // their delays, not the service's work, decide the tail.
@@ -165,15 +166,23 @@ async function waitDone(url, ids, deadline, finished) {
   }
 }
 
-/** The service's own histogram of an event's way from being recorded to a
- * hub's read of it (tessera_event_delivery_seconds, /metrics): cumulative
- * counts by upper bound in seconds. */
-async function deliveryHistogram(url) {
+/** The service's own histograms of an event's way (/metrics): from being
+ * recorded to a hub's read of it (tessera_event_delivery_seconds, `read`)
+ * and to its frames written to every socket of the fan-out
+ * (tessera_event_fanout_seconds, `written`; empty for a build without it):
+ * cumulative counts by upper bound in seconds. */
+async function deliveryHistograms(url) {
   const text = await (await fetch(url + '/metrics')).text();
-  const h = new Map();
-  for (const m of text.matchAll(/^tessera_event_delivery_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)) h.set(m[1], Number(m[2]));
-  return h;
+  const hist = (name) => {
+    const h = new Map();
+    for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))) h.set(m[1], Number(m[2]));
+    return h;
+  };
+  return { read: hist('tessera_event_delivery_seconds'), written: hist('tessera_event_fanout_seconds') };
 }
+
+const histDiff = (after, before) => new Map([...after].map(([le, n]) => [le, n - (before.get(le) || 0)]));
+const histAdd = (acc, h) => { for (const [le, n] of h) acc.set(le, (acc.get(le) || 0) + n); return acc; };
 
 async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const owner = srvState.owner;
@@ -188,14 +197,14 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   await new Promise((r) => setTimeout(r, 1000)); // let replays drain
   const after = treeUsage(srv.proc.pid);
   const rssAfter = after.rssKiB;
-  const histBefore = await deliveryHistogram(srv.url);
+  const histBefore = await deliveryHistograms(srv.url);
   for (const ws of sockets) ws.measuring = true;
   const ids = await submitApart(srv.url, Math.min(USERS, nClients), workflows, owner);
   await waitDone(srv.url, ids, Date.now() + 300000, ctx.finished);
   await new Promise((r) => setTimeout(r, 1000)); // the last events
   const end = treeUsage(srv.proc.pid);
-  const histAfter = await deliveryHistogram(srv.url);
-  const hist = new Map([...histAfter].map(([le, n]) => [le, n - (histBefore.get(le) || 0)]));
+  const histAfter = await deliveryHistograms(srv.url);
+  const hist = histDiff(histAfter.read, histBefore.read), written = histDiff(histAfter.written, histBefore.written);
   const cpuMs = end.cpuMs - after.cpuMs, hubCpuMs = end.hubCpuMs - after.hubCpuMs;
   // closed before the next phase opens its own: both at once could pass the fd limit
   await Promise.all(sockets.map((ws) => new Promise((res) => {
@@ -205,7 +214,7 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   })));
   ctx.latencies.sort((a, b) => a - b);
   const foreign = ctx.foreign + ctx.seen.filter(([user, wf]) => owner.has(wf) && owner.get(wf) !== user).length;
-  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs, hist };
+  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs, hist, written };
 }
 
 /** A server with its warm-up round done (not reported). */
@@ -229,16 +238,22 @@ function pooled(results) {
   return { lat, foreign: results.reduce((n, r) => n + r.foreign, 0), kibPerClient: results[0].kibPerClient,
     cpuMs: results.reduce((n, r) => n + r.cpuMs, 0), hubCpuMs: results.reduce((n, r) => n + r.hubCpuMs, 0),
     p99s: results.map((r) => percentile(r.lat, 0.99)),
-    hist: results.reduce((acc, r) => { for (const [le, n] of r.hist) acc.set(le, (acc.get(le) || 0) + n); return acc; }, new Map()) };
+    hist: results.reduce((acc, r) => histAdd(acc, r.hist), new Map()),
+    written: results.reduce((acc, r) => histAdd(acc, r.written), new Map()) };
 }
+
+/** What share of a histogram's events were within each bound. */
+const shares = (h, les) => `${les.map((le) => `${(100 * h.get(le) / h.get('+Inf')).toFixed(1)}% <= ${le * 1000} ms`).join(', ')} of ${h.get('+Inf')}`;
 
 const fmt = (r) => `p50 ${percentile(r.lat, 0.5)} ms, p99 ${percentile(r.lat, 0.99)} ms, max ${r.lat[r.lat.length - 1]} ms` +
   ` (${r.lat.length} deliveries, ${r.foreign} of another user's), ${r.kibPerClient.toFixed(1)} KiB RSS per client,` +
   ` service CPU ${r.cpuMs} ms, of which the hubs' ${r.hubCpuMs} ms (${(r.hubCpuMs / Math.max(1, r.lat.length) * 1000).toFixed(1)} µs per delivery)` +
   (r.p99s.length > 1 ? `; p99 of each round ${r.p99s.join(', ')} ms` : '') +
   // the service's part of the way (recorded -> a hub read it), every hub's reads
-  (r.hist.get('+Inf') ? `; the service's part (recorded -> read by a hub): ${['0.0025', '0.005', '0.01'].map((le) =>
-    `${(100 * r.hist.get(le) / r.hist.get('+Inf')).toFixed(1)}% <= ${le * 1000} ms`).join(', ')} of ${r.hist.get('+Inf')}` : '');
+  (r.hist.get('+Inf') ? `; the service's part (recorded -> read by a hub): ${shares(r.hist, ['0.0025', '0.005', '0.01'])}` : '') +
+  // and to the frames written to every socket of the fan-out: the rest is
+  // the kernel's loopback and this process's own handling of the messages
+  (r.written.get('+Inf') ? `; (recorded -> written to every client's socket): ${shares(r.written, ['0.01', '0.025', '0.05', '0.1'])}` : '');
 console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1` +
   (ROUNDS > 1 ? `, ${ROUNDS} rounds per size, the binaries alternating:` : ':'));
 const servers = [await startServer(bin)];

@@ -76,6 +76,7 @@ struct metrics {
     _Atomic uint64_t call_errors[M_CALLS];
     _Atomic uint64_t wakeups[2];   /* [0] poll timer, [1] notification */
     histogram event_delay;         /* fast_le buckets */
+    histogram event_fanout;        /* fast_le buckets */
     /* The Slurm executor's, copied from the scheduler (metrics_slurm). */
     _Atomic int slurm_set;
     _Atomic uint64_t slurm_counters[6]; /* slurm_counter_names[] */
@@ -217,6 +218,10 @@ void metrics_event_delay(metrics *m, double seconds) {
     if (m) observe_in(&m->event_delay, fast_le, seconds);
 }
 
+void metrics_event_fanout(metrics *m, double seconds) {
+    if (m) observe_in(&m->event_fanout, fast_le, seconds);
+}
+
 typedef struct buf {
     char *p;
     size_t len, cap;
@@ -301,9 +306,12 @@ static void render_cluster(buf *b, metrics *m, const store_leader_info *leader) 
                "tessera_event_wakeups_total{by=\"notify\"} %llu\n",
             (unsigned long long)atomic_load(&m->wakeups[0]),
             (unsigned long long)atomic_load(&m->wakeups[1]));
-    bprintf(b, "# HELP tessera_event_delivery_seconds From an event to its delivery to a WebSocket client (events lag).\n"
+    bprintf(b, "# HELP tessera_event_delivery_seconds From an event to a WebSocket hub's read of it (events lag).\n"
                "# TYPE tessera_event_delivery_seconds histogram\n");
     render_one(b, "tessera_event_delivery_seconds", "", &m->event_delay, fast_le);
+    bprintf(b, "# HELP tessera_event_fanout_seconds From an event to its frames written to every WebSocket connection that receives it.\n"
+               "# TYPE tessera_event_fanout_seconds histogram\n");
+    render_one(b, "tessera_event_fanout_seconds", "", &m->event_fanout, fast_le);
     if (leader == NULL) return;
     bprintf(b, "# HELP tessera_leader_up Whether a scheduler holds an unexpired lease (1) or none does (0).\n"
                "# TYPE tessera_leader_up gauge\ntessera_leader_up %d\n",

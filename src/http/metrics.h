@@ -72,8 +72,11 @@ void metrics_store_call(void *m, const char *call, double seconds, int rc);
 /* The WebSocket hub read new events because it was notified (NOTIFY from
  * any instance) or because its poll timer ran. */
 void metrics_events_wakeup(metrics *m, bool notified);
-/* An event reached a WebSocket client this long after it happened. */
+/* A WebSocket hub read an event this long after it happened. */
 void metrics_event_delay(metrics *m, double seconds);
+/* A hub had written an event to every connection that receives it this
+ * long after it happened (ws.h, on_event_fanout). */
+void metrics_event_fanout(metrics *m, double seconds);
 
 /* What a scrape reads outside the shared counters: the admission line and
  * the leader from the store (NULL when the store could not be read), the

@@ -90,6 +90,10 @@ static void hub_event_delay(void *ctx, double seconds) {
     metrics_event_delay(ctx, seconds);
 }
 
+static void hub_event_fanout(void *ctx, double seconds) {
+    metrics_event_fanout(ctx, seconds);
+}
+
 /* Waits until the requests in flight are answered, or the drain time is
  * up; false if some are still in flight (stuck in a handler, or a client
  * that does not read). Idle keep-alive connections are not waited for:
@@ -155,6 +159,7 @@ int http_worker_main(const ts_config *cfg, const auth_config *auth, metrics *m,
     hc.on_connections = hub_connections;
     hc.on_wakeup = hub_wakeup;
     hc.on_event_delay = hub_event_delay;
+    hc.on_event_fanout = hub_event_fanout;
     hc.on_store_call = metrics_store_call;
     hc.metrics_ctx = m;
     hc.on_turn = hub_turned;

@@ -64,6 +64,11 @@ typedef struct ws_hub_config {
     /* An event fanned out to at least one connection, this long after it
      * happened (events lag). */
     void (*on_event_delay)(void *ctx, double seconds);
+    /* The same event's frames written to every connection of the fan-out
+     * (or queued behind a socket the kernel would not take more on), this
+     * long after it happened: the hub's part of the way to the clients,
+     * the fan-out's writes included, which grow with the connections. */
+    void (*on_event_fanout)(void *ctx, double seconds);
     /* Observes the hub's own store handle (store_set_observer). */
     store_observer on_store_call;
     void *metrics_ctx;

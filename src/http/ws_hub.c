@@ -57,7 +57,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define PAGE_EVENTS 1000     /* events per store query */
 #define STOP_FLUSH_S 1.0     /* ws_hub_stop's bound on writing the close frames */
 #define EPOLL_BATCH 64
 #define ERROR_LOG_INTERVAL_S 10.0 /* a failing store is reported, not 50 times a second */
@@ -104,6 +103,7 @@ static int fanout_cb(void *ctx, const store_event *ev) {
     ws_frame_unref(frame);
     if (sent && h->cfg.on_event_delay)
         h->cfg.on_event_delay(h->cfg.metrics_ctx, h->poll_wall - ev->ts);
+    if (sent && h->n_fanned < WS_PAGE_EVENTS) h->fanned_ts[h->n_fanned++] = ev->ts;
     return 0;
 }
 
@@ -125,10 +125,10 @@ static void hub_poll(ws_hub *h) {
     h->poll_wall = ts_now();
     h->next_poll = h->now + h->cfg.poll_interval_s;
     h->page_rows = 0;
-    int rc = store_events_since(h->st, h->hub_seq, NULL, 0, PAGE_EVENTS, fanout_cb, h, err,
+    int rc = store_events_since(h->st, h->hub_seq, NULL, 0, WS_PAGE_EVENTS, fanout_cb, h, err,
                                 sizeof(err));
     if (rc != TS_OK) hub_log_error(h, "reading new events", err);
-    h->poll_again = rc == TS_OK && h->page_rows == PAGE_EVENTS;
+    h->poll_again = rc == TS_OK && h->page_rows == WS_PAGE_EVENTS;
 }
 
 typedef struct replay_page {
@@ -170,12 +170,12 @@ static void conn_replay_page(ws_hub *h, ws_conn *c) {
     }
     if (ws_conn_unsent(c) >= replay_budget(h)) return;
     replay_page p = {.hub = h, .conn = c};
-    if (store_events_since(h->st, c->since, c->user, c->workflow_id, PAGE_EVENTS, replay_cb, &p,
+    if (store_events_since(h->st, c->since, c->user, c->workflow_id, WS_PAGE_EVENTS, replay_cb, &p,
                            err, sizeof(err)) != TS_OK) {
         hub_log_error(h, "replaying events", err);
         return;
     }
-    if (p.caught_up || (!p.throttled && p.rows < PAGE_EVENTS)) {
+    if (p.caught_up || (!p.throttled && p.rows < WS_PAGE_EVENTS)) {
         if (c->since < h->hub_seq) c->since = h->hub_seq;
         ws_conn_replay_unlink(h, c);
     } else if (!p.throttled) {
@@ -293,7 +293,9 @@ static void hub_take_pending(ws_hub *h) {
     if (stop && !h->stopping) hub_begin_stop(h);
 }
 
-/* Sends what the iteration queued, enforces the queue limit, re-arms. */
+/* Sends what the iteration queued, enforces the queue limit, re-arms; then
+ * times the events fanned out, now written to every connection (one clock
+ * reading for all: they were written together). */
 static void hub_flush(ws_hub *h) {
     while (h->dirty) {
         ws_conn *c = h->dirty;
@@ -307,6 +309,12 @@ static void hub_flush(ws_hub *h) {
     if (h->delivered > 0 && h->cfg.on_delivered)
         h->cfg.on_delivered(h->cfg.metrics_ctx, h->delivered);
     h->delivered = 0;
+    if (h->n_fanned > 0 && h->cfg.on_event_fanout) {
+        double now = ts_now();
+        for (size_t i = 0; i < h->n_fanned; i++)
+            h->cfg.on_event_fanout(h->cfg.metrics_ctx, now - h->fanned_ts[i]);
+    }
+    h->n_fanned = 0;
 }
 
 /* Milliseconds until the next timer; at most one second, so that a bug in

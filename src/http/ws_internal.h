@@ -19,6 +19,7 @@
 #include "util/util.h"
 
 #define CLOSE_GRACE_S 3.0 /* time a closing connection gets to finish cleanly */
+#define WS_PAGE_EVENTS 1000 /* events per store query (ws_hub.c) */
 
 typedef struct ws_user ws_user;
 
@@ -71,6 +72,10 @@ struct ws_hub {
     store_listener *listener; /* NOTIFY of new events (PostgreSQL); NULL = poll only */
     bool notified;            /* the next poll is a notification's */
     double poll_wall;         /* ts_now() of the current poll, for event delays */
+    /* The times of the events the current iteration fanned out (at most a
+     * page of them), for on_event_fanout once hub_flush has written them. */
+    double fanned_ts[WS_PAGE_EVENTS];
+    size_t n_fanned;
     double now; /* ts_monotonic() at the top of the current iteration */
     ws_conn *conns, *replay, *dirty, *dirty_tail;
     size_t n_conns;

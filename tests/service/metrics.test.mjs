@@ -9,6 +9,12 @@ import assert from 'node:assert/strict';
 import { startServer, submit, wfId, waitFinal, waitFor, noop, sleepJob, workflow } from './harness.mjs';
 import { parseMetrics, select, total, value } from './prom.mjs';
 
+/** How many events the hubs have read and fanned out, by their histograms. */
+function scrapeCounts(m) {
+  return { delivery: value(m, 'tessera_event_delivery_seconds_count') || 0,
+           fanout: value(m, 'tessera_event_fanout_seconds_count') || 0 };
+}
+
 let server;
 
 before(async () => {
@@ -107,6 +113,22 @@ describe('/metrics for operators', () => {
       assert.ok(free > 0 && size >= free, `free ${free} of ${size}`);
       assert.ok(select(m, 'tessera_store_call_seconds_count').length > 0, 'store calls timed');
       assert.equal(m.types.get('tessera_event_delivery_seconds'), 'histogram', 'event lag is a histogram');
+      // An event fanned out live to the client: the hub's read of it and its
+      // writes to every connection are both timed, the writes no earlier.
+      const before = scrapeCounts(m);
+      const id = wfId(await submit(server, 'dave', workflow('watched', [noop('n')])));
+      await c.waitFor((evs) => evs.some((e) => e.workflow_id === id && e.type === 'workflow.finished'),
+        30000, 'the workflow\'s events');
+      // Both are observed in the same turn of the hub's loop: wait for a
+      // scrape between turns, where every event read is also written.
+      await waitFor(async () => {
+        m = await scrape();
+        const now = scrapeCounts(m);
+        return now.fanout > before.fanout && now.fanout === now.delivery;
+      }, 10000, { what: 'the fan-out timed' });
+      assert.equal(m.types.get('tessera_event_fanout_seconds'), 'histogram');
+      assert.ok(value(m, 'tessera_event_fanout_seconds_sum') >= value(m, 'tessera_event_delivery_seconds_sum'),
+        'each event written no earlier than it was read');
     } finally {
       c.close();
     }

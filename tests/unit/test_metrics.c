@@ -289,6 +289,7 @@ static void test_store_and_events(void **state) {
     metrics_ws_connections(m, -1);
     metrics_events_delivered(m, 5);
     metrics_event_delay(m, 0.02);
+    metrics_event_fanout(m, 0.07);
     metrics_view_read(m, true);
     metrics_view_read(m, true);
     metrics_view_read(m, false);
@@ -305,6 +306,9 @@ static void test_store_and_events(void **state) {
     assert_true(sample(text, "tessera_submit_commits_total") == 1);
     assert_true(sample(text, "tessera_event_delivery_seconds_bucket{le=\"0.025\"}") == 1);
     assert_true(sample(text, "tessera_event_delivery_seconds_count") == 1);
+    assert_true(sample(text, "tessera_event_fanout_seconds_bucket{le=\"0.05\"}") == 0);
+    assert_true(sample(text, "tessera_event_fanout_seconds_bucket{le=\"0.1\"}") == 1);
+    assert_true(sample(text, "tessera_event_fanout_seconds_count") == 1);
     free(text);
     metrics_destroy(m);
 }
