@@ -6,7 +6,7 @@
 // connected client costs the service (RSS of the serve process tree with the
 // clients connected minus without, per client).
 //
-//   node bench/ws_latency.mjs BUILD/tessera [CLIENTS,CLIENTS,...] [BASELINE_BINARY] [ROUNDS]
+//   node bench/ws_latency.mjs BUILD/tessera [CLIENTS,CLIENTS,...] [BASELINE_BINARY] [ROUNDS] [CLIENT_THREADS]
 //
 // CLIENTS defaults to 1,1000,10000 (raise `ulimit -n` to 25000 or more for
 // 10,000: both this process and the workers hold one fd per client).
@@ -23,6 +23,14 @@
 // side and the binaries take turns phase by phase (the first alternating),
 // so that a change in the machine's load during the run hits both alike;
 // the rounds' latencies are pooled, memory is the first round's.
+// CLIENT_THREADS (default 1): the clients of a phase of 100 or more are
+// spread over this many worker threads (ws_clients.mjs), each user's
+// clients over all of them. With one thread, 10,000 clients' messages are
+// parsed and timed one after another by one event loop, and the last of an
+// event's 100 copies waits for the 99 before it (and for every other
+// event's): that thread's queue, not the service, made most of the
+// 10,000-client tail on this 2-core machine (stop 29: every event was
+// written to every socket within 25 ms, the clients' p99 was 90 ms).
 // The phase's workflows are submitted by a thread of their own
 // (ws_submit_worker.mjs): the clients that time the events have this thread's
 // event loop to themselves, as a browser tab that only listens would (until
@@ -40,12 +48,13 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { startTessera } from './serve.mjs';
-import WebSocket from 'ws';
+import { ClientSet } from './ws_clients.mjs';
 
 const bin = process.argv[2] || 'build/tessera';
 const COUNTS = (process.argv[3] || '1,1000,10000').split(',').map(Number);
 const baselineBin = process.argv[4] || '';
 const ROUNDS = Number(process.argv[5] || 1);
+const CLIENT_THREADS = Math.max(1, Number(process.argv[6] || 1));
 const USERS = 100;
 const WORKFLOWS = 40;
 
@@ -87,34 +96,6 @@ function treeUsage(root) {
     for (const c of children.get(pid) || []) todo.push(c);
   }
   return { rssKiB, cpuMs, hubCpuMs };
-}
-
-// A client resumes from the newest seq a client of its user has seen (the
-// stream's own reconnect rule), so that what it is sent is live: with
-// since=0, rounds of thousands of clients replayed the growing history, and
-// replayed events still in flight were timed as if they were late. Only the
-// events of the phase's own workflows (ids above every earlier one) are
-// timed; every message is checked for its owner.
-function connect(url, user, ctx, srvState) {
-  const since = srvState.lastSeq.get(user) || 0;
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url.replace('http', 'ws') + `/api/events?since=${since}`, { headers: { 'X-User-ID': user } });
-    ws.on('open', () => resolve(ws));
-    ws.on('error', reject);
-    ws.on('message', (data) => {
-      const now = Date.now();
-      const ev = JSON.parse(data);
-      if (ev.seq > (srvState.lastSeq.get(user) || 0)) srvState.lastSeq.set(user, ev.seq);
-      if (ev.type === 'workflow.finished') ctx.finished.add(ev.workflow_id);
-      if (!ws.measuring || ev.workflow_id <= ctx.lastOldWorkflow) {
-        const owner = srvState.owner.get(ev.workflow_id);
-        if (owner !== undefined && owner !== user) ctx.foreign++;
-        return;
-      }
-      ctx.latencies.push(now - Date.parse(ev.ts));
-      ctx.seen.push([user, ev.workflow_id]);
-    });
-  });
 }
 
 /** The phase's workflows, submitted one after the other by the submitting
@@ -184,37 +165,77 @@ async function deliveryHistograms(url) {
 const histDiff = (after, before) => new Map([...after].map(([le, n]) => [le, n - (before.get(le) || 0)]));
 const histAdd = (acc, h) => { for (const [le, n] of h) acc.set(le, (acc.get(le) || 0) + n); return acc; };
 
+/** A ClientSet (ws_clients.mjs) in a worker thread of its own
+ * (ws_client_worker.mjs), with the same calls, each answered in turn. */
+class RemoteClientSet {
+  constructor(url, onFinished) {
+    this.url = url;
+    this.worker = new Worker(new URL('./ws_client_worker.mjs', import.meta.url));
+    this.waiting = [];
+    this.worker.on('message', (m) => {
+      if (m.finished !== undefined) return onFinished(m.finished);
+      const w = this.waiting.shift();
+      if (m.error) w.reject(new Error(m.error));
+      else w.resolve(m);
+    });
+  }
+
+  call(msg) {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.worker.postMessage(msg);
+    });
+  }
+
+  open(users, lastSeq) { return this.call({ open: { url: this.url, users, lastSeq: [...lastSeq] } }); }
+  measure(lastOld) { return this.call({ measure: lastOld }); }
+  async close() {
+    const r = await this.call({ close: true });
+    await this.worker.terminate();
+    return r;
+  }
+}
+
 async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const owner = srvState.owner;
-  const ctx = { latencies: [], seen: [], foreign: 0, lastOldWorkflow: Math.max(0, ...owner.keys()), finished: new Set() };
-  const sockets = [];
-  const rssBefore = treeUsage(srv.proc.pid).rssKiB;
-  for (let i = 0; i < nClients; i += 200) {
-    const batch = [];
-    for (let k = i; k < Math.min(nClients, i + 200); k++) batch.push(connect(srv.url, `user${k % USERS}`, ctx, srvState));
-    sockets.push(...(await Promise.all(batch)));
+  const lastOld = Math.max(0, ...owner.keys());
+  const finished = new Set();
+  const onFinished = (id) => finished.add(id);
+  // Client k is user (k % USERS)'s, in thread floor(k / USERS) % threads:
+  // each user's clients spread over the threads.
+  const threads = Math.min(CLIENT_THREADS, Math.ceil(nClients / USERS));
+  const sets = [], users = [];
+  for (let t = 0; t < threads; t++) {
+    sets.push(threads > 1 ? new RemoteClientSet(srv.url, onFinished) : new ClientSet(srv.url, onFinished));
+    users.push([]);
   }
+  for (let k = 0; k < nClients; k++) users[Math.floor(k / USERS) % threads].push(`user${k % USERS}`);
+  const rssBefore = treeUsage(srv.proc.pid).rssKiB;
+  await Promise.all(sets.map((s, t) => s.open(users[t], srvState.lastSeq)));
   await new Promise((r) => setTimeout(r, 1000)); // let replays drain
   const after = treeUsage(srv.proc.pid);
   const rssAfter = after.rssKiB;
   const histBefore = await deliveryHistograms(srv.url);
-  for (const ws of sockets) ws.measuring = true;
+  await Promise.all(sets.map((s) => s.measure(lastOld)));
   const ids = await submitApart(srv.url, Math.min(USERS, nClients), workflows, owner);
-  await waitDone(srv.url, ids, Date.now() + 300000, ctx.finished);
+  await waitDone(srv.url, ids, Date.now() + 300000, finished);
   await new Promise((r) => setTimeout(r, 1000)); // the last events
   const end = treeUsage(srv.proc.pid);
   const histAfter = await deliveryHistograms(srv.url);
   const hist = histDiff(histAfter.read, histBefore.read), written = histDiff(histAfter.written, histBefore.written);
   const cpuMs = end.cpuMs - after.cpuMs, hubCpuMs = end.hubCpuMs - after.hubCpuMs;
   // closed before the next phase opens its own: both at once could pass the fd limit
-  await Promise.all(sockets.map((ws) => new Promise((res) => {
-    ws.on('close', res);
-    ws.close();
-    setTimeout(res, 5000);
-  })));
-  ctx.latencies.sort((a, b) => a - b);
-  const foreign = ctx.foreign + ctx.seen.filter(([user, wf]) => owner.has(wf) && owner.get(wf) !== user).length;
-  return { lat: ctx.latencies, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs, hist, written };
+  const seenBy = await Promise.all(sets.map((s) => s.close()));
+  const lat = seenBy.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  for (const r of seenBy) {
+    for (const [user, seq] of r.lastSeq) if (seq > (srvState.lastSeq.get(user) || 0)) srvState.lastSeq.set(user, seq);
+  }
+  // every event checked against its workflow's owner: the timed ones one
+  // by one, the others (before the phase's workflows) by user and workflow
+  const foreignTo = (user, wf) => owner.has(wf) && owner.get(wf) !== user;
+  const foreign = seenBy.reduce((n, r) => n + r.seen.filter(([user, wf]) => foreignTo(user, wf)).length +
+    r.pairs.filter((p) => foreignTo(p.split('\t')[0], Number(p.split('\t')[1]))).length, 0);
+  return { lat, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs, hist, written };
 }
 
 /** A server with its warm-up round done (not reported). */
@@ -255,6 +276,7 @@ const fmt = (r) => `p50 ${percentile(r.lat, 0.5)} ms, p99 ${percentile(r.lat, 0.
   // the kernel's loopback and this process's own handling of the messages
   (r.written.get('+Inf') ? `; (recorded -> written to every client's socket): ${shares(r.written, ['0.01', '0.025', '0.05', '0.1'])}` : '');
 console.log(`websocket event latency (event recorded -> client received), ${WORKFLOWS} two-job workflows per phase, ${USERS} users, SQLite, --poll-seconds 1` +
+  `, the clients in ${CLIENT_THREADS} thread(s) of this process` +
   (ROUNDS > 1 ? `, ${ROUNDS} rounds per size, the binaries alternating:` : ':'));
 const servers = [await startServer(bin)];
 const results = [new Map()];
