@@ -20,7 +20,7 @@ export class ClientSet {
     this.sockets = [];
     this.latencies = []; // ms, event recorded -> received, while measuring
     this.seen = [];      // [user, workflow_id] of each timed event
-    this.pairs = new Set(); // "user\tworkflow_id" of the events not timed
+    this.pairs = new Map(); // "user\tworkflow_id" -> how many events not timed
     this.lastSeq = new Map();
     this.lastOld = Infinity; // nothing is timed until measure()
   }
@@ -46,7 +46,8 @@ export class ClientSet {
         if (ev.seq > (this.lastSeq.get(user) || 0)) this.lastSeq.set(user, ev.seq);
         if (ev.type === 'workflow.finished') this.onFinished(ev.workflow_id);
         if (ev.workflow_id <= this.lastOld) {
-          this.pairs.add(`${user}\t${ev.workflow_id}`);
+          const key = `${user}\t${ev.workflow_id}`;
+          this.pairs.set(key, (this.pairs.get(key) || 0) + 1);
           return;
         }
         this.latencies.push(now - Date.parse(ev.ts));

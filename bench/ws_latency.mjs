@@ -190,15 +190,15 @@ class RemoteClientSet {
   open(users, lastSeq) { return this.call({ open: { url: this.url, users, lastSeq: [...lastSeq] } }); }
   measure(lastOld) { return this.call({ measure: lastOld }); }
   async close() {
-    const r = await this.call({ close: true });
-    await this.worker.terminate();
-    return r;
+    try {
+      return await this.call({ close: true });
+    } finally {
+      await this.worker.terminate();
+    }
   }
 }
 
 async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
-  const owner = srvState.owner;
-  const lastOld = Math.max(0, ...owner.keys());
   const finished = new Set();
   const onFinished = (id) => finished.add(id);
   // Client k is user (k % USERS)'s, in thread floor(k / USERS) % threads:
@@ -211,6 +211,21 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   }
   for (let k = 0; k < nClients; k++) users[Math.floor(k / USERS) % threads].push(`user${k % USERS}`);
   const rssBefore = treeUsage(srv.proc.pid).rssKiB;
+  let closed = false;
+  try {
+    return await measured(srv, nClients, srvState, workflows, { sets, users, finished, rssBefore },
+      () => { closed = true; });
+  } finally {
+    // a failed phase still closes its clients (and ends their threads)
+    if (!closed) await Promise.allSettled(sets.map((s) => s.close()));
+  }
+}
+
+/** phase() once its client sets exist: opens them, times the phase's
+ * workflows, closes them (closed() says so). */
+async function measured(srv, nClients, srvState, workflows, { sets, users, finished, rssBefore }, closed) {
+  const owner = srvState.owner;
+  const lastOld = Math.max(0, ...owner.keys());
   await Promise.all(sets.map((s, t) => s.open(users[t], srvState.lastSeq)));
   await new Promise((r) => setTimeout(r, 1000)); // let replays drain
   const after = treeUsage(srv.proc.pid);
@@ -225,16 +240,18 @@ async function phase(srv, nClients, srvState, workflows = WORKFLOWS) {
   const hist = histDiff(histAfter.read, histBefore.read), written = histDiff(histAfter.written, histBefore.written);
   const cpuMs = end.cpuMs - after.cpuMs, hubCpuMs = end.hubCpuMs - after.hubCpuMs;
   // closed before the next phase opens its own: both at once could pass the fd limit
+  closed();
   const seenBy = await Promise.all(sets.map((s) => s.close()));
   const lat = seenBy.flatMap((r) => r.latencies).sort((a, b) => a - b);
   for (const r of seenBy) {
     for (const [user, seq] of r.lastSeq) if (seq > (srvState.lastSeq.get(user) || 0)) srvState.lastSeq.set(user, seq);
   }
   // every event checked against its workflow's owner: the timed ones one
-  // by one, the others (before the phase's workflows) by user and workflow
+  // by one, the others (before the phase's workflows) by user and workflow,
+  // each message counted
   const foreignTo = (user, wf) => owner.has(wf) && owner.get(wf) !== user;
   const foreign = seenBy.reduce((n, r) => n + r.seen.filter(([user, wf]) => foreignTo(user, wf)).length +
-    r.pairs.filter((p) => foreignTo(p.split('\t')[0], Number(p.split('\t')[1]))).length, 0);
+    r.pairs.reduce((m, [p, count]) => m + (foreignTo(p.split('\t')[0], Number(p.split('\t')[1])) ? count : 0), 0), 0);
   return { lat, foreign, kibPerClient: (rssAfter - rssBefore) / nClients, cpuMs, hubCpuMs, hist, written };
 }
 

@@ -207,10 +207,13 @@ static size_t spec_job_inputs(const proto_spec *s, job_input *out) {
 
 /* Does the attempt need a temporary output directory? Not when its type
  * writes nothing (jobs.h) - unless an earlier attempt, or a tessera from
- * before writes_nothing, left a result that this one must replace. */
+ * before writes_nothing, left a result that this one must replace. Only
+ * ENOENT says there is none: any other failure (EACCES, EIO, a stale NFS
+ * handle on a Slurm node) takes the old way, whose rename then fails
+ * loudly instead of leaving an old result to pass for this attempt's. */
 static bool needs_out_dir(const job_type *type, const char *result_dir) {
     struct stat st;
-    return !type->writes_nothing || lstat(result_dir, &st) == 0;
+    return !type->writes_nothing || lstat(result_dir, &st) == 0 || errno != ENOENT;
 }
 
 /* Makes the attempt's temporary output directory tmp, beside result_dir. */

@@ -354,16 +354,23 @@ static void test_run_sleep_reports_progress(void **state) {
 /* A result left by an earlier attempt (or by a tessera from before
  * writes_nothing) is replaced, even by a type that writes nothing: by an
  * empty directory, so that no stale file passes for this attempt's. */
-static void test_run_replaces_previous_result(void **state) {
-    fixture *f = *state;
-    char results[128], old[192];
-    snprintf(results, sizeof(results), "%s/results", f->dir);
+/* A result an earlier attempt left: results/job-1/old.txt, whose path goes
+ * to old (and the results tree's to results). */
+static void make_previous_result(const fixture *f, char *results, size_t results_len, char *old,
+                                 size_t old_len) {
+    snprintf(results, results_len, "%s/results", f->dir);
     assert_int_equal(mkdir(results, 0755), 0);
     assert_int_equal(mkdir(f->result, 0755), 0);
-    snprintf(old, sizeof(old), "%s/old.txt", f->result);
+    snprintf(old, old_len, "%s/old.txt", f->result);
     FILE *fp = fopen(old, "w");
     fputs("stale", fp);
     fclose(fp);
+}
+
+static void test_run_replaces_previous_result(void **state) {
+    fixture *f = *state;
+    char results[128], old[192];
+    make_previous_result(f, results, sizeof(results), old, sizeof(old));
     write_spec(f, "noop", "{}");
     char *progress = NULL;
     assert_int_equal(run_with_progress(f, &progress), 0);
@@ -413,6 +420,31 @@ static void test_run_interrupted_sleep_leaves_no_result(void **state) {
     assert_string_equal(e.outcome, "failed");
     assert_int_equal(e.exit_code, 1);
     assert_string_equal(e.reason, "interrupted");
+}
+
+/* A failed attempt of a type that writes nothing, with an earlier result
+ * to replace: it had a temporary directory (needs_out_dir), which goes,
+ * and the earlier result stays as it was. */
+static void test_run_interrupted_sleep_keeps_previous_result(void **state) {
+    fixture *f = *state;
+    char results[128], old[192];
+    make_previous_result(f, results, sizeof(results), old, sizeof(old));
+    write_spec(f, "sleep", "{\"seconds\": 30}");
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = start_runner(f, p[1], p[0]);
+    close(p[1]);
+    char buf[256];
+    assert_true(read(p[0], buf, sizeof(buf)) > 0); /* it is running */
+    assert_true(dir_has_entry_containing(results, ".tmp-"));
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(wait_exit(pid), 1);
+    close(p[0]);
+    assert_false(dir_has_entry_containing(results, ".tmp-"));
+    char *kept = test_slurp(old);
+    assert_string_equal(kept, "stale");
+    free(kept);
+    assert_string_equal(read_marker(f).outcome, "failed");
 }
 
 /* Runs a spec whose content is given verbatim and expects exit 2. */
@@ -469,6 +501,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_run_replaces_previous_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_without_progress_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_interrupted_sleep_leaves_no_result, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_run_interrupted_sleep_keeps_previous_result, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_run_bad_spec_exits_2, setup, teardown),
     };
