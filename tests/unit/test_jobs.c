@@ -395,20 +395,30 @@ static void test_run_without_progress_fd(void **state) {
     assert_string_equal(read_marker(f).outcome, "succeeded");
 }
 
-static void test_run_interrupted_sleep_leaves_no_result(void **state) {
-    fixture *f = *state;
+/* Starts a 30 s sleep with a progress pipe and returns once it has
+ * reported (it is running); *progress_rd gets the pipe's read end, for the
+ * caller to close. */
+static pid_t start_long_sleep(fixture *f, int *progress_rd) {
     write_spec(f, "sleep", "{\"seconds\": 30}");
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = start_runner(f, p[1], p[0]);
     close(p[1]);
     char buf[256];
-    assert_true(read(p[0], buf, sizeof(buf)) > 0); /* it is running */
+    assert_true(read(p[0], buf, sizeof(buf)) > 0);
+    *progress_rd = p[0];
+    return pid;
+}
+
+static void test_run_interrupted_sleep_leaves_no_result(void **state) {
+    fixture *f = *state;
+    int progress_rd;
+    pid_t pid = start_long_sleep(f, &progress_rd);
     double t0 = ts_monotonic();
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(wait_exit(pid), 1);
     assert_true(ts_monotonic() - t0 < 2.0);
-    close(p[0]);
+    close(progress_rd);
     assert_false(is_dir(f->result));
     char results[128];
     snprintf(results, sizeof(results), "%s/results", f->dir);
@@ -429,17 +439,12 @@ static void test_run_interrupted_sleep_keeps_previous_result(void **state) {
     fixture *f = *state;
     char results[128], old[192];
     make_previous_result(f, results, sizeof(results), old, sizeof(old));
-    write_spec(f, "sleep", "{\"seconds\": 30}");
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = start_runner(f, p[1], p[0]);
-    close(p[1]);
-    char buf[256];
-    assert_true(read(p[0], buf, sizeof(buf)) > 0); /* it is running */
+    int progress_rd;
+    pid_t pid = start_long_sleep(f, &progress_rd);
     assert_true(dir_has_entry_containing(results, ".tmp-"));
     assert_int_equal(kill(pid, SIGTERM), 0);
     assert_int_equal(wait_exit(pid), 1);
-    close(p[0]);
+    close(progress_rd);
     assert_false(dir_has_entry_containing(results, ".tmp-"));
     char *kept = test_slurp(old);
     assert_string_equal(kept, "stale");
