@@ -61,8 +61,8 @@ typedef struct ws_hub_config {
     void (*on_connections)(void *ctx, int delta);
     /* A read of new events, woken by a notification or by the poll timer. */
     void (*on_wakeup)(void *ctx, bool notified);
-    /* An event fanned out to at least one connection, this long after it
-     * happened (events lag). */
+    /* An event fanned out to at least one connection, read by the hub this
+     * long after it happened (events lag, up to the read). */
     void (*on_event_delay)(void *ctx, double seconds);
     /* The same event's frames written to every connection of the fan-out
      * (or queued behind a socket the kernel would not take more on), this

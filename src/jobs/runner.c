@@ -230,7 +230,8 @@ static int make_out_dir(const char *tmp, const char *result_dir, char *err, size
     return TS_OK;
 }
 
-/* Runs the job into a fresh temporary directory and publishes it. On
+/* Runs the job into a fresh temporary directory and publishes it (a type
+ * that writes nothing gets none, and publishes nothing: needs_out_dir). On
  * failure nothing is left behind but the previous result, if any. */
 static int run_job(const proto_spec *s, const job_type *type, int progress_fd, char *err,
                    size_t errlen) {
