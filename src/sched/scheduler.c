@@ -35,7 +35,7 @@ struct scheduler {
     int64_t term; /* the store's term of our lead (store_leader_term) */
     bool claiming;
     bool deferred_sync; /* commits fsynced after act, not before (sched_new) */
-    syncer *syncer;     /* runs that fsync beside act; NULL: on this thread */
+    syncer *syncer;     /* runs those fsyncs while rounds go on; NULL: on this thread */
     bool adopting;     /* start_or_adopt adopts rather than starts */
     int64_t last_loaded_id;
     int64_t last_command_id; /* the highest command applied and committed */
@@ -82,14 +82,14 @@ scheduler *sched_new(const sched_config *cfg, const char *owner, store *st, exec
     s->ex->journal = (exec_journal){journal_record, s};
     s->claiming = true;
     /* Jobs that die with us may start before their claim's fsync (see
-     * sync_after_act); a detached executor's outlive us, so theirs waits. */
+     * sync_round); a detached executor's outlive us, so theirs waits. */
     char err[TS_ERRLEN];
     s->deferred_sync = !ex->ops->detached && store_set_deferred_sync(st, true, err, sizeof(err)) == TS_OK;
     if (!ex->ops->detached && !s->deferred_sync)
         log_emit(LOG_WARN, NULL, NULL, "claims are fsynced before their jobs start",
                  json_pack("{ss}", "error", err));
-    if (s->deferred_sync && (s->syncer = syncer_new(st, err, sizeof(err))) == NULL)
-        log_emit(LOG_WARN, NULL, NULL, "commits are fsynced after their jobs start, not beside",
+    if (s->deferred_sync && (s->syncer = syncer_new(err, sizeof(err))) == NULL)
+        log_emit(LOG_WARN, NULL, NULL, "each round waits for its own fsync",
                  json_pack("{ss}", "error", err));
     map_init(&s->started);
     map_init(&s->ready_at);
@@ -455,10 +455,7 @@ static void observe_timing(scheduler *s, const core_change *ch) {
 }
 
 /* Acts on what was just committed: starts claimed jobs, stops cancelled
- * ones, and logs. Invariant: nothing here (nor in the executor's start and
- * cancel it calls) uses the store - act_and_sync runs it while the syncer's
- * thread holds the store handle for the round's fsync. A store call added
- * here must move out of act or make act_and_sync sync on this thread. */
+ * ones, and logs. */
 static void act(scheduler *s) {
     for (size_t i = 0; i < s->acting.n; i++) {
         const core_change *ch = &s->acting.v[i];
@@ -496,7 +493,7 @@ static void drop_lead(scheduler *s) {
  * at the heartbeat's pace: the log is shared by every process, and the
  * leader is the one process that writes steadily. The heartbeat's lease
  * renewal may still be unsynced (deferred sync); the checkpoint fsyncs the
- * log before copying it, and sync_after_act rings for it as before. A
+ * log before copying it, and sync_round rings for it as before. A
  * failure is logged, not fatal: the log is only larger until next time. */
 static void bound_wal(scheduler *s) {
     char err[TS_ERRLEN];
@@ -653,47 +650,58 @@ static int sync_outcome(scheduler *s, int rc, const char *err) {
     return STORE_UNAVAILABLE;
 }
 
+/* What the store committed since the last take, as a ticket for the
+ * syncer's thread; the take's code. */
+static int hand_over(scheduler *s, char *err, size_t errlen) {
+    store_sync_ticket *t = NULL;
+    int rc = store_sync_take(s->st, &t, err, errlen);
+    syncer_submit(s->syncer, t);
+    return rc;
+}
+
 /*
- * Makes the round's commits durable, after act() started their jobs or,
- * through the syncer, while it starts them (act_and_sync; docs/
- * architecture.md, "Starting before the fsync"). With a local
+ * Makes the round's commits durable, after act() started their jobs
+ * (docs/architecture.md, "Starting before the fsync"). With a local
  * executor a claimed job may start once its claim is committed - visible,
  * ordered, guarded - without waiting for the device: its process dies with
  * this scheduler, so a power cut that loses the claim (the WAL keeps a
  * prefix of the commits) also killed the job, and the restarted scheduler
- * runs it again. The fsync overlaps the job's start instead of preceding
- * it. It must still come before anything of the round is published: the
- * store rings the event listeners (the HTTP workers' WebSocket hubs) only
- * in store_sync, after the fsync, and the scheduler acknowledges nothing
- * itself. A failed fsync may have lost claims of running jobs: they are
- * stopped and the lead dropped, so the next round rebuilds from the store.
+ * runs it again. The fsync must still come before anything of the round is
+ * published: the store rings the event listeners (the HTTP workers'
+ * WebSocket hubs) only after it, and the scheduler acknowledges nothing
+ * itself. With the syncer the fsync is handed over and the round does not
+ * wait for it (syncer.h); without, it runs here. A failed fsync may have
+ * lost claims of running jobs: sync_outcome stops them and drops the lead,
+ * so the next round rebuilds from the store.
  */
-static int sync_after_act(scheduler *s, char *err, size_t errlen) {
+static int sync_round(scheduler *s, char *err, size_t errlen) {
     if (!s->deferred_sync) return TS_OK;
-    return sync_outcome(s, store_sync(s->st, err, errlen), err);
+    if (s->syncer == NULL) return sync_outcome(s, store_sync(s->st, err, errlen), err);
+    return sync_outcome(s, hand_over(s, err, errlen), err);
 }
 
-static bool acting_starts(const scheduler *s) {
-    for (size_t i = 0; i < s->acting.n; i++)
-        if (s->acting.v[i].kind == CHANGE_JOB && s->acting.v[i].to == JOB_RUNNING) return true;
-    return false;
+/* A handed-over fsync that failed, as a failed store_sync (the store
+ * reconnects, the lead goes); with wait, once every one handed over ran. */
+static int sync_check(scheduler *s, bool wait, char *err, size_t errlen) {
+    if (s->syncer == NULL) return TS_OK;
+    int rc = wait ? syncer_drain(s->syncer, err, errlen) : syncer_failure(s->syncer, err, errlen);
+    if (rc != TS_OK) store_sync_failed(s->st);
+    return sync_outcome(s, rc, err);
 }
 
-/* act() and sync_after_act(): side by side when the round starts jobs and
- * the syncer's thread runs (syncer.h), so that the round's events are rung
- * as soon as they are on disk instead of after the job starts - work
- * directories, log files, the fork server's requests: the p99 of a round's
- * starts was 2.4-3.9 ms here. act() does not use the store, which the
- * syncer's thread has meanwhile. A round without starts syncs on this
- * thread: handing over would only add a wake-up. */
+/* act() and sync_round(): with the syncer the ticket is handed over first,
+ * so that the fsync runs while the jobs start - work directories, log
+ * files, the fork server's requests - and the round's events are rung as
+ * soon as they are on disk, not after the starts. A failed take still
+ * acts: its jobs are then stopped with the lead (sync_outcome). */
 static int act_and_sync(scheduler *s, char *err, size_t errlen) {
-    if (!s->deferred_sync || s->syncer == NULL || !acting_starts(s)) {
+    if (!s->deferred_sync || s->syncer == NULL) {
         act(s);
-        return sync_after_act(s, err, errlen);
+        return sync_round(s, err, errlen);
     }
-    syncer_begin(s->syncer);
+    int rc = hand_over(s, err, errlen);
     act(s);
-    return sync_outcome(s, syncer_end(s->syncer, err, errlen), err);
+    return sync_outcome(s, rc, err);
 }
 
 /* One loop: take in what the store has, decide, wait for job events (not
@@ -703,7 +711,8 @@ static int act_and_sync(scheduler *s, char *err, size_t errlen) {
  * and act on it. One commit per loop instead of one per phase: on SQLite
  * each commit is an fsync, the scheduler's cost per job. */
 int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t errlen) {
-    int rc = heartbeat(s, err, errlen);
+    int rc = sync_check(s, false, err, errlen);
+    if (rc == TS_OK) rc = heartbeat(s, err, errlen);
     if (rc == TS_OK && s->leader) rc = take_in(s, err, errlen);
     if (rc == STORE_UNAVAILABLE) {
         /* Jobs are still reaped (their exits wait in s->changes); the wake
@@ -716,11 +725,12 @@ int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t err
     take_exec_events(s, wait_budget(s, max_wait), wake_fd);
     if (!s->leader) {
         s->backoff = 0;
-        return sync_after_act(s, err, errlen); /* the heartbeat's commit */
+        return sync_round(s, err, errlen); /* the heartbeat's commit */
     }
+    if ((rc = sync_check(s, false, err, errlen)) != TS_OK) return rc; /* failed while we waited */
     decide(s);
     if ((rc = record(s, err, errlen)) != TS_OK) {
-        int src = sync_after_act(s, err, errlen); /* the heartbeat's, if any */
+        int src = sync_round(s, err, errlen); /* the heartbeat's, if any */
         return src != TS_OK ? src : rc;
     }
     s->backoff = 0;
@@ -749,7 +759,9 @@ int sched_shutdown(scheduler *s, const char *reason, char *err, size_t errlen) {
     job_ref_list_free(&running);
     int rc = record(s, err, errlen);
     if (rc == TS_OK) act(s);
-    if (rc == TS_OK) rc = sync_after_act(s, err, errlen);
+    if (rc == TS_OK) rc = sync_round(s, err, errlen);
+    int drc = sync_check(s, true, err, errlen); /* every round's fsync done, or failed */
+    if (rc == TS_OK) rc = drc;
     drop_lead(s);
     if (store_leader_release(s->st, s->owner, err, errlen) != TS_OK ||
         store_sync(s->st, err, errlen) != TS_OK)

@@ -1,54 +1,66 @@
 /*
- * syncer.c - a store's deferred fsync on a thread of its own (syncer.h).
+ * syncer.c - a store's fsyncs on a thread of their own (syncer.h).
  *
- * One request at a time: the state goes IDLE -> ASKED (syncer_begin) ->
- * DONE (the thread) -> IDLE (syncer_end), under one mutex; QUIT ends the
- * thread. The store handle changes threads only across that mutex, which
- * orders the caller's commit before the thread's fsync and the fsync's
- * bookkeeping before the caller's next use of the store.
+ * A FIFO of tickets under one mutex: syncer_submit appends, the thread
+ * takes the head and runs it with the mutex released, `busy` while it
+ * does. Every change is broadcast on one condition variable, which the
+ * thread (work or quit) and syncer_drain (queue empty, not busy) wait on.
+ * The thread stops only when asked to and the queue is empty, so that
+ * syncer_free runs what was handed over.
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sched/syncer.h"
 #include "util/util.h"
 
-typedef enum { SYNC_IDLE, SYNC_ASKED, SYNC_DONE, SYNC_QUIT } sync_state;
+typedef struct sync_node {
+    store_sync_ticket *ticket;
+    struct sync_node *next;
+} sync_node;
 
 struct syncer {
-    store *st;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* every change of state is broadcast */
-    sync_state state;
-    int rc;
-    char err[TS_ERRLEN];
+    pthread_cond_t cv;   /* every change below is broadcast */
+    sync_node *head, *tail;
+    bool busy;           /* the thread is running a ticket */
+    bool quit;           /* syncer_free: stop once the queue is empty */
+    bool failed;         /* a ticket failed and nobody was told yet */
+    char err[TS_ERRLEN]; /* the first such failure's message */
 };
 
 static void *syncer_main(void *arg) {
     syncer *sy = arg;
     pthread_mutex_lock(&sy->mu);
     for (;;) {
-        while (sy->state != SYNC_ASKED && sy->state != SYNC_QUIT) pthread_cond_wait(&sy->cv, &sy->mu);
-        if (sy->state == SYNC_QUIT) break;
+        while (sy->head == NULL && !sy->quit) pthread_cond_wait(&sy->cv, &sy->mu);
+        if (sy->head == NULL) break; /* quit, and nothing left */
+        sync_node *n = sy->head;
+        if ((sy->head = n->next) == NULL) sy->tail = NULL;
+        sy->busy = true;
         pthread_mutex_unlock(&sy->mu);
         char err[TS_ERRLEN] = "";
-        int rc = store_sync(sy->st, err, sizeof(err));
+        int rc = store_sync_ticket_run(n->ticket, err, sizeof(err));
+        store_sync_ticket_free(n->ticket);
+        free(n);
         pthread_mutex_lock(&sy->mu);
-        sy->rc = rc;
-        memcpy(sy->err, err, sizeof(err));
-        sy->state = SYNC_DONE;
+        sy->busy = false;
+        if (rc != TS_OK && !sy->failed) {
+            sy->failed = true;
+            memcpy(sy->err, err, sizeof(err));
+        }
         pthread_cond_broadcast(&sy->cv);
     }
     pthread_mutex_unlock(&sy->mu);
     return NULL;
 }
 
-syncer *syncer_new(store *st, char *err, size_t errlen) {
+syncer *syncer_new(char *err, size_t errlen) {
     syncer *sy = ts_calloc(1, sizeof(*sy));
-    sy->st = st;
     pthread_mutex_init(&sy->mu, NULL);
     pthread_cond_init(&sy->cv, NULL);
     /* Every signal blocked in the thread (it inherits the mask): a stop
@@ -69,19 +81,37 @@ syncer *syncer_new(store *st, char *err, size_t errlen) {
     return NULL;
 }
 
-void syncer_begin(syncer *sy) {
+void syncer_submit(syncer *sy, store_sync_ticket *t) {
+    if (t == NULL) return;
+    sync_node *n = ts_calloc(1, sizeof(*n));
+    n->ticket = t;
     pthread_mutex_lock(&sy->mu);
-    sy->state = SYNC_ASKED;
+    if (sy->tail) sy->tail->next = n;
+    else sy->head = n;
+    sy->tail = n;
     pthread_cond_broadcast(&sy->cv);
     pthread_mutex_unlock(&sy->mu);
 }
 
-int syncer_end(syncer *sy, char *err, size_t errlen) {
+/* With sy->mu held: the unreported failure, reported now. */
+static int take_failure(syncer *sy, char *err, size_t errlen) {
+    if (!sy->failed) return TS_OK;
+    sy->failed = false;
+    ts_strlcpy(err, sy->err, errlen);
+    return STORE_UNAVAILABLE;
+}
+
+int syncer_failure(syncer *sy, char *err, size_t errlen) {
     pthread_mutex_lock(&sy->mu);
-    while (sy->state != SYNC_DONE) pthread_cond_wait(&sy->cv, &sy->mu);
-    sy->state = SYNC_IDLE;
-    int rc = sy->rc;
-    if (rc != TS_OK) ts_strlcpy(err, sy->err, errlen);
+    int rc = take_failure(sy, err, errlen);
+    pthread_mutex_unlock(&sy->mu);
+    return rc;
+}
+
+int syncer_drain(syncer *sy, char *err, size_t errlen) {
+    pthread_mutex_lock(&sy->mu);
+    while (sy->head != NULL || sy->busy) pthread_cond_wait(&sy->cv, &sy->mu);
+    int rc = take_failure(sy, err, errlen);
     pthread_mutex_unlock(&sy->mu);
     return rc;
 }
@@ -89,8 +119,7 @@ int syncer_end(syncer *sy, char *err, size_t errlen) {
 void syncer_free(syncer *sy) {
     if (sy == NULL) return;
     pthread_mutex_lock(&sy->mu);
-    while (sy->state == SYNC_ASKED) pthread_cond_wait(&sy->cv, &sy->mu); /* a sync under way ends */
-    sy->state = SYNC_QUIT;
+    sy->quit = true;
     pthread_cond_broadcast(&sy->cv);
     pthread_mutex_unlock(&sy->mu);
     pthread_join(sy->thread, NULL);

@@ -41,6 +41,8 @@ typedef struct pg_store pg_store;
     void P##_rollback(H *st);                                                                  \
     int P##_set_deferred_sync(H *st, bool on, char *err, size_t errlen);                       \
     int P##_sync(H *st, char *err, size_t errlen);                                             \
+    int P##_sync_take(H *st, store_sync_ticket **out, char *err, size_t errlen);              \
+    void P##_sync_failed(H *st);                                                               \
     int P##_checkpoint(H *st, int64_t max_bytes, int64_t *wal_bytes, char *err,                \
                        size_t errlen);                                                         \
     int P##_submit(H *st, const char *user, const spec_workflow *spec, double now,             \
@@ -175,5 +177,9 @@ int pg_listener_open(const char *url, bool events, bool work, pg_listener **out,
 int pg_listener_fd(const pg_listener *l);
 int pg_listener_drain(pg_listener *l, int64_t *newest_seq);
 void pg_listener_close(pg_listener *l);
+
+/* Sync tickets (store.h, store_sync_take) are made by SQLite only. */
+int sqlite_sync_ticket_run(store_sync_ticket *t, char *err, size_t errlen);
+void sqlite_sync_ticket_free(store_sync_ticket *t);
 
 #endif

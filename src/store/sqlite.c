@@ -281,31 +281,6 @@ int sqlite_set_deferred_sync(sqlite_store *st, bool on, char *err, size_t errlen
     return db_fail(st, err, errlen, "setting synchronous");
 }
 
-/* See store.h. The WAL's own file (SQLITE_FCNTL_JOURNAL_POINTER) synced
- * through its VFS method, as SQLite's commit would have: fdatasync of the
- * WAL, which holds every frame this connection committed since. Only then
- * are the listeners of those commits rung. A failed fsync leaves the
- * handle broken (it reconnects) and nobody rung. */
-int sqlite_sync(sqlite_store *st, char *err, size_t errlen) {
-    if (!st->unsynced) return TS_OK;
-    sqlite3_file *wal = NULL;
-    int rc = st->db ? sqlite3_file_control(st->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal)
-                    : SQLITE_MISUSE;
-    if (rc == SQLITE_OK && (wal == NULL || wal->pMethods == NULL)) rc = SQLITE_IOERR_FSYNC;
-    if (rc == SQLITE_OK) rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
-    int64_t seq = st->unsynced_seq;
-    st->unsynced = false;
-    st->unsynced_seq = 0;
-    if (rc != SQLITE_OK) {
-        st->broken = true;
-        ts_errf(err, errlen, "store unavailable: syncing the WAL of %s: %s", st->path,
-                sqlite3_errstr(rc));
-        return STORE_UNAVAILABLE;
-    }
-    if (seq > 0) sq_wake_ring(st->ringer, seq);
-    return TS_OK;
-}
-
 /* Safe to call with no transaction open (error paths call it freely). */
 void sqlite_rollback(sqlite_store *st) {
     st->wake_seq = 0;

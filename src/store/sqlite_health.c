@@ -127,6 +127,8 @@ void sql_disconnect(sqlite_store *st) {
     sqlite3_close(st->db);
     st->db = NULL;
     st->wal_known = false;
+    sq_walsync_release(st->walsync); /* the next connection's WAL may be another file */
+    st->walsync = NULL;
 }
 
 /* Runs a pragma and returns its first column's text in buf (if buf). */

@@ -126,6 +126,8 @@ struct sqlite_store {
     int64_t unsynced_seq; /* the newest event of those commits, rung after the sync; 0 = none */
     double busy_since; /* when the current wait for a lock began (busy_wait) */
     struct sq_ringer *ringer; /* wakes the listeners after a commit with events */
+    struct sq_walsync *walsync; /* the WAL's handle for syncs (sqlite_walsync.c); NULL until
+                                 * a sync needs it, released with the connection */
     rows_spec_cache *specs;    /* parsed stored specs (rows.h) */
 };
 
@@ -207,8 +209,17 @@ void read_end(sqlite_store *st, bool own);
 typedef struct sq_ringer sq_ringer; /* the listeners are in backends.h */
 sq_ringer *sq_ringer_new(const char *db_path);
 void sq_ringer_free(sq_ringer *r);
-/* Sends seq to every listener; never blocks, never fails loudly. */
+/* Sends seq to every listener; never blocks, never fails loudly. Any
+ * thread (a mutex orders the rings of one ringer). */
 void sq_wake_ring(sq_ringer *r, int64_t seq);
+
+/* ---- sqlite_walsync.c ---------------------------------------------------- */
+
+/* The WAL's own handle for store_sync and its tickets (see the file).
+ * Dropping the store's reference (sql_disconnect) leaves tickets in flight
+ * theirs. NULL is fine. */
+typedef struct sq_walsync sq_walsync;
+void sq_walsync_release(sq_walsync *ws);
 
 /* ---- sqlite_health.c ----------------------------------------------------- */
 

@@ -18,6 +18,7 @@
  * listener; nothing when no listener exists (no directory).
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ struct sq_listener {
 };
 
 struct sq_ringer {
+    pthread_mutex_t mu;  /* rings come from the committing thread or from a
+                          * sync ticket's (store_sync_ticket_run) */
     char *dir;
     int fd;              /* an unbound datagram socket to send from; -1 until needed */
     char **paths;        /* the listeners' sockets at the last scan */
@@ -127,6 +130,7 @@ void sq_listener_close(sq_listener *l) {
 
 sq_ringer *sq_ringer_new(const char *db_path) {
     sq_ringer *r = ts_calloc(1, sizeof(*r));
+    pthread_mutex_init(&r->mu, NULL);
     r->dir = wake_dir(db_path);
     r->fd = -1;
     return r;
@@ -143,6 +147,7 @@ void sq_ringer_free(sq_ringer *r) {
     free(r->paths);
     if (r->fd >= 0) close(r->fd);
     free(r->dir);
+    pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
@@ -176,8 +181,8 @@ static bool refresh(sq_ringer *r) {
     return true;
 }
 
-void sq_wake_ring(sq_ringer *r, int64_t seq) {
-    if (r == NULL || !refresh(r) || r->n == 0) return;
+static void ring_locked(sq_ringer *r, int64_t seq) {
+    if (!refresh(r) || r->n == 0) return;
     if (r->fd < 0 && (r->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return;
     for (size_t i = 0; i < r->n; i++) {
@@ -191,4 +196,11 @@ void sq_wake_ring(sq_ringer *r, int64_t seq) {
          * changes the directory, so the next ring rescans. */
         if (n < 0 && errno == ECONNREFUSED) unlink(r->paths[i]);
     }
+}
+
+void sq_wake_ring(sq_ringer *r, int64_t seq) {
+    if (r == NULL) return;
+    pthread_mutex_lock(&r->mu);
+    ring_locked(r, seq);
+    pthread_mutex_unlock(&r->mu);
 }

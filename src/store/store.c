@@ -156,6 +156,24 @@ int store_sync(store *st, char *err, size_t errlen) {
     STORE_CALL(sync, err, errlen);
 }
 
+int store_sync_take(store *st, store_sync_ticket **out, char *err, size_t errlen) {
+    return STORE_FORWARD(sync_take, out, err, errlen);
+}
+
+/* Only SQLite makes tickets (PostgreSQL's commits are synchronous). */
+int store_sync_ticket_run(store_sync_ticket *t, char *err, size_t errlen) {
+    return sqlite_sync_ticket_run(t, err, errlen);
+}
+
+void store_sync_ticket_free(store_sync_ticket *t) {
+    sqlite_sync_ticket_free(t);
+}
+
+void store_sync_failed(store *st) {
+    if (st->pg) pg_sync_failed(st->pg);
+    else sqlite_sync_failed(st->sq);
+}
+
 int store_checkpoint(store *st, int64_t max_bytes, int64_t *wal_bytes, char *err,
                      size_t errlen) {
     STORE_CALL(checkpoint, max_bytes, wal_bytes, err, errlen);

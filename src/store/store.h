@@ -117,6 +117,33 @@ int store_set_deferred_sync(store *st, bool on, char *err, size_t errlen);
  * failed (the commits since the last sync may be lost). */
 int store_sync(store *st, char *err, size_t errlen);
 
+/* Pipelined sync: store_sync in two halves, so that the fsync runs on
+ * another thread while this handle goes on committing (sched/syncer.h).
+ * Why: a scheduler round waited for its fsync before the next round could
+ * commit, and with jobs shorter than an fsync that put one fsync per job
+ * on the critical path (docs/architecture.md, "Starting before the
+ * fsync").
+ *
+ * store_sync_take, on the handle's thread, takes everything this handle
+ * committed since the last take or store_sync: *out is a ticket for it,
+ * or NULL when nothing is waiting (and always on PostgreSQL, whose commits
+ * are synchronous). store_sync_ticket_run, on any thread, puts the
+ * ticket's commits on stable storage and only then wakes their listeners;
+ * STORE_UNAVAILABLE when that failed, and then every later ticket taken
+ * on the same connection fails too (after a failed fsync a later one
+ * proves nothing). One fsync serves every ticket taken before it began:
+ * a ticket whose commits an earlier run already covered only rings.
+ * Tickets are run in the order they were taken, one at a time; the
+ * caller frees each one with store_sync_ticket_free (run or not), and all
+ * of them before store_close. After a failed ticket the handle's thread
+ * calls store_sync_failed: the connection is reopened before its next
+ * use. */
+typedef struct store_sync_ticket store_sync_ticket;
+int store_sync_take(store *st, store_sync_ticket **out, char *err, size_t errlen);
+int store_sync_ticket_run(store_sync_ticket *t, char *err, size_t errlen);
+void store_sync_ticket_free(store_sync_ticket *t);
+void store_sync_failed(store *st);
+
 /* Keeps the write-ahead log bounded: when it holds more than max_bytes,
  * copies it into the database and truncates it to nothing. Why: SQLite
  * checkpoints by itself after each large commit, but only as far as no

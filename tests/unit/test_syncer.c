@@ -1,12 +1,12 @@
 /*
- * test_syncer.c - the deferred fsync on a thread of its own
- * (sched/syncer.h), against a real SQLite store with deferred sync: the
- * thread's store_sync rings the store's listeners, once, and answers
- * syncer_end with its code; freeing it with a sync under way waits for it;
- * the thread blocks every signal.
- * That a failed fsync stops the scheduler's jobs, and that the ring comes
- * while jobs are still starting, is tested with the scheduler in
- * test_store_faults.c.
+ * test_syncer.c - the store's fsyncs on a thread of their own
+ * (sched/syncer.h), against a real SQLite store with deferred sync: a
+ * ticket handed over is synced and its listeners rung, once, while the
+ * caller goes on committing; syncer_drain waits for every ticket; freeing
+ * the syncer runs what was handed over; the thread blocks every signal.
+ * That one fsync serves a group of tickets, that a failed one fails the
+ * later tickets of its connection, and that the scheduler stops its jobs
+ * when one fails, is tested with a faulty VFS in test_store_faults.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,32 +60,46 @@ static int teardown(void **state) {
 }
 
 /* A submission committed with deferred sync: events recorded, not yet
- * fsynced, nobody rung. */
-static void commit_unsynced(fixture *f) {
+ * fsynced. */
+static void commit(fixture *f) {
     char err[TS_ERRLEN];
     spec_workflow *spec = NULL;
     spec_error e;
     assert_int_equal(spec_parse(ONE_JOB, strlen(ONE_JOB), NULL, NULL, NULL, &spec, &e), 0);
-    int64_t id = 0, seq = 0;
+    int64_t id = 0;
     if (store_submit(f->st, "ann", spec, ts_now(), &id, err, sizeof(err)) != TS_OK)
         fail_msg("store_submit: %s", err);
     spec_free(spec);
+}
+
+/* The same with no sync under way: nobody rung. */
+static void commit_unsynced(fixture *f) {
+    int64_t seq = 0;
+    commit(f);
     assert_int_equal(store_listener_drain(f->l, &seq), 0);
 }
 
-static syncer *new_syncer(fixture *f) {
+static syncer *new_syncer(void) {
     char err[TS_ERRLEN];
-    syncer *sy = syncer_new(f->st, err, sizeof(err));
+    syncer *sy = syncer_new(err, sizeof(err));
     if (sy == NULL) fail_msg("syncer_new: %s", err);
     return sy;
+}
+
+/* What the store committed since the last take, handed to sy. */
+static void hand_over(fixture *f, syncer *sy) {
+    char err[TS_ERRLEN];
+    store_sync_ticket *t = NULL;
+    if (store_sync_take(f->st, &t, err, sizeof(err)) != TS_OK) fail_msg("store_sync_take: %s", err);
+    syncer_submit(sy, t);
 }
 
 /* One round handed to the thread and waited for: the rings it made. */
 static int synced_round(fixture *f, syncer *sy) {
     char err[TS_ERRLEN];
     int64_t seq = 0;
-    syncer_begin(sy);
-    assert_int_equal(syncer_end(sy, err, sizeof(err)), TS_OK);
+    hand_over(f, sy);
+    assert_int_equal(syncer_drain(sy, err, sizeof(err)), TS_OK);
     int rings = store_listener_drain(f->l, &seq);
     if (rings > 0) assert_true(seq > 0);
     return rings;
@@ -93,24 +107,51 @@ static int synced_round(fixture *f, syncer *sy) {
 
 static void test_syncer_syncs_and_rings_once(void **state) {
     fixture *f = *state;
-    syncer *sy = new_syncer(f);
+    syncer *sy = new_syncer();
     commit_unsynced(f);
     assert_int_equal(synced_round(f, sy), 1);
-    assert_int_equal(synced_round(f, sy), 0); /* nothing new: no ring */
+    assert_int_equal(synced_round(f, sy), 0); /* nothing new: no ticket, no ring */
     commit_unsynced(f);                       /* the thread serves round after round */
     assert_int_equal(synced_round(f, sy), 1);
     syncer_free(sy);
 }
 
-/* Freed with a sync handed over and not waited for: the sync still
- * happens (the ring comes) and the free returns. */
-static void test_syncer_free_finishes_a_sync_under_way(void **state) {
+/* The pipeline: rounds hand their tickets over without waiting and go on
+ * committing on the store handle while the thread syncs. Every round is
+ * taken and the listener rung; nothing is left to take. That every
+ * commit reached the device is counted with a faulty VFS in
+ * test_store_faults.c. */
+static void test_syncer_rounds_go_on_while_the_thread_syncs(void **state) {
+    fixture *f = *state;
+    char err[TS_ERRLEN];
+    int64_t seq = 0, newest = 0;
+    syncer *sy = new_syncer();
+    for (int i = 0; i < 50; i++) {
+        commit(f);
+        hand_over(f, sy);
+    }
+    assert_int_equal(syncer_drain(sy, err, sizeof(err)), TS_OK);
+    /* Rung (a listener's queue holds a few datagrams and drops the rest:
+     * the seq is a hint, readers re-read from where they were). */
+    assert_true(store_listener_drain(f->l, &seq) >= 1);
+    assert_int_equal(store_events_last_seq(f->st, &newest, err, sizeof(err)), TS_OK);
+    assert_true(seq > 0 && seq <= newest);
+    store_sync_ticket *t = NULL;
+    assert_int_equal(store_sync_take(f->st, &t, err, sizeof(err)), TS_OK);
+    assert_null(t); /* every commit was taken */
+    assert_int_equal(syncer_failure(sy, err, sizeof(err)), TS_OK);
+    syncer_free(sy);
+}
+
+/* Freed with tickets handed over and not waited for: they still run (the
+ * ring comes) and the free returns. */
+static void test_syncer_free_runs_what_was_handed_over(void **state) {
     fixture *f = *state;
     char err[TS_ERRLEN];
     int64_t seq = 0;
-    syncer *sy = new_syncer(f);
+    syncer *sy = new_syncer();
     commit_unsynced(f);
-    syncer_begin(sy);
+    hand_over(f, sy);
     syncer_free(sy);
     assert_int_equal(store_listener_drain(f->l, &seq), 1);
     assert_int_equal(store_sync(f->st, err, sizeof(err)), TS_OK); /* the store is usable */
@@ -150,7 +191,8 @@ static void test_syncer_thread_blocks_signals(void **state) {
     sigset_t before, after;
     assert_int_equal(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
     assert_int_equal(sigismember(&before, SIGTERM), 0);
-    syncer *sy = new_syncer(f);
+    (void)f;
+    syncer *sy = new_syncer();
     unsigned long long blocked = sync_thread_blocked();
     assert_true(blocked & (1ULL << (SIGTERM - 1)));
     assert_true(blocked & (1ULL << (SIGINT - 1)));
@@ -163,7 +205,9 @@ static void test_syncer_thread_blocks_signals(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_syncer_syncs_and_rings_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syncer_free_finishes_a_sync_under_way, setup,
+        cmocka_unit_test_setup_teardown(test_syncer_rounds_go_on_while_the_thread_syncs, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_syncer_free_runs_what_was_handed_over, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_syncer_thread_blocks_signals, setup, teardown),
     };
