@@ -207,6 +207,12 @@ static int drive(const cli_args *a, store *st, watch *w, progress_view *pv) {
         unavailable = false;
         watch_update(st, w, pv, false);
         if (!watch_all_done(w)) continue;
+        /* Done only once on disk: the last rounds' fsyncs may still run. */
+        if (sched_sync_wait(s, err, sizeof(err)) != TS_OK) {
+            fprintf(stderr, "tessera run: %s; waiting for the store\n", err);
+            unavailable = true;
+            continue;
+        }
         /* Our workflows are done; let jobs of others we run finish first. */
         if (!sched_is_leader(s) || sched_running(s) == 0) break;
         sched_stop_claiming(s);

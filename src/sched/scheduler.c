@@ -681,12 +681,23 @@ static int sync_round(scheduler *s, char *err, size_t errlen) {
 }
 
 /* A handed-over fsync that failed, as a failed store_sync (the store
- * reconnects, the lead goes); with wait, once every one handed over ran. */
+ * reconnects, the lead goes); with wait, once every one handed over ran.
+ * On a failure the tickets still queued run first: they were taken on the
+ * failed connection and fail too, and one report must stand for them all,
+ * not drop a lead retaken on the new connection later. */
 static int sync_check(scheduler *s, bool wait, char *err, size_t errlen) {
     if (s->syncer == NULL) return TS_OK;
     int rc = wait ? syncer_drain(s->syncer, err, errlen) : syncer_failure(s->syncer, err, errlen);
-    if (rc != TS_OK) store_sync_failed(s->st);
+    if (rc != TS_OK) {
+        char later[TS_ERRLEN];
+        (void)syncer_drain(s->syncer, later, sizeof(later));
+        store_sync_failed(s->st);
+    }
     return sync_outcome(s, rc, err);
+}
+
+int sched_sync_wait(scheduler *s, char *err, size_t errlen) {
+    return sync_check(s, true, err, errlen);
 }
 
 /* act() and sync_round(): with the syncer the ticket is handed over first,
@@ -738,7 +749,7 @@ int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t err
 }
 
 int sched_shutdown(scheduler *s, const char *reason, char *err, size_t errlen) {
-    if (!s->leader) return TS_OK;
+    if (!s->leader) return sync_check(s, true, err, errlen); /* its heartbeats' */
     if (s->ex->ops->detached) {
         /* Batch jobs go on without us; the next scheduler adopts them.
          * Recording them interrupted would run them twice. */

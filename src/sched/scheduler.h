@@ -70,6 +70,14 @@ int sched_step(scheduler *s, double max_wait, int wake_fd, char *err, size_t err
 
 bool sched_is_leader(const scheduler *s);
 
+/* Waits until every commit of the rounds so far is on stable storage
+ * (their fsyncs run on the syncer's thread, and a round does not wait for
+ * its own: sched/syncer.h). STORE_UNAVAILABLE if one failed: the jobs were
+ * stopped and the lead dropped, as sched_step does; the next steps rebuild
+ * from the store. Call it before trusting what the store says of the
+ * rounds, e.g. that a workflow is done. */
+int sched_sync_wait(scheduler *s, char *err, size_t errlen);
+
 /* Number of jobs this scheduler has running. */
 size_t sched_running(const scheduler *s);
 

@@ -10,11 +10,11 @@
  * writes, its checkpoints and its close. An fdatasync of any descriptor of
  * a file puts every write made to that file before the call on the device,
  * whichever descriptor made it; so a second handle on the same WAL does
- * what the connection's would. It is opened through the connection's VFS
- * (a test VFS that breaks fsyncs breaks these too) with the flags SQLite
- * opens a WAL with, CREATE included: the unix VFS then fsyncs the
- * directory at the handle's first sync, as it does for SQLite's own WAL
- * handle, in case the WAL is new.
+ * what the connection's would. It is opened by SQLite's own name for the
+ * WAL, through the connection's VFS (a test VFS that breaks fsyncs breaks
+ * these too), with the flags SQLite opens a WAL with, CREATE included: the
+ * unix VFS then fsyncs the directory at the handle's first sync, as it
+ * does for SQLite's own WAL handle, in case the WAL is new.
  *
  * Invariants, kept here:
  *   - sq_walsync.taken counts the tickets taken on the handle's thread,
@@ -34,6 +34,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "store/sqlite_internal.h"
 #include "util/util.h"
@@ -56,21 +57,36 @@ struct store_sync_ticket {
     char path[256];   /* the database's, for messages */
 };
 
+/* SQLite's own name for the connection's WAL - from the database's full
+ * path, symbolic links resolved, not st->path + "-wal", which names
+ * another file when the path is a link - copied with the two NULs that
+ * end an SQLite filename. NULL if the WAL is not there: the handle below
+ * would create an empty one and sync that. */
+static char *wal_name(sqlite_store *st) {
+    const char *db = sqlite3_db_filename(st->db, "main");
+    const char *wal = db ? sqlite3_filename_wal(db) : NULL;
+    struct stat sb;
+    if (wal == NULL || wal[0] == '\0' || stat(wal, &sb) != 0) return NULL;
+    size_t n = strlen(wal);
+    char *name = ts_calloc(1, n + 2);
+    memcpy(name, wal, n);
+    return name;
+}
+
 /* Opens the WAL of st's connection through its VFS; NULL with err when it
  * cannot (st must be connected). */
 static sq_walsync *walsync_open(sqlite_store *st, char *err, size_t errlen) {
     sqlite3_vfs *vfs = NULL;
+    char *name = NULL;
     if (st->db == NULL ||
         sqlite3_file_control(st->db, "main", SQLITE_FCNTL_VFS_POINTER, &vfs) != SQLITE_OK ||
-        vfs == NULL) {
-        ts_errf(err, errlen, "store unavailable: syncing the WAL of %s: not connected", st->path);
+        vfs == NULL || (name = wal_name(st)) == NULL) {
+        ts_errf(err, errlen, "store unavailable: syncing the WAL of %s: %s", st->path,
+                st->db == NULL ? "not connected" : "the WAL file is missing");
         return NULL;
     }
     sq_walsync *ws = ts_calloc(1, sizeof(*ws));
-    size_t n = strlen(st->path);
-    ws->name = ts_calloc(1, n + sizeof("-wal") + 1);
-    memcpy(ws->name, st->path, n);
-    memcpy(ws->name + n, "-wal", sizeof("-wal"));
+    ws->name = name;
     ws->file = ts_calloc(1, (size_t)vfs->szOsFile);
     int out = 0;
     int rc = vfs->xOpen(vfs, ws->name, ws->file,
@@ -78,6 +94,7 @@ static sq_walsync *walsync_open(sqlite_store *st, char *err, size_t errlen) {
     if (rc != SQLITE_OK || ws->file->pMethods == NULL) {
         ts_errf(err, errlen, "store unavailable: opening the WAL of %s to sync it: %s", st->path,
                 sqlite3_errstr(rc != SQLITE_OK ? rc : SQLITE_CANTOPEN));
+        if (ws->file->pMethods != NULL) ws->file->pMethods->xClose(ws->file); /* as SQLite does */
         free(ws->file);
         free(ws->name);
         free(ws);

@@ -5,18 +5,20 @@
  * install_fault_vfs registers a shim as SQLite's default VFS: it forwards
  * every call to the real unix VFS, fails xRead / xWrite / xSync with the
  * code a test sets (what SQLite sees from a full or failing disk), can make
- * every WAL fsync slow, and counts the WAL's writes since its last fsync
- * and its fsyncs, from any thread.
+ * every WAL fsync slow or hold it back, and counts the WAL's writes not yet
+ * covered by an fsync and its fsyncs, from any thread.
  */
 #ifndef TESSERA_TEST_FAULT_VFS_H
 #define TESSERA_TEST_FAULT_VFS_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/spec.h"
@@ -31,6 +33,7 @@
 typedef struct fault_file {
     sqlite3_file base;
     bool is_wal;        /* the write-ahead log, where commits go */
+    unsigned long long ino; /* its inode (WAL only) */
     sqlite3_file *real; /* allocated right after this struct */
 } fault_file;
 
@@ -39,9 +42,22 @@ static sqlite3_vfs fault_vfs;
 static int fail_writes; /* an SQLite code for xWrite to return, 0 = none */
 static int fail_reads;  /* likewise for xRead */
 static int fail_syncs;  /* likewise for xSync */
-static _Atomic int wal_unsynced; /* writes to a WAL since its last xSync (any thread) */
-static _Atomic int wal_syncs;    /* a WAL's successful xSyncs (any thread) */
+/* The counts below are of the WAL last written to (one database at a time
+ * in these tests): an fsync of another file - a second WAL handle opened
+ * on the wrong path - does not count. Any thread. */
+static _Atomic unsigned long long wal_written_ino; /* the inode of that WAL */
+static _Atomic int wal_unsynced; /* writes to it not covered by a finished xSync */
+static _Atomic int wal_syncs;    /* its successful xSyncs */
 static _Atomic int wal_sync_delay_ms; /* a slow device: each WAL xSync takes this long first */
+static _Atomic bool wal_sync_gate;    /* while set, WAL xSyncs of other threads wait */
+static pthread_t wal_sync_gate_owner; /* the thread that set it, never held back */
+
+/* Holds back (on) or lets go (off) every WAL fsync of threads other than
+ * this one: a device that does not answer until the test says so. */
+static inline void gate_wal_syncs(bool on) {
+    wal_sync_gate_owner = pthread_self();
+    wal_sync_gate = on;
+}
 
 #define REAL(f) (((fault_file *)(f))->real)
 
@@ -54,18 +70,25 @@ static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off) {
 }
 static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off) {
     if (fail_writes) return fail_writes;
-    if (((fault_file *)f)->is_wal) wal_unsynced++;
+    if (((fault_file *)f)->is_wal) {
+        wal_written_ino = ((fault_file *)f)->ino;
+        wal_unsynced++;
+    }
     return REAL(f)->pMethods->xWrite(REAL(f), buf, n, off);
 }
 static int f_truncate(sqlite3_file *f, sqlite3_int64 size) {
     return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 static int f_sync(sqlite3_file *f, int flags) {
+    fault_file *ff = (fault_file *)f;
     if (fail_syncs) return fail_syncs;
-    if (wal_sync_delay_ms && ((fault_file *)f)->is_wal) usleep((useconds_t)wal_sync_delay_ms * 1000);
+    if (ff->is_wal && wal_sync_delay_ms) usleep((useconds_t)wal_sync_delay_ms * 1000);
+    while (ff->is_wal && wal_sync_gate && !pthread_equal(pthread_self(), wal_sync_gate_owner))
+        usleep(1000);
+    int before = wal_unsynced; /* writes during the sync are not covered by it */
     int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
-    if (rc == SQLITE_OK && ((fault_file *)f)->is_wal) {
-        wal_unsynced = 0;
+    if (rc == SQLITE_OK && ff->is_wal && ff->ino == wal_written_ino) {
+        wal_unsynced -= before;
         wal_syncs++;
     }
     return rc;
@@ -122,6 +145,8 @@ static int f_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags
     ff->real = (sqlite3_file *)(ff + 1);
     ff->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
     int rc = real_vfs->xOpen(real_vfs, name, ff->real, flags, out);
+    struct stat sb;
+    ff->ino = rc == SQLITE_OK && ff->is_wal && stat(name, &sb) == 0 ? (unsigned long long)sb.st_ino : 0;
     ff->base.pMethods = rc == SQLITE_OK ? &fault_io : NULL;
     return rc;
 }
@@ -164,6 +189,7 @@ static int teardown(void **state) {
     fx *f = *state;
     fail_reads = fail_writes = fail_syncs = 0;
     wal_sync_delay_ms = 0;
+    wal_sync_gate = false;
     store_close(f->st);
     test_rm_rf(f->dir);
     free(f);

@@ -7,7 +7,8 @@
  * before its claim's fsync, does not wait for that fsync, publishes after
  * it, and stops its jobs when it fails; a batch executor's claims are
  * fsynced before their jobs start; one fsync serves the tickets taken
- * before it; after a failed fsync nothing of that connection is trusted.
+ * before it; after a failed fsync nothing of that connection is trusted;
+ * a ticket syncs SQLite's WAL even when the database's path is a link.
  */
 #include <poll.h>
 #include <setjmp.h>
@@ -187,25 +188,31 @@ static void test_scheduler_starts_before_the_fsync_and_publishes_after(void **st
     store_listener_close(x.l);
 }
 
-/* Pipelined (sched/syncer.h): the step that started the job returned
- * before the round's fsync ended - the device is slow here, 300 ms per WAL
- * fsync - so the next round could go on; nobody heard of the round yet.
- * Freeing the scheduler waits for the fsync, which then rings. Fails if a
- * round waits for its own fsync again. */
+/* Pipelined (sched/syncer.h): the device does not answer the syncer's
+ * fsyncs until the test lets it, and still the step that started the job
+ * returns and the next one runs; nobody heard of the round yet. Once the
+ * device answers, sched_sync_wait returns with everything synced and the
+ * ring comes. Fails (hangs until the test's timeout) if a round waits for
+ * its own fsync again. */
 static void test_scheduler_step_does_not_wait_for_its_fsync(void **state) {
     fx *f = *state;
+    char err[TS_ERRLEN];
     noting_exec x = {0};
     scheduler *s = NULL;
-    wal_sync_delay_ms = 300;
+    gate_wal_syncs(true);
     assert_int_equal(step_until_started(f, &x, 0, &s), TS_OK);
     assert_int_equal(x.started, 1);
     assert_true(x.unsynced_at_start > 0);
-    assert_int_equal(wal_syncs, x.syncs_before_start); /* no fsync ended since the start */
+    assert_int_equal(sched_step(s, 0, -1, err, sizeof(err)), TS_OK); /* the next round */
+    assert_int_equal(wal_syncs, x.syncs_before_start); /* no fsync ended meanwhile */
+    assert_true(wal_unsynced > 0);
     int64_t seq = 0;
     assert_int_equal(store_listener_drain(x.l, &seq), 0);
-    sched_free(s);
+    gate_wal_syncs(false);
+    assert_int_equal(sched_sync_wait(s, err, sizeof(err)), TS_OK);
     assert_int_equal(wal_unsynced, 0);
     assert_int_equal(store_listener_drain(x.l, &seq), 1);
+    sched_free(s);
     store_listener_close(x.l);
 }
 
@@ -251,15 +258,15 @@ static void test_scheduler_stops_its_jobs_when_the_fsync_fails(void **state) {
 
 /* ---- sync tickets: one fsync for a group, and none trusted after a failure ---------- */
 
-/* A commit of f's store with deferred sync on, and its ticket. */
-static store_sync_ticket *commit_and_take(fx *f, int64_t id, int32_t idx) {
+/* A commit of st with deferred sync on, and its ticket. */
+static store_sync_ticket *commit_and_take(store *st, int64_t id, int32_t idx) {
     char err[TS_ERRLEN];
     core_change ch = job_change(id, idx, JOB_PENDING, JOB_READY);
-    assert_int_equal(store_begin(f->st, err, sizeof(err)), TS_OK);
-    assert_int_equal(store_apply(f->st, &ch, NULL, err, sizeof(err)), TS_OK);
-    assert_int_equal(store_commit(f->st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_begin(st, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_apply(st, &ch, NULL, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_commit(st, err, sizeof(err)), TS_OK);
     store_sync_ticket *t = NULL;
-    assert_int_equal(store_sync_take(f->st, &t, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_sync_take(st, &t, err, sizeof(err)), TS_OK);
     assert_non_null(t);
     return t;
 }
@@ -275,7 +282,7 @@ static void test_one_fsync_serves_the_tickets_taken_before_it(void **state) {
     store_listener *l = NULL;
     assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &l, err, sizeof(err)), TS_OK);
     assert_int_equal(store_set_deferred_sync(f->st, true, err, sizeof(err)), TS_OK);
-    store_sync_ticket *t1 = commit_and_take(f, id, 0), *t2 = commit_and_take(f, id, 1);
+    store_sync_ticket *t1 = commit_and_take(f->st, id, 0), *t2 = commit_and_take(f->st, id, 1);
     int before = wal_syncs;
     assert_int_equal(store_sync_ticket_run(t1, err, sizeof(err)), TS_OK);
     assert_int_equal(wal_syncs, before + 1);
@@ -285,7 +292,7 @@ static void test_one_fsync_serves_the_tickets_taken_before_it(void **state) {
     assert_int_equal(wal_syncs, before + 1); /* covered already */
     assert_int_equal(store_listener_drain(l, &seq), 1); /* but rung */
     int64_t id2 = submit_ok(f->st, "ann");
-    store_sync_ticket *t3 = commit_and_take(f, id2, 0);
+    store_sync_ticket *t3 = commit_and_take(f->st, id2, 0);
     assert_true(wal_unsynced > 0);
     assert_int_equal(store_sync_ticket_run(t3, err, sizeof(err)), TS_OK);
     assert_int_equal(wal_syncs, before + 2);
@@ -307,7 +314,7 @@ static void test_a_failed_fsync_fails_the_later_tickets_of_its_connection(void *
     store_listener *l = NULL;
     assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &l, err, sizeof(err)), TS_OK);
     assert_int_equal(store_set_deferred_sync(f->st, true, err, sizeof(err)), TS_OK);
-    store_sync_ticket *t1 = commit_and_take(f, id, 0), *t2 = commit_and_take(f, id, 1);
+    store_sync_ticket *t1 = commit_and_take(f->st, id, 0), *t2 = commit_and_take(f->st, id, 1);
     fail_syncs = SQLITE_IOERR_FSYNC;
     assert_int_equal(store_sync_ticket_run(t1, err, sizeof(err)), STORE_UNAVAILABLE);
     assert_non_null(strstr(err, "syncing the WAL"));
@@ -318,12 +325,36 @@ static void test_a_failed_fsync_fails_the_later_tickets_of_its_connection(void *
     store_sync_ticket_free(t2);
     store_sync_failed(f->st);
     int64_t id2 = submit_ok(f->st, "ann"); /* reconnected */
-    store_sync_ticket *t3 = commit_and_take(f, id2, 0);
+    store_sync_ticket *t3 = commit_and_take(f->st, id2, 0);
     assert_int_equal(store_sync_ticket_run(t3, err, sizeof(err)), TS_OK);
     assert_int_equal(wal_unsynced, 0);
     assert_int_equal(store_listener_drain(l, &seq), 1);
     store_sync_ticket_free(t3);
     store_listener_close(l);
+}
+
+/* The database's path is a symbolic link: SQLite's WAL is beside the file
+ * the link points to, and that is the file a ticket must fsync. Fails if
+ * the ticket's handle is opened by the link's name + "-wal": it would make
+ * and sync an empty file there while the real WAL stays unsynced. */
+static void test_a_ticket_syncs_the_wal_of_a_linked_database(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN], link[192], stray[200];
+    snprintf(link, sizeof(link), "%s/link.db", f->dir);
+    snprintf(stray, sizeof(stray), "%s-wal", link);
+    assert_int_equal(symlink(f->path, link), 0);
+    store *st = NULL;
+    assert_int_equal(store_open_existing(link, &st, err, sizeof(err)), TS_OK);
+    int64_t id = submit_ok(st, "ann");
+    assert_int_equal(store_set_deferred_sync(st, true, err, sizeof(err)), TS_OK);
+    store_sync_ticket *t = commit_and_take(st, id, 0);
+    assert_true(wal_unsynced > 0);
+    assert_int_equal(store_sync_ticket_run(t, err, sizeof(err)), TS_OK);
+    assert_int_equal(wal_unsynced, 0);
+    struct stat sb;
+    assert_int_not_equal(lstat(stray, &sb), 0);
+    store_sync_ticket_free(t);
+    store_close(st);
 }
 
 int main(void) {
@@ -342,6 +373,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_a_failed_fsync_fails_the_later_tickets_of_its_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_ticket_syncs_the_wal_of_a_linked_database, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, install_fault_vfs, NULL);
 }

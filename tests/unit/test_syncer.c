@@ -6,7 +6,7 @@
  * the syncer runs what was handed over; the thread blocks every signal.
  * That one fsync serves a group of tickets, that a failed one fails the
  * later tickets of its connection, and that the scheduler stops its jobs
- * when one fails, is tested with a faulty VFS in test_store_faults.c.
+ * when one fails, is tested with a faulty VFS in test_store_sync.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -118,9 +118,7 @@ static void test_syncer_syncs_and_rings_once(void **state) {
 
 /* The pipeline: rounds hand their tickets over without waiting and go on
  * committing on the store handle while the thread syncs. Every round is
- * taken and the listener rung; nothing is left to take. That every
- * commit reached the device is counted with a faulty VFS in
- * test_store_faults.c. */
+ * taken and the listener rung; nothing is left to take. */
 static void test_syncer_rounds_go_on_while_the_thread_syncs(void **state) {
     fixture *f = *state;
     char err[TS_ERRLEN];
@@ -132,7 +130,8 @@ static void test_syncer_rounds_go_on_while_the_thread_syncs(void **state) {
     }
     assert_int_equal(syncer_drain(sy, err, sizeof(err)), TS_OK);
     /* Rung (a listener's queue holds a few datagrams and drops the rest:
-     * the seq is a hint, readers re-read from where they were). */
+     * the seq is a hint, readers re-read from where they were). That each
+     * commit reached the device is counted in test_store_sync.c. */
     assert_true(store_listener_drain(f->l, &seq) >= 1);
     assert_int_equal(store_events_last_seq(f->st, &newest, err, sizeof(err)), TS_OK);
     assert_true(seq > 0 && seq <= newest);
