@@ -89,6 +89,10 @@ static void hub_refresh_seq(ws_hub *h) {
  * once, when the first of them wants it, and shared by all. */
 static int fanout_cb(void *ctx, const store_event *ev) {
     ws_hub *h = ctx;
+    if (ev->seq > h->durable) { /* not on disk yet: its ring will come */
+        h->page_rows = 0;
+        return 1;
+    }
     h->hub_seq = ev->seq;
     h->page_rows++;
     ws_user *u = map_get_str(&h->users, ev->user);
@@ -115,8 +119,11 @@ static void hub_notified(ws_hub *h) {
     if (n != 0 && (n < 0 || newest > h->hub_seq)) h->poll_again = h->notified = true;
 }
 
-/* One page of new events for everybody. A full page means more are
- * waiting: the next iteration polls again without sleeping. */
+/* One page of new events for everybody, up to the newest seq on stable
+ * storage: the scheduler's rounds do not wait for their fsync, and an
+ * event sent before it could be lost with its seq reused (store.h,
+ * store_listener_durable_seq). A full page means more are waiting: the
+ * next iteration polls again without sleeping. */
 static void hub_poll(ws_hub *h) {
     char err[TS_ERRLEN];
     if (h->cfg.on_wakeup && (h->notified || h->now >= h->next_poll))
@@ -125,6 +132,11 @@ static void hub_poll(ws_hub *h) {
     h->poll_wall = ts_now();
     h->next_poll = h->now + h->cfg.poll_interval_s;
     h->page_rows = 0;
+    h->durable = store_listener_durable_seq(h->listener);
+    if (h->durable <= h->hub_seq) { /* nothing on disk that was not sent */
+        h->poll_again = false;
+        return;
+    }
     int rc = store_events_since(h->st, h->hub_seq, NULL, 0, WS_PAGE_EVENTS, fanout_cb, h, err,
                                 sizeof(err));
     if (rc != TS_OK) hub_log_error(h, "reading new events", err);

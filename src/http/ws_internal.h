@@ -81,6 +81,7 @@ struct ws_hub {
     size_t n_conns;
     map users;
     int64_t hub_seq;
+    int64_t durable; /* this poll's bound: the newest seq on disk (store_listener_durable_seq) */
     size_t page_rows;
     double next_poll, next_sweep, stop_deadline, last_error_log;
     bool stopping, poll_again, replay_again;

@@ -169,6 +169,7 @@ typedef struct sq_listener sq_listener;
 int sq_listener_open(const char *db_path, sq_listener **out, char *err, size_t errlen);
 int sq_listener_fd(const sq_listener *l);
 int sq_listener_drain(sq_listener *l, int64_t *newest_seq);
+int64_t sq_listener_durable(const sq_listener *l);
 void sq_listener_close(sq_listener *l);
 
 typedef struct pg_listener pg_listener;

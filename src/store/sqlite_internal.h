@@ -213,6 +213,19 @@ void sq_ringer_free(sq_ringer *r);
  * thread (a mutex orders the rings of one ringer). */
 void sq_wake_ring(sq_ringer *r, int64_t seq);
 
+/* ---- sqlite_durable.c ---------------------------------------------------- */
+
+/* The newest event seq on stable storage, shared through a mapped file in
+ * the wake directory (see the file). sq_durable_open maps it, creating it
+ * if needed; NULL when it cannot (the directory is missing, a special
+ * file, no space): unknown. sq_durable_raise never lowers it; get answers
+ * INT64_MAX for NULL (unknown: read everything). Any thread, any process. */
+typedef struct sq_durable sq_durable;
+sq_durable *sq_durable_open(const char *wake_dir);
+void sq_durable_raise(sq_durable *d, int64_t seq);
+int64_t sq_durable_get(const sq_durable *d);
+void sq_durable_close(sq_durable *d);
+
 /* ---- sqlite_walsync.c ---------------------------------------------------- */
 
 /* The WAL's own handle for store_sync and its tickets (see the file).

@@ -11,7 +11,9 @@
  * buffer drops the datagram (the reader already has one pending), a
  * listener whose process died leaves a socket nobody reads (a send gets
  * ECONNREFUSED and the ringer removes it), and readers keep their timer
- * poll as the fallback.
+ * poll as the fallback. Before it sends, the ringer raises the shared
+ * durable seq in the same directory (sqlite_durable.c): every ring comes
+ * after an fsync, and readers publish nothing above that seq.
  *
  * Cost on the committing side: one stat() of the directory per ring (its
  * listing is re-read only when its mtime changed) and one sendto() per
@@ -37,6 +39,7 @@
 struct sq_listener {
     int fd;
     char *path;
+    sq_durable *durable; /* the newest seq on disk (sqlite_durable.c); NULL: unknown */
 };
 
 struct sq_ringer {
@@ -45,6 +48,7 @@ struct sq_ringer {
     char *dir;
     int fd;              /* an unbound datagram socket to send from; -1 until needed */
     char **paths;        /* the listeners' sockets at the last scan */
+    sq_durable *durable; /* raised before each ring; NULL until the directory exists */
     size_t n, cap;
     struct timespec mtime; /* the directory's at the last scan */
     bool scanned;
@@ -90,6 +94,7 @@ int sq_listener_open(const char *db_path, sq_listener **out, char *err, size_t e
     sq_listener *l = ts_calloc(1, sizeof(*l));
     l->fd = fd;
     l->path = path;
+    l->durable = sq_durable_open(dir);
     fd = -1;
     path = NULL;
     *out = l;
@@ -103,6 +108,10 @@ cleanup:
 
 int sq_listener_fd(const sq_listener *l) {
     return l ? l->fd : -1;
+}
+
+int64_t sq_listener_durable(const sq_listener *l) {
+    return l ? sq_durable_get(l->durable) : INT64_MAX;
 }
 
 int sq_listener_drain(sq_listener *l, int64_t *newest_seq) {
@@ -122,6 +131,7 @@ void sq_listener_close(sq_listener *l) {
     if (l == NULL) return;
     close(l->fd);
     unlink(l->path);
+    sq_durable_close(l->durable);
     free(l->path);
     free(l);
 }
@@ -146,6 +156,7 @@ void sq_ringer_free(sq_ringer *r) {
     forget_paths(r);
     free(r->paths);
     if (r->fd >= 0) close(r->fd);
+    sq_durable_close(r->durable);
     free(r->dir);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -181,8 +192,12 @@ static bool refresh(sq_ringer *r) {
     return true;
 }
 
+/* The durable seq first: a listener woken by the datagram reads up to it. */
 static void ring_locked(sq_ringer *r, int64_t seq) {
-    if (!refresh(r) || r->n == 0) return;
+    if (!refresh(r)) return;
+    if (r->durable == NULL) r->durable = sq_durable_open(r->dir);
+    sq_durable_raise(r->durable, seq);
+    if (r->n == 0) return;
     if (r->fd < 0 && (r->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return;
     for (size_t i = 0; i < r->n; i++) {

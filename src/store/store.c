@@ -502,6 +502,12 @@ int store_listener_drain(store_listener *l, int64_t *newest_seq) {
     return l->pg ? pg_listener_drain(l->pg, newest_seq) : sq_listener_drain(l->sq, newest_seq);
 }
 
+/* PostgreSQL's commits are durable once visible: no bound. */
+int64_t store_listener_durable_seq(const store_listener *l) {
+    if (l == NULL || l->pg) return INT64_MAX;
+    return sq_listener_durable(l->sq);
+}
+
 void store_listener_close(store_listener *l) {
     if (l == NULL) return;
     pg_listener_close(l->pg);

@@ -543,6 +543,16 @@ int store_listener_fd(const store_listener *l);
 int store_listener_drain(store_listener *l, int64_t *newest_seq);
 void store_listener_close(store_listener *l);
 
+/* The newest event seq known to be on stable storage, for readers that
+ * publish events (the WebSocket hubs): events above it may still be lost
+ * by a power cut - the scheduler's rounds do not wait for their fsync
+ * (store_sync_take) - and a restarted store would give their seqs to other
+ * events, which a client that saw the lost ones would then miss. SQLite: a
+ * value shared by the database's processes, raised by every ring (each
+ * comes after an fsync); INT64_MAX when unknown (nothing to bound by) and
+ * for NULL and PostgreSQL (a commit is durable once visible). */
+int64_t store_listener_durable_seq(const store_listener *l);
+
 /* ---- the admission line at a glance --------------------------------------- */
 
 typedef struct store_queue_stats {

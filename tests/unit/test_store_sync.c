@@ -357,6 +357,31 @@ static void test_a_ticket_syncs_the_wal_of_a_linked_database(void **state) {
     store_close(st);
 }
 
+/* The durable seq readers stop at (store_listener_durable_seq): a
+ * deferred commit's events stay above it until a ticket covering them
+ * ran; a synchronous commit raises it at once. Fails if the bound moves
+ * before the fsync or not at all. */
+static void test_the_durable_seq_follows_the_fsyncs(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN];
+    store_listener *l = NULL;
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &l, err, sizeof(err)), TS_OK);
+    int64_t id = submit_ok(f->st, "ann"), newest = 0;
+    assert_int_equal(store_events_last_seq(f->st, &newest, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_durable_seq(l), newest);
+    assert_int_equal(store_set_deferred_sync(f->st, true, err, sizeof(err)), TS_OK);
+    store_sync_ticket *t = commit_and_take(f->st, id, 0);
+    int64_t before = newest;
+    assert_int_equal(store_events_last_seq(f->st, &newest, err, sizeof(err)), TS_OK);
+    assert_true(newest > before);
+    assert_int_equal(store_listener_durable_seq(l), before); /* committed, not on disk */
+    assert_int_equal(store_sync_ticket_run(t, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_durable_seq(l), newest);
+    store_sync_ticket_free(t);
+    assert_int_equal(store_listener_durable_seq(NULL), INT64_MAX); /* unknown: no bound */
+    store_listener_close(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_deferred_commit_rings_listeners_after_the_fsync,
@@ -375,6 +400,7 @@ int main(void) {
             test_a_failed_fsync_fails_the_later_tickets_of_its_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_ticket_syncs_the_wal_of_a_linked_database, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_the_durable_seq_follows_the_fsyncs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, install_fault_vfs, NULL);
 }
