@@ -16,8 +16,9 @@
  * Where: 8 bytes at the start of "<database>-wake/durable", mapped shared
  * by each process; raised with an atomic compare-and-swap (lock-free on
  * every platform tessera builds on: x86-64, arm64), never lowered. A
- * missing or unmappable file means "unknown": readers then read
- * everything, as before this file existed.
+ * missing, special or unmappable file, or one whose block cannot be
+ * allocated (a full disk), means "unknown": readers then read everything,
+ * as before this file existed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,8 +46,9 @@ sq_durable *sq_durable_open(const char *wake_dir) {
     if (fd < 0) return NULL;
     struct stat sb;
     void *map = MAP_FAILED;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
-        (sb.st_size >= DURABLE_BYTES || ftruncate(fd, DURABLE_BYTES) == 0))
+    /* Blocks allocated, not a sparse page: a store into a hole of a full
+     * file system would be SIGBUS, not an error. Without them: unknown. */
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && posix_fallocate(fd, 0, DURABLE_BYTES) == 0)
         map = mmap(NULL, DURABLE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return NULL;

@@ -382,6 +382,39 @@ static void test_the_durable_seq_follows_the_fsyncs(void **state) {
     store_listener_close(l);
 }
 
+/* The durable file as an attacker or an accident leaves it: a directory,
+ * or a link to another file. Neither is followed nor written; the bound
+ * is unknown (no bound, as before the file existed), and rings still
+ * work. Fails if the link is followed (its target grows) or the process
+ * crashes. */
+static void test_a_durable_file_that_is_not_a_file_is_unknown(void **state) {
+    fx *f = *state;
+    char err[TS_ERRLEN], wake[192], durable[220], target[220];
+    snprintf(wake, sizeof(wake), "%s-wake", f->path);
+    snprintf(durable, sizeof(durable), "%s/durable", wake);
+    snprintf(target, sizeof(target), "%s/target", f->dir);
+    assert_int_equal(mkdir(wake, 0700), 0);
+    assert_int_equal(mkdir(durable, 0700), 0);
+    store_listener *l = NULL;
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &l, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_durable_seq(l), INT64_MAX);
+    store_listener_close(l);
+    assert_int_equal(rmdir(durable), 0);
+    FILE *t = fopen(target, "w");
+    assert_non_null(t);
+    fclose(t);
+    assert_int_equal(symlink(target, durable), 0);
+    assert_int_equal(store_listener_open(f->path, STORE_WAKE_EVENTS, &l, err, sizeof(err)), TS_OK);
+    assert_int_equal(store_listener_durable_seq(l), INT64_MAX);
+    submit_ok(f->st, "ann"); /* rings, and tries the file itself */
+    int64_t seq = 0;
+    assert_int_equal(store_listener_drain(l, &seq), 1);
+    struct stat sb;
+    assert_int_equal(stat(target, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    store_listener_close(l);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_deferred_commit_rings_listeners_after_the_fsync,
@@ -401,6 +434,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_a_ticket_syncs_the_wal_of_a_linked_database, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_the_durable_seq_follows_the_fsyncs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_durable_file_that_is_not_a_file_is_unknown, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, install_fault_vfs, NULL);
 }
